@@ -1,0 +1,1 @@
+//! Alerts: what a rule match becomes before it reaches a sink.

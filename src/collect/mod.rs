@@ -1,0 +1,1 @@
+//! Collectors: turn observations of `/proc`, sockets and files into events.

@@ -1,0 +1,1 @@
+//! Configuration: command-line flags > `TASKSENTRY_*` environment variables > YAML file > defaults.

@@ -1,0 +1,14 @@
+//! TaskSentry: a runtime security monitor for Amazon ECS tasks on AWS Fargate.
+//!
+//! The crate is laid out as the pipeline it implements (see `ARCHITECTURE.md`):
+//! collectors ([`collect`]) turn observations of `/proc`, sockets and files into [`event::Event`]s;
+//! the rule engine ([`rules`]) matches events against Falco-compatible rules; [`alert`] turns
+//! matches into alerts; sinks ([`sink`]) deliver them. [`ecs`] knows about the task's metadata.
+
+pub mod alert;
+pub mod collect;
+pub mod config;
+pub mod ecs;
+pub mod event;
+pub mod rules;
+pub mod sink;

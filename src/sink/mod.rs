@@ -1,0 +1,1 @@
+//! Sinks: where alerts and events are delivered (stdout JSON lines, CloudWatch Logs).
