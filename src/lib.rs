@@ -6,9 +6,13 @@
 //! matches into alerts; sinks ([`sink`]) deliver them. [`ecs`] knows about the task's metadata.
 
 pub mod alert;
+pub mod app;
+pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod ecs;
 pub mod event;
+pub mod pipeline;
 pub mod rules;
 pub mod sink;
+pub mod yaml;

@@ -1,0 +1,59 @@
+//! `tasksentry run`: builds the pipeline from the configuration, runs it until SIGTERM or
+//! SIGINT, then stops the collectors, drains the queues and flushes the sinks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, Emit};
+use crate::pipeline::{self, Counters, EmitEvents, Processor};
+
+/// Runs the monitor until it is asked to stop. Returns when every queued line was written.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let processor: Box<dyn Processor> = match config.emit {
+        Emit::Events => Box::new(EmitEvents),
+        Emit::Alerts => Box::new(EmitEvents),
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    let (event_tx, event_rx) = sync_channel(config.queue_capacity);
+    let (line_tx, line_rx) = mpsc::channel(config.queue_capacity);
+
+    let engine = {
+        let shutdown = shutdown.clone();
+        let counters = counters.clone();
+        std::thread::Builder::new()
+            .name("engine".into())
+            .spawn(move || pipeline::run_engine(event_rx, processor, line_tx, shutdown, counters))
+            .context("starting the engine thread")?
+    };
+    drop(event_tx);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let sink = tokio::spawn(pipeline::stdout_sink(line_rx));
+        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("installing the SIGINT handler")?;
+        tokio::select! {
+            _ = sigterm.recv() => tracing::info!(signal = "SIGTERM", "Stopping."),
+            _ = sigint.recv() => tracing::info!(signal = "SIGINT", "Stopping."),
+        }
+        shutdown.store(true, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || engine.join())
+            .await
+            .context("joining the engine thread")?
+            .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
+        sink.await
+            .context("joining the stdout sink")?
+            .context("writing to stdout")?;
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,237 @@
+//! The command line: subcommands and flags (clap derive). Every flag of `run` has a
+//! `TASKSENTRY_*` environment variable; flags win over variables, which win over the
+//! configuration file, which wins over the defaults (see [`crate::config`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Emit, LogFormat, Overrides, RuleMatchingMode};
+
+/// Exit codes of the `tasksentry` binary.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A runtime failure (or, for `rules validate`, rule files with errors).
+    pub const FAILURE: u8 = 1;
+    /// Bad command-line usage (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// Invalid configuration or rules at start (`EX_CONFIG` from sysexits.h).
+    pub const CONFIG: u8 = 78;
+}
+
+/// TaskSentry: a runtime security monitor for ECS tasks on AWS Fargate.
+///
+/// Run it as a sidecar container in a task with `pidMode: task`: it watches the other
+/// containers' processes through /proc, matches what it sees against Falco-compatible rules
+/// (a default set is built in) and prints one JSON alert per line on stdout.
+///
+/// Exit codes: 0 success, 1 runtime failure (or rule files with errors for `rules validate`),
+/// 2 bad usage, 78 invalid configuration or rules at start.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tasksentry",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the monitor: watch the task and print alerts (or events) as JSON lines on stdout.
+    Run(RunArgs),
+    /// Print the catalogue of fields that rules and outputs can use.
+    Fields(FieldsArgs),
+    /// Work with rule files offline: validate, list, replay recorded events.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Print the version and the Falco rule-engine version TaskSentry is compatible with.
+    Version,
+}
+
+/// Flags of `tasksentry run`; each one can also be set by its environment variable or in the
+/// configuration file (`--config`), in that order of precedence.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// YAML configuration file (keys are the long flag names with `_` for `-`).
+    #[arg(long, env = "TASKSENTRY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to print: `alerts` (rule matches, default) or `events` (every observation, the
+    /// format that `rules test --events` replays).
+    #[arg(long, env = "TASKSENTRY_EMIT", value_enum)]
+    pub emit: Option<Emit>,
+    /// /proc rescan interval [default: 100ms]; inotify triggers rescan sooner.
+    #[arg(long, env = "TASKSENTRY_INTERVAL", value_name = "DURATION")]
+    pub interval: Option<String>,
+    /// Where the task's /proc is mounted [default: /proc].
+    #[arg(long, env = "TASKSENTRY_PROC_ROOT", value_name = "DIR")]
+    pub proc_root: Option<PathBuf>,
+    /// Extra rule file or directory, loaded after the embedded defaults (repeatable; the
+    /// variable takes a comma-separated list).
+    #[arg(
+        long = "rules",
+        env = "TASKSENTRY_RULES",
+        value_name = "PATH",
+        value_delimiter = ','
+    )]
+    pub rules: Option<Vec<PathBuf>>,
+    /// Do not load the embedded default rules.
+    #[arg(long, env = "TASKSENTRY_NO_DEFAULT_RULES", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub no_default_rules: Option<bool>,
+    /// A rule that needs a field TaskSentry does not provide is an error, not a skip.
+    #[arg(long, env = "TASKSENTRY_STRICT", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub strict: Option<bool>,
+    /// `first`: only the first matching rule alerts (Falco's default); `all`: every one.
+    #[arg(long, env = "TASKSENTRY_RULE_MATCHING", value_enum)]
+    pub rule_matching: Option<RuleMatchingMode>,
+    /// Do not evaluate rules less severe than this priority [default: debug].
+    #[arg(long, env = "TASKSENTRY_MIN_PRIORITY", value_name = "PRIORITY")]
+    pub min_priority: Option<String>,
+    /// Rescan /proc at once when a container opens its loader or a PATH binary [default: true].
+    #[arg(long, env = "TASKSENTRY_TRIGGERS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub triggers: Option<bool>,
+    /// Extra environment variable names to read from processes (comma-separated).
+    #[arg(
+        long,
+        env = "TASKSENTRY_ENV_ALLOWLIST",
+        value_name = "NAMES",
+        value_delimiter = ','
+    )]
+    pub env_allowlist: Option<Vec<String>>,
+    /// Capacity of the bounded queues between pipeline stages [default: 16384].
+    #[arg(long, env = "TASKSENTRY_QUEUE_CAPACITY", value_name = "N")]
+    pub queue_capacity: Option<usize>,
+    /// The `hostname` written in alerts [default: this machine's host name].
+    #[arg(long, env = "TASKSENTRY_HOSTNAME")]
+    pub hostname: Option<String>,
+    /// Filter for TaskSentry's own logs on stderr [default: info].
+    #[arg(long, env = "TASKSENTRY_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Format of TaskSentry's own logs on stderr [default: text].
+    #[arg(long, env = "TASKSENTRY_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+impl RunArgs {
+    /// The settings given on the command line or in the environment.
+    pub fn overrides(self) -> Overrides {
+        Overrides {
+            config_file: self.config,
+            emit: self.emit,
+            interval: self.interval,
+            proc_root: self.proc_root,
+            rules: self.rules,
+            no_default_rules: self.no_default_rules,
+            strict: self.strict,
+            rule_matching: self.rule_matching,
+            min_priority: self.min_priority,
+            triggers: self.triggers,
+            env_allowlist: self.env_allowlist,
+            queue_capacity: self.queue_capacity,
+            hostname: self.hostname,
+            log_level: self.log_level,
+            log_format: self.log_format,
+        }
+    }
+}
+
+/// Flags of `tasksentry fields`.
+#[derive(Debug, Args)]
+pub struct FieldsArgs {
+    /// Print the catalogue as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tasksentry rules ...`.
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Check rule files: load them (after the embedded defaults unless --no-default-rules) and
+    /// report rules loaded, rules skipped with reasons, and every error with file:line:column.
+    /// Exit code 0 when there is no error, 1 otherwise.
+    Validate {
+        /// Rule files or directories, loaded in order.
+        #[arg(required = true, value_name = "FILES")]
+        files: Vec<PathBuf>,
+        /// A rule that needs a field TaskSentry does not provide is an error, not a skip.
+        #[arg(long)]
+        strict: bool,
+        /// Validate the files alone, without the embedded default rules before them.
+        #[arg(long)]
+        no_default_rules: bool,
+    },
+    /// List the rules (embedded defaults, then FILES): name, priority, enabled, event types, tags.
+    List {
+        /// Extra rule files or directories.
+        #[arg(value_name = "FILES")]
+        files: Vec<PathBuf>,
+        /// Without the embedded default rules.
+        #[arg(long)]
+        no_default_rules: bool,
+    },
+    /// Replay recorded events (`tasksentry run --emit events` output, one JSON event per line)
+    /// through rules and print the alerts they raise, one JSON line each.
+    Test {
+        /// The recording (NDJSON); `-` reads stdin.
+        #[arg(long, value_name = "FILE.ndjson")]
+        events: PathBuf,
+        /// Extra rule files or directories, loaded after the embedded defaults.
+        #[arg(value_name = "RULE_FILES")]
+        files: Vec<PathBuf>,
+        /// Without the embedded default rules.
+        #[arg(long)]
+        no_default_rules: bool,
+        /// `first` (default) or `all` matching rules alert.
+        #[arg(long, value_enum, default_value = "first")]
+        rule_matching: RuleMatchingMode,
+        /// The `hostname` written in alerts [default: this machine's host name].
+        #[arg(long)]
+        hostname: Option<String>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_setting_has_a_flag_and_variable() {
+        let command = Cli::command();
+        let run = command.find_subcommand("run").expect("run exists");
+        for (name, flag, env, ..) in crate::config::SETTINGS {
+            let long = flag.trim_start_matches("--");
+            let arg = run
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some(long))
+                .unwrap_or_else(|| panic!("setting {name} has no flag {flag}"));
+            assert_eq!(
+                arg.get_env().and_then(|e| e.to_str()),
+                Some(*env),
+                "setting {name} must read {env}"
+            );
+        }
+    }
+
+    #[test]
+    fn bool_flags_work_bare_and_with_values() {
+        let cli = Cli::try_parse_from(["tasksentry", "run", "--strict", "--triggers", "false"])
+            .expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("run expected")
+        };
+        assert_eq!(args.strict, Some(true));
+        assert_eq!(args.triggers, Some(false));
+    }
+}
