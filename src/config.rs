@@ -571,3 +571,16 @@ mod tests {
         assert!(FileConfig::parse("interval: [1, 2]\n").is_err());
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    /// The README's configuration table must say what the code does.
+    #[test]
+    fn readme_table_matches_settings() {
+        let readme = include_str!("../README.md");
+        for (name, flag, env, default, meaning) in super::SETTINGS {
+            let row = format!("| {name} | `{flag}` | `{env}` | {default} | {meaning} |");
+            assert!(readme.contains(&row), "README.md lacks the row:\n{row}");
+        }
+    }
+}
