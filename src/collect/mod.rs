@@ -38,3 +38,5 @@ pub enum CollectError {
 
 #[cfg(test)]
 mod tests_fixture;
+#[cfg(test)]
+mod tests_real;

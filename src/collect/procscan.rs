@@ -511,6 +511,7 @@ impl ProcScanner {
                 &stat,
                 id,
                 Exclusion::KernelThread,
+                false,
                 now,
                 String::new(),
                 None,
@@ -537,7 +538,16 @@ impl ProcScanner {
             .intern(&container_id, exclusion.filter(|_| container_level));
         if let Some(exclusion) = exclusion {
             let stat = identity.stat.clone();
-            self.insert_minimal(key, &stat, id, exclusion, now, cgroup.path, identity.mnt_ns);
+            self.insert_minimal(
+                key,
+                &stat,
+                id,
+                exclusion,
+                container_level,
+                now,
+                cgroup.path,
+                identity.mnt_ns,
+            );
             return true;
         }
         let Some(read) = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)
@@ -586,6 +596,7 @@ impl ProcScanner {
         stat: &Stat,
         id: Arc<str>,
         exclusion: Exclusion,
+        container_level: bool,
         now: Instant,
         cgroup: String,
         mnt_ns: Option<u64>,
@@ -598,7 +609,9 @@ impl ProcScanner {
             name: stat.comm.clone(),
             ..Process::default()
         };
-        if exclusion != Exclusion::KernelThread {
+        // A process excluded on its own (pid 1, the monitor on a host) is not a member: it
+        // must not become the root process its container's files are reached through.
+        if container_level {
             self.tables.containers.add_member(
                 &id,
                 MemberInfo {
