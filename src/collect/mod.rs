@@ -1,1 +1,42 @@
 //! Collectors: turn observations of `/proc`, sockets and files into events.
+//!
+//! The `procscan` collector lives in [`procscan`]: it polls `/proc` (plus inotify triggers) and
+//! maintains the shared [`table::ProcessTable`] and [`table::ContainerTable`] that the other
+//! collectors use for attribution. [`proc`] reads one process, [`cgroup`] recognises
+//! containers, [`users`] resolves names from a container's own `/etc/passwd`.
+
+pub mod cgroup;
+pub mod proc;
+pub mod procscan;
+pub mod table;
+pub mod triggers;
+pub mod users;
+
+use std::path::PathBuf;
+
+pub use procscan::{ProcScanConfig, ProcScanner, spawn_procscan, spawn_procscan_shared};
+pub use table::{ContainerTable, ProcKey, ProcessTable, SharedTables, Tables};
+
+/// Errors starting a collector.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The proc root cannot be listed.
+    #[error("cannot read the proc root {path}: {source}")]
+    ProcRoot {
+        /// The proc root.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// No inotify instance could be created.
+    #[error("cannot create an inotify instance for exec triggers: {source}")]
+    Inotify {
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests_fixture;
+#[cfg(test)]
+mod tests_real;

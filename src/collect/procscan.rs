@@ -1,0 +1,1015 @@
+//! The procscan collector: diffs `/proc` on every scan and reports new process images
+//! (`execve`), exits (`procexit`) and processes it missed (`tasksentry`/`processes_missed`).
+//!
+//! [`ProcScanner`] is the single-threaded, testable core; [`spawn_procscan`] runs it on a
+//! dedicated OS thread that scans every `interval` and, when `triggers` is on, right after an
+//! inotify trigger fires (see [`super::triggers`]).
+//!
+//! Cost per scan: one `readdir` of the proc root. A process is read in full once, when it is
+//! first seen. After that only its `stat` is re-read: on every scan while it is young
+//! (`young_window`, to catch the exec that usually follows a fork), once per `recheck_period`
+//! when older (spread over scans by pid), and whenever its pid falls in the range the kernel
+//! allocated since the last scan (the only way its pid could have been recycled). An exec is
+//! recognised from `stat` alone: a new `comm` or a new memory map (the addresses of code,
+//! stack and arguments; every exec builds a new map, a fork copies its parent's). A process
+//! first seen between its fork and its exec is therefore reported twice: once with its
+//! parent's image, and again once it has exec'd.
+//!
+//! Missed processes: `<proc_root>/sys/kernel/ns_last_pid` is the last pid the PID namespace
+//! allocated. Every pid allocated since the previous scan (the range between the two readings,
+//! wrapping at `pid_max` back to 300 as the kernel does) must be a process seen new in this
+//! scan, a known process that exited, or something still in `/proc` (a live process or a live
+//! thread: `/proc/<tid>` exists for threads although `readdir` does not list them); every other
+//! pid in the range was a process or thread that started and ended between two scans. The count
+//! is an approximation in both directions: a thread created and gone between scans counts as a
+//! missed process (over-count), and more than `pid_max` allocations between two scans cannot be
+//! seen (under-count). It is only meaningful when the monitor shares the PID namespace it scans,
+//! which is the case on Fargate with `pidMode: task`. Processes that vanished while being read
+//! are counted as missed too.
+//!
+//! Exclusions (never reported, but kept in the table so other collectors can drop their
+//! events): kernel threads; with `exclude_self`, the monitor, its children and every process of
+//! its container (same container id, or same mount namespace); with `exclude_pause`, pid 1 of
+//! the namespace (the task's pause process) and every process of its container when pid 1 is in
+//! a recognised container.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use super::CollectError;
+use super::cgroup::{CgroupInfo, HOST_ID, parse_cgroup};
+use super::proc::{
+    Clock, DEFAULT_ENV_ALLOWLIST, ProcIdentity, ReadOptions, Stat, parse_ns_link, read_identity,
+    read_link_string, read_process, read_stat,
+};
+use super::table::{
+    ContainerTable, Exclusion, MemberInfo, ProcEntry, ProcKey, ProcessTable, SharedTables, Tables,
+};
+use super::triggers::Triggers;
+use super::users::UserDbCache;
+use crate::event::{Collector, Event, EventType, Internal, Process};
+
+/// Settings of the procscan collector.
+#[derive(Debug, Clone)]
+pub struct ProcScanConfig {
+    /// Where `/proc` is (tests use fixture trees).
+    pub proc_root: PathBuf,
+    /// Time between two periodic scans.
+    pub interval: Duration,
+    /// Environment variable names kept in `proc.env`.
+    pub env_allowlist: Vec<String>,
+    /// Scan immediately on inotify triggers (exec of binaries, loader opens).
+    pub triggers: bool,
+    /// How long exited processes stay in the table for late attribution.
+    pub exited_grace: Duration,
+    /// Cap on the command-line bytes kept per process.
+    pub max_cmdline_bytes: usize,
+    /// Exclude the monitor, its children and its own container. Tests that run in the host
+    /// namespace turn this off to see their own children.
+    pub exclude_self: bool,
+    /// Exclude pid 1 (the task's pause process) and its container.
+    pub exclude_pause: bool,
+    /// A process is re-checked for an exec on every scan for this long after it was first seen.
+    pub young_window: Duration,
+    /// Older processes are re-checked for an exec in place this often.
+    pub recheck_period: Duration,
+    /// Minimum time between the end of one scan and a trigger-driven scan. The effective
+    /// spacing is never less than the duration of the last scan, so triggers can use at most
+    /// about half of one core.
+    pub trigger_min_spacing: Duration,
+    /// Time to wait after a trigger before scanning, so an exec that is still in progress (the
+    /// binary is opened before the new image is committed) is seen complete.
+    pub trigger_delay: Duration,
+}
+
+impl Default for ProcScanConfig {
+    fn default() -> Self {
+        ProcScanConfig {
+            proc_root: PathBuf::from("/proc"),
+            interval: Duration::from_millis(100),
+            env_allowlist: DEFAULT_ENV_ALLOWLIST
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            triggers: true,
+            exited_grace: Duration::from_secs(5),
+            max_cmdline_bytes: 64 * 1024,
+            exclude_self: true,
+            exclude_pause: true,
+            young_window: Duration::from_secs(2),
+            recheck_period: Duration::from_secs(5),
+            trigger_min_spacing: Duration::from_millis(1),
+            trigger_delay: Duration::from_millis(1),
+        }
+    }
+}
+
+/// Counters about the scanner's work.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    /// Scans done.
+    pub scans: u64,
+    /// `execve` events for new processes.
+    pub new_processes: u64,
+    /// `execve` events for exec in place.
+    pub execs: u64,
+    /// `procexit` events.
+    pub exits: u64,
+    /// Processes counted missed.
+    pub missed: u64,
+    /// Full process reads.
+    pub full_reads: u64,
+    /// `stat` re-reads of known processes.
+    pub stat_checks: u64,
+    /// Duration of the last scan.
+    pub last_scan: Duration,
+}
+
+/// Scanner bookkeeping for one process.
+#[derive(Debug, Clone)]
+struct Track {
+    stat: Stat,
+    first_seen: Instant,
+    last_check: Instant,
+    cgroup: String,
+    mnt_ns: Option<u64>,
+}
+
+/// What the monitor knows about itself, for exclusion.
+#[derive(Debug, Clone, Default)]
+struct SelfInfo {
+    pid: Option<i32>,
+    container: Option<String>,
+    mnt_ns: Option<u64>,
+}
+
+/// Pids the kernel allocated between two readings of `ns_last_pid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct AllocRange {
+    /// Half-open ranges `[start, end)`.
+    parts: [(i32, i32); 2],
+}
+
+/// After wrapping, the kernel allocates from here (`RESERVED_PIDS`).
+const RESERVED_PIDS: i32 = 300;
+
+/// Past this many pids in one range, missed processes are estimated instead of probed.
+const MAX_MISSED_PROBES: usize = 8192;
+
+impl AllocRange {
+    fn empty() -> AllocRange {
+        AllocRange {
+            parts: [(0, 0), (0, 0)],
+        }
+    }
+
+    fn new(prev: i32, cur: i32, pid_max: i32) -> AllocRange {
+        if cur >= prev {
+            AllocRange {
+                parts: [(prev + 1, cur + 1), (0, 0)],
+            }
+        } else {
+            let low = if pid_max > RESERVED_PIDS {
+                RESERVED_PIDS
+            } else {
+                1
+            };
+            AllocRange {
+                parts: [(prev + 1, pid_max), (low, cur + 1)],
+            }
+        }
+    }
+
+    fn contains(&self, pid: i32) -> bool {
+        self.parts.iter().any(|&(s, e)| pid >= s && pid < e)
+    }
+
+    fn len(&self) -> usize {
+        self.parts
+            .iter()
+            .map(|&(s, e)| usize::try_from(e - s).unwrap_or(0))
+            .sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = i32> + '_ {
+        self.parts.iter().flat_map(|&(s, e)| s..e)
+    }
+}
+
+/// The procscan core. Single-threaded; call [`ProcScanner::scan`] repeatedly.
+#[derive(Debug)]
+pub struct ProcScanner {
+    config: ProcScanConfig,
+    options: ReadOptions,
+    clock: Clock,
+    tables: Tables,
+    shared: SharedTables,
+    dirty: bool,
+    track: std::collections::HashMap<ProcKey, Track>,
+    users: UserDbCache,
+    me: SelfInfo,
+    pause_container: Option<String>,
+    last_pid: Option<i32>,
+    pid_max: i32,
+    triggers: Option<Triggers>,
+    watch_limit_reported: bool,
+    buf: Vec<u8>,
+    pids: Vec<i32>,
+    seen: HashSet<i32>,
+    stats: ScanStats,
+    last_warning: Option<Instant>,
+}
+
+impl ProcScanner {
+    /// A scanner over `config.proc_root`. Fails if the proc root cannot be listed or (with
+    /// `triggers`) if no inotify instance can be created.
+    pub fn new(config: ProcScanConfig) -> Result<ProcScanner, CollectError> {
+        let root = config.proc_root.clone();
+        std::fs::read_dir(&root).map_err(|source| CollectError::ProcRoot {
+            path: root.clone(),
+            source,
+        })?;
+        let triggers = if config.triggers {
+            Some(Triggers::new().map_err(|source| CollectError::Inotify { source })?)
+        } else {
+            None
+        };
+        let me = if config.exclude_self {
+            read_self_info(&root)
+        } else {
+            SelfInfo::default()
+        };
+        let pause_container = if config.exclude_pause {
+            std::fs::read_to_string(root.join("1/cgroup"))
+                .ok()
+                .and_then(|text| parse_cgroup(&text).container_id)
+        } else {
+            None
+        };
+        let pid_max = std::fs::read_to_string(root.join("sys/kernel/pid_max"))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(4_194_304);
+        Ok(ProcScanner {
+            options: ReadOptions {
+                env_allowlist: config.env_allowlist.clone(),
+                max_cmdline_bytes: config.max_cmdline_bytes,
+            },
+            clock: Clock::read(&root),
+            tables: Tables::default(),
+            shared: SharedTables::default(),
+            dirty: false,
+            track: std::collections::HashMap::new(),
+            users: UserDbCache::new(Duration::from_secs(1)),
+            me,
+            pause_container,
+            last_pid: None,
+            pid_max,
+            triggers,
+            watch_limit_reported: false,
+            buf: Vec::with_capacity(8192),
+            pids: Vec::new(),
+            seen: HashSet::new(),
+            stats: ScanStats::default(),
+            last_warning: None,
+            config,
+        })
+    }
+
+    /// The process table as of the last scan.
+    pub fn process_table(&self) -> &ProcessTable {
+        &self.tables.processes
+    }
+
+    /// The container table as of the last scan.
+    pub fn container_table(&self) -> &ContainerTable {
+        &self.tables.containers
+    }
+
+    /// A handle other collectors use to read the tables (published after each scan that
+    /// changed them).
+    pub fn shared_tables(&self) -> SharedTables {
+        self.shared.clone()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &ScanStats {
+        &self.stats
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProcScanConfig {
+        &self.config
+    }
+
+    /// The inotify trigger descriptor, when triggers are on.
+    pub fn trigger_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.triggers.as_ref().map(Triggers::fd)
+    }
+
+    /// Reads pending trigger events without blocking; returns how many there were.
+    pub fn drain_triggers(&mut self) -> usize {
+        let Some(triggers) = self.triggers.as_mut() else {
+            return 0;
+        };
+        match triggers.drain() {
+            Ok(count) => count,
+            Err(error) => {
+                if rate_limit(&mut self.last_warning) {
+                    warn!(%error, "reading inotify triggers failed");
+                }
+                // Treat as a trigger: a scan is the safe reaction.
+                1
+            }
+        }
+    }
+
+    /// One scan: appends the events it produced to `out`.
+    pub fn scan(&mut self, out: &mut Vec<Event>) {
+        let now = Instant::now();
+        let root = self.config.proc_root.clone();
+        let last_pid_now = std::fs::read_to_string(root.join("sys/kernel/ns_last_pid"))
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok());
+        if let Err(error) = list_pids(&root, &mut self.pids) {
+            if rate_limit(&mut self.last_warning) {
+                warn!(path = %root.display(), %error, "cannot list the proc root");
+            }
+            return;
+        }
+        let alloc = match (self.last_pid, last_pid_now) {
+            (Some(prev), Some(cur)) if prev != cur => AllocRange::new(prev, cur, self.pid_max),
+            _ => AllocRange::empty(),
+        };
+
+        // 1. Classify every listed pid: new, known (maybe re-checked), recycled.
+        let mut candidates: Vec<Stat> = Vec::new();
+        let mut execs: Vec<(ProcKey, Stat)> = Vec::new();
+        let mut exits: Vec<ProcKey> = Vec::new();
+        self.seen.clear();
+        for &pid in &self.pids {
+            self.seen.insert(pid);
+            let Some(start) = self.tables.processes.live_start(pid) else {
+                if let Some(stat) = read_stat(&root, pid, &mut self.buf) {
+                    candidates.push(stat);
+                }
+                continue;
+            };
+            let key = ProcKey {
+                pid,
+                start_ticks: start,
+            };
+            let Some(track) = self.track.get_mut(&key) else {
+                continue;
+            };
+            let young = now.saturating_duration_since(track.first_seen) < self.config.young_window;
+            let due = now.saturating_duration_since(track.last_check) >= self.config.recheck_period;
+            if !(young || due || alloc.contains(pid)) {
+                continue;
+            }
+            track.last_check = now;
+            self.stats.stat_checks += 1;
+            match read_stat(&root, pid, &mut self.buf) {
+                // Vanished since the readdir: the next scan sees it gone.
+                None => {}
+                Some(stat) if stat.starttime != start => {
+                    exits.push(key);
+                    candidates.push(stat);
+                }
+                Some(stat) => {
+                    let excluded = self
+                        .tables
+                        .processes
+                        .get(&key)
+                        .is_some_and(|e| e.excluded.is_some());
+                    if !excluded && stat.image_changed_since(&track.stat) {
+                        execs.push((key, stat));
+                    }
+                }
+            }
+        }
+        for (key, _) in self.tables.processes.live() {
+            if !self.seen.contains(&key.pid) {
+                exits.push(key);
+            }
+        }
+
+        // 2. Exits.
+        let exited_pids: HashSet<i32> = exits.iter().map(|k| k.pid).collect();
+        for key in exits {
+            self.handle_exit(key, now, out);
+        }
+
+        // 3. New processes, oldest first so parents are in the table before their children.
+        candidates.sort_by_key(|s| (s.starttime, s.pid));
+        let mut vanished = 0u64;
+        let new_pids: HashSet<i32> = candidates.iter().map(|s| s.pid).collect();
+        for stat in candidates {
+            if !self.handle_new(stat, now, out) {
+                vanished += 1;
+            }
+        }
+
+        // 4. Exec in place.
+        for (key, stat) in execs {
+            self.handle_exec(key, stat, now, out);
+        }
+
+        // 5. Missed processes.
+        let missed = self.count_missed(&alloc, &new_pids, &exited_pids) + vanished;
+        if last_pid_now.is_some() {
+            self.last_pid = last_pid_now;
+        }
+        if missed > 0 {
+            self.stats.missed += missed;
+            let mut event = Event::new(EventType::Tasksentry, Collector::Procscan);
+            event.internal = Some(Internal {
+                kind: "processes_missed".into(),
+                message: format!(
+                    "{missed} pids were allocated since the previous /proc scan to processes (or threads) that were gone before they could be read"
+                ),
+                count: Some(missed),
+            });
+            out.push(event);
+        }
+
+        // 6. Housekeeping.
+        if self.tables.processes.purge(now, self.config.exited_grace) > 0 {
+            self.dirty = true;
+        }
+        for id in self.tables.containers.purge(now, self.config.exited_grace) {
+            self.users.forget(&id);
+            self.dirty = true;
+        }
+        self.sync_triggers(out);
+        if self.dirty {
+            self.shared.publish(self.tables.clone());
+            self.dirty = false;
+        }
+        self.stats.scans += 1;
+        self.stats.last_scan = now.elapsed();
+    }
+
+    fn handle_exit(&mut self, key: ProcKey, now: Instant, out: &mut Vec<Event>) {
+        let track = self.track.remove(&key);
+        let Some(entry) = self.tables.processes.mark_exited(key, now).cloned() else {
+            return;
+        };
+        self.dirty = true;
+        if let Some(new_root) = self
+            .tables
+            .containers
+            .remove_member(&entry.container_id, key, now)
+            && let Some(root_track) = self.track.get(&new_root)
+        {
+            let start_time = self
+                .tables
+                .processes
+                .get(&new_root)
+                .and_then(|e| e.process.start_time);
+            self.tables.containers.set_root_details(
+                &entry.container_id,
+                MemberInfo {
+                    key: new_root,
+                    cgroup: root_track.cgroup.clone(),
+                    mnt_ns: root_track.mnt_ns,
+                    start_time,
+                },
+            );
+        }
+        drop(track);
+        if entry.excluded.is_none() {
+            self.stats.exits += 1;
+            out.push(self.event_for(EventType::Procexit, key, &entry));
+        }
+    }
+
+    /// Handles a pid not in the table. Returns false when the process vanished before it
+    /// could be read.
+    fn handle_new(&mut self, stat: Stat, now: Instant, out: &mut Vec<Event>) -> bool {
+        let root = self.config.proc_root.clone();
+        let key = ProcKey {
+            pid: stat.pid,
+            start_ticks: stat.starttime,
+        };
+        if self.tables.processes.get(&key).is_some() {
+            // Already known under this key (a recycled-looking reading of the same process).
+            return true;
+        }
+        if stat.is_kernel_thread() {
+            let id = self.tables.containers.intern(HOST_ID, None);
+            self.insert_minimal(
+                key,
+                &stat,
+                id,
+                Exclusion::KernelThread,
+                false,
+                now,
+                String::new(),
+                None,
+            );
+            return true;
+        }
+        let identity = read_identity(&root, stat, &mut self.buf);
+        let cgroup = identity
+            .cgroup
+            .as_deref()
+            .map(parse_cgroup)
+            .unwrap_or_else(|| CgroupInfo {
+                container_id: None,
+                path: "/".into(),
+            });
+        let container_id = cgroup
+            .container_id
+            .clone()
+            .unwrap_or_else(|| HOST_ID.to_string());
+        let (exclusion, container_level) = self.exclusion_for(&identity, &container_id);
+        let id = self
+            .tables
+            .containers
+            .intern(&container_id, exclusion.filter(|_| container_level));
+        if let Some(exclusion) = exclusion {
+            let stat = identity.stat.clone();
+            self.insert_minimal(
+                key,
+                &stat,
+                id,
+                exclusion,
+                container_level,
+                now,
+                cgroup.path,
+                identity.mnt_ns,
+            );
+            return true;
+        }
+        let Some(read) = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)
+        else {
+            return false;
+        };
+        self.stats.full_reads += 1;
+        let mut process = read.process;
+        self.tables.containers.add_member(
+            &id,
+            MemberInfo {
+                key,
+                cgroup: cgroup.path.clone(),
+                mnt_ns: read.mnt_ns,
+                start_time: process.start_time,
+            },
+        );
+        self.resolve_users(&id, &mut process, now);
+        let entry = ProcEntry {
+            process: Arc::new(process),
+            container_id: id,
+            excluded: None,
+            exited_at: None,
+        };
+        self.tables.processes.insert(key, entry.clone());
+        self.track.insert(
+            key,
+            Track {
+                stat: read.stat,
+                first_seen: now,
+                last_check: now,
+                cgroup: cgroup.path,
+                mnt_ns: read.mnt_ns,
+            },
+        );
+        self.dirty = true;
+        self.stats.new_processes += 1;
+        out.push(self.event_for(EventType::Execve, key, &entry));
+        true
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_minimal(
+        &mut self,
+        key: ProcKey,
+        stat: &Stat,
+        id: Arc<str>,
+        exclusion: Exclusion,
+        container_level: bool,
+        now: Instant,
+        cgroup: String,
+        mnt_ns: Option<u64>,
+    ) {
+        let process = Process {
+            pid: key.pid,
+            ppid: stat.ppid,
+            start_ticks: key.start_ticks,
+            start_time: Some(self.clock.start_time(key.start_ticks)),
+            name: stat.comm.clone(),
+            ..Process::default()
+        };
+        // A process excluded on its own (pid 1, the monitor on a host) is not a member: it
+        // must not become the root process its container's files are reached through.
+        if container_level {
+            self.tables.containers.add_member(
+                &id,
+                MemberInfo {
+                    key,
+                    cgroup: cgroup.clone(),
+                    mnt_ns,
+                    start_time: process.start_time,
+                },
+            );
+        }
+        self.tables.processes.insert(
+            key,
+            ProcEntry {
+                process: Arc::new(process),
+                container_id: id,
+                excluded: Some(exclusion),
+                exited_at: None,
+            },
+        );
+        // Excluded processes are still re-checked for pid reuse, with a spread-out schedule.
+        let offset = Duration::from_millis(u64::from(key.pid.unsigned_abs()) % 1000);
+        self.track.insert(
+            key,
+            Track {
+                stat: stat.clone(),
+                first_seen: now.checked_sub(self.config.young_window).unwrap_or(now),
+                last_check: now.checked_sub(offset).unwrap_or(now),
+                cgroup,
+                mnt_ns,
+            },
+        );
+        self.dirty = true;
+    }
+
+    fn handle_exec(&mut self, key: ProcKey, stat: Stat, now: Instant, out: &mut Vec<Event>) {
+        let root = self.config.proc_root.clone();
+        let Some(entry) = self.tables.processes.get(&key).cloned() else {
+            return;
+        };
+        let identity = read_identity(&root, stat, &mut self.buf);
+        let Some(read) = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)
+        else {
+            return;
+        };
+        if read.stat.starttime != key.start_ticks {
+            return;
+        }
+        self.stats.full_reads += 1;
+        let mut process = read.process;
+        self.resolve_users(&entry.container_id, &mut process, now);
+        let process = Arc::new(process);
+        self.tables.processes.update_process(key, process.clone());
+        if let Some(track) = self.track.get_mut(&key) {
+            track.stat = read.stat;
+        }
+        self.dirty = true;
+        self.stats.execs += 1;
+        let entry = ProcEntry { process, ..entry };
+        out.push(self.event_for(EventType::Execve, key, &entry));
+    }
+
+    /// Whether a new process is excluded, and whether the exclusion covers its whole container.
+    fn exclusion_for(
+        &self,
+        identity: &ProcIdentity,
+        container_id: &str,
+    ) -> (Option<Exclusion>, bool) {
+        let pid = identity.stat.pid;
+        if self.config.exclude_pause {
+            if let Some(pause) = &self.pause_container
+                && pause == container_id
+            {
+                return (Some(Exclusion::Pause), true);
+            }
+            if pid == 1 {
+                return (Some(Exclusion::Pause), false);
+            }
+        }
+        if self.config.exclude_self {
+            if let Some(mine) = &self.me.container
+                && mine == container_id
+            {
+                return (Some(Exclusion::Monitor), true);
+            }
+            if self.me.pid == Some(pid)
+                || (self.me.mnt_ns.is_some() && identity.mnt_ns == self.me.mnt_ns)
+            {
+                return (Some(Exclusion::Monitor), false);
+            }
+            let ppid = identity.stat.ppid;
+            if let Some(start) = self.tables.processes.live_start(ppid)
+                && let Some(parent) = self.tables.processes.get(&ProcKey {
+                    pid: ppid,
+                    start_ticks: start,
+                })
+                && parent.excluded == Some(Exclusion::Monitor)
+            {
+                return (Some(Exclusion::Monitor), false);
+            }
+        }
+        (None, false)
+    }
+
+    fn resolve_users(&mut self, container_id: &str, process: &mut Process, now: Instant) {
+        let Some(root) = self
+            .tables
+            .containers
+            .root_path(container_id, &self.config.proc_root)
+        else {
+            return;
+        };
+        let resolved = self
+            .users
+            .resolve(container_id, &root, process.euid, process.egid, now);
+        process.user = resolved.user;
+        process.user_home = resolved.home;
+        process.user_shell = resolved.shell;
+        process.group = resolved.group;
+    }
+
+    fn event_for(&self, evt_type: EventType, key: ProcKey, entry: &ProcEntry) -> Event {
+        let mut event = Event::new(evt_type, Collector::Procscan);
+        let mut process = (*entry.process).clone();
+        process.ancestors = self.tables.processes.ancestors(&key);
+        event.proc = Some(process);
+        event.container = self
+            .tables
+            .containers
+            .get(&entry.container_id)
+            .map(|c| c.container.clone());
+        event
+    }
+
+    fn count_missed(
+        &self,
+        alloc: &AllocRange,
+        new_pids: &HashSet<i32>,
+        exited_pids: &HashSet<i32>,
+    ) -> u64 {
+        let len = alloc.len();
+        if len == 0 {
+            return 0;
+        }
+        if len > MAX_MISSED_PROBES {
+            // Too many to probe one by one: estimate from what was seen.
+            let seen = new_pids.len() + exited_pids.len();
+            return u64::try_from(len.saturating_sub(seen)).unwrap_or(u64::MAX);
+        }
+        let mut missed = 0;
+        for pid in alloc.iter() {
+            if new_pids.contains(&pid) || exited_pids.contains(&pid) {
+                continue;
+            }
+            if self.config.proc_root.join(pid.to_string()).exists() {
+                continue;
+            }
+            missed += 1;
+        }
+        missed
+    }
+
+    fn sync_triggers(&mut self, out: &mut Vec<Event>) {
+        let Some(triggers) = self.triggers.as_mut() else {
+            return;
+        };
+        let gone: Vec<Arc<str>> = triggers
+            .watched()
+            .filter(|id| {
+                self.tables
+                    .containers
+                    .get(id)
+                    .is_none_or(|c| c.gone_at.is_some())
+            })
+            .cloned()
+            .collect();
+        for id in gone {
+            triggers.remove_container(&id);
+        }
+        if self.watch_limit_reported {
+            return;
+        }
+        for (id, entry) in self.tables.containers.iter() {
+            if entry.excluded.is_some() || entry.gone_at.is_some() || triggers.is_watched(id) {
+                continue;
+            }
+            let Some(root) = self.tables.containers.root_path(id, &self.config.proc_root) else {
+                continue;
+            };
+            let outcome = triggers.add_container(id.clone(), &root);
+            if outcome.limit_hit {
+                self.watch_limit_reported = true;
+                warn!(container = %id, "inotify watch limit reached; exec triggers degraded to polling");
+                let mut event = Event::new(EventType::Tasksentry, Collector::Procscan);
+                event.internal = Some(Internal {
+                    kind: "watch_limit".into(),
+                    message: format!(
+                        "the inotify watch limit was reached while adding exec triggers for container {id}; new processes there are found by polling only"
+                    ),
+                    count: None,
+                });
+                out.push(event);
+                break;
+            }
+        }
+    }
+}
+
+fn read_self_info(root: &Path) -> SelfInfo {
+    let pid = read_link_string(&root.join("self")).and_then(|t| t.parse().ok());
+    let container = std::fs::read_to_string(root.join("self/cgroup"))
+        .ok()
+        .and_then(|text| parse_cgroup(&text).container_id);
+    let mnt_ns = read_link_string(&root.join("self/ns/mnt"))
+        .as_deref()
+        .and_then(parse_ns_link);
+    SelfInfo {
+        pid,
+        container,
+        mnt_ns,
+    }
+}
+
+/// Lists the numeric entries of the proc root.
+fn list_pids(root: &Path, pids: &mut Vec<i32>) -> io::Result<()> {
+    pids.clear();
+    for entry in std::fs::read_dir(root)? {
+        let Ok(entry) = entry else {
+            continue;
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            continue;
+        };
+        if let Ok(pid) = name.parse::<i32>()
+            && pid > 0
+        {
+            pids.push(pid);
+        }
+    }
+    Ok(())
+}
+
+/// True at most once a minute per limiter.
+fn rate_limit(last: &mut Option<Instant>) -> bool {
+    let now = Instant::now();
+    if last.is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(60)) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
+/// Sends events without ever blocking the scanner; drops are counted and reported.
+struct DropCountingSender {
+    tx: SyncSender<Event>,
+    dropped: u64,
+}
+
+impl DropCountingSender {
+    /// Reports pending drops if there is room. Returns false when the receiver is gone.
+    fn flush(&mut self) -> bool {
+        if self.dropped > 0 {
+            let mut report = Event::new(EventType::Tasksentry, Collector::Procscan);
+            report.internal = Some(Internal {
+                kind: "events_dropped".into(),
+                message: format!(
+                    "{} procscan events were dropped because the event queue was full",
+                    self.dropped
+                ),
+                count: Some(self.dropped),
+            });
+            match self.tx.try_send(report) {
+                Ok(()) => self.dropped = 0,
+                Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+        true
+    }
+
+    /// Sends one event. Returns false when the receiver is gone.
+    fn send(&mut self, event: Event) -> bool {
+        if !self.flush() {
+            return false;
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.dropped += 1;
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// Starts the procscan collector on its own OS thread. Events go to `tx` with `try_send`: the
+/// scanner never blocks on a full queue; it counts what it drops and reports the count as a
+/// `tasksentry`/`events_dropped` event as soon as there is room. The thread ends when
+/// `shutdown` is set or the receiver is dropped.
+pub fn spawn_procscan(
+    config: ProcScanConfig,
+    tx: SyncSender<Event>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    spawn_procscan_shared(config, tx, shutdown).map(|(handle, _)| handle)
+}
+
+/// Like [`spawn_procscan`], and also returns the handle other collectors read the process and
+/// container tables through.
+pub fn spawn_procscan_shared(
+    config: ProcScanConfig,
+    tx: SyncSender<Event>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<(JoinHandle<()>, SharedTables)> {
+    let scanner = ProcScanner::new(config).map_err(io::Error::other)?;
+    let shared = scanner.shared_tables();
+    let handle = std::thread::Builder::new()
+        .name("procscan".into())
+        .spawn(move || run_loop(scanner, tx, shutdown))?;
+    Ok((handle, shared))
+}
+
+/// The collector thread: periodic scans plus trigger-driven scans, spaced so that a storm of
+/// triggers (a fork bomb) cannot keep the thread busy more than about half the time.
+fn run_loop(mut scanner: ProcScanner, tx: SyncSender<Event>, shutdown: Arc<AtomicBool>) {
+    let interval = scanner.config.interval.max(Duration::from_millis(1));
+    let delay = scanner.config.trigger_delay;
+    let min_spacing = scanner.config.trigger_min_spacing;
+    let mut sender = DropCountingSender { tx, dropped: 0 };
+    let mut out = Vec::new();
+    let mut next_tick = Instant::now();
+    let mut trigger_at: Option<Instant> = None;
+    let mut earliest_trigger_scan = Instant::now();
+    while !shutdown.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let due = trigger_at.map_or(next_tick, |t| t.min(next_tick));
+        if now < due {
+            // Wake at least every 200 ms to notice shutdown.
+            let wait = (due - now).min(Duration::from_millis(200));
+            if wait_for_trigger(&scanner, wait) && scanner.drain_triggers() > 0 {
+                let at = (Instant::now() + delay).max(earliest_trigger_scan);
+                trigger_at = Some(trigger_at.map_or(at, |t| t.min(at)));
+            }
+            continue;
+        }
+        // Triggers that arrived meanwhile are covered by this scan.
+        scanner.drain_triggers();
+        trigger_at = None;
+        let started = Instant::now();
+        scanner.scan(&mut out);
+        let finished = Instant::now();
+        earliest_trigger_scan = finished + min_spacing.max(finished - started);
+        next_tick = finished + interval;
+        for event in out.drain(..) {
+            if !sender.send(event) {
+                return;
+            }
+        }
+        if !sender.flush() {
+            return;
+        }
+    }
+}
+
+/// Waits up to `wait` for the trigger descriptor to become readable (or just sleeps when
+/// triggers are off). Returns whether it is readable.
+fn wait_for_trigger(scanner: &ProcScanner, wait: Duration) -> bool {
+    let Some(fd) = scanner.trigger_fd() else {
+        std::thread::sleep(wait);
+        return false;
+    };
+    let millis = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+    let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)) {
+        Ok(n) => n > 0,
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_range_plain_and_wrapped() {
+        let r = AllocRange::new(100, 105, 32768);
+        assert_eq!(r.len(), 5);
+        assert!(!r.contains(100));
+        assert!(r.contains(101) && r.contains(105));
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![101, 102, 103, 104, 105]);
+        let w = AllocRange::new(32765, 302, 32768);
+        assert_eq!(
+            w.iter().collect::<Vec<_>>(),
+            vec![32766, 32767, 300, 301, 302]
+        );
+        assert!(!w.contains(5));
+        assert_eq!(AllocRange::empty().len(), 0);
+    }
+}

@@ -1,0 +1,564 @@
+//! The shared "who is who" state: [`ProcessTable`] and [`ContainerTable`].
+//!
+//! The procscan collector owns the master copy and is its only writer. Other collectors
+//! (sockets, fswatch, tracer) read it through [`SharedTables`], a handle to the latest
+//! published [`Tables`] snapshot: `snapshot()` is one short read-lock and an `Arc` clone, so a
+//! reader never blocks the scanner for longer than that, and a snapshot stays consistent for as
+//! long as the reader holds it. The scanner publishes a new snapshot after every scan that
+//! changed something; processes are stored behind `Arc`, so publishing copies the maps, not the
+//! process records.
+//!
+//! Processes are keyed by [`ProcKey`] (pid and start time in clock ticks), so a recycled pid is
+//! never confused with its predecessor. Exited processes stay in the table for a grace period
+//! (`exited_at` is set) so late observations (a socket in TIME_WAIT, a file event) can still be
+//! attributed; containers likewise stay for the grace period after their last process exits.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::event::{Ancestor, Container, Process};
+
+/// Identifies a process for its whole life: its pid and its start time in clock ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcKey {
+    /// Process id in the proc root's PID namespace.
+    pub pid: i32,
+    /// Field 22 of `/proc/<pid>/stat`.
+    pub start_ticks: u64,
+}
+
+/// Why a process is in the table but never reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exclusion {
+    /// The monitor itself, its children, or a process of the monitor's own container.
+    Monitor,
+    /// The task's pause process (pid 1) or a process of its container.
+    Pause,
+    /// A kernel thread (only visible when the proc root is the host's).
+    KernelThread,
+}
+
+/// What the table knows about one process.
+#[derive(Debug, Clone)]
+pub struct ProcEntry {
+    /// The process as last read (its `ancestors` are empty; see [`ProcessTable::ancestors`]).
+    pub process: Arc<Process>,
+    /// The id of its container ([`crate::collect::cgroup::HOST_ID`] outside any container).
+    pub container_id: Arc<str>,
+    /// Set when the process must not be reported (events attributed to it are dropped).
+    pub excluded: Option<Exclusion>,
+    /// When the process was seen gone; `None` while it is alive.
+    pub exited_at: Option<Instant>,
+}
+
+/// Live and recently exited processes.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessTable {
+    entries: HashMap<ProcKey, ProcEntry>,
+    live: HashMap<i32, u64>,
+}
+
+/// The most ancestors attached to a process.
+pub const MAX_ANCESTORS: usize = 32;
+
+/// Ancestors past the parent keep at most this many bytes of arguments.
+const ANCESTOR_ARGS_BYTES: usize = 4096;
+
+impl ProcessTable {
+    /// Inserts or replaces a live process.
+    pub fn insert(&mut self, key: ProcKey, entry: ProcEntry) {
+        if entry.exited_at.is_none() {
+            self.live.insert(key.pid, key.start_ticks);
+        }
+        self.entries.insert(key, entry);
+    }
+
+    /// Replaces the process record of a known process (after an exec in place).
+    pub fn update_process(&mut self, key: ProcKey, process: Arc<Process>) -> bool {
+        match self.entries.get_mut(&key) {
+            Some(entry) => {
+                entry.process = process;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The entry for a key, live or exited.
+    pub fn get(&self, key: &ProcKey) -> Option<&ProcEntry> {
+        self.entries.get(key)
+    }
+
+    /// The start time of the live process with this pid.
+    pub fn live_start(&self, pid: i32) -> Option<u64> {
+        self.live.get(&pid).copied()
+    }
+
+    /// The live process with this pid, or else the most recently exited one still in the
+    /// grace period (for late attribution).
+    pub fn lookup_pid(&self, pid: i32) -> Option<(ProcKey, &ProcEntry)> {
+        if let Some(&start_ticks) = self.live.get(&pid) {
+            let key = ProcKey { pid, start_ticks };
+            return self.entries.get(&key).map(|entry| (key, entry));
+        }
+        self.entries
+            .iter()
+            .filter(|(key, _)| key.pid == pid)
+            .max_by_key(|(_, entry)| entry.exited_at)
+            .map(|(key, entry)| (*key, entry))
+    }
+
+    /// Marks a process exited now. Returns its entry.
+    pub fn mark_exited(&mut self, key: ProcKey, now: Instant) -> Option<&ProcEntry> {
+        if self.live.get(&key.pid) == Some(&key.start_ticks) {
+            self.live.remove(&key.pid);
+        }
+        let entry = self.entries.get_mut(&key)?;
+        entry.exited_at.get_or_insert(now);
+        Some(entry)
+    }
+
+    /// Drops exited processes older than `grace`. Returns how many were dropped.
+    pub fn purge(&mut self, now: Instant, grace: Duration) -> usize {
+        let before = self.entries.len();
+        self.entries.retain(|_, entry| {
+            entry
+                .exited_at
+                .is_none_or(|at| now.saturating_duration_since(at) < grace)
+        });
+        before - self.entries.len()
+    }
+
+    /// Live processes.
+    pub fn live(&self) -> impl Iterator<Item = (ProcKey, &ProcEntry)> {
+        self.live.iter().filter_map(|(&pid, &start_ticks)| {
+            let key = ProcKey { pid, start_ticks };
+            self.entries.get(&key).map(|entry| (key, entry))
+        })
+    }
+
+    /// Number of live processes (including excluded ones).
+    pub fn live_count(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Number of entries, live and exited.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The parent of a process, if it is known: the live (or recently exited) process with the
+    /// parent pid that started no later than the child.
+    pub fn parent(&self, key: &ProcKey) -> Option<(ProcKey, &ProcEntry)> {
+        let entry = self.entries.get(key)?;
+        let ppid = entry.process.ppid;
+        if ppid <= 0 {
+            return None;
+        }
+        let (parent_key, parent) = self.lookup_pid(ppid)?;
+        (parent_key.start_ticks <= key.start_ticks).then_some((parent_key, parent))
+    }
+
+    /// Ancestors of a process, parent first, up to its container's first process: the walk
+    /// stops at a parent in another container, at pid 1 or 0, at an unknown or excluded
+    /// parent, or after [`MAX_ANCESTORS`].
+    pub fn ancestors(&self, key: &ProcKey) -> Vec<Ancestor> {
+        let mut out = Vec::new();
+        let Some(entry) = self.entries.get(key) else {
+            return out;
+        };
+        let container = entry.container_id.clone();
+        let mut current = *key;
+        while out.len() < MAX_ANCESTORS {
+            let Some((parent_key, parent)) = self.parent(&current) else {
+                break;
+            };
+            if parent_key.pid <= 1 || parent.container_id != container || parent.excluded.is_some()
+            {
+                break;
+            }
+            let p = &parent.process;
+            let args = if out.is_empty() {
+                p.args.clone()
+            } else {
+                capped_args(&p.args, ANCESTOR_ARGS_BYTES)
+            };
+            out.push(Ancestor {
+                pid: p.pid,
+                name: p.name.clone(),
+                exe: p.exe.clone(),
+                exepath: p.exepath.clone(),
+                args,
+            });
+            current = parent_key;
+        }
+        out
+    }
+}
+
+fn capped_args(args: &[String], limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut used = 0;
+    for arg in args {
+        if used + arg.len() > limit {
+            let mut cut = limit.saturating_sub(used);
+            while cut > 0 && !arg.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            if cut > 0 {
+                out.push(arg[..cut].to_string());
+            }
+            break;
+        }
+        used += arg.len();
+        out.push(arg.clone());
+    }
+    out
+}
+
+/// What the table knows about one container.
+#[derive(Debug, Clone)]
+pub struct ContainerEntry {
+    /// The event form (`root_pid`, `mnt_ns` and `start_time` follow its oldest live process).
+    pub container: Container,
+    /// Set when the container's processes are never reported.
+    pub excluded: Option<Exclusion>,
+    /// Live member processes, oldest first.
+    members: BTreeSet<(u64, i32)>,
+    /// When the last member exited; `None` while it has live members.
+    pub gone_at: Option<Instant>,
+}
+
+impl ContainerEntry {
+    /// Number of live member processes.
+    pub fn member_count(&self) -> usize {
+        self.members.len()
+    }
+}
+
+/// What a new member contributes to its container.
+#[derive(Debug, Clone)]
+pub struct MemberInfo {
+    /// The process key.
+    pub key: ProcKey,
+    /// The cgroup path the container was recognised by.
+    pub cgroup: String,
+    /// The process's mount namespace.
+    pub mnt_ns: Option<u64>,
+    /// The process's start time.
+    pub start_time: Option<crate::event::Timestamp>,
+}
+
+/// Containers of the task, keyed by container id.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerTable {
+    containers: HashMap<Arc<str>, ContainerEntry>,
+}
+
+impl ContainerTable {
+    /// The container with this id.
+    pub fn get(&self, id: &str) -> Option<&ContainerEntry> {
+        self.containers.get(id)
+    }
+
+    /// All containers, including gone ones still in their grace period.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &ContainerEntry)> {
+        self.containers.iter()
+    }
+
+    /// Number of containers.
+    pub fn len(&self) -> usize {
+        self.containers.len()
+    }
+
+    /// Whether there are no containers.
+    pub fn is_empty(&self) -> bool {
+        self.containers.is_empty()
+    }
+
+    /// The container's root as seen from the monitor: `<proc_root>/<root_pid>/root`.
+    pub fn root_path(&self, id: &str, proc_root: &Path) -> Option<PathBuf> {
+        let pid = self.containers.get(id)?.container.root_pid?;
+        Some(proc_root.join(pid.to_string()).join("root"))
+    }
+
+    /// The interned id for a container, creating the container if it is new.
+    pub fn intern(&mut self, id: &str, excluded: Option<Exclusion>) -> Arc<str> {
+        if let Some((key, _)) = self.containers.get_key_value(id) {
+            return key.clone();
+        }
+        let key: Arc<str> = Arc::from(id);
+        self.containers.insert(
+            key.clone(),
+            ContainerEntry {
+                container: Container {
+                    id: id.to_string(),
+                    ..Container::default()
+                },
+                excluded,
+                members: BTreeSet::new(),
+                gone_at: None,
+            },
+        );
+        key
+    }
+
+    /// Adds a live member; the oldest member becomes the container's root process.
+    pub fn add_member(&mut self, id: &str, member: MemberInfo) {
+        let Some(entry) = self.containers.get_mut(id) else {
+            return;
+        };
+        entry.gone_at = None;
+        entry
+            .members
+            .insert((member.key.start_ticks, member.key.pid));
+        let is_oldest = entry.members.first() == Some(&(member.key.start_ticks, member.key.pid));
+        if is_oldest || entry.container.root_pid.is_none() {
+            entry.container.root_pid = Some(member.key.pid);
+            entry.container.start_time = member.start_time;
+            entry.container.mnt_ns = member.mnt_ns;
+            entry.container.cgroup = Some(member.cgroup);
+        }
+    }
+
+    /// Removes a member that exited. When it was the root process, the next oldest member
+    /// becomes the root (its start time, mount namespace and cgroup are taken from the
+    /// process table by the caller through `set_root`). Returns the new root key when the
+    /// root changed, and marks the container gone when it has no members left.
+    pub fn remove_member(&mut self, id: &str, key: ProcKey, now: Instant) -> Option<ProcKey> {
+        let entry = self.containers.get_mut(id)?;
+        entry.members.remove(&(key.start_ticks, key.pid));
+        if entry.container.root_pid != Some(key.pid) {
+            return None;
+        }
+        match entry.members.first() {
+            Some(&(start_ticks, pid)) => {
+                entry.container.root_pid = Some(pid);
+                Some(ProcKey { pid, start_ticks })
+            }
+            None => {
+                entry.gone_at = Some(now);
+                None
+            }
+        }
+    }
+
+    /// Updates the root process details after a re-pick.
+    pub fn set_root_details(&mut self, id: &str, member: MemberInfo) {
+        if let Some(entry) = self.containers.get_mut(id)
+            && entry.container.root_pid == Some(member.key.pid)
+        {
+            entry.container.start_time = member.start_time;
+            entry.container.mnt_ns = member.mnt_ns;
+            entry.container.cgroup = Some(member.cgroup);
+        }
+    }
+
+    /// Drops containers gone for longer than `grace`; returns their ids.
+    pub fn purge(&mut self, now: Instant, grace: Duration) -> Vec<Arc<str>> {
+        let mut gone = Vec::new();
+        self.containers.retain(|id, entry| {
+            let keep = entry
+                .gone_at
+                .is_none_or(|at| now.saturating_duration_since(at) < grace);
+            if !keep {
+                gone.push(id.clone());
+            }
+            keep
+        });
+        gone
+    }
+}
+
+/// One consistent view of both tables.
+#[derive(Debug, Clone, Default)]
+pub struct Tables {
+    /// Processes.
+    pub processes: ProcessTable,
+    /// Containers.
+    pub containers: ContainerTable,
+}
+
+impl Tables {
+    /// A process and its container, by pid (live, or exited within the grace period).
+    /// Excluded processes are returned too: callers must drop events attributed to them.
+    pub fn lookup_pid(&self, pid: i32) -> Option<(&ProcEntry, Option<&ContainerEntry>)> {
+        let (_, entry) = self.processes.lookup_pid(pid)?;
+        Some((entry, self.containers.get(&entry.container_id)))
+    }
+}
+
+/// A cloneable read handle to the latest published [`Tables`].
+#[derive(Debug, Clone, Default)]
+pub struct SharedTables {
+    inner: Arc<RwLock<Arc<Tables>>>,
+}
+
+impl SharedTables {
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> Arc<Tables> {
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Publishes a new snapshot (the scanner does this).
+    pub fn publish(&self, tables: Tables) {
+        let tables = Arc::new(tables);
+        *self.inner.write().unwrap_or_else(PoisonError::into_inner) = tables;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn entry(pid: i32, ppid: i32, name: &str, container: &str) -> ProcEntry {
+        ProcEntry {
+            process: Arc::new(Process {
+                pid,
+                ppid,
+                name: name.into(),
+                args: vec![format!("arg-of-{name}")],
+                ..Process::default()
+            }),
+            container_id: Arc::from(container),
+            excluded: None,
+            exited_at: None,
+        }
+    }
+
+    fn key(pid: i32, start_ticks: u64) -> ProcKey {
+        ProcKey { pid, start_ticks }
+    }
+
+    #[test]
+    fn recycled_pid_is_a_different_process() {
+        let mut table = ProcessTable::default();
+        let t0 = Instant::now();
+        table.insert(key(100, 5), entry(100, 1, "old", "c"));
+        table.mark_exited(key(100, 5), t0);
+        table.insert(key(100, 9), entry(100, 1, "new", "c"));
+        assert_eq!(table.live_start(100), Some(9));
+        assert_eq!(table.lookup_pid(100).unwrap().1.process.name, "new");
+        assert_eq!(table.get(&key(100, 5)).unwrap().process.name, "old");
+        // Marking the old one exited again does not touch the new one.
+        table.mark_exited(key(100, 5), t0);
+        assert_eq!(table.live_start(100), Some(9));
+    }
+
+    #[test]
+    fn exited_processes_stay_for_the_grace_period() {
+        let mut table = ProcessTable::default();
+        let t0 = Instant::now();
+        table.insert(key(7, 1), entry(7, 1, "gone", "c"));
+        table.mark_exited(key(7, 1), t0);
+        assert_eq!(table.lookup_pid(7).unwrap().1.process.name, "gone");
+        assert_eq!(
+            table.purge(t0 + Duration::from_secs(4), Duration::from_secs(5)),
+            0
+        );
+        assert!(table.lookup_pid(7).is_some());
+        assert_eq!(
+            table.purge(t0 + Duration::from_secs(6), Duration::from_secs(5)),
+            1
+        );
+        assert!(table.lookup_pid(7).is_none());
+    }
+
+    #[test]
+    fn ancestry_stops_at_the_container_boundary_and_pid_1() {
+        let mut table = ProcessTable::default();
+        table.insert(key(1, 1), entry(1, 0, "pause", "pause"));
+        table.insert(key(10, 2), entry(10, 0, "entry", "app"));
+        table.insert(key(20, 3), entry(20, 10, "sh", "app"));
+        table.insert(key(30, 4), entry(30, 20, "curl", "app"));
+        // A process of another container whose parent pid is in "app" (setns-style).
+        table.insert(key(40, 5), entry(40, 30, "other", "side"));
+        table.insert(key(50, 6), entry(50, 1, "orphan", "app"));
+        let names = |k| {
+            table
+                .ancestors(&k)
+                .into_iter()
+                .map(|a| a.name)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(key(30, 4)), vec!["sh", "entry"]);
+        assert_eq!(names(key(40, 5)), Vec::<String>::new());
+        assert_eq!(names(key(50, 6)), Vec::<String>::new());
+        assert_eq!(table.ancestors(&key(30, 4))[0].args, vec!["arg-of-sh"]);
+    }
+
+    #[test]
+    fn ancestry_ignores_a_recycled_parent_pid() {
+        let mut table = ProcessTable::default();
+        // The child's parent (pid 20) died and pid 20 was reused by a younger process.
+        table.insert(key(20, 50), entry(20, 1, "impostor", "c"));
+        table.insert(key(30, 40), entry(30, 20, "child", "c"));
+        assert!(table.ancestors(&key(30, 40)).is_empty());
+    }
+
+    #[test]
+    fn ancestor_arguments_past_the_parent_are_capped() {
+        let long = vec!["é".repeat(3000), "x".into()];
+        let capped = capped_args(&long, ANCESTOR_ARGS_BYTES);
+        assert_eq!(capped.len(), 1);
+        assert!(capped[0].len() <= ANCESTOR_ARGS_BYTES);
+    }
+
+    #[test]
+    fn container_root_is_the_oldest_live_member_and_is_repicked() {
+        let mut containers = ContainerTable::default();
+        let t0 = Instant::now();
+        containers.intern("c", None);
+        let member = |pid, start| MemberInfo {
+            key: key(pid, start),
+            cgroup: "/ecs/t/c".into(),
+            mnt_ns: Some(pid as u64),
+            start_time: None,
+        };
+        containers.add_member("c", member(30, 30));
+        containers.add_member("c", member(10, 10));
+        containers.add_member("c", member(20, 20));
+        assert_eq!(containers.get("c").unwrap().container.root_pid, Some(10));
+        assert_eq!(
+            containers.root_path("c", Path::new("/proc")),
+            Some(PathBuf::from("/proc/10/root"))
+        );
+        assert_eq!(containers.remove_member("c", key(20, 20), t0), None);
+        assert_eq!(
+            containers.remove_member("c", key(10, 10), t0),
+            Some(key(30, 30))
+        );
+        assert_eq!(containers.get("c").unwrap().container.root_pid, Some(30));
+        assert_eq!(containers.remove_member("c", key(30, 30), t0), None);
+        assert_eq!(containers.get("c").unwrap().gone_at, Some(t0));
+        assert!(containers.purge(t0, Duration::from_secs(5)).is_empty());
+        let gone = containers.purge(t0 + Duration::from_secs(6), Duration::from_secs(5));
+        assert_eq!(gone.len(), 1);
+        assert!(containers.get("c").is_none());
+    }
+
+    #[test]
+    fn shared_snapshots_are_stable_while_held() {
+        let shared = SharedTables::default();
+        let mut tables = Tables::default();
+        tables.processes.insert(key(5, 5), entry(5, 1, "a", "c"));
+        shared.publish(tables.clone());
+        let held = shared.snapshot();
+        tables.processes.insert(key(6, 6), entry(6, 1, "b", "c"));
+        shared.publish(tables);
+        assert_eq!(held.processes.len(), 1);
+        assert_eq!(shared.snapshot().processes.len(), 2);
+        assert!(shared.snapshot().lookup_pid(6).is_some());
+    }
+}

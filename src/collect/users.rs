@@ -1,0 +1,282 @@
+//! User and group names from a container's own `/etc/passwd` and `/etc/group`.
+//!
+//! A uid means nothing outside the image that defines it, so names are resolved through the
+//! container's root, `/proc/<root_pid>/root/etc/passwd`. Each container's databases are parsed
+//! once and cached; the cache is checked against the files' modification time (and size and
+//! inode) at most once per `recheck` interval and re-parsed when they changed. Missing or
+//! unreadable files simply resolve nothing. Files larger than [`MAX_DB_BYTES`] are read up to
+//! that size.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::proc::read_capped;
+
+/// The most bytes of `/etc/passwd` or `/etc/group` that are read.
+pub const MAX_DB_BYTES: usize = 4 * 1024 * 1024;
+
+/// One `/etc/passwd` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswdEntry {
+    /// Login name.
+    pub name: String,
+    /// Home directory.
+    pub home: String,
+    /// Login shell.
+    pub shell: String,
+}
+
+/// Parses `/etc/passwd` text into uid -> entry. The first entry for a uid wins, as in glibc.
+pub fn parse_passwd(text: &str) -> HashMap<u32, PasswdEntry> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 7 || fields[0].is_empty() {
+            continue;
+        }
+        let Ok(uid) = fields[2].parse::<u32>() else {
+            continue;
+        };
+        out.entry(uid).or_insert_with(|| PasswdEntry {
+            name: fields[0].to_string(),
+            home: fields[5].to_string(),
+            shell: fields[6].to_string(),
+        });
+    }
+    out
+}
+
+/// Parses `/etc/group` text into gid -> name. The first entry for a gid wins.
+pub fn parse_group(text: &str) -> HashMap<u32, String> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        if line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 3 || fields[0].is_empty() {
+            continue;
+        }
+        let Ok(gid) = fields[2].parse::<u32>() else {
+            continue;
+        };
+        out.entry(gid).or_insert_with(|| fields[0].to_string());
+    }
+    out
+}
+
+/// Identity of a file version: modification time, size and inode.
+type FileStamp = Option<(i64, i64, u64, u64)>;
+
+fn stamp(path: &Path) -> FileStamp {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.mtime(), meta.mtime_nsec(), meta.size(), meta.ino()))
+}
+
+#[derive(Debug, Default)]
+struct ContainerDb {
+    root: PathBuf,
+    passwd: HashMap<u32, PasswdEntry>,
+    group: HashMap<u32, String>,
+    passwd_stamp: FileStamp,
+    group_stamp: FileStamp,
+    checked: Option<Instant>,
+}
+
+impl ContainerDb {
+    fn refresh(&mut self, now: Instant, recheck: Duration) {
+        if self
+            .checked
+            .is_some_and(|at| now.saturating_duration_since(at) < recheck)
+        {
+            return;
+        }
+        self.checked = Some(now);
+        let mut buf = Vec::new();
+        let passwd_path = self.root.join("etc/passwd");
+        let new_stamp = stamp(&passwd_path);
+        if new_stamp != self.passwd_stamp {
+            self.passwd_stamp = new_stamp;
+            self.passwd = match read_capped(&passwd_path, &mut buf, MAX_DB_BYTES) {
+                Ok(_) => parse_passwd(&String::from_utf8_lossy(&buf)),
+                Err(_) => HashMap::new(),
+            };
+        }
+        let group_path = self.root.join("etc/group");
+        let new_stamp = stamp(&group_path);
+        if new_stamp != self.group_stamp {
+            self.group_stamp = new_stamp;
+            self.group = match read_capped(&group_path, &mut buf, MAX_DB_BYTES) {
+                Ok(_) => parse_group(&String::from_utf8_lossy(&buf)),
+                Err(_) => HashMap::new(),
+            };
+        }
+    }
+}
+
+/// Per-container user and group databases.
+#[derive(Debug)]
+pub struct UserDbCache {
+    containers: HashMap<String, ContainerDb>,
+    recheck: Duration,
+}
+
+/// Names resolved for one process.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ResolvedUser {
+    /// User name.
+    pub user: Option<String>,
+    /// Home directory.
+    pub home: Option<String>,
+    /// Login shell.
+    pub shell: Option<String>,
+    /// Group name.
+    pub group: Option<String>,
+}
+
+impl UserDbCache {
+    /// A cache that re-checks the files' modification times at most every `recheck`.
+    pub fn new(recheck: Duration) -> UserDbCache {
+        UserDbCache {
+            containers: HashMap::new(),
+            recheck,
+        }
+    }
+
+    /// Resolves a uid and gid in the container `container_id` whose root is `root` (for
+    /// example `/proc/<root_pid>/root`). A changed root (the container's first process was
+    /// replaced) forces a re-read.
+    pub fn resolve(
+        &mut self,
+        container_id: &str,
+        root: &Path,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        now: Instant,
+    ) -> ResolvedUser {
+        let db = self.containers.entry(container_id.to_string()).or_default();
+        if db.root != root {
+            *db = ContainerDb {
+                root: root.to_path_buf(),
+                ..ContainerDb::default()
+            };
+        }
+        db.refresh(now, self.recheck);
+        let entry = uid.and_then(|uid| db.passwd.get(&uid));
+        ResolvedUser {
+            user: entry.map(|e| e.name.clone()),
+            home: entry.map(|e| e.home.clone()),
+            shell: entry.map(|e| e.shell.clone()),
+            group: gid.and_then(|gid| db.group.get(&gid).cloned()),
+        }
+    }
+
+    /// Forgets a container that is gone.
+    pub fn forget(&mut self, container_id: &str) {
+        self.containers.remove(container_id);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
+        # a comment\n\
+        daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+        broken line\n\
+        app:x:10001:10001::/home/app:/bin/sh\n\
+        dup:x:10001:10001::/nope:/bin/false\n\
+        bad:x:notanumber:1::/:/bin/sh\n";
+    const GROUP: &str = "root:x:0:\nadm:x:4:syslog,alice\napp:x:10001:\n:x:5:\n";
+
+    #[test]
+    fn parses_passwd_and_group() {
+        let passwd = parse_passwd(PASSWD);
+        assert_eq!(passwd.len(), 3);
+        assert_eq!(passwd[&0].name, "root");
+        assert_eq!(passwd[&0].home, "/root");
+        assert_eq!(passwd[&0].shell, "/bin/bash");
+        assert_eq!(passwd[&10001].name, "app", "first entry wins");
+        let group = parse_group(GROUP);
+        assert_eq!(group[&4], "adm");
+        assert_eq!(group[&10001], "app");
+        assert!(!group.contains_key(&5));
+    }
+
+    #[test]
+    fn resolves_from_the_container_root_and_refreshes_on_change() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/passwd"), PASSWD).unwrap();
+        std::fs::write(root.path().join("etc/group"), GROUP).unwrap();
+        let mut cache = UserDbCache::new(Duration::ZERO);
+        let t0 = Instant::now();
+        let r = cache.resolve("c1", root.path(), Some(10001), Some(4), t0);
+        assert_eq!(r.user.as_deref(), Some("app"));
+        assert_eq!(r.home.as_deref(), Some("/home/app"));
+        assert_eq!(r.shell.as_deref(), Some("/bin/sh"));
+        assert_eq!(r.group.as_deref(), Some("adm"));
+        let unknown = cache.resolve("c1", root.path(), Some(4242), Some(4242), t0);
+        assert_eq!(unknown, ResolvedUser::default());
+
+        // An attacker adds a user: the new name is picked up (size and mtime changed).
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            format!("{PASSWD}evil:x:4242:0::/tmp:/bin/sh\n"),
+        )
+        .unwrap();
+        let r = cache.resolve("c1", root.path(), Some(4242), None, t0);
+        assert_eq!(r.user.as_deref(), Some("evil"));
+    }
+
+    #[test]
+    fn recheck_interval_limits_stat_calls() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/passwd"), PASSWD).unwrap();
+        let mut cache = UserDbCache::new(Duration::from_secs(3600));
+        let t0 = Instant::now();
+        assert!(
+            cache
+                .resolve("c", root.path(), Some(4242), None, t0)
+                .user
+                .is_none()
+        );
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "evil:x:4242:0::/tmp:/bin/sh\n",
+        )
+        .unwrap();
+        // Within the interval the cached (old) database answers.
+        assert!(
+            cache
+                .resolve("c", root.path(), Some(4242), None, t0)
+                .user
+                .is_none()
+        );
+        // After it, the change is seen.
+        let later = t0 + Duration::from_secs(3601);
+        assert_eq!(
+            cache
+                .resolve("c", root.path(), Some(4242), None, later)
+                .user
+                .as_deref(),
+            Some("evil")
+        );
+    }
+
+    #[test]
+    fn missing_files_resolve_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let mut cache = UserDbCache::new(Duration::ZERO);
+        let r = cache.resolve("c", root.path(), Some(0), Some(0), Instant::now());
+        assert_eq!(r, ResolvedUser::default());
+    }
+}
