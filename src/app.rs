@@ -8,6 +8,7 @@ use std::sync::mpsc::sync_channel;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
+use crate::collect::{ProcScanConfig, spawn_procscan_shared};
 use crate::config::{Config, Emit};
 use crate::pipeline::{self, Counters, EmitEvents, Processor};
 
@@ -30,7 +31,31 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .spawn(move || pipeline::run_engine(event_rx, processor, line_tx, shutdown, counters))
             .context("starting the engine thread")?
     };
-    drop(event_tx);
+    let mut procscan_config = ProcScanConfig {
+        proc_root: config.proc_root.clone(),
+        interval: config.interval,
+        triggers: config.triggers,
+        ..ProcScanConfig::default()
+    };
+    for name in &config.env_allowlist {
+        if !procscan_config.env_allowlist.contains(name) {
+            procscan_config.env_allowlist.push(name.clone());
+        }
+    }
+    let (procscan, _tables) = spawn_procscan_shared(procscan_config, event_tx, shutdown.clone())
+        .with_context(|| {
+            format!(
+                "starting the procscan collector on {}",
+                config.proc_root.display()
+            )
+        })?;
+    tracing::info!(
+        proc_root = %config.proc_root.display(),
+        interval = ?config.interval,
+        triggers = config.triggers,
+        emit = ?config.emit,
+        "Monitoring started."
+    );
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -47,6 +72,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             _ = sigint.recv() => tracing::info!(signal = "SIGINT", "Stopping."),
         }
         shutdown.store(true, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || procscan.join())
+            .await
+            .context("joining the procscan thread")?
+            .map_err(|_| anyhow::anyhow!("the procscan thread panicked"))?;
         tokio::task::spawn_blocking(move || engine.join())
             .await
             .context("joining the engine thread")?

@@ -254,6 +254,20 @@ impl ProcScanner {
         } else {
             None
         };
+        // When the monitor shares pid 1's container it is not a sidecar of its own (a host,
+        // or a plain container without a task around it): excluding "our container" or "the
+        // pause container" would then hide everything, so only pid-based exclusions remain.
+        let (me, pause_container) = if me.container.is_some() && me.container == pause_container {
+            (
+                SelfInfo {
+                    container: None,
+                    ..me
+                },
+                None,
+            )
+        } else {
+            (me, pause_container)
+        };
         let pid_max = std::fs::read_to_string(root.join("sys/kernel/pid_max"))
             .ok()
             .and_then(|t| t.trim().parse().ok())
@@ -821,16 +835,34 @@ impl ProcScanner {
 
 fn read_self_info(root: &Path) -> SelfInfo {
     let pid = read_link_string(&root.join("self")).and_then(|t| t.parse().ok());
-    let container = std::fs::read_to_string(root.join("self/cgroup"))
+    let cgroup = std::fs::read_to_string(root.join("self/cgroup"))
         .ok()
-        .and_then(|text| parse_cgroup(&text).container_id);
+        .map(|text| parse_cgroup(&text));
     let mnt_ns = read_link_string(&root.join("self/ns/mnt"))
         .as_deref()
         .and_then(parse_ns_link);
+    let init_mnt_ns = read_link_string(&root.join("1/ns/mnt"))
+        .as_deref()
+        .and_then(parse_ns_link);
+    // The monitor is a sidecar of its own when it has a mount namespace of its own (pid 1,
+    // the task's pause process, is known to be elsewhere) or an ECS container cgroup. Anywhere
+    // else (a developer's host, a plain container it shares with everything) excluding "our
+    // container" or "our mount namespace" would hide every process, so only the monitor's
+    // own pid and descendants are excluded.
+    let own_mnt_ns = match (mnt_ns, init_mnt_ns) {
+        (Some(mine), Some(init)) if mine != init => Some(mine),
+        _ => None,
+    };
+    let ecs_cgroup = cgroup
+        .as_ref()
+        .is_some_and(|info| info.path.contains("/ecs/"));
+    let container = cgroup
+        .and_then(|info| info.container_id)
+        .filter(|_| ecs_cgroup || own_mnt_ns.is_some());
     SelfInfo {
         pid,
         container,
-        mnt_ns,
+        mnt_ns: own_mnt_ns,
     }
 }
 
