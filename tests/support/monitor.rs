@@ -25,8 +25,9 @@ const STDERR_KEEP: usize = 256 * 1024;
 /// How to start a monitor.
 #[derive(Debug, Clone)]
 pub struct MonitorSpec {
-    /// The binary; default: the crate's `tasksentry` (Cargo's `CARGO_BIN_EXE_tasksentry` when
-    /// built as a test, else the `TASKSENTRY_BIN` environment variable).
+    /// The binary; default: the `TASKSENTRY_BIN` environment variable when set (to test
+    /// another build, such as a release binary), else the crate's `tasksentry` as Cargo built
+    /// it for the tests (`CARGO_BIN_EXE_tasksentry`).
     pub program: Option<PathBuf>,
     /// Command-line arguments.
     pub args: Vec<OsString>,
@@ -48,10 +49,10 @@ impl MonitorSpec {
         if let Some(program) = &self.program {
             return Ok(program.clone());
         }
-        if let Some(program) = option_env!("CARGO_BIN_EXE_tasksentry") {
+        if let Some(program) = std::env::var_os("TASKSENTRY_BIN") {
             return Ok(PathBuf::from(program));
         }
-        match std::env::var_os("TASKSENTRY_BIN") {
+        match option_env!("CARGO_BIN_EXE_tasksentry") {
             Some(program) => Ok(PathBuf::from(program)),
             None => bail!("no monitor binary: set MonitorSpec::program or TASKSENTRY_BIN"),
         }
