@@ -1,0 +1,63 @@
+//! Small C programs under `tests/programs/`, compiled on demand with `cc -static -O2`.
+//!
+//! Static binaries need nothing from a container's root file system, so they can be copied
+//! into a busybox root and exec'd there. Builds are cached by source content in a directory
+//! shared by all test processes; a build writes a private file and renames it into place, so
+//! parallel tests never see a half-written binary.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// The directory holding the C sources.
+pub fn source_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
+}
+
+fn cache_dir() -> PathBuf {
+    match option_env!("CARGO_TARGET_TMPDIR") {
+        Some(dir) => PathBuf::from(dir).join("programs"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/programs"),
+    }
+}
+
+/// Returns the path of the static binary built from `tests/programs/<name>.c`, building it
+/// first when the cache has no build of the current source.
+pub fn program(name: &str) -> Result<PathBuf> {
+    let source = source_dir().join(format!("{name}.c"));
+    let text = std::fs::read(&source)
+        .with_context(|| format!("reading test program source {}", source.display()))?;
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    let dir = cache_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let out = dir.join(format!("{name}-{:016x}", hasher.finish()));
+    if out.exists() {
+        return Ok(out);
+    }
+    let tmp = dir.join(format!(
+        ".{name}-{}-{}.tmp",
+        std::process::id(),
+        super::random_hex(4)
+    ));
+    let output = Command::new("cc")
+        .args(["-static", "-O2", "-Wall", "-o"])
+        .arg(&tmp)
+        .arg(&source)
+        .output()
+        .context("running cc (is a C compiler with static glibc installed?)")?;
+    if !output.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        bail!(
+            "cc -static failed for {}: {}\n{}",
+            source.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    std::fs::rename(&tmp, &out).with_context(|| format!("installing {}", out.display()))?;
+    Ok(out)
+}
