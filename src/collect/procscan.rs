@@ -422,7 +422,13 @@ impl ProcScanner {
             self.handle_exit(key, now, out);
         }
 
-        // 3. New processes, oldest first so parents are in the table before their children.
+        // 3. Exec in place, before new processes: a child must see its parent's new image in
+        // its ancestry (a shell that forked right after its own exec).
+        for (key, stat) in execs {
+            self.handle_exec(key, stat, now, out);
+        }
+
+        // 4. New processes, oldest first so parents are in the table before their children.
         candidates.sort_by_key(|s| (s.starttime, s.pid));
         let mut vanished = 0u64;
         let new_pids: HashSet<i32> = candidates.iter().map(|s| s.pid).collect();
@@ -430,11 +436,6 @@ impl ProcScanner {
             if !self.handle_new(stat, now, out) {
                 vanished += 1;
             }
-        }
-
-        // 4. Exec in place.
-        for (key, stat) in execs {
-            self.handle_exec(key, stat, now, out);
         }
 
         // 5. Missed processes.
