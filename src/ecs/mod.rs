@@ -101,6 +101,9 @@ pub enum EcsError {
         /// The JSON error, with line and column.
         source: serde_json::Error,
     },
+    /// There is no endpoint to ask: the cache was built outside ECS.
+    #[error("ECS metadata is not available: {METADATA_URI_ENV} is not set")]
+    NotConfigured,
     /// The container document has no `DockerId`.
     #[error("the ECS container metadata from {url} has no DockerId")]
     MissingDockerId {
@@ -260,10 +263,7 @@ impl EcsMetadata {
     /// Fetches the task document now, whatever the refresh interval, and caches it.
     pub fn refresh(&self) -> Result<Arc<TaskMetadata>, EcsError> {
         let Some(client) = &self.client else {
-            return Err(EcsError::InvalidUrl {
-                url: String::new(),
-                reason: format!("{METADATA_URI_ENV} is not set"),
-            });
+            return Err(EcsError::NotConfigured);
         };
         let mut state = self.lock();
         state.last_attempt = Some(Instant::now());
@@ -389,6 +389,6 @@ mod tests {
         assert!(cache.task().is_none());
         assert!(cache.container("x").is_none());
         assert_eq!(cache.fetch_counts(), (0, 0));
-        assert!(cache.refresh().is_err());
+        assert!(matches!(cache.refresh(), Err(EcsError::NotConfigured)));
     }
 }
