@@ -175,13 +175,17 @@ impl MarkedEventReceiver for Builder {
                         },
                         anchor,
                     ),
-                    Some(Frame::Map(entries, _, anchor, off)) => (
-                        Node {
-                            kind: Kind::Map(entries),
-                            offset: off,
-                        },
-                        anchor,
-                    ),
+                    Some(Frame::Map(entries, _, anchor, off)) => {
+                        // Block mappings are marked after their first key: use the key.
+                        let off = entries.first().map_or(off, |(k, _)| k.offset.min(off));
+                        (
+                            Node {
+                                kind: Kind::Map(entries),
+                                offset: off,
+                            },
+                            anchor,
+                        )
+                    }
                     None => return,
                 };
                 if anchor > 0 {
