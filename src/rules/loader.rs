@@ -73,7 +73,7 @@ struct Loader<'s> {
     files: &'s [RuleSource],
     options: &'s LoadOptions,
     diags: Vec<Diagnostic>,
-    seen: HashSet<(usize, usize, String)>,
+    seen: HashSet<(usize, usize, Option<String>, String)>,
     seq: u64,
     lists: HashMap<String, ListDef>,
     list_order: Vec<String>,
@@ -126,7 +126,14 @@ impl<'s> Loader<'s> {
 
     fn report(&mut self, severity: Severity, at: Loc, item: Option<String>, message: String) {
         let (file, offset) = diag::unpack(at);
-        if !self.seen.insert((file, offset, message.clone())) {
+        // The same error reached through several rules (in a shared macro) is reported once;
+        // warnings about a rule (skips) are reported per rule.
+        let key_item = if severity == Severity::Warning {
+            item.clone()
+        } else {
+            None
+        };
+        if !self.seen.insert((file, offset, key_item, message.clone())) {
             return;
         }
         let (name, text) = match self.files.get(file) {
@@ -392,7 +399,8 @@ impl<'s> Loader<'s> {
                         kat,
                         Some(label.to_string()),
                         format!(
-                            "An {op} override for '{key}' was specified but '{key}' is not defined"
+                            "{} {op} override for '{key}' was specified but '{key}' is not defined",
+                            if op == "append" { "An" } else { "A" }
                         ),
                     );
                     ok = false;
@@ -1551,6 +1559,23 @@ impl<'s> Loader<'s> {
                 );
             }
         }
+        // Report in file order, then by position.
+        let file_index: HashMap<&str, usize> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.as_str(), i))
+            .collect();
+        self.diags.sort_by_key(|d| {
+            (
+                file_index
+                    .get(d.file.as_str())
+                    .copied()
+                    .unwrap_or(usize::MAX),
+                d.line,
+                d.column,
+            )
+        });
         let has_error = self.diags.iter().any(|d| d.severity == Severity::Error);
         let counts = (self.lists.len(), self.macros.len(), skipped.len());
         let ruleset = if has_error {

@@ -261,10 +261,14 @@ pub fn parse(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
                         work[line_start..at].bytes().all(|b| b == b' ')
                     };
                 if !fixable {
-                    return Err(YamlError {
-                        offset: to_orig(&inserts, at).min(text.len()),
-                        message: e.message,
-                    });
+                    let offset = to_orig(&inserts, at).min(text.len());
+                    return Err(refine_tab_error(
+                        text,
+                        YamlError {
+                            offset,
+                            message: e.message,
+                        },
+                    ));
                 }
                 work.insert(at, ' ');
                 for i in inserts.iter_mut() {
@@ -277,6 +281,27 @@ pub fn parse(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
             }
         }
     }
+}
+
+/// The scanner reports a tab used for indentation at the start of the token it was scanning;
+/// point at the tab itself instead, with a clearer message.
+fn refine_tab_error(text: &str, e: YamlError) -> YamlError {
+    if !e.message.contains("tab") {
+        return e;
+    }
+    let from = e.offset.min(text.len());
+    let mut line_start = text[..from].rfind('\n').map_or(0, |i| i + 1);
+    for line in text[line_start..].split_inclusive('\n') {
+        let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
+        if let Some(tab) = line[..indent].find('\t') {
+            return YamlError {
+                offset: line_start + tab,
+                message: "a tab character is used for indentation; YAML allows only spaces".into(),
+            };
+        }
+        line_start += line.len();
+    }
+    e
 }
 
 fn remap(node: &mut Node, f: &dyn Fn(usize) -> usize) {
