@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::alert::Alert;
 use crate::event::{Collector, Event, EventType, Internal};
+use crate::rules::RuleSet;
 
 /// Turns one event into zero or more output lines (JSON, no newline). In `events` mode the
 /// event itself; in `alerts` mode the alerts of the rules it matches.
@@ -32,6 +34,33 @@ pub struct EmitEvents;
 impl Processor for EmitEvents {
     fn process(&mut self, event: &Event, out: &mut Vec<String>) {
         out.push(event.to_json_line());
+    }
+}
+
+/// Evaluates every event against the rules and prints the alerts (the default).
+pub struct EmitAlerts {
+    ruleset: RuleSet,
+    hostname: String,
+}
+
+impl EmitAlerts {
+    /// A processor for `ruleset`, writing `hostname` into alerts.
+    pub fn new(ruleset: RuleSet, hostname: String) -> EmitAlerts {
+        EmitAlerts { ruleset, hostname }
+    }
+}
+
+impl Processor for EmitAlerts {
+    fn process(&mut self, event: &Event, out: &mut Vec<String>) {
+        let mut matches = Vec::new();
+        self.ruleset.evaluate(event, &mut matches);
+        for matched in &matches {
+            let alert = Alert::from_match(matched, event, &self.hostname);
+            match serde_json::to_string(&alert) {
+                Ok(line) => out.push(line),
+                Err(error) => tracing::error!(rule = %alert.rule, %error, "Cannot serialize an alert."),
+            }
+        }
     }
 }
 

@@ -156,6 +156,7 @@ pub enum FieldId {
     ProcDuration,
     ProcStartTs,
     ProcIsExeFromMemfd,
+    ProcIsExeDeleted,
     ProcExeInoCtime,
     ProcExeInoMtime,
     ProcExeInoCtimeDurationProcStart,
@@ -539,6 +540,14 @@ static CATALOGUE: &[FieldDef] = &[
         None,
         Process,
         "The executable is a memfd."
+    ),
+    f!(
+        "proc.is_exe_deleted",
+        ProcIsExeDeleted,
+        Bool,
+        None,
+        Process,
+        "The executable file was deleted after the process started (TaskSentry)."
     ),
     f!(
         "proc.exe_ino.ctime",
@@ -1397,6 +1406,7 @@ pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
         }),
         F::ProcStartTs => p.and_then(|p| p.start_time).and_then(time),
         F::ProcIsExeFromMemfd => p.map(|p| Val::Bool(p.exe_from_memfd)),
+        F::ProcIsExeDeleted => p.map(|p| Val::Bool(p.exe_deleted)),
         F::ProcExeInoCtime => p.and_then(|p| p.exe_ctime).and_then(time),
         F::ProcExeInoMtime => p.and_then(|p| p.exe_mtime).and_then(time),
         F::ProcExeInoCtimeDurationProcStart => p.and_then(|p| {

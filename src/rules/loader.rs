@@ -62,7 +62,10 @@ struct RuleDef {
     exceptions: Vec<Exception>,
     skip_unknown: bool,
     first_seq: u64,
-    first_file: usize,
+    /// The file of the latest definition, append or override: the rule's condition may use
+    /// the macros of that file and every earlier one (Falco recompiles the whole collection
+    /// after each file, so a rule redefined or appended in file N sees file N's macros).
+    last_file: usize,
     loc: Loc,
 }
 
@@ -1123,6 +1126,7 @@ impl<'s> Loader<'s> {
             if let Some(ex) = exceptions {
                 merge_exceptions(&mut rule.exceptions, ex);
             }
+            rule.last_file = file;
             return;
         }
         if !overrides.is_empty() {
@@ -1130,6 +1134,7 @@ impl<'s> Loader<'s> {
                 self.error(at, Some(label), format!("An override was specified for rule '{name}' but no rule by that name already exists"));
                 return;
             };
+            rule.last_file = file;
             // Appends first, then replaces.
             for phase in ["append", "replace"] {
                 for (key, (op, _)) in &overrides {
@@ -1263,7 +1268,7 @@ impl<'s> Loader<'s> {
             exceptions: exceptions.unwrap_or_default(),
             skip_unknown: skip_unknown.flatten().unwrap_or(false),
             first_seq: seq,
-            first_file: file,
+            last_file: file,
             loc: at,
         };
         match self.rules.get_mut(&name) {
@@ -1275,12 +1280,8 @@ impl<'s> Loader<'s> {
                     self.error(at, Some(label), format!("Rule '{name}' redefined with a different source ('{new_src}', was '{old_src}')"));
                     return;
                 }
-                let (first_seq, first_file) = (old.first_seq, old.first_file);
-                *old = RuleDef {
-                    first_seq,
-                    first_file,
-                    ..def
-                };
+                let first_seq = old.first_seq;
+                *old = RuleDef { first_seq, ..def };
             }
             None => {
                 self.rule_order.push(name.clone());
@@ -1428,7 +1429,7 @@ impl<'s> Loader<'s> {
             let mut issues = Vec::new();
             let mut stack = Vec::new();
             let scope = Scope {
-                rule_file: def.first_file,
+                rule_file: def.last_file,
                 macro_last_seq: None,
             };
             let node = compiler.compile(&expr, &text, scope, &mut stack, &mut issues);
@@ -1763,7 +1764,7 @@ pub fn exception_text_for_test(cond: &str, exceptions_yaml: &str) -> Result<Stri
         exceptions: ex,
         skip_unknown: false,
         first_seq: 0,
-        first_file: 0,
+        last_file: 0,
         loc: 0,
     };
     Ok(build_condition(&def).text)

@@ -13,6 +13,7 @@
 
 pub mod compile;
 pub mod condition;
+pub mod defaults;
 pub mod diag;
 pub mod eval;
 pub mod fields;
