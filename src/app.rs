@@ -8,8 +8,8 @@ use std::sync::mpsc::sync_channel;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use crate::collect::{ProcScanConfig, spawn_procscan_shared};
 use crate::cli::exit;
+use crate::collect::{ProcScanConfig, spawn_procscan_shared};
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit};
 use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, Processor};
@@ -32,10 +32,9 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
                 rule_matching: config.rule_matching,
             })
             .map_err(|error| StartupError(format!("{error:#}")))?;
-            let min_priority: Priority = config
-                .min_priority
-                .parse()
-                .map_err(|error| StartupError(format!("invalid setting `min_priority`: {error}")))?;
+            let min_priority: Priority = config.min_priority.parse().map_err(|error| {
+                StartupError(format!("invalid setting `min_priority`: {error}"))
+            })?;
             ruleset.set_min_priority(min_priority);
             let counts = ruleset.counts();
             tracing::info!(

@@ -59,7 +59,11 @@ pub fn load_ruleset_or_fail(selection: &RuleSelection) -> anyhow::Result<RuleSet
     let errors: Vec<String> = outcome.errors().map(|d| d.to_string()).collect();
     match outcome.ruleset {
         Some(ruleset) if errors.is_empty() => Ok(ruleset),
-        _ => anyhow::bail!("the rules have {} error(s):\n{}", errors.len(), errors.join("\n")),
+        _ => anyhow::bail!(
+            "the rules have {} error(s):\n{}",
+            errors.len(),
+            errors.join("\n")
+        ),
     }
 }
 
@@ -84,7 +88,11 @@ pub fn fields(json: bool) -> anyhow::Result<u8> {
         writeln!(stdout)?;
     } else {
         let width = catalogue.iter().map(|f| f.name.len()).max().unwrap_or(10);
-        writeln!(stdout, "{:width$}  {:10}  {:12}  DESCRIPTION", "FIELD", "TYPE", "EVENTS")?;
+        writeln!(
+            stdout,
+            "{:width$}  {:10}  {:12}  DESCRIPTION",
+            "FIELD", "TYPE", "EVENTS"
+        )?;
         for field in catalogue {
             let name = match field.arg {
                 rules::fields::ArgKind::None => field.name.to_owned(),
@@ -136,10 +144,18 @@ pub fn rules_validate(selection: &RuleSelection) -> anyhow::Result<u8> {
 pub fn rules_list(selection: &RuleSelection) -> anyhow::Result<u8> {
     let ruleset = load_ruleset_or_fail(selection)?;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{:48}  {:13}  {:7}  {:24}  TAGS", "RULE", "PRIORITY", "ENABLED", "EVENT TYPES")?;
+    writeln!(
+        stdout,
+        "{:48}  {:13}  {:7}  {:24}  TAGS",
+        "RULE", "PRIORITY", "ENABLED", "EVENT TYPES"
+    )?;
     for rule in ruleset.rules() {
         let types = match &rule.event_types {
-            Some(types) => types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(","),
+            Some(types) => types
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             None => "all".to_owned(),
         };
         writeln!(
@@ -163,7 +179,8 @@ pub fn rules_test(selection: &RuleSelection, events: &Path, hostname: &str) -> a
     let reader: Box<dyn BufRead> = if events == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
-        let file = std::fs::File::open(events).with_context(|| format!("opening {}", events.display()))?;
+        let file =
+            std::fs::File::open(events).with_context(|| format!("opening {}", events.display()))?;
         Box::new(std::io::BufReader::new(file))
     };
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
@@ -192,7 +209,11 @@ pub fn rules_test(selection: &RuleSelection, events: &Path, hostname: &str) -> a
         }
     }
     stdout.flush()?;
-    Ok(if bad_lines == 0 { exit::OK } else { exit::FAILURE })
+    Ok(if bad_lines == 0 {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
 }
 
 /// This machine's host name, the default `hostname` of alerts.

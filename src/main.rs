@@ -85,7 +85,8 @@ fn main() -> ExitCode {
 /// runtime failure.
 fn error_exit_code(error: &anyhow::Error) -> u8 {
     if error.chain().any(|cause| {
-        cause.is::<tasksentry::app::StartupError>() || cause.is::<tasksentry::rule_files::RuleFileError>()
+        cause.is::<tasksentry::app::StartupError>()
+            || cause.is::<tasksentry::rule_files::RuleFileError>()
     }) {
         exit::CONFIG
     } else {

@@ -58,7 +58,9 @@ impl Processor for EmitAlerts {
             let alert = Alert::from_match(matched, event, &self.hostname);
             match serde_json::to_string(&alert) {
                 Ok(line) => out.push(line),
-                Err(error) => tracing::error!(rule = %alert.rule, %error, "Cannot serialize an alert."),
+                Err(error) => {
+                    tracing::error!(rule = %alert.rule, %error, "Cannot serialize an alert.")
+                }
             }
         }
     }

@@ -73,13 +73,20 @@ mod tests {
         std::fs::write(dir.path().join("a.yml"), "- list: a\n  items: []\n").expect("write");
         std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
         let sources = read_rule_paths(&[dir.path().to_owned()]).expect("readable");
-        let names: Vec<_> = sources.iter().map(|s| s.name.rsplit('/').next().unwrap_or("")).collect();
+        let names: Vec<_> = sources
+            .iter()
+            .map(|s| s.name.rsplit('/').next().unwrap_or(""))
+            .collect();
         assert_eq!(names, ["a.yml", "b.yaml"]);
     }
 
     #[test]
     fn a_missing_path_is_an_error_naming_it() {
-        let error = read_rule_paths(&[PathBuf::from("/nonexistent/rules.yaml")]).expect_err("missing");
-        assert!(error.to_string().contains("/nonexistent/rules.yaml"), "{error}");
+        let error =
+            read_rule_paths(&[PathBuf::from("/nonexistent/rules.yaml")]).expect_err("missing");
+        assert!(
+            error.to_string().contains("/nonexistent/rules.yaml"),
+            "{error}"
+        );
     }
 }
