@@ -12,7 +12,7 @@ use crate::cli::exit;
 use crate::collect::{ProcScanConfig, spawn_procscan_shared};
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit};
-use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, Processor};
+use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, Processor, Recording};
 use crate::rules::Priority;
 
 /// The monitor cannot start with this configuration or these rules (exit code 78).
@@ -48,6 +48,15 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
                 config.hostname.clone().unwrap_or_else(default_hostname),
             ))
         }
+    };
+    let processor: Box<dyn Processor> = match &config.record {
+        Some(path) => Box::new(Recording::new(processor, path).map_err(|error| {
+            StartupError(format!(
+                "invalid setting `record`: cannot open {}: {error}",
+                path.display()
+            ))
+        })?),
+        None => processor,
     };
     let shutdown = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());

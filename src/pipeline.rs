@@ -66,6 +66,46 @@ impl Processor for EmitAlerts {
     }
 }
 
+/// Appends every event to a recording file (NDJSON) before handing it to the inner
+/// processor. A write error is logged once and recording stops; monitoring goes on.
+pub struct Recording {
+    inner: Box<dyn Processor>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    path: std::path::PathBuf,
+}
+
+impl Recording {
+    /// Opens (appending, creating) the recording file.
+    pub fn new(inner: Box<dyn Processor>, path: &std::path::Path) -> std::io::Result<Recording> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Recording {
+            inner,
+            file: Some(std::io::BufWriter::new(file)),
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Processor for Recording {
+    fn process(&mut self, event: &Event, out: &mut Vec<String>) {
+        if let Some(file) = &mut self.file {
+            use std::io::Write;
+            let written = file
+                .write_all(event.to_json_line().as_bytes())
+                .and_then(|()| file.write_all(b"\n"))
+                .and_then(|()| file.flush());
+            if let Err(error) = written {
+                tracing::error!(path = %self.path.display(), %error, "Cannot write the event recording; recording stops.");
+                self.file = None;
+            }
+        }
+        self.inner.process(event, out);
+    }
+}
+
 /// Counters shared by the pipeline's stages, for the heartbeat and for tests.
 #[derive(Debug, Default)]
 pub struct Counters {
