@@ -78,15 +78,29 @@ impl Compiler<'_> {
                 if !ok {
                     return None;
                 }
-                Some(if matches!(expr, Expr::And(_)) {
-                    Node::And(out.into_boxed_slice())
+                let is_and = matches!(expr, Expr::And(_));
+                // Flatten nested conjunctions/disjunctions (from macros and parentheses).
+                let mut flat = Vec::with_capacity(out.len());
+                for n in out {
+                    match n {
+                        Node::And(inner) if is_and => flat.extend(inner.into_vec()),
+                        Node::Or(inner) if !is_and => flat.extend(inner.into_vec()),
+                        other => flat.push(other),
+                    }
+                }
+                Some(if is_and {
+                    Node::And(flat.into_boxed_slice())
                 } else {
-                    Node::Or(out.into_boxed_slice())
+                    Node::Or(flat.into_boxed_slice())
                 })
             }
             Expr::Not(inner) => self
                 .compile(inner, text, scope, stack, issues)
-                .map(|n| Node::Not(Box::new(n))),
+                .map(|n| match n {
+                    Node::Not(x) => *x,
+                    Node::Const(b) => Node::Const(!b),
+                    other => Node::Not(Box::new(other)),
+                }),
             Expr::Macro { name, offset } => {
                 let at = text.loc(*offset);
                 let Some(m) = self.macros.get(name) else {
@@ -559,6 +573,16 @@ fn compile_check(
             ));
         }
     };
+    if lhs.field.id == FieldId::EvtType && lhs.transformers.is_empty() {
+        // evt.type is always present and only takes TaskSentry's names: compile membership
+        // tests into a bit mask test (no string comparison at run time).
+        match &test {
+            Test::StrEq(s) => return Ok(Node::TypeIn(type_bit(s))),
+            Test::StrNe(s) => return Ok(Node::TypeIn(ALL_TYPES & !type_bit(s))),
+            Test::StrIn(set) => return Ok(Node::TypeIn(set.iter().fold(0, |acc, s| acc | type_bit(s)))),
+            _ => {}
+        }
+    }
     Ok(Node::Check(Box::new((lhs, test))))
 }
 
@@ -593,23 +617,14 @@ pub fn event_types(node: &Node, negated: bool) -> TypeSet {
             acc
         }
         Node::Not(inner) => event_types(inner, !negated),
-        Node::Check(check) => {
-            let (lhs, test) = &**check;
-            if lhs.field.id != FieldId::EvtType || !lhs.transformers.is_empty() {
-                return ALL_TYPES;
-            }
-            let positive = match test {
-                Test::StrEq(s) => Some(type_bit(s)),
-                Test::StrIn(set) => Some(set.iter().fold(0, |acc, s| acc | type_bit(s))),
-                Test::StrNe(s) => Some(ALL_TYPES & !type_bit(s)),
-                _ => None,
-            };
-            match positive {
-                Some(set) if negated => ALL_TYPES & !set,
-                Some(set) => set,
-                None => ALL_TYPES,
+        Node::TypeIn(mask) => {
+            if negated {
+                ALL_TYPES & !mask
+            } else {
+                *mask
             }
         }
+        Node::Check(_) => ALL_TYPES,
     }
 }
 

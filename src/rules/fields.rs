@@ -1549,6 +1549,71 @@ pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
     }
 }
 
+/// Per-event evaluation context: the event plus lazily computed values of the fields that
+/// need building (command lines, capability names, the environment), so that each is built at
+/// most once per event however many rules test it.
+pub struct EvalCtx<'e> {
+    /// The event.
+    pub ev: &'e Event,
+    cmdline: std::cell::OnceCell<String>,
+    args: std::cell::OnceCell<String>,
+    pcmdline: std::cell::OnceCell<Option<String>>,
+    env: std::cell::OnceCell<String>,
+    caps: [std::cell::OnceCell<Option<String>>; 3],
+}
+
+impl<'e> EvalCtx<'e> {
+    /// A context for one event.
+    pub fn new(ev: &'e Event) -> EvalCtx<'e> {
+        EvalCtx {
+            ev,
+            cmdline: std::cell::OnceCell::new(),
+            args: std::cell::OnceCell::new(),
+            pcmdline: std::cell::OnceCell::new(),
+            env: std::cell::OnceCell::new(),
+            caps: Default::default(),
+        }
+    }
+}
+
+/// Extracts a field through the per-event cache.
+pub fn extract_ctx<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Val<'c>> {
+    let p = cx.ev.proc.as_ref();
+    let cached = |cell: &'c std::cell::OnceCell<String>, f: &dyn Fn(&Process) -> String| {
+        p.map(|p| Val::Str(Cow::Borrowed(cell.get_or_init(|| f(p)).as_str())))
+    };
+    match (field.id, &field.arg) {
+        (FieldId::ProcCmdline, _) => cached(&cx.cmdline, &|p| p.cmdline()),
+        (FieldId::ProcArgs, FieldArg::None) if p.is_some_and(|p| p.args.len() > 1) => {
+            cached(&cx.args, &|p| p.args_joined())
+        }
+        (FieldId::ProcEnv, FieldArg::None) => cached(&cx.env, &|p| {
+            let parts: Vec<String> = p.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            parts.join(" ")
+        }),
+        (FieldId::ProcPcmdline, _) => cx
+            .pcmdline
+            .get_or_init(|| {
+                p.and_then(|p| ancestor(p, 1))
+                    .map(|a| crate::event::join_cmdline(&a.name, &a.args))
+            })
+            .as_deref()
+            .map(|s| Val::Str(Cow::Borrowed(s))),
+        (FieldId::ThreadCapEffective | FieldId::ThreadCapPermitted | FieldId::ThreadCapInheritable, _) => {
+            let (i, mask) = match field.id {
+                FieldId::ThreadCapEffective => (0, p.and_then(|p| p.cap_effective)),
+                FieldId::ThreadCapPermitted => (1, p.and_then(|p| p.cap_permitted)),
+                _ => (2, p.and_then(|p| p.cap_inheritable)),
+            };
+            cx.caps[i]
+                .get_or_init(|| mask.map(decode_caps))
+                .as_deref()
+                .map(|s| Val::Str(Cow::Borrowed(s)))
+        }
+        _ => extract(field, cx.ev),
+    }
+}
+
 /// Extracts a field for output rendering: like [`extract`], with the "either end" fields
 /// rendered as the server side (Falco prints `fd.ip`/`fd.port` that way).
 pub fn extract_for_output<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
