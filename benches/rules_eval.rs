@@ -8,11 +8,20 @@ use tasksentry::rules::{LoadOptions, RuleSet, RuleSource, load};
 
 fn ruleset() -> RuleSet {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/falco");
-    let sources: Vec<RuleSource> = ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"]
-        .iter()
-        .map(|n| RuleSource { name: (*n).into(), text: std::fs::read_to_string(format!("{dir}/{n}")).expect("read") })
-        .collect();
-    load(&sources, &LoadOptions::default()).ruleset.expect("Falco rules load")
+    let sources: Vec<RuleSource> = [
+        "falco_rules.yaml",
+        "falco-incubating_rules.yaml",
+        "falco-sandbox_rules.yaml",
+    ]
+    .iter()
+    .map(|n| RuleSource {
+        name: (*n).into(),
+        text: std::fs::read_to_string(format!("{dir}/{n}")).expect("read"),
+    })
+    .collect();
+    load(&sources, &LoadOptions::default())
+        .ruleset
+        .expect("Falco rules load")
 }
 
 fn exec(name: &str, args: &[&str], tty: u32) -> Event {
@@ -35,8 +44,20 @@ fn exec(name: &str, args: &[&str], tty: u32) -> Event {
         cap_effective: Some(0),
         cap_permitted: Some(0),
         ancestors: vec![
-            Ancestor { pid: 120, name: "node".into(), exe: Some("node".into()), exepath: Some("/usr/local/bin/node".into()), args: vec!["server.js".into()] },
-            Ancestor { pid: 1, name: "tini".into(), exe: Some("/tini".into()), exepath: Some("/tini".into()), args: vec![] },
+            Ancestor {
+                pid: 120,
+                name: "node".into(),
+                exe: Some("node".into()),
+                exepath: Some("/usr/local/bin/node".into()),
+                args: vec!["server.js".into()],
+            },
+            Ancestor {
+                pid: 1,
+                name: "tini".into(),
+                exe: Some("/tini".into()),
+                exepath: Some("/tini".into()),
+                args: vec![],
+            },
         ],
         ..Process::default()
     });
@@ -59,7 +80,11 @@ fn bench(c: &mut Criterion) {
     }
     let mut out = Vec::new();
     set.evaluate(&quiet, &mut out);
-    assert!(out.is_empty(), "the quiet event must match nothing: {:?}", out.iter().map(|m| &m.rule.name).collect::<Vec<_>>());
+    assert!(
+        out.is_empty(),
+        "the quiet event must match nothing: {:?}",
+        out.iter().map(|m| &m.rule.name).collect::<Vec<_>>()
+    );
     set.evaluate(&shell, &mut out);
     assert!(!out.is_empty(), "the shell event must match");
     drop(out);

@@ -49,8 +49,48 @@ impl Hasher for Fnv {
     }
 }
 
-/// A set of strings hashed with [`Fnv`].
-pub type StrSet = HashSet<Box<str>, BuildHasherDefault<Fnv>>;
+/// A set of strings: small sets are scanned (length first), larger ones hashed with [`Fnv`].
+#[derive(Debug)]
+pub enum StrSet {
+    /// Up to [`StrSet::SMALL`] strings.
+    Small(Vec<Box<str>>),
+    /// A hash set.
+    Hashed(HashSet<Box<str>, BuildHasherDefault<Fnv>>),
+}
+
+impl StrSet {
+    /// Sets up to this size are scanned linearly.
+    pub const SMALL: usize = 6;
+
+    /// Builds a set.
+    pub fn new(items: impl IntoIterator<Item = Box<str>>) -> StrSet {
+        let mut v: Vec<Box<str>> = items.into_iter().collect();
+        v.sort();
+        v.dedup();
+        if v.len() <= Self::SMALL {
+            StrSet::Small(v)
+        } else {
+            StrSet::Hashed(v.into_iter().collect())
+        }
+    }
+
+    /// Membership.
+    #[inline]
+    pub fn contains(&self, s: &str) -> bool {
+        match self {
+            StrSet::Small(v) => v.iter().any(|x| x.len() == s.len() && **x == *s),
+            StrSet::Hashed(h) => h.contains(s),
+        }
+    }
+
+    /// The members.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &Box<str>> + '_> {
+        match self {
+            StrSet::Small(v) => Box::new(v.iter()),
+            StrSet::Hashed(h) => Box::new(h.iter()),
+        }
+    }
+}
 
 /// An IP network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +162,10 @@ enum GlobTok {
     Byte(u8),
     Any,
     Star,
-    Class { negated: bool, ranges: Vec<(u8, u8)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(u8, u8)>,
+    },
 }
 
 impl Glob {
@@ -165,7 +208,9 @@ impl Glob {
                             break;
                         }
                         let lo = chars[j];
-                        if chars.get(j + 1) == Some(&b'-') && chars.get(j + 2).is_some_and(|c| *c != b']') {
+                        if chars.get(j + 1) == Some(&b'-')
+                            && chars.get(j + 2).is_some_and(|c| *c != b']')
+                        {
                             ranges.push((lo, chars[j + 2]));
                             j += 3;
                         } else {
@@ -192,7 +237,13 @@ impl Glob {
         let t = text.as_bytes();
         let p = &self.tokens;
         let fold = self.fold;
-        let at = |i: usize| if fold { t[i].to_ascii_lowercase() } else { t[i] };
+        let at = |i: usize| {
+            if fold {
+                t[i].to_ascii_lowercase()
+            } else {
+                t[i]
+            }
+        };
         let (mut ti, mut pi) = (0usize, 0usize);
         let mut star: Option<(usize, usize)> = None;
         while ti < t.len() {
@@ -310,6 +361,8 @@ pub struct Lhs {
     pub transformers: Vec<Transformer>,
     /// How values are produced.
     pub mode: LhsMode,
+    /// Direct accessor for plain string fields (fast path).
+    pub fast: Option<fields::StrAccessor>,
 }
 
 /// A compiled predicate on one value.
@@ -463,20 +516,39 @@ impl Lhs {
 }
 
 fn eval_check(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
+    if let Some(fast) = lhs.fast {
+        return match fast(cx) {
+            Some(s) => test.test_str(s, cx),
+            None => false,
+        };
+    }
     match &lhs.mode {
         LhsMode::Single => match lhs.value(cx) {
             Some(v) => test.test(&v, cx),
             None => false,
         },
-        LhsMode::AnyAncestor => fields::any_ancestor(&lhs.field, cx.ev, &mut |v| {
-            match v.and_then(|v| apply_transformers(v, &lhs.transformers)) {
-                Some(v) => test.test(&v, cx),
-                None => false,
-            }
+        LhsMode::AnyAncestor
+            if lhs.field.id == FieldId::ProcAname && lhs.transformers.is_empty() =>
+        {
+            cx.ev
+                .proc
+                .as_ref()
+                .is_some_and(|p| p.ancestors.iter().any(|a| test.test_str(&a.name, cx)))
+        }
+        LhsMode::AnyAncestor => fields::any_ancestor(&lhs.field, cx.ev, &mut |v| match v
+            .and_then(|v| apply_transformers(v, &lhs.transformers))
+        {
+            Some(v) => test.test(&v, cx),
+            None => false,
         }),
         LhsMode::Either(a, b) => [*a, *b].iter().any(|id| {
-            let f = FieldRef { id: *id, arg: fields::FieldArg::None, ty: lhs.field.ty };
-            match fields::extract(&f, cx.ev).and_then(|v| apply_transformers(v, &lhs.transformers)) {
+            let f = FieldRef {
+                id: *id,
+                arg: fields::FieldArg::None,
+                ty: lhs.field.ty,
+            };
+            match fields::extract(&f, cx.ev).and_then(|v| apply_transformers(v, &lhs.transformers))
+            {
                 Some(v) => test.test(&v, cx),
                 None => false,
             }
@@ -511,7 +583,33 @@ fn contains_ignore_ascii_case(hay: &str, lower_needle: &str) -> bool {
 }
 
 impl Test {
+    fn test_str(&self, v: &str, cx: &EvalCtx<'_>) -> bool {
+        match self {
+            Test::Exists => true,
+            Test::StrEq(s) => **s == *v,
+            Test::StrNe(s) => **s != *v,
+            Test::StrOrd(op, s) => ord_holds(*op, v.as_bytes().cmp(s.as_bytes())),
+            Test::Contains(s) => v.contains(&**s),
+            Test::IContains(s) => contains_ignore_ascii_case(v, s),
+            Test::StartsWith(s) => v.starts_with(&**s),
+            Test::EndsWith(s) => v.ends_with(&**s),
+            Test::Glob(g) | Test::IGlob(g) => g.matches(v),
+            Test::Regex(r) => r.is_match(v),
+            Test::StrIn(set) => set.contains(v),
+            Test::Pmatch(trie) => trie.matches(v),
+            Test::Modified(..) | Test::Field(..) => {
+                self.test(&Val::Str(std::borrow::Cow::Borrowed(v)), cx)
+            }
+            _ => false,
+        }
+    }
+
     fn test(&self, v: &Val<'_>, cx: &EvalCtx<'_>) -> bool {
+        if let Val::Str(s) = v
+            && !matches!(self, Test::Modified(..) | Test::Field(..))
+        {
+            return self.test_str(s, cx);
+        }
         match (self, v) {
             (Test::Exists, _) => true,
             (Test::StrEq(s), Val::Str(v)) => **s == **v,
@@ -524,7 +622,7 @@ impl Test {
             (Test::Glob(g), Val::Str(v)) => g.matches(v),
             (Test::IGlob(g), Val::Str(v)) => g.matches(v),
             (Test::Regex(r), Val::Str(v)) => r.is_match(v),
-            (Test::StrIn(set), Val::Str(v)) => set.contains(&**v),
+            (Test::StrIn(set), Val::Str(v)) => set.contains(v),
             (Test::Pmatch(trie), Val::Str(v)) => trie.matches(v),
             (Test::Modified(m, tests), v) => {
                 let n = tests.iter().filter(|t| t.test(v, cx)).count();

@@ -1599,7 +1599,12 @@ pub fn extract_ctx<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Val<'c>>
             })
             .as_deref()
             .map(|s| Val::Str(Cow::Borrowed(s))),
-        (FieldId::ThreadCapEffective | FieldId::ThreadCapPermitted | FieldId::ThreadCapInheritable, _) => {
+        (
+            FieldId::ThreadCapEffective
+            | FieldId::ThreadCapPermitted
+            | FieldId::ThreadCapInheritable,
+            _,
+        ) => {
             let (i, mask) = match field.id {
                 FieldId::ThreadCapEffective => (0, p.and_then(|p| p.cap_effective)),
                 FieldId::ThreadCapPermitted => (1, p.and_then(|p| p.cap_permitted)),
@@ -1612,6 +1617,75 @@ pub fn extract_ctx<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Val<'c>>
         }
         _ => extract(field, cx.ev),
     }
+}
+
+/// A direct accessor for a string field that can be borrowed from the event (or the per-event
+/// cache): the evaluator's fast path, with no `Val` wrapping.
+pub type StrAccessor = for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<&'c str>;
+
+fn proc_of<'c>(cx: &'c EvalCtx<'_>) -> Option<&'c Process> {
+    cx.ev.proc.as_ref()
+}
+
+/// The fast accessor for a field, when it has one (string fields without argument that are
+/// stored as such in the event).
+pub fn str_accessor(field: &FieldRef) -> Option<StrAccessor> {
+    use FieldId as F;
+    if field.arg != FieldArg::None {
+        return None;
+    }
+    Some(match field.id {
+        F::ProcName => |cx| proc_of(cx).map(|p| p.name.as_str()),
+        F::ProcExe => |cx| proc_of(cx).and_then(|p| p.exe.as_deref()),
+        F::ProcExepath => |cx| proc_of(cx).and_then(|p| p.exepath.as_deref()),
+        F::ProcCwd => |cx| proc_of(cx).and_then(|p| p.cwd.as_deref()),
+        F::ProcPname => |cx| {
+            proc_of(cx)
+                .and_then(|p| p.ancestors.first())
+                .map(|a| a.name.as_str())
+        },
+        F::ProcPexe => |cx| {
+            proc_of(cx)
+                .and_then(|p| p.ancestors.first())
+                .and_then(|a| a.exe.as_deref())
+        },
+        F::ProcPexepath => |cx| {
+            proc_of(cx)
+                .and_then(|p| p.ancestors.first())
+                .and_then(|a| a.exepath.as_deref())
+        },
+        F::ProcCmdline => |cx| proc_of(cx).map(|p| cx.cmdline.get_or_init(|| p.cmdline()).as_str()),
+        F::UserName => |cx| proc_of(cx).and_then(|p| p.user.as_deref()),
+        F::GroupName => |cx| proc_of(cx).and_then(|p| p.group.as_deref()),
+        F::ContainerId => |cx| Some(cx.ev.container.as_ref().map_or("host", |c| c.id.as_str())),
+        F::ContainerImage => |cx| cx.ev.container.as_ref().and_then(|c| c.image.as_deref()),
+        F::ContainerImageRepository => |cx| {
+            cx.ev
+                .container
+                .as_ref()
+                .and_then(|c| c.image.as_deref())
+                .map(|i| split_image(i).0)
+        },
+        F::FdName => |cx| cx.ev.fd.as_ref().and_then(|f| f.name.as_deref()),
+        F::FdDirectory => |cx| {
+            cx.ev
+                .fd
+                .as_ref()
+                .filter(|f| is_file_like(f.kind))
+                .and_then(|f| f.name.as_deref())
+                .map(dirname)
+        },
+        F::FdFilename => |cx| {
+            cx.ev
+                .fd
+                .as_ref()
+                .filter(|f| is_file_like(f.kind))
+                .and_then(|f| f.name.as_deref())
+                .map(basename)
+        },
+        F::FdL4proto => |cx| cx.ev.fd.as_ref().and_then(|f| f.l4proto.as_deref()),
+        _ => return None,
+    })
 }
 
 /// Extracts a field for output rendering: like [`extract`], with the "either end" fields
