@@ -1,1 +1,3 @@
 //! Sinks: where alerts and events are delivered (stdout JSON lines, CloudWatch Logs).
+
+pub mod cloudwatch;
