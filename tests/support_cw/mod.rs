@@ -465,12 +465,17 @@ async fn forward(head: &str, body: &[u8], upstream: SocketAddr) -> std::io::Resu
 
 /// A JSON alert-like message carrying a sequence number.
 pub fn alert_message(n: u64) -> String {
+    padded_alert_message(n, 0)
+}
+
+/// [`alert_message`] with `pad` extra bytes in `output_fields.padding`.
+pub fn padded_alert_message(n: u64, pad: usize) -> String {
     serde_json::json!({
         "time": "2026-11-25T16:00:00.000Z",
         "rule": "Terminal shell in container",
         "priority": "Warning",
         "output": format!("Shell spawned (n={n}) — «unicode» ✓ \"quoted\""),
-        "output_fields": {"seq": n, "proc.cmdline": "sh -c id"},
+        "output_fields": {"seq": n, "proc.cmdline": "sh -c id", "padding": "p".repeat(pad)},
         "ecs": {"task": "0123456789abcdef"},
     })
     .to_string()

@@ -214,33 +214,45 @@ pub async fn put(
     Ok(rejected)
 }
 
-/// Creates the log group (with its retention when it is new) and the stream, treating
+/// Creates the log group (with its retention when it is new), treating
 /// `ResourceAlreadyExistsException` as success.
-pub async fn ensure_destination(
+pub async fn ensure_group(
     client: &Client,
     group: &str,
-    stream: &str,
     retention_days: Option<i32>,
 ) -> Result<(), Failure> {
     match client.create_log_group().log_group_name(group).send().await {
         Ok(_) => {
             tracing::info!(group, "Created the CloudWatch log group.");
             if let Some(days) = retention_days {
-                client
+                // Alerts matter more than retention: a failure here is reported, not retried.
+                if let Err(error) = client
                     .put_retention_policy()
                     .log_group_name(group)
                     .retention_in_days(days)
                     .send()
                     .await
-                    .map_err(|error| classify(&error))?;
+                {
+                    let failure = classify(&error);
+                    tracing::warn!(group, days, error = ?failure, "Cannot set the log group's retention.");
+                }
             }
+            Ok(())
         }
         Err(error)
             if error
                 .as_service_error()
-                .is_some_and(|e| e.is_resource_already_exists_exception()) => {}
-        Err(error) => return Err(classify(&error)),
+                .is_some_and(|e| e.is_resource_already_exists_exception()) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(classify(&error)),
     }
+}
+
+/// Creates the log stream, treating `ResourceAlreadyExistsException` as success. A missing
+/// group is [`Failure::Missing`].
+pub async fn ensure_stream(client: &Client, group: &str, stream: &str) -> Result<(), Failure> {
     match client
         .create_log_stream()
         .log_group_name(group)

@@ -451,7 +451,8 @@ impl CloudWatchSink {
             settings,
             stream: stream_name.clone(),
             deadline: deadline_rx,
-            ensured: false,
+            group_ready: false,
+            stream_ready: false,
             logs: LogLimiter::default(),
         };
         let sender = tokio::spawn(sender.run());
@@ -624,7 +625,8 @@ struct Sender {
     settings: CloudWatchSettings,
     stream: String,
     deadline: watch::Receiver<Option<Instant>>,
-    ensured: bool,
+    group_ready: bool,
+    stream_ready: bool,
     logs: LogLimiter,
 }
 
@@ -746,7 +748,7 @@ impl Sender {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Outcome::Deadline;
             }
-            let result = if self.ensured {
+            let result = if self.group_ready && self.stream_ready {
                 self.shared
                     .counters
                     .put_calls
@@ -761,22 +763,40 @@ impl Sender {
                     None => call.await,
                 }
             } else {
-                let call = client::ensure_destination(
-                    &self.client,
-                    &self.settings.log_group,
-                    &self.stream,
-                    self.settings.retention_days,
-                );
-                let result = match deadline {
-                    Some(d) => match tokio::time::timeout_at(d, call).await {
-                        Ok(result) => result,
-                        Err(_) => return Outcome::Deadline,
-                    },
-                    None => call.await,
+                // Group and stream are created one step at a time, remembering each success,
+                // so that a high failure rate still makes progress.
+                let creating_group = !self.group_ready;
+                let result = if creating_group {
+                    let call = client::ensure_group(
+                        &self.client,
+                        &self.settings.log_group,
+                        self.settings.retention_days,
+                    );
+                    match deadline {
+                        Some(d) => match tokio::time::timeout_at(d, call).await {
+                            Ok(result) => result,
+                            Err(_) => return Outcome::Deadline,
+                        },
+                        None => call.await,
+                    }
+                } else {
+                    let call =
+                        client::ensure_stream(&self.client, &self.settings.log_group, &self.stream);
+                    match deadline {
+                        Some(d) => match tokio::time::timeout_at(d, call).await {
+                            Ok(result) => result,
+                            Err(_) => return Outcome::Deadline,
+                        },
+                        None => call.await,
+                    }
                 };
                 match result {
                     Ok(()) => {
-                        self.ensured = true;
+                        if creating_group {
+                            self.group_ready = true;
+                        } else {
+                            self.stream_ready = true;
+                        }
                         continue;
                     }
                     // A group the sink may not create is an operator problem, like
@@ -792,7 +812,10 @@ impl Sender {
                     return Outcome::Delivered;
                 }
                 Err(Failure::Missing(text)) => {
-                    self.ensured = false;
+                    // The message does not reliably say which one is missing: re-create both
+                    // (an existing group costs one ResourceAlreadyExists answer).
+                    self.group_ready = false;
+                    self.stream_ready = false;
                     self.shared
                         .counters
                         .recreated
