@@ -37,7 +37,7 @@ async fn records_arrive_in_order_in_the_right_group_and_stream_with_json_intact(
         .unwrap();
     }
     drop(tx);
-    let report = handle.shutdown(Duration::from_secs(20)).await;
+    let report = handle.shutdown(Duration::from_secs(60)).await;
     assert_eq!(report.undelivered, 0, "{report:?}");
     assert_eq!(report.stats.delivered, 2_000);
     assert_eq!(report.stats.dropped_total(), 0);
@@ -79,7 +79,7 @@ async fn a_group_deleted_while_running_is_recreated_and_delivery_continues() {
         .unwrap();
     }
     assert!(
-        wait_for(Duration::from_secs(10), || handle.stats().delivered == 100).await,
+        wait_for(Duration::from_secs(30), || handle.stats().delivered == 100).await,
         "first records delivered: {:?}",
         handle.stats()
     );
@@ -98,7 +98,7 @@ async fn a_group_deleted_while_running_is_recreated_and_delivery_continues() {
         .await
         .unwrap();
     }
-    let report = handle.shutdown(Duration::from_secs(20)).await;
+    let report = handle.shutdown(Duration::from_secs(60)).await;
     assert_eq!(report.undelivered, 0, "{report:?}");
     assert!(report.stats.recreated >= 1, "{report:?}");
     assert_eq!(report.stats.delivered, 200);
@@ -137,8 +137,8 @@ async fn heartbeats_are_valid_emf_in_the_same_stream() {
     })
     .await
     .unwrap();
-    assert!(wait_for(Duration::from_secs(10), || handle.stats().heartbeats >= 2).await);
-    let report = handle.shutdown(Duration::from_secs(10)).await;
+    assert!(wait_for(Duration::from_secs(30), || handle.stats().heartbeats >= 2).await);
+    let report = handle.shutdown(Duration::from_secs(60)).await;
     assert_eq!(report.undelivered, 0);
     let cw = client(&moto.url()).await;
     let events = read_stream(&cw, group, stream).await;
@@ -182,7 +182,7 @@ async fn min_priority_filters_and_out_of_range_timestamps_are_clamped_not_lost()
         .await
         .unwrap();
     }
-    let report = handle.shutdown(Duration::from_secs(10)).await;
+    let report = handle.shutdown(Duration::from_secs(60)).await;
     assert_eq!(report.undelivered, 0);
     assert_eq!(report.stats.filtered, 2);
     assert_eq!(report.stats.timestamps_clamped, 1);

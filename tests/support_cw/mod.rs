@@ -129,7 +129,9 @@ pub fn settings(endpoint: &str, group: &str) -> CloudWatchSettings {
     settings.batch_interval = Duration::from_millis(100);
     settings.heartbeat_interval = Duration::ZERO;
     settings.connect_timeout = Duration::from_secs(1);
-    settings.attempt_timeout = Duration::from_secs(1);
+    // Generous: a response slower than this (moto under a loaded CI machine) would count as
+    // lost, and a lost response after the request was applied is a legitimate duplicate.
+    settings.attempt_timeout = Duration::from_secs(5);
     settings.retry_base = Duration::from_millis(20);
     settings.retry_max = Duration::from_millis(500);
     settings
@@ -202,6 +204,10 @@ pub enum Fault {
     Reset,
     /// Forward to moto (the request takes effect), then close without returning the response.
     ForwardThenClose,
+    /// Answer HTTP 400 `AccessDeniedException`, not forwarded.
+    Denied,
+    /// Answer HTTP 400 `InvalidParameterException`, not forwarded.
+    Invalid,
 }
 
 /// What the proxy saw and did.
@@ -211,8 +217,9 @@ pub struct ProxyCounters {
     pub requests: AtomicU64,
     /// PutLogEvents requests received.
     pub puts: AtomicU64,
-    /// Faults injected, by kind (index: Throttle, Error500, Slow, Close, Reset, ForwardThenClose).
-    pub faults: [AtomicU64; 6],
+    /// Faults injected, by kind (index: Throttle, Error500, Slow, Close, Reset,
+    /// ForwardThenClose, Denied, Invalid).
+    pub faults: [AtomicU64; 8],
     /// Events in PutLogEvents requests that moto accepted but whose response was dropped.
     pub events_forwarded_then_dropped: AtomicU64,
 }
@@ -224,6 +231,11 @@ pub enum Plan {
     Always(Fault),
     /// The faults in turn, cycling, one per request.
     Cycle(Vec<Fault>),
+    /// The faults in turn, one per request, then `Pass` for ever.
+    Script(Vec<Fault>),
+    /// The faults in turn for PutLogEvents requests only, then `Pass` for ever; every other
+    /// request passes.
+    PutScript(Vec<Fault>),
 }
 
 struct ProxyState {
@@ -305,6 +317,8 @@ fn fault_index(fault: Fault) -> Option<usize> {
         Fault::Close => Some(3),
         Fault::Reset => Some(4),
         Fault::ForwardThenClose => Some(5),
+        Fault::Denied => Some(6),
+        Fault::Invalid => Some(7),
     }
 }
 
@@ -371,11 +385,21 @@ async fn handle(
     } else {
         0
     };
+    let untouched = {
+        let state = state.lock().unwrap();
+        !is_put && matches!(state.plan, Plan::PutScript(_))
+    };
+    if untouched {
+        return pass(client, &head, &body, upstream).await;
+    }
     let fault = {
         let mut state = state.lock().unwrap();
         let fault = match &state.plan {
             Plan::Always(fault) => *fault,
             Plan::Cycle(faults) => faults[state.next % faults.len()],
+            Plan::Script(faults) | Plan::PutScript(faults) => {
+                faults.get(state.next).copied().unwrap_or(Fault::Pass)
+            }
         };
         state.next += 1;
         fault
@@ -410,6 +434,29 @@ async fn handle(
             )
             .await?;
         }
+        Fault::Denied => {
+            let body = r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:PutLogEvents"}"#;
+            respond(
+                &mut client,
+                400,
+                "Bad Request",
+                "AccessDeniedException",
+                body,
+            )
+            .await?;
+        }
+        Fault::Invalid => {
+            let body =
+                r#"{"__type":"InvalidParameterException","message":"1 validation error detected"}"#;
+            respond(
+                &mut client,
+                400,
+                "Bad Request",
+                "InvalidParameterException",
+                body,
+            )
+            .await?;
+        }
         Fault::Slow => {
             tokio::time::sleep(slow).await;
         }
@@ -421,6 +468,17 @@ async fn handle(
         }
     }
     Ok(())
+}
+
+async fn pass(
+    mut client: TcpStream,
+    head: &str,
+    body: &[u8],
+    upstream: SocketAddr,
+) -> std::io::Result<()> {
+    let response = forward(head, body, upstream).await?;
+    client.write_all(&response).await?;
+    client.shutdown().await
 }
 
 async fn respond(

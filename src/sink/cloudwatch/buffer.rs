@@ -88,7 +88,11 @@ impl Spill {
         let mut records = 0;
         for (seq, path) in found {
             let bytes = std::fs::metadata(&path)?.len();
-            let unread = BufReader::new(File::open(&path)?).lines().count() as u64;
+            // Complete lines only: a partial last line is skipped when the file is read.
+            let unread = std::fs::read(&path)?
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count() as u64;
             records += unread;
             files.push_back(SpillFile {
                 seq,
@@ -190,10 +194,17 @@ impl Spill {
             let mut reader = BufReader::new(File::open(&file.path)?);
             reader.seek(SeekFrom::Start(file.read_offset))?;
             let mut line = String::new();
+            let mut end_of_file = false;
             while taken < max {
                 line.clear();
                 let n = reader.read_line(&mut line)?;
                 if n == 0 || !line.ends_with('\n') {
+                    // A file being read is never appended to again, so this is its end; a
+                    // partial last line (a crash mid-write) is counted as unreadable.
+                    if n > 0 {
+                        corrupt += 1;
+                    }
+                    end_of_file = true;
                     break;
                 }
                 file.read_offset += n as u64;
@@ -214,7 +225,7 @@ impl Spill {
                     Err(_) => corrupt += 1,
                 }
             }
-            if file.read_offset >= file.bytes || file.unread == 0 {
+            if end_of_file || file.read_offset >= file.bytes {
                 let seq = file.seq;
                 let path = file.path.clone();
                 self.files.pop_front();
@@ -608,6 +619,34 @@ mod tests {
         assert_eq!(batch.iter().map(n).collect::<Vec<_>>(), [2, 3, 4, 5, 6]);
         buffer.done(&batch);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn unreadable_and_partial_spill_lines_are_counted_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("spill-0000000000000003.ndjson"),
+            "{\"t\":1,\"p\":4,\"m\":\"{}\"}\nnot json\n{\"t\":2,\"p\":4,\"m\":\"{\\\"cut",
+        )
+        .unwrap();
+        let (mut buffer, recovered) = Buffer::new(10, Some((dir.path(), 1 << 30))).unwrap();
+        assert_eq!(recovered, 2, "complete lines only");
+        let batch = buffer.take_batch();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].record.timestamp_ms, 1);
+        assert_eq!(
+            buffer.spill_errors, 2,
+            "the garbage line and the partial one"
+        );
+        assert_eq!(buffer.spilled(), 0, "nothing left to read: no busy loop");
+        assert!(buffer.take_batch().is_empty());
+        buffer.done(&batch);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // New spill files continue the sequence after the recovered one.
+        let (mut buffer, _) = Buffer::new(1, Some((dir.path(), 1 << 30))).unwrap();
+        buffer.push(record(0, 4));
+        buffer.push(record(1, 4));
+        assert_eq!(buffer.spilled(), 1);
     }
 
     #[test]

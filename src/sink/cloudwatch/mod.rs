@@ -241,6 +241,8 @@ pub struct SinkStats {
     pub put_ok: u64,
     /// Retries after a failed call.
     pub retries: u64,
+    /// Calls refused for credentials or permissions (the batch is kept and retried).
+    pub auth_errors: u64,
     /// Events the service rejected individually (`rejectedLogEventsInfo`).
     pub rejected_by_service: u64,
     /// Events dropped with a batch the service called invalid.
@@ -296,6 +298,7 @@ struct Counters {
     put_calls: AtomicU64,
     put_ok: AtomicU64,
     retries: AtomicU64,
+    auth_errors: AtomicU64,
     rejected_by_service: AtomicU64,
     dropped_invalid: AtomicU64,
     clamped: AtomicU64,
@@ -304,6 +307,8 @@ struct Counters {
     heartbeats: AtomicU64,
     drop_reports: AtomicU64,
     recovered: AtomicU64,
+    /// Records taken from the buffer by the sender and not yet delivered or put back.
+    in_flight: AtomicU64,
     /// Service rejections and invalid drops not yet reported by a record.
     unreported_rejected: AtomicU64,
     unreported_invalid: AtomicU64,
@@ -338,6 +343,7 @@ impl Shared {
             put_calls: load(&c.put_calls),
             put_ok: load(&c.put_ok),
             retries: load(&c.retries),
+            auth_errors: load(&c.auth_errors),
             rejected_by_service: load(&c.rejected_by_service),
             dropped_invalid: load(&c.dropped_invalid),
             dropped_by_priority: buffer.total_drops(),
@@ -500,7 +506,9 @@ impl CloudWatchHandle {
             sender.abort();
         }
         let stats = self.shared.stats();
-        let undelivered = stats.buffered + stats.spilled;
+        // In flight is non-zero only if the sender had to be aborted mid-batch (counted whole).
+        let undelivered =
+            stats.buffered + stats.spilled + self.shared.counters.in_flight.load(Ordering::Relaxed);
         if undelivered > 0 {
             tracing::error!(
                 undelivered,
@@ -678,10 +686,21 @@ impl Sender {
                 }
                 if draining {
                     tokio::task::yield_now().await;
+                } else {
+                    // Nothing could be taken (e.g. an unreadable spill): wait for the next
+                    // tick instead of spinning.
+                    tokio::select! {
+                        () = tokio::time::sleep_until(next_flush) => {}
+                        _ = self.deadline.changed() => {}
+                    }
                 }
                 continue;
             }
-            if let Err(items) = self.deliver(items).await {
+            let in_flight = &self.shared.counters.in_flight;
+            in_flight.store(items.len() as u64, Ordering::Relaxed);
+            let result = self.deliver(items).await;
+            self.shared.counters.in_flight.store(0, Ordering::Relaxed);
+            if let Err(items) = result {
                 self.shared.buffer().put_back(items);
                 return;
             }
@@ -836,6 +855,10 @@ impl Sender {
                 }
                 Err(Failure::Auth(text)) => {
                     max_backoff = true;
+                    self.shared
+                        .counters
+                        .auth_errors
+                        .fetch_add(1, Ordering::Relaxed);
                     if let Some(suppressed) = self.logs.allow(LOG_AUTH) {
                         tracing::error!(group = %self.settings.log_group, error = %text, suppressed, "CloudWatch refused the credentials or permissions; alerts are kept and retried. Check the task role (logs:CreateLogGroup, logs:CreateLogStream, logs:PutLogEvents).");
                     }
