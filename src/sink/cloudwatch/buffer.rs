@@ -333,10 +333,11 @@ impl Buffer {
         self.len() == 0
     }
 
-    /// Whether memory holds at least a full batch (by count or bytes), so sending should not
-    /// wait for the flush interval.
+    /// Whether memory holds at least a full batch (by count or bytes), or is at capacity, or
+    /// records wait in the spill, so sending should not wait for the flush interval.
     pub fn has_full_batch(&self) -> bool {
         self.memory.len() >= MAX_BATCH_EVENTS
+            || self.memory.len() >= self.capacity
             || self.memory_bytes >= MAX_BATCH_BYTES
             || self.spilled() > 0
     }
