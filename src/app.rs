@@ -12,8 +12,13 @@ use crate::cli::exit;
 use crate::collect::{ProcScanConfig, spawn_procscan_shared};
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit};
+use crate::ecs::EcsMetadata;
 use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, Processor, Recording};
 use crate::rules::Priority;
+use crate::sink::cloudwatch::{
+    CloudWatchSettings, CloudWatchSink, PipelineCounters, default_stream_name,
+};
+use crate::sink::fanout::{self, OutputSinks};
 
 /// The monitor cannot start with this configuration or these rules (exit code 78).
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +107,61 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let sink = tokio::spawn(pipeline::stdout_sink(line_rx));
+        let hostname = config.hostname.clone().unwrap_or_else(default_hostname);
+        let sink_counters = Arc::new(PipelineCounters::default());
+        let (cloudwatch, cloudwatch_tx) = match CloudWatchSettings::from_config(&config) {
+            Some(mut settings) => {
+                settings.counters = sink_counters.clone();
+                let task = tokio::task::spawn_blocking(|| EcsMetadata::from_environment().task())
+                    .await
+                    .ok()
+                    .flatten();
+                if let Some(task) = &task {
+                    let context = task.task_context();
+                    settings.cluster = context.cluster.unwrap_or_default();
+                    settings.task_family = context.family.unwrap_or_default();
+                }
+                let task_id = task.as_ref().and_then(|t| t.task_context().task_id);
+                let stream = config
+                    .log_stream
+                    .clone()
+                    .unwrap_or_else(|| default_stream_name(task_id.as_deref(), &hostname));
+                let (handle, tx) = CloudWatchSink::start(settings, stream.clone())
+                    .await
+                    .map_err(|error| StartupError(format!("cannot start the CloudWatch Logs output: {error}")))?;
+                tracing::info!(log_group = %config.log_group, log_stream = %stream, "CloudWatch Logs output started.");
+                (Some(handle), Some(tx))
+            }
+            None => (None, None),
+        };
+        let (stdout_tx, stdout) = if config.stdout_enabled() {
+            let (tx, rx) = mpsc::channel(config.queue_capacity);
+            (Some(tx), Some(tokio::spawn(pipeline::stdout_sink(rx))))
+        } else {
+            (None, None)
+        };
+        let fanout = tokio::spawn(fanout::run(
+            line_rx,
+            OutputSinks {
+                stdout: stdout_tx,
+                cloudwatch: cloudwatch_tx,
+                counters: sink_counters.clone(),
+            },
+        ));
+        // The heartbeat reports the engine's event count.
+        let heartbeat_feed = {
+            let counters = counters.clone();
+            let sink_counters = sink_counters.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                loop {
+                    tick.tick().await;
+                    sink_counters
+                        .events_processed
+                        .store(counters.events.load(Ordering::Relaxed), Ordering::Relaxed);
+                }
+            })
+        };
         let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;
         let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -120,9 +179,30 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             .await
             .context("joining the engine thread")?
             .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
-        sink.await
-            .context("joining the stdout sink")?
-            .context("writing to stdout")?;
+        heartbeat_feed.abort();
+        fanout.await.context("joining the output fan-out")?;
+        if let Some(stdout) = stdout {
+            stdout
+                .await
+                .context("joining the stdout sink")?
+                .context("writing to stdout")?;
+        }
+        if let Some(handle) = cloudwatch {
+            let report = handle.shutdown(config.flush_timeout).await;
+            if report.undelivered > 0 {
+                tracing::error!(
+                    undelivered = report.undelivered,
+                    deadline_reached = report.deadline_reached,
+                    "Alerts could not be delivered to CloudWatch Logs before the flush deadline."
+                );
+                eprintln!(
+                    "tasksentry: {} alerts could not be delivered to CloudWatch Logs before the flush deadline",
+                    report.undelivered
+                );
+                return anyhow::Ok(exit::FAILURE);
+            }
+            tracing::info!(delivered = report.stats.delivered, "CloudWatch Logs flushed.");
+        }
         anyhow::Ok(exit::OK)
     })
 }

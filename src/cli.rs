@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Emit, LogFormat, Overrides, RuleMatchingMode};
+use crate::config::{Emit, LogFormat, Output, Overrides, RuleMatchingMode};
 
 /// Exit codes of the `tasksentry` binary.
 pub mod exit {
@@ -42,6 +42,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// `run` carries every setting; the enum is built once per process, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the monitor: watch the task and print alerts (or events) as JSON lines on stdout.
@@ -119,6 +121,47 @@ pub struct RunArgs {
     /// Also append every event to this NDJSON file, to replay with `rules test --events`.
     #[arg(long, env = "TASKSENTRY_RECORD", value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Where alerts go: `stdout`, `cloudwatch` or both (comma-separated) [default: stdout;
+    /// setting --log-group adds cloudwatch].
+    #[arg(long, env = "TASKSENTRY_OUTPUTS", value_enum, value_delimiter = ',')]
+    pub outputs: Option<Vec<Output>>,
+    /// CloudWatch log group, created when missing [default: /ecs/tasksentry].
+    #[arg(long, env = "TASKSENTRY_LOG_GROUP", value_name = "NAME")]
+    pub log_group: Option<String>,
+    /// CloudWatch log stream [default: the ECS task id, else the host name].
+    #[arg(long, env = "TASKSENTRY_LOG_STREAM", value_name = "NAME")]
+    pub log_stream: Option<String>,
+    /// CloudWatch Logs endpoint URL override (tests, VPC endpoints).
+    #[arg(long, env = "TASKSENTRY_CLOUDWATCH_ENDPOINT", value_name = "URL")]
+    pub cloudwatch_endpoint: Option<String>,
+    /// CloudWatch Logs region [default: AWS_REGION, AWS_DEFAULT_REGION].
+    #[arg(long, env = "TASKSENTRY_CLOUDWATCH_REGION", value_name = "REGION")]
+    pub cloudwatch_region: Option<String>,
+    /// Retention in days set when TaskSentry creates the log group.
+    #[arg(long, env = "TASKSENTRY_RETENTION_DAYS", value_name = "DAYS")]
+    pub retention_days: Option<i32>,
+    /// Longest wait before buffered alerts are sent to CloudWatch [default: 1s].
+    #[arg(long, env = "TASKSENTRY_BATCH_INTERVAL", value_name = "DURATION")]
+    pub batch_interval: Option<String>,
+    /// Alerts held in memory while CloudWatch is unreachable [default: 10000].
+    #[arg(long, env = "TASKSENTRY_BUFFER_CAPACITY", value_name = "N")]
+    pub buffer_capacity: Option<usize>,
+    /// Directory for alerts that do not fit in memory.
+    #[arg(long, env = "TASKSENTRY_SPILL_DIR", value_name = "DIR")]
+    pub spill_dir: Option<PathBuf>,
+    /// Most bytes kept in the spill directory [default: 268435456].
+    #[arg(long, env = "TASKSENTRY_SPILL_MAX_BYTES", value_name = "BYTES")]
+    pub spill_max_bytes: Option<u64>,
+    /// How long the CloudWatch flush at shutdown may take [default: 25s].
+    #[arg(long, env = "TASKSENTRY_FLUSH_TIMEOUT", value_name = "DURATION")]
+    pub flush_timeout: Option<String>,
+    /// Alerts less severe than this are not sent to CloudWatch [default: debug].
+    #[arg(
+        long,
+        env = "TASKSENTRY_CLOUDWATCH_MIN_PRIORITY",
+        value_name = "PRIORITY"
+    )]
+    pub cloudwatch_min_priority: Option<String>,
 }
 
 impl RunArgs {
@@ -141,6 +184,18 @@ impl RunArgs {
             log_level: self.log_level,
             log_format: self.log_format,
             record: self.record,
+            outputs: self.outputs,
+            log_group: self.log_group,
+            log_stream: self.log_stream,
+            cloudwatch_endpoint: self.cloudwatch_endpoint,
+            cloudwatch_region: self.cloudwatch_region,
+            retention_days: self.retention_days,
+            batch_interval: self.batch_interval,
+            buffer_capacity: self.buffer_capacity,
+            spill_dir: self.spill_dir,
+            spill_max_bytes: self.spill_max_bytes,
+            flush_timeout: self.flush_timeout,
+            cloudwatch_min_priority: self.cloudwatch_min_priority,
         }
     }
 }

@@ -41,6 +41,22 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where `tasksentry run` delivers its output lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Output {
+    /// JSON lines on stdout (the awslogs driver ships them).
+    Stdout,
+    /// CloudWatch Logs directly (PutLogEvents).
+    Cloudwatch,
+}
+
+/// The retention periods CloudWatch Logs accepts, in days.
+pub const RETENTION_DAYS: [i32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
 /// Settings given on the command line or in `TASKSENTRY_*` variables (clap resolves the
 /// precedence between those two); `None` means "not given".
 #[derive(Debug, Clone, Default)]
@@ -77,6 +93,30 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `--record` / `TASKSENTRY_RECORD`.
     pub record: Option<PathBuf>,
+    /// `--outputs` / `TASKSENTRY_OUTPUTS`.
+    pub outputs: Option<Vec<Output>>,
+    /// `--log-group` / `TASKSENTRY_LOG_GROUP`.
+    pub log_group: Option<String>,
+    /// `--log-stream` / `TASKSENTRY_LOG_STREAM`.
+    pub log_stream: Option<String>,
+    /// `--cloudwatch-endpoint` / `TASKSENTRY_CLOUDWATCH_ENDPOINT`.
+    pub cloudwatch_endpoint: Option<String>,
+    /// `--cloudwatch-region` / `TASKSENTRY_CLOUDWATCH_REGION`.
+    pub cloudwatch_region: Option<String>,
+    /// `--retention-days` / `TASKSENTRY_RETENTION_DAYS`.
+    pub retention_days: Option<i32>,
+    /// `--batch-interval` / `TASKSENTRY_BATCH_INTERVAL`.
+    pub batch_interval: Option<String>,
+    /// `--buffer-capacity` / `TASKSENTRY_BUFFER_CAPACITY`.
+    pub buffer_capacity: Option<usize>,
+    /// `--spill-dir` / `TASKSENTRY_SPILL_DIR`.
+    pub spill_dir: Option<PathBuf>,
+    /// `--spill-max-bytes` / `TASKSENTRY_SPILL_MAX_BYTES`.
+    pub spill_max_bytes: Option<u64>,
+    /// `--flush-timeout` / `TASKSENTRY_FLUSH_TIMEOUT`.
+    pub flush_timeout: Option<String>,
+    /// `--cloudwatch-min-priority` / `TASKSENTRY_CLOUDWATCH_MIN_PRIORITY`.
+    pub cloudwatch_min_priority: Option<String>,
 }
 
 /// The YAML configuration file. Keys are the settings' names; unknown keys are errors.
@@ -113,6 +153,30 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// See [`Config::record`].
     pub record: Option<PathBuf>,
+    /// See [`Config::outputs`].
+    pub outputs: Option<Vec<Output>>,
+    /// See [`Config::log_group`].
+    pub log_group: Option<String>,
+    /// See [`Config::log_stream`].
+    pub log_stream: Option<String>,
+    /// See [`Config::cloudwatch_endpoint`].
+    pub cloudwatch_endpoint: Option<String>,
+    /// See [`Config::cloudwatch_region`].
+    pub cloudwatch_region: Option<String>,
+    /// See [`Config::retention_days`].
+    pub retention_days: Option<i32>,
+    /// See [`Config::batch_interval`] (a duration).
+    pub batch_interval: Option<String>,
+    /// See [`Config::buffer_capacity`].
+    pub buffer_capacity: Option<usize>,
+    /// See [`Config::spill_dir`].
+    pub spill_dir: Option<PathBuf>,
+    /// See [`Config::spill_max_bytes`].
+    pub spill_max_bytes: Option<u64>,
+    /// See [`Config::flush_timeout`] (a duration).
+    pub flush_timeout: Option<String>,
+    /// See [`Config::cloudwatch_min_priority`].
+    pub cloudwatch_min_priority: Option<String>,
 }
 
 /// The resolved, validated configuration of `tasksentry run`.
@@ -149,6 +213,30 @@ pub struct Config {
     /// Also append every event (the `--emit events` format) to this file, for replaying
     /// with `tasksentry rules test` while tuning rules.
     pub record: Option<PathBuf>,
+    /// Where output lines go (default stdout; `cloudwatch` is added when `log_group` is set).
+    pub outputs: Vec<Output>,
+    /// The CloudWatch log group (created when missing).
+    pub log_group: String,
+    /// The CloudWatch log stream (default: the ECS task id, else the host name).
+    pub log_stream: Option<String>,
+    /// CloudWatch Logs endpoint override (tests, VPC endpoints).
+    pub cloudwatch_endpoint: Option<String>,
+    /// CloudWatch Logs region override (default: `AWS_REGION`/`AWS_DEFAULT_REGION`).
+    pub cloudwatch_region: Option<String>,
+    /// Retention applied when TaskSentry creates the log group.
+    pub retention_days: Option<i32>,
+    /// Longest wait before buffered records are sent to CloudWatch.
+    pub batch_interval: Duration,
+    /// Records held in memory for CloudWatch.
+    pub buffer_capacity: usize,
+    /// Directory for records that do not fit in memory.
+    pub spill_dir: Option<PathBuf>,
+    /// Most bytes kept in `spill_dir`.
+    pub spill_max_bytes: u64,
+    /// How long the flush at shutdown may take.
+    pub flush_timeout: Duration,
+    /// Records less severe than this are not sent to CloudWatch.
+    pub cloudwatch_min_priority: String,
 }
 
 impl Default for Config {
@@ -169,6 +257,18 @@ impl Default for Config {
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             record: None,
+            outputs: vec![Output::Stdout],
+            log_group: "/ecs/tasksentry".to_owned(),
+            log_stream: None,
+            cloudwatch_endpoint: None,
+            cloudwatch_region: None,
+            retention_days: None,
+            batch_interval: Duration::from_secs(1),
+            buffer_capacity: 10_000,
+            spill_dir: None,
+            spill_max_bytes: 256 * 1024 * 1024,
+            flush_timeout: Duration::from_secs(25),
+            cloudwatch_min_priority: "debug".to_owned(),
         }
     }
 }
@@ -314,6 +414,90 @@ pub const SETTINGS: &[(&str, &str, &str, &str, &str)] = &[
         "text",
         "`text` or `json` logs on stderr",
     ),
+    (
+        "outputs",
+        "--outputs",
+        "TASKSENTRY_OUTPUTS",
+        "stdout",
+        "where alerts go: `stdout`, `cloudwatch` or both (comma-separated); setting `log_group` adds `cloudwatch`",
+    ),
+    (
+        "log_group",
+        "--log-group",
+        "TASKSENTRY_LOG_GROUP",
+        "/ecs/tasksentry",
+        "CloudWatch log group, created when missing",
+    ),
+    (
+        "log_stream",
+        "--log-stream",
+        "TASKSENTRY_LOG_STREAM",
+        "(ECS task id, else host name)",
+        "CloudWatch log stream, created when missing",
+    ),
+    (
+        "cloudwatch_endpoint",
+        "--cloudwatch-endpoint",
+        "TASKSENTRY_CLOUDWATCH_ENDPOINT",
+        "(AWS default)",
+        "CloudWatch Logs endpoint URL override (tests, VPC endpoints)",
+    ),
+    (
+        "cloudwatch_region",
+        "--cloudwatch-region",
+        "TASKSENTRY_CLOUDWATCH_REGION",
+        "(`AWS_REGION`)",
+        "CloudWatch Logs region override",
+    ),
+    (
+        "retention_days",
+        "--retention-days",
+        "TASKSENTRY_RETENTION_DAYS",
+        "(never expire)",
+        "retention set when TaskSentry creates the log group (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288 or 3653)",
+    ),
+    (
+        "batch_interval",
+        "--batch-interval",
+        "TASKSENTRY_BATCH_INTERVAL",
+        "1s",
+        "longest wait before buffered alerts are sent to CloudWatch (full batches go at once)",
+    ),
+    (
+        "buffer_capacity",
+        "--buffer-capacity",
+        "TASKSENTRY_BUFFER_CAPACITY",
+        "10000",
+        "alerts held in memory while CloudWatch is slow or unreachable",
+    ),
+    (
+        "spill_dir",
+        "--spill-dir",
+        "TASKSENTRY_SPILL_DIR",
+        "(none)",
+        "directory for alerts that do not fit in memory (NDJSON files, replayed in order, deleted once delivered)",
+    ),
+    (
+        "spill_max_bytes",
+        "--spill-max-bytes",
+        "TASKSENTRY_SPILL_MAX_BYTES",
+        "268435456",
+        "most bytes kept in `spill_dir`; beyond it the least severe alerts are dropped and counted",
+    ),
+    (
+        "flush_timeout",
+        "--flush-timeout",
+        "TASKSENTRY_FLUSH_TIMEOUT",
+        "25s",
+        "how long the CloudWatch flush at shutdown may take (keep it under the container's stopTimeout)",
+    ),
+    (
+        "cloudwatch_min_priority",
+        "--cloudwatch-min-priority",
+        "TASKSENTRY_CLOUDWATCH_MIN_PRIORITY",
+        "debug",
+        "alerts less severe than this are not sent to CloudWatch",
+    ),
 ];
 
 fn setting_error(setting: &'static str, message: impl Into<String>) -> ConfigError {
@@ -392,6 +576,7 @@ impl Config {
     /// Layers already-read parts (separate from [`Config::resolve`] so tests need no files).
     pub fn layer(overrides: Overrides, file: FileConfig) -> Result<Config, ConfigError> {
         let defaults = Config::default();
+        let cloudwatch = resolve_cloudwatch(&overrides, &file)?;
         let interval = match overrides.interval.or(file.interval) {
             Some(text) => {
                 parse_duration(&text).map_err(|message| setting_error("interval", message))?
@@ -486,8 +671,212 @@ impl Config {
                 .or(file.log_format)
                 .unwrap_or(defaults.log_format),
             record: overrides.record.or(file.record).or(defaults.record),
+            outputs: cloudwatch.outputs,
+            log_group: cloudwatch.log_group,
+            log_stream: cloudwatch.log_stream,
+            cloudwatch_endpoint: cloudwatch.cloudwatch_endpoint,
+            cloudwatch_region: cloudwatch.cloudwatch_region,
+            retention_days: cloudwatch.retention_days,
+            batch_interval: cloudwatch.batch_interval,
+            buffer_capacity: cloudwatch.buffer_capacity,
+            spill_dir: cloudwatch.spill_dir,
+            spill_max_bytes: cloudwatch.spill_max_bytes,
+            flush_timeout: cloudwatch.flush_timeout,
+            cloudwatch_min_priority: cloudwatch.cloudwatch_min_priority,
         })
     }
+
+    /// Whether alerts go to CloudWatch Logs.
+    pub fn cloudwatch_enabled(&self) -> bool {
+        self.outputs.contains(&Output::Cloudwatch)
+    }
+
+    /// Whether alerts go to stdout.
+    pub fn stdout_enabled(&self) -> bool {
+        self.outputs.contains(&Output::Stdout)
+    }
+}
+
+/// The CloudWatch settings, layered and validated (a part of [`Config`]).
+struct CloudWatchConfig {
+    outputs: Vec<Output>,
+    log_group: String,
+    log_stream: Option<String>,
+    cloudwatch_endpoint: Option<String>,
+    cloudwatch_region: Option<String>,
+    retention_days: Option<i32>,
+    batch_interval: Duration,
+    buffer_capacity: usize,
+    spill_dir: Option<PathBuf>,
+    spill_max_bytes: u64,
+    flush_timeout: Duration,
+    cloudwatch_min_priority: String,
+}
+
+fn resolve_cloudwatch(
+    overrides: &Overrides,
+    file: &FileConfig,
+) -> Result<CloudWatchConfig, ConfigError> {
+    let defaults = Config::default();
+    let explicit_group = overrides.log_group.clone().or(file.log_group.clone());
+    let mut outputs = overrides
+        .outputs
+        .clone()
+        .or(file.outputs.clone())
+        .unwrap_or(defaults.outputs);
+    if outputs.is_empty() {
+        return Err(setting_error(
+            "outputs",
+            "at least one output is needed: `stdout`, `cloudwatch` or both",
+        ));
+    }
+    outputs.dedup();
+    if explicit_group.is_some() && !outputs.contains(&Output::Cloudwatch) {
+        outputs.push(Output::Cloudwatch);
+    }
+    let log_group = explicit_group.unwrap_or(defaults.log_group);
+    if log_group.is_empty()
+        || log_group.len() > 512
+        || !log_group
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#'))
+        || log_group.starts_with("aws/")
+    {
+        return Err(setting_error(
+            "log_group",
+            format!(
+                "`{log_group}` is not a log group name: 1-512 characters of A-Z a-z 0-9 . - _ / #, not starting with `aws/`"
+            ),
+        ));
+    }
+    let log_stream = overrides.log_stream.clone().or(file.log_stream.clone());
+    if let Some(stream) = &log_stream {
+        if stream.is_empty() || stream.len() > 512 || stream.contains([':', '*']) {
+            return Err(setting_error(
+                "log_stream",
+                format!("`{stream}` is not a log stream name: 1-512 characters without `:` or `*`"),
+            ));
+        }
+    }
+    let cloudwatch_endpoint = overrides
+        .cloudwatch_endpoint
+        .clone()
+        .or(file.cloudwatch_endpoint.clone())
+        .filter(|e| !e.is_empty());
+    if let Some(endpoint) = &cloudwatch_endpoint {
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(setting_error(
+                "cloudwatch_endpoint",
+                format!("`{endpoint}` is not an http:// or https:// URL"),
+            ));
+        }
+    }
+    let cloudwatch_region = overrides
+        .cloudwatch_region
+        .clone()
+        .or(file.cloudwatch_region.clone())
+        .filter(|r| !r.is_empty());
+    if let Some(region) = &cloudwatch_region {
+        if !region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(setting_error(
+                "cloudwatch_region",
+                format!("`{region}` is not a region name"),
+            ));
+        }
+    }
+    let retention_days = overrides.retention_days.or(file.retention_days);
+    if let Some(days) = retention_days {
+        if !RETENTION_DAYS.contains(&days) {
+            return Err(setting_error(
+                "retention_days",
+                format!(
+                    "{days} is not a retention CloudWatch accepts: use one of {RETENTION_DAYS:?}"
+                ),
+            ));
+        }
+    }
+    let batch_interval = match overrides
+        .batch_interval
+        .clone()
+        .or(file.batch_interval.clone())
+    {
+        Some(text) => parse_duration(&text).map_err(|m| setting_error("batch_interval", m))?,
+        None => defaults.batch_interval,
+    };
+    if batch_interval < Duration::from_millis(10) || batch_interval > Duration::from_secs(60) {
+        return Err(setting_error(
+            "batch_interval",
+            format!("{batch_interval:?} is out of range: use between 10ms and 60s"),
+        ));
+    }
+    let buffer_capacity = overrides
+        .buffer_capacity
+        .or(file.buffer_capacity)
+        .unwrap_or(defaults.buffer_capacity);
+    if !(100..=10_000_000).contains(&buffer_capacity) {
+        return Err(setting_error(
+            "buffer_capacity",
+            format!("{buffer_capacity} is out of range: use between 100 and 10000000"),
+        ));
+    }
+    let spill_dir = overrides.spill_dir.clone().or(file.spill_dir.clone());
+    if spill_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        return Err(setting_error("spill_dir", "must not be empty"));
+    }
+    let spill_max_bytes = overrides
+        .spill_max_bytes
+        .or(file.spill_max_bytes)
+        .unwrap_or(defaults.spill_max_bytes);
+    if spill_max_bytes < 1024 * 1024 {
+        return Err(setting_error(
+            "spill_max_bytes",
+            format!("{spill_max_bytes} is too small: use at least 1048576 (1 MiB)"),
+        ));
+    }
+    let flush_timeout = match overrides
+        .flush_timeout
+        .clone()
+        .or(file.flush_timeout.clone())
+    {
+        Some(text) => parse_duration(&text).map_err(|m| setting_error("flush_timeout", m))?,
+        None => defaults.flush_timeout,
+    };
+    if flush_timeout > Duration::from_secs(600) {
+        return Err(setting_error(
+            "flush_timeout",
+            format!("{flush_timeout:?} is out of range: use at most 10m"),
+        ));
+    }
+    let cloudwatch_min_priority = overrides
+        .cloudwatch_min_priority
+        .clone()
+        .or(file.cloudwatch_min_priority.clone())
+        .unwrap_or(defaults.cloudwatch_min_priority);
+    if !is_priority(&cloudwatch_min_priority) {
+        return Err(setting_error(
+            "cloudwatch_min_priority",
+            format!(
+                "`{cloudwatch_min_priority}` is not a priority: use emergency, alert, critical, error, warning, notice, informational (info) or debug"
+            ),
+        ));
+    }
+    Ok(CloudWatchConfig {
+        outputs,
+        log_group,
+        log_stream,
+        cloudwatch_endpoint,
+        cloudwatch_region,
+        retention_days,
+        batch_interval,
+        buffer_capacity,
+        spill_dir,
+        spill_max_bytes,
+        flush_timeout,
+        cloudwatch_min_priority,
+    })
 }
 
 #[cfg(test)]
@@ -578,6 +967,71 @@ mod tests {
     fn non_mapping_file_is_rejected() {
         assert!(FileConfig::parse("- a\n- b\n").is_err());
         assert!(FileConfig::parse("interval: [1, 2]\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod cloudwatch_config_tests {
+    use super::*;
+
+    #[test]
+    fn stdout_only_by_default_and_log_group_enables_cloudwatch() {
+        let config = Config::layer(Overrides::default(), FileConfig::default()).expect("valid");
+        assert_eq!(config.outputs, [Output::Stdout]);
+        assert!(!config.cloudwatch_enabled());
+        assert_eq!(config.log_group, "/ecs/tasksentry");
+        assert_eq!(config.batch_interval, Duration::from_secs(1));
+        assert_eq!(config.flush_timeout, Duration::from_secs(25));
+        assert_eq!(config.buffer_capacity, 10_000);
+
+        let file = FileConfig::parse("log_group: /security/runtime\n").expect("parses");
+        let config = Config::layer(Overrides::default(), file).expect("valid");
+        assert_eq!(config.outputs, [Output::Stdout, Output::Cloudwatch]);
+        assert_eq!(config.log_group, "/security/runtime");
+
+        let overrides = Overrides {
+            outputs: Some(vec![Output::Cloudwatch]),
+            ..Overrides::default()
+        };
+        let config = Config::layer(overrides, FileConfig::default()).expect("valid");
+        assert!(config.cloudwatch_enabled() && !config.stdout_enabled());
+
+        let file = FileConfig::parse(
+            "outputs: [stdout, cloudwatch]\nretention_days: 30\nbatch_interval: 250ms\nspill_dir: /tmp/x\ncloudwatch_min_priority: warning\n",
+        )
+        .expect("parses");
+        let config = Config::layer(Overrides::default(), file).expect("valid");
+        assert_eq!(config.retention_days, Some(30));
+        assert_eq!(config.batch_interval, Duration::from_millis(250));
+        assert_eq!(config.spill_dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!(config.cloudwatch_min_priority, "warning");
+    }
+
+    #[test]
+    fn bad_cloudwatch_values_name_the_setting() {
+        for (yaml, setting) in [
+            ("retention_days: 10\n", "retention_days"),
+            ("log_group: \"aws/lambda\"\n", "log_group"),
+            ("log_group: \"bad name\"\n", "log_group"),
+            ("log_stream: \"a:b\"\n", "log_stream"),
+            (
+                "cloudwatch_endpoint: localhost:4566\n",
+                "cloudwatch_endpoint",
+            ),
+            ("batch_interval: 1ms\n", "batch_interval"),
+            ("buffer_capacity: 5\n", "buffer_capacity"),
+            ("spill_max_bytes: 100\n", "spill_max_bytes"),
+            ("flush_timeout: 1h\n", "flush_timeout"),
+            ("cloudwatch_min_priority: loud\n", "cloudwatch_min_priority"),
+            ("outputs: []\n", "outputs"),
+        ] {
+            let file = FileConfig::parse(yaml).expect("parses");
+            let error = Config::layer(Overrides::default(), file)
+                .expect_err(yaml)
+                .to_string();
+            assert!(error.contains(&format!("`{setting}`")), "{yaml}: {error}");
+        }
+        assert!(FileConfig::parse("outputs: [syslog]\n").is_err());
     }
 }
 

@@ -1,0 +1,348 @@
+//! The heartbeat: a CloudWatch Embedded Metric Format (EMF) record the sink writes into its own
+//! log stream at a fixed interval, so that CloudWatch extracts metrics from it and a missing
+//! heartbeat can raise an alarm.
+//!
+//! [`build_emf`] is pure: it turns a [`HeartbeatStats`] into one JSON object with the `_aws`
+//! metadata (namespace `TaskSentry`, one dimension set `[cluster, task_family]`) and every
+//! dimension and metric as a top-level member, as the EMF specification requires.
+//! [`validate_emf`] checks a record against the specification's rules (used by the tests).
+
+use serde_json::{Map, Value, json};
+
+/// The metric namespace.
+pub const NAMESPACE: &str = "TaskSentry";
+/// The EMF limit of metric definitions per directive.
+pub const MAX_METRICS: usize = 100;
+/// The EMF limit of keys per dimension set.
+pub const MAX_DIMENSIONS: usize = 30;
+
+/// The names of the per-priority alert metrics, index = priority (0 = emergency … 7 = debug).
+pub const ALERT_METRICS: [&str; 8] = [
+    "AlertsEmergency",
+    "AlertsAlert",
+    "AlertsCritical",
+    "AlertsError",
+    "AlertsWarning",
+    "AlertsNotice",
+    "AlertsInformational",
+    "AlertsDebug",
+];
+
+/// What a heartbeat reports. Counters are totals since the monitor started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HeartbeatStats {
+    /// When, in milliseconds since the Unix epoch.
+    pub timestamp_ms: i64,
+    /// The ECS cluster (dimension).
+    pub cluster: String,
+    /// The task definition family (dimension).
+    pub task_family: String,
+    /// Alerts (records) handed to the sink, by priority.
+    pub alerts_by_priority: [u64; 8],
+    /// Events the engine processed.
+    pub events_processed: u64,
+    /// Processes the collectors missed.
+    pub processes_missed: u64,
+    /// Alerts dropped anywhere in the pipeline (queue full, buffer full).
+    pub alerts_dropped: u64,
+    /// CPU time the monitor used (user + system), in seconds.
+    pub monitor_cpu_seconds: f64,
+    /// The monitor's resident set size, in bytes.
+    pub monitor_rss_bytes: u64,
+}
+
+/// Builds the heartbeat's EMF JSON object (one line, no newline).
+pub fn build_emf(stats: &HeartbeatStats) -> String {
+    let mut metrics = Vec::new();
+    let mut root = Map::new();
+    root.insert("source".into(), json!("tasksentry"));
+    root.insert("kind".into(), json!("heartbeat"));
+    root.insert("cluster".into(), json!(stats.cluster));
+    root.insert("task_family".into(), json!(stats.task_family));
+    let mut metric = |name: &str, unit: &str, value: Value| {
+        metrics.push(json!({ "Name": name, "Unit": unit }));
+        root.insert(name.to_owned(), value);
+    };
+    metric("Heartbeat", "Count", json!(1));
+    for (name, count) in ALERT_METRICS.iter().zip(stats.alerts_by_priority) {
+        metric(name, "Count", json!(count));
+    }
+    metric("EventsProcessed", "Count", json!(stats.events_processed));
+    metric("ProcessesMissed", "Count", json!(stats.processes_missed));
+    metric("AlertsDropped", "Count", json!(stats.alerts_dropped));
+    metric(
+        "MonitorCpuSeconds",
+        "Seconds",
+        json!(stats.monitor_cpu_seconds),
+    );
+    metric("MonitorRssBytes", "Bytes", json!(stats.monitor_rss_bytes));
+    root.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": stats.timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["cluster", "task_family"]],
+                "Metrics": metrics,
+            }],
+        }),
+    );
+    Value::Object(root).to_string()
+}
+
+/// Checks one record against the EMF specification: a single JSON object with
+/// `_aws.Timestamp` (integer milliseconds) and `_aws.CloudWatchMetrics`, each directive with a
+/// `Namespace`, `Dimensions` (arrays of at most 30 keys) and `Metrics` (at most 100, each with a
+/// `Name` and an optional valid `Unit`), and every referenced dimension (a string) and metric (a
+/// number or an array of at most 100 numbers) present as a top-level member.
+pub fn validate_emf(text: &str) -> Result<(), String> {
+    const UNITS: &[&str] = &[
+        "Seconds",
+        "Microseconds",
+        "Milliseconds",
+        "Bytes",
+        "Kilobytes",
+        "Megabytes",
+        "Gigabytes",
+        "Terabytes",
+        "Bits",
+        "Kilobits",
+        "Megabits",
+        "Gigabits",
+        "Terabits",
+        "Percent",
+        "Count",
+        "Bytes/Second",
+        "Kilobytes/Second",
+        "Megabytes/Second",
+        "Gigabytes/Second",
+        "Terabytes/Second",
+        "Bits/Second",
+        "Kilobits/Second",
+        "Megabits/Second",
+        "Gigabits/Second",
+        "Terabits/Second",
+        "Count/Second",
+        "None",
+    ];
+    let root: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| format!("not one JSON object: {e}"))?;
+    let aws = root
+        .get("_aws")
+        .and_then(Value::as_object)
+        .ok_or("missing object `_aws`")?;
+    let timestamp = aws.get("Timestamp").ok_or("missing `_aws.Timestamp`")?;
+    if timestamp.as_i64().is_none_or(|ms| ms < 1_000_000_000_000) {
+        return Err(format!(
+            "`_aws.Timestamp` must be epoch milliseconds, got {timestamp}"
+        ));
+    }
+    let directives = aws
+        .get("CloudWatchMetrics")
+        .and_then(Value::as_array)
+        .ok_or("missing array `_aws.CloudWatchMetrics`")?;
+    if directives.is_empty() {
+        return Err("`_aws.CloudWatchMetrics` is empty".into());
+    }
+    for directive in directives {
+        let namespace = directive
+            .get("Namespace")
+            .and_then(Value::as_str)
+            .ok_or("directive without a string `Namespace`")?;
+        if namespace.is_empty() || namespace.len() > 1024 {
+            return Err(format!("bad namespace `{namespace}`"));
+        }
+        let sets = directive
+            .get("Dimensions")
+            .and_then(Value::as_array)
+            .ok_or("directive without array `Dimensions`")?;
+        for set in sets {
+            let keys = set.as_array().ok_or("a dimension set is not an array")?;
+            if keys.len() > MAX_DIMENSIONS {
+                return Err(format!(
+                    "dimension set of {} keys (max {MAX_DIMENSIONS})",
+                    keys.len()
+                ));
+            }
+            for key in keys {
+                let key = key.as_str().ok_or("dimension key is not a string")?;
+                match root.get(key) {
+                    Some(Value::String(value)) if value.len() <= 1024 => {}
+                    Some(_) => return Err(format!("dimension `{key}` is not a string ≤ 1024")),
+                    None => return Err(format!("dimension `{key}` is not a top-level member")),
+                }
+            }
+        }
+        let metrics = directive
+            .get("Metrics")
+            .and_then(Value::as_array)
+            .ok_or("directive without array `Metrics`")?;
+        if metrics.len() > MAX_METRICS {
+            return Err(format!("{} metrics (max {MAX_METRICS})", metrics.len()));
+        }
+        for metric in metrics {
+            let name = metric
+                .get("Name")
+                .and_then(Value::as_str)
+                .ok_or("metric without a string `Name`")?;
+            if let Some(unit) = metric.get("Unit") {
+                if !unit.as_str().is_some_and(|u| UNITS.contains(&u)) {
+                    return Err(format!("metric `{name}` has an invalid unit {unit}"));
+                }
+            }
+            match root.get(name) {
+                Some(Value::Number(_)) => {}
+                Some(Value::Array(values))
+                    if values.len() <= 100 && values.iter().all(Value::is_number) => {}
+                Some(other) => return Err(format!("metric `{name}` is not numeric: {other}")),
+                None => return Err(format!("metric `{name}` is not a top-level member")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads this process's CPU time (user + system, seconds) and resident set size (bytes) from
+/// `<proc_root>/self/stat` and `statm`. `None` when they cannot be read or parsed.
+pub fn read_self_usage(proc_root: &std::path::Path) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(proc_root.join("self/stat")).ok()?;
+    // The command name may contain spaces and parentheses; the fields follow the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After the name: state is field 3, utime is field 14 and stime 15 (1-based, man proc_pid_stat).
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value; it has no memory-safety preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    // SAFETY: as above.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if ticks <= 0 || page <= 0 {
+        return None;
+    }
+    let statm = std::fs::read_to_string(proc_root.join("self/statm")).ok()?;
+    let resident: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some((
+        (utime + stime) as f64 / ticks as f64,
+        resident * page as u64,
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn sample() -> HeartbeatStats {
+        HeartbeatStats {
+            timestamp_ms: 1_780_000_000_123,
+            cluster: "prod".into(),
+            task_family: "orders-api".into(),
+            alerts_by_priority: [0, 1, 2, 3, 4, 5, 6, 7],
+            events_processed: 12_345,
+            processes_missed: 3,
+            alerts_dropped: 9,
+            monitor_cpu_seconds: 1.25,
+            monitor_rss_bytes: 14_000_000,
+        }
+    }
+
+    #[test]
+    fn heartbeat_is_valid_emf_with_every_value() {
+        let text = build_emf(&sample());
+        validate_emf(&text).expect("valid EMF");
+        assert!(!text.contains('\n'));
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["_aws"]["Timestamp"], 1_780_000_000_123i64);
+        let directive = &value["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "TaskSentry");
+        assert_eq!(directive["Dimensions"], json!([["cluster", "task_family"]]));
+        assert_eq!(value["cluster"], "prod");
+        assert_eq!(value["task_family"], "orders-api");
+        assert_eq!(value["AlertsCritical"], 2);
+        assert_eq!(value["AlertsDebug"], 7);
+        assert_eq!(value["EventsProcessed"], 12_345);
+        assert_eq!(value["ProcessesMissed"], 3);
+        assert_eq!(value["AlertsDropped"], 9);
+        assert_eq!(value["MonitorCpuSeconds"], 1.25);
+        assert_eq!(value["MonitorRssBytes"], 14_000_000);
+        let names: Vec<_> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(names.len(), 14);
+        assert!(names.iter().all(|n| value.get(n).is_some()));
+    }
+
+    #[test]
+    fn validator_rejects_what_the_spec_forbids() {
+        let good: Value = serde_json::from_str(&build_emf(&sample())).unwrap();
+        let mutate = |f: &dyn Fn(&mut Value)| {
+            let mut v = good.clone();
+            f(&mut v);
+            validate_emf(&v.to_string())
+        };
+        assert!(mutate(&|_| {}).is_ok());
+        assert!(
+            mutate(&|v| {
+                v.as_object_mut().unwrap().remove("_aws");
+            })
+            .is_err()
+        );
+        assert!(mutate(&|v| v["_aws"]["Timestamp"] = json!("now")).is_err());
+        assert!(
+            mutate(&|v| v["_aws"]["Timestamp"] = json!(1_780_000_000)).is_err(),
+            "seconds"
+        );
+        assert!(
+            mutate(&|v| {
+                v.as_object_mut().unwrap().remove("cluster");
+            })
+            .is_err()
+        );
+        assert!(
+            mutate(&|v| {
+                v.as_object_mut().unwrap().remove("EventsProcessed");
+            })
+            .is_err()
+        );
+        assert!(mutate(&|v| v["EventsProcessed"] = json!("many")).is_err());
+        assert!(
+            mutate(&|v| v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("Parsecs"))
+                .is_err()
+        );
+        assert!(
+            mutate(&|v| {
+                let keys: Vec<Value> = (0..31).map(|i| json!(format!("d{i}"))).collect();
+                for i in 0..31 {
+                    v[format!("d{i}")] = json!("x");
+                }
+                v["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([keys]);
+            })
+            .is_err()
+        );
+        assert!(
+            mutate(&|v| {
+                let metrics: Vec<Value> =
+                    (0..101).map(|i| json!({"Name": format!("m{i}")})).collect();
+                for i in 0..101 {
+                    v[format!("m{i}")] = json!(1);
+                }
+                v["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(metrics);
+            })
+            .is_err()
+        );
+        assert!(validate_emf("{} trailing").is_err());
+    }
+
+    #[test]
+    fn reads_own_cpu_and_rss() {
+        let (cpu, rss) = read_self_usage(std::path::Path::new("/proc")).expect("readable");
+        assert!(cpu >= 0.0);
+        assert!(
+            rss > 1024 * 1024,
+            "a test process uses more than 1 MiB: {rss}"
+        );
+    }
+}

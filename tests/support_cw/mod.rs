@@ -1,0 +1,571 @@
+//! Test support for the CloudWatch sink: a real moto server on a loopback port, a fault-injecting
+//! HTTP proxy in front of it, and helpers to read a stream back.
+//!
+//! The moto server comes from `.venv-moto` (installed by `scripts/moto-venv`, which this module
+//! runs under `flock` when the venv is missing). Everything listens on 127.0.0.1 only.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_cloudwatchlogs::Client;
+use tasksentry::sink::cloudwatch::CloudWatchSettings;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The region and credentials every test uses against moto.
+pub const REGION: &str = "eu-west-1";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The moto_server executable, installing it (once, under a lock) when missing.
+pub fn moto_server_path() -> PathBuf {
+    if let Ok(path) = std::env::var("TASKSENTRY_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let root = repo_root();
+    let server = root.join(".venv-moto/bin/moto_server");
+    let lock = std::env::temp_dir().join("tasksentry-moto-venv.lock");
+    let status = Command::new("flock")
+        .arg(&lock)
+        .arg(root.join("scripts/moto-venv"))
+        .stdout(Stdio::null())
+        .status()
+        .expect("run scripts/moto-venv");
+    assert!(
+        status.success(),
+        "scripts/moto-venv failed: cannot install moto"
+    );
+    assert!(server.exists(), "{} missing", server.display());
+    server
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A moto server child process, killed on drop.
+pub struct Moto {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Moto {
+    /// Starts moto_server on a free loopback port and waits until it answers.
+    pub fn start() -> Moto {
+        let server = moto_server_path();
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new(&server)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto_server");
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(30) {
+                if let Some(status) = child.try_wait().unwrap() {
+                    eprintln!("moto_server exited early ({status}); retrying on another port");
+                    break;
+                }
+                if moto_ready(addr) {
+                    return Moto { child, addr };
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn moto_ready(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+    else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sink settings for tests: the endpoint, a fixed region, static credentials, short timeouts
+/// and backoff, heartbeats off.
+pub fn settings(endpoint: &str, group: &str) -> CloudWatchSettings {
+    let mut settings = CloudWatchSettings::new(group);
+    settings.endpoint = Some(endpoint.to_owned());
+    settings.region = Some(REGION.to_owned());
+    settings.static_credentials = Some(("testing".into(), "testing".into()));
+    settings.batch_interval = Duration::from_millis(100);
+    settings.heartbeat_interval = Duration::ZERO;
+    settings.connect_timeout = Duration::from_secs(1);
+    // Generous: a response slower than this (moto under a loaded CI machine) would count as
+    // lost, and a lost response after the request was applied is a legitimate duplicate.
+    settings.attempt_timeout = Duration::from_secs(5);
+    settings.retry_base = Duration::from_millis(20);
+    settings.retry_max = Duration::from_millis(500);
+    settings
+}
+
+/// A client to inspect moto directly.
+pub async fn client(endpoint: &str) -> Client {
+    let config = aws_sdk_cloudwatchlogs::Config::builder()
+        .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudwatchlogs::config::Region::new(REGION))
+        .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(endpoint)
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+                ))
+                .build_https(),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+/// Every event of a stream, oldest first: (timestamp, message).
+pub async fn read_stream(client: &Client, group: &str, stream: &str) -> Vec<(i64, String)> {
+    let mut events = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let output = client
+            .get_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .start_from_head(true)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .expect("GetLogEvents");
+        let page = output.events();
+        for event in page {
+            events.push((
+                event.timestamp().unwrap_or_default(),
+                event.message().unwrap_or_default().to_owned(),
+            ));
+        }
+        let next = output.next_forward_token().map(str::to_owned);
+        if page.is_empty() || next.is_none() || next == token {
+            break;
+        }
+        token = next;
+    }
+    events
+}
+
+/// A fault the proxy injects into one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// Forward to moto and return its response.
+    Pass,
+    /// Answer HTTP 400 with a `ThrottlingException` (AWS JSON error shape), not forwarded.
+    Throttle,
+    /// Answer HTTP 500 `ServiceUnavailableException`, not forwarded.
+    Error500,
+    /// Wait `slow` (longer than the client's attempt timeout), then close; not forwarded.
+    Slow,
+    /// Close the connection without a response; not forwarded.
+    Close,
+    /// Reset the connection (RST); not forwarded.
+    Reset,
+    /// Forward to moto (the request takes effect), then close without returning the response.
+    ForwardThenClose,
+    /// Answer HTTP 400 `AccessDeniedException`, not forwarded.
+    Denied,
+    /// Answer HTTP 400 `InvalidParameterException`, not forwarded.
+    Invalid,
+}
+
+/// What the proxy saw and did.
+#[derive(Debug, Default)]
+pub struct ProxyCounters {
+    /// Requests received.
+    pub requests: AtomicU64,
+    /// PutLogEvents requests received.
+    pub puts: AtomicU64,
+    /// Faults injected, by kind (index: Throttle, Error500, Slow, Close, Reset,
+    /// ForwardThenClose, Denied, Invalid).
+    pub faults: [AtomicU64; 8],
+    /// Events in PutLogEvents requests that moto accepted but whose response was dropped.
+    pub events_forwarded_then_dropped: AtomicU64,
+}
+
+/// How the proxy picks faults.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// The same fault for every request.
+    Always(Fault),
+    /// The faults in turn, cycling, one per request.
+    Cycle(Vec<Fault>),
+    /// The faults in turn, one per request, then `Pass` for ever.
+    Script(Vec<Fault>),
+    /// The faults in turn for PutLogEvents requests only, then `Pass` for ever; every other
+    /// request passes.
+    PutScript(Vec<Fault>),
+}
+
+struct ProxyState {
+    plan: Plan,
+    next: usize,
+}
+
+/// A fault-injecting HTTP/1.1 proxy in front of moto.
+pub struct FaultProxy {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<ProxyState>>,
+    /// What it saw.
+    pub counters: Arc<ProxyCounters>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultProxy {
+    /// Starts the proxy on a free loopback port; `slow` is how long a `Slow` fault waits.
+    pub async fn start(upstream: SocketAddr, plan: Plan, slow: Duration) -> FaultProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(ProxyState { plan, next: 0 }));
+        let counters = Arc::new(ProxyCounters::default());
+        let task = {
+            let state = state.clone();
+            let counters = counters.clone();
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let state = state.clone();
+                    let counters = counters.clone();
+                    tokio::spawn(async move {
+                        let _ = handle(stream, upstream, state, counters, slow).await;
+                    });
+                }
+            })
+        };
+        FaultProxy {
+            addr,
+            state,
+            counters,
+            task,
+        }
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Changes the plan (takes effect for the next request).
+    pub fn set_plan(&self, plan: Plan) {
+        let mut state = self.state.lock().unwrap();
+        state.plan = plan;
+        state.next = 0;
+    }
+
+    /// Faults injected of one kind.
+    pub fn injected(&self, fault: Fault) -> u64 {
+        fault_index(fault).map_or(0, |i| self.counters.faults[i].load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn fault_index(fault: Fault) -> Option<usize> {
+    match fault {
+        Fault::Pass => None,
+        Fault::Throttle => Some(0),
+        Fault::Error500 => Some(1),
+        Fault::Slow => Some(2),
+        Fault::Close => Some(3),
+        Fault::Reset => Some(4),
+        Fault::ForwardThenClose => Some(5),
+        Fault::Denied => Some(6),
+        Fault::Invalid => Some(7),
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Reads one HTTP request (head and Content-Length body). `None` when the peer closed.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(pos) = find(&data, b"\r\n\r\n") {
+            break pos + 4;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        data.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = data[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Some((head, body)))
+}
+
+async fn handle(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    state: Arc<Mutex<ProxyState>>,
+    counters: Arc<ProxyCounters>,
+    slow: Duration,
+) -> std::io::Result<()> {
+    // One request per connection: every answer says `Connection: close`.
+    let Some((head, body)) = read_request(&mut client).await? else {
+        return Ok(());
+    };
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    let is_put = head
+        .to_ascii_lowercase()
+        .contains("logs_20140328.putlogevents");
+    let events = if is_put {
+        counters.puts.fetch_add(1, Ordering::Relaxed);
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["logEvents"].as_array().map(Vec::len))
+            .unwrap_or(0) as u64
+    } else {
+        0
+    };
+    let untouched = {
+        let state = state.lock().unwrap();
+        !is_put && matches!(state.plan, Plan::PutScript(_))
+    };
+    if untouched {
+        return pass(client, &head, &body, upstream).await;
+    }
+    let fault = {
+        let mut state = state.lock().unwrap();
+        let fault = match &state.plan {
+            Plan::Always(fault) => *fault,
+            Plan::Cycle(faults) => faults[state.next % faults.len()],
+            Plan::Script(faults) | Plan::PutScript(faults) => {
+                faults.get(state.next).copied().unwrap_or(Fault::Pass)
+            }
+        };
+        state.next += 1;
+        fault
+    };
+    if let Some(i) = fault_index(fault) {
+        counters.faults[i].fetch_add(1, Ordering::Relaxed);
+    }
+    match fault {
+        Fault::Pass | Fault::ForwardThenClose => {
+            let response = forward(&head, &body, upstream).await?;
+            if fault == Fault::ForwardThenClose {
+                counters
+                    .events_forwarded_then_dropped
+                    .fetch_add(events, Ordering::Relaxed);
+                return Ok(());
+            }
+            client.write_all(&response).await?;
+            client.shutdown().await?;
+        }
+        Fault::Throttle => {
+            let body = r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#;
+            respond(&mut client, 400, "Bad Request", "ThrottlingException", body).await?;
+        }
+        Fault::Error500 => {
+            let body = r#"{"__type":"ServiceUnavailableException","message":"The service is unavailable. Please try again later."}"#;
+            respond(
+                &mut client,
+                500,
+                "Internal Server Error",
+                "ServiceUnavailableException",
+                body,
+            )
+            .await?;
+        }
+        Fault::Denied => {
+            let body = r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:PutLogEvents"}"#;
+            respond(
+                &mut client,
+                400,
+                "Bad Request",
+                "AccessDeniedException",
+                body,
+            )
+            .await?;
+        }
+        Fault::Invalid => {
+            let body =
+                r#"{"__type":"InvalidParameterException","message":"1 validation error detected"}"#;
+            respond(
+                &mut client,
+                400,
+                "Bad Request",
+                "InvalidParameterException",
+                body,
+            )
+            .await?;
+        }
+        Fault::Slow => {
+            tokio::time::sleep(slow).await;
+        }
+        Fault::Close => {}
+        Fault::Reset => {
+            // A zero linger makes the close send RST; with zero it does not block.
+            #[allow(deprecated)]
+            client.set_linger(Some(Duration::ZERO))?;
+        }
+    }
+    Ok(())
+}
+
+async fn pass(
+    mut client: TcpStream,
+    head: &str,
+    body: &[u8],
+    upstream: SocketAddr,
+) -> std::io::Result<()> {
+    let response = forward(head, body, upstream).await?;
+    client.write_all(&response).await?;
+    client.shutdown().await
+}
+
+async fn respond(
+    client: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    error_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-ErrorType: {error_type}\r\nx-amzn-RequestId: 00000000-0000-0000-0000-000000000000\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(response.as_bytes()).await?;
+    client.shutdown().await
+}
+
+/// Sends the request to moto with `Connection: close` and returns the whole response.
+async fn forward(head: &str, body: &[u8], upstream: SocketAddr) -> std::io::Result<Vec<u8>> {
+    let mut upstream = TcpStream::connect(upstream).await?;
+    let mut new_head = String::new();
+    for line in head.split("\r\n") {
+        if line.is_empty() {
+            continue;
+        }
+        if line
+            .split_once(':')
+            .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("connection"))
+        {
+            continue;
+        }
+        new_head.push_str(line);
+        new_head.push_str("\r\n");
+    }
+    new_head.push_str("Connection: close\r\n\r\n");
+    upstream.write_all(new_head.as_bytes()).await?;
+    upstream.write_all(body).await?;
+    let mut response = Vec::new();
+    upstream.read_to_end(&mut response).await?;
+    Ok(response)
+}
+
+/// A JSON alert-like message carrying a sequence number.
+pub fn alert_message(n: u64) -> String {
+    padded_alert_message(n, 0)
+}
+
+/// [`alert_message`] with `pad` extra bytes in `output_fields.padding`.
+pub fn padded_alert_message(n: u64, pad: usize) -> String {
+    serde_json::json!({
+        "time": "2026-11-25T16:00:00.000Z",
+        "rule": "Terminal shell in container",
+        "priority": "Warning",
+        "output": format!("Shell spawned (n={n}) — «unicode» ✓ \"quoted\""),
+        "output_fields": {"seq": n, "proc.cmdline": "sh -c id", "padding": "p".repeat(pad)},
+        "ecs": {"task": "0123456789abcdef"},
+    })
+    .to_string()
+}
+
+/// The `seq` of a message produced by [`alert_message`].
+pub fn seq_of(message: &str) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_str(message).ok()?;
+    value["output_fields"]["seq"].as_u64()
+}
+
+/// Milliseconds since the epoch now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Waits until `check` is true or `timeout` passes; returns whether it became true.
+pub async fn wait_for(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}
+
+/// Whether a directory holds no files.
+pub fn dir_is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
+}
