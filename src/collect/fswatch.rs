@@ -953,6 +953,16 @@ impl FsWatcher {
             fd.open_read = Some(pending.read);
             fd.open_write = Some(pending.write);
         }
+        if pending.write {
+            // The size after the write tells an append from a truncation.
+            let size = self.containers.get(&**id).and_then(|w| {
+                let fd = resolve::open_in_root(&w.root, path)?;
+                resolve::fstat(&fd).map(|st| st.st_size)
+            });
+            if let Some(size) = size {
+                event.evt.args.push(("size".into(), size.to_string()));
+            }
+        }
         event
     }
 
