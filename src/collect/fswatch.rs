@@ -167,7 +167,8 @@ pub struct FsWatcher {
     attributor: Attributor,
     drift: Arc<DriftRegistry>,
     tables: Option<SharedTables>,
-    /// When the last batch of events was read without overflow.
+    /// When the last read that drained the queue without an overflow started: events lost
+    /// to a later overflow happened after it.
     last_clean_read: Timestamp,
     rescan_needed: bool,
     stats: FsWatchStats,
@@ -607,6 +608,10 @@ impl FsWatcher {
 
     /// Reads every pending inotify event without blocking and turns them into events.
     pub fn read_events(&mut self, out: &mut Vec<Event>) -> io::Result<usize> {
+        // Everything that happened before this call is in the queue; if the queue turns out
+        // not to have overflowed, nothing before this instant was lost.
+        let started = Timestamp::now();
+        let mut overflowed = false;
         let mut count = 0;
         loop {
             let mut raw = Vec::new();
@@ -638,6 +643,7 @@ impl FsWatcher {
                 self.handle_raw(&wd, mask, cookie, name.as_deref(), out);
             }
             if overflow {
+                overflowed = true;
                 self.stats.overflows += 1;
                 self.rescan_needed = true;
                 let mut event = Event::new(EventType::Tasksentry, Collector::Fswatch);
@@ -647,9 +653,10 @@ impl FsWatcher {
                     count: Some(self.stats.overflows),
                 });
                 out.push(event);
-            } else if !self.rescan_needed {
-                self.last_clean_read = Timestamp::now();
             }
+        }
+        if !overflowed && !self.rescan_needed {
+            self.last_clean_read = started;
         }
         Ok(count)
     }
@@ -1196,14 +1203,31 @@ fn rate_ok(last: &mut Option<Instant>) -> bool {
     true
 }
 
-/// Sends events without ever blocking the collector; drops are counted and reported.
+/// Sends events without ever blocking the collector; drops are counted and reported. Internal
+/// (`tasksentry`) events are never dropped for a full queue: they wait in a small backlog
+/// (the oldest goes when it is full, counted like any drop), since they are what tells the
+/// reader that visibility was lost.
 struct Sender {
     tx: SyncSender<Event>,
     dropped: u64,
+    backlog: std::collections::VecDeque<Event>,
 }
+
+/// Most internal events waiting for room in the queue.
+const MAX_BACKLOG: usize = 64;
 
 impl Sender {
     fn flush(&mut self) -> bool {
+        while let Some(event) = self.backlog.pop_front() {
+            match self.tx.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(event)) => {
+                    self.backlog.push_front(event);
+                    return true;
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
         if self.dropped > 0 {
             let mut report = Event::new(EventType::Tasksentry, Collector::Fswatch);
             report.internal = Some(Internal {
@@ -1227,14 +1251,30 @@ impl Sender {
         if !self.flush() {
             return false;
         }
+        if !self.backlog.is_empty() && event.internal.is_some() {
+            self.queue_internal(event);
+            return true;
+        }
         match self.tx.try_send(event) {
             Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.dropped += 1;
+            Err(TrySendError::Full(event)) => {
+                if event.internal.is_some() {
+                    self.queue_internal(event);
+                } else {
+                    self.dropped += 1;
+                }
                 true
             }
             Err(TrySendError::Disconnected(_)) => false,
         }
+    }
+
+    fn queue_internal(&mut self, event: Event) {
+        if self.backlog.len() >= MAX_BACKLOG {
+            self.backlog.pop_front();
+            self.dropped += 1;
+        }
+        self.backlog.push_back(event);
     }
 }
 
@@ -1262,7 +1302,11 @@ fn run_loop(
     tx: SyncSender<Event>,
     shutdown: Arc<AtomicBool>,
 ) {
-    let mut sender = Sender { tx, dropped: 0 };
+    let mut sender = Sender {
+        tx,
+        dropped: 0,
+        backlog: std::collections::VecDeque::new(),
+    };
     let mut out = Vec::new();
     let mut next_sync = Instant::now();
     let tick = (watcher.config.coalesce_window / 4)
