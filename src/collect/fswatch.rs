@@ -35,6 +35,7 @@ pub mod resolve;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,6 +116,10 @@ struct WatchEntry {
 
 struct Watched {
     root: OwnedFd,
+    /// Device and inode of the root when it was opened: a container's first process can
+    /// appear (in the container's cgroup) before it has switched to the container's root
+    /// (`pivot_root` in runc's init or the test harness), so the root is re-checked.
+    root_id: (u64, u64),
     container: Container,
     /// Groups of this container that could not be fully watched, already reported.
     limited: HashSet<usize>,
@@ -290,11 +295,15 @@ impl FsWatcher {
         out: &mut Vec<Event>,
     ) -> io::Result<()> {
         let root_fd = resolve::open_root(root)?;
+        let root_id = resolve::fstat(&root_fd)
+            .map(|st| (st.st_dev, st.st_ino))
+            .unwrap_or_default();
         let id: Arc<str> = Arc::from(container.id.as_str());
         self.containers.insert(
             id.clone(),
             Watched {
                 root: root_fd,
+                root_id,
                 container,
                 limited: HashSet::new(),
             },
@@ -573,14 +582,14 @@ impl FsWatcher {
             warn!(group = %name, dropped, budget = self.budget, "inotify watch limit reached; dropping a watch group.");
         }
         let mut event = Event::new(EventType::Tasksentry, Collector::Fswatch);
-        event.internal = Some(Internal {
+        event.internal = Some(Box::new(Internal {
             kind: "watch_limit".into(),
             message: format!(
                 "inotify watch limit reached (budget {}): the watch group {name} is no longer watched in any container ({dropped} watches removed) to make room for higher-priority groups",
                 self.budget
             ),
             count: Some(dropped),
-        });
+        }));
         out.push(event);
         true
     }
@@ -594,15 +603,15 @@ impl FsWatcher {
             return;
         }
         let mut event = Event::new(EventType::Tasksentry, Collector::Fswatch);
-        event.container = Some(watched.container.clone());
-        event.internal = Some(Internal {
+        event.container = Some(Box::new(watched.container.clone()));
+        event.internal = Some(Box::new(Internal {
             kind: "watch_limit".into(),
             message: format!(
                 "inotify watch limit reached (budget {}): the watch group {name} is not fully watched in container {id}",
                 self.budget
             ),
             count: None,
-        });
+        }));
         out.push(event);
     }
 
@@ -647,11 +656,11 @@ impl FsWatcher {
                 self.stats.overflows += 1;
                 self.rescan_needed = true;
                 let mut event = Event::new(EventType::Tasksentry, Collector::Fswatch);
-                event.internal = Some(Internal {
+                event.internal = Some(Box::new(Internal {
                     kind: "inotify_overflow".into(),
                     message: "the inotify event queue overflowed: file events were lost; the watched trees are rescanned".into(),
                     count: Some(self.stats.overflows),
-                });
+                }));
                 out.push(event);
             }
         }
@@ -914,7 +923,7 @@ impl FsWatcher {
             ..Fd::default()
         };
         let watched = self.containers.get(&**id);
-        event.container = watched.map(|w| w.container.clone());
+        event.container = watched.map(|w| Box::new(w.container.clone()));
         match kind {
             EventType::Creat | EventType::Chmod | EventType::Mkdir => {
                 let mode = watched.and_then(|w| {
@@ -940,7 +949,7 @@ impl FsWatcher {
             }
             _ => {}
         }
-        event.fd = Some(fd);
+        event.fd = Some(Box::new(fd));
         if let (Some(key), Some(tables)) = (proc, self.tables.as_ref()) {
             attach_process(&mut event, &tables.snapshot(), key);
         }
@@ -1103,14 +1112,17 @@ impl FsWatcher {
         }
         for (id, count) in over_limit {
             let mut event = Event::new(EventType::Tasksentry, Collector::Fswatch);
-            event.container = self.containers.get(&id).map(|w| w.container.clone());
-            event.internal = Some(Internal {
+            event.container = self
+                .containers
+                .get(&id)
+                .map(|w| Box::new(w.container.clone()));
+            event.internal = Some(Box::new(Internal {
                 kind: "inotify_rescan_truncated".into(),
                 message: format!(
                     "after an inotify overflow, {count} more changed files in container {id} were not reported individually"
                 ),
                 count: Some(count),
-            });
+            }));
             out.push(event);
         }
     }
@@ -1119,6 +1131,9 @@ impl FsWatcher {
     /// watches, gone ones lose them.
     pub fn sync_containers(&mut self, tables: &Tables, out: &mut Vec<Event>) {
         let mut live = HashSet::new();
+        let self_root = std::fs::metadata("/proc/self/root")
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
         for (id, entry) in tables.containers.iter() {
             if entry.excluded.is_some() || entry.gone_at.is_some() || &**id == HOST_ID {
                 continue;
@@ -1127,15 +1142,24 @@ impl FsWatcher {
                 continue;
             };
             live.insert(id.clone());
-            if let Some(watched) = self.containers.get_mut(id) {
-                watched.container = entry.container.clone();
-                continue;
-            }
             let root = self
                 .config
                 .proc_root
                 .join(root_pid.to_string())
                 .join("root");
+            let now_id = std::fs::metadata(&root).ok().map(|m| (m.dev(), m.ino()));
+            if now_id.is_some() && now_id == self_root {
+                // Still in the monitor's own root: not yet in its container root.
+                continue;
+            }
+            if let Some(watched) = self.containers.get_mut(id) {
+                watched.container = entry.container.clone();
+                if now_id.is_none_or(|now_id| now_id == watched.root_id) {
+                    continue;
+                }
+                // The container switched roots after it was first seen: watch the new one.
+                self.remove_container(id);
+            }
             if let Err(error) = self.add_container(entry.container.clone(), &root, out)
                 && rate_ok(&mut self.last_warning)
             {
@@ -1164,7 +1188,7 @@ fn attach_process(event: &mut Event, tables: &Tables, key: ProcKey) {
     }
     let mut process = (*entry.process).clone();
     process.ancestors = tables.processes.ancestors(&key);
-    event.proc = Some(process);
+    event.proc = Some(Box::new(process));
 }
 
 /// Falco's rendering of a mode argument: octal, then the set bits by name
@@ -1230,14 +1254,14 @@ impl Sender {
         }
         if self.dropped > 0 {
             let mut report = Event::new(EventType::Tasksentry, Collector::Fswatch);
-            report.internal = Some(Internal {
+            report.internal = Some(Box::new(Internal {
                 kind: "events_dropped".into(),
                 message: format!(
                     "{} fswatch events were dropped because the event queue was full",
                     self.dropped
                 ),
                 count: Some(self.dropped),
-            });
+            }));
             match self.tx.try_send(report) {
                 Ok(()) => self.dropped = 0,
                 Err(TrySendError::Full(_)) => {}

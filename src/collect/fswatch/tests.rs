@@ -225,7 +225,7 @@ fn the_watch_budget_drops_the_lowest_priority_groups_first_and_says_so() {
         .unwrap();
     let limits: Vec<&Internal> = out
         .iter()
-        .filter_map(|e| e.internal.as_ref())
+        .filter_map(|e| e.internal.as_deref())
         .filter(|i| i.kind == "watch_limit")
         .collect();
     assert!(limits.len() >= 2, "{out:?}");
