@@ -9,7 +9,9 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 
 use crate::cli::exit;
-use crate::collect::{ProcScanConfig, spawn_procscan_shared};
+use crate::collect::{
+    DriftRegistry, FsWatchConfig, ProcScanConfig, spawn_fswatch, spawn_procscan_shared,
+};
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit};
 use crate::ecs::EcsMetadata;
@@ -87,13 +89,37 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             procscan_config.env_allowlist.push(name.clone());
         }
     }
-    let (procscan, _tables) = spawn_procscan_shared(procscan_config, event_tx, shutdown.clone())
+    // Files the file collector sees written are shared with procscan for
+    // `proc.exe_written_after_start`.
+    let drift = Arc::new(DriftRegistry::default());
+    procscan_config.drift = Some(drift.clone());
+    let fswatch_tx = event_tx.clone();
+    let (procscan, tables) = spawn_procscan_shared(procscan_config, event_tx, shutdown.clone())
         .with_context(|| {
             format!(
                 "starting the procscan collector on {}",
                 config.proc_root.display()
             )
         })?;
+    let fswatch = spawn_fswatch(
+        FsWatchConfig {
+            proc_root: config.proc_root.clone(),
+            ..FsWatchConfig::default()
+        },
+        tables,
+        drift,
+        fswatch_tx,
+        shutdown.clone(),
+    );
+    // Without file watches (no inotify instance left, for example) the monitor still runs:
+    // process and socket visibility must not depend on it.
+    let fswatch = match fswatch {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::error!(%error, "The fswatch collector could not start; file events are not observed.");
+            None
+        }
+    };
     tracing::info!(
         proc_root = %config.proc_root.display(),
         interval = ?config.interval,
@@ -175,6 +201,12 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             .await
             .context("joining the procscan thread")?
             .map_err(|_| anyhow::anyhow!("the procscan thread panicked"))?;
+        if let Some(fswatch) = fswatch {
+            tokio::task::spawn_blocking(move || fswatch.join())
+                .await
+                .context("joining the fswatch thread")?
+                .map_err(|_| anyhow::anyhow!("the fswatch thread panicked"))?;
+        }
         tokio::task::spawn_blocking(move || engine.join())
             .await
             .context("joining the engine thread")?

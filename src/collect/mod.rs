@@ -6,6 +6,7 @@
 //! containers, [`users`] resolves names from a container's own `/etc/passwd`.
 
 pub mod cgroup;
+pub mod fswatch;
 pub mod proc;
 pub mod procscan;
 pub mod table;
@@ -14,6 +15,7 @@ pub mod users;
 
 use std::path::PathBuf;
 
+pub use fswatch::{DriftRegistry, FsWatchConfig, FsWatcher, spawn_fswatch};
 pub use procscan::{ProcScanConfig, ProcScanner, spawn_procscan, spawn_procscan_shared};
 pub use table::{ContainerTable, ProcKey, ProcessTable, SharedTables, Tables};
 

@@ -46,6 +46,7 @@ use tracing::warn;
 
 use super::CollectError;
 use super::cgroup::{CgroupInfo, HOST_ID, parse_cgroup};
+use super::fswatch::DriftRegistry;
 use super::proc::{
     Clock, DEFAULT_ENV_ALLOWLIST, ProcIdentity, ReadOptions, Stat, parse_ns_link, read_identity,
     read_link_string, read_process, read_stat,
@@ -88,6 +89,9 @@ pub struct ProcScanConfig {
     /// Time to wait after a trigger before scanning, so an exec that is still in progress (the
     /// binary is opened before the new image is committed) is seen complete.
     pub trigger_delay: Duration,
+    /// Files the fswatch collector saw written in each container after it started; consulted
+    /// for `proc.exe_written_after_start` (see [`ProcScanner::drift_fact`]).
+    pub drift: Option<Arc<DriftRegistry>>,
 }
 
 impl Default for ProcScanConfig {
@@ -108,9 +112,16 @@ impl Default for ProcScanConfig {
             recheck_period: Duration::from_secs(5),
             trigger_min_spacing: Duration::from_millis(1),
             trigger_delay: Duration::from_millis(1),
+            drift: None,
         }
     }
 }
+
+/// Start times derive from the boot time in whole seconds (`btime`) plus clock ticks, so a
+/// container's start time can be off by up to a second: an executable's ctime must be later
+/// than the start by more than this to count as written after the start (the file collector
+/// covers the first second).
+pub const DRIFT_CLOCK_SLACK: Duration = Duration::from_secs(1);
 
 /// Counters about the scanner's work.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -581,6 +592,7 @@ impl ProcScanner {
             },
         );
         self.resolve_users(&id, &mut process, now);
+        process.exe_written_after_start = self.drift_fact(&id, &process, read.exe_id);
         let entry = ProcEntry {
             process: Arc::new(process),
             container_id: id,
@@ -690,6 +702,8 @@ impl ProcScanner {
         self.stats.full_reads += 1;
         let mut process = read.process;
         self.resolve_users(&entry.container_id, &mut process, now);
+        process.exe_written_after_start =
+            self.drift_fact(&entry.container_id, &process, read.exe_id);
         let process = Arc::new(process);
         self.tables.processes.update_process(key, process.clone());
         if let Some(track) = self.track.get_mut(&key) {
@@ -699,6 +713,40 @@ impl ProcScanner {
         self.stats.execs += 1;
         let entry = ProcEntry { process, ..entry };
         out.push(self.event_for(EventType::Execve, key, &entry));
+    }
+
+    /// `proc.exe_written_after_start`: true when the file collector saw the executable
+    /// written in this container (by path inside the container or by inode; immune to forged
+    /// timestamps), or when the executable's inode change time (which `touch -d` cannot set)
+    /// is later than the container's start plus [`DRIFT_CLOCK_SLACK`]; false when neither
+    /// holds and both times are known; unknown otherwise (and outside containers).
+    pub fn drift_fact(
+        &self,
+        container_id: &str,
+        process: &Process,
+        exe_id: Option<(u64, u64)>,
+    ) -> Option<bool> {
+        if container_id == HOST_ID || process.exe_from_memfd {
+            return None;
+        }
+        if let Some(drift) = &self.config.drift
+            && drift.contains(container_id, process.exepath.as_deref(), exe_id)
+        {
+            return Some(true);
+        }
+        let start = self
+            .tables
+            .containers
+            .get(container_id)?
+            .container
+            .start_time?;
+        let ctime = process.exe_ctime?;
+        Some(
+            ctime.as_nanos()
+                > start
+                    .as_nanos()
+                    .saturating_add(DRIFT_CLOCK_SLACK.as_nanos() as u64),
+        )
     }
 
     /// Whether a new process is excluded, and whether the exclusion covers its whole container.

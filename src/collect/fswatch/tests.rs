@@ -1,0 +1,268 @@
+//! Tests of the fswatch core against real directories standing in for container roots.
+
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn container(id: &str) -> Container {
+    Container {
+        id: id.to_string(),
+        ..Container::default()
+    }
+}
+
+fn debian_like(root: &Path) {
+    for dir in [
+        "etc/cron.d",
+        "etc/profile.d",
+        "usr/bin",
+        "usr/sbin",
+        "usr/lib",
+        "root",
+        "home/alice",
+        "tmp",
+        "var/tmp",
+        "dev/shm",
+        "var/lib/dpkg",
+    ] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join("etc/shadow"), "root:*:1::::::\n").unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+    std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+}
+
+fn watcher(config: FsWatchConfig) -> FsWatcher {
+    FsWatcher::new(config, None, Arc::new(DriftRegistry::default())).unwrap()
+}
+
+/// Reads and flushes until `pred` holds for the events gathered, or two seconds pass.
+fn collect_until(w: &mut FsWatcher, pred: impl Fn(&[Event]) -> bool) -> Vec<Event> {
+    let mut all = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let mut out = Vec::new();
+        w.read_events(&mut out).unwrap();
+        if w.rescan_needed() {
+            w.rescan(&mut out);
+        }
+        w.flush_opens(Duration::ZERO, &mut out);
+        all.extend(out);
+        if pred(&all) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    all
+}
+
+fn find<'a>(events: &'a [Event], kind: EventType, name: &str) -> Option<&'a Event> {
+    events.iter().find(|e| {
+        e.evt.evt_type == kind && e.fd.as_ref().and_then(|f| f.name.as_deref()) == Some(name)
+    })
+}
+
+#[test]
+fn modes_render_like_falco() {
+    assert_eq!(
+        render_mode(0o104755),
+        "04755(S_ISUID|S_IRUSR|S_IWUSR|S_IXUSR|S_IRGRP|S_IXGRP|S_IROTH|S_IXOTH)"
+    );
+    assert_eq!(render_mode(0o100600), "0600(S_IRUSR|S_IWUSR)");
+}
+
+#[test]
+fn creates_writes_renames_chmods_and_reads_are_reported_with_container_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    debian_like(root);
+    let mut w = watcher(FsWatchConfig::default());
+    let mut out = Vec::new();
+    w.add_container(container("c1"), root, &mut out).unwrap();
+    assert!(out.is_empty(), "{out:?}");
+
+    // One write of many chunks is one open event.
+    let mut file = std::fs::File::create(root.join("etc/evil.conf")).unwrap();
+    for _ in 0..10 {
+        std::io::Write::write_all(&mut file, b"x\n").unwrap();
+    }
+    drop(file);
+    std::fs::rename(root.join("etc/evil.conf"), root.join("etc/cron.d/evil")).unwrap();
+    std::fs::set_permissions(
+        root.join("etc/cron.d/evil"),
+        std::fs::Permissions::from_mode(0o4755),
+    )
+    .unwrap();
+    std::fs::read(root.join("etc/shadow")).unwrap();
+    std::fs::create_dir(root.join("etc/newdir")).unwrap();
+    // The mode is read when the event is handled, so the file must still be there.
+    let mut events = collect_until(&mut w, |e| {
+        find(e, EventType::Chmod, "/etc/cron.d/evil").is_some()
+    });
+    std::fs::remove_file(root.join("etc/cron.d/evil")).unwrap();
+    // Written through the /bin symlink: reported under the real directory.
+    std::fs::write(root.join("bin/implant"), b"#!/bin/sh\n").unwrap();
+
+    events.extend(collect_until(&mut w, |e| {
+        find(e, EventType::Creat, "/usr/bin/implant").is_some()
+    }));
+    let creat = find(&events, EventType::Creat, "/etc/evil.conf").expect("creat");
+    assert_eq!(creat.container.as_ref().unwrap().id, "c1");
+    assert!(creat.proc.is_none(), "no tables: no attribution");
+    let opens: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e.evt.evt_type == EventType::Open
+                && e.fd.as_ref().unwrap().name.as_deref() == Some("/etc/evil.conf")
+        })
+        .collect();
+    assert_eq!(opens.len(), 1, "coalesced: {events:#?}");
+    assert_eq!(opens[0].fd.as_ref().unwrap().open_write, Some(true));
+    let rename = find(&events, EventType::Renameat, "/etc/cron.d/evil").expect("rename");
+    assert_eq!(
+        rename.fd.as_ref().unwrap().oldname.as_deref(),
+        Some("/etc/evil.conf")
+    );
+    assert_eq!(rename.evt.arg("oldpath"), Some("/etc/evil.conf"));
+    let chmod = find(&events, EventType::Chmod, "/etc/cron.d/evil").expect("chmod");
+    assert!(
+        chmod.evt.arg("mode").unwrap().contains("S_ISUID"),
+        "{chmod:?}"
+    );
+    let read = find(&events, EventType::Open, "/etc/shadow").expect("shadow read");
+    assert_eq!(read.fd.as_ref().unwrap().open_read, Some(true));
+    assert_eq!(read.fd.as_ref().unwrap().open_write, Some(false));
+    assert!(find(&events, EventType::Mkdir, "/etc/newdir").is_some());
+    assert!(find(&events, EventType::Unlinkat, "/etc/cron.d/evil").is_some());
+    // Reads elsewhere in /etc are not watched (only credential files are).
+    assert!(find(&events, EventType::Open, "/etc/passwd").is_none());
+    // Drift: the written files are remembered.
+    assert!(w.drift.contains("c1", Some("/usr/bin/implant"), None));
+}
+
+#[test]
+fn new_subdirectories_and_missing_patterns_are_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    debian_like(root);
+    let mut w = watcher(FsWatchConfig::default());
+    let mut out = Vec::new();
+    w.add_container(container("c1"), root, &mut out).unwrap();
+    // A new subdirectory of /etc, and a file in it right away.
+    std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+    std::fs::write(root.join("etc/systemd/system/evil.service"), b"[Service]\n").unwrap();
+    // /root/.ssh does not exist yet: it is picked up when it appears.
+    std::fs::create_dir(root.join("root/.ssh")).unwrap();
+    std::fs::write(
+        root.join("root/.ssh/authorized_keys"),
+        b"ssh-ed25519 AAAA\n",
+    )
+    .unwrap();
+    // /var/spool/cron is missing entirely at first.
+    std::fs::create_dir_all(root.join("var/spool/cron/crontabs")).unwrap();
+    std::fs::write(root.join("var/spool/cron/crontabs/root"), b"* * * * * x\n").unwrap();
+    let events = collect_until(&mut w, |e| {
+        find(e, EventType::Creat, "/etc/systemd/system/evil.service").is_some()
+            && find(e, EventType::Creat, "/root/.ssh/authorized_keys").is_some()
+            && find(e, EventType::Creat, "/var/spool/cron/crontabs/root").is_some()
+    });
+    for path in [
+        "/etc/systemd/system/evil.service",
+        "/root/.ssh/authorized_keys",
+        "/var/spool/cron/crontabs/root",
+    ] {
+        assert!(
+            find(&events, EventType::Creat, path).is_some(),
+            "{path}: {events:#?}"
+        );
+    }
+    // Later writes in the new directories are seen directly.
+    std::fs::write(root.join("root/.ssh/authorized_keys"), b"more\n").unwrap();
+    let events = collect_until(&mut w, |e| {
+        find(e, EventType::Open, "/root/.ssh/authorized_keys").is_some()
+    });
+    assert!(find(&events, EventType::Open, "/root/.ssh/authorized_keys").is_some());
+}
+
+#[test]
+fn the_watch_budget_drops_the_lowest_priority_groups_first_and_says_so() {
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    for dir in [&one, &two] {
+        debian_like(dir.path());
+        for i in 0..30 {
+            std::fs::create_dir_all(dir.path().join(format!("etc/sub{i}"))).unwrap();
+        }
+    }
+    // Count what the full set costs in one container.
+    let mut full = watcher(FsWatchConfig::default());
+    let mut out = Vec::new();
+    full.add_container(container("c1"), one.path(), &mut out)
+        .unwrap();
+    let cost = full.watch_count();
+    let by_group = full.watches_by_group("c1");
+    let group =
+        |list: &[(String, usize)], name: &str| list.iter().find(|(n, _)| n == name).unwrap().1;
+    let low = group(&by_group, "packages") + group(&by_group, "libraries");
+    assert!(
+        group(&by_group, "packages") >= 1 && group(&by_group, "libraries") >= 1,
+        "{by_group:?}"
+    );
+    drop(full);
+
+    let etc = group(&by_group, "etc");
+    // Room for two containers without their two least important groups: the second
+    // container's important groups take the watches of the first one's least important ones.
+    let budget = 2 * cost - 2 * low;
+    let mut w = watcher(FsWatchConfig {
+        max_watches: Some(budget),
+        ..FsWatchConfig::default()
+    });
+    let mut out = Vec::new();
+    w.add_container(container("c1"), one.path(), &mut out)
+        .unwrap();
+    assert!(out.is_empty(), "{out:?}");
+    w.add_container(container("c2"), two.path(), &mut out)
+        .unwrap();
+    let limits: Vec<&Internal> = out
+        .iter()
+        .filter_map(|e| e.internal.as_deref())
+        .filter(|i| i.kind == "watch_limit")
+        .collect();
+    assert!(limits.len() >= 2, "{out:?}");
+    assert!(limits[0].message.contains("group packages"), "{limits:?}");
+    assert!(limits[1].message.contains("group libraries"), "{limits:?}");
+    assert!(w.watch_count() <= budget);
+    for id in ["c1", "c2"] {
+        let by_group = w.watches_by_group(id);
+        assert_eq!(group(&by_group, "etc"), etc, "{id}: {by_group:?}");
+        assert_eq!(group(&by_group, "credentials"), 4, "{id}: {by_group:?}");
+        assert_eq!(group(&by_group, "packages"), 0, "{id}: {by_group:?}");
+        assert_eq!(group(&by_group, "libraries"), 0, "{id}: {by_group:?}");
+    }
+    // /etc of the second container reports.
+    std::fs::write(two.path().join("etc/sub7/x"), b"x").unwrap();
+    let events = collect_until(&mut w, |e| {
+        find(e, EventType::Creat, "/etc/sub7/x").is_some()
+    });
+    let creat = find(&events, EventType::Creat, "/etc/sub7/x").unwrap();
+    assert_eq!(creat.container.as_ref().unwrap().id, "c2");
+}
+
+#[test]
+fn removing_a_container_removes_its_watches() {
+    let dir = tempfile::tempdir().unwrap();
+    debian_like(dir.path());
+    let mut w = watcher(FsWatchConfig::default());
+    let mut out = Vec::new();
+    w.add_container(container("c1"), dir.path(), &mut out)
+        .unwrap();
+    assert!(w.watch_count() > 0);
+    w.remove_container("c1");
+    assert_eq!(w.watch_count(), 0);
+    std::fs::write(dir.path().join("etc/x"), b"x").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut out = Vec::new();
+    w.read_events(&mut out).unwrap();
+    w.flush_opens(Duration::ZERO, &mut out);
+    assert!(out.iter().all(|e| e.fd.is_none()), "{out:?}");
+}
