@@ -42,6 +42,8 @@ pub struct Cli {
 }
 
 /// The subcommands.
+// The enum is built once per process; boxing `RunArgs` would only complicate its use.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the monitor: watch the task and print alerts (or events) as JSON lines on stdout.
@@ -119,6 +121,33 @@ pub struct RunArgs {
     /// Also append every event to this NDJSON file, to replay with `rules test --events`.
     #[arg(long, env = "TASKSENTRY_RECORD", value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Repeats of an alert within this window become one summary alert with a count
+    /// [default: 60s; 0s disables].
+    #[arg(long, env = "TASKSENTRY_AGGREGATION_WINDOW", value_name = "DURATION")]
+    pub aggregation_window: Option<String>,
+    /// Alerts per minute each rule may ship; the excess is counted and reported [default:
+    /// 120; 0 = unlimited].
+    #[arg(long, env = "TASKSENTRY_RULE_ALERT_BUDGET", value_name = "N")]
+    pub rule_alert_budget: Option<u32>,
+    /// Alerts per minute all rules together may ship [default: 1200; 0 = unlimited].
+    #[arg(long, env = "TASKSENTRY_ALERT_BUDGET", value_name = "N")]
+    pub alert_budget: Option<u32>,
+    /// Alerts less severe than this are not printed on stdout [default: debug].
+    #[arg(long, env = "TASKSENTRY_STDOUT_MIN_PRIORITY", value_name = "PRIORITY")]
+    pub stdout_min_priority: Option<String>,
+    /// Extra regular expression to redact from alerts (repeatable; the variable takes a
+    /// newline-separated list).
+    #[arg(
+        long = "redact-patterns",
+        env = "TASKSENTRY_REDACT_PATTERNS",
+        value_name = "REGEX",
+        value_delimiter = '\n'
+    )]
+    pub redact_patterns: Option<Vec<String>>,
+    /// How often configured rule files are checked for changes (which reload the rules)
+    /// [default: 2s; 0s disables].
+    #[arg(long, env = "TASKSENTRY_RULES_POLL_INTERVAL", value_name = "DURATION")]
+    pub rules_poll_interval: Option<String>,
 }
 
 impl RunArgs {
@@ -141,6 +170,12 @@ impl RunArgs {
             log_level: self.log_level,
             log_format: self.log_format,
             record: self.record,
+            aggregation_window: self.aggregation_window,
+            rule_alert_budget: self.rule_alert_budget,
+            alert_budget: self.alert_budget,
+            stdout_min_priority: self.stdout_min_priority,
+            redact_patterns: self.redact_patterns,
+            rules_poll_interval: self.rules_poll_interval,
         }
     }
 }

@@ -6,10 +6,16 @@ use super::RuleSource;
 
 /// `(name, text)` of every embedded rules file, in load order. The name is the path in the
 /// repository, which diagnostics show.
-pub const DEFAULT_RULE_FILES: &[(&str, &str)] = &[(
-    "rules/tasksentry_process_rules.yaml",
-    include_str!("../../rules/tasksentry_process_rules.yaml"),
-)];
+pub const DEFAULT_RULE_FILES: &[(&str, &str)] = &[
+    (
+        "rules/tasksentry_process_rules.yaml",
+        include_str!("../../rules/tasksentry_process_rules.yaml"),
+    ),
+    (
+        "rules/tasksentry_internal_rules.yaml",
+        include_str!("../../rules/tasksentry_internal_rules.yaml"),
+    ),
+];
 
 /// The embedded default rules as loader sources.
 pub fn default_sources() -> Vec<RuleSource> {
