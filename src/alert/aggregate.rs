@@ -60,6 +60,11 @@ pub const VOLATILE_FIELDS: &[&str] = &[
     "tasksentry.count",
 ];
 
+/// Output fields whose values add up: a summary carries their sum over its repeats (the
+/// processes missed, lines dropped or alerts suppressed that repeated internal reports stand
+/// for), not samples.
+pub const ADDITIVE_FIELDS: &[&str] = &["tasksentry.count"];
+
 /// Fields sampled from the event itself for every repeat, whether or not the rule's output
 /// shows them.
 const EVENT_SAMPLES: [&str; 2] = ["proc.pid", "proc.cmdline"];
@@ -110,6 +115,7 @@ struct Pending {
     first_seen: Timestamp,
     last_seen: Timestamp,
     samples: BTreeMap<String, Vec<Value>>,
+    sums: BTreeMap<String, u64>,
 }
 
 #[derive(Debug)]
@@ -183,8 +189,11 @@ impl Aggregator {
                 values.push((EVENT_SAMPLES[0].to_owned(), Value::from(process.pid)));
                 values.push((EVENT_SAMPLES[1].to_owned(), Value::from(process.cmdline())));
             }
+            let mut sums: Vec<(String, u64)> = Vec::new();
             for (name, value) in &alert.output_fields {
-                if is_volatile(name)
+                if ADDITIVE_FIELDS.contains(&name.as_str()) {
+                    sums.push((name.clone(), value.as_u64().unwrap_or(0)));
+                } else if is_volatile(name)
                     && !name.starts_with("evt.")
                     && !EVENT_SAMPLES.contains(&name.as_str())
                 {
@@ -198,16 +207,20 @@ impl Aggregator {
                     pending.last_seen = pending.last_seen.max(time);
                     pending.last = alert;
                     add_samples(&mut pending.samples, values);
+                    add_sums(&mut pending.sums, sums);
                 }
                 None => {
                     let mut samples = BTreeMap::new();
                     add_samples(&mut samples, values);
+                    let mut pending_sums = BTreeMap::new();
+                    add_sums(&mut pending_sums, sums);
                     entry.pending = Some(Pending {
                         last: alert,
                         count: 1,
                         first_seen: time,
                         last_seen: time,
                         samples,
+                        sums: pending_sums,
                     });
                 }
             }
@@ -298,6 +311,13 @@ fn add_samples(samples: &mut BTreeMap<String, Vec<Value>>, values: Vec<(String, 
     }
 }
 
+fn add_sums(sums: &mut BTreeMap<String, u64>, values: Vec<(String, u64)>) {
+    for (name, value) in values {
+        let sum = sums.entry(name).or_default();
+        *sum = sum.saturating_add(value);
+    }
+}
+
 /// The summary alert of one window's repeats.
 fn summary(pending: Pending) -> Alert {
     let mut alert = pending.last;
@@ -307,8 +327,13 @@ fn summary(pending: Pending) -> Alert {
     alert.tasksentry.last_seen = pending.last_seen;
     alert.tasksentry.summary = true;
     alert.tasksentry.samples = pending.samples;
+    let mut totals = String::new();
+    for (name, sum) in pending.sums {
+        totals.push_str(&format!("; {name} totals {sum}"));
+        alert.output_fields.insert(name, Value::from(sum));
+    }
     alert.output = format!(
-        "{} (repeated {} times between {} and {})",
+        "{} (repeated {} times between {} and {}{totals})",
         alert.output, pending.count, pending.first_seen, pending.last_seen
     );
     alert
@@ -434,6 +459,42 @@ mod tests {
         agg.observe(alert_for("R", &c), &c, &mut out);
         assert_eq!(out.len(), 4, "no two of these are repeats");
         assert_eq!(agg.open_keys(), 4);
+    }
+
+    #[test]
+    fn summaries_of_internal_reports_sum_their_counts() {
+        let mut agg = Aggregator::new(Duration::from_secs(60), 100);
+        let mut out = Vec::new();
+        for (i, missed) in [3u64, 4, 5].iter().enumerate() {
+            let e = event(1, "c1", SEC + u64::try_from(i).expect("small"));
+            let mut alert = alert_for("Missed", &e);
+            alert
+                .output_fields
+                .insert("tasksentry.count".into(), Value::from(*missed));
+            alert.output_fields.insert(
+                "tasksentry.message".into(),
+                Value::from(format!("{missed} missed")),
+            );
+            agg.observe(alert, &e, &mut out);
+        }
+        agg.flush(&mut out);
+        assert_eq!(
+            out.len(),
+            2,
+            "different counts and messages are still one key"
+        );
+        assert_eq!(out[0].output_fields["tasksentry.count"], 3);
+        assert_eq!(out[1].tasksentry.count, 2);
+        assert_eq!(out[1].output_fields["tasksentry.count"], 9, "4 + 5");
+        assert!(
+            out[1].output.contains("tasksentry.count totals 9"),
+            "{}",
+            out[1].output
+        );
+        assert_eq!(
+            out[1].tasksentry.samples["tasksentry.message"],
+            vec![Value::from("4 missed"), Value::from("5 missed")]
+        );
     }
 
     #[test]

@@ -136,6 +136,29 @@ const BUILTIN: &[(&str, &str, usize, &[&str])] = &[
     ),
 ];
 
+/// The compiled built-in patterns.
+static BUILTIN_PATTERNS: std::sync::LazyLock<Vec<Pattern>> = std::sync::LazyLock::new(|| {
+    BUILTIN
+        .iter()
+        .filter_map(|(kind, source, group, only_with)| {
+            // The built-in patterns are constants covered by tests; a failure here is a
+            // programming error, reported and skipped rather than a panic.
+            match Regex::new(source) {
+                Ok(regex) => Some(Pattern {
+                    kind,
+                    regex,
+                    group: *group,
+                    only_with,
+                }),
+                Err(error) => {
+                    tracing::error!(kind, %error, "Built-in redaction pattern does not compile.");
+                    None
+                }
+            }
+        })
+        .collect()
+});
+
 /// Removes secrets from texts and alerts.
 #[derive(Debug, Clone)]
 pub struct Redactor {
@@ -149,28 +172,11 @@ impl Default for Redactor {
 }
 
 impl Redactor {
-    /// The built-in patterns only.
+    /// The built-in patterns only (compiled once per process).
     pub fn builtin() -> Redactor {
-        let patterns = BUILTIN
-            .iter()
-            .filter_map(|(kind, source, group, only_with)| {
-                // The built-in patterns are constants covered by tests; a failure here is a
-                // programming error, reported and skipped rather than a panic.
-                match Regex::new(source) {
-                    Ok(regex) => Some(Pattern {
-                        kind,
-                        regex,
-                        group: *group,
-                        only_with,
-                    }),
-                    Err(error) => {
-                        tracing::error!(kind, %error, "Built-in redaction pattern does not compile.");
-                        None
-                    }
-                }
-            })
-            .collect();
-        Redactor { patterns }
+        Redactor {
+            patterns: BUILTIN_PATTERNS.clone(),
+        }
     }
 
     /// The built-in patterns plus `extra` regular expressions (the `redact_patterns` setting).
@@ -203,10 +209,12 @@ impl Redactor {
         let mut total = 0;
         for pattern in &self.patterns {
             if !pattern.only_with.is_empty()
-                && !pattern
-                    .only_with
-                    .iter()
-                    .any(|word| current.to_ascii_lowercase().contains(word))
+                && !pattern.only_with.iter().any(|word| {
+                    current
+                        .as_bytes()
+                        .windows(word.len())
+                        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+                })
             {
                 continue;
             }
