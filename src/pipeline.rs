@@ -203,14 +203,14 @@ pub fn suppression_event(report: &SuppressionReport) -> Event {
         ("first_seen".to_owned(), report.first.to_string()),
         ("last_seen".to_owned(), report.last.to_string()),
     ];
-    event.internal = Some(Internal {
+    event.internal = Some(Box::new(Internal {
         kind: "alerts_suppressed".to_owned(),
         message: format!(
             "TaskSentry suppressed {} alerts ({} occurrences) of rule {} between {} and {}: rate budget exceeded",
             report.alerts, report.occurrences, report.rule, report.first, report.last
         ),
         count: Some(report.occurrences),
-    });
+    }));
     event
 }
 
@@ -263,24 +263,24 @@ impl Processor for EmitAlerts {
                     "Rules reloaded."
                 );
                 self.ruleset = ruleset;
-                event.internal = Some(Internal {
+                event.internal = Some(Box::new(Internal {
                     kind: "rules_reloaded".to_owned(),
                     message: format!(
                         "rules reloaded ({reason}): {} rules, {} enabled, {} skipped",
                         counts.compiled, counts.enabled, counts.skipped
                     ),
                     count: Some(counts.enabled as u64),
-                });
+                }));
             }
             Err(errors) => {
                 tracing::error!(reason, errors = %errors, "Rules reload rejected; the previous rules stay in force.");
-                event.internal = Some(Internal {
+                event.internal = Some(Box::new(Internal {
                     kind: "rules_reload_failed".to_owned(),
                     message: format!(
                         "rules reload ({reason}) rejected, the previous rules stay in force: {errors}"
                     ),
                     count: None,
-                });
+                }));
             }
         }
         Some(event)
@@ -449,11 +449,11 @@ pub fn run_engine(
 fn drop_report(dropped: u64, num: u64) -> Event {
     let mut report = Event::new(EventType::Tasksentry, Collector::Monitor);
     report.evt.num = num;
-    report.internal = Some(Internal {
+    report.internal = Some(Box::new(Internal {
         kind: "outputs_dropped".to_owned(),
         message: format!("{dropped} output lines were dropped because the output queue was full"),
         count: Some(dropped),
-    });
+    }));
     report
 }
 

@@ -52,15 +52,15 @@ fn ruleset(text: &str) -> Result<RuleSet, String> {
 fn exec(name: &str, args: &[&str], pid: i32, time: Timestamp) -> Event {
     let mut event = Event::new(EventType::Execve, Collector::Procscan);
     event.evt.time = time;
-    event.proc = Some(Process {
+    event.proc = Some(Box::new(Process {
         pid,
         ppid: 1,
         name: name.into(),
         exepath: Some(format!("/usr/local/bin/{name}")),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         ..Process::default()
-    });
-    event.container = Some(Container {
+    }));
+    event.container = Some(Box::new(Container {
         id: "0123456789ab".into(),
         name: Some("app".into()),
         image: None,
@@ -70,7 +70,7 @@ fn exec(name: &str, args: &[&str], pid: i32, time: Timestamp) -> Event {
         root_pid: None,
         start_time: None,
         ecs: None,
-    });
+    }));
     event
 }
 
@@ -307,11 +307,11 @@ fn every_output_gets_the_same_redacted_alert_at_or_above_its_minimum_priority() 
 fn internal_alerts_pass_every_output_filter() {
     let processor = EmitAlerts::new(ruleset(MINER_RULE).expect("valid"), "h".into());
     let mut missed = Event::new(EventType::Tasksentry, Collector::Procscan);
-    missed.internal = Some(tasksentry::event::Internal {
+    missed.internal = Some(Box::new(tasksentry::event::Internal {
         kind: "processes_missed".into(),
         message: "3 processes were missed".into(),
         count: Some(3),
-    });
+    }));
     let outputs = run(
         Box::new(processor),
         vec![missed],

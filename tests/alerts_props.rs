@@ -38,14 +38,14 @@ fn ruleset() -> RuleSet {
 fn exec(name: &str, arg: &str, pid: i32, time: u64) -> Event {
     let mut event = Event::new(EventType::Execve, Collector::Procscan);
     event.evt.time = Timestamp(time);
-    event.proc = Some(Process {
+    event.proc = Some(Box::new(Process {
         pid,
         name: name.into(),
         exepath: Some(format!("/bin/{name}")),
         args: vec![arg.into()],
         ..Process::default()
-    });
-    event.container = Some(Container {
+    }));
+    event.container = Some(Box::new(Container {
         id: "c".into(),
         name: None,
         image: None,
@@ -55,7 +55,7 @@ fn exec(name: &str, arg: &str, pid: i32, time: u64) -> Event {
         root_pid: None,
         start_time: None,
         ecs: None,
-    });
+    }));
     event
 }
 

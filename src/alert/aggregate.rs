@@ -349,14 +349,14 @@ mod tests {
     fn event(pid: i32, container: &str, time: u64) -> Event {
         let mut event = Event::new(EventType::Execve, Collector::Procscan);
         event.evt.time = Timestamp(time);
-        event.proc = Some(Process {
+        event.proc = Some(Box::new(Process {
             pid,
             name: "xmrig".into(),
             exepath: Some("/usr/local/bin/xmrig".into()),
             args: vec!["-o".into(), format!("pool{}", pid % 2)],
             ..Process::default()
-        });
-        event.container = Some(Container {
+        }));
+        event.container = Some(Box::new(Container {
             id: container.into(),
             name: None,
             image: None,
@@ -366,7 +366,7 @@ mod tests {
             root_pid: None,
             start_time: None,
             ecs: None,
-        });
+        }));
         event
     }
 

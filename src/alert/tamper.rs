@@ -166,14 +166,14 @@ pub fn signal_event(
         ),
     };
     if let Some((process, container)) = sender {
-        event.proc = Some(process);
-        event.container = container;
+        event.proc = Some(Box::new(process));
+        event.container = container.map(Box::new);
     }
-    event.internal = Some(Internal {
+    event.internal = Some(Box::new(Internal {
         kind: "signal_received".to_owned(),
         message,
         count: None,
-    });
+    }));
     event
 }
 
@@ -194,17 +194,17 @@ pub fn traced_event(tracer: i32, proc_root: &Path, tables: Option<&SharedTables>
         .as_ref()
         .map_or_else(|| "<gone>".to_owned(), |(p, _)| p.cmdline());
     if let Some((process, container)) = sender {
-        event.proc = Some(process);
-        event.container = container;
+        event.proc = Some(Box::new(process));
+        event.container = container.map(Box::new);
     }
-    event.internal = Some(Internal {
+    event.internal = Some(Box::new(Internal {
         kind: "monitor_traced".to_owned(),
         message: format!(
             "TaskSentry (pid {}) is being traced by pid {tracer} ({name})",
             std::process::id()
         ),
         count: None,
-    });
+    }));
     event
 }
 
