@@ -201,7 +201,8 @@ fn kill_from_an_app_container_is_reported_naming_the_sender_before_exit() {
         .start_monitor(&["run", "--record", &recording_arg])
         .expect("starting tasksentry run");
     wait_until_recorded(&recording, &app);
-    let script = format!("kill -TERM {}; sleep 5", mon.pid());
+    // The trailing `:` keeps the shell itself alive (busybox sh execs a last command).
+    let script = format!("kill -TERM {}; sleep 5; :", mon.pid());
     let mut sender = app.spawn(&["sh", "-c", &script]).expect("the sender");
     let status = mon
         .wait_exit(TIMEOUT)
@@ -311,11 +312,16 @@ fn sighup_keeps_old_rules_on_errors_and_swaps_in_valid_ones_without_losing_event
     assert!(mon.events().iter().any(|a| a["rule"]
         == "TaskSentry asked to reload by a process in the task"
         || a["rule"] == "TaskSentry rules reload rejected"),);
-    assert!(
-        mon.stderr_so_far().contains("reload rejected"),
-        "and in the log: {}",
-        mon.stderr_so_far()
-    );
+    // And in the log (stderr is read by its own thread: give it a moment).
+    let deadline = Instant::now() + TIMEOUT;
+    while !mon.stderr_so_far().contains("reload rejected") {
+        assert!(
+            Instant::now() < deadline,
+            "the rejection is not in the log: {}",
+            mon.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     app.run_ok(&["marker1", "after-broken"]).expect("marker1");
     wait(&mon, "Marker one ran", "after-broken");
     app.run_ok(&["marker2", "not-yet"]).expect("marker2");
