@@ -324,6 +324,10 @@ fn internal_alerts_pass_every_output_filter() {
         "a Notice visibility alert passes an Emergency filter"
     );
     assert_eq!(outputs[1][0]["rule"], "TaskSentry missed processes");
+    assert_eq!(
+        outputs[1][0]["source"], "tasksentry",
+        "the monitor's own reports"
+    );
     assert_eq!(outputs[1][0]["output_fields"]["tasksentry.count"], 3);
 }
 
