@@ -6,7 +6,9 @@
 //! - `kill -TERM` from a process in an app container is reported, naming that process,
 //!   before the monitor exits.
 //! - SIGHUP with a broken rules file keeps the old rules and reports the errors; with a valid
-//!   file the new rules take effect, and no event is lost across the swap.
+//!   file the new rules take effect, and no event is lost across the swap. A changed rules
+//!   directory reloads too.
+//! - A tracer attached to the monitor from an app container is reported.
 
 mod support;
 
@@ -148,10 +150,17 @@ fn secrets_on_a_command_line_never_reach_the_output() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
     install_script(&app, "xmrig", "sleep 1");
+    let recording = task.dir().join("recording.ndjson");
     let mon = task
-        .start_monitor(&["run", "--rule-matching", "all"])
+        .start_monitor(&[
+            "run",
+            "--rule-matching",
+            "all",
+            "--record",
+            recording.to_str().expect("utf-8"),
+        ])
         .expect("starting tasksentry run");
-    std::thread::sleep(Duration::from_millis(800));
+    wait_until_recorded(&recording, &app);
     let secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
     app.run_ok(&[
         "xmrig",
@@ -382,4 +391,79 @@ fn sighup_keeps_old_rules_on_errors_and_swaps_in_valid_ones_without_losing_event
             "{arg} was recorded but raised no alert across the reload"
         );
     }
+}
+
+#[test]
+fn a_changed_rules_directory_reloads_the_rules() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    install_script(&app, "marker2", "sleep 0.4");
+    let dir = task.dir().join("rules.d");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("a.yaml"), RULES_V1).expect("write rules");
+    let recording = task.dir().join("recording.ndjson");
+    let mon = task
+        .start_monitor(&[
+            "run",
+            "--rules",
+            dir.to_str().expect("utf-8"),
+            "--rules-poll-interval",
+            "200ms",
+            "--record",
+            recording.to_str().expect("utf-8"),
+        ])
+        .expect("starting tasksentry run");
+    // The watchdog fingerprints the directory at start: change it only once the monitor runs.
+    wait_until_recorded(&recording, &app);
+    std::fs::write(dir.join("b.yaml"), &RULES_V2[RULES_V1.len()..]).expect("add a file");
+    let reloaded = mon
+        .wait_for(|a| a["rule"] == "TaskSentry rules reloaded", TIMEOUT)
+        .unwrap_or_else(|error| panic!("no reload: {error}"));
+    assert_eq!(
+        reloaded["output_fields"]["evt.arg.reason"],
+        "rule files changed"
+    );
+    assert_eq!(reloaded["source"], "tasksentry");
+    app.run_ok(&["marker2", "from-dir"]).expect("marker2");
+    mon.wait_for(
+        |a| a["rule"] == "Marker two ran" && a["output_fields"]["container.id"] == app.id(),
+        TIMEOUT,
+    )
+    .unwrap_or_else(|error| panic!("the new rule does not fire: {error}"));
+    stop(mon);
+}
+
+#[test]
+fn a_tracer_attached_to_the_monitor_is_reported() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task
+        .add_container_with(
+            "app",
+            support::ContainerSpec::default()
+                .with_host_python()
+                .expect("python3 on the host"),
+        )
+        .expect("container");
+    let recording = task.dir().join("recording.ndjson");
+    let mon = task
+        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+        .expect("starting tasksentry run");
+    wait_until_recorded(&recording, &app);
+    // PTRACE_SEIZE (0x4206) the monitor from the app container, hold it, then detach.
+    let script = format!(
+        "import ctypes, time\nlibc = ctypes.CDLL(None, use_errno=True)\nr = libc.ptrace(0x4206, {pid}, None, None)\nassert r == 0, ctypes.get_errno()\ntime.sleep(3)\n",
+        pid = mon.pid()
+    );
+    let mut tracer = app.spawn(&["python3", "-c", &script]).expect("the tracer");
+    let alert = mon
+        .wait_for(|a| a["rule"] == "TaskSentry is being traced", TIMEOUT)
+        .unwrap_or_else(|error| panic!("no tracing alert: {error}"));
+    assert_eq!(alert["priority"], "Critical");
+    assert_eq!(
+        alert["output_fields"]["evt.arg.tracer_pid"],
+        tracer.pid().to_string()
+    );
+    assert_eq!(alert["output_fields"]["container.id"], app.id());
+    let _ = tracer.kill();
+    stop(mon);
 }
