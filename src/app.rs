@@ -1,5 +1,11 @@
 //! `tasksentry run`: builds the pipeline from the configuration, runs it until SIGTERM or
 //! SIGINT, then stops the collectors, drains the queues and flushes the sinks.
+//!
+//! Signals are read by the watchdog thread ([`crate::alert::tamper`]): it reports who sent
+//! them as an alert before acting, reloads the rules on SIGHUP (and when configured rule files
+//! change), and watches for a tracer. The order of start-up is: block the handled signals (before
+//! any thread exists), build the processor, start the engine, the collectors, the watchdog,
+//! then the sinks on the async runtime.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,6 +14,10 @@ use std::sync::mpsc::sync_channel;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
+use crate::alert::AlertSettings;
+use crate::alert::budget::BudgetConfig;
+use crate::alert::redact::Redactor;
+use crate::alert::tamper::{self, Watchdog};
 use crate::cli::exit;
 use crate::collect::{
     DriftRegistry, FsWatchConfig, ProcScanConfig, spawn_fswatch, spawn_procscan_shared,
@@ -15,12 +25,12 @@ use crate::collect::{
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit};
 use crate::ecs::EcsMetadata;
-use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, Processor, Recording};
+use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, OutputPort, Processor, Recording};
 use crate::rules::Priority;
+use crate::sink::bridge;
 use crate::sink::cloudwatch::{
-    CloudWatchSettings, CloudWatchSink, PipelineCounters, default_stream_name,
+    CloudWatchSettings, CloudWatchSink, PipelineCounters, default_stream_name, priority_number,
 };
-use crate::sink::fanout::{self, OutputSinks};
 
 /// The monitor cannot start with this configuration or these rules (exit code 78).
 #[derive(Debug, thiserror::Error)]
@@ -29,20 +39,32 @@ pub struct StartupError(String);
 
 /// Runs the monitor until it is asked to stop. Returns when every queued line was written.
 pub fn run(config: Config) -> anyhow::Result<u8> {
+    // Before any thread starts, so that every thread inherits the mask and the watchdog's
+    // signalfd is the only reader of these signals.
+    tamper::block_signals().context("setting up signal handling")?;
+    let stdout_min_priority: Priority = config
+        .stdout_min_priority
+        .parse()
+        .map_err(|error| StartupError(format!("invalid setting `stdout_min_priority`: {error}")))?;
     let processor: Box<dyn Processor> = match config.emit {
         Emit::Events => Box::new(EmitEvents),
         Emit::Alerts => {
-            let mut ruleset = load_ruleset_or_fail(&RuleSelection {
+            let selection = RuleSelection {
                 files: config.rules.clone(),
                 no_default_rules: config.no_default_rules,
                 strict: config.strict,
                 rule_matching: config.rule_matching,
-            })
-            .map_err(|error| StartupError(format!("{error:#}")))?;
+            };
             let min_priority: Priority = config.min_priority.parse().map_err(|error| {
                 StartupError(format!("invalid setting `min_priority`: {error}"))
             })?;
-            ruleset.set_min_priority(min_priority);
+            let load = move || {
+                load_ruleset_or_fail(&selection).map(|mut ruleset| {
+                    ruleset.set_min_priority(min_priority);
+                    ruleset
+                })
+            };
+            let ruleset = load().map_err(|error| StartupError(format!("{error:#}")))?;
             let counts = ruleset.counts();
             tracing::info!(
                 rules = counts.compiled,
@@ -50,10 +72,28 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
                 skipped = counts.skipped,
                 "Rules loaded."
             );
-            Box::new(EmitAlerts::new(
-                ruleset,
-                config.hostname.clone().unwrap_or_else(default_hostname),
-            ))
+            let settings = AlertSettings {
+                aggregation_window: config.aggregation_window,
+                budget: BudgetConfig {
+                    per_rule_per_minute: config.rule_alert_budget,
+                    global_per_minute: config.alert_budget,
+                    ..BudgetConfig::default()
+                },
+                redactor: Redactor::with_extra(&config.redact_patterns).map_err(|error| {
+                    StartupError(format!("invalid setting `redact_patterns`: {error}"))
+                })?,
+                ..AlertSettings::default()
+            };
+            Box::new(
+                EmitAlerts::with_settings(
+                    ruleset,
+                    config.hostname.clone().unwrap_or_else(default_hostname),
+                    settings,
+                )
+                .with_reloader(Box::new(move || {
+                    load().map_err(|error| format!("{error:#}"))
+                })),
+            )
         }
     };
     let processor: Box<dyn Processor> = match &config.record {
@@ -68,16 +108,77 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (event_tx, event_rx) = sync_channel(config.queue_capacity);
-    let (line_tx, line_rx) = mpsc::channel(config.queue_capacity);
+    let (control_tx, control_rx) = std::sync::mpsc::channel();
+    // One queue and one minimum priority per output; further sinks add their port here.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let hostname = config.hostname.clone().unwrap_or_else(default_hostname);
+    let sink_counters = Arc::new(PipelineCounters::default());
+    let mut outputs = Vec::new();
+    let stdout_rx = if config.stdout_enabled() {
+        let (line_tx, line_rx) = mpsc::channel(config.queue_capacity);
+        outputs.push(OutputPort {
+            name: "stdout",
+            min_priority: stdout_min_priority,
+            tx: line_tx,
+        });
+        Some(line_rx)
+    } else {
+        None
+    };
+    let cloudwatch = match CloudWatchSettings::from_config(&config) {
+        Some(mut settings) => {
+            settings.counters = sink_counters.clone();
+            // The sink filters by priority itself too; the port's minimum keeps filtered
+            // alerts out of its queue.
+            let min_priority: Priority =
+                config.cloudwatch_min_priority.parse().map_err(|error| {
+                    StartupError(format!(
+                        "invalid setting `cloudwatch_min_priority`: {error}"
+                    ))
+                })?;
+            settings.min_priority = priority_number("debug").unwrap_or(7);
+            let task = EcsMetadata::from_environment().task();
+            if let Some(task) = &task {
+                let context = task.task_context();
+                settings.cluster = context.cluster.unwrap_or_default();
+                settings.task_family = context.family.unwrap_or_default();
+            }
+            let task_id = task.as_ref().and_then(|t| t.task_context().task_id);
+            let stream = config
+                .log_stream
+                .clone()
+                .unwrap_or_else(|| default_stream_name(task_id.as_deref(), &hostname));
+            let (handle, record_tx) = runtime
+                .block_on(CloudWatchSink::start(settings, stream.clone()))
+                .map_err(|error| {
+                    StartupError(format!("cannot start the CloudWatch Logs output: {error}"))
+                })?;
+            tracing::info!(log_group = %config.log_group, log_stream = %stream, "CloudWatch Logs output started.");
+            let (line_tx, line_rx) = mpsc::channel(config.queue_capacity);
+            outputs.push(OutputPort {
+                name: "cloudwatch",
+                min_priority,
+                tx: line_tx,
+            });
+            Some((handle, line_rx, record_tx))
+        }
+        None => None,
+    };
 
     let engine = {
         let shutdown = shutdown.clone();
         let counters = counters.clone();
         std::thread::Builder::new()
             .name("engine".into())
-            .spawn(move || pipeline::run_engine(event_rx, processor, line_tx, shutdown, counters))
+            .spawn(move || {
+                pipeline::run_engine(event_rx, processor, outputs, control_rx, shutdown, counters)
+            })
             .context("starting the engine thread")?
     };
+    let watchdog_events = event_tx.clone();
     let mut procscan_config = ProcScanConfig {
         proc_root: config.proc_root.clone(),
         interval: config.interval,
@@ -106,7 +207,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             proc_root: config.proc_root.clone(),
             ..FsWatchConfig::default()
         },
-        tables,
+        tables.clone(),
         drift,
         fswatch_tx,
         shutdown.clone(),
@@ -120,6 +221,23 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             None
         }
     };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
+    let watchdog = tamper::spawn_watchdog(Watchdog {
+        events: watchdog_events,
+        control: control_tx,
+        shutdown: shutdown.clone(),
+        on_stop: Box::new(move |signal| {
+            let _ = stop_tx.send(signal);
+        }),
+        proc_root: config.proc_root.clone(),
+        tables: Some(tables),
+        rule_paths: match config.emit {
+            Emit::Alerts => config.rules.clone(),
+            Emit::Events => Vec::new(),
+        },
+        rules_poll_interval: config.rules_poll_interval,
+    })
+    .context("starting the watchdog")?;
     tracing::info!(
         proc_root = %config.proc_root.display(),
         interval = ?config.interval,
@@ -128,52 +246,15 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         "Monitoring started."
     );
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     runtime.block_on(async {
-        let hostname = config.hostname.clone().unwrap_or_else(default_hostname);
-        let sink_counters = Arc::new(PipelineCounters::default());
-        let (cloudwatch, cloudwatch_tx) = match CloudWatchSettings::from_config(&config) {
-            Some(mut settings) => {
-                settings.counters = sink_counters.clone();
-                let task = tokio::task::spawn_blocking(|| EcsMetadata::from_environment().task())
-                    .await
-                    .ok()
-                    .flatten();
-                if let Some(task) = &task {
-                    let context = task.task_context();
-                    settings.cluster = context.cluster.unwrap_or_default();
-                    settings.task_family = context.family.unwrap_or_default();
-                }
-                let task_id = task.as_ref().and_then(|t| t.task_context().task_id);
-                let stream = config
-                    .log_stream
-                    .clone()
-                    .unwrap_or_else(|| default_stream_name(task_id.as_deref(), &hostname));
-                let (handle, tx) = CloudWatchSink::start(settings, stream.clone())
-                    .await
-                    .map_err(|error| StartupError(format!("cannot start the CloudWatch Logs output: {error}")))?;
-                tracing::info!(log_group = %config.log_group, log_stream = %stream, "CloudWatch Logs output started.");
-                (Some(handle), Some(tx))
-            }
+        let stdout = stdout_rx.map(|rx| tokio::spawn(pipeline::stdout_sink(rx)));
+        let (cloudwatch, cloudwatch_bridge) = match cloudwatch {
+            Some((handle, line_rx, record_tx)) => (
+                Some(handle),
+                Some(tokio::spawn(bridge::forward(line_rx, record_tx, sink_counters.clone()))),
+            ),
             None => (None, None),
         };
-        let (stdout_tx, stdout) = if config.stdout_enabled() {
-            let (tx, rx) = mpsc::channel(config.queue_capacity);
-            (Some(tx), Some(tokio::spawn(pipeline::stdout_sink(rx))))
-        } else {
-            (None, None)
-        };
-        let fanout = tokio::spawn(fanout::run(
-            line_rx,
-            OutputSinks {
-                stdout: stdout_tx,
-                cloudwatch: cloudwatch_tx,
-                counters: sink_counters.clone(),
-            },
-        ));
         // The heartbeat reports the engine's event count.
         let heartbeat_feed = {
             let counters = counters.clone();
@@ -188,15 +269,14 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
                 }
             })
         };
-        let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .context("installing the SIGINT handler")?;
-        tokio::select! {
-            _ = sigterm.recv() => tracing::info!(signal = "SIGTERM", "Stopping."),
-            _ = sigint.recv() => tracing::info!(signal = "SIGINT", "Stopping."),
-        }
+        // The watchdog has queued the signal's report and set `shutdown` when this resolves.
+        let signal = stop_rx.await.unwrap_or("watchdog gone");
+        tracing::debug!(signal, "Draining the pipeline.");
         shutdown.store(true, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || watchdog.join())
+            .await
+            .context("joining the watchdog thread")?
+            .map_err(|_| anyhow::anyhow!("the watchdog thread panicked"))?;
         tokio::task::spawn_blocking(move || procscan.join())
             .await
             .context("joining the procscan thread")?
@@ -212,12 +292,14 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             .context("joining the engine thread")?
             .map_err(|_| anyhow::anyhow!("the engine thread panicked"))?;
         heartbeat_feed.abort();
-        fanout.await.context("joining the output fan-out")?;
         if let Some(stdout) = stdout {
             stdout
                 .await
                 .context("joining the stdout sink")?
                 .context("writing to stdout")?;
+        }
+        if let Some(bridge) = cloudwatch_bridge {
+            bridge.await.context("joining the CloudWatch bridge")?;
         }
         if let Some(handle) = cloudwatch {
             let report = handle.shutdown(config.flush_timeout).await;

@@ -162,6 +162,33 @@ pub struct RunArgs {
         value_name = "PRIORITY"
     )]
     pub cloudwatch_min_priority: Option<String>,
+    /// Repeats of an alert within this window become one summary alert with a count
+    /// [default: 60s; 0s disables].
+    #[arg(long, env = "TASKSENTRY_AGGREGATION_WINDOW", value_name = "DURATION")]
+    pub aggregation_window: Option<String>,
+    /// Alerts per minute each rule may ship; the excess is counted and reported [default:
+    /// 120; 0 = unlimited].
+    #[arg(long, env = "TASKSENTRY_RULE_ALERT_BUDGET", value_name = "N")]
+    pub rule_alert_budget: Option<u32>,
+    /// Alerts per minute all rules together may ship [default: 1200; 0 = unlimited].
+    #[arg(long, env = "TASKSENTRY_ALERT_BUDGET", value_name = "N")]
+    pub alert_budget: Option<u32>,
+    /// Alerts less severe than this are not printed on stdout [default: debug].
+    #[arg(long, env = "TASKSENTRY_STDOUT_MIN_PRIORITY", value_name = "PRIORITY")]
+    pub stdout_min_priority: Option<String>,
+    /// Extra regular expression to redact from alerts (repeatable; the variable takes a
+    /// newline-separated list).
+    #[arg(
+        long = "redact-patterns",
+        env = "TASKSENTRY_REDACT_PATTERNS",
+        value_name = "REGEX",
+        value_delimiter = '\n'
+    )]
+    pub redact_patterns: Option<Vec<String>>,
+    /// How often configured rule files are checked for changes (which reload the rules)
+    /// [default: 2s; 0s disables].
+    #[arg(long, env = "TASKSENTRY_RULES_POLL_INTERVAL", value_name = "DURATION")]
+    pub rules_poll_interval: Option<String>,
 }
 
 impl RunArgs {
@@ -196,6 +223,12 @@ impl RunArgs {
             spill_max_bytes: self.spill_max_bytes,
             flush_timeout: self.flush_timeout,
             cloudwatch_min_priority: self.cloudwatch_min_priority,
+            aggregation_window: self.aggregation_window,
+            rule_alert_budget: self.rule_alert_budget,
+            alert_budget: self.alert_budget,
+            stdout_min_priority: self.stdout_min_priority,
+            redact_patterns: self.redact_patterns,
+            rules_poll_interval: self.rules_poll_interval,
         }
     }
 }

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::alert::Alert;
 use crate::cli::exit;
 use crate::config::RuleMatchingMode;
 use crate::event::Event;
+use crate::pipeline::{EmitAlerts, Processor};
 use crate::rule_files::read_rule_paths;
 use crate::rules::defaults::default_sources;
 use crate::rules::{self, LoadOptions, LoadOutcome, RuleMatching, RuleSet};
@@ -176,6 +176,10 @@ pub fn rules_list(selection: &RuleSelection) -> anyhow::Result<u8> {
 /// the exit code 1, but never stop the replay.
 pub fn rules_test(selection: &RuleSelection, events: &Path, hostname: &str) -> anyhow::Result<u8> {
     let ruleset = load_ruleset_or_fail(selection)?;
+    // The same alert stage as `run` (aggregation, budgets, redaction, with the default
+    // settings), so that a replay reproduces the live alerts.
+    let mut processor = EmitAlerts::new(ruleset, hostname.to_owned());
+    let mut records = Vec::new();
     let reader: Box<dyn BufRead> = if events == Path::new("-") {
         Box::new(std::io::stdin().lock())
     } else {
@@ -185,7 +189,6 @@ pub fn rules_test(selection: &RuleSelection, events: &Path, hostname: &str) -> a
     };
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let mut bad_lines = 0u64;
-    let mut matches = Vec::new();
     for (index, line) in reader.split(b'\n').enumerate() {
         let line = line.with_context(|| format!("reading {}", events.display()))?;
         let text = String::from_utf8_lossy(&line);
@@ -200,13 +203,16 @@ pub fn rules_test(selection: &RuleSelection, events: &Path, hostname: &str) -> a
                 continue;
             }
         };
-        matches.clear();
-        ruleset.evaluate(&event, &mut matches);
-        for matched in &matches {
-            let alert = Alert::from_match(matched, &event, hostname);
-            serde_json::to_writer(&mut stdout, &alert)?;
+        processor.process(&event, &mut records);
+        for record in records.drain(..) {
+            stdout.write_all(record.line.as_bytes())?;
             stdout.write_all(b"\n")?;
         }
+    }
+    processor.flush(&mut records);
+    for record in records.drain(..) {
+        stdout.write_all(record.line.as_bytes())?;
+        stdout.write_all(b"\n")?;
     }
     stdout.flush()?;
     Ok(if bad_lines == 0 {

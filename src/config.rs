@@ -117,6 +117,18 @@ pub struct Overrides {
     pub flush_timeout: Option<String>,
     /// `--cloudwatch-min-priority` / `TASKSENTRY_CLOUDWATCH_MIN_PRIORITY`.
     pub cloudwatch_min_priority: Option<String>,
+    /// `--aggregation-window` / `TASKSENTRY_AGGREGATION_WINDOW`.
+    pub aggregation_window: Option<String>,
+    /// `--rule-alert-budget` / `TASKSENTRY_RULE_ALERT_BUDGET`.
+    pub rule_alert_budget: Option<u32>,
+    /// `--alert-budget` / `TASKSENTRY_ALERT_BUDGET`.
+    pub alert_budget: Option<u32>,
+    /// `--stdout-min-priority` / `TASKSENTRY_STDOUT_MIN_PRIORITY`.
+    pub stdout_min_priority: Option<String>,
+    /// `--redact-patterns` / `TASKSENTRY_REDACT_PATTERNS`.
+    pub redact_patterns: Option<Vec<String>>,
+    /// `--rules-poll-interval` / `TASKSENTRY_RULES_POLL_INTERVAL`.
+    pub rules_poll_interval: Option<String>,
 }
 
 /// The YAML configuration file. Keys are the settings' names; unknown keys are errors.
@@ -177,6 +189,18 @@ pub struct FileConfig {
     pub flush_timeout: Option<String>,
     /// See [`Config::cloudwatch_min_priority`].
     pub cloudwatch_min_priority: Option<String>,
+    /// See [`Config::aggregation_window`] (a duration; `0s` disables aggregation).
+    pub aggregation_window: Option<String>,
+    /// See [`Config::rule_alert_budget`].
+    pub rule_alert_budget: Option<u32>,
+    /// See [`Config::alert_budget`].
+    pub alert_budget: Option<u32>,
+    /// See [`Config::stdout_min_priority`].
+    pub stdout_min_priority: Option<String>,
+    /// See [`Config::redact_patterns`].
+    pub redact_patterns: Option<Vec<String>>,
+    /// See [`Config::rules_poll_interval`] (a duration; `0s` disables polling).
+    pub rules_poll_interval: Option<String>,
 }
 
 /// The resolved, validated configuration of `tasksentry run`.
@@ -237,6 +261,22 @@ pub struct Config {
     pub flush_timeout: Duration,
     /// Records less severe than this are not sent to CloudWatch.
     pub cloudwatch_min_priority: String,
+    /// Repeats of one alert within this window are summarised in one alert with a count
+    /// (default 60 s; zero disables aggregation).
+    pub aggregation_window: Duration,
+    /// Alerts per minute each rule may ship (token bucket; 0 = unlimited); the excess is
+    /// counted and reported.
+    pub rule_alert_budget: u32,
+    /// Alerts per minute all rules together may ship (0 = unlimited).
+    pub alert_budget: u32,
+    /// Alerts less severe than this are not printed on stdout (TaskSentry's own alerts
+    /// always are).
+    pub stdout_min_priority: String,
+    /// Extra regular expressions whose matches (or group `secret`/1) are redacted.
+    pub redact_patterns: Vec<String>,
+    /// How often the configured rule files and directories are checked for changes, which
+    /// reload the rules like SIGHUP (zero disables).
+    pub rules_poll_interval: Duration,
 }
 
 impl Default for Config {
@@ -269,6 +309,12 @@ impl Default for Config {
             spill_max_bytes: 256 * 1024 * 1024,
             flush_timeout: Duration::from_secs(25),
             cloudwatch_min_priority: "debug".to_owned(),
+            aggregation_window: Duration::from_secs(60),
+            rule_alert_budget: 120,
+            alert_budget: 1200,
+            stdout_min_priority: "debug".to_owned(),
+            redact_patterns: Vec::new(),
+            rules_poll_interval: Duration::from_secs(2),
         }
     }
 }
@@ -498,6 +544,48 @@ pub const SETTINGS: &[(&str, &str, &str, &str, &str)] = &[
         "debug",
         "alerts less severe than this are not sent to CloudWatch",
     ),
+    (
+        "aggregation_window",
+        "--aggregation-window",
+        "TASKSENTRY_AGGREGATION_WINDOW",
+        "60s",
+        "repeats of an alert (same rule, container, executable, output values) within this window become one summary alert with a count; `0s` disables",
+    ),
+    (
+        "rule_alert_budget",
+        "--rule-alert-budget",
+        "TASKSENTRY_RULE_ALERT_BUDGET",
+        "120",
+        "alerts per minute each rule may ship (token bucket, 0 = unlimited); the excess is counted and reported in an `alerts_suppressed` alert",
+    ),
+    (
+        "alert_budget",
+        "--alert-budget",
+        "TASKSENTRY_ALERT_BUDGET",
+        "1200",
+        "alerts per minute all rules together may ship (0 = unlimited); TaskSentry's own alerts are exempt",
+    ),
+    (
+        "stdout_min_priority",
+        "--stdout-min-priority",
+        "TASKSENTRY_STDOUT_MIN_PRIORITY",
+        "debug",
+        "alerts less severe than this are not printed on stdout; TaskSentry's own alerts always are",
+    ),
+    (
+        "redact_patterns",
+        "--redact-patterns",
+        "TASKSENTRY_REDACT_PATTERNS",
+        "(none)",
+        "extra regular expressions redacted from alerts (group `secret` or 1 if present), on top of the built-in secret patterns (repeatable; the variable takes a newline-separated list)",
+    ),
+    (
+        "rules_poll_interval",
+        "--rules-poll-interval",
+        "TASKSENTRY_RULES_POLL_INTERVAL",
+        "2s",
+        "how often configured rule files and directories are checked for changes, which reload the rules like SIGHUP; `0s` disables",
+    ),
 ];
 
 fn setting_error(setting: &'static str, message: impl Into<String>) -> ConfigError {
@@ -643,6 +731,47 @@ impl Config {
         if proc_root.as_os_str().is_empty() {
             return Err(setting_error("proc_root", "must not be empty"));
         }
+        let aggregation_window = match overrides.aggregation_window.or(file.aggregation_window) {
+            Some(text) => parse_duration(&text)
+                .map_err(|message| setting_error("aggregation_window", message))?,
+            None => defaults.aggregation_window,
+        };
+        if aggregation_window > Duration::from_secs(3600) {
+            return Err(setting_error(
+                "aggregation_window",
+                format!("{aggregation_window:?} is out of range: use between 0s and 1h"),
+            ));
+        }
+        let rules_poll_interval = match overrides.rules_poll_interval.or(file.rules_poll_interval) {
+            Some(text) => parse_duration(&text)
+                .map_err(|message| setting_error("rules_poll_interval", message))?,
+            None => defaults.rules_poll_interval,
+        };
+        if !rules_poll_interval.is_zero() && rules_poll_interval < Duration::from_millis(100) {
+            return Err(setting_error(
+                "rules_poll_interval",
+                format!("{rules_poll_interval:?} is too short: use 0s (off) or at least 100ms"),
+            ));
+        }
+        let stdout_min_priority = overrides
+            .stdout_min_priority
+            .or(file.stdout_min_priority)
+            .unwrap_or(defaults.stdout_min_priority);
+        if !is_priority(&stdout_min_priority) {
+            return Err(setting_error(
+                "stdout_min_priority",
+                format!(
+                    "`{stdout_min_priority}` is not a priority: use emergency, alert, critical, error, warning, notice, informational (info) or debug"
+                ),
+            ));
+        }
+        let redact_patterns = overrides
+            .redact_patterns
+            .or(file.redact_patterns)
+            .unwrap_or(defaults.redact_patterns);
+        if let Err(error) = crate::alert::redact::Redactor::with_extra(&redact_patterns) {
+            return Err(setting_error("redact_patterns", error.to_string()));
+        }
         Ok(Config {
             emit: overrides.emit.or(file.emit).unwrap_or(defaults.emit),
             interval,
@@ -683,6 +812,18 @@ impl Config {
             spill_max_bytes: cloudwatch.spill_max_bytes,
             flush_timeout: cloudwatch.flush_timeout,
             cloudwatch_min_priority: cloudwatch.cloudwatch_min_priority,
+            aggregation_window,
+            rule_alert_budget: overrides
+                .rule_alert_budget
+                .or(file.rule_alert_budget)
+                .unwrap_or(defaults.rule_alert_budget),
+            alert_budget: overrides
+                .alert_budget
+                .or(file.alert_budget)
+                .unwrap_or(defaults.alert_budget),
+            stdout_min_priority,
+            redact_patterns,
+            rules_poll_interval,
         })
     }
 
@@ -953,6 +1094,42 @@ mod tests {
 
         let file = FileConfig::parse("interval: 0ms\n").expect("parses");
         assert!(Config::layer(Overrides::default(), file).is_err());
+    }
+
+    #[test]
+    fn alert_settings_are_layered_and_validated() {
+        let file = FileConfig::parse(
+            "aggregation_window: 5s\nrule_alert_budget: 7\nstdout_min_priority: warning\nredact_patterns: ['tok-[0-9]+']\n",
+        )
+        .expect("valid file");
+        let overrides = Overrides {
+            alert_budget: Some(0),
+            ..Overrides::default()
+        };
+        let config = Config::layer(overrides, file).expect("valid");
+        assert_eq!(config.aggregation_window, Duration::from_secs(5));
+        assert_eq!(config.rule_alert_budget, 7);
+        assert_eq!(config.alert_budget, 0);
+        assert_eq!(config.stdout_min_priority, "warning");
+        assert_eq!(config.redact_patterns, vec!["tok-[0-9]+".to_owned()]);
+        assert_eq!(config.rules_poll_interval, Duration::from_secs(2));
+
+        for (yaml, setting) in [
+            ("redact_patterns: ['(']\n", "redact_patterns"),
+            ("stdout_min_priority: loud\n", "stdout_min_priority"),
+            ("aggregation_window: 2h\n", "aggregation_window"),
+            ("rules_poll_interval: 1ms\n", "rules_poll_interval"),
+        ] {
+            let file = FileConfig::parse(yaml).expect("parses");
+            let error = Config::layer(Overrides::default(), file)
+                .expect_err(yaml)
+                .to_string();
+            assert!(error.contains(&format!("`{setting}`")), "{error}");
+        }
+        let file =
+            FileConfig::parse("aggregation_window: 0s\nrules_poll_interval: 0s\n").expect("parses");
+        let config = Config::layer(Overrides::default(), file).expect("zero disables");
+        assert!(config.aggregation_window.is_zero() && config.rules_poll_interval.is_zero());
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! on a small tokio runtime, joined by bounded queues.
 //!
 //! ```text
-//! collectors --(sync_channel<Event>)--> engine thread --(mpsc<Output>)--> sinks (tokio)
+//! collectors --(sync_channel<Event>)--> engine thread --(mpsc<String>, one per output)--> sinks (tokio)
+//!                     signal/watch thread --(Control)--^
 //! ```
+//!
+//! The engine thread runs the [`Processor`]: in alerts mode rules, then aggregation, rate
+//! budgets and redaction ([`EmitAlerts`]), so every output gets the same redacted alert; each
+//! output then takes the records at or above its own minimum priority ([`OutputPort`]).
 //!
 //! Nothing upstream ever waits for a sink: the engine hands lines to the sinks with `try_send`,
 //! and a line that does not fit is counted; the count is reported in a `tasksentry` event as
@@ -17,52 +22,274 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::alert::Alert;
-use crate::event::{Collector, Event, EventType, Internal};
-use crate::rules::RuleSet;
+use crate::alert::aggregate::Aggregator;
+use crate::alert::budget::{Budget, SuppressionReport};
+use crate::alert::redact::Redactor;
+use crate::alert::{Alert, AlertSettings};
+use crate::event::{Collector, Event, EventType, Internal, Timestamp};
+use crate::rules::{Priority, RuleSet};
 
-/// Turns one event into zero or more output lines (JSON, no newline). In `events` mode the
-/// event itself; in `alerts` mode the alerts of the rules it matches.
+/// How often the engine ticks the processor (closing aggregation windows, reporting
+/// suppressions) even when no events arrive.
+pub const TICK: Duration = Duration::from_millis(50);
+
+/// One output line and what the outputs filter it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The JSON line (no newline).
+    pub line: String,
+    /// The alert's priority; `None` for lines that are not alerts (`--emit events`).
+    pub priority: Option<Priority>,
+    /// An alert of TaskSentry's own (`evt.type = tasksentry`: visibility, tamper, reload,
+    /// suppression). These pass every output's minimum priority: an output that hides the
+    /// monitor's blind spots would give a false sense of coverage.
+    pub internal: bool,
+}
+
+impl Record {
+    /// A line that is not an alert.
+    pub fn plain(line: String) -> Record {
+        Record {
+            line,
+            priority: None,
+            internal: false,
+        }
+    }
+
+    /// Whether an output with minimum priority `min` takes this record.
+    pub fn passes(&self, min: Priority) -> bool {
+        self.internal || self.priority.is_none_or(|p| p >= min)
+    }
+}
+
+/// A request to the engine thread from the signal and watch thread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Reload the rules (SIGHUP, or a change in a configured rules file or directory); the
+    /// reason is reported in the outcome's internal event.
+    Reload {
+        /// What asked for the reload.
+        reason: String,
+    },
+}
+
+/// Turns events into output records. In `events` mode the event itself; in `alerts` mode the
+/// alerts of the rules it matches, aggregated, budgeted and redacted.
 pub trait Processor: Send {
-    /// Handles one event; appends the output lines to `out`.
-    fn process(&mut self, event: &Event, out: &mut Vec<String>);
+    /// Handles one event; appends the output records to `out`.
+    fn process(&mut self, event: &Event, out: &mut Vec<Record>);
+
+    /// Called about every [`TICK`] with the wall-clock time, events or not: time-driven
+    /// output (aggregation summaries) goes to `out`.
+    fn tick(&mut self, _now: Timestamp, _out: &mut Vec<Record>) {}
+
+    /// Called once at the end: everything held back goes to `out`.
+    fn flush(&mut self, _out: &mut Vec<Record>) {}
+
+    /// Reloads the rules, keeping the old ones if the new ones are invalid. Returns the
+    /// internal event that reports the outcome (`rules_reloaded` or `rules_reload_failed`),
+    /// which the engine then processes like any event; `None` if there is nothing to reload.
+    fn reload(&mut self, _reason: &str) -> Option<Event> {
+        None
+    }
 }
 
 /// Prints every event (`--emit events`).
 pub struct EmitEvents;
 
 impl Processor for EmitEvents {
-    fn process(&mut self, event: &Event, out: &mut Vec<String>) {
-        out.push(event.to_json_line());
+    fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
+        out.push(Record::plain(event.to_json_line()));
     }
 }
 
-/// Evaluates every event against the rules and prints the alerts (the default).
+/// Loads a fresh rule set for a reload; an error is the full diagnostic text.
+pub type Reloader = Box<dyn FnMut() -> Result<RuleSet, String> + Send>;
+
+/// Evaluates every event against the rules and prints the alerts (the default): each match
+/// becomes an [`Alert`], goes through aggregation ([`crate::alert::aggregate`]), the rate
+/// budgets ([`crate::alert::budget`]; internal alerts are exempt) and redaction
+/// ([`crate::alert::redact`]), in that order, before it is serialized once for every output.
 pub struct EmitAlerts {
     ruleset: RuleSet,
     hostname: String,
+    aggregator: Aggregator,
+    budget: Budget,
+    redactor: Redactor,
+    reloader: Option<Reloader>,
+    clock: Timestamp,
+    alerts: Vec<Alert>,
 }
 
 impl EmitAlerts {
-    /// A processor for `ruleset`, writing `hostname` into alerts.
+    /// A processor for `ruleset` with the default alert settings, writing `hostname` into
+    /// alerts.
     pub fn new(ruleset: RuleSet, hostname: String) -> EmitAlerts {
-        EmitAlerts { ruleset, hostname }
+        EmitAlerts::with_settings(ruleset, hostname, AlertSettings::default())
     }
-}
 
-impl Processor for EmitAlerts {
-    fn process(&mut self, event: &Event, out: &mut Vec<String>) {
-        let mut matches = Vec::new();
-        self.ruleset.evaluate(event, &mut matches);
-        for matched in &matches {
-            let alert = Alert::from_match(matched, event, &self.hostname);
+    /// A processor with explicit alert settings.
+    pub fn with_settings(
+        ruleset: RuleSet,
+        hostname: String,
+        settings: AlertSettings,
+    ) -> EmitAlerts {
+        EmitAlerts {
+            ruleset,
+            hostname,
+            aggregator: Aggregator::new(settings.aggregation_window, settings.max_keys),
+            budget: Budget::new(settings.budget),
+            redactor: settings.redactor,
+            reloader: None,
+            clock: Timestamp(0),
+            alerts: Vec::new(),
+        }
+    }
+
+    /// Sets how [`Processor::reload`] loads new rules.
+    pub fn with_reloader(mut self, reloader: Reloader) -> EmitAlerts {
+        self.reloader = Some(reloader);
+        self
+    }
+
+    /// What the aggregator did so far.
+    pub fn aggregate_stats(&self) -> crate::alert::aggregate::AggregateStats {
+        self.aggregator.stats()
+    }
+
+    /// Budget, redaction and serialization of the alerts the aggregator released.
+    fn ship(&mut self, out: &mut Vec<Record>) {
+        let mut alerts = std::mem::take(&mut self.alerts);
+        for mut alert in alerts.drain(..) {
+            let internal = alert.tasksentry.event_type == EventType::Tasksentry.as_str();
+            if !internal
+                && !self
+                    .budget
+                    .admit(&alert.rule, alert.tasksentry.count, alert.time)
+            {
+                continue;
+            }
+            self.redactor.redact_alert(&mut alert);
             match serde_json::to_string(&alert) {
-                Ok(line) => out.push(line),
+                Ok(line) => out.push(Record {
+                    line,
+                    priority: Some(alert.priority),
+                    internal,
+                }),
                 Err(error) => {
                     tracing::error!(rule = %alert.rule, %error, "Cannot serialize an alert.")
                 }
             }
         }
+        self.alerts = alerts;
+    }
+
+    /// Turns suppression reports into `alerts_suppressed` events and processes them.
+    fn report_suppressions(&mut self, reports: Vec<SuppressionReport>, out: &mut Vec<Record>) {
+        for report in reports {
+            let event = suppression_event(&report);
+            self.process(&event, out);
+        }
+    }
+}
+
+/// The internal event that reports suppressed alerts of one rule.
+pub fn suppression_event(report: &SuppressionReport) -> Event {
+    let mut event = Event::new(EventType::Tasksentry, Collector::Monitor);
+    event.evt.time = report.last;
+    event.evt.args = vec![
+        ("rule".to_owned(), report.rule.clone()),
+        ("alerts".to_owned(), report.alerts.to_string()),
+        ("first_seen".to_owned(), report.first.to_string()),
+        ("last_seen".to_owned(), report.last.to_string()),
+    ];
+    event.internal = Some(Box::new(Internal {
+        kind: "alerts_suppressed".to_owned(),
+        message: format!(
+            "TaskSentry suppressed {} alerts ({} occurrences) of rule {} between {} and {}: rate budget exceeded",
+            report.alerts, report.occurrences, report.rule, report.first, report.last
+        ),
+        count: Some(report.occurrences),
+    }));
+    event
+}
+
+impl Processor for EmitAlerts {
+    fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
+        self.clock = self.clock.max(event.evt.time);
+        let mut matches = Vec::new();
+        self.ruleset.evaluate(event, &mut matches);
+        if matches.is_empty() {
+            // Time moves on even without a match: windows that ended are closed.
+            self.aggregator.advance(event.evt.time, &mut self.alerts);
+        }
+        let internal = event.evt_type() == EventType::Tasksentry;
+        for matched in &matches {
+            let mut alert = Alert::from_match(matched, event, &self.hostname);
+            if internal {
+                // The monitor's own reports are told apart by `source` (see
+                // docs/security-teams.md: `{ $.source = "tasksentry" }`).
+                alert.source = "tasksentry".to_owned();
+            }
+            self.aggregator.observe(alert, event, &mut self.alerts);
+        }
+        drop(matches);
+        self.ship(out);
+    }
+
+    fn tick(&mut self, now: Timestamp, out: &mut Vec<Record>) {
+        self.clock = self.clock.max(now);
+        self.aggregator.advance(now, &mut self.alerts);
+        self.ship(out);
+        let reports = self.budget.take_reports(now, false);
+        self.report_suppressions(reports, out);
+    }
+
+    fn flush(&mut self, out: &mut Vec<Record>) {
+        self.aggregator.flush(&mut self.alerts);
+        self.ship(out);
+        let reports = self.budget.take_reports(self.clock, true);
+        self.report_suppressions(reports, out);
+        // A suppression report may itself have been a repeat held by the aggregator.
+        self.aggregator.flush(&mut self.alerts);
+        self.ship(out);
+    }
+
+    fn reload(&mut self, reason: &str) -> Option<Event> {
+        let reloader = self.reloader.as_mut()?;
+        let mut event = Event::new(EventType::Tasksentry, Collector::Monitor);
+        event.evt.args = vec![("reason".to_owned(), reason.to_owned())];
+        match reloader() {
+            Ok(ruleset) => {
+                let counts = ruleset.counts();
+                tracing::info!(
+                    reason,
+                    rules = counts.compiled,
+                    enabled = counts.enabled,
+                    "Rules reloaded."
+                );
+                self.ruleset = ruleset;
+                event.internal = Some(Box::new(Internal {
+                    kind: "rules_reloaded".to_owned(),
+                    message: format!(
+                        "rules reloaded ({reason}): {} rules, {} enabled, {} skipped",
+                        counts.compiled, counts.enabled, counts.skipped
+                    ),
+                    count: Some(counts.enabled as u64),
+                }));
+            }
+            Err(errors) => {
+                tracing::error!(reason, errors = %errors, "Rules reload rejected; the previous rules stay in force.");
+                event.internal = Some(Box::new(Internal {
+                    kind: "rules_reload_failed".to_owned(),
+                    message: format!(
+                        "rules reload ({reason}) rejected, the previous rules stay in force: {errors}"
+                    ),
+                    count: None,
+                }));
+            }
+        }
+        Some(event)
     }
 }
 
@@ -90,7 +317,7 @@ impl Recording {
 }
 
 impl Processor for Recording {
-    fn process(&mut self, event: &Event, out: &mut Vec<String>) {
+    fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
         if let Some(file) = &mut self.file {
             use std::io::Write;
             let written = file
@@ -104,6 +331,18 @@ impl Processor for Recording {
         }
         self.inner.process(event, out);
     }
+
+    fn tick(&mut self, now: Timestamp, out: &mut Vec<Record>) {
+        self.inner.tick(now, out);
+    }
+
+    fn flush(&mut self, out: &mut Vec<Record>) {
+        self.inner.flush(out);
+    }
+
+    fn reload(&mut self, reason: &str) -> Option<Event> {
+        self.inner.reload(reason)
+    }
 }
 
 /// Counters shared by the pipeline's stages, for the heartbeat and for tests.
@@ -115,14 +354,34 @@ pub struct Counters {
     pub lines: AtomicU64,
     /// Output lines dropped because the sink queue was full.
     pub lines_dropped: AtomicU64,
+    /// Output lines an output did not take because of its minimum priority (by design, not
+    /// a loss).
+    pub lines_filtered: AtomicU64,
+}
+
+/// One output of the engine: a queue to a sink, and the least severe alert it takes.
+#[derive(Debug)]
+pub struct OutputPort {
+    /// The output's name, for logs (`stdout`, `cloudwatch`).
+    pub name: &'static str,
+    /// Alerts less severe than this are not sent to this output (internal alerts and
+    /// non-alert lines always are; see [`Record::internal`]).
+    pub min_priority: Priority,
+    /// The sink's queue.
+    pub tx: mpsc::Sender<String>,
 }
 
 /// Runs the engine loop on the calling thread until `shutdown` is set and the event queue is
-/// drained (or all senders are gone). Assigns `evt.num`.
+/// drained (or all senders are gone), then flushes the processor. Assigns `evt.num`. Between
+/// two events it serves `control` requests (a rules reload swaps the rule set there, so no
+/// event is lost or evaluated half by old and half by new rules) and ticks the processor
+/// every [`TICK`]. Every record is offered to every output whose filter it passes; a full
+/// queue drops the line, counts it, and reports the count as an `outputs_dropped` event.
 pub fn run_engine(
     events: Receiver<Event>,
     mut processor: Box<dyn Processor>,
-    lines: mpsc::Sender<String>,
+    outputs: Vec<OutputPort>,
+    control: Receiver<Control>,
     shutdown: Arc<AtomicBool>,
     counters: Arc<Counters>,
 ) {
@@ -130,51 +389,100 @@ pub fn run_engine(
     let mut out = Vec::new();
     let mut unreported_drops: u64 = 0;
     let mut last_drop_report = Instant::now();
+    let mut last_tick = Instant::now();
     loop {
-        let mut event = match events.recv_timeout(Duration::from_millis(50)) {
-            Ok(event) => event,
+        while let Ok(request) = control.try_recv() {
+            match request {
+                Control::Reload { reason } => {
+                    if let Some(mut report) = processor.reload(&reason) {
+                        report.evt.num = next_num;
+                        next_num += 1;
+                        processor.process(&report, &mut out);
+                    }
+                }
+            }
+        }
+        let received = match events.recv_timeout(TICK) {
+            Ok(event) => Some(event),
             Err(RecvTimeoutError::Timeout) => {
                 if shutdown.load(Ordering::Relaxed) {
                     // Collectors stop on the same flag; whatever they queued before stopping
                     // is still drained below on the next iterations until the queue is empty.
                     match events.try_recv() {
-                        Ok(event) => event,
+                        Ok(event) => Some(event),
                         Err(_) => break,
                     }
                 } else {
-                    continue;
+                    None
                 }
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        event.evt.num = next_num;
-        next_num += 1;
-        counters.events.fetch_add(1, Ordering::Relaxed);
-        out.clear();
-        processor.process(&event, &mut out);
-        if unreported_drops > 0 && last_drop_report.elapsed() >= Duration::from_secs(1) {
-            let mut report = Event::new(EventType::Tasksentry, Collector::Monitor);
-            report.evt.num = next_num;
+        if let Some(mut event) = received {
+            event.evt.num = next_num;
             next_num += 1;
-            report.internal = Some(Box::new(Internal {
-                kind: "outputs_dropped".to_owned(),
-                message: format!(
-                    "{unreported_drops} output lines were dropped because the output queue was full"
-                ),
-                count: Some(unreported_drops),
-            }));
+            counters.events.fetch_add(1, Ordering::Relaxed);
+            processor.process(&event, &mut out);
+        }
+        if last_tick.elapsed() >= TICK {
+            processor.tick(Timestamp::now(), &mut out);
+            last_tick = Instant::now();
+        }
+        if unreported_drops > 0 && last_drop_report.elapsed() >= Duration::from_secs(1) {
+            let report = drop_report(unreported_drops, next_num);
+            next_num += 1;
             processor.process(&report, &mut out);
             unreported_drops = 0;
             last_drop_report = Instant::now();
         }
-        for line in out.drain(..) {
-            match lines.try_send(line) {
+        dispatch(&mut out, &outputs, &counters, &mut unreported_drops);
+    }
+    processor.flush(&mut out);
+    if unreported_drops > 0 {
+        let report = drop_report(unreported_drops, next_num);
+        processor.process(&report, &mut out);
+        processor.flush(&mut out);
+    }
+    dispatch(&mut out, &outputs, &counters, &mut unreported_drops);
+    if unreported_drops > 0 {
+        tracing::error!(
+            lines = unreported_drops,
+            "Output lines dropped at shutdown because the output queue was full."
+        );
+    }
+}
+
+fn drop_report(dropped: u64, num: u64) -> Event {
+    let mut report = Event::new(EventType::Tasksentry, Collector::Monitor);
+    report.evt.num = num;
+    report.internal = Some(Box::new(Internal {
+        kind: "outputs_dropped".to_owned(),
+        message: format!("{dropped} output lines were dropped because the output queue was full"),
+        count: Some(dropped),
+    }));
+    report
+}
+
+/// Offers every record to every output whose filter it passes.
+fn dispatch(
+    out: &mut Vec<Record>,
+    outputs: &[OutputPort],
+    counters: &Counters,
+    unreported_drops: &mut u64,
+) {
+    for record in out.drain(..) {
+        for port in outputs {
+            if !record.passes(port.min_priority) {
+                counters.lines_filtered.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            match port.tx.try_send(record.line.clone()) {
                 Ok(()) => {
                     counters.lines.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(_) => {
                     counters.lines_dropped.fetch_add(1, Ordering::Relaxed);
-                    unreported_drops += 1;
+                    *unreported_drops += 1;
                 }
             }
         }
@@ -214,10 +522,16 @@ mod tests {
                 .expect("queue has room");
         }
         drop(event_tx);
+        let (_control_tx, control_rx) = std::sync::mpsc::channel();
         run_engine(
             event_rx,
             Box::new(EmitEvents),
-            line_tx,
+            vec![OutputPort {
+                name: "test",
+                min_priority: Priority::Debug,
+                tx: line_tx,
+            }],
+            control_rx,
             shutdown,
             counters.clone(),
         );
@@ -229,8 +543,8 @@ mod tests {
         );
         assert_eq!(
             counters.lines_dropped.load(Ordering::Relaxed),
-            24,
-            "every drop is counted"
+            25,
+            "every drop is counted: 24 events, then the final drop report that found no room either"
         );
         let mut nums = Vec::new();
         while let Ok(line) = line_rx.try_recv() {

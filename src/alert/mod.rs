@@ -4,10 +4,41 @@
 //! `hostname`, `output`, `output_fields`, `tags`) plus two TaskSentry objects: `ecs` (task and
 //! container context) and `tasksentry` (event type, collector and aggregation counters).
 
+pub mod aggregate;
+pub mod budget;
+pub mod redact;
+pub mod tamper;
+
 use serde::Serialize;
+
+use std::time::Duration;
 
 use crate::event::{Event, Timestamp};
 use crate::rules::{Match, Priority};
+
+/// How alerts are aggregated, budgeted and redacted (the alert settings of `tasksentry run`).
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Aggregation window; zero disables aggregation (see [`aggregate`]).
+    pub aggregation_window: Duration,
+    /// Bound on open aggregation keys.
+    pub max_keys: usize,
+    /// Rate budgets (see [`budget`]).
+    pub budget: budget::BudgetConfig,
+    /// Secret redaction (see [`redact`]).
+    pub redactor: redact::Redactor,
+}
+
+impl Default for AlertSettings {
+    fn default() -> AlertSettings {
+        AlertSettings {
+            aggregation_window: aggregate::DEFAULT_WINDOW,
+            max_keys: aggregate::DEFAULT_MAX_KEYS,
+            budget: budget::BudgetConfig::default(),
+            redactor: redact::Redactor::builtin(),
+        }
+    }
+}
 
 /// ECS context of an alert.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
@@ -48,7 +79,12 @@ pub struct AlertEcs {
 }
 
 /// TaskSentry's own alert context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Aggregation counts add up: for one rule and aggregation key, the first alert has
+/// `count: 1` and each later summary alert (`summary: true`) has `count` = the number of
+/// repeats in its window (not cumulative), so the sum of `count` over the alerts of a rule
+/// plus the counts of its `alerts_suppressed` reports is the number of matches.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct AlertMeta {
     /// `evt.type` of the (first) event.
     pub event_type: String,
@@ -60,6 +96,15 @@ pub struct AlertMeta {
     pub first_seen: Timestamp,
     /// Time of the last occurrence.
     pub last_seen: Timestamp,
+    /// Whether this alert summarises repeats of an alert already shipped (see
+    /// [`aggregate`]); `count` is then the number of repeats in the window.
+    pub summary: bool,
+    /// For a summary: up to [`aggregate::MAX_SAMPLES`] distinct values of fields that vary
+    /// between repeats (`proc.pid`, `proc.cmdline`, ...), keyed by field name.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub samples: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+    /// How many secrets were removed from this alert (see [`redact`]).
+    pub redactions: u64,
 }
 
 /// One alert, in Falco's JSON shape plus `ecs` and `tasksentry`.
@@ -124,6 +169,7 @@ impl Alert {
                 count: 1,
                 first_seen: time,
                 last_seen: time,
+                ..AlertMeta::default()
             },
         }
     }

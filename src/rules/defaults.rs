@@ -15,6 +15,10 @@ pub const DEFAULT_RULE_FILES: &[(&str, &str)] = &[
         "rules/tasksentry_file_rules.yaml",
         include_str!("../../rules/tasksentry_file_rules.yaml"),
     ),
+    (
+        "rules/tasksentry_internal_rules.yaml",
+        include_str!("../../rules/tasksentry_internal_rules.yaml"),
+    ),
 ];
 
 /// The embedded default rules as loader sources.

@@ -1,7 +1,8 @@
-//! Fan-out: every output line the engine produces goes to each configured sink (stdout and/or
-//! CloudWatch Logs). The line is parsed once for what CloudWatch needs (its time and priority);
-//! a sink whose queue is full never holds up the others, and what it could not take is counted
-//! (`PipelineCounters::alerts_dropped`, shipped in the heartbeat) and logged, rate-limited.
+//! The bridge between the engine's CloudWatch output port (JSON lines) and the CloudWatch
+//! sink (records with a time and a priority). Each line is parsed once for its time and
+//! priority. The sink's queue being full never holds up the engine: what it could not take is
+//! counted (`PipelineCounters::alerts_dropped`, shipped in the heartbeat) and logged,
+//! rate-limited.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -12,16 +13,6 @@ use tokio::sync::mpsc;
 
 use super::cloudwatch::{PipelineCounters, Record, priority_number};
 use crate::event::Timestamp;
-
-/// Where lines go.
-pub struct OutputSinks {
-    /// The stdout sink's queue, when stdout is an output.
-    pub stdout: Option<mpsc::Sender<String>>,
-    /// The CloudWatch sink's queue, when CloudWatch is an output.
-    pub cloudwatch: Option<mpsc::Sender<Record>>,
-    /// Counters shared with the heartbeat.
-    pub counters: Arc<PipelineCounters>,
-}
 
 /// The parts of an alert or event line CloudWatch needs.
 #[derive(Deserialize)]
@@ -61,32 +52,22 @@ pub fn record_for(line: &str) -> Record {
     }
 }
 
-/// Runs until `lines` closes; then the sinks' queues are closed by dropping their senders.
-pub async fn run(mut lines: mpsc::Receiver<String>, sinks: OutputSinks) {
+/// Forwards lines until `lines` closes; dropping `sink` then lets the sink flush and stop.
+pub async fn forward(
+    mut lines: mpsc::Receiver<String>,
+    sink: mpsc::Sender<Record>,
+    counters: Arc<PipelineCounters>,
+) {
     let mut last_warning: Option<Instant> = None;
     let mut dropped_since_warning = 0u64;
     while let Some(line) = lines.recv().await {
-        let mut dropped = false;
-        if let Some(cloudwatch) = &sinks.cloudwatch
-            && cloudwatch.try_send(record_for(&line)).is_err()
-        {
-            dropped = true;
-        }
-        if let Some(stdout) = &sinks.stdout
-            && stdout.try_send(line).is_err()
-        {
-            dropped = true;
-        }
-        if dropped {
-            sinks
-                .counters
-                .alerts_dropped
-                .fetch_add(1, Ordering::Relaxed);
+        if sink.try_send(record_for(&line)).is_err() {
+            counters.alerts_dropped.fetch_add(1, Ordering::Relaxed);
             dropped_since_warning += 1;
             if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
                 tracing::warn!(
                     dropped = dropped_since_warning,
-                    "An output queue is full: output lines were dropped (counted in the heartbeat)."
+                    "The CloudWatch queue is full: alerts were dropped (counted in the heartbeat)."
                 );
                 last_warning = Some(Instant::now());
                 dropped_since_warning = 0;
@@ -117,39 +98,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_sink_does_not_hold_up_the_other_and_drops_are_counted() {
+    async fn a_full_sink_queue_drops_and_counts_without_blocking() {
         let (line_tx, line_rx) = mpsc::channel(16);
-        let (stdout_tx, mut stdout_rx) = mpsc::channel(16);
-        let (cw_tx, _cw_rx) = mpsc::channel(1);
+        let (sink_tx, mut sink_rx) = mpsc::channel(1);
         let counters = Arc::new(PipelineCounters::default());
-        let task = tokio::spawn(run(
-            line_rx,
-            OutputSinks {
-                stdout: Some(stdout_tx),
-                cloudwatch: Some(cw_tx),
-                counters: counters.clone(),
-            },
-        ));
+        let task = tokio::spawn(forward(line_rx, sink_tx, counters.clone()));
         for n in 0..5 {
             line_tx
                 .send(format!(r#"{{"priority":"Warning","n":{n}}}"#))
                 .await
-                .expect("fan-out running");
+                .expect("bridge running");
         }
         drop(line_tx);
-        task.await.expect("fan-out ends when lines close");
-        let mut got = 0;
-        while stdout_rx.try_recv().is_ok() {
-            got += 1;
-        }
-        assert_eq!(
-            got, 5,
-            "stdout got every line although CloudWatch's queue was full"
-        );
+        task.await.expect("the bridge ends when lines close");
+        assert!(sink_rx.try_recv().is_ok(), "the queue holds one");
         assert_eq!(
             counters.alerts_dropped.load(Ordering::Relaxed),
             4,
-            "the CloudWatch queue holds one"
+            "every other line is counted"
         );
     }
 }
