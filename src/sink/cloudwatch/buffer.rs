@@ -371,6 +371,19 @@ impl Buffer {
         self.memory.push_back(item);
     }
 
+    /// Queues TaskSentry's own drop report. It always goes to memory, even when memory is at
+    /// capacity (by this one record), because reporting drops must never evict, and so drop,
+    /// another record: that would need a report of its own.
+    pub fn push_report(&mut self, record: Record) {
+        self.push_memory(Item {
+            record: Record {
+                priority: record.priority.min(7),
+                ..record
+            },
+            spill_file: None,
+        });
+    }
+
     /// Offers a record to the buffer; never blocks, never fails (drops are counted).
     pub fn push(&mut self, record: Record) -> Pushed {
         let record = Record {
@@ -536,6 +549,21 @@ mod tests {
 
     fn n(item: &Item) -> i64 {
         item.record.timestamp_ms - 1_780_000_000_000
+    }
+
+    #[test]
+    fn a_drop_report_into_a_full_buffer_drops_nothing() {
+        let (mut buffer, _) = Buffer::new(2, None).unwrap();
+        assert_eq!(buffer.push(record(0, 7)), Pushed::Memory);
+        assert_eq!(buffer.push(record(1, 7)), Pushed::Memory);
+        buffer.push_report(record(2, 2));
+        assert_eq!(
+            buffer.take_unreported_drops(),
+            [0; 8],
+            "the report evicted nothing"
+        );
+        let kept: Vec<_> = buffer.take_batch().iter().map(n).collect();
+        assert_eq!(kept, [0, 1, 2]);
     }
 
     #[test]

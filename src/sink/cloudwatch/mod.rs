@@ -941,7 +941,7 @@ impl Sender {
             return;
         }
         let message = drop_report_message(now_ms(), &drops, rejected, invalid);
-        buffer.push(Record {
+        buffer.push_report(Record {
             timestamp_ms: now_ms(),
             priority: INTERNAL_PRIORITY,
             message,
