@@ -8,7 +8,7 @@ use std::sync::mpsc::sync_channel;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use crate::collect::{ProcScanConfig, spawn_procscan_shared};
+use crate::collect::{ProcScanConfig, SocketsConfig, spawn_procscan_shared, spawn_sockets};
 use crate::config::{Config, Emit};
 use crate::pipeline::{self, Counters, EmitEvents, Processor};
 
@@ -42,13 +42,22 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             procscan_config.env_allowlist.push(name.clone());
         }
     }
-    let (procscan, _tables) = spawn_procscan_shared(procscan_config, event_tx, shutdown.clone())
-        .with_context(|| {
-            format!(
-                "starting the procscan collector on {}",
-                config.proc_root.display()
-            )
-        })?;
+    let (procscan, tables) =
+        spawn_procscan_shared(procscan_config, event_tx.clone(), shutdown.clone()).with_context(
+            || {
+                format!(
+                    "starting the procscan collector on {}",
+                    config.proc_root.display()
+                )
+            },
+        )?;
+    let sockets_config = SocketsConfig {
+        proc_root: config.proc_root.clone(),
+        interval: config.interval,
+        ..SocketsConfig::default()
+    };
+    let sockets = spawn_sockets(sockets_config, event_tx, shutdown.clone(), tables)
+        .context("starting the sockets collector")?;
     tracing::info!(
         proc_root = %config.proc_root.display(),
         interval = ?config.interval,
@@ -76,6 +85,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("joining the procscan thread")?
             .map_err(|_| anyhow::anyhow!("the procscan thread panicked"))?;
+        tokio::task::spawn_blocking(move || sockets.join())
+            .await
+            .context("joining the sockets thread")?
+            .map_err(|_| anyhow::anyhow!("the sockets thread panicked"))?;
         tokio::task::spawn_blocking(move || engine.join())
             .await
             .context("joining the engine thread")?

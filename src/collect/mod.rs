@@ -8,6 +8,7 @@
 pub mod cgroup;
 pub mod proc;
 pub mod procscan;
+pub mod sockets;
 pub mod table;
 pub mod triggers;
 pub mod users;
@@ -15,6 +16,7 @@ pub mod users;
 use std::path::PathBuf;
 
 pub use procscan::{ProcScanConfig, ProcScanner, spawn_procscan, spawn_procscan_shared};
+pub use sockets::{SocketTracker, SocketsConfig, refine_socket_fd, spawn_sockets};
 pub use table::{ContainerTable, ProcKey, ProcessTable, SharedTables, Tables};
 
 /// Errors starting a collector.
