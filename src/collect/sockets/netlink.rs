@@ -316,7 +316,8 @@ pub fn parse_packet_record(payload: &[u8], out: &mut Vec<SockEntry>) {
         return;
     }
     let sock_type = u16::from(payload[1]);
-    let protocol = u16::from_be_bytes([payload[2], payload[3]]);
+    // The kernel stores `ntohs(po->num)`: host byte order.
+    let protocol = u16::from_ne_bytes([payload[2], payload[3]]);
     let inode = u32::from_ne_bytes([payload[4], payload[5], payload[6], payload[7]]);
     out.push(SockEntry {
         family: Family::Packet,
