@@ -8,15 +8,55 @@ use std::sync::mpsc::sync_channel;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
+use crate::cli::exit;
 use crate::collect::{ProcScanConfig, SocketsConfig, spawn_procscan_shared, spawn_sockets};
+use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit};
-use crate::pipeline::{self, Counters, EmitEvents, Processor};
+use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, Processor, Recording};
+use crate::rules::Priority;
+
+/// The monitor cannot start with this configuration or these rules (exit code 78).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(String);
 
 /// Runs the monitor until it is asked to stop. Returns when every queued line was written.
-pub fn run(config: Config) -> anyhow::Result<()> {
+pub fn run(config: Config) -> anyhow::Result<u8> {
     let processor: Box<dyn Processor> = match config.emit {
         Emit::Events => Box::new(EmitEvents),
-        Emit::Alerts => Box::new(EmitEvents),
+        Emit::Alerts => {
+            let mut ruleset = load_ruleset_or_fail(&RuleSelection {
+                files: config.rules.clone(),
+                no_default_rules: config.no_default_rules,
+                strict: config.strict,
+                rule_matching: config.rule_matching,
+            })
+            .map_err(|error| StartupError(format!("{error:#}")))?;
+            let min_priority: Priority = config.min_priority.parse().map_err(|error| {
+                StartupError(format!("invalid setting `min_priority`: {error}"))
+            })?;
+            ruleset.set_min_priority(min_priority);
+            let counts = ruleset.counts();
+            tracing::info!(
+                rules = counts.compiled,
+                enabled = counts.enabled,
+                skipped = counts.skipped,
+                "Rules loaded."
+            );
+            Box::new(EmitAlerts::new(
+                ruleset,
+                config.hostname.clone().unwrap_or_else(default_hostname),
+            ))
+        }
+    };
+    let processor: Box<dyn Processor> = match &config.record {
+        Some(path) => Box::new(Recording::new(processor, path).map_err(|error| {
+            StartupError(format!(
+                "invalid setting `record`: cannot open {}: {error}",
+                path.display()
+            ))
+        })?),
+        None => processor,
     };
     let shutdown = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
@@ -96,6 +136,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         sink.await
             .context("joining the stdout sink")?
             .context("writing to stdout")?;
-        anyhow::Ok(())
+        anyhow::Ok(exit::OK)
     })
 }

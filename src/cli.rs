@@ -116,6 +116,9 @@ pub struct RunArgs {
     /// Format of TaskSentry's own logs on stderr [default: text].
     #[arg(long, env = "TASKSENTRY_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Also append every event to this NDJSON file, to replay with `rules test --events`.
+    #[arg(long, env = "TASKSENTRY_RECORD", value_name = "FILE")]
+    pub record: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -137,6 +140,7 @@ impl RunArgs {
             hostname: self.hostname,
             log_level: self.log_level,
             log_format: self.log_format,
+            record: self.record,
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct Overrides {
     pub log_level: Option<String>,
     /// `--log-format` / `TASKSENTRY_LOG_FORMAT`.
     pub log_format: Option<LogFormat>,
+    /// `--record` / `TASKSENTRY_RECORD`.
+    pub record: Option<PathBuf>,
 }
 
 /// The YAML configuration file. Keys are the settings' names; unknown keys are errors.
@@ -109,6 +111,8 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     /// See [`Config::log_format`].
     pub log_format: Option<LogFormat>,
+    /// See [`Config::record`].
+    pub record: Option<PathBuf>,
 }
 
 /// The resolved, validated configuration of `tasksentry run`.
@@ -142,6 +146,9 @@ pub struct Config {
     pub log_level: String,
     /// Format of TaskSentry's own logs.
     pub log_format: LogFormat,
+    /// Also append every event (the `--emit events` format) to this file, for replaying
+    /// with `tasksentry rules test` while tuning rules.
+    pub record: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -161,6 +168,7 @@ impl Default for Config {
             hostname: None,
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
+            record: None,
         }
     }
 }
@@ -477,6 +485,7 @@ impl Config {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(defaults.log_format),
+            record: overrides.record.or(file.record).or(defaults.record),
         })
     }
 }

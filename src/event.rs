@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 pub enum EventType {
     /// A new process image: a new process, or an exec in an existing one.
     Execve,
+    /// A new process that still runs its parent's image (a fork seen before, or without, an
+    /// exec). If it later execs, an `execve` follows.
+    Clone,
     /// A process is gone.
     Procexit,
     /// A new outbound TCP connection or UDP peer.
@@ -52,8 +55,9 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, in declaration order.
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 14] = [
         EventType::Execve,
+        EventType::Clone,
         EventType::Procexit,
         EventType::Connect,
         EventType::Accept,
@@ -72,6 +76,7 @@ impl EventType {
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Execve => "execve",
+            EventType::Clone => "clone",
             EventType::Procexit => "procexit",
             EventType::Connect => "connect",
             EventType::Accept => "accept",

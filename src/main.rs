@@ -4,15 +4,20 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tasksentry::cli::{Cli, Command, exit};
-use tasksentry::config::{Config, LogFormat};
+use tasksentry::cli::{Cli, Command, RulesCommand, exit};
+use tasksentry::commands::{self, RuleSelection};
+use tasksentry::config::{Config, LogFormat, RuleMatchingMode};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Version => {
-            println!("tasksentry {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::from(exit::OK)
+            let (major, minor, patch) = tasksentry::rules::ENGINE_VERSION;
+            println!(
+                "tasksentry {} (Falco rule engine compatibility {major}.{minor}.{patch})",
+                env!("CARGO_PKG_VERSION")
+            );
+            Ok(exit::OK)
         }
         Command::Run(args) => {
             let config = match Config::resolve(args.overrides()) {
@@ -22,30 +27,80 @@ fn main() -> ExitCode {
                     return ExitCode::from(exit::CONFIG);
                 }
             };
-            init_logging(&config);
-            match tasksentry::app::run(config) {
-                Ok(()) => ExitCode::from(exit::OK),
-                Err(error) => {
-                    tracing::error!(error = format!("{error:#}"), "The monitor failed.");
-                    eprintln!("tasksentry: {error:#}");
-                    ExitCode::from(exit::FAILURE)
-                }
+            init_logging(&config.log_level, config.log_format);
+            tasksentry::app::run(config)
+        }
+        Command::Fields(args) => commands::fields(args.json),
+        Command::Rules(command) => {
+            init_logging("warn", LogFormat::Text);
+            match command {
+                RulesCommand::Validate {
+                    files,
+                    strict,
+                    no_default_rules,
+                } => commands::rules_validate(&RuleSelection {
+                    files,
+                    no_default_rules,
+                    strict,
+                    rule_matching: RuleMatchingMode::First,
+                }),
+                RulesCommand::List {
+                    files,
+                    no_default_rules,
+                } => commands::rules_list(&RuleSelection {
+                    files,
+                    no_default_rules,
+                    strict: false,
+                    rule_matching: RuleMatchingMode::First,
+                }),
+                RulesCommand::Test {
+                    events,
+                    files,
+                    no_default_rules,
+                    rule_matching,
+                    hostname,
+                } => commands::rules_test(
+                    &RuleSelection {
+                        files,
+                        no_default_rules,
+                        strict: false,
+                        rule_matching,
+                    },
+                    &events,
+                    &hostname.unwrap_or_else(commands::default_hostname),
+                ),
             }
         }
-        Command::Fields(_) | Command::Rules(_) => {
-            eprintln!("tasksentry: not available yet");
-            ExitCode::from(exit::FAILURE)
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("tasksentry: {error:#}");
+            ExitCode::from(error_exit_code(&error))
         }
     }
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+/// Rules or configuration that cannot be used at start are `EX_CONFIG`; anything else is a
+/// runtime failure.
+fn error_exit_code(error: &anyhow::Error) -> u8 {
+    if error.chain().any(|cause| {
+        cause.is::<tasksentry::app::StartupError>()
+            || cause.is::<tasksentry::rule_files::RuleFileError>()
+    }) {
+        exit::CONFIG
+    } else {
+        exit::FAILURE
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match config.log_format {
+    match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::alert::Alert;
 use crate::event::{Collector, Event, EventType, Internal};
+use crate::rules::RuleSet;
 
 /// Turns one event into zero or more output lines (JSON, no newline). In `events` mode the
 /// event itself; in `alerts` mode the alerts of the rules it matches.
@@ -32,6 +34,75 @@ pub struct EmitEvents;
 impl Processor for EmitEvents {
     fn process(&mut self, event: &Event, out: &mut Vec<String>) {
         out.push(event.to_json_line());
+    }
+}
+
+/// Evaluates every event against the rules and prints the alerts (the default).
+pub struct EmitAlerts {
+    ruleset: RuleSet,
+    hostname: String,
+}
+
+impl EmitAlerts {
+    /// A processor for `ruleset`, writing `hostname` into alerts.
+    pub fn new(ruleset: RuleSet, hostname: String) -> EmitAlerts {
+        EmitAlerts { ruleset, hostname }
+    }
+}
+
+impl Processor for EmitAlerts {
+    fn process(&mut self, event: &Event, out: &mut Vec<String>) {
+        let mut matches = Vec::new();
+        self.ruleset.evaluate(event, &mut matches);
+        for matched in &matches {
+            let alert = Alert::from_match(matched, event, &self.hostname);
+            match serde_json::to_string(&alert) {
+                Ok(line) => out.push(line),
+                Err(error) => {
+                    tracing::error!(rule = %alert.rule, %error, "Cannot serialize an alert.")
+                }
+            }
+        }
+    }
+}
+
+/// Appends every event to a recording file (NDJSON) before handing it to the inner
+/// processor. A write error is logged once and recording stops; monitoring goes on.
+pub struct Recording {
+    inner: Box<dyn Processor>,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    path: std::path::PathBuf,
+}
+
+impl Recording {
+    /// Opens (appending, creating) the recording file.
+    pub fn new(inner: Box<dyn Processor>, path: &std::path::Path) -> std::io::Result<Recording> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Recording {
+            inner,
+            file: Some(std::io::BufWriter::new(file)),
+            path: path.to_owned(),
+        })
+    }
+}
+
+impl Processor for Recording {
+    fn process(&mut self, event: &Event, out: &mut Vec<String>) {
+        if let Some(file) = &mut self.file {
+            use std::io::Write;
+            let written = file
+                .write_all(event.to_json_line().as_bytes())
+                .and_then(|()| file.write_all(b"\n"))
+                .and_then(|()| file.flush());
+            if let Err(error) = written {
+                tracing::error!(path = %self.path.display(), %error, "Cannot write the event recording; recording stops.");
+                self.file = None;
+            }
+        }
+        self.inner.process(event, out);
     }
 }
 

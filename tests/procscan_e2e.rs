@@ -292,13 +292,13 @@ fn a_burst_of_short_processes_is_seen_or_counted_as_missed() {
         .iter()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect();
-    // A burst process is reported under its own command line, or (caught between fork and
-    // exec) as a copy of the shell, whose command line holds the marker too, or (caught after
-    // exit, before the shell reaped it) as a zombie, whose command line is empty: either way
-    // it is a child of the burst shell.
+    // A burst process is reported under its own command line (`execve`), or (caught between
+    // fork and exec) as a `clone` of the shell, whose command line holds the marker too, or
+    // (caught after exit, before the shell reaped it) as a zombie, whose command line is
+    // empty: either way it is a child of the burst shell.
     let seen: BTreeSet<i64> = events
         .iter()
-        .filter(|e| evt_type(e) == "execve")
+        .filter(|e| evt_type(e) == "execve" || evt_type(e) == "clone")
         .filter(|e| e["proc"]["ppid"] == shell_pid || args(e).iter().any(|a| a.contains(&marker)))
         .filter_map(pid)
         .filter(|&p| p != shell_pid)

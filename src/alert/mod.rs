@@ -1,1 +1,130 @@
 //! Alerts: what a rule match becomes before it reaches a sink.
+//!
+//! [`Alert`] serializes to Falco's JSON alert shape (`time`, `rule`, `priority`, `source`,
+//! `hostname`, `output`, `output_fields`, `tags`) plus two TaskSentry objects: `ecs` (task and
+//! container context) and `tasksentry` (event type, collector and aggregation counters).
+
+use serde::Serialize;
+
+use crate::event::{Event, Timestamp};
+use crate::rules::{Match, Priority};
+
+/// ECS context of an alert.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct AlertEcs {
+    /// Cluster ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// Task ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_arn: Option<String>,
+    /// Task id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// Task definition family.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// Task definition revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// Availability zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// Launch type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub launch_type: Option<String>,
+    /// Container ARN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_arn: Option<String>,
+    /// Container name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// Container image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Container image digest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+}
+
+/// TaskSentry's own alert context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertMeta {
+    /// `evt.type` of the (first) event.
+    pub event_type: String,
+    /// The collector that observed it.
+    pub collector: String,
+    /// How many identical alerts this one stands for (aggregation).
+    pub count: u64,
+    /// Time of the first occurrence.
+    pub first_seen: Timestamp,
+    /// Time of the last occurrence.
+    pub last_seen: Timestamp,
+}
+
+/// One alert, in Falco's JSON shape plus `ecs` and `tasksentry`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    /// Event time (RFC 3339, nanoseconds, UTC).
+    pub time: Timestamp,
+    /// Rule name.
+    pub rule: String,
+    /// Priority, capitalised long name.
+    pub priority: Priority,
+    /// Event source (`syscall`).
+    pub source: String,
+    /// Host name of the monitor.
+    pub hostname: String,
+    /// `<time>: <Priority> <formatted output>`.
+    pub output: String,
+    /// Typed output field values, keys sorted.
+    pub output_fields: serde_json::Map<String, serde_json::Value>,
+    /// Rule tags, sorted.
+    pub tags: Vec<String>,
+    /// ECS context.
+    pub ecs: AlertEcs,
+    /// TaskSentry context.
+    pub tasksentry: AlertMeta,
+}
+
+impl Alert {
+    /// Builds an alert from a rule match and the event it matched.
+    pub fn from_match(m: &Match<'_>, event: &Event, hostname: &str) -> Alert {
+        let time = event.evt.time;
+        let mut tags = m.rule.tags.clone();
+        tags.sort();
+        let container = event.container.as_ref();
+        let e = container.and_then(|c| c.ecs.as_ref());
+        let ecs = AlertEcs {
+            cluster: e.and_then(|e| e.cluster.clone()),
+            task_arn: e.and_then(|e| e.task_arn.clone()),
+            task_id: e.and_then(|e| e.task_id.clone()),
+            family: e.and_then(|e| e.family.clone()),
+            revision: e.and_then(|e| e.revision.clone()),
+            availability_zone: e.and_then(|e| e.availability_zone.clone()),
+            launch_type: e.and_then(|e| e.launch_type.clone()),
+            container_arn: e.and_then(|e| e.container_arn.clone()),
+            container_name: container.and_then(|c| c.name.clone()),
+            image: container.and_then(|c| c.image.clone()),
+            image_digest: container.and_then(|c| c.image_digest.clone()),
+        };
+        Alert {
+            time,
+            rule: m.rule.name.clone(),
+            priority: m.rule.priority,
+            source: m.rule.source.clone(),
+            hostname: hostname.to_string(),
+            output: format!("{time}: {} {}", m.rule.priority, m.output),
+            output_fields: m.output_fields.clone(),
+            tags,
+            ecs,
+            tasksentry: AlertMeta {
+                event_type: event.evt.evt_type.as_str().to_string(),
+                collector: event.evt.collector.as_str().to_string(),
+                count: 1,
+                first_seen: time,
+                last_seen: time,
+            },
+        }
+    }
+}

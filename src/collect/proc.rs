@@ -428,7 +428,16 @@ pub struct ProcRead {
 /// Reads the `stat` of one process. `None` if it vanished or is unreadable or malformed.
 pub fn read_stat(proc_root: &Path, pid: i32, buf: &mut Vec<u8>) -> Option<Stat> {
     let path = pid_path(proc_root, pid, "stat");
-    read_capped(&path, buf, 4096).ok()?;
+    // One `read` returns the whole line (it is far below 4 KiB), saving the second read that
+    // `read_to_end` makes to see the end of file: this is the per-scan hot path.
+    let mut file = File::open(&path).ok()?;
+    buf.clear();
+    buf.resize(4096, 0);
+    let n = file.read(buf).ok()?;
+    buf.truncate(n);
+    if n == 4096 {
+        return None;
+    }
     parse_stat(buf)
 }
 

@@ -600,7 +600,20 @@ impl ProcScanner {
         );
         self.dirty = true;
         self.stats.new_processes += 1;
-        out.push(self.event_for(EventType::Execve, key, &entry));
+        // A child that still runs exactly its parent's image has only forked (so far): that is
+        // a `clone`, not an `execve`. Its exec, if it comes, is caught by the young-process
+        // re-checks and reported as `execve` then.
+        let fork_copy = self
+            .tables
+            .processes
+            .parent(&key)
+            .is_some_and(|(_, parent)| same_image(&parent.process, &entry.process));
+        let evt_type = if fork_copy {
+            EventType::Clone
+        } else {
+            EventType::Execve
+        };
+        out.push(self.event_for(evt_type, key, &entry));
         true
     }
 
@@ -865,6 +878,15 @@ fn read_self_info(root: &Path) -> SelfInfo {
         container,
         mnt_ns: own_mnt_ns,
     }
+}
+
+/// Whether two processes run the same program with the same command line (a fork copy).
+fn same_image(parent: &Process, child: &Process) -> bool {
+    parent.name == child.name
+        && parent.exepath == child.exepath
+        && parent.exe == child.exe
+        && parent.args == child.args
+        && parent.exe_deleted == child.exe_deleted
 }
 
 /// Lists the numeric entries of the proc root.

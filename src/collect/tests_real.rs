@@ -174,13 +174,27 @@ fn a_fork_seen_before_its_exec_is_reported_again_after_it() {
         })
         .expect("the exec after the fork is reported");
     let pid = marker.proc.as_ref().unwrap().pid;
-    let all = execs_of(&events, pid);
+    let all: Vec<&Event> = events
+        .iter()
+        .filter(|e| e.proc.as_ref().is_some_and(|p| p.pid == pid))
+        .filter(|e| matches!(e.evt_type(), EventType::Execve | EventType::Clone))
+        .collect();
     assert_eq!(
         all.len(),
         2,
         "first as the fork of sh, then as sleep: {all:#?}"
     );
+    assert_eq!(
+        all[0].evt_type(),
+        EventType::Clone,
+        "a fork copy is a clone"
+    );
     assert_eq!(all[0].proc.as_ref().unwrap().name, "sh");
+    assert_eq!(
+        all[1].evt_type(),
+        EventType::Execve,
+        "its exec is an execve"
+    );
     // Ancestry: the subshell's parent is the outer sh.
     let ancestors = &marker.proc.as_ref().unwrap().ancestors;
     assert_eq!(ancestors[0].name, "sh");

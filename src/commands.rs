@@ -1,0 +1,225 @@
+//! The offline subcommands: `fields`, `rules validate`, `rules list`, `rules test`, and the
+//! rule loading that `run` shares with them (embedded defaults, then configured files).
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::alert::Alert;
+use crate::cli::exit;
+use crate::config::RuleMatchingMode;
+use crate::event::Event;
+use crate::rule_files::read_rule_paths;
+use crate::rules::defaults::default_sources;
+use crate::rules::{self, LoadOptions, LoadOutcome, RuleMatching, RuleSet};
+
+/// What to load: the embedded defaults (unless disabled), then `files` in order.
+#[derive(Debug, Clone)]
+pub struct RuleSelection {
+    /// Extra files and directories.
+    pub files: Vec<PathBuf>,
+    /// Skip the embedded defaults.
+    pub no_default_rules: bool,
+    /// Unprovided fields are errors.
+    pub strict: bool,
+    /// First or all matching rules.
+    pub rule_matching: RuleMatchingMode,
+}
+
+/// Loads the selected rules. Errors reading files are returned; rule errors are in the
+/// outcome's diagnostics.
+pub fn load_rules(selection: &RuleSelection) -> anyhow::Result<LoadOutcome> {
+    let mut sources = if selection.no_default_rules {
+        Vec::new()
+    } else {
+        default_sources()
+    };
+    sources.extend(read_rule_paths(&selection.files)?);
+    let options = LoadOptions {
+        strict: selection.strict,
+        rule_matching: match selection.rule_matching {
+            RuleMatchingMode::First => RuleMatching::First,
+            RuleMatchingMode::All => RuleMatching::All,
+        },
+    };
+    Ok(rules::load(&sources, &options))
+}
+
+/// Loads rules for `run` or `rules test`: warnings and skipped rules go to the log, errors
+/// make the load fail with every diagnostic in the message.
+pub fn load_ruleset_or_fail(selection: &RuleSelection) -> anyhow::Result<RuleSet> {
+    let outcome = load_rules(selection)?;
+    for warning in outcome.warnings() {
+        tracing::warn!(file = %warning.file, line = warning.line, column = warning.column, "{}", warning.message);
+    }
+    for skipped in &outcome.skipped {
+        tracing::warn!(rule = %skipped.name, reason = %skipped.reason, "Rule skipped.");
+    }
+    let errors: Vec<String> = outcome.errors().map(|d| d.to_string()).collect();
+    match outcome.ruleset {
+        Some(ruleset) if errors.is_empty() => Ok(ruleset),
+        _ => anyhow::bail!(
+            "the rules have {} error(s):\n{}",
+            errors.len(),
+            errors.join("\n")
+        ),
+    }
+}
+
+/// `tasksentry fields`.
+pub fn fields(json: bool) -> anyhow::Result<u8> {
+    let catalogue = rules::fields::catalogue();
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let rows: Vec<serde_json::Value> = catalogue
+            .iter()
+            .map(|field| {
+                serde_json::json!({
+                    "name": field.name,
+                    "type": field.ty.as_str(),
+                    "argument": format!("{:?}", field.arg).to_lowercase(),
+                    "events": field.provides.as_str(),
+                    "description": field.desc,
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut stdout, &rows)?;
+        writeln!(stdout)?;
+    } else {
+        let width = catalogue.iter().map(|f| f.name.len()).max().unwrap_or(10);
+        writeln!(
+            stdout,
+            "{:width$}  {:10}  {:12}  DESCRIPTION",
+            "FIELD", "TYPE", "EVENTS"
+        )?;
+        for field in catalogue {
+            let name = match field.arg {
+                rules::fields::ArgKind::None => field.name.to_owned(),
+                _ => format!("{}[...]", field.name),
+            };
+            writeln!(
+                stdout,
+                "{name:width$}  {:10}  {:12}  {}",
+                field.ty.as_str(),
+                field.provides.as_str(),
+                field.desc,
+                width = width + 5
+            )?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `tasksentry rules validate`.
+pub fn rules_validate(selection: &RuleSelection) -> anyhow::Result<u8> {
+    let outcome = load_rules(selection)?;
+    let mut stdout = std::io::stdout().lock();
+    for diagnostic in &outcome.diagnostics {
+        writeln!(stdout, "{diagnostic}")?;
+    }
+    let n_errors = outcome.errors().count();
+    let n_warnings = outcome.warnings().count();
+    if let Some(ruleset) = &outcome.ruleset {
+        let counts = ruleset.counts();
+        writeln!(
+            stdout,
+            "{} rules loaded ({} enabled), {} lists, {} macros",
+            counts.compiled, counts.enabled, counts.lists, counts.macros
+        )?;
+    }
+    writeln!(stdout, "{} rules skipped", outcome.skipped.len())?;
+    for skipped in &outcome.skipped {
+        writeln!(stdout, "  skipped: {}: {}", skipped.name, skipped.reason)?;
+    }
+    writeln!(stdout, "{n_errors} errors, {n_warnings} warnings")?;
+    Ok(if n_errors == 0 && outcome.ruleset.is_some() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}
+
+/// `tasksentry rules list`.
+pub fn rules_list(selection: &RuleSelection) -> anyhow::Result<u8> {
+    let ruleset = load_ruleset_or_fail(selection)?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "{:48}  {:13}  {:7}  {:24}  TAGS",
+        "RULE", "PRIORITY", "ENABLED", "EVENT TYPES"
+    )?;
+    for rule in ruleset.rules() {
+        let types = match &rule.event_types {
+            Some(types) => types
+                .iter()
+                .map(|t| t.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            None => "all".to_owned(),
+        };
+        writeln!(
+            stdout,
+            "{:48}  {:13}  {:7}  {:24}  {}",
+            rule.name,
+            rule.priority.as_str(),
+            if rule.enabled { "yes" } else { "no" },
+            types,
+            rule.tags.join(",")
+        )?;
+    }
+    Ok(exit::OK)
+}
+
+/// `tasksentry rules test`: replays a recording and prints the alerts, one JSON line each.
+/// Lines that are not valid events are reported on stderr with their line number, and make
+/// the exit code 1, but never stop the replay.
+pub fn rules_test(selection: &RuleSelection, events: &Path, hostname: &str) -> anyhow::Result<u8> {
+    let ruleset = load_ruleset_or_fail(selection)?;
+    let reader: Box<dyn BufRead> = if events == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file =
+            std::fs::File::open(events).with_context(|| format!("opening {}", events.display()))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut bad_lines = 0u64;
+    let mut matches = Vec::new();
+    for (index, line) in reader.split(b'\n').enumerate() {
+        let line = line.with_context(|| format!("reading {}", events.display()))?;
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
+            continue;
+        }
+        let event: Event = match serde_json::from_str(&text) {
+            Ok(event) => event,
+            Err(error) => {
+                bad_lines += 1;
+                eprintln!("{}:{}: not an event: {error}", events.display(), index + 1);
+                continue;
+            }
+        };
+        matches.clear();
+        ruleset.evaluate(&event, &mut matches);
+        for matched in &matches {
+            let alert = Alert::from_match(matched, &event, hostname);
+            serde_json::to_writer(&mut stdout, &alert)?;
+            stdout.write_all(b"\n")?;
+        }
+    }
+    stdout.flush()?;
+    Ok(if bad_lines == 0 {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}
+
+/// This machine's host name, the default `hostname` of alerts.
+pub fn default_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}

@@ -1,0 +1,607 @@
+//! The compiled form of a condition and its evaluation against an event.
+//!
+//! Everything that can be decided at load time is: right-hand values are parsed into the
+//! field's type, `in` sets are hashed, `pmatch` paths are put in a component trie, globs and
+//! regexes are compiled. Evaluation never parses text and never allocates for the common
+//! string fields. A field that an event does not provide makes every check false (spec §2.9);
+//! `not` inverts afterwards.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+
+use crate::event::Event;
+
+use super::condition::{Modifier, Op, Transformer};
+use super::fields::{self, FieldId, FieldRef, Val};
+
+/// A small, fast, non-cryptographic hasher (FNV-1a) for the load-time string sets; the keys
+/// come from rule files, not from the monitored workload.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A set of strings hashed with [`Fnv`].
+pub type StrSet = HashSet<Box<str>, BuildHasherDefault<Fnv>>;
+
+/// An IP network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d/len`, an IPv6 CIDR, or a bare address (a host network).
+    pub fn parse(text: &str) -> Option<Cidr> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return None;
+        }
+        Some(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the network (IPv4-mapped IPv6 addresses match IPv4 networks).
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => mask_eq(
+                u128::from(u32::from(net)),
+                u128::from(u32::from(*ip)),
+                32,
+                self.prefix,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                mask_eq(u128::from(net), u128::from(*ip), 128, self.prefix)
+            }
+            (IpAddr::V4(net), IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
+                Some(ip) => mask_eq(
+                    u128::from(u32::from(net)),
+                    u128::from(u32::from(ip)),
+                    32,
+                    self.prefix,
+                ),
+                None => false,
+            },
+            (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+fn mask_eq(a: u128, b: u128, bits: u32, prefix: u8) -> bool {
+    let prefix = u32::from(prefix);
+    if prefix == 0 {
+        return true;
+    }
+    let shift = bits - prefix;
+    (a >> shift) == (b >> shift)
+}
+
+/// A compiled shell wildcard pattern (fnmatch without flags: `*` crosses `/`).
+#[derive(Debug, Clone)]
+pub struct Glob {
+    tokens: Vec<GlobTok>,
+}
+
+#[derive(Debug, Clone)]
+enum GlobTok {
+    Char(char),
+    Any,
+    Star,
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+impl Glob {
+    /// Compiles a pattern; `lower` folds it to ASCII lower case (for `iglob`).
+    pub fn new(pattern: &str, lower: bool) -> Glob {
+        let chars: Vec<char> = if lower {
+            pattern.to_ascii_lowercase().chars().collect()
+        } else {
+            pattern.chars().collect()
+        };
+        let mut tokens = Vec::new();
+        let mut i = 0;
+        while i < chars.len() {
+            match chars[i] {
+                '*' => {
+                    if !matches!(tokens.last(), Some(GlobTok::Star)) {
+                        tokens.push(GlobTok::Star);
+                    }
+                }
+                '?' => tokens.push(GlobTok::Any),
+                '\\' if i + 1 < chars.len() => {
+                    i += 1;
+                    tokens.push(GlobTok::Char(chars[i]));
+                }
+                '[' => {
+                    // Find the closing bracket; a `]` right after `[` or `[!` is literal.
+                    let mut j = i + 1;
+                    let negated = matches!(chars.get(j), Some('!' | '^'));
+                    if negated {
+                        j += 1;
+                    }
+                    let first = j;
+                    let mut ranges = Vec::new();
+                    let mut closed = false;
+                    while j < chars.len() {
+                        if chars[j] == ']' && j > first {
+                            closed = true;
+                            break;
+                        }
+                        let lo = chars[j];
+                        if chars.get(j + 1) == Some(&'-')
+                            && chars.get(j + 2).is_some_and(|c| *c != ']')
+                        {
+                            ranges.push((lo, chars[j + 2]));
+                            j += 3;
+                        } else {
+                            ranges.push((lo, lo));
+                            j += 1;
+                        }
+                    }
+                    if closed {
+                        tokens.push(GlobTok::Class { negated, ranges });
+                        i = j;
+                    } else {
+                        tokens.push(GlobTok::Char('['));
+                    }
+                }
+                c => tokens.push(GlobTok::Char(c)),
+            }
+            i += 1;
+        }
+        Glob { tokens }
+    }
+
+    /// Whether the whole of `text` matches.
+    pub fn matches(&self, text: &str) -> bool {
+        let t: Vec<char> = text.chars().collect();
+        let p = &self.tokens;
+        let (mut ti, mut pi) = (0usize, 0usize);
+        let mut star: Option<(usize, usize)> = None;
+        while ti < t.len() {
+            if pi < p.len() {
+                match &p[pi] {
+                    GlobTok::Star => {
+                        star = Some((pi, ti));
+                        pi += 1;
+                        continue;
+                    }
+                    GlobTok::Any => {
+                        ti += 1;
+                        pi += 1;
+                        continue;
+                    }
+                    GlobTok::Char(c) if *c == t[ti] => {
+                        ti += 1;
+                        pi += 1;
+                        continue;
+                    }
+                    GlobTok::Class { negated, ranges }
+                        if ranges.iter().any(|(lo, hi)| *lo <= t[ti] && t[ti] <= *hi)
+                            != *negated =>
+                    {
+                        ti += 1;
+                        pi += 1;
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            }
+        }
+        p[pi..].iter().all(|t| matches!(t, GlobTok::Star))
+    }
+}
+
+fn has_glob_chars(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// A trie over path components for `pmatch`.
+#[derive(Debug, Default)]
+pub struct PathTrie {
+    terminal: bool,
+    children: HashMap<Box<str>, PathTrie>,
+    globs: Vec<(Glob, PathTrie)>,
+}
+
+impl PathTrie {
+    /// Adds a path prefix.
+    pub fn insert(&mut self, path: &str) {
+        let mut node = self;
+        for comp in path.split('/').filter(|c| !c.is_empty()) {
+            node = if has_glob_chars(comp) {
+                let idx = node.globs.len();
+                node.globs
+                    .push((Glob::new(comp, false), PathTrie::default()));
+                &mut node.globs[idx].1
+            } else {
+                node.children.entry(comp.into()).or_default()
+            };
+        }
+        node.terminal = true;
+    }
+
+    /// Whether some inserted path is a component-wise prefix of `path`.
+    pub fn matches(&self, path: &str) -> bool {
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        self.matches_from(&comps)
+    }
+
+    fn matches_from(&self, comps: &[&str]) -> bool {
+        if self.terminal {
+            return true;
+        }
+        let Some((first, rest)) = comps.split_first() else {
+            return false;
+        };
+        if let Some(child) = self.children.get(*first)
+            && child.matches_from(rest)
+        {
+            return true;
+        }
+        self.globs
+            .iter()
+            .any(|(g, child)| g.matches(first) && child.matches_from(rest))
+    }
+}
+
+/// How the left-hand side produces values.
+#[derive(Debug)]
+pub enum LhsMode {
+    /// One value (or none).
+    Single,
+    /// Any ancestor (ancestor fields without an index).
+    AnyAncestor,
+    /// Either end of a connection (`fd.ip`, `fd.net`, `fd.port`).
+    Either(FieldId, FieldId),
+}
+
+/// A compiled left-hand side.
+#[derive(Debug)]
+pub struct Lhs {
+    /// The field.
+    pub field: FieldRef,
+    /// Transformers, innermost first.
+    pub transformers: Vec<Transformer>,
+    /// How values are produced.
+    pub mode: LhsMode,
+}
+
+/// A compiled predicate on one value.
+#[derive(Debug)]
+pub enum Test {
+    /// `exists`.
+    Exists,
+    /// String `=`.
+    StrEq(Box<str>),
+    /// String `!=`.
+    StrNe(Box<str>),
+    /// String ordering (`<`, `<=`, `>`, `>=`), byte-wise.
+    StrOrd(Op, Box<str>),
+    /// `contains`.
+    Contains(Box<str>),
+    /// `icontains` (needle lower-cased).
+    IContains(Box<str>),
+    /// `startswith`.
+    StartsWith(Box<str>),
+    /// `endswith`.
+    EndsWith(Box<str>),
+    /// `glob`.
+    Glob(Glob),
+    /// `iglob`.
+    IGlob(Glob),
+    /// `regex` (anchored).
+    Regex(regex::Regex),
+    /// `in` / `intersects` on strings.
+    StrIn(StrSet),
+    /// `pmatch`.
+    Pmatch(PathTrie),
+    /// A string operator with a list modifier.
+    Modified(Modifier, Vec<Test>),
+    /// Numeric comparison.
+    Num(Op, i64),
+    /// Numeric `in` (sorted).
+    NumIn(Vec<i64>),
+    /// Boolean `=`/`!=` (`true` = equality).
+    Bool(bool, bool),
+    /// Boolean `in`.
+    BoolIn(Vec<bool>),
+    /// IP `=`/`!=`.
+    Ip(bool, IpAddr),
+    /// IP `in`.
+    IpIn(Vec<IpAddr>),
+    /// Network membership (`true` = inside any, `false` = inside none).
+    Net(bool, Vec<Cidr>),
+    /// Comparison with another field.
+    Field(Op, Box<Lhs>),
+}
+
+/// A compiled condition.
+#[derive(Debug)]
+pub enum Node {
+    /// A constant (from `evt.num=0`).
+    Const(bool),
+    /// Conjunction.
+    And(Box<[Node]>),
+    /// Disjunction.
+    Or(Box<[Node]>),
+    /// Negation.
+    Not(Box<Node>),
+    /// A field check.
+    Check(Box<(Lhs, Test)>),
+}
+
+impl Node {
+    /// Evaluates the condition.
+    pub fn eval(&self, ev: &Event) -> bool {
+        match self {
+            Node::Const(b) => *b,
+            Node::And(items) => items.iter().all(|n| n.eval(ev)),
+            Node::Or(items) => items.iter().any(|n| n.eval(ev)),
+            Node::Not(inner) => !inner.eval(ev),
+            Node::Check(check) => eval_check(&check.0, &check.1, ev),
+        }
+    }
+}
+
+/// Applies transformers to a value; `None` when one fails (e.g. invalid base64).
+pub fn apply_transformers<'a>(v: Val<'a>, transformers: &[Transformer]) -> Option<Val<'a>> {
+    let mut v = v;
+    for t in transformers {
+        v = match (t, v) {
+            (Transformer::ToLower, Val::Str(s)) => Val::Str(Cow::Owned(s.to_ascii_lowercase())),
+            (Transformer::ToUpper, Val::Str(s)) => Val::Str(Cow::Owned(s.to_ascii_uppercase())),
+            (Transformer::Basename, Val::Str(s)) => {
+                Val::Str(Cow::Owned(fields::basename(&s).to_string()))
+            }
+            (Transformer::B64, Val::Str(s)) => Val::Str(Cow::Owned(b64_decode(&s)?)),
+            (Transformer::Len, Val::Str(s)) => {
+                Val::Int(i64::try_from(s.chars().count()).unwrap_or(i64::MAX))
+            }
+            _ => return None,
+        };
+    }
+    Some(v)
+}
+
+/// Decodes standard base64 (with or without padding); `None` when invalid.
+pub fn b64_decode(text: &str) -> Option<String> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        })
+    }
+    let trimmed = text.trim_end_matches('=');
+    if text.len() - trimmed.len() > 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0u32;
+    for c in trimmed.bytes() {
+        acc = (acc << 6) | val(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    if bits >= 6 {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+impl Lhs {
+    /// Extracts the (transformed) value of a single-valued side.
+    pub fn value<'a>(&self, ev: &'a Event) -> Option<Val<'a>> {
+        let v = fields::extract(&self.field, ev)?;
+        if self.transformers.is_empty() {
+            Some(v)
+        } else {
+            apply_transformers(v, &self.transformers)
+        }
+    }
+}
+
+fn eval_check(lhs: &Lhs, test: &Test, ev: &Event) -> bool {
+    match &lhs.mode {
+        LhsMode::Single => match lhs.value(ev) {
+            Some(v) => test.test(&v, ev),
+            None => false,
+        },
+        LhsMode::AnyAncestor => fields::any_ancestor(&lhs.field, ev, &mut |v| match v
+            .and_then(|v| apply_transformers(v, &lhs.transformers))
+        {
+            Some(v) => test.test(&v, ev),
+            None => false,
+        }),
+        LhsMode::Either(a, b) => [*a, *b].iter().any(|id| {
+            let f = FieldRef {
+                id: *id,
+                arg: fields::FieldArg::None,
+                ty: lhs.field.ty,
+            };
+            match fields::extract(&f, ev).and_then(|v| apply_transformers(v, &lhs.transformers)) {
+                Some(v) => test.test(&v, ev),
+                None => false,
+            }
+        }),
+    }
+}
+
+fn ord_holds(op: Op, ord: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        Op::Eq => ord == Equal,
+        Op::Ne => ord != Equal,
+        Op::Lt => ord == Less,
+        Op::Le => ord != Greater,
+        Op::Gt => ord == Greater,
+        Op::Ge => ord != Less,
+        _ => false,
+    }
+}
+
+fn contains_ignore_ascii_case(hay: &str, lower_needle: &str) -> bool {
+    let h = hay.as_bytes();
+    let n = lower_needle.as_bytes();
+    if n.is_empty() {
+        return true;
+    }
+    if n.len() > h.len() {
+        return false;
+    }
+    h.windows(n.len())
+        .any(|w| w.iter().zip(n).all(|(a, b)| a.to_ascii_lowercase() == *b))
+}
+
+impl Test {
+    fn test(&self, v: &Val<'_>, ev: &Event) -> bool {
+        match (self, v) {
+            (Test::Exists, _) => true,
+            (Test::StrEq(s), Val::Str(v)) => **s == **v,
+            (Test::StrNe(s), Val::Str(v)) => **s != **v,
+            (Test::StrOrd(op, s), Val::Str(v)) => ord_holds(*op, v.as_bytes().cmp(s.as_bytes())),
+            (Test::Contains(s), Val::Str(v)) => v.contains(&**s),
+            (Test::IContains(s), Val::Str(v)) => contains_ignore_ascii_case(v, s),
+            (Test::StartsWith(s), Val::Str(v)) => v.starts_with(&**s),
+            (Test::EndsWith(s), Val::Str(v)) => v.ends_with(&**s),
+            (Test::Glob(g), Val::Str(v)) => g.matches(v),
+            (Test::IGlob(g), Val::Str(v)) => g.matches(&v.to_ascii_lowercase()),
+            (Test::Regex(r), Val::Str(v)) => r.is_match(v),
+            (Test::StrIn(set), Val::Str(v)) => set.contains(&**v),
+            (Test::Pmatch(trie), Val::Str(v)) => trie.matches(v),
+            (Test::Modified(m, tests), v) => {
+                let n = tests.iter().filter(|t| t.test(v, ev)).count();
+                match m {
+                    Modifier::AnyOf => n >= 1,
+                    Modifier::OneOf => n == 1,
+                    Modifier::AllOf => n == tests.len(),
+                }
+            }
+            (Test::Num(op, n), Val::Int(v)) => ord_holds(*op, v.cmp(n)),
+            (Test::NumIn(set), Val::Int(v)) => set.binary_search(v).is_ok(),
+            (Test::Bool(eq, b), Val::Bool(v)) => (*v == *b) == *eq,
+            (Test::BoolIn(set), Val::Bool(v)) => set.contains(v),
+            (Test::Ip(eq, ip), Val::Ip(v)) => (*v == *ip) == *eq,
+            (Test::IpIn(set), Val::Ip(v)) => set.contains(v),
+            (Test::Net(inside, nets), Val::Ip(v)) => nets.iter().any(|n| n.contains(v)) == *inside,
+            (Test::Field(op, other), v) => {
+                let Some(o) = other.value(ev) else {
+                    return false;
+                };
+                match (v, &o) {
+                    (Val::Str(a), Val::Str(b)) => match op {
+                        Op::Contains => a.contains(&**b),
+                        Op::IContains => contains_ignore_ascii_case(a, &b.to_ascii_lowercase()),
+                        Op::StartsWith => a.starts_with(&**b),
+                        Op::EndsWith => a.ends_with(&**b),
+                        Op::Glob => Glob::new(b, false).matches(a),
+                        Op::IGlob => Glob::new(b, true).matches(&a.to_ascii_lowercase()),
+                        Op::In | Op::Intersects => a == b,
+                        _ => ord_holds(*op, a.as_bytes().cmp(b.as_bytes())),
+                    },
+                    (Val::Int(a), Val::Int(b)) => match op {
+                        Op::In | Op::Intersects => a == b,
+                        _ => ord_holds(*op, a.cmp(b)),
+                    },
+                    (Val::Bool(a), Val::Bool(b)) => ord_holds(*op, a.cmp(b)),
+                    (Val::Ip(a), Val::Ip(b)) => ord_holds(*op, a.cmp(b)),
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_crosses_slashes_like_fnmatch() {
+        let g = Glob::new("/home/*/.ssh/*", false);
+        assert!(g.matches("/home/a/.ssh/id"));
+        assert!(g.matches("/home/a/b/.ssh/id"));
+        assert!(!g.matches("/root/.ssh/id"));
+        assert!(Glob::new("a[!b]c", false).matches("axc"));
+        assert!(!Glob::new("a[!b]c", false).matches("abc"));
+        assert!(Glob::new("a?c", false).matches("abc"));
+        assert!(Glob::new(r"a\*", false).matches("a*"));
+        assert!(!Glob::new(r"a\*", false).matches("ab"));
+    }
+
+    #[test]
+    fn pmatch_by_component() {
+        let mut t = PathTrie::default();
+        t.insert("/var/run");
+        t.insert("/opt/*/bin");
+        assert!(t.matches("/var/run/docker.sock"));
+        assert!(t.matches("/var/run"));
+        assert!(!t.matches("/var/runx"));
+        assert!(t.matches("/opt/x/bin/y"));
+        assert!(!t.matches("/opt/x/lib"));
+    }
+
+    #[test]
+    fn cidr() {
+        let c = Cidr::parse("10.0.0.0/8").expect("cidr");
+        assert!(c.contains(&"10.1.2.3".parse().expect("ip")));
+        assert!(!c.contains(&"11.1.2.3".parse().expect("ip")));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .expect("cidr")
+                .contains(&"1.2.3.4".parse().expect("ip"))
+        );
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+    }
+
+    #[test]
+    fn base64() {
+        assert_eq!(b64_decode("aGVsbG8=").as_deref(), Some("hello"));
+        assert_eq!(b64_decode("aGVsbG8").as_deref(), Some("hello"));
+        assert_eq!(b64_decode("a$"), None);
+    }
+}

