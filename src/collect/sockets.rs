@@ -206,7 +206,24 @@ impl SocketSource {
             (Family::V4, Proto::Udp, "udp"),
             (Family::V6, Proto::Udp, "udp6"),
         ];
+        let mut tcp_done = false;
+        if let Some(diag) = self.diag.as_mut()
+            && !self.text_fallback.contains("tcp+tcp6")
+        {
+            let before = out.len();
+            match diag.dump_tcp_all(out) {
+                Ok(()) => tcp_done = true,
+                Err(error) => {
+                    out.truncate(before);
+                    warn!(%error, "one-walk TCP dump failed; dumping each family");
+                    self.text_fallback.insert("tcp+tcp6");
+                }
+            }
+        }
         for (family, proto, name) in INET {
+            if tcp_done && proto == Proto::Tcp {
+                continue;
+            }
             if let Some(diag) = self.diag.as_mut()
                 && !self.text_fallback.contains(name)
             {
@@ -350,17 +367,111 @@ pub struct SocketStats {
 #[derive(Debug)]
 pub struct SocketTracker {
     config: SocketsConfig,
-    known: HashMap<SockId, Known>,
-    owners: HashMap<u64, Owner>,
+    known: FastMap<SockId, Known>,
+    owners: FastMap<u64, Owner>,
     recent_listen_ports: HashMap<(Proto, u16), Instant>,
     listeners: Vec<(Proto, IpAddr, u16)>,
-    live_inodes: HashSet<u64>,
+    pending: Vec<SockId>,
     ephemeral_low: u16,
     self_pid: Option<i32>,
     gen_: u64,
     stats: SocketStats,
     pids: Vec<i32>,
 }
+
+/// A multiply-rotate hasher (the Fx hash of rustc) keyed with a per-process random seed: a
+/// few nanoseconds per key instead of SipHash's tens, for the per-entry lookups of every poll.
+/// The seed keeps the workload, which chooses ports and peers, from predicting collisions.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedFxHasher {
+    hash: u64,
+}
+
+const FX_MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
+
+impl KeyedFxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_MULTIPLIER);
+    }
+}
+
+impl std::hash::Hasher for KeyedFxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // A final mix so that the low bits (the bucket index) depend on every input bit.
+        let h = self.hash;
+        (h ^ (h >> 29)).wrapping_mul(FX_MULTIPLIER) ^ (h >> 32)
+    }
+}
+
+/// Builds [`KeyedFxHasher`]s with this process's seed.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedFxBuild {
+    seed: u64,
+}
+
+impl Default for KeyedFxBuild {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed = *SEED
+            .get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64));
+        KeyedFxBuild { seed }
+    }
+}
+
+impl std::hash::BuildHasher for KeyedFxBuild {
+    type Hasher = KeyedFxHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> KeyedFxHasher {
+        KeyedFxHasher { hash: self.seed }
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, KeyedFxBuild>;
 
 /// How long a port that listened is remembered for deciding the direction of connections
 /// seen after the listener closed (a `TIME_WAIT` lasts 60 s).
@@ -382,11 +493,11 @@ impl SocketTracker {
             .unwrap_or(32768);
         SocketTracker {
             config,
-            known: HashMap::new(),
-            owners: HashMap::new(),
+            known: FastMap::default(),
+            owners: FastMap::default(),
             recent_listen_ports: HashMap::new(),
             listeners: Vec::new(),
-            live_inodes: HashSet::new(),
+            pending: Vec::new(),
             ephemeral_low,
             self_pid,
             gen_: 0,
@@ -471,6 +582,9 @@ impl SocketTracker {
     }
 
     /// One poll: `entries` is the full content of the tables now; events go to `out`.
+    ///
+    /// Cost: one hash lookup per entry with a cheap keyed hasher; sockets that are new, or
+    /// still waiting to be reported, get the rest of the work.
     pub fn poll(&mut self, entries: &[SockEntry], tables: &Tables, out: &mut Vec<Event>) {
         let now = Instant::now();
         self.gen_ += 1;
@@ -478,11 +592,7 @@ impl SocketTracker {
         let generation = self.gen_;
 
         self.listeners.clear();
-        self.live_inodes.clear();
         for e in entries {
-            if e.inode != 0 {
-                self.live_inodes.insert(e.inode);
-            }
             let listening = match e.proto {
                 Proto::Tcp => e.state == tcp_state::LISTEN,
                 Proto::Udp => e.rport == 0 && e.lport != 0 && e.lport < self.ephemeral_low,
@@ -490,11 +600,15 @@ impl SocketTracker {
             };
             if listening {
                 self.listeners.push((e.proto, e.local, e.lport));
-                self.recent_listen_ports.insert((e.proto, e.lport), now);
             }
         }
-        self.recent_listen_ports
-            .retain(|_, at| now.saturating_duration_since(*at) < LISTEN_MEMORY);
+        for &(proto, _, port) in &self.listeners {
+            self.recent_listen_ports.insert((proto, port), now);
+        }
+        if generation % 64 == 0 {
+            self.recent_listen_ports
+                .retain(|_, at| now.saturating_duration_since(*at) < LISTEN_MEMORY);
+        }
 
         // New and known sockets.
         for e in entries {
@@ -522,34 +636,43 @@ impl SocketTracker {
                     inbound,
                 },
             );
+            self.pending.push(id);
         }
 
         // Owners of new inodes.
-        let wanted: HashSet<u64> = self
-            .known
-            .values()
-            .filter(|k| k.status == Status::Pending && k.entry.inode != 0)
-            .map(|k| k.entry.inode)
-            .filter(|inode| !matches!(self.owners.get(inode), Some(Owner::Pid(_) | Owner::Monitor)))
-            .collect();
-        if !wanted.is_empty() {
-            self.resolve_owners(wanted, tables);
+        if !self.pending.is_empty() {
+            let wanted: HashSet<u64> = self
+                .pending
+                .iter()
+                .filter_map(|id| self.known.get(id))
+                .map(|k| k.entry.inode)
+                .filter(|&inode| {
+                    inode != 0
+                        && !matches!(
+                            self.owners.get(&inode),
+                            Some(Owner::Pid(_) | Owner::Monitor)
+                        )
+                })
+                .collect();
+            if !wanted.is_empty() {
+                self.resolve_owners(wanted, tables);
+            }
         }
 
         // Emit what is ready, including sockets that vanished before being reported.
-        let mut ready: Vec<SockId> = Vec::new();
-        let mut gone: Vec<SockId> = Vec::new();
-        for (id, known) in &self.known {
-            let vanished = known.last_gen != generation;
-            if vanished {
-                gone.push(*id);
-            }
-            if known.status != Status::Pending {
+        let pending = std::mem::take(&mut self.pending);
+        for id in pending {
+            let Some(known) = self.known.get(&id) else {
                 continue;
-            }
+            };
+            let vanished = known.last_gen != generation;
             let age = now.saturating_duration_since(known.first_seen);
-            let ready_now = vanished
-                || match (known.entry.inode, self.owners.get(&known.entry.inode)) {
+            let owner = match known.entry.inode {
+                0 => None,
+                inode => self.owners.get(&inode).copied(),
+            };
+            let ready = vanished
+                || match (known.entry.inode, owner) {
                     (0, _) => {
                         // Not yet accepted connections get an inode shortly; anything else
                         // without one (TIME_WAIT, closing) will never have one.
@@ -558,25 +681,17 @@ impl SocketTracker {
                             || age >= INODE_WAIT
                     }
                     (_, Some(Owner::Pid(pid))) => {
-                        tables.processes.lookup_pid(*pid).is_some() || age >= self.config.owner_wait
+                        tables.processes.lookup_pid(pid).is_some() || age >= self.config.owner_wait
                     }
                     (_, Some(Owner::Monitor)) => true,
                     // Not found: one retry on the next poll (an fd being passed, a process
                     // being created), then reported without a process.
                     (_, Some(Owner::NotFound)) | (_, None) => age > Duration::ZERO,
                 };
-            if ready_now {
-                ready.push(*id);
-            }
-        }
-        for id in ready {
-            let Some(known) = self.known.get(&id) else {
+            if !ready {
+                self.pending.push(id);
                 continue;
-            };
-            let owner = match known.entry.inode {
-                0 => None,
-                inode => self.owners.get(&inode).copied(),
-            };
+            }
             let event = match owner {
                 Some(Owner::Monitor) => None,
                 Some(Owner::Pid(pid)) => self.build_event(known, Some(pid), tables),
@@ -591,17 +706,22 @@ impl SocketTracker {
                     out.push(event);
                     Status::Emitted
                 }
-                _ => Status::Suppressed,
+                None => Status::Suppressed,
             };
             if let Some(known) = self.known.get_mut(&id) {
                 known.status = status;
             }
         }
-        for id in gone {
-            self.known.remove(&id);
-        }
-        let live = &self.live_inodes;
-        self.owners.retain(|inode, _| live.contains(inode));
+
+        // Forget sockets that are gone, and their owners.
+        let owners = &mut self.owners;
+        self.known.retain(|_, known| {
+            let keep = known.last_gen == generation;
+            if !keep && known.entry.inode != 0 {
+                owners.remove(&known.entry.inode);
+            }
+            keep
+        });
     }
 
     /// Finds the owners of `wanted` inodes: the monitor's own fds first, then processes of the

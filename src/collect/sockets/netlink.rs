@@ -18,6 +18,8 @@ use super::{Family, Proto, SockEntry};
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
 /// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `TCPDIAG_GETSOCK` (linux/inet_diag.h): the older request, whose family may be `AF_UNSPEC`.
+const TCPDIAG_GETSOCK: u16 = 18;
 /// `NLM_F_REQUEST | NLM_F_DUMP` (linux/netlink.h).
 const DUMP_FLAGS: u16 = 0x1 | 0x300;
 /// `NLMSG_ERROR`.
@@ -133,6 +135,23 @@ impl DiagSocket {
         )
     }
 
+    /// Dumps the TCP sockets of both families into `out` in one walk of the kernel's tables,
+    /// with the older `TCPDIAG_GETSOCK` request and `AF_UNSPEC` (a `SOCK_DIAG_BY_FAMILY`
+    /// request names one family, and each walks every TCP socket of the namespace).
+    pub fn dump_tcp_all(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
+        let what = "tcp+tcp6";
+        // struct inet_diag_req: family, src_len, dst_len, ext, sockid (48), states, dbs.
+        let mut body = [0u8; 60];
+        body[0] = libc::AF_UNSPEC as u8;
+        body[52..56].copy_from_slice(&ALL_STATES.to_ne_bytes());
+        self.request_type(what, TCPDIAG_GETSOCK, &body)?;
+        self.receive(
+            what,
+            |payload, out: &mut Vec<SockEntry>| parse_inet_record(payload, Proto::Tcp, out),
+            out,
+        )
+    }
+
     /// Dumps the `AF_PACKET` sockets into `out`.
     pub fn dump_packet(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
         let what = "packet";
@@ -143,11 +162,20 @@ impl DiagSocket {
     }
 
     fn request(&mut self, what: &'static str, body: &[u8]) -> Result<(), DiagError> {
+        self.request_type(what, SOCK_DIAG_BY_FAMILY, body)
+    }
+
+    fn request_type(
+        &mut self,
+        what: &'static str,
+        kind: u16,
+        body: &[u8],
+    ) -> Result<(), DiagError> {
         self.seq = self.seq.wrapping_add(1);
         let mut msg = Vec::with_capacity(NLMSG_HDRLEN + body.len());
         let len = u32::try_from(NLMSG_HDRLEN + body.len()).unwrap_or(u32::MAX);
         msg.extend_from_slice(&len.to_ne_bytes());
-        msg.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        msg.extend_from_slice(&kind.to_ne_bytes());
         msg.extend_from_slice(&DUMP_FLAGS.to_ne_bytes());
         msg.extend_from_slice(&self.seq.to_ne_bytes());
         msg.extend_from_slice(&0u32.to_ne_bytes());
@@ -253,7 +281,7 @@ pub fn parse_messages(
                     }
                     return Some(Parsed::Error(-errno));
                 }
-                SOCK_DIAG_BY_FAMILY => record(payload, out),
+                SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => record(payload, out),
                 _ => {}
             }
         }

@@ -698,6 +698,25 @@ fn live_sock_diag_dump_sees_a_new_listener_with_its_inode() {
     let found = out.iter().find(|e| e.inode == inode).unwrap();
     assert_eq!(found.lport, port);
     assert_eq!(found.state, tcp_state::LISTEN);
+    // The one-walk dump sees both families.
+    if let Ok(listener6) = std::net::TcpListener::bind("[::1]:0") {
+        let inode6 = std::fs::metadata(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&listener6)
+        ))
+        .unwrap()
+        .ino();
+        out.clear();
+        diag.dump_tcp_all(&mut out).unwrap();
+        assert!(
+            out.iter()
+                .any(|e| e.inode == inode && e.family == Family::V4)
+        );
+        assert!(
+            out.iter()
+                .any(|e| e.inode == inode6 && e.family == Family::V6)
+        );
+    }
     // And the full source (netlink plus text tables) agrees.
     let mut source = SocketSource::new(Path::new("/proc"), true);
     source.collect(&mut out);
