@@ -200,7 +200,8 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
-/// One observation.
+/// One observation. The parts are boxed so that an event is small (about 100 bytes) to move
+/// through the bounded queues, whose slots are allocated up front.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
@@ -209,16 +210,16 @@ pub struct Event {
     /// The process the event is attributed to; `None` when it could not be attributed (for
     /// example a file event whose writer was not found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proc: Option<Process>,
+    pub proc: Option<Box<Process>>,
     /// The container of that process (or of the file or socket).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub container: Option<Container>,
+    pub container: Option<Box<Container>>,
     /// The file or socket the event concerns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fd: Option<Fd>,
+    pub fd: Option<Box<Fd>>,
     /// Details of a `tasksentry` (internal) event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub internal: Option<Internal>,
+    pub internal: Option<Box<Internal>>,
 }
 
 impl Event {
@@ -682,7 +683,7 @@ mod tests {
     fn event_json_round_trips_and_omits_unknowns() {
         let mut event = Event::new(EventType::Execve, Collector::Procscan);
         event.evt.time = Timestamp(1_000_000_123);
-        event.proc = Some(Process {
+        event.proc = Some(Box::new(Process {
             pid: 42,
             ppid: 7,
             start_ticks: 1234,
@@ -690,11 +691,11 @@ mod tests {
             exe: Some("sleep".into()),
             args: vec!["2".into(), "line\nbreak \u{fffd}".into()],
             ..Process::default()
-        });
-        event.container = Some(Container {
+        }));
+        event.container = Some(Box::new(Container {
             id: "abc".into(),
             ..Container::default()
-        });
+        }));
         let line = event.to_json_line();
         assert!(!line.contains('\n'), "one event per line: {line}");
         assert!(

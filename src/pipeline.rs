@@ -156,13 +156,13 @@ pub fn run_engine(
             let mut report = Event::new(EventType::Tasksentry, Collector::Monitor);
             report.evt.num = next_num;
             next_num += 1;
-            report.internal = Some(Internal {
+            report.internal = Some(Box::new(Internal {
                 kind: "outputs_dropped".to_owned(),
                 message: format!(
                     "{unreported_drops} output lines were dropped because the output queue was full"
                 ),
                 count: Some(unreported_drops),
-            });
+            }));
             processor.process(&report, &mut out);
             unreported_drops = 0;
             last_drop_report = Instant::now();

@@ -110,3 +110,64 @@ fn each_file_loads_alone() {
         assert_eq!(c, expected, "{name}");
     }
 }
+
+#[test]
+fn falco_rules_fire_on_a_terminal_shell_and_stay_quiet_on_a_worker() {
+    use tasksentry::event::{Ancestor, Collector, Container, Event, EventType, Process};
+    let sources = [
+        source("falco_rules.yaml"),
+        source("falco-incubating_rules.yaml"),
+        source("falco-sandbox_rules.yaml"),
+    ];
+    let outcome = load(&sources, &LoadOptions::default());
+    let set = outcome.ruleset.expect("ruleset");
+    let mut e = Event::new(EventType::Execve, Collector::Procscan);
+    e.evt.num = 1;
+    e.proc = Some(Box::new(Process {
+        pid: 321,
+        name: "bash".into(),
+        exepath: Some("/bin/bash".into()),
+        tty: Some(34816),
+        euid: Some(0),
+        user: Some("root".into()),
+        ..Process::default()
+    }));
+    e.container = Some(Box::new(Container {
+        id: "0a1b2c-123".into(),
+        name: Some("web".into()),
+        ..Container::default()
+    }));
+    let mut out = Vec::new();
+    set.evaluate(&e, &mut out);
+    let names: Vec<&str> = out.iter().map(|m| m.rule.name.as_str()).collect();
+    assert_eq!(names, ["Terminal shell in container"]);
+    assert!(
+        out[0]
+            .output
+            .starts_with("A shell was spawned in a container with an attached terminal")
+    );
+    assert_eq!(out[0].output_fields["proc.name"], "bash");
+    assert_eq!(out[0].output_fields["proc.tty"], 34816);
+    assert_eq!(out[0].output_fields["proc.pname"], serde_json::Value::Null);
+    assert!(out[0].output.contains("parent=<NA>"));
+    // A worker process with an ordinary parent matches nothing.
+    let mut quiet = e.clone();
+    let p = quiet.proc.as_mut().expect("proc");
+    p.name = "worker".into();
+    p.exepath = Some("/usr/local/bin/worker".into());
+    p.tty = Some(0);
+    p.ancestors = vec![Ancestor {
+        pid: 120,
+        name: "node".into(),
+        exe: None,
+        exepath: None,
+        args: vec![],
+    }];
+    out.clear();
+    set.evaluate(&quiet, &mut out);
+    assert!(
+        out.is_empty(),
+        "{:?}",
+        out.iter().map(|m| &m.rule.name).collect::<Vec<_>>()
+    );
+}

@@ -63,12 +63,12 @@ fn exception_compilation_after_list_substitution_and_behaviour() {
     // proc_files with a list name as value: apt writing /bin/ls is excepted, /bin/cp is not.
     let mut e = event.clone();
     e.proc.as_mut().expect("proc").name = "apt".into();
-    e.fd = Some(Fd {
+    e.fd = Some(Box::new(Fd {
         kind: Some(FdKind::File),
         name: Some("/bin/ls".into()),
         open_write: Some(true),
         ..Fd::default()
-    });
+    }));
     assert!(!fires(&outcome, "write bin", &e));
     e.fd.as_mut().expect("fd").name = Some("/bin/cp".into());
     assert!(fires(&outcome, "write bin", &e));

@@ -927,7 +927,7 @@ mod tests {
             crate::event::EventType::Execve,
             crate::event::Collector::Procscan,
         );
-        event.proc = Some(p.clone());
+        event.proc = Some(Box::new(p.clone()));
         let line = event.to_json_line();
         assert!(!line.contains('\n'));
         let back: crate::event::Event = serde_json::from_str(&line).unwrap();

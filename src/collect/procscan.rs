@@ -446,13 +446,13 @@ impl ProcScanner {
         if missed > 0 {
             self.stats.missed += missed;
             let mut event = Event::new(EventType::Tasksentry, Collector::Procscan);
-            event.internal = Some(Internal {
+            event.internal = Some(Box::new(Internal {
                 kind: "processes_missed".into(),
                 message: format!(
                     "{missed} pids were allocated since the previous /proc scan to processes (or threads) that were gone before they could be read"
                 ),
                 count: Some(missed),
-            });
+            }));
             out.push(event);
         }
 
@@ -764,12 +764,12 @@ impl ProcScanner {
         let mut event = Event::new(evt_type, Collector::Procscan);
         let mut process = (*entry.process).clone();
         process.ancestors = self.tables.processes.ancestors(&key);
-        event.proc = Some(process);
+        event.proc = Some(Box::new(process));
         event.container = self
             .tables
             .containers
             .get(&entry.container_id)
-            .map(|c| c.container.clone());
+            .map(|c| Box::new(c.container.clone()));
         event
     }
 
@@ -833,13 +833,13 @@ impl ProcScanner {
                 self.watch_limit_reported = true;
                 warn!(container = %id, "inotify watch limit reached; exec triggers degraded to polling");
                 let mut event = Event::new(EventType::Tasksentry, Collector::Procscan);
-                event.internal = Some(Internal {
+                event.internal = Some(Box::new(Internal {
                     kind: "watch_limit".into(),
                     message: format!(
                         "the inotify watch limit was reached while adding exec triggers for container {id}; new processes there are found by polling only"
                     ),
                     count: None,
-                });
+                }));
                 out.push(event);
                 break;
             }
@@ -930,14 +930,14 @@ impl DropCountingSender {
     fn flush(&mut self) -> bool {
         if self.dropped > 0 {
             let mut report = Event::new(EventType::Tasksentry, Collector::Procscan);
-            report.internal = Some(Internal {
+            report.internal = Some(Box::new(Internal {
                 kind: "events_dropped".into(),
                 message: format!(
                     "{} procscan events were dropped because the event queue was full",
                     self.dropped
                 ),
                 count: Some(self.dropped),
-            });
+            }));
             match self.tx.try_send(report) {
                 Ok(()) => self.dropped = 0,
                 Err(TrySendError::Full(_)) => {}

@@ -78,15 +78,29 @@ impl Compiler<'_> {
                 if !ok {
                     return None;
                 }
-                Some(if matches!(expr, Expr::And(_)) {
-                    Node::And(out.into_boxed_slice())
+                let is_and = matches!(expr, Expr::And(_));
+                // Flatten nested conjunctions/disjunctions (from macros and parentheses).
+                let mut flat = Vec::with_capacity(out.len());
+                for n in out {
+                    match n {
+                        Node::And(inner) if is_and => flat.extend(inner.into_vec()),
+                        Node::Or(inner) if !is_and => flat.extend(inner.into_vec()),
+                        other => flat.push(other),
+                    }
+                }
+                Some(if is_and {
+                    Node::And(flat.into_boxed_slice())
                 } else {
-                    Node::Or(out.into_boxed_slice())
+                    Node::Or(flat.into_boxed_slice())
                 })
             }
             Expr::Not(inner) => self
                 .compile(inner, text, scope, stack, issues)
-                .map(|n| Node::Not(Box::new(n))),
+                .map(|n| match n {
+                    Node::Not(x) => *x,
+                    Node::Const(b) => Node::Const(!b),
+                    other => Node::Not(Box::new(other)),
+                }),
             Expr::Macro { name, offset } => {
                 let at = text.loc(*offset);
                 let Some(m) = self.macros.get(name) else {
@@ -235,7 +249,13 @@ pub fn resolve_operand(o: &Operand, text: &PosText) -> Result<Lhs, Issue> {
         }
     }
     let field = FieldRef { ty, ..field };
+    let fast = if o.transformers.is_empty() && matches!(mode, LhsMode::Single) {
+        fields::str_accessor(&field)
+    } else {
+        None
+    };
     Ok(Lhs {
+        fast,
         field,
         transformers: o.transformers.clone(),
         mode,
@@ -467,12 +487,12 @@ fn compile_check(
         }
         (Op::In | Op::Intersects, Rhs::List(items)) => match ty {
             FieldType::String => {
-                let mut set = StrSet::default();
                 for v in items {
                     check_nul(v, text)?;
-                    set.insert(v.text.as_str().into());
                 }
-                Test::StrIn(set)
+                Test::StrIn(StrSet::new(
+                    items.iter().map(|v| Box::<str>::from(v.text.as_str())),
+                ))
             }
             _ => {
                 let mut ints = Vec::new();
@@ -559,6 +579,18 @@ fn compile_check(
             ));
         }
     };
+    if lhs.field.id == FieldId::EvtType && lhs.transformers.is_empty() {
+        // evt.type is always present and only takes TaskSentry's names: compile membership
+        // tests into a bit mask test (no string comparison at run time).
+        match &test {
+            Test::StrEq(s) => return Ok(Node::TypeIn(type_bit(s))),
+            Test::StrNe(s) => return Ok(Node::TypeIn(ALL_TYPES & !type_bit(s))),
+            Test::StrIn(set) => {
+                return Ok(Node::TypeIn(set.iter().fold(0, |acc, s| acc | type_bit(s))));
+            }
+            _ => {}
+        }
+    }
     Ok(Node::Check(Box::new((lhs, test))))
 }
 
@@ -593,23 +625,110 @@ pub fn event_types(node: &Node, negated: bool) -> TypeSet {
             acc
         }
         Node::Not(inner) => event_types(inner, !negated),
-        Node::Check(check) => {
-            let (lhs, test) = &**check;
-            if lhs.field.id != FieldId::EvtType || !lhs.transformers.is_empty() {
-                return ALL_TYPES;
-            }
-            let positive = match test {
-                Test::StrEq(s) => Some(type_bit(s)),
-                Test::StrIn(set) => Some(set.iter().fold(0, |acc, s| acc | type_bit(s))),
-                Test::StrNe(s) => Some(ALL_TYPES & !type_bit(s)),
-                _ => None,
-            };
-            match positive {
-                Some(set) if negated => ALL_TYPES & !set,
-                Some(set) => set,
-                None => ALL_TYPES,
+        Node::TypeIn(mask) => {
+            if negated {
+                ALL_TYPES & !mask
+            } else {
+                *mask
             }
         }
+        Node::Check(_) => ALL_TYPES,
+    }
+}
+
+fn rank_in_and(n: &Node) -> u8 {
+    match n {
+        Node::Const(_) | Node::TypeIn(_) => 0,
+        Node::Check(c) => match &c.1 {
+            Test::StrEq(_)
+            | Test::StrIn(_)
+            | Test::StartsWith(_)
+            | Test::Pmatch(_)
+            | Test::EndsWith(_) => 1,
+            Test::Contains(_)
+            | Test::IContains(_)
+            | Test::Glob(_)
+            | Test::IGlob(_)
+            | Test::Num(..)
+            | Test::NumIn(_)
+            | Test::Bool(..) => 2,
+            _ => 3,
+        },
+        Node::Or(_) => 4,
+        Node::And(_) => 4,
+        Node::Not(_) => 5,
+    }
+}
+
+/// Simplifies a compiled condition without changing its meaning: constants are folded (the
+/// `never_true` hooks disappear), double negations removed, nested and/or flattened, and the
+/// children of `and`/`or` are ordered cheap-and-selective first. Evaluation has no side
+/// effects and a missing field is just `false`, so the order of operands cannot change a
+/// result.
+pub fn simplify(node: Node) -> Node {
+    match node {
+        Node::Not(inner) => match simplify(*inner) {
+            Node::Const(b) => Node::Const(!b),
+            Node::Not(x) => *x,
+            other => Node::Not(Box::new(other)),
+        },
+        Node::And(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for n in items.into_vec() {
+                match simplify(n) {
+                    Node::Const(true) => {}
+                    Node::Const(false) => return Node::Const(false),
+                    Node::And(inner) => out.extend(inner.into_vec()),
+                    other => out.push(other),
+                }
+            }
+            out.sort_by_key(rank_in_and);
+            match out.len() {
+                0 => Node::Const(true),
+                1 => out.pop().unwrap_or(Node::Const(true)),
+                _ => Node::And(out.into_boxed_slice()),
+            }
+        }
+        Node::Or(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for n in items.into_vec() {
+                match simplify(n) {
+                    Node::Const(false) => {}
+                    Node::Const(true) => return Node::Const(true),
+                    Node::Or(inner) => out.extend(inner.into_vec()),
+                    other => out.push(other),
+                }
+            }
+            out.sort_by_key(rank_in_and);
+            match out.len() {
+                0 => Node::Const(false),
+                1 => out.pop().unwrap_or(Node::Const(false)),
+                _ => Node::Or(out.into_boxed_slice()),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Drops top-level `evt.type` tests that the event-type index already guarantees (a rule is
+/// only evaluated for events of its types).
+pub fn hoist_types(node: Node, types: TypeSet) -> Node {
+    let implied = |n: &Node| matches!(n, Node::TypeIn(mask) if types & !mask == 0);
+    match node {
+        n if implied(&n) => Node::Const(true),
+        Node::And(items) => {
+            let mut out: Vec<Node> = items
+                .into_vec()
+                .into_iter()
+                .filter(|n| !implied(n))
+                .collect();
+            match out.len() {
+                0 => Node::Const(true),
+                1 => out.pop().unwrap_or(Node::Const(true)),
+                _ => Node::And(out.into_boxed_slice()),
+            }
+        }
+        other => other,
     }
 }
 

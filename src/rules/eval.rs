@@ -15,10 +15,11 @@ use std::net::IpAddr;
 use crate::event::Event;
 
 use super::condition::{Modifier, Op, Transformer};
-use super::fields::{self, FieldId, FieldRef, Val};
+use super::fields::{self, EvalCtx, FieldId, FieldRef, Val};
 
-/// A small, fast, non-cryptographic hasher (FNV-1a) for the load-time string sets; the keys
-/// come from rule files, not from the monitored workload.
+/// A small, fast, non-cryptographic hasher (the Fx hash, 8 bytes at a time) for the load-time
+/// string sets. The keys come from rule files, not from the monitored workload, so hash
+/// flooding is not a concern; lookups hash event values, so speed matters.
 #[derive(Default)]
 pub struct Fnv(u64);
 
@@ -27,21 +28,69 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut buf = [0u8; 8];
+            buf.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(K);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(K);
         }
         self.0 = h;
     }
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
 }
 
-/// A set of strings hashed with [`Fnv`].
-pub type StrSet = HashSet<Box<str>, BuildHasherDefault<Fnv>>;
+/// A set of strings: small sets are scanned (length first), larger ones hashed with [`Fnv`].
+#[derive(Debug)]
+pub enum StrSet {
+    /// Up to [`StrSet::SMALL`] strings.
+    Small(Vec<Box<str>>),
+    /// A hash set.
+    Hashed(HashSet<Box<str>, BuildHasherDefault<Fnv>>),
+}
+
+impl StrSet {
+    /// Sets up to this size are scanned linearly.
+    pub const SMALL: usize = 6;
+
+    /// Builds a set.
+    pub fn new(items: impl IntoIterator<Item = Box<str>>) -> StrSet {
+        let mut v: Vec<Box<str>> = items.into_iter().collect();
+        v.sort();
+        v.dedup();
+        if v.len() <= Self::SMALL {
+            StrSet::Small(v)
+        } else {
+            StrSet::Hashed(v.into_iter().collect())
+        }
+    }
+
+    /// Membership.
+    #[inline]
+    pub fn contains(&self, s: &str) -> bool {
+        match self {
+            StrSet::Small(v) => v.iter().any(|x| x.len() == s.len() && **x == *s),
+            StrSet::Hashed(h) => h.contains(s),
+        }
+    }
+
+    /// The members.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &Box<str>> + '_> {
+        match self {
+            StrSet::Small(v) => Box::new(v.iter()),
+            StrSet::Hashed(h) => Box::new(h.iter()),
+        }
+    }
+}
 
 /// An IP network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,49 +149,53 @@ fn mask_eq(a: u128, b: u128, bits: u32, prefix: u8) -> bool {
     (a >> shift) == (b >> shift)
 }
 
-/// A compiled shell wildcard pattern (fnmatch without flags: `*` crosses `/`).
+/// A compiled shell wildcard pattern (fnmatch without flags: `*` crosses `/`), matched on
+/// bytes like fnmatch in the C locale, without allocating.
 #[derive(Debug, Clone)]
 pub struct Glob {
     tokens: Vec<GlobTok>,
+    fold: bool,
 }
 
 #[derive(Debug, Clone)]
 enum GlobTok {
-    Char(char),
+    Byte(u8),
     Any,
     Star,
     Class {
         negated: bool,
-        ranges: Vec<(char, char)>,
+        ranges: Vec<(u8, u8)>,
     },
 }
 
 impl Glob {
-    /// Compiles a pattern; `lower` folds it to ASCII lower case (for `iglob`).
-    pub fn new(pattern: &str, lower: bool) -> Glob {
-        let chars: Vec<char> = if lower {
-            pattern.to_ascii_lowercase().chars().collect()
+    /// Compiles a pattern; `fold` makes it ASCII case-insensitive (for `iglob`).
+    pub fn new(pattern: &str, fold: bool) -> Glob {
+        let lowered;
+        let chars: &[u8] = if fold {
+            lowered = pattern.to_ascii_lowercase();
+            lowered.as_bytes()
         } else {
-            pattern.chars().collect()
+            pattern.as_bytes()
         };
         let mut tokens = Vec::new();
         let mut i = 0;
         while i < chars.len() {
             match chars[i] {
-                '*' => {
+                b'*' => {
                     if !matches!(tokens.last(), Some(GlobTok::Star)) {
                         tokens.push(GlobTok::Star);
                     }
                 }
-                '?' => tokens.push(GlobTok::Any),
-                '\\' if i + 1 < chars.len() => {
+                b'?' => tokens.push(GlobTok::Any),
+                b'\\' if i + 1 < chars.len() => {
                     i += 1;
-                    tokens.push(GlobTok::Char(chars[i]));
+                    tokens.push(GlobTok::Byte(chars[i]));
                 }
-                '[' => {
+                b'[' => {
                     // Find the closing bracket; a `]` right after `[` or `[!` is literal.
                     let mut j = i + 1;
-                    let negated = matches!(chars.get(j), Some('!' | '^'));
+                    let negated = matches!(chars.get(j), Some(b'!' | b'^'));
                     if negated {
                         j += 1;
                     }
@@ -150,13 +203,13 @@ impl Glob {
                     let mut ranges = Vec::new();
                     let mut closed = false;
                     while j < chars.len() {
-                        if chars[j] == ']' && j > first {
+                        if chars[j] == b']' && j > first {
                             closed = true;
                             break;
                         }
                         let lo = chars[j];
-                        if chars.get(j + 1) == Some(&'-')
-                            && chars.get(j + 2).is_some_and(|c| *c != ']')
+                        if chars.get(j + 1) == Some(&b'-')
+                            && chars.get(j + 2).is_some_and(|c| *c != b']')
                         {
                             ranges.push((lo, chars[j + 2]));
                             j += 3;
@@ -169,24 +222,33 @@ impl Glob {
                         tokens.push(GlobTok::Class { negated, ranges });
                         i = j;
                     } else {
-                        tokens.push(GlobTok::Char('['));
+                        tokens.push(GlobTok::Byte(b'['));
                     }
                 }
-                c => tokens.push(GlobTok::Char(c)),
+                c => tokens.push(GlobTok::Byte(c)),
             }
             i += 1;
         }
-        Glob { tokens }
+        Glob { tokens, fold }
     }
 
     /// Whether the whole of `text` matches.
     pub fn matches(&self, text: &str) -> bool {
-        let t: Vec<char> = text.chars().collect();
+        let t = text.as_bytes();
         let p = &self.tokens;
+        let fold = self.fold;
+        let at = |i: usize| {
+            if fold {
+                t[i].to_ascii_lowercase()
+            } else {
+                t[i]
+            }
+        };
         let (mut ti, mut pi) = (0usize, 0usize);
         let mut star: Option<(usize, usize)> = None;
         while ti < t.len() {
             if pi < p.len() {
+                let c = at(ti);
                 match &p[pi] {
                     GlobTok::Star => {
                         star = Some((pi, ti));
@@ -198,14 +260,13 @@ impl Glob {
                         pi += 1;
                         continue;
                     }
-                    GlobTok::Char(c) if *c == t[ti] => {
+                    GlobTok::Byte(b) if *b == c => {
                         ti += 1;
                         pi += 1;
                         continue;
                     }
                     GlobTok::Class { negated, ranges }
-                        if ranges.iter().any(|(lo, hi)| *lo <= t[ti] && t[ti] <= *hi)
-                            != *negated =>
+                        if ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi) != *negated =>
                     {
                         ti += 1;
                         pi += 1;
@@ -300,6 +361,8 @@ pub struct Lhs {
     pub transformers: Vec<Transformer>,
     /// How values are produced.
     pub mode: LhsMode,
+    /// Direct accessor for plain string fields (fast path).
+    pub fast: Option<fields::StrAccessor>,
 }
 
 /// A compiled predicate on one value.
@@ -356,6 +419,8 @@ pub enum Test {
 pub enum Node {
     /// A constant (from `evt.num=0`).
     Const(bool),
+    /// `evt.type` is one of a set of types (a bit mask over [`crate::event::EventType`]).
+    TypeIn(u32),
     /// Conjunction.
     And(Box<[Node]>),
     /// Disjunction.
@@ -367,14 +432,20 @@ pub enum Node {
 }
 
 impl Node {
-    /// Evaluates the condition.
-    pub fn eval(&self, ev: &Event) -> bool {
+    /// Evaluates the condition against an event.
+    pub fn eval_event(&self, ev: &Event) -> bool {
+        self.eval(&EvalCtx::new(ev))
+    }
+
+    /// Evaluates the condition with a per-event context.
+    pub fn eval(&self, cx: &EvalCtx<'_>) -> bool {
         match self {
             Node::Const(b) => *b,
-            Node::And(items) => items.iter().all(|n| n.eval(ev)),
-            Node::Or(items) => items.iter().any(|n| n.eval(ev)),
-            Node::Not(inner) => !inner.eval(ev),
-            Node::Check(check) => eval_check(&check.0, &check.1, ev),
+            Node::TypeIn(mask) => mask & (1 << cx.ev.evt.evt_type.index()) != 0,
+            Node::And(items) => items.iter().all(|n| n.eval(cx)),
+            Node::Or(items) => items.iter().any(|n| n.eval(cx)),
+            Node::Not(inner) => !inner.eval(cx),
+            Node::Check(check) => eval_check(&check.0, &check.1, cx),
         }
     }
 }
@@ -434,8 +505,8 @@ pub fn b64_decode(text: &str) -> Option<String> {
 
 impl Lhs {
     /// Extracts the (transformed) value of a single-valued side.
-    pub fn value<'a>(&self, ev: &'a Event) -> Option<Val<'a>> {
-        let v = fields::extract(&self.field, ev)?;
+    pub fn value<'c>(&self, cx: &'c EvalCtx<'_>) -> Option<Val<'c>> {
+        let v = fields::extract_ctx(&self.field, cx)?;
         if self.transformers.is_empty() {
             Some(v)
         } else {
@@ -444,16 +515,30 @@ impl Lhs {
     }
 }
 
-fn eval_check(lhs: &Lhs, test: &Test, ev: &Event) -> bool {
+fn eval_check(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
+    if let Some(fast) = lhs.fast {
+        return match fast(cx) {
+            Some(s) => test.test_str(s, cx),
+            None => false,
+        };
+    }
     match &lhs.mode {
-        LhsMode::Single => match lhs.value(ev) {
-            Some(v) => test.test(&v, ev),
+        LhsMode::Single => match lhs.value(cx) {
+            Some(v) => test.test(&v, cx),
             None => false,
         },
-        LhsMode::AnyAncestor => fields::any_ancestor(&lhs.field, ev, &mut |v| match v
+        LhsMode::AnyAncestor
+            if lhs.field.id == FieldId::ProcAname && lhs.transformers.is_empty() =>
+        {
+            cx.ev
+                .proc
+                .as_ref()
+                .is_some_and(|p| p.ancestors.iter().any(|a| test.test_str(&a.name, cx)))
+        }
+        LhsMode::AnyAncestor => fields::any_ancestor(&lhs.field, cx.ev, &mut |v| match v
             .and_then(|v| apply_transformers(v, &lhs.transformers))
         {
-            Some(v) => test.test(&v, ev),
+            Some(v) => test.test(&v, cx),
             None => false,
         }),
         LhsMode::Either(a, b) => [*a, *b].iter().any(|id| {
@@ -462,8 +547,9 @@ fn eval_check(lhs: &Lhs, test: &Test, ev: &Event) -> bool {
                 arg: fields::FieldArg::None,
                 ty: lhs.field.ty,
             };
-            match fields::extract(&f, ev).and_then(|v| apply_transformers(v, &lhs.transformers)) {
-                Some(v) => test.test(&v, ev),
+            match fields::extract(&f, cx.ev).and_then(|v| apply_transformers(v, &lhs.transformers))
+            {
+                Some(v) => test.test(&v, cx),
                 None => false,
             }
         }),
@@ -497,7 +583,33 @@ fn contains_ignore_ascii_case(hay: &str, lower_needle: &str) -> bool {
 }
 
 impl Test {
-    fn test(&self, v: &Val<'_>, ev: &Event) -> bool {
+    fn test_str(&self, v: &str, cx: &EvalCtx<'_>) -> bool {
+        match self {
+            Test::Exists => true,
+            Test::StrEq(s) => **s == *v,
+            Test::StrNe(s) => **s != *v,
+            Test::StrOrd(op, s) => ord_holds(*op, v.as_bytes().cmp(s.as_bytes())),
+            Test::Contains(s) => v.contains(&**s),
+            Test::IContains(s) => contains_ignore_ascii_case(v, s),
+            Test::StartsWith(s) => v.starts_with(&**s),
+            Test::EndsWith(s) => v.ends_with(&**s),
+            Test::Glob(g) | Test::IGlob(g) => g.matches(v),
+            Test::Regex(r) => r.is_match(v),
+            Test::StrIn(set) => set.contains(v),
+            Test::Pmatch(trie) => trie.matches(v),
+            Test::Modified(..) | Test::Field(..) => {
+                self.test(&Val::Str(std::borrow::Cow::Borrowed(v)), cx)
+            }
+            _ => false,
+        }
+    }
+
+    fn test(&self, v: &Val<'_>, cx: &EvalCtx<'_>) -> bool {
+        if let Val::Str(s) = v
+            && !matches!(self, Test::Modified(..) | Test::Field(..))
+        {
+            return self.test_str(s, cx);
+        }
         match (self, v) {
             (Test::Exists, _) => true,
             (Test::StrEq(s), Val::Str(v)) => **s == **v,
@@ -508,12 +620,12 @@ impl Test {
             (Test::StartsWith(s), Val::Str(v)) => v.starts_with(&**s),
             (Test::EndsWith(s), Val::Str(v)) => v.ends_with(&**s),
             (Test::Glob(g), Val::Str(v)) => g.matches(v),
-            (Test::IGlob(g), Val::Str(v)) => g.matches(&v.to_ascii_lowercase()),
+            (Test::IGlob(g), Val::Str(v)) => g.matches(v),
             (Test::Regex(r), Val::Str(v)) => r.is_match(v),
-            (Test::StrIn(set), Val::Str(v)) => set.contains(&**v),
+            (Test::StrIn(set), Val::Str(v)) => set.contains(v),
             (Test::Pmatch(trie), Val::Str(v)) => trie.matches(v),
             (Test::Modified(m, tests), v) => {
-                let n = tests.iter().filter(|t| t.test(v, ev)).count();
+                let n = tests.iter().filter(|t| t.test(v, cx)).count();
                 match m {
                     Modifier::AnyOf => n >= 1,
                     Modifier::OneOf => n == 1,
@@ -528,7 +640,7 @@ impl Test {
             (Test::IpIn(set), Val::Ip(v)) => set.contains(v),
             (Test::Net(inside, nets), Val::Ip(v)) => nets.iter().any(|n| n.contains(v)) == *inside,
             (Test::Field(op, other), v) => {
-                let Some(o) = other.value(ev) else {
+                let Some(o) = other.value(cx) else {
                     return false;
                 };
                 match (v, &o) {
@@ -538,7 +650,7 @@ impl Test {
                         Op::StartsWith => a.starts_with(&**b),
                         Op::EndsWith => a.ends_with(&**b),
                         Op::Glob => Glob::new(b, false).matches(a),
-                        Op::IGlob => Glob::new(b, true).matches(&a.to_ascii_lowercase()),
+                        Op::IGlob => Glob::new(b, true).matches(a),
                         Op::In | Op::Intersects => a == b,
                         _ => ord_holds(*op, a.as_bytes().cmp(b.as_bytes())),
                     },

@@ -1559,6 +1559,145 @@ pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
     }
 }
 
+/// Per-event evaluation context: the event plus lazily computed values of the fields that
+/// need building (command lines, capability names, the environment), so that each is built at
+/// most once per event however many rules test it.
+pub struct EvalCtx<'e> {
+    /// The event.
+    pub ev: &'e Event,
+    cmdline: std::cell::OnceCell<String>,
+    args: std::cell::OnceCell<String>,
+    pcmdline: std::cell::OnceCell<Option<String>>,
+    env: std::cell::OnceCell<String>,
+    caps: [std::cell::OnceCell<Option<String>>; 3],
+}
+
+impl<'e> EvalCtx<'e> {
+    /// A context for one event.
+    pub fn new(ev: &'e Event) -> EvalCtx<'e> {
+        EvalCtx {
+            ev,
+            cmdline: std::cell::OnceCell::new(),
+            args: std::cell::OnceCell::new(),
+            pcmdline: std::cell::OnceCell::new(),
+            env: std::cell::OnceCell::new(),
+            caps: Default::default(),
+        }
+    }
+}
+
+/// Extracts a field through the per-event cache.
+pub fn extract_ctx<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Val<'c>> {
+    let p = cx.ev.proc.as_ref();
+    let cached = |cell: &'c std::cell::OnceCell<String>, f: &dyn Fn(&Process) -> String| {
+        p.map(|p| Val::Str(Cow::Borrowed(cell.get_or_init(|| f(p)).as_str())))
+    };
+    match (field.id, &field.arg) {
+        (FieldId::ProcCmdline, _) => cached(&cx.cmdline, &|p| p.cmdline()),
+        (FieldId::ProcArgs, FieldArg::None) if p.is_some_and(|p| p.args.len() > 1) => {
+            cached(&cx.args, &|p| p.args_joined())
+        }
+        (FieldId::ProcEnv, FieldArg::None) => cached(&cx.env, &|p| {
+            let parts: Vec<String> = p.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            parts.join(" ")
+        }),
+        (FieldId::ProcPcmdline, _) => cx
+            .pcmdline
+            .get_or_init(|| {
+                p.and_then(|p| ancestor(p, 1))
+                    .map(|a| crate::event::join_cmdline(&a.name, &a.args))
+            })
+            .as_deref()
+            .map(|s| Val::Str(Cow::Borrowed(s))),
+        (
+            FieldId::ThreadCapEffective
+            | FieldId::ThreadCapPermitted
+            | FieldId::ThreadCapInheritable,
+            _,
+        ) => {
+            let (i, mask) = match field.id {
+                FieldId::ThreadCapEffective => (0, p.and_then(|p| p.cap_effective)),
+                FieldId::ThreadCapPermitted => (1, p.and_then(|p| p.cap_permitted)),
+                _ => (2, p.and_then(|p| p.cap_inheritable)),
+            };
+            cx.caps[i]
+                .get_or_init(|| mask.map(decode_caps))
+                .as_deref()
+                .map(|s| Val::Str(Cow::Borrowed(s)))
+        }
+        _ => extract(field, cx.ev),
+    }
+}
+
+/// A direct accessor for a string field that can be borrowed from the event (or the per-event
+/// cache): the evaluator's fast path, with no `Val` wrapping.
+pub type StrAccessor = for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<&'c str>;
+
+fn proc_of<'c>(cx: &'c EvalCtx<'_>) -> Option<&'c Process> {
+    cx.ev.proc.as_deref()
+}
+
+/// The fast accessor for a field, when it has one (string fields without argument that are
+/// stored as such in the event).
+pub fn str_accessor(field: &FieldRef) -> Option<StrAccessor> {
+    use FieldId as F;
+    if field.arg != FieldArg::None {
+        return None;
+    }
+    Some(match field.id {
+        F::ProcName => |cx| proc_of(cx).map(|p| p.name.as_str()),
+        F::ProcExe => |cx| proc_of(cx).and_then(|p| p.exe.as_deref()),
+        F::ProcExepath => |cx| proc_of(cx).and_then(|p| p.exepath.as_deref()),
+        F::ProcCwd => |cx| proc_of(cx).and_then(|p| p.cwd.as_deref()),
+        F::ProcPname => |cx| {
+            proc_of(cx)
+                .and_then(|p| p.ancestors.first())
+                .map(|a| a.name.as_str())
+        },
+        F::ProcPexe => |cx| {
+            proc_of(cx)
+                .and_then(|p| p.ancestors.first())
+                .and_then(|a| a.exe.as_deref())
+        },
+        F::ProcPexepath => |cx| {
+            proc_of(cx)
+                .and_then(|p| p.ancestors.first())
+                .and_then(|a| a.exepath.as_deref())
+        },
+        F::ProcCmdline => |cx| proc_of(cx).map(|p| cx.cmdline.get_or_init(|| p.cmdline()).as_str()),
+        F::UserName => |cx| proc_of(cx).and_then(|p| p.user.as_deref()),
+        F::GroupName => |cx| proc_of(cx).and_then(|p| p.group.as_deref()),
+        F::ContainerId => |cx| Some(cx.ev.container.as_ref().map_or("host", |c| c.id.as_str())),
+        F::ContainerImage => |cx| cx.ev.container.as_ref().and_then(|c| c.image.as_deref()),
+        F::ContainerImageRepository => |cx| {
+            cx.ev
+                .container
+                .as_ref()
+                .and_then(|c| c.image.as_deref())
+                .map(|i| split_image(i).0)
+        },
+        F::FdName => |cx| cx.ev.fd.as_ref().and_then(|f| f.name.as_deref()),
+        F::FdDirectory => |cx| {
+            cx.ev
+                .fd
+                .as_ref()
+                .filter(|f| is_file_like(f.kind))
+                .and_then(|f| f.name.as_deref())
+                .map(dirname)
+        },
+        F::FdFilename => |cx| {
+            cx.ev
+                .fd
+                .as_ref()
+                .filter(|f| is_file_like(f.kind))
+                .and_then(|f| f.name.as_deref())
+                .map(basename)
+        },
+        F::FdL4proto => |cx| cx.ev.fd.as_ref().and_then(|f| f.l4proto.as_deref()),
+        _ => return None,
+    })
+}
+
 /// Extracts a field for output rendering: like [`extract`], with the "either end" fields
 /// rendered as the server side (Falco prints `fd.ip`/`fd.port` that way).
 pub fn extract_for_output<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {

@@ -1490,6 +1490,7 @@ impl<'s> Loader<'s> {
                 continue;
             };
             let types = compile::event_types(&node, false);
+            let node = compile::hoist_types(compile::simplify(node), types);
             let event_types = if types == compile::ALL_TYPES {
                 None
             } else {

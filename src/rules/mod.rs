@@ -380,11 +380,12 @@ impl RuleSet {
     /// Evaluates an event; appends matches (in rule order) to `out`.
     pub fn evaluate<'a>(&'a self, event: &Event, out: &mut Vec<Match<'a>>) {
         let t = event.evt_type().index();
+        let cx = fields::EvalCtx::new(event);
         match self.matching {
             RuleMatching::First => {
                 for &i in &self.by_type[t] {
                     let rule = &self.rules[i as usize];
-                    if rule.cond.eval(event) {
+                    if rule.cond.eval(&cx) {
                         out.push(Self::render(rule, event));
                         return;
                     }
@@ -394,14 +395,14 @@ impl RuleSet {
                 let before = out.len();
                 for &i in &self.specific[t] {
                     let rule = &self.rules[i as usize];
-                    if rule.cond.eval(event) {
+                    if rule.cond.eval(&cx) {
                         out.push(Self::render(rule, event));
                     }
                 }
                 if out.len() == before {
                     for &i in &self.all_types {
                         let rule = &self.rules[i as usize];
-                        if rule.cond.eval(event) {
+                        if rule.cond.eval(&cx) {
                             out.push(Self::render(rule, event));
                         }
                     }

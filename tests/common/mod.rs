@@ -51,7 +51,7 @@ fn base(t: EventType, c: Collector) -> Event {
 /// `nginx -> sh -> curl` exec in a container (spec §6 ancestors example).
 pub fn curl() -> Event {
     let mut e = base(EventType::Execve, Collector::Procscan);
-    e.proc = Some(Process {
+    e.proc = Some(Box::new(Process {
         pid: 300,
         ppid: 200,
         start_ticks: 1,
@@ -109,15 +109,15 @@ pub fn curl() -> Event {
             anc(100, "nginx", "nginx", &["-g", "daemon off;"]),
         ],
         ..Process::default()
-    });
-    e.container = Some(container());
+    }));
+    e.container = Some(Box::new(container()));
     e
 }
 
 /// `cat /etc/passwd` as an open-for-read event.
 pub fn open_passwd() -> Event {
     let mut e = base(EventType::Open, Collector::Fswatch);
-    e.proc = Some(Process {
+    e.proc = Some(Box::new(Process {
         pid: 400,
         ppid: 200,
         name: "cat".into(),
@@ -128,16 +128,16 @@ pub fn open_passwd() -> Event {
         user: Some("app".into()),
         ancestors: vec![anc(200, "bash", "bash", &[])],
         ..Process::default()
-    });
-    e.container = Some(container());
-    e.fd = Some(Fd {
+    }));
+    e.container = Some(Box::new(container()));
+    e.fd = Some(Box::new(Fd {
         num: Some(3),
         kind: Some(FdKind::File),
         name: Some("/etc/passwd".into()),
         open_read: Some(true),
         open_write: Some(false),
         ..Fd::default()
-    });
+    }));
     e
 }
 
@@ -147,35 +147,35 @@ pub fn write_bin() -> Event {
     if let Some(p) = e.proc.as_mut() {
         p.name = "my apt".into();
     }
-    e.fd = Some(Fd {
+    e.fd = Some(Box::new(Fd {
         num: Some(5),
         kind: Some(FdKind::File),
         name: Some("/usr/bin/ls".into()),
         open_read: Some(false),
         open_write: Some(true),
         ..Fd::default()
-    });
+    }));
     e
 }
 
 /// A file event that could not be attributed to a process.
 pub fn file_noproc() -> Event {
     let mut e = base(EventType::Open, Collector::Fswatch);
-    e.container = Some(container());
-    e.fd = Some(Fd {
+    e.container = Some(Box::new(container()));
+    e.fd = Some(Box::new(Fd {
         kind: Some(FdKind::File),
         name: Some("/etc/shadow".into()),
         open_write: Some(true),
         open_read: Some(false),
         ..Fd::default()
-    });
+    }));
     e
 }
 
 /// An outbound TCP connection from python3 to 198.51.100.7:443.
 pub fn connect() -> Event {
     let mut e = base(EventType::Connect, Collector::Sockets);
-    e.proc = Some(Process {
+    e.proc = Some(Box::new(Process {
         pid: 500,
         ppid: 1,
         name: "python3".into(),
@@ -183,9 +183,9 @@ pub fn connect() -> Event {
         args: vec!["-c".into(), "import socket".into()],
         ancestors: vec![anc(1, "pause", "/pause", &[])],
         ..Process::default()
-    });
-    e.container = Some(container());
-    e.fd = Some(Fd {
+    }));
+    e.container = Some(Box::new(container()));
+    e.fd = Some(Box::new(Fd {
         num: Some(7),
         kind: Some(FdKind::Ipv4),
         name: Some("10.0.0.5:40000->198.51.100.7:443".into()),
@@ -196,14 +196,14 @@ pub fn connect() -> Event {
         sport: Some(443),
         local_is_client: Some(true),
         ..Fd::default()
-    });
+    }));
     e
 }
 
 /// A bash on the host (no container) with a terminal.
 pub fn host_bash() -> Event {
     let mut e = base(EventType::Execve, Collector::Procscan);
-    e.proc = Some(Process {
+    e.proc = Some(Box::new(Process {
         pid: 10,
         ppid: 1,
         name: "bash".into(),
@@ -212,18 +212,18 @@ pub fn host_bash() -> Event {
         sid: Some(10),
         pgid: Some(10),
         ..Process::default()
-    });
+    }));
     e
 }
 
 /// A `tasksentry` internal event.
 pub fn internal() -> Event {
     let mut e = base(EventType::Tasksentry, Collector::Monitor);
-    e.internal = Some(Internal {
+    e.internal = Some(Box::new(Internal {
         kind: "processes_missed".into(),
         message: "3 processes were missed".into(),
         count: Some(3),
-    });
+    }));
     e
 }
 
@@ -231,13 +231,13 @@ pub fn internal() -> Event {
 pub fn chmod() -> Event {
     let mut e = base(EventType::Chmod, Collector::Fswatch);
     e.evt.args = vec![("mode".into(), "S_ISUID|S_IXUSR".into())];
-    e.container = Some(container());
-    e.fd = Some(Fd {
+    e.container = Some(Box::new(container()));
+    e.fd = Some(Box::new(Fd {
         kind: Some(FdKind::File),
         name: Some("/tmp/x".into()),
         mode: Some(0o4755),
         ..Fd::default()
-    });
+    }));
     e
 }
 
