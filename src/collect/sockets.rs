@@ -862,7 +862,7 @@ impl SocketTracker {
                 .args
                 .push(("protocol".into(), e.protocol.to_string()));
         }
-        event.fd = Some(fd);
+        event.fd = Some(Box::new(fd));
         if let Some(pid) = pid
             && let Some((key, entry)) = tables.processes.lookup_pid(pid)
         {
@@ -871,11 +871,11 @@ impl SocketTracker {
             }
             let mut process = (*entry.process).clone();
             process.ancestors = tables.processes.ancestors(&key);
-            event.proc = Some(process);
+            event.proc = Some(Box::new(process));
             event.container = tables
                 .containers
                 .get(&entry.container_id)
-                .map(|c| c.container.clone());
+                .map(|c| Box::new(c.container.clone()));
         }
         Some(event)
     }
@@ -988,14 +988,14 @@ impl Sender {
     fn send(&mut self, event: Event) -> bool {
         if self.dropped > 0 {
             let mut report = Event::new(EventType::Tasksentry, Collector::Sockets);
-            report.internal = Some(Internal {
+            report.internal = Some(Box::new(Internal {
                 kind: "events_dropped".into(),
                 message: format!(
                     "{} sockets events were dropped because the event queue was full",
                     self.dropped
                 ),
                 count: Some(self.dropped),
-            });
+            }));
             match self.tx.try_send(report) {
                 Ok(()) => self.dropped = 0,
                 Err(TrySendError::Full(_)) => {}
