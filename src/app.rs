@@ -20,7 +20,8 @@ use crate::alert::redact::Redactor;
 use crate::alert::tamper::{self, Watchdog};
 use crate::cli::exit;
 use crate::collect::{
-    DriftRegistry, FsWatchConfig, ProcScanConfig, spawn_fswatch, spawn_procscan_shared,
+    DriftRegistry, FsWatchConfig, ProcScanConfig, SocketsConfig, spawn_fswatch,
+    spawn_procscan_shared, spawn_sockets,
 };
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit};
@@ -195,13 +196,29 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     let drift = Arc::new(DriftRegistry::default());
     procscan_config.drift = Some(drift.clone());
     let fswatch_tx = event_tx.clone();
-    let (procscan, tables) = spawn_procscan_shared(procscan_config, event_tx, shutdown.clone())
-        .with_context(|| {
-            format!(
-                "starting the procscan collector on {}",
-                config.proc_root.display()
-            )
-        })?;
+    let (procscan, tables) =
+        spawn_procscan_shared(procscan_config, event_tx.clone(), shutdown.clone()).with_context(
+            || {
+                format!(
+                    "starting the procscan collector on {}",
+                    config.proc_root.display()
+                )
+            },
+        )?;
+    let sockets_config = SocketsConfig {
+        proc_root: config.proc_root.clone(),
+        interval: config.interval,
+        ..SocketsConfig::default()
+    };
+    let sockets = spawn_sockets(
+        sockets_config,
+        event_tx.clone(),
+        shutdown.clone(),
+        tables.clone(),
+    )
+    .context("starting the sockets collector")?;
+    // Every collector holds its own sender now.
+    drop(event_tx);
     let fswatch = spawn_fswatch(
         FsWatchConfig {
             proc_root: config.proc_root.clone(),
@@ -287,6 +304,10 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
                 .context("joining the fswatch thread")?
                 .map_err(|_| anyhow::anyhow!("the fswatch thread panicked"))?;
         }
+        tokio::task::spawn_blocking(move || sockets.join())
+            .await
+            .context("joining the sockets thread")?
+            .map_err(|_| anyhow::anyhow!("the sockets thread panicked"))?;
         tokio::task::spawn_blocking(move || engine.join())
             .await
             .context("joining the engine thread")?

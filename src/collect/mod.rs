@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod fswatch;
 pub mod proc;
 pub mod procscan;
+pub mod sockets;
 pub mod table;
 pub mod triggers;
 pub mod users;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 pub use fswatch::{DriftRegistry, FsWatchConfig, FsWatcher, spawn_fswatch};
 pub use procscan::{ProcScanConfig, ProcScanner, spawn_procscan, spawn_procscan_shared};
+pub use sockets::{SocketTracker, SocketsConfig, refine_socket_fd, spawn_sockets};
 pub use table::{ContainerTable, ProcKey, ProcessTable, SharedTables, Tables};
 
 /// Errors starting a collector.

@@ -291,7 +291,8 @@ pub fn classify_fd(target: &str, meta: Option<&std::fs::Metadata>) -> FdKind {
         return FdKind::Pipe;
     }
     if target.starts_with("socket:[") {
-        // IPv4/IPv6/Unix refinement needs the socket tables; the sockets collector does it.
+        // IPv4/IPv6/Unix refinement needs the socket tables: `read_std_fd` asks
+        // `sockets::refine_socket_fd`.
         return FdKind::Socket;
     }
     if target.starts_with("anon_inode:") {
@@ -610,10 +611,21 @@ fn read_std_fd(proc_root: &Path, pid: i32, fd: u8) -> Option<StdFd> {
     } else {
         None
     };
+    let mut kind = classify_fd(&target, meta.as_ref());
+    let mut peer = None;
+    // A standard fd that is a socket is rare and is the reverse-shell signal: find out which
+    // family it is and who is at the other end.
+    if kind == FdKind::Socket
+        && let Some(inode) = super::sockets::socket_inode(&target)
+        && let Some((refined, remote)) = super::sockets::refine_socket_fd(proc_root, pid, inode)
+    {
+        kind = refined;
+        peer = remote;
+    }
     Some(StdFd {
-        kind: classify_fd(&target, meta.as_ref()),
+        kind,
         target: Some(target),
-        peer: None,
+        peer,
     })
 }
 

@@ -12,6 +12,10 @@ pub const DEFAULT_RULE_FILES: &[(&str, &str)] = &[
         include_str!("../../rules/tasksentry_process_rules.yaml"),
     ),
     (
+        "rules/tasksentry_network_rules.yaml",
+        include_str!("../../rules/tasksentry_network_rules.yaml"),
+    ),
+    (
         "rules/tasksentry_file_rules.yaml",
         include_str!("../../rules/tasksentry_file_rules.yaml"),
     ),

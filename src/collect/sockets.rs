@@ -1,0 +1,1058 @@
+//! The sockets collector: diffs the task's socket tables on every poll and reports new
+//! outbound connections (`connect`), inbound connections (`accept`), listening sockets
+//! (`listen`) and raw or packet sockets (`socket`), attributed to the owning process and
+//! container.
+//!
+//! Fargate tasks share one network namespace (awsvpc) and the monitor runs in it, so one dump
+//! of each table sees every socket of the task. TCP and UDP (IPv4 and IPv6) and `AF_PACKET`
+//! tables come from `NETLINK_SOCK_DIAG` ([`netlink`]); raw sockets, and any table whose diag
+//! module the kernel lacks, come from `/proc/net/*` ([`procnet`]).
+//!
+//! [`SocketTracker`] is the testable core. A socket is identified by its 4-tuple (connections,
+//! whose inode goes to 0 in `TIME_WAIT`), its bound address and inode (listeners and unconnected
+//! UDP sockets) or its inode (raw and packet sockets). A connection is inbound (`accept`) when
+//! its local address matches a listening socket of the same protocol (or a port that listened
+//! within the last minute), else outbound (`connect`); on loopback both ends are in the tables
+//! and each is reported from its own side. Ownership is resolved only for new sockets: the
+//! fds of live processes are scanned for the new inodes (processes of the task's containers
+//! first, the monitor's own sockets recognised from its own fd table, the scan bounded per
+//! poll) and the result cached per inode. A connection first seen without an inode (already
+//! in `TIME_WAIT`, or not yet accepted) is reported without a process unless the same
+//! 4-tuple was attributed earlier; owners are never guessed from the other end of a loopback
+//! pair.
+//!
+//! UDP without `connect(2)` has no peer in the tables, so datagrams sent with `sendto` are not
+//! seen; an unconnected UDP socket bound to a port below the ephemeral range is reported as
+//! `listen`.
+
+pub mod netlink;
+pub mod procnet;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::warn;
+
+use super::table::{SharedTables, Tables};
+use crate::event::{Collector, Event, EventType, Fd, FdKind, Internal};
+
+/// Address family of a socket table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `AF_INET`.
+    V4,
+    /// `AF_INET6`.
+    V6,
+    /// `AF_PACKET`.
+    Packet,
+}
+
+/// The table an entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// Raw IP.
+    Raw,
+    /// `AF_PACKET`.
+    Packet,
+}
+
+impl Proto {
+    fn l4proto(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Raw | Proto::Packet => "raw",
+        }
+    }
+}
+
+/// One socket as the tables show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockEntry {
+    /// Address family.
+    pub family: Family,
+    /// Table.
+    pub proto: Proto,
+    /// TCP state (`TCP_ESTABLISHED` = 1 ... `TCP_LISTEN` = 10); UDP uses 1 when connected and
+    /// 7 when not.
+    pub state: u8,
+    /// Local address.
+    pub local: IpAddr,
+    /// Local port (for raw sockets: the protocol number).
+    pub lport: u16,
+    /// Remote address (unspecified when not connected).
+    pub remote: IpAddr,
+    /// Remote port (0 when not connected).
+    pub rport: u16,
+    /// Socket inode; 0 for sockets without a file (`TIME_WAIT`, not yet accepted).
+    pub inode: u64,
+    /// Owner uid as the kernel records it.
+    pub uid: u32,
+    /// `SOCK_STREAM`, `SOCK_DGRAM` or `SOCK_RAW`.
+    pub sock_type: u16,
+    /// Raw sockets: the IP protocol; packet sockets: the ethertype.
+    pub protocol: u16,
+}
+
+/// TCP states (include/net/tcp_states.h).
+pub mod tcp_state {
+    /// `TCP_ESTABLISHED`.
+    pub const ESTABLISHED: u8 = 1;
+    /// `TCP_SYN_SENT`.
+    pub const SYN_SENT: u8 = 2;
+    /// `TCP_SYN_RECV`.
+    pub const SYN_RECV: u8 = 3;
+    /// `TCP_TIME_WAIT`.
+    pub const TIME_WAIT: u8 = 6;
+    /// `TCP_CLOSE` (also an unconnected UDP socket).
+    pub const CLOSE: u8 = 7;
+    /// `TCP_LISTEN`.
+    pub const LISTEN: u8 = 10;
+    /// `TCP_NEW_SYN_RECV` (request sockets).
+    pub const NEW_SYN_RECV: u8 = 12;
+}
+
+/// Maps an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) to its IPv4 form.
+pub fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+/// `ip:port` the way Falco prints it: IPv6 addresses without brackets (`::1:8080`).
+pub fn falco_endpoint(ip: IpAddr, port: u16) -> String {
+    format!("{ip}:{port}")
+}
+
+/// Settings of the sockets collector.
+#[derive(Debug, Clone)]
+pub struct SocketsConfig {
+    /// Where `/proc` is.
+    pub proc_root: PathBuf,
+    /// Time between two polls.
+    pub interval: Duration,
+    /// Most `/proc/<pid>/fd/*` links read per poll to find the owners of new sockets.
+    pub max_fd_links_per_poll: usize,
+    /// How long an event waits for its owner to appear in the process table (procscan may
+    /// not have published a brand-new process yet).
+    pub owner_wait: Duration,
+    /// Use `sock_diag` where the kernel supports it (tests turn it off to exercise the text
+    /// tables).
+    pub use_netlink: bool,
+}
+
+impl Default for SocketsConfig {
+    fn default() -> Self {
+        SocketsConfig {
+            proc_root: PathBuf::from("/proc"),
+            interval: Duration::from_millis(100),
+            max_fd_links_per_poll: 50_000,
+            owner_wait: Duration::from_secs(1),
+            use_netlink: true,
+        }
+    }
+}
+
+/// Reads the socket tables of the monitor's network namespace.
+#[derive(Debug)]
+pub struct SocketSource {
+    proc_root: PathBuf,
+    diag: Option<netlink::DiagSocket>,
+    /// Tables for which `sock_diag` failed and `/proc/net` is used instead.
+    text_fallback: HashSet<&'static str>,
+    text: String,
+}
+
+impl SocketSource {
+    /// A source reading `<proc_root>/net/*` when netlink is unavailable or `use_netlink` is off.
+    pub fn new(proc_root: &Path, use_netlink: bool) -> SocketSource {
+        let diag = if use_netlink {
+            match netlink::DiagSocket::open() {
+                Ok(socket) => Some(socket),
+                Err(error) => {
+                    warn!(%error, "NETLINK_SOCK_DIAG unavailable; reading /proc/net instead");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        SocketSource {
+            proc_root: proc_root.to_path_buf(),
+            diag,
+            text_fallback: HashSet::new(),
+            text: String::new(),
+        }
+    }
+
+    /// Replaces `out` with every TCP, UDP, raw and packet socket of the namespace.
+    pub fn collect(&mut self, out: &mut Vec<SockEntry>) {
+        out.clear();
+        const INET: [(Family, Proto, &str); 4] = [
+            (Family::V4, Proto::Tcp, "tcp"),
+            (Family::V6, Proto::Tcp, "tcp6"),
+            (Family::V4, Proto::Udp, "udp"),
+            (Family::V6, Proto::Udp, "udp6"),
+        ];
+        let mut tcp_done = false;
+        if let Some(diag) = self.diag.as_mut()
+            && !self.text_fallback.contains("tcp+tcp6")
+        {
+            let before = out.len();
+            match diag.dump_tcp_all(out) {
+                Ok(()) => tcp_done = true,
+                Err(error) => {
+                    out.truncate(before);
+                    warn!(%error, "one-walk TCP dump failed; dumping each family");
+                    self.text_fallback.insert("tcp+tcp6");
+                }
+            }
+        }
+        for (family, proto, name) in INET {
+            if tcp_done && proto == Proto::Tcp {
+                continue;
+            }
+            if let Some(diag) = self.diag.as_mut()
+                && !self.text_fallback.contains(name)
+            {
+                let before = out.len();
+                match diag.dump_inet(family, proto, out) {
+                    Ok(()) => continue,
+                    Err(error) => {
+                        out.truncate(before);
+                        warn!(table = name, %error, "sock_diag failed; reading /proc/net instead");
+                        self.text_fallback.insert(name);
+                    }
+                }
+            }
+            self.read_text(
+                name,
+                |text, out| procnet::parse_inet_table(text, family, proto, out),
+                out,
+            );
+        }
+        // Raw sockets always come from the text tables: `CONFIG_INET_RAW_DIAG` is often not
+        // built, and the tables hold a handful of lines at most.
+        self.read_text(
+            "raw",
+            |text, out| procnet::parse_inet_table(text, Family::V4, Proto::Raw, out),
+            out,
+        );
+        self.read_text(
+            "raw6",
+            |text, out| procnet::parse_inet_table(text, Family::V6, Proto::Raw, out),
+            out,
+        );
+        if let Some(diag) = self.diag.as_mut()
+            && !self.text_fallback.contains("packet")
+        {
+            let before = out.len();
+            match diag.dump_packet(out) {
+                Ok(()) => return,
+                Err(error) => {
+                    out.truncate(before);
+                    warn!(table = "packet", %error, "sock_diag failed; reading /proc/net instead");
+                    self.text_fallback.insert("packet");
+                }
+            }
+        }
+        self.read_text("packet", procnet::parse_packet_table, out);
+    }
+
+    fn read_text(
+        &mut self,
+        name: &str,
+        parse: impl Fn(&str, &mut Vec<SockEntry>),
+        out: &mut Vec<SockEntry>,
+    ) {
+        use std::io::Read;
+        self.text.clear();
+        let path = self.proc_root.join("net").join(name);
+        // A missing table (IPv6 disabled, no packet support) is simply empty.
+        if let Ok(mut file) = std::fs::File::open(&path)
+            && file.read_to_string(&mut self.text).is_ok()
+        {
+            parse(&self.text, out);
+        }
+    }
+}
+
+/// What a table entry is, for reporting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A TCP listener or a UDP socket bound to a service port.
+    Listen,
+    /// A connected TCP or UDP socket.
+    Conn,
+    /// A raw or packet socket.
+    Raw,
+}
+
+/// How a socket is identified across polls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum SockId {
+    Conn {
+        proto: Proto,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+    Bound {
+        proto: Proto,
+        local: SocketAddr,
+        inode: u64,
+    },
+    Other {
+        proto: Proto,
+        family: Family,
+        inode: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Pending,
+    Emitted,
+    Suppressed,
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    entry: SockEntry,
+    role: Role,
+    first_seen: Instant,
+    last_gen: u64,
+    status: Status,
+    /// Whether the connection is inbound, decided when first seen.
+    inbound: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// The monitor's own socket.
+    Monitor,
+    /// A process, by pid in the proc root's namespace.
+    Pid(i32),
+    /// Looked for and not found.
+    NotFound,
+}
+
+/// Counters about the tracker's work.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Polls done.
+    pub polls: u64,
+    /// Events produced.
+    pub events: u64,
+    /// Owner scans (polls that looked through `/proc/*/fd`).
+    pub owner_scans: u64,
+    /// Fd links read by owner scans.
+    pub fd_links_read: u64,
+    /// Events reported without a process.
+    pub unattributed: u64,
+}
+
+/// The diffing core: feed it the entries of each poll and the latest tables.
+#[derive(Debug)]
+pub struct SocketTracker {
+    config: SocketsConfig,
+    known: FastMap<SockId, Known>,
+    owners: FastMap<u64, Owner>,
+    recent_listen_ports: HashMap<(Proto, u16), Instant>,
+    listeners: Vec<(Proto, IpAddr, u16)>,
+    pending: Vec<SockId>,
+    ephemeral_low: u16,
+    self_pid: Option<i32>,
+    gen_: u64,
+    stats: SocketStats,
+    pids: Vec<i32>,
+}
+
+/// A multiply-rotate hasher (the Fx hash of rustc) keyed with a per-process random seed: a
+/// few nanoseconds per key instead of SipHash's tens, for the per-entry lookups of every poll.
+/// The seed keeps the workload, which chooses ports and peers, from predicting collisions.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedFxHasher {
+    hash: u64,
+}
+
+const FX_MULTIPLIER: u64 = 0x517c_c1b7_2722_0a95;
+
+impl KeyedFxHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(FX_MULTIPLIER);
+    }
+}
+
+impl std::hash::Hasher for KeyedFxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // A final mix so that the low bits (the bucket index) depend on every input bit.
+        let h = self.hash;
+        (h ^ (h >> 29)).wrapping_mul(FX_MULTIPLIER) ^ (h >> 32)
+    }
+}
+
+/// Builds [`KeyedFxHasher`]s with this process's seed.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyedFxBuild {
+    seed: u64,
+}
+
+impl Default for KeyedFxBuild {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed = *SEED
+            .get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64));
+        KeyedFxBuild { seed }
+    }
+}
+
+impl std::hash::BuildHasher for KeyedFxBuild {
+    type Hasher = KeyedFxHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> KeyedFxHasher {
+        KeyedFxHasher { hash: self.seed }
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, KeyedFxBuild>;
+
+/// How long a port that listened is remembered for deciding the direction of connections
+/// seen after the listener closed (a `TIME_WAIT` lasts 60 s).
+const LISTEN_MEMORY: Duration = Duration::from_secs(60);
+
+/// A pending connection without an inode (not yet accepted) waits this long for one.
+const INODE_WAIT: Duration = Duration::from_millis(250);
+
+impl SocketTracker {
+    /// A tracker; reads the monitor's own pid and the ephemeral port range from the proc root.
+    pub fn new(config: SocketsConfig) -> SocketTracker {
+        let root = &config.proc_root;
+        let self_pid = std::fs::read_link(root.join("self"))
+            .ok()
+            .and_then(|t| t.to_str().and_then(|s| s.parse().ok()));
+        let ephemeral_low = std::fs::read_to_string(root.join("sys/net/ipv4/ip_local_port_range"))
+            .ok()
+            .and_then(|t| t.split_whitespace().next().and_then(|p| p.parse().ok()))
+            .unwrap_or(32768);
+        SocketTracker {
+            config,
+            known: FastMap::default(),
+            owners: FastMap::default(),
+            recent_listen_ports: HashMap::new(),
+            listeners: Vec::new(),
+            pending: Vec::new(),
+            ephemeral_low,
+            self_pid,
+            gen_: 0,
+            stats: SocketStats::default(),
+            pids: Vec::new(),
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &SocketStats {
+        &self.stats
+    }
+
+    /// Number of sockets currently tracked.
+    pub fn tracked(&self) -> usize {
+        self.known.len()
+    }
+
+    fn classify(&self, e: &SockEntry) -> Option<(SockId, Role)> {
+        let local = SocketAddr::new(e.local, e.lport);
+        match e.proto {
+            Proto::Raw | Proto::Packet => Some((
+                SockId::Other {
+                    proto: e.proto,
+                    family: e.family,
+                    inode: e.inode,
+                },
+                Role::Raw,
+            )),
+            Proto::Tcp => match e.state {
+                tcp_state::LISTEN => Some((
+                    SockId::Bound {
+                        proto: e.proto,
+                        local,
+                        inode: e.inode,
+                    },
+                    Role::Listen,
+                )),
+                // Handshakes in progress on the server side: reported once established.
+                tcp_state::SYN_RECV | tcp_state::NEW_SYN_RECV => None,
+                _ if e.rport == 0 => None,
+                _ => Some((
+                    SockId::Conn {
+                        proto: e.proto,
+                        local,
+                        remote: SocketAddr::new(e.remote, e.rport),
+                    },
+                    Role::Conn,
+                )),
+            },
+            Proto::Udp => {
+                if e.rport != 0 {
+                    Some((
+                        SockId::Conn {
+                            proto: e.proto,
+                            local,
+                            remote: SocketAddr::new(e.remote, e.rport),
+                        },
+                        Role::Conn,
+                    ))
+                } else if e.lport != 0 && e.lport < self.ephemeral_low {
+                    Some((
+                        SockId::Bound {
+                            proto: e.proto,
+                            local,
+                            inode: e.inode,
+                        },
+                        Role::Listen,
+                    ))
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    fn is_inbound(&self, e: &SockEntry) -> bool {
+        let local = unmap(e.local);
+        self.listeners.iter().any(|&(proto, addr, port)| {
+            proto == e.proto && port == e.lport && (addr.is_unspecified() || unmap(addr) == local)
+        }) || self.recent_listen_ports.contains_key(&(e.proto, e.lport))
+    }
+
+    /// One poll: `entries` is the full content of the tables now; events go to `out`.
+    ///
+    /// Cost: one hash lookup per entry with a cheap keyed hasher; sockets that are new, or
+    /// still waiting to be reported, get the rest of the work.
+    pub fn poll(&mut self, entries: &[SockEntry], tables: &Tables, out: &mut Vec<Event>) {
+        let now = Instant::now();
+        self.gen_ += 1;
+        self.stats.polls += 1;
+        let generation = self.gen_;
+
+        self.listeners.clear();
+        for e in entries {
+            let listening = match e.proto {
+                Proto::Tcp => e.state == tcp_state::LISTEN,
+                Proto::Udp => e.rport == 0 && e.lport != 0 && e.lport < self.ephemeral_low,
+                _ => false,
+            };
+            if listening {
+                self.listeners.push((e.proto, e.local, e.lport));
+            }
+        }
+        for &(proto, _, port) in &self.listeners {
+            self.recent_listen_ports.insert((proto, port), now);
+        }
+        if generation % 64 == 0 {
+            self.recent_listen_ports
+                .retain(|_, at| now.saturating_duration_since(*at) < LISTEN_MEMORY);
+        }
+
+        // New and known sockets.
+        for e in entries {
+            let Some((id, role)) = self.classify(e) else {
+                continue;
+            };
+            if let Some(known) = self.known.get_mut(&id) {
+                known.last_gen = generation;
+                if known.status == Status::Pending {
+                    known.entry = *e;
+                } else if known.entry.inode == 0 && e.inode != 0 {
+                    known.entry.inode = e.inode;
+                }
+                continue;
+            }
+            let inbound = role == Role::Conn && self.is_inbound(e);
+            self.known.insert(
+                id,
+                Known {
+                    entry: *e,
+                    role,
+                    first_seen: now,
+                    last_gen: generation,
+                    status: Status::Pending,
+                    inbound,
+                },
+            );
+            self.pending.push(id);
+        }
+
+        // Owners of new inodes.
+        if !self.pending.is_empty() {
+            let wanted: HashSet<u64> = self
+                .pending
+                .iter()
+                .filter_map(|id| self.known.get(id))
+                .map(|k| k.entry.inode)
+                .filter(|&inode| {
+                    inode != 0
+                        && !matches!(
+                            self.owners.get(&inode),
+                            Some(Owner::Pid(_) | Owner::Monitor)
+                        )
+                })
+                .collect();
+            if !wanted.is_empty() {
+                self.resolve_owners(wanted, tables);
+            }
+        }
+
+        // Emit what is ready, including sockets that vanished before being reported.
+        let pending = std::mem::take(&mut self.pending);
+        for id in pending {
+            let Some(known) = self.known.get(&id) else {
+                continue;
+            };
+            let vanished = known.last_gen != generation;
+            let age = now.saturating_duration_since(known.first_seen);
+            let owner = match known.entry.inode {
+                0 => None,
+                inode => self.owners.get(&inode).copied(),
+            };
+            let ready = vanished
+                || match (known.entry.inode, owner) {
+                    (0, _) => {
+                        // Not yet accepted connections get an inode shortly; anything else
+                        // without one (TIME_WAIT, closing) will never have one.
+                        known.entry.state != tcp_state::ESTABLISHED
+                            || known.entry.proto != Proto::Tcp
+                            || age >= INODE_WAIT
+                    }
+                    (_, Some(Owner::Pid(pid))) => {
+                        tables.processes.lookup_pid(pid).is_some() || age >= self.config.owner_wait
+                    }
+                    (_, Some(Owner::Monitor)) => true,
+                    // Not found: one retry on the next poll (an fd being passed, a process
+                    // being created), then reported without a process.
+                    (_, Some(Owner::NotFound)) | (_, None) => age > Duration::ZERO,
+                };
+            if !ready {
+                self.pending.push(id);
+                continue;
+            }
+            let event = match owner {
+                Some(Owner::Monitor) => None,
+                Some(Owner::Pid(pid)) => self.build_event(known, Some(pid), tables),
+                _ => self.build_event(known, None, tables),
+            };
+            let status = match event {
+                Some(event) => {
+                    self.stats.events += 1;
+                    if event.proc.is_none() {
+                        self.stats.unattributed += 1;
+                    }
+                    out.push(event);
+                    Status::Emitted
+                }
+                None => Status::Suppressed,
+            };
+            if let Some(known) = self.known.get_mut(&id) {
+                known.status = status;
+            }
+        }
+
+        // Forget sockets that are gone, and their owners.
+        let owners = &mut self.owners;
+        self.known.retain(|_, known| {
+            let keep = known.last_gen == generation;
+            if !keep && known.entry.inode != 0 {
+                owners.remove(&known.entry.inode);
+            }
+            keep
+        });
+    }
+
+    /// Finds the owners of `wanted` inodes: the monitor's own fds first, then processes of the
+    /// task's containers, then anything else in the proc root, then excluded processes.
+    fn resolve_owners(&mut self, mut wanted: HashSet<u64>, tables: &Tables) {
+        self.stats.owner_scans += 1;
+        let root = self.config.proc_root.clone();
+        let mut budget = self.config.max_fd_links_per_poll;
+        let mut found: Vec<(u64, Owner)> = Vec::new();
+        scan_fds(&root.join("self/fd"), &mut wanted, &mut budget, |inode| {
+            found.push((inode, Owner::Monitor));
+        });
+        let mut order: Vec<i32> = Vec::new();
+        let mut excluded: Vec<i32> = Vec::new();
+        let mut listed: HashSet<i32> = HashSet::new();
+        for (key, entry) in tables.processes.live() {
+            listed.insert(key.pid);
+            if entry.excluded.is_some() {
+                excluded.push(key.pid);
+            } else {
+                order.push(key.pid);
+            }
+        }
+        // Processes procscan has not published yet.
+        if list_pids(&root, &mut self.pids).is_ok() {
+            order.extend(self.pids.iter().copied().filter(|p| !listed.contains(p)));
+        }
+        order.extend(excluded);
+        for pid in order {
+            if wanted.is_empty() || budget == 0 {
+                break;
+            }
+            if Some(pid) == self.self_pid {
+                continue;
+            }
+            let dir = root.join(pid.to_string()).join("fd");
+            scan_fds(&dir, &mut wanted, &mut budget, |inode| {
+                found.push((inode, Owner::Pid(pid)));
+            });
+        }
+        self.stats.fd_links_read += (self.config.max_fd_links_per_poll - budget) as u64;
+        for (inode, owner) in found {
+            self.owners.insert(inode, owner);
+        }
+        for inode in wanted {
+            self.owners.insert(inode, Owner::NotFound);
+        }
+    }
+
+    /// The event for a socket; `None` when it must not be reported (an excluded owner).
+    fn build_event(&self, known: &Known, pid: Option<i32>, tables: &Tables) -> Option<Event> {
+        let e = &known.entry;
+        let (evt_type, mut fd) = match known.role {
+            Role::Listen => {
+                let local = unmap(e.local);
+                (
+                    EventType::Listen,
+                    Fd {
+                        kind: Some(ip_kind(local)),
+                        name: Some(falco_endpoint(local, e.lport)),
+                        l4proto: Some(e.proto.l4proto().to_string()),
+                        sip: Some(local),
+                        sport: Some(e.lport),
+                        local_is_client: Some(false),
+                        ..Fd::default()
+                    },
+                )
+            }
+            Role::Conn => {
+                let local = unmap(e.local);
+                let remote = unmap(e.remote);
+                let kind = if local.is_ipv4() && remote.is_ipv4() {
+                    FdKind::Ipv4
+                } else {
+                    FdKind::Ipv6
+                };
+                let (cip, cport, sip, sport) = if known.inbound {
+                    (remote, e.rport, local, e.lport)
+                } else {
+                    (local, e.lport, remote, e.rport)
+                };
+                (
+                    if known.inbound {
+                        EventType::Accept
+                    } else {
+                        EventType::Connect
+                    },
+                    Fd {
+                        kind: Some(kind),
+                        name: Some(format!(
+                            "{}->{}",
+                            falco_endpoint(cip, cport),
+                            falco_endpoint(sip, sport)
+                        )),
+                        l4proto: Some(e.proto.l4proto().to_string()),
+                        cip: Some(cip),
+                        cport: Some(cport),
+                        sip: Some(sip),
+                        sport: Some(sport),
+                        local_is_client: Some(!known.inbound),
+                        ..Fd::default()
+                    },
+                )
+            }
+            Role::Raw => (
+                EventType::Socket,
+                Fd {
+                    kind: Some(match e.family {
+                        Family::V4 => FdKind::Ipv4,
+                        Family::V6 => FdKind::Ipv6,
+                        Family::Packet => FdKind::Socket,
+                    }),
+                    l4proto: (e.proto == Proto::Raw).then(|| "raw".to_string()),
+                    ..Fd::default()
+                },
+            ),
+        };
+        if e.inode != 0 {
+            fd.inode = Some(e.inode);
+        }
+        let mut event = Event::new(evt_type, Collector::Sockets);
+        if known.role == Role::Raw {
+            let domain = match e.family {
+                Family::V4 => "AF_INET",
+                Family::V6 => "AF_INET6",
+                Family::Packet => "AF_PACKET",
+            };
+            let sock_type = match i32::from(e.sock_type) {
+                libc::SOCK_RAW => "SOCK_RAW".to_string(),
+                libc::SOCK_DGRAM => "SOCK_DGRAM".to_string(),
+                libc::SOCK_STREAM => "SOCK_STREAM".to_string(),
+                other => other.to_string(),
+            };
+            event.evt.args.push(("domain".into(), domain.into()));
+            event.evt.args.push(("type".into(), sock_type));
+            event
+                .evt
+                .args
+                .push(("protocol".into(), e.protocol.to_string()));
+        }
+        event.fd = Some(Box::new(fd));
+        if let Some(pid) = pid
+            && let Some((key, entry)) = tables.processes.lookup_pid(pid)
+        {
+            if entry.excluded.is_some() {
+                return None;
+            }
+            let mut process = (*entry.process).clone();
+            process.ancestors = tables.processes.ancestors(&key);
+            event.proc = Some(Box::new(process));
+            event.container = tables
+                .containers
+                .get(&entry.container_id)
+                .map(|c| Box::new(c.container.clone()));
+        }
+        Some(event)
+    }
+}
+
+fn ip_kind(ip: IpAddr) -> FdKind {
+    if ip.is_ipv4() {
+        FdKind::Ipv4
+    } else {
+        FdKind::Ipv6
+    }
+}
+
+/// Reads the fd links in `dir`, calling `hit` for each socket inode in `wanted` (and removing
+/// it). Stops when `budget` links have been read.
+fn scan_fds(dir: &Path, wanted: &mut HashSet<u64>, budget: &mut usize, mut hit: impl FnMut(u64)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if *budget == 0 || wanted.is_empty() {
+            return;
+        }
+        *budget -= 1;
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        let Some(inode) = socket_inode(&target.to_string_lossy()) else {
+            continue;
+        };
+        if wanted.remove(&inode) {
+            hit(inode);
+        }
+    }
+}
+
+/// The inode of a `socket:[N]` link target.
+pub fn socket_inode(target: &str) -> Option<u64> {
+    target
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+fn list_pids(root: &Path, pids: &mut Vec<i32>) -> io::Result<()> {
+    pids.clear();
+    for entry in std::fs::read_dir(root)?.flatten() {
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+            && pid > 0
+        {
+            pids.push(pid);
+        }
+    }
+    Ok(())
+}
+
+/// Refines a standard fd that is a socket: looks `inode` up in the socket tables of the
+/// process's network namespace (`<proc_root>/<pid>/net/{tcp,tcp6,udp,udp6,unix}`) and returns
+/// its kind (`Ipv4`, `Ipv6` or `Unix`) and, for a connected IP socket, the peer as `ip:port`
+/// (IPv6 in Falco's form, without brackets). `None` when the inode is in none of them (another
+/// family, or the socket closed meanwhile). Meant for the rare case where fd 0, 1 or 2 is a
+/// socket: it reads whole tables.
+pub fn refine_socket_fd(
+    proc_root: &Path,
+    pid: i32,
+    inode: u64,
+) -> Option<(FdKind, Option<String>)> {
+    if inode == 0 {
+        return None;
+    }
+    let net = proc_root.join(pid.to_string()).join("net");
+    let mut entries = Vec::new();
+    for (name, family, proto) in [
+        ("tcp", Family::V4, Proto::Tcp),
+        ("tcp6", Family::V6, Proto::Tcp),
+        ("udp", Family::V4, Proto::Udp),
+        ("udp6", Family::V6, Proto::Udp),
+    ] {
+        let Ok(text) = std::fs::read_to_string(net.join(name)) else {
+            continue;
+        };
+        entries.clear();
+        procnet::parse_inet_table(&text, family, proto, &mut entries);
+        if let Some(e) = entries.iter().find(|e| e.inode == inode) {
+            let local = unmap(e.local);
+            let remote = unmap(e.remote);
+            let kind = match (e.family, local.is_ipv4()) {
+                (Family::V4, _) | (_, true) => FdKind::Ipv4,
+                _ => FdKind::Ipv6,
+            };
+            let peer = (e.rport != 0).then(|| falco_endpoint(remote, e.rport));
+            return Some((kind, peer));
+        }
+    }
+    let text = std::fs::read_to_string(net.join("unix")).ok()?;
+    procnet::unix_table_has_inode(&text, inode).then_some((FdKind::Unix, None))
+}
+
+/// Sends events without ever blocking the collector; drops are counted and reported.
+struct Sender {
+    tx: SyncSender<Event>,
+    dropped: u64,
+}
+
+impl Sender {
+    fn send(&mut self, event: Event) -> bool {
+        if self.dropped > 0 {
+            let mut report = Event::new(EventType::Tasksentry, Collector::Sockets);
+            report.internal = Some(Box::new(Internal {
+                kind: "events_dropped".into(),
+                message: format!(
+                    "{} sockets events were dropped because the event queue was full",
+                    self.dropped
+                ),
+                count: Some(self.dropped),
+            }));
+            match self.tx.try_send(report) {
+                Ok(()) => self.dropped = 0,
+                Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+        match self.tx.try_send(event) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                self.dropped += 1;
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// Starts the sockets collector on its own OS thread: polls the tables every
+/// `config.interval`, attributes sockets with `tables` (procscan's shared tables) and sends
+/// events to `tx` without blocking. Ends when `shutdown` is set or the receiver is dropped.
+pub fn spawn_sockets(
+    config: SocketsConfig,
+    tx: SyncSender<Event>,
+    shutdown: Arc<AtomicBool>,
+    tables: SharedTables,
+) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("sockets".into())
+        .spawn(move || {
+            let interval = config.interval.max(Duration::from_millis(1));
+            let mut source = SocketSource::new(&config.proc_root, config.use_netlink);
+            let mut tracker = SocketTracker::new(config);
+            let mut sender = Sender { tx, dropped: 0 };
+            let mut entries = Vec::new();
+            let mut out = Vec::new();
+            while !shutdown.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                source.collect(&mut entries);
+                let snapshot = tables.snapshot();
+                tracker.poll(&entries, &snapshot, &mut out);
+                drop(snapshot);
+                for event in out.drain(..) {
+                    if !sender.send(event) {
+                        return;
+                    }
+                }
+                let next = started + interval;
+                while !shutdown.load(Ordering::Relaxed) {
+                    let now = Instant::now();
+                    if now >= next {
+                        break;
+                    }
+                    std::thread::sleep((next - now).min(Duration::from_millis(200)));
+                }
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests;

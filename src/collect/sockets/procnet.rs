@@ -1,0 +1,124 @@
+//! Parsers for the `/proc/net` socket tables: `tcp`, `tcp6`, `udp`, `udp6`, `raw`, `raw6`
+//! (one format), `packet` and `unix`.
+//!
+//! These are the fallback when `sock_diag` is not available for a table (raw sockets need
+//! `CONFIG_INET_RAW_DIAG`, which many kernels do not build) and what [`super::refine_socket_fd`]
+//! reads through `/proc/<pid>/net/`. Addresses are printed by the kernel as native-endian
+//! 32-bit words in hex, so they are decoded with `to_ne_bytes`; ports are plain hex numbers.
+//! Lines that do not parse are skipped, never an error.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::{Family, Proto, SockEntry};
+
+/// Parses an address column (`0100007F:0016` or a 32-digit IPv6 form).
+pub fn parse_addr(text: &str) -> Option<(IpAddr, u16)> {
+    let (addr, port) = text.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let ip = match addr.len() {
+        8 => IpAddr::V4(Ipv4Addr::from(
+            u32::from_str_radix(addr, 16).ok()?.to_ne_bytes(),
+        )),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let word = addr.get(i * 8..i * 8 + 8)?;
+                chunk.copy_from_slice(&u32::from_str_radix(word, 16).ok()?.to_ne_bytes());
+            }
+            IpAddr::V6(Ipv6Addr::from(bytes))
+        }
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+/// Parses `/proc/net/{tcp,tcp6,udp,udp6,raw,raw6}` text, appending entries to `out`.
+pub fn parse_inet_table(text: &str, family: Family, proto: Proto, out: &mut Vec<SockEntry>) {
+    for line in text.lines().skip(1) {
+        let mut cols = line.split_whitespace();
+        let (Some(_sl), Some(local), Some(remote), Some(state)) =
+            (cols.next(), cols.next(), cols.next(), cols.next())
+        else {
+            continue;
+        };
+        // tx_queue:rx_queue, tr:tm->when, retrnsmt, uid, timeout, inode.
+        let mut rest = cols.skip(3);
+        let (Some(uid), Some(_timeout), Some(inode)) = (rest.next(), rest.next(), rest.next())
+        else {
+            continue;
+        };
+        let (Some((local, lport)), Some((remote, rport))) = (parse_addr(local), parse_addr(remote))
+        else {
+            continue;
+        };
+        let (Ok(state), Ok(uid), Ok(inode)) = (
+            u8::from_str_radix(state, 16),
+            uid.parse::<u32>(),
+            inode.parse::<u64>(),
+        ) else {
+            continue;
+        };
+        let (sock_type, protocol) = match proto {
+            Proto::Tcp => (libc::SOCK_STREAM as u16, 0),
+            Proto::Udp => (libc::SOCK_DGRAM as u16, 0),
+            // For raw sockets the kernel prints the protocol number as the local port.
+            Proto::Raw | Proto::Packet => (libc::SOCK_RAW as u16, lport),
+        };
+        out.push(SockEntry {
+            family,
+            proto,
+            state,
+            local,
+            lport,
+            remote,
+            rport,
+            inode,
+            uid,
+            sock_type,
+            protocol,
+        });
+    }
+}
+
+/// Parses `/proc/net/packet` text, appending entries to `out`.
+pub fn parse_packet_table(text: &str, out: &mut Vec<SockEntry>) {
+    for line in text.lines().skip(1) {
+        // sk RefCnt Type Proto Iface R Rmem User Inode
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() < 9 {
+            continue;
+        }
+        let (Ok(sock_type), Ok(protocol), Ok(uid), Ok(inode)) = (
+            cols[2].parse::<u16>(),
+            u16::from_str_radix(cols[3], 16),
+            cols[7].parse::<u32>(),
+            cols[8].parse::<u64>(),
+        ) else {
+            continue;
+        };
+        out.push(SockEntry {
+            family: Family::Packet,
+            proto: Proto::Packet,
+            state: 0,
+            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            lport: 0,
+            remote: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            rport: 0,
+            inode,
+            uid,
+            sock_type,
+            protocol,
+        });
+    }
+}
+
+/// Whether `/proc/net/unix` text lists a socket with this inode.
+pub fn unix_table_has_inode(text: &str, inode: u64) -> bool {
+    // Num RefCount Protocol Flags Type St Inode Path
+    text.lines().skip(1).any(|line| {
+        line.split_whitespace()
+            .nth(6)
+            .and_then(|i| i.parse::<u64>().ok())
+            == Some(inode)
+    })
+}

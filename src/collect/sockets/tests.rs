@@ -1,0 +1,727 @@
+//! Unit tests of the sockets collector: the `/proc/net` and `sock_diag` parsers against
+//! tables captured from a real kernel (`fixtures/capture.py` made them in a fresh network
+//! namespace; `fixtures/inodes.json` lists what it created), the diffing tracker over those
+//! entries with a fixture proc root for ownership, the std-fd refinement, and one live dump.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::netlink::{self, Parsed};
+use super::*;
+use crate::collect::table::{Exclusion, MemberInfo, ProcEntry, ProcKey};
+use crate::event::Process;
+
+const TCP: &str = include_str!("fixtures/tcp.txt");
+const TCP6: &str = include_str!("fixtures/tcp6.txt");
+const UDP: &str = include_str!("fixtures/udp.txt");
+const UDP6: &str = include_str!("fixtures/udp6.txt");
+const RAW: &str = include_str!("fixtures/raw.txt");
+const RAW6: &str = include_str!("fixtures/raw6.txt");
+const PACKET: &str = include_str!("fixtures/packet.txt");
+const UNIX: &str = include_str!("fixtures/unix.txt");
+const DIAG_TCP4: &[u8] = include_bytes!("fixtures/diag_tcp4.bin");
+const DIAG_TCP6: &[u8] = include_bytes!("fixtures/diag_tcp6.bin");
+const DIAG_UDP4: &[u8] = include_bytes!("fixtures/diag_udp4.bin");
+const DIAG_PACKET: &[u8] = include_bytes!("fixtures/diag_packet.bin");
+
+/// The task's test address.
+const TASK_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+const DOC6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+
+/// Inodes and ports from `fixtures/inodes.json`.
+mod ino {
+    pub const LISTEN4: u64 = 212697;
+    pub const CLIENT4: u64 = 212698;
+    pub const SERVER4: u64 = 212699;
+    pub const LISTEN6: u64 = 212702;
+    pub const CLIENT6: u64 = 212703;
+    pub const SERVER6: u64 = 212704;
+    pub const LISTEN_DUAL: u64 = 212705;
+    pub const CLIENT_DUAL: u64 = 212706;
+    pub const SERVER_DUAL: u64 = 212707;
+    pub const UDP_SERVER: u64 = 212708;
+    pub const UDP_CLIENT: u64 = 212709;
+    pub const UDP6_CLIENT: u64 = 212710;
+    pub const RAW4: u64 = 212711;
+    pub const RAW6: u64 = 212712;
+    pub const PACKET: u64 = 212713;
+    pub const PACKET_DGRAM: u64 = 212714;
+    pub const UNIX: u64 = 212715;
+    pub const CLIENT4_PORT: u16 = 51936;
+    pub const TIME_WAIT_PORT: u16 = 51940;
+    pub const CLIENT6_PORT: u16 = 47826;
+    pub const CLIENT_DUAL_PORT: u16 = 33100;
+    pub const UDP_CLIENT_PORT: u16 = 43914;
+}
+
+fn text_entries() -> Vec<SockEntry> {
+    let mut out = Vec::new();
+    procnet::parse_inet_table(TCP, Family::V4, Proto::Tcp, &mut out);
+    procnet::parse_inet_table(TCP6, Family::V6, Proto::Tcp, &mut out);
+    procnet::parse_inet_table(UDP, Family::V4, Proto::Udp, &mut out);
+    procnet::parse_inet_table(UDP6, Family::V6, Proto::Udp, &mut out);
+    procnet::parse_inet_table(RAW, Family::V4, Proto::Raw, &mut out);
+    procnet::parse_inet_table(RAW6, Family::V6, Proto::Raw, &mut out);
+    procnet::parse_packet_table(PACKET, &mut out);
+    out
+}
+
+fn by_inode(entries: &[SockEntry], inode: u64) -> SockEntry {
+    *entries
+        .iter()
+        .find(|e| e.inode == inode)
+        .unwrap_or_else(|| panic!("inode {inode} not in {entries:#?}"))
+}
+
+#[test]
+fn proc_net_text_tables_parse_addresses_ports_states_and_inodes() {
+    let entries = text_entries();
+    assert_eq!(entries.len(), 5 + 5 + 2 + 1 + 1 + 1 + 2);
+    let listen = by_inode(&entries, ino::LISTEN4);
+    assert_eq!(
+        (listen.local, listen.lport, listen.state, listen.rport),
+        (TASK_IP, 4444, tcp_state::LISTEN, 0)
+    );
+    let client = by_inode(&entries, ino::CLIENT4);
+    assert_eq!(
+        (client.local, client.lport, client.remote, client.rport),
+        (TASK_IP, ino::CLIENT4_PORT, TASK_IP, 4444)
+    );
+    assert_eq!(client.state, tcp_state::ESTABLISHED);
+    let time_wait = entries
+        .iter()
+        .find(|e| e.state == tcp_state::TIME_WAIT)
+        .unwrap();
+    assert_eq!(time_wait.inode, 0, "TIME_WAIT sockets have no inode");
+    assert_eq!(time_wait.lport, ino::TIME_WAIT_PORT);
+    let client6 = by_inode(&entries, ino::CLIENT6);
+    assert_eq!(
+        (client6.local, client6.lport, client6.remote, client6.rport),
+        (DOC6, ino::CLIENT6_PORT, DOC6, 8080)
+    );
+    let mapped = by_inode(&entries, ino::SERVER_DUAL);
+    assert_eq!(unmap(mapped.local), TASK_IP);
+    assert!(matches!(mapped.local, IpAddr::V6(_)), "stored as printed");
+    let udp = by_inode(&entries, ino::UDP_CLIENT);
+    assert_eq!(
+        (udp.remote, udp.rport, udp.lport),
+        (
+            IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),
+            80,
+            ino::UDP_CLIENT_PORT
+        )
+    );
+    assert_eq!(by_inode(&entries, ino::UDP_SERVER).lport, 53);
+    let raw = by_inode(&entries, ino::RAW4);
+    assert_eq!((raw.proto, raw.protocol), (Proto::Raw, 1));
+    assert_eq!(by_inode(&entries, ino::RAW6).protocol, 58);
+    let packet = by_inode(&entries, ino::PACKET);
+    assert_eq!(
+        (packet.sock_type, packet.protocol),
+        (libc::SOCK_RAW as u16, 3)
+    );
+    let dgram = by_inode(&entries, ino::PACKET_DGRAM);
+    assert_eq!(
+        (dgram.sock_type, dgram.protocol),
+        (libc::SOCK_DGRAM as u16, 0x0800)
+    );
+}
+
+#[test]
+fn proc_net_parsers_skip_garbage_lines() {
+    let mut out = Vec::new();
+    let text = "header\n   0: nonsense\n   1: 0100007F:zz 00000000:0000 0A\n\n   2: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 77 1\n";
+    procnet::parse_inet_table(text, Family::V4, Proto::Tcp, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].local, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!((out[0].lport, out[0].inode), (22, 77));
+    procnet::parse_packet_table("sk\nffff 3 x\n", &mut out);
+    assert_eq!(out.len(), 1);
+}
+
+fn diag_entries(bytes: &[u8], proto: Proto) -> Vec<SockEntry> {
+    let mut out = Vec::new();
+    let mut record = |payload: &[u8], out: &mut Vec<SockEntry>| {
+        if proto == Proto::Packet {
+            netlink::parse_packet_record(payload, out);
+        } else {
+            netlink::parse_inet_record(payload, proto, out);
+        }
+    };
+    // The captures were made with sequence number 7.
+    assert_eq!(
+        netlink::parse_messages(bytes, 7, &mut record, &mut out),
+        Some(Parsed::Done)
+    );
+    out
+}
+
+fn key_set(entries: &[SockEntry]) -> HashSet<(IpAddr, u16, IpAddr, u16, u8, u64)> {
+    entries
+        .iter()
+        .map(|e| (e.local, e.lport, e.remote, e.rport, e.state, e.inode))
+        .collect()
+}
+
+#[test]
+fn sock_diag_answers_match_the_text_tables_of_the_same_moment() {
+    let mut tcp = Vec::new();
+    procnet::parse_inet_table(TCP, Family::V4, Proto::Tcp, &mut tcp);
+    let diag_tcp = diag_entries(DIAG_TCP4, Proto::Tcp);
+    assert_eq!(diag_tcp.len(), 5);
+    assert_eq!(key_set(&diag_tcp), key_set(&tcp));
+
+    let mut tcp6 = Vec::new();
+    procnet::parse_inet_table(TCP6, Family::V6, Proto::Tcp, &mut tcp6);
+    assert_eq!(
+        key_set(&diag_entries(DIAG_TCP6, Proto::Tcp)),
+        key_set(&tcp6)
+    );
+
+    let mut udp = Vec::new();
+    procnet::parse_inet_table(UDP, Family::V4, Proto::Udp, &mut udp);
+    assert_eq!(key_set(&diag_entries(DIAG_UDP4, Proto::Udp)), key_set(&udp));
+
+    let mut packet = Vec::new();
+    procnet::parse_packet_table(PACKET, &mut packet);
+    let diag_packet = diag_entries(DIAG_PACKET, Proto::Packet);
+    let pk = |v: &[SockEntry]| {
+        v.iter()
+            .map(|e| (e.inode, e.sock_type, e.protocol))
+            .collect::<HashSet<_>>()
+    };
+    assert_eq!(pk(&diag_packet), pk(&packet));
+}
+
+#[test]
+fn sock_diag_parser_rejects_truncated_and_reports_errors() {
+    let mut out = Vec::new();
+    let mut record = |p: &[u8], out: &mut Vec<SockEntry>| {
+        netlink::parse_inet_record(p, Proto::Tcp, out);
+    };
+    // A header that claims more bytes than there are.
+    assert_eq!(
+        netlink::parse_messages(&DIAG_TCP4[..40], 7, &mut record, &mut out),
+        None
+    );
+    // Answers to another request are skipped.
+    assert_eq!(
+        netlink::parse_messages(DIAG_TCP4, 8, &mut record, &mut out),
+        Some(Parsed::More)
+    );
+    assert!(out.is_empty());
+    // NLMSG_ERROR carrying -ENOENT (no diag module for the protocol).
+    let mut error = Vec::new();
+    error.extend_from_slice(&36u32.to_ne_bytes());
+    error.extend_from_slice(&2u16.to_ne_bytes());
+    error.extend_from_slice(&0u16.to_ne_bytes());
+    error.extend_from_slice(&7u32.to_ne_bytes());
+    error.extend_from_slice(&0u32.to_ne_bytes());
+    error.extend_from_slice(&(-libc::ENOENT).to_ne_bytes());
+    error.extend_from_slice(&[0u8; 16]);
+    assert_eq!(
+        netlink::parse_messages(&error, 7, &mut record, &mut out),
+        Some(Parsed::Error(libc::ENOENT))
+    );
+    // Short records are ignored rather than read past their end.
+    netlink::parse_inet_record(&[2u8; 40], Proto::Tcp, &mut out);
+    netlink::parse_packet_record(&[17u8; 8], &mut out);
+    assert!(out.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tracker
+
+/// A fixture proc root: `<root>/<pid>/fd/<n> -> socket:[inode]` and `<root>/self -> <pid>`.
+struct FixtureRoot {
+    dir: tempfile::TempDir,
+}
+
+impl FixtureRoot {
+    fn new(self_pid: i32) -> FixtureRoot {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(self_pid.to_string(), dir.path().join("self")).unwrap();
+        std::fs::create_dir_all(dir.path().join(format!("{self_pid}/fd"))).unwrap();
+        FixtureRoot { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn give(&self, pid: i32, fd: u32, inode: u64) {
+        let fd_dir = self.path().join(format!("{pid}/fd"));
+        std::fs::create_dir_all(&fd_dir).unwrap();
+        std::os::unix::fs::symlink(format!("socket:[{inode}]"), fd_dir.join(fd.to_string()))
+            .unwrap();
+    }
+
+    fn tracker(&self) -> SocketTracker {
+        SocketTracker::new(SocketsConfig {
+            proc_root: self.path().to_path_buf(),
+            ..SocketsConfig::default()
+        })
+    }
+}
+
+fn add_process(tables: &mut Tables, pid: i32, name: &str, container: &str, excluded: bool) {
+    let key = ProcKey {
+        pid,
+        start_ticks: 100 + pid as u64,
+    };
+    let id = tables.containers.intern(container, None);
+    tables.containers.add_member(
+        container,
+        MemberInfo {
+            key,
+            cgroup: format!("/ecs/t/{container}"),
+            mnt_ns: None,
+            start_time: None,
+        },
+    );
+    tables.processes.insert(
+        key,
+        ProcEntry {
+            process: Arc::new(Process {
+                pid,
+                name: name.into(),
+                ..Process::default()
+            }),
+            container_id: id,
+            excluded: excluded.then_some(Exclusion::Monitor),
+            exited_at: None,
+        },
+    );
+}
+
+fn find<'a>(events: &'a [Event], evt_type: EventType, name: &str) -> &'a Event {
+    events
+        .iter()
+        .find(|e| {
+            e.evt_type() == evt_type && e.fd.as_ref().and_then(|f| f.name.as_deref()) == Some(name)
+        })
+        .unwrap_or_else(|| {
+            let seen: Vec<_> = events
+                .iter()
+                .map(|e| (e.evt_type(), e.fd.as_ref().and_then(|f| f.name.clone())))
+                .collect();
+            panic!("no {evt_type} {name} in {seen:#?}")
+        })
+}
+
+#[test]
+fn fixture_tables_become_connect_accept_listen_and_socket_events() {
+    let root = FixtureRoot::new(9999);
+    // The server (pid 10) owns the listeners and the accepted sockets; the client (pid 20)
+    // owns the client ends; pid 30 owns the raw and packet sockets.
+    for (fd, inode) in [
+        (3, ino::LISTEN4),
+        (4, ino::SERVER4),
+        (5, ino::LISTEN6),
+        (6, ino::SERVER6),
+        (7, ino::LISTEN_DUAL),
+        (8, ino::SERVER_DUAL),
+        (9, ino::UDP_SERVER),
+    ] {
+        root.give(10, fd, inode);
+    }
+    for (fd, inode) in [
+        (3, ino::CLIENT4),
+        (4, ino::CLIENT6),
+        (5, ino::CLIENT_DUAL),
+        (6, ino::UDP_CLIENT),
+        (7, ino::UDP6_CLIENT),
+    ] {
+        root.give(20, fd, inode);
+    }
+    for (fd, inode) in [
+        (3, ino::RAW4),
+        (4, ino::RAW6),
+        (5, ino::PACKET),
+        (6, ino::PACKET_DGRAM),
+    ] {
+        root.give(30, fd, inode);
+    }
+    let mut tables = Tables::default();
+    add_process(&mut tables, 10, "server", "app", false);
+    add_process(&mut tables, 20, "client", "worker", false);
+    add_process(&mut tables, 30, "sniffer", "worker", false);
+    let mut tracker = root.tracker();
+    let mut out = Vec::new();
+    tracker.poll(&text_entries(), &tables, &mut out);
+
+    let proc_name = |e: &Event| e.proc.as_ref().map(|p| p.name.clone());
+    let container = |e: &Event| e.container.as_ref().map(|c| c.id.clone());
+
+    let listen = find(&out, EventType::Listen, "198.51.100.1:4444");
+    assert_eq!(proc_name(listen).as_deref(), Some("server"));
+    assert_eq!(container(listen).as_deref(), Some("app"));
+    let fd = listen.fd.as_ref().unwrap();
+    assert_eq!((fd.sip, fd.sport), (Some(TASK_IP), Some(4444)));
+    assert_eq!(fd.l4proto.as_deref(), Some("tcp"));
+    assert_eq!(fd.inode, Some(ino::LISTEN4));
+    find(&out, EventType::Listen, "2001:db8::1:8080");
+    let dual = find(&out, EventType::Listen, ":::9000");
+    assert_eq!(dual.fd.as_ref().unwrap().kind, Some(FdKind::Ipv6));
+    let udp_listen = find(&out, EventType::Listen, "0.0.0.0:53");
+    assert_eq!(
+        udp_listen.fd.as_ref().unwrap().l4proto.as_deref(),
+        Some("udp")
+    );
+
+    // Both ends of the loopback connection, each from its own side and its own owner.
+    let tuple = format!("198.51.100.1:{}->198.51.100.1:4444", ino::CLIENT4_PORT);
+    let connect = find(&out, EventType::Connect, &tuple);
+    assert_eq!(proc_name(connect).as_deref(), Some("client"));
+    assert_eq!(container(connect).as_deref(), Some("worker"));
+    let cfd = connect.fd.as_ref().unwrap();
+    assert_eq!(cfd.local_is_client, Some(true));
+    assert_eq!(
+        (cfd.cport, cfd.sport),
+        (Some(ino::CLIENT4_PORT), Some(4444))
+    );
+    assert_eq!(cfd.kind, Some(FdKind::Ipv4));
+    let accept = find(&out, EventType::Accept, &tuple);
+    assert_eq!(proc_name(accept).as_deref(), Some("server"));
+    assert_eq!(accept.fd.as_ref().unwrap().local_is_client, Some(false));
+    assert_eq!(accept.fd.as_ref().unwrap().inode, Some(ino::SERVER4));
+
+    // The connection already in TIME_WAIT: reported, without an owner.
+    let tw = find(
+        &out,
+        EventType::Connect,
+        &format!("198.51.100.1:{}->198.51.100.1:4444", ino::TIME_WAIT_PORT),
+    );
+    assert!(tw.proc.is_none() && tw.container.is_none(), "{tw:?}");
+    assert_eq!(tw.fd.as_ref().unwrap().inode, None);
+
+    // IPv6 in Falco's form, and a v4 client of a dual-stack listener seen as IPv4 on both ends.
+    let v6 = format!("2001:db8::1:{}->2001:db8::1:8080", ino::CLIENT6_PORT);
+    assert_eq!(
+        find(&out, EventType::Connect, &v6)
+            .fd
+            .as_ref()
+            .unwrap()
+            .kind,
+        Some(FdKind::Ipv6)
+    );
+    assert_eq!(
+        proc_name(find(&out, EventType::Accept, &v6)).as_deref(),
+        Some("server")
+    );
+    let dual_tuple = format!("198.51.100.1:{}->198.51.100.1:9000", ino::CLIENT_DUAL_PORT);
+    find(&out, EventType::Connect, &dual_tuple);
+    let dual_accept = find(&out, EventType::Accept, &dual_tuple);
+    assert_eq!(dual_accept.fd.as_ref().unwrap().kind, Some(FdKind::Ipv4));
+    assert_eq!(dual_accept.fd.as_ref().unwrap().cip, Some(TASK_IP));
+
+    // A connected UDP socket is a connect to its peer.
+    let udp = find(
+        &out,
+        EventType::Connect,
+        &format!("169.254.170.2:{}->169.254.170.2:80", ino::UDP_CLIENT_PORT),
+    );
+    assert_eq!(udp.fd.as_ref().unwrap().l4proto.as_deref(), Some("udp"));
+    assert_eq!(proc_name(udp).as_deref(), Some("client"));
+
+    // Raw and packet sockets.
+    let sockets: Vec<&Event> = out
+        .iter()
+        .filter(|e| e.evt_type() == EventType::Socket)
+        .collect();
+    assert_eq!(sockets.len(), 4);
+    let arg = |e: &Event, k: &str| e.evt.arg(k).map(str::to_string);
+    let raw4 = sockets
+        .iter()
+        .find(|e| e.fd.as_ref().unwrap().inode == Some(ino::RAW4))
+        .unwrap();
+    assert_eq!(arg(raw4, "domain").as_deref(), Some("AF_INET"));
+    assert_eq!(arg(raw4, "type").as_deref(), Some("SOCK_RAW"));
+    assert_eq!(arg(raw4, "protocol").as_deref(), Some("1"));
+    assert_eq!(raw4.fd.as_ref().unwrap().l4proto.as_deref(), Some("raw"));
+    assert_eq!(proc_name(raw4).as_deref(), Some("sniffer"));
+    let dgram = sockets
+        .iter()
+        .find(|e| e.fd.as_ref().unwrap().inode == Some(ino::PACKET_DGRAM))
+        .unwrap();
+    assert_eq!(arg(dgram, "domain").as_deref(), Some("AF_PACKET"));
+    assert_eq!(arg(dgram, "type").as_deref(), Some("SOCK_DGRAM"));
+
+    // 4 listeners (3 TCP, 1 UDP), 3 TCP connects + 1 in TIME_WAIT + 2 UDP, 3 accepts, 4 raw
+    // and packet sockets.
+    assert_eq!(out.len(), 4 + 6 + 3 + 4, "{out:#?}");
+    // The next poll of the same tables reports nothing.
+    out.clear();
+    tracker.poll(&text_entries(), &tables, &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+}
+
+fn entry(state: u8, local: (IpAddr, u16), remote: (IpAddr, u16), inode: u64) -> SockEntry {
+    SockEntry {
+        family: Family::V4,
+        proto: Proto::Tcp,
+        state,
+        local: local.0,
+        lport: local.1,
+        remote: remote.0,
+        rport: remote.1,
+        inode,
+        uid: 0,
+        sock_type: libc::SOCK_STREAM as u16,
+        protocol: 0,
+    }
+}
+
+const CRED: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2));
+
+#[test]
+fn time_wait_of_an_attributed_connection_is_not_reported_again() {
+    let root = FixtureRoot::new(9999);
+    root.give(20, 3, 5001);
+    let mut tables = Tables::default();
+    add_process(&mut tables, 20, "curl", "app", false);
+    let mut tracker = root.tracker();
+    let mut out = Vec::new();
+    let open = entry(tcp_state::SYN_SENT, (TASK_IP, 40000), (CRED, 80), 5001);
+    tracker.poll(&[open], &tables, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].evt_type(), EventType::Connect);
+    assert_eq!(out[0].proc.as_ref().unwrap().name, "curl");
+    out.clear();
+    let established = SockEntry {
+        state: tcp_state::ESTABLISHED,
+        ..open
+    };
+    tracker.poll(&[established], &tables, &mut out);
+    let time_wait = SockEntry {
+        state: tcp_state::TIME_WAIT,
+        inode: 0,
+        ..open
+    };
+    tracker.poll(&[time_wait], &tables, &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn monitor_and_excluded_owners_are_not_reported() {
+    let root = FixtureRoot::new(9999);
+    root.give(9999, 7, 6001);
+    root.give(40, 3, 6002);
+    let mut tables = Tables::default();
+    add_process(&mut tables, 40, "helper", "monitor", true);
+    let mut tracker = root.tracker();
+    let mut out = Vec::new();
+    let mine = entry(tcp_state::ESTABLISHED, (TASK_IP, 40001), (CRED, 80), 6001);
+    let excluded = entry(tcp_state::ESTABLISHED, (TASK_IP, 40002), (CRED, 80), 6002);
+    tracker.poll(&[mine, excluded], &tables, &mut out);
+    tracker.poll(&[mine, excluded], &tables, &mut out);
+    // Their TIME_WAIT afterwards is known too.
+    let mine_tw = SockEntry {
+        state: tcp_state::TIME_WAIT,
+        inode: 0,
+        ..mine
+    };
+    tracker.poll(&[mine_tw], &tables, &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+}
+
+#[test]
+fn loopback_server_end_never_borrows_the_client_owner() {
+    let root = FixtureRoot::new(9999);
+    root.give(20, 3, 7001);
+    let mut tables = Tables::default();
+    add_process(&mut tables, 20, "client", "app", false);
+    let mut tracker = root.tracker();
+    let mut out = Vec::new();
+    let listener = entry(
+        tcp_state::LISTEN,
+        (TASK_IP, 4444),
+        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        7000,
+    );
+    let client = entry(
+        tcp_state::ESTABLISHED,
+        (TASK_IP, 45000),
+        (TASK_IP, 4444),
+        7001,
+    );
+    // The server end exists without a known owner (its fd is nowhere in the fixture root).
+    let server = entry(
+        tcp_state::ESTABLISHED,
+        (TASK_IP, 4444),
+        (TASK_IP, 45000),
+        7002,
+    );
+    tracker.poll(&[listener, client, server], &tables, &mut out);
+    tracker.poll(&[listener, client, server], &tables, &mut out);
+    let accept = find(
+        &out,
+        EventType::Accept,
+        "198.51.100.1:45000->198.51.100.1:4444",
+    );
+    assert!(accept.proc.is_none(), "{accept:?}");
+    let connect = find(
+        &out,
+        EventType::Connect,
+        "198.51.100.1:45000->198.51.100.1:4444",
+    );
+    assert_eq!(connect.proc.as_ref().unwrap().name, "client");
+    assert_eq!(out.len(), 3, "{out:#?}");
+}
+
+#[test]
+fn an_unaccepted_connection_waits_for_its_inode_and_a_vanished_one_is_still_reported() {
+    let root = FixtureRoot::new(9999);
+    root.give(10, 3, 8000);
+    root.give(10, 4, 8002);
+    let mut tables = Tables::default();
+    add_process(&mut tables, 10, "server", "app", false);
+    let mut tracker = root.tracker();
+    let mut out = Vec::new();
+    let listener = entry(
+        tcp_state::LISTEN,
+        (TASK_IP, 8080),
+        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        8000,
+    );
+    let queued = entry(tcp_state::ESTABLISHED, (TASK_IP, 8080), (TASK_IP, 50000), 0);
+    tracker.poll(&[listener, queued], &tables, &mut out);
+    assert_eq!(out.len(), 1, "only the listener so far: {out:#?}");
+    out.clear();
+    let accepted = SockEntry {
+        inode: 8002,
+        ..queued
+    };
+    tracker.poll(&[listener, accepted], &tables, &mut out);
+    let accept = find(
+        &out,
+        EventType::Accept,
+        "198.51.100.1:50000->198.51.100.1:8080",
+    );
+    assert_eq!(accept.proc.as_ref().unwrap().name, "server");
+
+    // A queued connection that is gone by the next poll is reported from its last sighting.
+    out.clear();
+    let short = entry(tcp_state::ESTABLISHED, (TASK_IP, 8080), (TASK_IP, 50001), 0);
+    tracker.poll(&[listener, accepted, short], &tables, &mut out);
+    assert!(out.is_empty());
+    tracker.poll(&[listener, accepted], &tables, &mut out);
+    let gone = find(
+        &out,
+        EventType::Accept,
+        "198.51.100.1:50001->198.51.100.1:8080",
+    );
+    assert!(gone.proc.is_none());
+}
+
+#[test]
+fn an_owner_not_yet_in_the_process_table_delays_the_event() {
+    let root = FixtureRoot::new(9999);
+    root.give(50, 3, 9001);
+    let mut tables = Tables::default();
+    let mut tracker = root.tracker();
+    let mut out = Vec::new();
+    let conn = entry(tcp_state::ESTABLISHED, (TASK_IP, 41000), (CRED, 80), 9001);
+    tracker.poll(&[conn], &tables, &mut out);
+    assert!(out.is_empty(), "waits for procscan: {out:#?}");
+    add_process(&mut tables, 50, "python3", "app", false);
+    tracker.poll(&[conn], &tables, &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].proc.as_ref().unwrap().name, "python3");
+    assert_eq!(out[0].container.as_ref().unwrap().id, "app");
+}
+
+#[test]
+fn refine_socket_fd_finds_family_and_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = dir.path().join("77/net");
+    std::fs::create_dir_all(&net).unwrap();
+    for (name, text) in [
+        ("tcp", TCP),
+        ("tcp6", TCP6),
+        ("udp", UDP),
+        ("udp6", UDP6),
+        ("unix", UNIX),
+    ] {
+        std::fs::write(net.join(name), text).unwrap();
+    }
+    let root = dir.path();
+    assert_eq!(
+        refine_socket_fd(root, 77, ino::CLIENT4),
+        Some((FdKind::Ipv4, Some("198.51.100.1:4444".into())))
+    );
+    assert_eq!(
+        refine_socket_fd(root, 77, ino::CLIENT6),
+        Some((FdKind::Ipv6, Some("2001:db8::1:8080".into())))
+    );
+    assert_eq!(
+        refine_socket_fd(root, 77, ino::SERVER_DUAL),
+        Some((
+            FdKind::Ipv4,
+            Some(format!("198.51.100.1:{}", ino::CLIENT_DUAL_PORT))
+        ))
+    );
+    assert_eq!(
+        refine_socket_fd(root, 77, ino::LISTEN4),
+        Some((FdKind::Ipv4, None))
+    );
+    assert_eq!(
+        refine_socket_fd(root, 77, ino::UDP_CLIENT),
+        Some((FdKind::Ipv4, Some("169.254.170.2:80".into())))
+    );
+    assert_eq!(
+        refine_socket_fd(root, 77, ino::UNIX),
+        Some((FdKind::Unix, None))
+    );
+    assert_eq!(refine_socket_fd(root, 77, 123), None);
+    assert_eq!(refine_socket_fd(root, 78, ino::CLIENT4), None);
+}
+
+#[test]
+fn live_sock_diag_dump_sees_a_new_listener_with_its_inode() {
+    use std::os::unix::fs::MetadataExt;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let inode = std::fs::metadata(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&listener)
+    ))
+    .unwrap()
+    .ino();
+    let mut diag = netlink::DiagSocket::open().unwrap();
+    let mut out = Vec::new();
+    diag.dump_inet(Family::V4, Proto::Tcp, &mut out).unwrap();
+    let found = out.iter().find(|e| e.inode == inode).unwrap();
+    assert_eq!(found.lport, port);
+    assert_eq!(found.state, tcp_state::LISTEN);
+    // The one-walk dump sees both families.
+    if let Ok(listener6) = std::net::TcpListener::bind("[::1]:0") {
+        let inode6 = std::fs::metadata(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&listener6)
+        ))
+        .unwrap()
+        .ino();
+        out.clear();
+        diag.dump_tcp_all(&mut out).unwrap();
+        assert!(
+            out.iter()
+                .any(|e| e.inode == inode && e.family == Family::V4)
+        );
+        assert!(
+            out.iter()
+                .any(|e| e.inode == inode6 && e.family == Family::V6)
+        );
+    }
+    // And the full source (netlink plus text tables) agrees.
+    let mut source = SocketSource::new(Path::new("/proc"), true);
+    source.collect(&mut out);
+    assert!(out.iter().any(|e| e.inode == inode && e.lport == port));
+    let mut text_only = SocketSource::new(Path::new("/proc"), false);
+    text_only.collect(&mut out);
+    assert!(out.iter().any(|e| e.inode == inode && e.lport == port));
+}
