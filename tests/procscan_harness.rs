@@ -278,8 +278,14 @@ fn network_namespace_has_the_task_addresses_on_lo_only() {
         .spawn()
         .expect("starting a listener");
     let sent = wait_until(Duration::from_secs(5), || {
-        app.run_ok(&["sh", "-c", "echo ping-198 | nc 198.51.100.1 8080"])
-            .ok()
+        // The client keeps its side open briefly after sending: a busybox nc that sees EOF on
+        // stdin at once can close before its data is read, which made this test flaky.
+        app.run_ok(&[
+            "sh",
+            "-c",
+            "(echo ping-198; sleep 0.5) | nc 198.51.100.1 8080",
+        ])
+        .ok()
     });
     assert!(sent.is_some(), "could not connect to 198.51.100.1:8080");
     let output = listener.wait_with_output().expect("listener output");
