@@ -9,9 +9,12 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 
 use crate::cli::exit;
-use crate::collect::{ProcScanConfig, spawn_procscan_shared};
+use crate::collect::{
+    ProcScanConfig, TracerConfig, TracerLink, block_sigchld, spawn_procscan_shared, spawn_tracer,
+    trace_possible,
+};
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
-use crate::config::{Config, Emit};
+use crate::config::{Config, Emit, Mode};
 use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, Processor, Recording};
 use crate::rules::Priority;
 
@@ -22,6 +25,11 @@ pub struct StartupError(String);
 
 /// Runs the monitor until it is asked to stop. Returns when every queued line was written.
 pub fn run(config: Config) -> anyhow::Result<u8> {
+    // The tracer's wake-ups need SIGCHLD blocked in every thread, so before any thread starts.
+    let trace = choose_trace(&config);
+    if trace {
+        block_sigchld().context("blocking SIGCHLD for the tracer")?;
+    }
     let processor: Box<dyn Processor> = match config.emit {
         Emit::Events => Box::new(EmitEvents),
         Emit::Alerts => {
@@ -82,18 +90,42 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             procscan_config.env_allowlist.push(name.clone());
         }
     }
-    let (procscan, _tables) = spawn_procscan_shared(procscan_config, event_tx, shutdown.clone())
-        .with_context(|| {
-            format!(
-                "starting the procscan collector on {}",
-                config.proc_root.display()
-            )
-        })?;
+    let tracer_link = if trace {
+        Some(TracerLink::new().context("creating the tracer's wake-up eventfd")?)
+    } else {
+        None
+    };
+    procscan_config.tracer = tracer_link.clone();
+    let tracer_config = TracerConfig {
+        proc_root: config.proc_root.clone(),
+        env_allowlist: procscan_config.env_allowlist.clone(),
+        max_cmdline_bytes: procscan_config.max_cmdline_bytes,
+    };
+    let (procscan, tables) =
+        spawn_procscan_shared(procscan_config, event_tx.clone(), shutdown.clone()).with_context(
+            || {
+                format!(
+                    "starting the procscan collector on {}",
+                    config.proc_root.display()
+                )
+            },
+        )?;
+    let tracer = match tracer_link {
+        Some(link) => Some(
+            spawn_tracer(tracer_config, link, tables, event_tx, shutdown.clone())
+                .context("starting the tracer thread")?,
+        ),
+        None => {
+            drop(event_tx);
+            None
+        }
+    };
     tracing::info!(
         proc_root = %config.proc_root.display(),
         interval = ?config.interval,
         triggers = config.triggers,
         emit = ?config.emit,
+        mode = if trace { "trace" } else { "poll" },
         "Monitoring started."
     );
 
@@ -116,6 +148,12 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             .await
             .context("joining the procscan thread")?
             .map_err(|_| anyhow::anyhow!("the procscan thread panicked"))?;
+        if let Some(tracer) = tracer {
+            tokio::task::spawn_blocking(move || tracer.join())
+                .await
+                .context("joining the tracer thread")?
+                .map_err(|_| anyhow::anyhow!("the tracer thread panicked"))?;
+        }
         tokio::task::spawn_blocking(move || engine.join())
             .await
             .context("joining the engine thread")?
@@ -125,4 +163,32 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             .context("writing to stdout")?;
         anyhow::Ok(exit::OK)
     })
+}
+
+/// Whether to start the tracer: always in `trace` mode (a failure to seize is reported per
+/// process and procscan covers it), in `auto` mode when tracing is possible here. The choice
+/// and its reason are logged.
+fn choose_trace(config: &Config) -> bool {
+    match config.mode {
+        Mode::Poll => false,
+        Mode::Trace => {
+            if let Err(reason) = trace_possible(&config.proc_root) {
+                tracing::warn!(%reason, "Mode trace: tracing will likely fail; procscan covers every process the tracer cannot seize.");
+            }
+            true
+        }
+        Mode::Auto => match trace_possible(&config.proc_root) {
+            Ok(()) => {
+                tracing::info!(
+                    mode = "trace",
+                    "Mode auto: tracing is possible; using trace."
+                );
+                true
+            }
+            Err(reason) => {
+                tracing::info!(mode = "poll", %reason, "Mode auto: cannot trace; using poll.");
+                false
+            }
+        },
+    }
 }

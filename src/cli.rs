@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Emit, LogFormat, Overrides, RuleMatchingMode};
+use crate::config::{Emit, LogFormat, Mode, Overrides, RuleMatchingMode};
 
 /// Exit codes of the `tasksentry` binary.
 pub mod exit {
@@ -119,6 +119,10 @@ pub struct RunArgs {
     /// Also append every event to this NDJSON file, to replay with `rules test --events`.
     #[arg(long, env = "TASKSENTRY_RECORD", value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// `poll` (/proc only, default), `trace` (also event-only ptrace; needs SYS_PTRACE) or
+    /// `auto` (trace when possible, else poll).
+    #[arg(long, env = "TASKSENTRY_MODE", value_enum)]
+    pub mode: Option<Mode>,
 }
 
 impl RunArgs {
@@ -141,6 +145,7 @@ impl RunArgs {
             log_level: self.log_level,
             log_format: self.log_format,
             record: self.record,
+            mode: self.mode,
         }
     }
 }

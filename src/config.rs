@@ -31,6 +31,19 @@ pub enum RuleMatchingMode {
     All,
 }
 
+/// How processes are observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Poll `/proc` (plus inotify triggers) only.
+    Poll,
+    /// Also trace the monitored processes with event-only ptrace (needs `SYS_PTRACE`): every
+    /// exec is seen, with the process frozen.
+    Trace,
+    /// `trace` when the monitor can trace, else `poll`; the choice is logged.
+    Auto,
+}
+
 /// The format of TaskSentry's own logs (on stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -77,6 +90,8 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `--record` / `TASKSENTRY_RECORD`.
     pub record: Option<PathBuf>,
+    /// `--mode` / `TASKSENTRY_MODE`.
+    pub mode: Option<Mode>,
 }
 
 /// The YAML configuration file. Keys are the settings' names; unknown keys are errors.
@@ -113,6 +128,8 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// See [`Config::record`].
     pub record: Option<PathBuf>,
+    /// See [`Config::mode`].
+    pub mode: Option<Mode>,
 }
 
 /// The resolved, validated configuration of `tasksentry run`.
@@ -149,6 +166,8 @@ pub struct Config {
     /// Also append every event (the `--emit events` format) to this file, for replaying
     /// with `tasksentry rules test` while tuning rules.
     pub record: Option<PathBuf>,
+    /// `poll` (default), `trace` (event-only ptrace on top of polling) or `auto`.
+    pub mode: Mode,
 }
 
 impl Default for Config {
@@ -169,6 +188,7 @@ impl Default for Config {
             log_level: "info".to_owned(),
             log_format: LogFormat::Text,
             record: None,
+            mode: Mode::Poll,
         }
     }
 }
@@ -313,6 +333,13 @@ pub const SETTINGS: &[(&str, &str, &str, &str, &str)] = &[
         "TASKSENTRY_LOG_FORMAT",
         "text",
         "`text` or `json` logs on stderr",
+    ),
+    (
+        "mode",
+        "--mode",
+        "TASKSENTRY_MODE",
+        "poll",
+        "`poll`: /proc only; `trace`: also event-only ptrace (needs SYS_PTRACE), every exec seen; `auto`: trace when possible, else poll",
     ),
 ];
 
@@ -486,6 +513,7 @@ impl Config {
                 .or(file.log_format)
                 .unwrap_or(defaults.log_format),
             record: overrides.record.or(file.record).or(defaults.record),
+            mode: overrides.mode.or(file.mode).unwrap_or(defaults.mode),
         })
     }
 }
