@@ -82,7 +82,11 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     let mut procscan_config = ProcScanConfig {
         proc_root: config.proc_root.clone(),
         interval: config.interval,
-        triggers: config.triggers,
+        // In trace mode the tracer sees every exec of the processes it holds; procscan only
+        // has to find what is not held yet, which its periodic scans do. Trigger-driven
+        // rescans (one per exec of a PATH binary) would only compete with the traced workload
+        // for CPU.
+        triggers: config.triggers && !trace,
         ..ProcScanConfig::default()
     };
     for name in &config.env_allowlist {
@@ -123,7 +127,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     tracing::info!(
         proc_root = %config.proc_root.display(),
         interval = ?config.interval,
-        triggers = config.triggers,
+        triggers = config.triggers && !trace,
         emit = ?config.emit,
         mode = if trace { "trace" } else { "poll" },
         "Monitoring started."

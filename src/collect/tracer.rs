@@ -903,6 +903,22 @@ mod tests {
     }
 
     #[test]
+    fn mode_setting_defaults_to_poll_and_layers() {
+        use crate::config::{Config, FileConfig, Mode, Overrides};
+        let config = Config::layer(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(config.mode, Mode::Poll);
+        let file = FileConfig::parse("mode: auto\n").unwrap();
+        let config = Config::layer(Overrides::default(), file.clone()).unwrap();
+        assert_eq!(config.mode, Mode::Auto);
+        let flag = Overrides {
+            mode: Some(Mode::Trace),
+            ..Overrides::default()
+        };
+        assert_eq!(Config::layer(flag, file).unwrap().mode, Mode::Trace);
+        assert!(FileConfig::parse("mode: strace\n").is_err());
+    }
+
+    #[test]
     fn link_tracks_requests_and_coverage() {
         let link = TracerLink::new().unwrap();
         link.request_seize(42);
