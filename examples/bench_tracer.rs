@@ -126,6 +126,9 @@ fn run(args: Args) -> Result<bool> {
         let mut spec = MonitorSpec::new(&["run", "--emit", &args.emit, "--mode", "trace"]);
         spec.program = Some(monitor.clone());
         let mut mon = task.start_monitor_with(spec)?;
+        // Let the monitor finish starting (rules, first /proc scan) so that its start-up CPU
+        // is not billed to the first traced workload.
+        std::thread::sleep(Duration::from_millis(1500));
         for (i, (_, script, _)) in workloads.iter().enumerate() {
             traced[i].push(timed(&app, script, true)?);
         }
