@@ -20,11 +20,12 @@ use crate::alert::redact::Redactor;
 use crate::alert::tamper::{self, Watchdog};
 use crate::cli::exit;
 use crate::collect::{
-    DriftRegistry, FsWatchConfig, ProcScanConfig, SocketsConfig, spawn_fswatch,
-    spawn_procscan_shared, spawn_sockets,
+    DriftRegistry, FsWatchConfig, ProcScanConfig, SocketsConfig, TracerConfig, TracerLink,
+    block_sigchld, spawn_fswatch, spawn_procscan_shared, spawn_sockets, spawn_tracer,
+    trace_possible,
 };
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
-use crate::config::{Config, Emit};
+use crate::config::{Config, Emit, Mode};
 use crate::ecs::EcsMetadata;
 use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, OutputPort, Processor, Recording};
 use crate::rules::Priority;
@@ -43,6 +44,11 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     // Before any thread starts, so that every thread inherits the mask and the watchdog's
     // signalfd is the only reader of these signals.
     tamper::block_signals().context("setting up signal handling")?;
+    // The tracer's wake-ups need SIGCHLD blocked in every thread, so before any thread starts.
+    let trace = choose_trace(&config);
+    if trace {
+        block_sigchld().context("blocking SIGCHLD for the tracer")?;
+    }
     let stdout_min_priority: Priority = config
         .stdout_min_priority
         .parse()
@@ -183,7 +189,11 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     let mut procscan_config = ProcScanConfig {
         proc_root: config.proc_root.clone(),
         interval: config.interval,
-        triggers: config.triggers,
+        // In trace mode the tracer sees every exec of the processes it holds; procscan only
+        // has to find what is not held yet, which its periodic scans do. Trigger-driven
+        // rescans (one per exec of a PATH binary) would only compete with the traced workload
+        // for CPU.
+        triggers: config.triggers && !trace,
         ..ProcScanConfig::default()
     };
     for name in &config.env_allowlist {
@@ -196,6 +206,17 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     let drift = Arc::new(DriftRegistry::default());
     procscan_config.drift = Some(drift.clone());
     let fswatch_tx = event_tx.clone();
+    let tracer_link = if trace {
+        Some(TracerLink::new().context("creating the tracer's wake-up eventfd")?)
+    } else {
+        None
+    };
+    procscan_config.tracer = tracer_link.clone();
+    let tracer_config = TracerConfig {
+        proc_root: config.proc_root.clone(),
+        env_allowlist: procscan_config.env_allowlist.clone(),
+        max_cmdline_bytes: procscan_config.max_cmdline_bytes,
+    };
     let (procscan, tables) =
         spawn_procscan_shared(procscan_config, event_tx.clone(), shutdown.clone()).with_context(
             || {
@@ -217,6 +238,19 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         tables.clone(),
     )
     .context("starting the sockets collector")?;
+    let tracer = match tracer_link {
+        Some(link) => Some(
+            spawn_tracer(
+                tracer_config,
+                link,
+                tables.clone(),
+                event_tx.clone(),
+                shutdown.clone(),
+            )
+            .context("starting the tracer thread")?,
+        ),
+        None => None,
+    };
     // Every collector holds its own sender now.
     drop(event_tx);
     let fswatch = spawn_fswatch(
@@ -258,8 +292,9 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     tracing::info!(
         proc_root = %config.proc_root.display(),
         interval = ?config.interval,
-        triggers = config.triggers,
+        triggers = config.triggers && !trace,
         emit = ?config.emit,
+        mode = if trace { "trace" } else { "poll" },
         "Monitoring started."
     );
 
@@ -298,6 +333,12 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             .await
             .context("joining the procscan thread")?
             .map_err(|_| anyhow::anyhow!("the procscan thread panicked"))?;
+        if let Some(tracer) = tracer {
+            tokio::task::spawn_blocking(move || tracer.join())
+                .await
+                .context("joining the tracer thread")?
+                .map_err(|_| anyhow::anyhow!("the tracer thread panicked"))?;
+        }
         if let Some(fswatch) = fswatch {
             tokio::task::spawn_blocking(move || fswatch.join())
                 .await
@@ -340,4 +381,32 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         }
         anyhow::Ok(exit::OK)
     })
+}
+
+/// Whether to start the tracer: always in `trace` mode (a failure to seize is reported per
+/// process and procscan covers it), in `auto` mode when tracing is possible here. The choice
+/// and its reason are logged.
+fn choose_trace(config: &Config) -> bool {
+    match config.mode {
+        Mode::Poll => false,
+        Mode::Trace => {
+            if let Err(reason) = trace_possible(&config.proc_root) {
+                tracing::warn!(%reason, "Mode trace: tracing will likely fail; procscan covers every process the tracer cannot seize.");
+            }
+            true
+        }
+        Mode::Auto => match trace_possible(&config.proc_root) {
+            Ok(()) => {
+                tracing::info!(
+                    mode = "trace",
+                    "Mode auto: tracing is possible; using trace."
+                );
+                true
+            }
+            Err(reason) => {
+                tracing::info!(mode = "poll", %reason, "Mode auto: cannot trace; using poll.");
+                false
+            }
+        },
+    }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Emit, LogFormat, Output, Overrides, RuleMatchingMode};
+use crate::config::{Emit, LogFormat, Mode, Output, Overrides, RuleMatchingMode};
 
 /// Exit codes of the `tasksentry` binary.
 pub mod exit {
@@ -189,6 +189,10 @@ pub struct RunArgs {
     /// [default: 2s; 0s disables].
     #[arg(long, env = "TASKSENTRY_RULES_POLL_INTERVAL", value_name = "DURATION")]
     pub rules_poll_interval: Option<String>,
+    /// `poll` (/proc only, default), `trace` (also event-only ptrace; needs SYS_PTRACE) or
+    /// `auto` (trace when possible, else poll).
+    #[arg(long, env = "TASKSENTRY_MODE", value_enum)]
+    pub mode: Option<Mode>,
 }
 
 impl RunArgs {
@@ -229,6 +233,7 @@ impl RunArgs {
             stdout_min_priority: self.stdout_min_priority,
             redact_patterns: self.redact_patterns,
             rules_poll_interval: self.rules_poll_interval,
+            mode: self.mode,
         }
     }
 }

@@ -31,6 +31,19 @@ pub enum RuleMatchingMode {
     All,
 }
 
+/// How processes are observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Poll `/proc` (plus inotify triggers) only.
+    Poll,
+    /// Also trace the monitored processes with event-only ptrace (needs `SYS_PTRACE`): every
+    /// exec is seen, with the process frozen.
+    Trace,
+    /// `trace` when the monitor can trace, else `poll`; the choice is logged.
+    Auto,
+}
+
 /// The format of TaskSentry's own logs (on stderr).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -129,6 +142,8 @@ pub struct Overrides {
     pub redact_patterns: Option<Vec<String>>,
     /// `--rules-poll-interval` / `TASKSENTRY_RULES_POLL_INTERVAL`.
     pub rules_poll_interval: Option<String>,
+    /// `--mode` / `TASKSENTRY_MODE`.
+    pub mode: Option<Mode>,
 }
 
 /// The YAML configuration file. Keys are the settings' names; unknown keys are errors.
@@ -201,6 +216,8 @@ pub struct FileConfig {
     pub redact_patterns: Option<Vec<String>>,
     /// See [`Config::rules_poll_interval`] (a duration; `0s` disables polling).
     pub rules_poll_interval: Option<String>,
+    /// See [`Config::mode`].
+    pub mode: Option<Mode>,
 }
 
 /// The resolved, validated configuration of `tasksentry run`.
@@ -277,6 +294,8 @@ pub struct Config {
     /// How often the configured rule files and directories are checked for changes, which
     /// reload the rules like SIGHUP (zero disables).
     pub rules_poll_interval: Duration,
+    /// `poll` (default), `trace` (event-only ptrace on top of polling) or `auto`.
+    pub mode: Mode,
 }
 
 impl Default for Config {
@@ -315,6 +334,7 @@ impl Default for Config {
             stdout_min_priority: "debug".to_owned(),
             redact_patterns: Vec::new(),
             rules_poll_interval: Duration::from_secs(2),
+            mode: Mode::Poll,
         }
     }
 }
@@ -586,6 +606,13 @@ pub const SETTINGS: &[(&str, &str, &str, &str, &str)] = &[
         "2s",
         "how often configured rule files and directories are checked for changes, which reload the rules like SIGHUP; `0s` disables",
     ),
+    (
+        "mode",
+        "--mode",
+        "TASKSENTRY_MODE",
+        "poll",
+        "`poll`: /proc only; `trace`: also event-only ptrace (needs SYS_PTRACE), every exec seen; `auto`: trace when possible, else poll",
+    ),
 ];
 
 fn setting_error(setting: &'static str, message: impl Into<String>) -> ConfigError {
@@ -824,6 +851,7 @@ impl Config {
             stdout_min_priority,
             redact_patterns,
             rules_poll_interval,
+            mode: overrides.mode.or(file.mode).unwrap_or(defaults.mode),
         })
     }
 

@@ -3,7 +3,9 @@
 //! The `procscan` collector lives in [`procscan`]: it polls `/proc` (plus inotify triggers) and
 //! maintains the shared [`table::ProcessTable`] and [`table::ContainerTable`] that the other
 //! collectors use for attribution. [`proc`] reads one process, [`cgroup`] recognises
-//! containers, [`users`] resolves names from a container's own `/etc/passwd`.
+//! containers, [`users`] resolves names from a container's own `/etc/passwd`. The opt-in
+//! [`tracer`] (`--mode trace`) sees every exec, fork and exit of the processes procscan hands
+//! it, through event-only ptrace.
 
 pub mod cgroup;
 pub mod fswatch;
@@ -11,6 +13,7 @@ pub mod proc;
 pub mod procscan;
 pub mod sockets;
 pub mod table;
+pub mod tracer;
 pub mod triggers;
 pub mod users;
 
@@ -20,6 +23,7 @@ pub use fswatch::{DriftRegistry, FsWatchConfig, FsWatcher, spawn_fswatch};
 pub use procscan::{ProcScanConfig, ProcScanner, spawn_procscan, spawn_procscan_shared};
 pub use sockets::{SocketTracker, SocketsConfig, refine_socket_fd, spawn_sockets};
 pub use table::{ContainerTable, ProcKey, ProcessTable, SharedTables, Tables};
+pub use tracer::{TracerConfig, TracerLink, block_sigchld, spawn_tracer, trace_possible};
 
 /// Errors starting a collector.
 #[derive(Debug, thiserror::Error)]

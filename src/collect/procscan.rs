@@ -92,6 +92,9 @@ pub struct ProcScanConfig {
     /// Files the fswatch collector saw written in each container after it started; consulted
     /// for `proc.exe_written_after_start` (see [`ProcScanner::drift_fact`]).
     pub drift: Option<Arc<DriftRegistry>>,
+    /// In trace mode, the link to the tracer: new processes are handed to it to seize, and
+    /// exec/exit events of the pids it holds are left to it (see [`super::tracer`]).
+    pub tracer: Option<super::tracer::TracerLink>,
 }
 
 impl Default for ProcScanConfig {
@@ -113,6 +116,7 @@ impl Default for ProcScanConfig {
             trigger_min_spacing: Duration::from_millis(1),
             trigger_delay: Duration::from_millis(1),
             drift: None,
+            tracer: None,
         }
     }
 }
@@ -512,7 +516,12 @@ impl ProcScanner {
             );
         }
         drop(track);
-        if entry.excluded.is_none() {
+        let traced = self.config.tracer.as_ref().is_some_and(|link| {
+            let covered = link.covers(key.pid);
+            link.forget(key.pid);
+            covered
+        });
+        if entry.excluded.is_none() && !traced {
             self.stats.exits += 1;
             out.push(self.event_for(EventType::Procexit, key, &entry));
         }
@@ -611,6 +620,23 @@ impl ProcScanner {
             },
         );
         self.dirty = true;
+        if let Some(link) = &self.config.tracer {
+            // A child of a traced process was attached by the kernel at fork (its TracerPid is
+            // the monitor's): the tracer reports it. A child forked before its parent was
+            // seized is not, and is handed to the tracer like anything else.
+            if link.holds(entry.process.ppid)
+                && entry
+                    .process
+                    .tracer_pid
+                    .is_some_and(|tracer| link.is_tracer(tracer))
+            {
+                return true;
+            }
+            link.request_seize(key.pid);
+        }
+        if self.traced(key.pid) {
+            return true;
+        }
         self.stats.new_processes += 1;
         // A child that still runs exactly its parent's image has only forked (so far): that is
         // a `clone`, not an `execve`. Its exec, if it comes, is caught by the young-process
@@ -710,6 +736,9 @@ impl ProcScanner {
             track.stat = read.stat;
         }
         self.dirty = true;
+        if self.traced(key.pid) {
+            return;
+        }
         self.stats.execs += 1;
         let entry = ProcEntry { process, ..entry };
         out.push(self.event_for(EventType::Execve, key, &entry));
@@ -747,6 +776,14 @@ impl ProcScanner {
                     .as_nanos()
                     .saturating_add(DRIFT_CLOCK_SLACK.as_nanos() as u64),
         )
+    }
+
+    /// Whether the tracer reports this pid's exec and exit events (trace mode).
+    fn traced(&self, pid: i32) -> bool {
+        self.config
+            .tracer
+            .as_ref()
+            .is_some_and(|link| link.covers(pid))
     }
 
     /// Whether a new process is excluded, and whether the exclusion covers its whole container.
@@ -839,6 +876,10 @@ impl ProcScanner {
         let mut missed = 0;
         for pid in alloc.iter() {
             if new_pids.contains(&pid) || exited_pids.contains(&pid) {
+                continue;
+            }
+            // In trace mode, a pid the tracer saw is not missed.
+            if self.config.tracer.as_ref().is_some_and(|l| l.covers(pid)) {
                 continue;
             }
             if self.config.proc_root.join(pid.to_string()).exists() {
