@@ -32,6 +32,7 @@ pub mod config;
 pub mod drift;
 pub mod resolve;
 
+use super::sender::DropCountingSender;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -39,7 +40,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -1227,81 +1228,6 @@ fn rate_ok(last: &mut Option<Instant>) -> bool {
     true
 }
 
-/// Sends events without ever blocking the collector; drops are counted and reported. Internal
-/// (`tasksentry`) events are never dropped for a full queue: they wait in a small backlog
-/// (the oldest goes when it is full, counted like any drop), since they are what tells the
-/// reader that visibility was lost.
-struct Sender {
-    tx: SyncSender<Event>,
-    dropped: u64,
-    backlog: std::collections::VecDeque<Event>,
-}
-
-/// Most internal events waiting for room in the queue.
-const MAX_BACKLOG: usize = 64;
-
-impl Sender {
-    fn flush(&mut self) -> bool {
-        while let Some(event) = self.backlog.pop_front() {
-            match self.tx.try_send(event) {
-                Ok(()) => {}
-                Err(TrySendError::Full(event)) => {
-                    self.backlog.push_front(event);
-                    return true;
-                }
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-        }
-        if self.dropped > 0 {
-            let mut report = Event::new(EventType::Tasksentry, Collector::Fswatch);
-            report.internal = Some(Box::new(Internal {
-                kind: "events_dropped".into(),
-                message: format!(
-                    "{} fswatch events were dropped because the event queue was full",
-                    self.dropped
-                ),
-                count: Some(self.dropped),
-            }));
-            match self.tx.try_send(report) {
-                Ok(()) => self.dropped = 0,
-                Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-        }
-        true
-    }
-
-    fn send(&mut self, event: Event) -> bool {
-        if !self.flush() {
-            return false;
-        }
-        if !self.backlog.is_empty() && event.internal.is_some() {
-            self.queue_internal(event);
-            return true;
-        }
-        match self.tx.try_send(event) {
-            Ok(()) => true,
-            Err(TrySendError::Full(event)) => {
-                if event.internal.is_some() {
-                    self.queue_internal(event);
-                } else {
-                    self.dropped += 1;
-                }
-                true
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        }
-    }
-
-    fn queue_internal(&mut self, event: Event) {
-        if self.backlog.len() >= MAX_BACKLOG {
-            self.backlog.pop_front();
-            self.dropped += 1;
-        }
-        self.backlog.push_back(event);
-    }
-}
-
 /// Starts the fswatch collector on its own OS thread, following the containers of `tables`.
 /// Events go to `tx` with `try_send` (drops are counted and reported as
 /// `tasksentry`/`events_dropped`). The thread ends when `shutdown` is set or the receiver is
@@ -1326,11 +1252,7 @@ fn run_loop(
     tx: SyncSender<Event>,
     shutdown: Arc<AtomicBool>,
 ) {
-    let mut sender = Sender {
-        tx,
-        dropped: 0,
-        backlog: std::collections::VecDeque::new(),
-    };
+    let mut sender = DropCountingSender::new(tx, Collector::Fswatch);
     let mut out = Vec::new();
     let mut next_sync = Instant::now();
     let tick = (watcher.config.coalesce_window / 4)

@@ -11,6 +11,7 @@ pub mod cgroup;
 pub mod fswatch;
 pub mod proc;
 pub mod procscan;
+mod sender;
 pub mod sockets;
 pub mod table;
 pub mod tracer;

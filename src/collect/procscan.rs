@@ -33,12 +33,13 @@
 //! the namespace (the task's pause process) and every process of its container when pid 1 is in
 //! a recognised container.
 
+use super::sender::DropCountingSender;
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -1008,50 +1009,6 @@ fn rate_limit(last: &mut Option<Instant>) -> bool {
     true
 }
 
-/// Sends events without ever blocking the scanner; drops are counted and reported.
-struct DropCountingSender {
-    tx: SyncSender<Event>,
-    dropped: u64,
-}
-
-impl DropCountingSender {
-    /// Reports pending drops if there is room. Returns false when the receiver is gone.
-    fn flush(&mut self) -> bool {
-        if self.dropped > 0 {
-            let mut report = Event::new(EventType::Tasksentry, Collector::Procscan);
-            report.internal = Some(Box::new(Internal {
-                kind: "events_dropped".into(),
-                message: format!(
-                    "{} procscan events were dropped because the event queue was full",
-                    self.dropped
-                ),
-                count: Some(self.dropped),
-            }));
-            match self.tx.try_send(report) {
-                Ok(()) => self.dropped = 0,
-                Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-        }
-        true
-    }
-
-    /// Sends one event. Returns false when the receiver is gone.
-    fn send(&mut self, event: Event) -> bool {
-        if !self.flush() {
-            return false;
-        }
-        match self.tx.try_send(event) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.dropped += 1;
-                true
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        }
-    }
-}
-
 /// Starts the procscan collector on its own OS thread. Events go to `tx` with `try_send`: the
 /// scanner never blocks on a full queue; it counts what it drops and reports the count as a
 /// `tasksentry`/`events_dropped` event as soon as there is room. The thread ends when
@@ -1085,7 +1042,7 @@ fn run_loop(mut scanner: ProcScanner, tx: SyncSender<Event>, shutdown: Arc<Atomi
     let interval = scanner.config.interval.max(Duration::from_millis(1));
     let delay = scanner.config.trigger_delay;
     let min_spacing = scanner.config.trigger_min_spacing;
-    let mut sender = DropCountingSender { tx, dropped: 0 };
+    let mut sender = DropCountingSender::new(tx, Collector::Procscan);
     let mut out = Vec::new();
     let mut next_tick = Instant::now();
     let mut trigger_at: Option<Instant> = None;

@@ -28,20 +28,21 @@
 pub mod netlink;
 pub mod procnet;
 
+use super::sender::DropCountingSender;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tracing::warn;
 
 use super::table::{SharedTables, Tables};
-use crate::event::{Collector, Event, EventType, Fd, FdKind, Internal};
+use crate::event::{Collector, Event, EventType, Fd, FdKind};
 
 /// Address family of a socket table entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -978,41 +979,6 @@ pub fn refine_socket_fd(
     procnet::unix_table_has_inode(&text, inode).then_some((FdKind::Unix, None))
 }
 
-/// Sends events without ever blocking the collector; drops are counted and reported.
-struct Sender {
-    tx: SyncSender<Event>,
-    dropped: u64,
-}
-
-impl Sender {
-    fn send(&mut self, event: Event) -> bool {
-        if self.dropped > 0 {
-            let mut report = Event::new(EventType::Tasksentry, Collector::Sockets);
-            report.internal = Some(Box::new(Internal {
-                kind: "events_dropped".into(),
-                message: format!(
-                    "{} sockets events were dropped because the event queue was full",
-                    self.dropped
-                ),
-                count: Some(self.dropped),
-            }));
-            match self.tx.try_send(report) {
-                Ok(()) => self.dropped = 0,
-                Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-        }
-        match self.tx.try_send(event) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) => {
-                self.dropped += 1;
-                true
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        }
-    }
-}
-
 /// Starts the sockets collector on its own OS thread: polls the tables every
 /// `config.interval`, attributes sockets with `tables` (procscan's shared tables) and sends
 /// events to `tx` without blocking. Ends when `shutdown` is set or the receiver is dropped.
@@ -1028,7 +994,7 @@ pub fn spawn_sockets(
             let interval = config.interval.max(Duration::from_millis(1));
             let mut source = SocketSource::new(&config.proc_root, config.use_netlink);
             let mut tracker = SocketTracker::new(config);
-            let mut sender = Sender { tx, dropped: 0 };
+            let mut sender = DropCountingSender::new(tx, Collector::Sockets);
             let mut entries = Vec::new();
             let mut out = Vec::new();
             while !shutdown.load(Ordering::Relaxed) {

@@ -32,12 +32,13 @@
 //! Events leave through the same bounded queue as procscan's, with `try_send`; drops are
 //! counted and reported as `tasksentry`/`events_dropped`.
 
+use super::sender::DropCountingSender;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -293,7 +294,7 @@ pub fn spawn_tracer(
                 conflicts: HashSet::new(),
                 self_pids: [self_pid, self_ns_pid],
                 buf: Vec::with_capacity(8192),
-                sender: Sender { tx, dropped: 0 },
+                sender: DropCountingSender::new(tx, Collector::Tracer),
                 last_warning: None,
             };
             tracer.run(&shutdown);
@@ -326,7 +327,7 @@ struct Tracer {
     conflicts: HashSet<i32>,
     self_pids: [i32; 2],
     buf: Vec<u8>,
-    sender: Sender,
+    sender: DropCountingSender,
     last_warning: Option<Instant>,
 }
 
@@ -835,44 +836,6 @@ impl Tracer {
             ppid = parent.ppid;
         }
         out
-    }
-}
-
-/// Sends events without ever blocking the tracer (a blocked tracer would stall every tracee
-/// at its next event); drops are counted and reported.
-struct Sender {
-    tx: SyncSender<Event>,
-    dropped: u64,
-}
-
-impl Sender {
-    fn flush(&mut self) -> bool {
-        if self.dropped > 0 {
-            let mut report = Event::new(EventType::Tasksentry, Collector::Tracer);
-            report.internal = Some(Box::new(Internal {
-                kind: "events_dropped".into(),
-                message: format!(
-                    "{} tracer events were dropped because the event queue was full",
-                    self.dropped
-                ),
-                count: Some(self.dropped),
-            }));
-            match self.tx.try_send(report) {
-                Ok(()) => self.dropped = 0,
-                Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return false,
-            }
-        }
-        true
-    }
-
-    fn send(&mut self, event: Event) {
-        if !self.flush() {
-            return;
-        }
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(event) {
-            self.dropped += 1;
-        }
     }
 }
 
