@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let outcome = load(&[RuleSource { name: "c.yaml".into(), text }], &LoadOptions::default());
     if let Some(set) = outcome.ruleset {
         let mut e = Event::new(EventType::Execve, Collector::Procscan);
-        e.proc = Some(Process { name: "sh".into(), ..Process::default() });
+        e.proc = Some(Box::new(Process { name: "sh".into(), ..Process::default() }));
         let mut out = Vec::new();
         set.evaluate(&e, &mut out);
     }

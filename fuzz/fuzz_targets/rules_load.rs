@@ -8,7 +8,7 @@ use tasksentry::rules::{LoadOptions, RuleMatching, RuleSource, load};
 
 fn events() -> Vec<Event> {
     let mut exec = Event::new(EventType::Execve, Collector::Procscan);
-    exec.proc = Some(Process {
+    exec.proc = Some(Box::new(Process {
         pid: 3,
         ppid: 2,
         name: "sh".into(),
@@ -16,12 +16,12 @@ fn events() -> Vec<Event> {
         env: vec![("HOME".into(), "/root".into())],
         ancestors: vec![Ancestor { pid: 2, name: "nginx".into(), exe: None, exepath: None, args: vec![] }],
         ..Process::default()
-    });
-    exec.container = Some(Container { id: "c1".into(), image: Some("a/b:1".into()), ..Container::default() });
+    }));
+    exec.container = Some(Box::new(Container { id: "c1".into(), image: Some("a/b:1".into()), ..Container::default() }));
     let mut open = Event::new(EventType::Open, Collector::Fswatch);
-    open.fd = Some(Fd { kind: Some(FdKind::File), name: Some("/etc/shadow".into()), open_write: Some(true), ..Fd::default() });
+    open.fd = Some(Box::new(Fd { kind: Some(FdKind::File), name: Some("/etc/shadow".into()), open_write: Some(true), ..Fd::default() }));
     let mut conn = Event::new(EventType::Connect, Collector::Sockets);
-    conn.fd = Some(Fd {
+    conn.fd = Some(Box::new(Fd {
         kind: Some(FdKind::Ipv4),
         cip: "10.0.0.1".parse().ok(),
         sip: "198.51.100.1".parse().ok(),
@@ -29,7 +29,7 @@ fn events() -> Vec<Event> {
         cport: Some(5000),
         local_is_client: Some(true),
         ..Fd::default()
-    });
+    }));
     vec![exec, open, conn]
 }
 
