@@ -139,3 +139,21 @@ fn display_renders_position_message_line_and_caret() {
         "unknown_macro.yaml:6:34: error: rule 'Unknown macro': Undefined macro 'shell_procs_typo' used in filter.\n    condition: spawned_process and shell_procs_typo\n                                   ^"
     );
 }
+
+/// Found by fuzzing (rules_load): a tab error next to a multi-byte character.
+#[test]
+fn fuzz_regression_tab_error_near_multibyte_character() {
+    let path = format!(
+        "{}/tests/data/rules/broken/fuzz_tab_multibyte.bin",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = String::from_utf8_lossy(&std::fs::read(path).expect("read")).into_owned();
+    let outcome = load(
+        &[RuleSource {
+            name: "f".into(),
+            text,
+        }],
+        &LoadOptions::default(),
+    );
+    assert!(outcome.ruleset.is_none());
+}

@@ -453,3 +453,16 @@ fn bad_conditions_are_load_errors() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Found by fuzzing (rules_load): an error message preview must not cut a multi-byte
+/// character.
+#[test]
+fn error_preview_with_multibyte_characters_does_not_panic() {
+    let cond = format!("evt.type {}", "\u{fffd}".repeat(20));
+    let outcome = load_text(&rule_yaml("r", &cond));
+    assert!(
+        outcome
+            .errors()
+            .any(|d| d.message.contains("unknown operator"))
+    );
+}

@@ -260,12 +260,16 @@ impl<'a> Parser<'a> {
     }
 
     fn token_preview(&self, at: usize) -> String {
+        let mut at = at.min(self.text.len());
+        while !self.text.is_char_boundary(at) {
+            at -= 1;
+        }
         let rest = &self.text[at..];
         let end = rest
             .char_indices()
             .find(|(i, c)| *i > 0 && (c.is_whitespace() || *c == '(' || *c == ')'))
             .map_or(rest.len(), |(i, _)| i);
-        rest[..end.min(40)].chars().take(40).collect()
+        rest[..end].chars().take(40).collect()
     }
 
     fn peek(&self) -> Option<u8> {

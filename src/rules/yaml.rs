@@ -289,7 +289,10 @@ fn refine_tab_error(text: &str, e: YamlError) -> YamlError {
     if !e.message.contains("tab") {
         return e;
     }
-    let from = e.offset.min(text.len());
+    let mut from = e.offset.min(text.len());
+    while !text.is_char_boundary(from) {
+        from -= 1;
+    }
     let mut line_start = text[..from].rfind('\n').map_or(0, |i| i + 1);
     for line in text[line_start..].split_inclusive('\n') {
         let indent = line.len() - line.trim_start_matches([' ', '\t']).len();
