@@ -271,9 +271,11 @@ fn network_namespace_has_the_task_addresses_on_lo_only() {
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
     // A peer started from the host side in the task's network namespace is reachable from a
     // container at a "remote" address.
+    // The listener's stdin stays open for a few seconds: busybox nc stops at EOF on its own
+    // stdin, which (from /dev/null) could come before the client's data was read.
     let listener = task
-        .netns_command("/bin/busybox")
-        .args(["nc", "-l", "-p", "8080"])
+        .netns_command("/bin/sh")
+        .args(["-c", "sleep 3 | /bin/busybox nc -l -p 8080"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("starting a listener");
