@@ -209,18 +209,8 @@ impl Container {
         let log_path = base.join("container.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let mut command = Command::new("nsenter");
+        let mut command = task.enter_command();
         command
-            .arg(format!("--target={}", task.pause_host_pid))
-            .args([
-                "--pid",
-                "--net",
-                "--",
-                "unshare",
-                "--mount",
-                "--propagation=private",
-                "--",
-            ])
             .args(["/bin/sh", "-c", SETUP_SCRIPT, "container-setup"])
             .arg(&root)
             .args(&binds)

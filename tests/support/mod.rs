@@ -149,6 +149,24 @@ pub(crate) struct TaskInner {
 }
 
 impl TaskInner {
+    /// `nsenter` into the task's PID and network namespaces, then `unshare` a private mount
+    /// namespace: the start of every container's and the monitor's command line.
+    pub(crate) fn enter_command(&self) -> Command {
+        let mut command = Command::new("nsenter");
+        command
+            .arg(format!("--target={}", self.pause_host_pid))
+            .args([
+                "--pid",
+                "--net",
+                "--",
+                "unshare",
+                "--mount",
+                "--propagation=private",
+                "--",
+            ]);
+        command
+    }
+
     fn dir(&self) -> &Path {
         self.dir
             .as_ref()

@@ -156,18 +156,8 @@ impl Monitor {
             bail!("monitor binary {} does not exist", program.display());
         }
         let (cgroup, container_id) = task.new_container_cgroup()?;
-        let mut command = Command::new("nsenter");
+        let mut command = task.enter_command();
         command
-            .arg(format!("--target={}", task.pause_host_pid))
-            .args([
-                "--pid",
-                "--net",
-                "--",
-                "unshare",
-                "--mount",
-                "--propagation=private",
-                "--",
-            ])
             .args([
                 "/bin/sh",
                 "-c",
