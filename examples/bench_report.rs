@@ -107,8 +107,8 @@ fn run(args: Args) -> Result<()> {
     let rate_seconds = if args.quick { 1 } else { 3 };
 
     // Capture rates: one observer at a time, each against the same workload.
-    let mut lifetime_rows: Vec<(Observer, Vec<(u32, u32, usize)>)> = Vec::new();
-    let mut rate_rows: Vec<(Observer, Vec<(u32, u32, usize)>)> = Vec::new();
+    let mut lifetime_rows: Rows = Vec::new();
+    let mut rate_rows: Rows = Vec::new();
     let wants = |part: &str| args.only.iter().any(|p| p == part);
     for &observer in observers.iter().filter(|_| wants("capture")) {
         eprintln!("capture: {}", observer.label());
