@@ -11,6 +11,8 @@
 //!   line the monitor printed on stdout (`outputs: stdout,cloudwatch`).
 //! - SIGTERM while 5,000 alerts wait undelivered (CloudWatch unreachable until the stop): the
 //!   monitor flushes every one of them within the flush deadline, says so on stderr and exits 0.
+//!   Also when the stop comes while a call hangs on a connection that died: the documented 10 s
+//!   flush timeout is not spent waiting for it.
 //! - An outage longer than the memory buffer: with a spill directory nothing is lost; without
 //!   one, what overflowed is counted exactly and reported in the stream (at-least-once for what
 //!   was buffered, and no silent drop).
@@ -657,6 +659,54 @@ fn sigterm_with_five_thousand_undelivered_alerts_flushes_them_all_and_exits_zero
         delivered.len(),
         printed.len()
     );
+}
+
+#[test]
+fn sigterm_while_a_call_hangs_on_a_dead_connection_still_flushes_within_the_deadline() {
+    // The documented example's flush timeout (docs/platform-engineers.md), no longer than the
+    // sink's per-attempt timeout: a call hanging when the stop comes must not use it all up.
+    let s = setup(ContainerSpec::default(), RelayMode::Hold);
+    let group = "/ecs/tasksentry-dead-connection";
+    let stream = "dead-connection";
+    let mut extra = s.marker_args();
+    extra.extend(
+        ["--log-stream", stream, "--flush-timeout", "10s"]
+            .iter()
+            .map(|a| (*a).to_owned()),
+    );
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut mon = s.start_monitor(group, &extra, &[]);
+    s.wait_until_watching(&mon);
+    s.make_markers(&mon, "dead", 500);
+    let printed = markers_on_stdout(&mon);
+    // Stop just after the sink started a new call: it hangs for the sink's whole attempt
+    // timeout unless the shutdown cuts it short.
+    let held = || {
+        s.relay
+            .counters()
+            .held
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = held();
+    let deadline = Instant::now() + TIMEOUT;
+    while held() == before {
+        assert!(Instant::now() < deadline, "the sink made no new attempt");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    mon.terminate().expect("SIGTERM");
+    // New connections work from now on; the held one stays dead.
+    s.relay.set_mode_keeping_held(RelayMode::Pass);
+    let status = mon
+        .wait_exit(Duration::from_secs(60))
+        .expect("the monitor exits");
+    let stderr = mon.stderr_so_far();
+    assert!(status.success(), "flushed in time: {status:?}\n{stderr}");
+    let delivered = markers_in_messages(&s.reader.alerts(group, stream).unwrap());
+    let missing = printed
+        .iter()
+        .filter(|m| !delivered.contains_key(*m))
+        .count();
+    assert_eq!(missing, 0, "{} printed, {} missing", printed.len(), missing);
 }
 
 /// Plays an outage: a few markers delivered, then CloudWatch unreachable (connections dropped)

@@ -69,6 +69,8 @@ struct RelayState {
     mode: Mutex<RelayMode>,
     changed: Condvar,
     stop: AtomicBool,
+    /// Held connections stay held whatever the mode (dead connections while new ones work).
+    keep_held: AtomicBool,
     counters: RelayCounters,
     /// Client sides of the connections being forwarded, by connection number.
     active: Mutex<HashMap<u64, TcpStream>>,
@@ -93,6 +95,7 @@ impl Relay {
             mode: Mutex::new(mode),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
+            keep_held: AtomicBool::new(false),
             counters: RelayCounters::default(),
             active: Mutex::new(HashMap::new()),
         });
@@ -121,6 +124,13 @@ impl Relay {
                 let _ = stream.shutdown(Shutdown::Both);
             }
         }
+    }
+
+    /// Changes the mode for new connections only: the connections held so far stay held until
+    /// the relay is dropped, like connections through a path that died while new ones work.
+    pub fn set_mode_keeping_held(&self, mode: RelayMode) {
+        self.state.keep_held.store(true, Ordering::Relaxed);
+        self.set_mode(mode);
     }
 
     /// The counters.
@@ -166,7 +176,9 @@ fn handle(number: u64, stream: TcpStream, upstream: SocketAddr, state: &RelaySta
         let mut mode = state.mode.lock().unwrap();
         if *mode == RelayMode::Hold {
             state.counters.held.fetch_add(1, Ordering::Relaxed);
-            while *mode == RelayMode::Hold && !state.stop.load(Ordering::Relaxed) {
+            while (*mode == RelayMode::Hold || state.keep_held.load(Ordering::Relaxed))
+                && !state.stop.load(Ordering::Relaxed)
+            {
                 mode = state
                     .changed
                     .wait_timeout(mode, Duration::from_millis(200))
