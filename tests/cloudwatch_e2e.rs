@@ -614,6 +614,7 @@ fn sigterm_with_five_thousand_undelivered_alerts_flushes_them_all_and_exits_zero
     );
 
     let stopping = mon.line_count();
+    let stop_sent = Instant::now();
     mon.terminate().expect("SIGTERM");
     // The monitor reports the stop before draining: only then does the network come back.
     mon.wait_for_after(
@@ -626,6 +627,7 @@ fn sigterm_with_five_thousand_undelivered_alerts_flushes_them_all_and_exits_zero
     let status = mon
         .wait_exit(Duration::from_secs(90))
         .expect("the monitor exits");
+    let stop_took = stop_sent.elapsed();
     let stderr = mon.stderr_so_far();
     assert!(
         status.success(),
@@ -655,7 +657,7 @@ fn sigterm_with_five_thousand_undelivered_alerts_flushes_them_all_and_exits_zero
         .any(|(_, m)| m.contains("TaskSentry stopped from outside the task"));
     assert!(stop_alert_delivered, "the stop alert is flushed too");
     eprintln!(
-        "flushed {flushed} records at SIGTERM; {} distinct markers delivered of {} printed",
+        "flushed {flushed} records at SIGTERM, {stop_took:?} from SIGTERM to exit; {} distinct markers delivered of {} printed",
         delivered.len(),
         printed.len()
     );
