@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::alert::AlertSettings;
 use crate::alert::budget::BudgetConfig;
 use crate::alert::redact::Redactor;
+use crate::alert::supervise::WorkerContext;
 use crate::alert::tamper::{self, Watchdog};
 use crate::cli::exit;
 use crate::collect::{
@@ -186,6 +187,11 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             .context("starting the engine thread")?
     };
     let watchdog_events = event_tx.clone();
+    // A worker restarted by its supervisor says why before anything else.
+    let worker = WorkerContext::from_env();
+    if let Some(report) = &worker.restart {
+        let _ = event_tx.send(report.event());
+    }
     let mut procscan_config = ProcScanConfig {
         proc_root: config.proc_root.clone(),
         interval: config.interval,
@@ -287,6 +293,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             Emit::Events => Vec::new(),
         },
         rules_poll_interval: config.rules_poll_interval,
+        supervisor: worker.supervisor_pid,
     })
     .context("starting the watchdog")?;
     tracing::info!(

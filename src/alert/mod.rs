@@ -7,6 +7,7 @@
 pub mod aggregate;
 pub mod budget;
 pub mod redact;
+pub mod supervise;
 pub mod tamper;
 
 use serde::Serialize;
