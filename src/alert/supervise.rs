@@ -32,7 +32,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -208,8 +208,7 @@ impl WorkerContext {
 /// The supervisor's settings.
 #[derive(Debug, Clone)]
 pub struct SupervisorSettings {
-    /// The worker program (default `/proc/self/exe`: this very image, even if the file on
-    /// disk was replaced).
+    /// The worker program (this process's executable).
     pub program: PathBuf,
     /// The worker's `argv[0]`.
     pub arg0: OsString,
@@ -228,11 +227,12 @@ impl SupervisorSettings {
     pub fn from_current_process(max_restarts: u32) -> SupervisorSettings {
         let mut argv = std::env::args_os();
         let arg0 = argv.next().unwrap_or_else(|| OsString::from("tasksentry"));
-        let program = if Path::new("/proc/self/exe").exists() {
-            PathBuf::from("/proc/self/exe")
-        } else {
-            std::env::current_exe().unwrap_or_else(|_| PathBuf::from(&arg0))
-        };
+        // The path, not `/proc/self/exe`: the worker's name (`comm`) comes from it, and the
+        // sidecar's root file system is read-only, so the file cannot be swapped.
+        let program = std::env::current_exe()
+            .ok()
+            .filter(|path| path.exists())
+            .unwrap_or_else(|| PathBuf::from("/proc/self/exe"));
         SupervisorSettings {
             program,
             arg0,
