@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod budget;
+pub mod health;
 pub mod redact;
 pub mod supervise;
 pub mod tamper;
