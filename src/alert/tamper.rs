@@ -9,8 +9,13 @@
 //!   `evt.arg.signal`, `evt.arg.sender_pid` and `evt.arg.sender_uid` say what came from whom;
 //!   only then does it start the shutdown (SIGTERM, SIGINT) or the rules reload (SIGHUP). A
 //!   signal from outside the task's PID namespace (ECS stopping the task) has sender pid 0.
-//! - Tracing: every second the watchdog reads its own `TracerPid`; a new tracer is reported as
-//!   `monitor_traced` with the tracer as `proc.*`.
+//!   Under supervision ([`super::supervise`]) the supervisor forwards the signals it receives
+//!   with the original sender's pid and uid (marked by `ssi_int`), so the sender named is the
+//!   one that signalled the container's main process (`evt.arg.forwarded_by_pid` says it was
+//!   forwarded); the parent-death SIGTERM from a vanished supervisor is reported as
+//!   `supervisor_lost` instead, before the monitor stops.
+//! - Tracing: every second the watchdog reads its own `TracerPid` (and its supervisor's); a
+//!   new tracer is reported as `monitor_traced` with the tracer as `proc.*`.
 //! - Rule changes: every `rules_poll_interval` it fingerprints the configured rule files and
 //!   directories (names, sizes, modification times) and asks the engine for a reload when the
 //!   fingerprint changes.
