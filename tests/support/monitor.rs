@@ -232,6 +232,17 @@ impl Monitor {
         self.host_pid
     }
 
+    /// The host pid of the process that does the monitoring: the supervisor's worker child
+    /// when `tasksentry run` supervises (its default), else the monitor process itself. Use it
+    /// to act on the monitoring itself (SIGSTOP to starve it); signals that ECS would send go
+    /// to [`Monitor::host_pid`], the container's main process.
+    pub fn worker_host_pid(&self) -> i32 {
+        match super::children_of(u32::try_from(self.host_pid).unwrap_or(0))[..] {
+            [worker] => worker,
+            _ => self.host_pid,
+        }
+    }
+
     /// The monitor container's id (`<task id>-<digits>`).
     pub fn container_id(&self) -> &str {
         &self.container_id
