@@ -187,7 +187,7 @@ fn parse_scenario(file: &str, script: &str) -> Result<Scenario, String> {
     if scenario.title.is_empty() || scenario.technique.is_empty() || scenario.source.is_empty() {
         return Err(format!("{file}: title, technique and source are required"));
     }
-    if scenario.benign == !scenario.expect.is_empty() {
+    if scenario.benign != scenario.expect.is_empty() {
         return Err(format!(
             "{file}: either `expect: nothing` (benign) or at least one expected rule"
         ));
@@ -471,7 +471,7 @@ fn run_mode(mode: &'static str, scenarios: &[Scenario]) -> ModeRun {
     if mode == "trace" {
         let deadline = Instant::now() + Duration::from_secs(60);
         for (runner, scenario) in runners.iter().zip(scenarios) {
-            while !tracer_pid(runner.host_pid()).is_some_and(|t| t != 0) {
+            while tracer_pid(runner.host_pid()).is_none_or(|t| t == 0) {
                 assert!(
                     Instant::now() < deadline,
                     "{}: the tracer never seized the runner",
@@ -678,7 +678,7 @@ fn stale_named_connections(recording: &Path) -> BTreeSet<String> {
         // RFC 3339 times with the same precision compare as strings.
         let last = execs
             .get(&pid)
-            .and_then(|v| v.iter().filter(|(t, _, _)| t.as_str() <= time).last());
+            .and_then(|v| v.iter().rfind(|(t, _, _)| t.as_str() <= time));
         // The mix: the new image's arguments under the old image's name (a tracer event that
         // merely lags behind the socket table has other arguments too).
         let args = &e["proc"]["args"];
