@@ -2,8 +2,8 @@
 //! fork and exit of the processes it holds, with the process frozen at the exec.
 //!
 //! Processes are attached with `PTRACE_SEIZE` and the options `TRACEFORK | TRACEVFORK |
-//! TRACECLONE | TRACEEXEC | TRACEEXIT`, and never with syscall stops: a tracee stops only at
-//! those events, at signal delivery and at group-stops. New children are attached by the kernel
+//! TRACECLONE | TRACEEXEC`, and never with syscall stops: a tracee stops only at those events,
+//! at signal delivery and at group-stops; its exit is learnt when it is reaped. New children are attached by the kernel
 //! at fork, before they run, so nothing a traced process starts can escape. Procscan keeps
 //! running and hands the tracer every new process it finds (containers that start later,
 //! processes that existed at start) through a [`TracerLink`]; the tracer seizes all of its
@@ -29,11 +29,21 @@
 //! other thread exists (new threads inherit the mask). As a safety net, in case some thread does
 //! not block it, the poll also times out every 100 ms and reaps anyway.
 //!
+//! Cost to the tracee (see `scripts/bench-tracer`): every stop is two context switches the
+//! tracee waits for, so the thread keeps the stopped time short. A fork or signal stop is
+//! resumed right after `waitpid` (and `PTRACE_GETEVENTMSG` for a fork). At an exec stop only
+//! `/proc` is read (see [`frozen`]: a few files, one `read` each), then the process is resumed;
+//! everything else (user names, container lookups, ancestry, building events) is queued and
+//! done once no stop is pending. Events are handed to the engine in batches, at most
+//! [`FLUSH_INTERVAL`] late, so the engine is woken once per batch rather than per event. A
+//! fork that execs before its `clone` event was handed over is reported by its `execve` alone
+//! (the `clone` is withdrawn): that halves the events of a fork-exec loop.
+//!
 //! Events leave through the same bounded queue as procscan's, with `try_send`; drops are
 //! counted and reported as `tasksentry`/`events_dropped`.
 
 use super::sender::DropCountingSender;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -44,6 +54,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::ptrace::{self, Options};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -51,12 +62,13 @@ use nix::unistd::Pid;
 use tracing::{debug, warn};
 
 use super::cgroup::{HOST_ID, parse_cgroup};
-use super::proc::{
-    Clock, DEFAULT_ENV_ALLOWLIST, ReadOptions, parse_status, read_identity, read_process, read_stat,
-};
+use super::proc::{Clock, DEFAULT_ENV_ALLOWLIST, parse_status, read_stat};
 use super::table::{MAX_ANCESTORS, SharedTables};
 use super::users::UserDbCache;
-use crate::event::{Ancestor, Collector, Event, EventType, Internal, Process};
+use crate::event::{Ancestor, Collector, Event, EventType, Internal, Process, Timestamp};
+
+mod frozen;
+use frozen::{Frozen, FrozenReader, exe_fields};
 
 /// How long an exited pid stays known as "handled by the tracer", so that procscan, which may
 /// notice the exit up to a scan interval later, does not report it again.
@@ -66,13 +78,21 @@ const EXITED_GRACE: Duration = Duration::from_secs(10);
 /// shutdown is checked.
 const POLL_TIMEOUT_MS: u16 = 100;
 
-/// The ptrace options: event stops only, and never `EXITKILL`.
+/// How long events wait in the tracer at most before they are handed to the engine: handing
+/// them over in batches wakes the engine once per batch rather than once per event.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+
+/// A batch this large is handed over at once.
+const MAX_BATCH: usize = 512;
+
+/// The ptrace options: event stops only, and never `EXITKILL`. Not `TRACEEXIT` either: the exit
+/// status comes with the `waitpid` status of the reaped tracee, and an exit stop would only
+/// add a stop (two context switches) to every process's life.
 fn trace_options() -> Options {
     Options::PTRACE_O_TRACEFORK
         | Options::PTRACE_O_TRACEVFORK
         | Options::PTRACE_O_TRACECLONE
         | Options::PTRACE_O_TRACEEXEC
-        | Options::PTRACE_O_TRACEEXIT
 }
 
 /// What the tracer says about one pid.
@@ -280,21 +300,28 @@ pub fn spawn_tracer(
         .name("tracer".into())
         .spawn(move || {
             let mut tracer = Tracer {
-                options: ReadOptions {
-                    env_allowlist: config.env_allowlist.clone(),
-                    max_cmdline_bytes: config.max_cmdline_bytes,
-                },
+                frozen: FrozenReader::new(
+                    config.proc_root.clone(),
+                    config.env_allowlist.clone(),
+                    config.max_cmdline_bytes,
+                ),
                 proc_root: config.proc_root,
                 clock,
                 link,
                 tables,
                 users: UserDbCache::new(Duration::from_secs(1)),
                 tracees: HashMap::new(),
+                idents: HashMap::new(),
                 procs: HashMap::new(),
                 conflicts: HashSet::new(),
                 self_pids: [self_pid, self_ns_pid],
                 buf: Vec::with_capacity(8192),
+                work: VecDeque::new(),
+                batch: Vec::new(),
+                batch_since: None,
+                clone_slots: HashMap::new(),
                 sender: DropCountingSender::new(tx, Collector::Tracer),
+                closed: false,
                 last_warning: None,
             };
             tracer.run(&shutdown);
@@ -308,26 +335,73 @@ struct Tracee {
     tgid: i32,
 }
 
-/// What the tracer knows about one traced process, for clone events and ancestry.
+/// What the tracer knows about one traced process, for clone events, ancestry and its exit.
+/// A process that forked but has not exec'd shares its parent's `process` (the same image);
+/// its own pid and parent are `pid` and `ppid`.
 #[derive(Debug, Clone)]
 struct Known {
     process: Arc<Process>,
+    pid: i32,
+    ppid: i32,
     container_id: Arc<str>,
+}
+
+/// What the exec stop needs to know about a process without reading `/proc`: its container
+/// and login uid, both inherited at fork. Kept up to date on the hot path (at each fork and
+/// exec stop), while [`Known`] is filled in after the tracee has been resumed.
+#[derive(Debug, Clone)]
+struct Ident {
+    container_id: Arc<str>,
+    loginuid: Option<i64>,
+}
+
+/// Work left for after the tracees are resumed, in the order of the stops.
+#[derive(Debug)]
+enum Work {
+    /// A traced process forked (fork or vfork) `child`.
+    Fork {
+        parent_tgid: i32,
+        child: i32,
+        time: Timestamp,
+    },
+    /// A process exec'd; read at its exec stop.
+    Exec {
+        pid: i32,
+        read: Box<Frozen>,
+        ident: Ident,
+        time: Timestamp,
+    },
+    /// A traced process is gone (reaped).
+    Exit {
+        pid: i32,
+        exit_code: Option<i32>,
+        time: Timestamp,
+    },
 }
 
 struct Tracer {
     proc_root: PathBuf,
-    options: ReadOptions,
     clock: Clock,
     link: TracerLink,
     tables: SharedTables,
     users: UserDbCache,
     tracees: HashMap<i32, Tracee>,
+    idents: HashMap<i32, Ident>,
     procs: HashMap<i32, Known>,
     conflicts: HashSet<i32>,
     self_pids: [i32; 2],
     buf: Vec<u8>,
+    frozen: FrozenReader,
+    work: VecDeque<Work>,
+    /// Events waiting to be handed to the engine (`None`: a cancelled `clone`).
+    batch: Vec<Option<Event>>,
+    /// When the oldest event in `batch` was added.
+    batch_since: Option<Instant>,
+    /// Index in `batch` of the `clone` event of a child that has not exec'd yet.
+    clone_slots: HashMap<i32, usize>,
     sender: DropCountingSender,
+    /// The engine is gone.
+    closed: bool,
     last_warning: Option<Instant>,
 }
 
@@ -384,6 +458,16 @@ fn cont_raw(pid: i32, sig: i32) -> Result<(), Errno> {
     if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
+/// Resumes a stopped tracee with `sig` (0: none). A tracee that vanished meanwhile (killed by
+/// `SIGKILL`) is not an error.
+fn resume(pid: i32, sig: i32) {
+    if let Err(error) = cont_raw(pid, sig)
+        && error != Errno::ESRCH
+    {
+        debug!(pid, %error, "PTRACE_CONT failed");
+    }
+}
+
 /// `PTRACE_LISTEN` (nix has no wrapper): the tracee stays in its group-stop, as it would
 /// untraced, but the tracer is notified when it is continued or killed.
 fn listen(pid: i32) -> Result<(), Errno> {
@@ -430,26 +514,42 @@ impl Tracer {
             }
         };
         let mut last_purge = Instant::now();
-        while !shutdown.load(Ordering::Relaxed) {
-            {
+        while !shutdown.load(Ordering::Relaxed) && !self.closed {
+            let timeout = self.poll_timeout();
+            let (requests, sigchld) = {
                 let wake = self.link.inner.wake.as_fd();
-                let mut fds = vec![nix::poll::PollFd::new(wake, nix::poll::PollFlags::POLLIN)];
-                if let Some(sigfd) = &sigfd {
-                    fds.push(nix::poll::PollFd::new(
-                        sigfd.as_fd(),
-                        nix::poll::PollFlags::POLLIN,
-                    ));
+                let fds = &mut [
+                    PollFd::new(wake, PollFlags::POLLIN),
+                    PollFd::new(
+                        sigfd.as_ref().map_or(wake, |s| s.as_fd()),
+                        PollFlags::POLLIN,
+                    ),
+                ];
+                let n = if sigfd.is_some() { 2 } else { 1 };
+                let _ = nix::poll::poll(&mut fds[..n], PollTimeout::from(timeout));
+                let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+                (ready(&fds[0]), n == 2 && ready(&fds[1]))
+            };
+            if sigchld && let Some(sigfd) = &sigfd {
+                // `SIGCHLD` is a standard signal: however many stops happened, at most one is
+                // pending, so one read clears it.
+                let _ = sigfd.read_signal();
+            }
+            if requests {
+                for pid in self.link.take_requests() {
+                    self.seize_process(pid);
                 }
-                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(POLL_TIMEOUT_MS));
-            }
-            if let Some(sigfd) = &sigfd {
-                while let Ok(Some(_)) = sigfd.read_signal() {}
-            }
-            for pid in self.link.take_requests() {
-                self.seize_process(pid);
             }
             self.reap();
+            self.do_work();
             let now = Instant::now();
+            if self
+                .batch_since
+                .is_some_and(|since| now.saturating_duration_since(since) >= FLUSH_INTERVAL)
+                || self.batch.len() >= MAX_BATCH
+            {
+                self.flush_batch();
+            }
             if now.saturating_duration_since(last_purge) >= Duration::from_secs(1) {
                 self.link.purge(now);
                 last_purge = now;
@@ -458,9 +558,24 @@ impl Tracer {
                 return;
             }
         }
+        self.flush_batch();
     }
 
-    /// Handles every pending status.
+    /// Until the batch is due, else the safety-net period (ms).
+    fn poll_timeout(&self) -> u16 {
+        match self.batch_since {
+            Some(since) => {
+                let due = FLUSH_INTERVAL.saturating_sub(since.elapsed());
+                u16::try_from(due.as_millis())
+                    .unwrap_or(POLL_TIMEOUT_MS)
+                    .clamp(1, POLL_TIMEOUT_MS)
+            }
+            None => POLL_TIMEOUT_MS,
+        }
+    }
+
+    /// Handles every pending status: the hot path. Stops are resumed at once; what can wait
+    /// is queued in `work`.
     fn reap(&mut self) {
         loop {
             match wait_any() {
@@ -506,17 +621,19 @@ impl Tracer {
                         self.link.set(pid, Held::Live);
                     }
                 }
-                let resume_sig = match event {
-                    0 => sig,
-                    libc::PTRACE_EVENT_EXEC => {
-                        self.on_exec(pid);
-                        0
-                    }
+                match event {
+                    0 => resume(pid, sig),
+                    libc::PTRACE_EVENT_EXEC => self.on_exec_stop(pid),
                     libc::PTRACE_EVENT_FORK
                     | libc::PTRACE_EVENT_VFORK
                     | libc::PTRACE_EVENT_CLONE => {
-                        self.on_new_child(pid, event);
-                        0
+                        let child = ptrace::getevent(Pid::from_raw(pid))
+                            .ok()
+                            .and_then(|c| i32::try_from(c).ok());
+                        resume(pid, 0);
+                        if let Some(child) = child {
+                            self.on_new_child(pid, child, event);
+                        }
                     }
                     libc::PTRACE_EVENT_STOP if is_stop_signal(sig) => {
                         // A group-stop: stay stopped, as without a tracer, until SIGCONT.
@@ -525,16 +642,9 @@ impl Tracer {
                         {
                             debug!(pid, %error, "PTRACE_LISTEN failed");
                         }
-                        return;
                     }
-                    // PTRACE_EVENT_EXIT (the exit status comes with the final wait status),
-                    // the first stop of an auto-attached child, and anything else.
-                    _ => 0,
-                };
-                if let Err(error) = cont_raw(pid, resume_sig)
-                    && error != Errno::ESRCH
-                {
-                    debug!(pid, %error, "PTRACE_CONT failed");
+                    // The first stop of an auto-attached child, and anything else.
+                    _ => resume(pid, 0),
                 }
             }
             Status::Exited(_) | Status::Signaled(_) => {
@@ -542,10 +652,251 @@ impl Tracer {
                     return;
                 };
                 if tracee.tgid == pid {
-                    self.on_process_exit(pid, shell_status(status));
+                    self.idents.remove(&pid);
+                    self.work.push_back(Work::Exit {
+                        pid,
+                        exit_code: shell_status(status),
+                        time: Timestamp::now(),
+                    });
                 }
             }
         }
+    }
+
+    /// A fork, vfork or clone stop of `parent` (already resumed) that created `child`.
+    fn on_new_child(&mut self, parent: i32, child: i32, event: i32) {
+        let parent_tgid = self.tracees.get(&parent).map_or(parent, |t| t.tgid);
+        if event == libc::PTRACE_EVENT_CLONE {
+            // A thread (clone without a new process's exit signal).
+            self.tracees.insert(child, Tracee { tgid: parent_tgid });
+            return;
+        }
+        self.tracees.insert(child, Tracee { tgid: child });
+        if let Some(ident) = self.idents.get(&parent_tgid).cloned() {
+            self.idents.entry(child).or_insert(ident);
+        }
+        self.work.push_back(Work::Fork {
+            parent_tgid,
+            child,
+            time: Timestamp::now(),
+        });
+    }
+
+    /// The exec stop: read what must be read while the process is frozen, resume it, and
+    /// leave the rest for later.
+    fn on_exec_stop(&mut self, pid: i32) {
+        // After an exec by a non-leader thread the process continues under the leader's pid;
+        // the execing thread's former id is gone.
+        if let Ok(former) = ptrace::getevent(Pid::from_raw(pid))
+            && let Ok(former) = i32::try_from(former)
+            && former != pid
+        {
+            self.tracees.remove(&former);
+        }
+        self.tracees.insert(pid, Tracee { tgid: pid });
+        let time = Timestamp::now();
+        let known = self.idents.get(&pid).cloned();
+        let read = self.frozen.read(pid, known.is_none(), known.is_none());
+        resume(pid, 0);
+        let Some(mut read) = read else {
+            return;
+        };
+        let ident = match known {
+            Some(ident) => ident,
+            None => {
+                let container_id = read
+                    .cgroup
+                    .take()
+                    .as_deref()
+                    .map(parse_cgroup)
+                    .and_then(|c| c.container_id)
+                    .unwrap_or_else(|| HOST_ID.to_string());
+                let ident = Ident {
+                    container_id: Arc::from(container_id.as_str()),
+                    loginuid: read.loginuid,
+                };
+                self.idents.insert(pid, ident.clone());
+                ident
+            }
+        };
+        self.work.push_back(Work::Exec {
+            pid,
+            read: Box::new(read),
+            ident,
+            time,
+        });
+    }
+
+    /// Everything queued by the hot path, in order: bookkeeping and events.
+    fn do_work(&mut self) {
+        while let Some(work) = self.work.pop_front() {
+            match work {
+                Work::Fork {
+                    parent_tgid,
+                    child,
+                    time,
+                } => self.on_fork(parent_tgid, child, time),
+                Work::Exec {
+                    pid,
+                    read,
+                    ident,
+                    time,
+                } => self.on_exec(pid, *read, ident, time),
+                Work::Exit {
+                    pid,
+                    exit_code,
+                    time,
+                } => self.on_process_exit(pid, exit_code, time),
+            }
+        }
+    }
+
+    fn push_event(&mut self, event: Event) -> usize {
+        if self.batch_since.is_none() {
+            self.batch_since = Some(Instant::now());
+        }
+        self.batch.push(Some(event));
+        self.batch.len() - 1
+    }
+
+    /// Hands the batch to the engine.
+    fn flush_batch(&mut self) {
+        self.clone_slots.clear();
+        self.batch_since = None;
+        for event in std::mem::take(&mut self.batch).into_iter().flatten() {
+            if !self.sender.send(event) {
+                self.closed = true;
+                return;
+            }
+        }
+    }
+
+    fn on_fork(&mut self, parent_tgid: i32, child: i32, time: Timestamp) {
+        self.link.set(child, Held::Live);
+        if self.procs.contains_key(&child) {
+            // The child's own stops can be reported before its parent's fork event: it has
+            // already exec'd and been reported with its new image.
+            return;
+        }
+        let Some(parent) = self.procs.get(&parent_tgid).cloned() else {
+            return;
+        };
+        // The child runs its parent's image until it execs.
+        let known = Known {
+            process: parent.process.clone(),
+            pid: child,
+            ppid: parent_tgid,
+            container_id: parent.container_id.clone(),
+        };
+        self.procs.insert(child, known.clone());
+        // A `clone` event, withdrawn if the child execs before the batch is handed over: a
+        // fork that execs at once is reported by its `execve` alone.
+        let mut event = self.event_for(EventType::Clone, &known, None);
+        event.evt.time = time;
+        let slot = self.push_event(event);
+        self.clone_slots.insert(child, slot);
+    }
+
+    fn on_exec(&mut self, pid: i32, read: Frozen, ident: Ident, time: Timestamp) {
+        if let Some(slot) = self.clone_slots.remove(&pid)
+            && let Some(entry) = self.batch.get_mut(slot)
+        {
+            *entry = None;
+        }
+        let (exepath, exe_deleted, exe_from_memfd) = exe_fields(read.exe.as_deref());
+        let stat = read.stat;
+        let status = read.status;
+        let [stdin, stdout, stderr] = read.fds;
+        let mut process = Process {
+            pid,
+            ppid: stat.ppid,
+            start_ticks: stat.starttime,
+            start_time: Some(self.clock.start_time(stat.starttime)),
+            name: stat.comm,
+            exe: read.cmdline.argv0,
+            exepath,
+            args: read.cmdline.args,
+            args_truncated: read.cmdline.truncated,
+            cwd: read.cwd,
+            uid: status.uid,
+            euid: status.euid,
+            gid: status.gid,
+            egid: status.egid,
+            loginuid: ident.loginuid,
+            cap_effective: status.cap_eff,
+            cap_permitted: status.cap_prm,
+            cap_inheritable: status.cap_inh,
+            tracer_pid: status.tracer_pid,
+            tty: Some(stat.tty_nr),
+            sid: Some(stat.session),
+            pgid: Some(stat.pgrp),
+            threads: status.threads.or(Some(stat.num_threads)),
+            stdin,
+            stdout,
+            stderr,
+            env: read.env,
+            exe_deleted,
+            exe_from_memfd,
+            exe_ctime: read.exe_times.0,
+            exe_mtime: read.exe_times.1,
+            ..Process::default()
+        };
+        let snapshot = self.tables.snapshot();
+        let container_id = snapshot
+            .containers
+            .iter()
+            .find(|(id, _)| ***id == *ident.container_id)
+            .map_or(ident.container_id, |(id, _)| id.clone());
+        if let Some(root) = snapshot
+            .containers
+            .root_path(&container_id, &self.proc_root)
+        {
+            let resolved = self.users.resolve(
+                &container_id,
+                &root,
+                process.euid,
+                process.egid,
+                Instant::now(),
+            );
+            process.user = resolved.user;
+            process.user_home = resolved.home;
+            process.user_shell = resolved.shell;
+            process.group = resolved.group;
+        }
+        let known = Known {
+            ppid: process.ppid,
+            pid,
+            process: Arc::new(process),
+            container_id,
+        };
+        self.procs.insert(pid, known.clone());
+        self.link.set(pid, Held::Live);
+        let mut event = self.event_for(EventType::Execve, &known, None);
+        event.evt.time = time;
+        self.push_event(event);
+    }
+
+    fn on_process_exit(&mut self, pid: i32, exit_code: Option<i32>, time: Timestamp) {
+        self.link.set(pid, Held::Exited(Instant::now()));
+        let known = match self.procs.remove(&pid) {
+            Some(known) => known,
+            None => {
+                // Never read (seized but unknown to procscan's snapshot): nothing to attribute.
+                let snapshot = self.tables.snapshot();
+                let Some((_, entry)) = snapshot.processes.lookup_pid(pid) else {
+                    return;
+                };
+                Known {
+                    process: entry.process.clone(),
+                    pid: entry.process.pid,
+                    ppid: entry.process.ppid,
+                    container_id: entry.container_id.clone(),
+                }
+            }
+        };
+        let mut event = self.event_for(EventType::Procexit, &known, exit_code);
+        event.evt.time = time;
+        self.push_event(event);
     }
 
     fn read_tgid(&self, tid: i32) -> Option<i32> {
@@ -601,10 +952,19 @@ impl Tracer {
             self.link.set(pid, Held::Live);
             let snapshot = self.tables.snapshot();
             if let Some((_, entry)) = snapshot.processes.lookup_pid(pid) {
+                self.idents.insert(
+                    pid,
+                    Ident {
+                        container_id: entry.container_id.clone(),
+                        loginuid: entry.process.loginuid,
+                    },
+                );
                 self.procs.insert(
                     pid,
                     Known {
                         process: entry.process.clone(),
+                        pid,
+                        ppid: entry.process.ppid,
                         container_id: entry.container_id.clone(),
                     },
                 );
@@ -658,145 +1018,25 @@ impl Tracer {
         self.sender.send(event);
     }
 
-    fn on_new_child(&mut self, parent: i32, event: i32) {
-        let Ok(child) = ptrace::getevent(Pid::from_raw(parent)) else {
-            return;
-        };
-        let Ok(child) = i32::try_from(child) else {
-            return;
-        };
-        let parent_tgid = self.tracees.get(&parent).map_or(parent, |t| t.tgid);
-        if event == libc::PTRACE_EVENT_CLONE {
-            // A thread (clone without a new process's exit signal).
-            self.tracees.insert(child, Tracee { tgid: parent_tgid });
-            return;
-        }
-        self.tracees.insert(child, Tracee { tgid: child });
-        self.link.set(child, Held::Live);
-        // The child runs its parent's image until it execs: that is a `clone` event, built from
-        // what is known of the parent without reading /proc.
-        if self.procs.contains_key(&child) {
-            // The child's own stops can be reported before its parent's fork event: it has
-            // already exec'd and been reported with its new image.
-            return;
-        }
-        let Some(known) = self.procs.get(&parent_tgid).cloned() else {
-            return;
-        };
-        let mut process = (*known.process).clone();
-        process.pid = child;
-        process.ppid = parent_tgid;
-        process.start_ticks = 0;
-        process.start_time = None;
-        process.threads = Some(1);
-        process.exit_code = None;
-        let process = Arc::new(process);
-        self.procs.insert(
-            child,
-            Known {
-                process: process.clone(),
-                container_id: known.container_id.clone(),
-            },
-        );
-        let event = self.event_for(EventType::Clone, &process, &known.container_id);
-        self.sender.send(event);
-    }
-
-    fn on_exec(&mut self, pid: i32) {
-        // After an exec by a non-leader thread the process continues under the leader's pid;
-        // the execing thread's former id is gone.
-        if let Ok(former) = ptrace::getevent(Pid::from_raw(pid))
-            && let Ok(former) = i32::try_from(former)
-            && former != pid
-        {
-            self.tracees.remove(&former);
-        }
-        self.tracees.insert(pid, Tracee { tgid: pid });
-        let Some(stat) = read_stat(&self.proc_root, pid, &mut self.buf) else {
-            return;
-        };
-        let identity = read_identity(&self.proc_root, stat, &mut self.buf);
-        let container_id = identity
-            .cgroup
-            .as_deref()
-            .map(parse_cgroup)
-            .and_then(|c| c.container_id)
-            .unwrap_or_else(|| HOST_ID.to_string());
-        let Some(read) = read_process(
-            &self.proc_root,
-            identity,
-            &self.clock,
-            &self.options,
-            &mut self.buf,
-        ) else {
-            return;
-        };
-        let mut process = read.process;
-        let snapshot = self.tables.snapshot();
-        let container_id: Arc<str> = snapshot
-            .containers
-            .iter()
-            .find(|(id, _)| ***id == *container_id)
-            .map(|(id, _)| id.clone())
-            .unwrap_or_else(|| Arc::from(container_id.as_str()));
-        if let Some(root) = snapshot
-            .containers
-            .root_path(&container_id, &self.proc_root)
-        {
-            let resolved = self.users.resolve(
-                &container_id,
-                &root,
-                process.euid,
-                process.egid,
-                Instant::now(),
-            );
-            process.user = resolved.user;
-            process.user_home = resolved.home;
-            process.user_shell = resolved.shell;
-            process.group = resolved.group;
-        }
-        let process = Arc::new(process);
-        self.procs.insert(
-            pid,
-            Known {
-                process: process.clone(),
-                container_id: container_id.clone(),
-            },
-        );
-        self.link.set(pid, Held::Live);
-        let event = self.event_for(EventType::Execve, &process, &container_id);
-        self.sender.send(event);
-    }
-
-    fn on_process_exit(&mut self, pid: i32, exit_code: Option<i32>) {
-        self.link.set(pid, Held::Exited(Instant::now()));
-        let Some(known) = self.procs.remove(&pid) else {
-            // Never read (seized but unknown to procscan's snapshot): nothing to attribute.
-            let snapshot = self.tables.snapshot();
-            let Some((_, entry)) = snapshot.processes.lookup_pid(pid) else {
-                return;
-            };
-            let mut process = (*entry.process).clone();
-            process.exit_code = exit_code;
-            let event = self.event_for(EventType::Procexit, &process, &entry.container_id);
-            self.sender.send(event);
-            return;
-        };
-        let mut process = (*known.process).clone();
-        process.exit_code = exit_code;
-        let event = self.event_for(EventType::Procexit, &process, &known.container_id);
-        self.sender.send(event);
-    }
-
-    fn event_for(&self, evt_type: EventType, process: &Process, container_id: &str) -> Event {
+    /// An event about `known`; `exit_code` for a `procexit`.
+    fn event_for(&self, evt_type: EventType, known: &Known, exit_code: Option<i32>) -> Event {
         let mut event = Event::new(evt_type, Collector::Tracer);
         let snapshot = self.tables.snapshot();
-        let mut process = process.clone();
-        process.ancestors = self.ancestors(&process, container_id, &snapshot);
+        let mut process = (*known.process).clone();
+        if process.pid != known.pid {
+            // A forked child still running its parent's image.
+            process.pid = known.pid;
+            process.ppid = known.ppid;
+            process.start_ticks = 0;
+            process.start_time = None;
+            process.threads = Some(1);
+        }
+        process.exit_code = exit_code;
+        process.ancestors = self.ancestors(known.ppid, &known.container_id, &snapshot);
         event.proc = Some(Box::new(process));
         event.container = snapshot
             .containers
-            .get(container_id)
+            .get(&known.container_id)
             .map(|c| Box::new(c.container.clone()));
         event
     }
@@ -805,21 +1045,30 @@ impl Tracer {
     /// the walk stops at pid 1, at another container and at excluded processes, as procscan's.
     fn ancestors(
         &self,
-        process: &Process,
+        mut ppid: i32,
         container_id: &str,
         snapshot: &super::table::Tables,
     ) -> Vec<Ancestor> {
         let mut out = Vec::new();
-        let mut ppid = process.ppid;
         let mut seen = HashSet::new();
         while out.len() < MAX_ANCESTORS && ppid > 1 && seen.insert(ppid) {
-            let (parent, parent_container) = if let Some(known) = self.procs.get(&ppid) {
-                (known.process.clone(), known.container_id.clone())
+            let (parent, pid, next, parent_container) = if let Some(known) = self.procs.get(&ppid) {
+                (
+                    known.process.clone(),
+                    known.pid,
+                    known.ppid,
+                    known.container_id.clone(),
+                )
             } else if let Some((_, entry)) = snapshot.processes.lookup_pid(ppid) {
                 if entry.excluded.is_some() {
                     break;
                 }
-                (entry.process.clone(), entry.container_id.clone())
+                (
+                    entry.process.clone(),
+                    entry.process.pid,
+                    entry.process.ppid,
+                    entry.container_id.clone(),
+                )
             } else {
                 break;
             };
@@ -827,13 +1076,13 @@ impl Tracer {
                 break;
             }
             out.push(Ancestor {
-                pid: parent.pid,
+                pid,
                 name: parent.name.clone(),
                 exe: parent.exe.clone(),
                 exepath: parent.exepath.clone(),
                 args: parent.args.clone(),
             });
-            ppid = parent.ppid;
+            ppid = next;
         }
         out
     }
