@@ -224,6 +224,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         proc_root: config.proc_root.clone(),
         env_allowlist: procscan_config.env_allowlist.clone(),
         max_cmdline_bytes: procscan_config.max_cmdline_bytes,
+        drift: procscan_config.drift.clone(),
     };
     let (procscan, tables) =
         spawn_procscan_shared(procscan_config, event_tx.clone(), shutdown.clone()).with_context(

@@ -99,13 +99,11 @@ while True:
             close(c)
 "#;
 
-/// A known collector bug this suite works around, reported rather than hidden: in trace mode
-/// `proc.tracer_pid` of the tracer's exec events is the monitor's own tracer thread
-/// (src/collect/tracer.rs reads TracerPid from /proc without mapping itself to 0), so
-/// "Process traced by another process" fires for every process the tracer holds. The suite
-/// does not credit those alerts to scenarios (it counts them, and the coverage page says how
-/// many); an alert of that rule naming any other tracer counts as usual.
-const KNOWN_SELF_TRACE: &str = "in trace mode, \"Process traced by another process\" fires for every traced process, naming TaskSentry's own tracer thread (src/collect/tracer.rs does not map its own TracerPid to 0)";
+/// A collector bug this suite found, now fixed and asserted: in trace mode `proc.tracer_pid`
+/// of the tracer's exec events was the monitor's own tracer thread, so "Process traced by
+/// another process" fired for every process the tracer held. Such alerts are still counted
+/// apart (never credited to a scenario), and any of them fails the run.
+const KNOWN_SELF_TRACE: &str = "in trace mode, \"Process traced by another process\" fired for every traced process, naming TaskSentry's own tracer thread (the tracer now reports its own TracerPid as 0)";
 
 /// A second known collector bug, also reported rather than hidden: in trace mode a `connect`
 /// event can name its process by the image it ran before its exec (the shell that forked it)
@@ -865,14 +863,10 @@ fn coverage_table(scenarios: &[Scenario], trace: &ModeRun, poll: &ModeRun) -> St
     ));
     doc.push_str(&format!(
         "\n## Known gaps\n\n\
-         - Collector bug: {KNOWN_SELF_TRACE}. Not credited above; this run: {} such alerts in \
-         trace mode (after the rule's alert budget), {} in poll mode.\n\
+         - Fixed collector bug, now asserted: {KNOWN_SELF_TRACE}. This run: {} such alerts in \
+         trace mode, {} in poll mode.\n\
          - Collector bug: {KNOWN_STALE_NAME}. Not credited above; this run, trace mode: {}; \
          poll mode: {}.\n\
-         - Collector gap: the tracer's exec events carry no `proc.exe_written_after_start` (the \
-         file collector's drift registry and the executable's change time are consulted by \
-         procscan only), so \"Binary created after the container started\" never fires in trace \
-         mode.\n\
          - Collector gap: a TCP connection that opens and closes between two polls of the socket \
          tables, with the server closing first (HTTP/1.0, `Connection: close`), leaves no \
          TIME_WAIT entry on the client side and is not seen in either mode; the metadata \
@@ -952,6 +946,12 @@ fn every_scenario_is_detected_in_trace_mode_and_benign_workloads_are_silent() {
                     describe()
                 ));
             }
+        }
+        if run.self_traced_alerts > 0 {
+            failures.push(format!(
+                "[{}] {} alerts name TaskSentry's own tracer as the tracer of a process",
+                run.mode, run.self_traced_alerts
+            ));
         }
         for alert in &run.stray {
             let rule = alert["rule"].as_str().unwrap_or_default();

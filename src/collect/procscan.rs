@@ -756,26 +756,17 @@ impl ProcScanner {
         process: &Process,
         exe_id: Option<(u64, u64)>,
     ) -> Option<bool> {
-        if container_id == HOST_ID || process.exe_from_memfd {
-            return None;
-        }
-        if let Some(drift) = &self.config.drift
-            && drift.contains(container_id, process.exepath.as_deref(), exe_id)
-        {
-            return Some(true);
-        }
         let start = self
             .tables
             .containers
-            .get(container_id)?
-            .container
-            .start_time?;
-        let ctime = process.exe_ctime?;
-        Some(
-            ctime.as_nanos()
-                > start
-                    .as_nanos()
-                    .saturating_add(DRIFT_CLOCK_SLACK.as_nanos() as u64),
+            .get(container_id)
+            .and_then(|c| c.container.start_time);
+        drift_fact(
+            self.config.drift.as_deref(),
+            start,
+            container_id,
+            process,
+            exe_id,
         )
     }
 
@@ -850,6 +841,13 @@ impl ProcScanner {
         let mut event = Event::new(evt_type, Collector::Procscan);
         let mut process = (*entry.process).clone();
         process.ancestors = self.tables.processes.ancestors(&key);
+        if let Some(link) = &self.config.tracer
+            && process.tracer_pid.is_some_and(|t| link.is_tracer(t))
+        {
+            // Traced by this monitor's tracer (trace mode): reported as untraced, so that
+            // `proc.tracer_pid` keeps meaning "someone else traces this process".
+            process.tracer_pid = Some(0);
+        }
         event.proc = Some(Box::new(process));
         event.container = self
             .tables
@@ -1113,4 +1111,31 @@ mod tests {
         assert!(!w.contains(5));
         assert_eq!(AllocRange::empty().len(), 0);
     }
+}
+
+/// The drift fact (see [`ProcScanner::drift_fact`]) from its inputs, shared with the tracer:
+/// `container_start` is the container's start time when known.
+pub(crate) fn drift_fact(
+    drift: Option<&DriftRegistry>,
+    container_start: Option<crate::event::Timestamp>,
+    container_id: &str,
+    process: &Process,
+    exe_id: Option<(u64, u64)>,
+) -> Option<bool> {
+    if container_id == HOST_ID || process.exe_from_memfd {
+        return None;
+    }
+    if let Some(drift) = drift
+        && drift.contains(container_id, process.exepath.as_deref(), exe_id)
+    {
+        return Some(true);
+    }
+    let start = container_start?;
+    let ctime = process.exe_ctime?;
+    Some(
+        ctime.as_nanos()
+            > start
+                .as_nanos()
+                .saturating_add(DRIFT_CLOCK_SLACK.as_nanos() as u64),
+    )
 }

@@ -42,6 +42,7 @@
 //! Events leave through the same bounded queue as procscan's, with `try_send`; drops are
 //! counted and reported as `tasksentry`/`events_dropped`.
 
+use super::fswatch::DriftRegistry;
 use super::sender::DropCountingSender;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
@@ -238,6 +239,8 @@ pub struct TracerConfig {
     pub env_allowlist: Vec<String>,
     /// Cap on the command-line bytes kept per process.
     pub max_cmdline_bytes: usize,
+    /// What the file collector saw written, for `proc.exe_written_after_start` (as procscan).
+    pub drift: Option<Arc<DriftRegistry>>,
 }
 
 impl Default for TracerConfig {
@@ -249,6 +252,7 @@ impl Default for TracerConfig {
                 .map(|s| s.to_string())
                 .collect(),
             max_cmdline_bytes: 64 * 1024,
+            drift: None,
         }
     }
 }
@@ -299,12 +303,19 @@ pub fn spawn_tracer(
     std::thread::Builder::new()
         .name("tracer".into())
         .spawn(move || {
+            // Tracees show the tracing *thread* in their TracerPid, so the link must know this
+            // thread's id in the proc root's namespace (`thread-self` is `<pid>/task/<tid>`).
+            let self_tid = super::proc::read_link_string(&config.proc_root.join("thread-self"))
+                .and_then(|t| t.rsplit('/').next().and_then(|tid| tid.parse().ok()))
+                .unwrap_or(self_ns_pid);
+            link.inner.tracer_pid.store(self_tid, Ordering::Relaxed);
             let mut tracer = Tracer {
                 frozen: FrozenReader::new(
                     config.proc_root.clone(),
                     config.env_allowlist.clone(),
                     config.max_cmdline_bytes,
                 ),
+                drift: config.drift,
                 proc_root: config.proc_root,
                 clock,
                 link,
@@ -314,7 +325,7 @@ pub fn spawn_tracer(
                 idents: HashMap::new(),
                 procs: HashMap::new(),
                 conflicts: HashSet::new(),
-                self_pids: [self_pid, self_ns_pid],
+                self_pids: [self_pid, self_ns_pid, self_tid],
                 buf: Vec::with_capacity(8192),
                 work: VecDeque::new(),
                 batch: Vec::new(),
@@ -389,7 +400,9 @@ struct Tracer {
     idents: HashMap<i32, Ident>,
     procs: HashMap<i32, Known>,
     conflicts: HashSet<i32>,
-    self_pids: [i32; 2],
+    self_pids: [i32; 3],
+    /// The file collector's drift registry (see [`TracerConfig::drift`]).
+    drift: Option<Arc<DriftRegistry>>,
     buf: Vec<u8>,
     frozen: FrozenReader,
     work: VecDeque<Work>,
@@ -826,7 +839,10 @@ impl Tracer {
             cap_effective: status.cap_eff,
             cap_permitted: status.cap_prm,
             cap_inheritable: status.cap_inh,
-            tracer_pid: status.tracer_pid,
+            // Being traced by this monitor is not a fact about the process: 0, as untraced.
+            tracer_pid: status
+                .tracer_pid
+                .map(|t| if self.is_self(t) { 0 } else { t }),
             tty: Some(stat.tty_nr),
             sid: Some(stat.session),
             pgid: Some(stat.pgrp),
@@ -863,6 +879,16 @@ impl Tracer {
             process.user_shell = resolved.shell;
             process.group = resolved.group;
         }
+        process.exe_written_after_start = super::procscan::drift_fact(
+            self.drift.as_deref(),
+            snapshot
+                .containers
+                .get(&container_id)
+                .and_then(|c| c.container.start_time),
+            &container_id,
+            &process,
+            read.exe_id,
+        );
         let known = Known {
             ppid: process.ppid,
             pid,

@@ -39,6 +39,8 @@ pub(super) struct Frozen {
     pub exe: Option<String>,
     /// `(ctime, mtime)` of the executable.
     pub exe_times: (Option<Timestamp>, Option<Timestamp>),
+    /// `(device, inode)` of the executable, for the drift registry.
+    pub exe_id: Option<(u64, u64)>,
     pub cwd: Option<String>,
     pub fds: [Option<StdFd>; 3],
     pub env: Vec<(String, String)>,
@@ -146,6 +148,7 @@ impl FrozenReader {
         if out.exe.is_some() {
             let meta = std::fs::metadata(self.file("exe")).ok();
             self.path.pop();
+            out.exe_id = meta.as_ref().map(|m| (m.dev(), m.ino()));
             out.exe_times = meta.map_or((None, None), |m| {
                 (
                     meta_time(m.ctime(), m.ctime_nsec()),
