@@ -185,3 +185,30 @@ fn the_service_owner_tuning_walkthrough_does_what_it_says() {
         "the appended port list still leaves other ports reported"
     );
 }
+
+/// The example alert of `docs/security-teams.md` is a line the real binary prints for the
+/// walkthrough's recording (not a hand-written or Falco-style sample).
+#[test]
+fn the_security_teams_example_alert_is_real_output() {
+    let security = include_str!("../docs/security-teams.md");
+    let example = security
+        .split("<!-- example-alert -->\n```json\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n```").next())
+        .expect("docs/security-teams.md has an <!-- example-alert --> json block");
+    let blocks = marked_blocks(DOC);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("orders-worker.ndjson"),
+        block(&blocks, "file", "orders-worker.ndjson"),
+    )
+    .unwrap();
+    let printed = run_block(
+        "tasksentry rules test --events orders-worker.ndjson --hostname ip-10-20-3-57.eu-west-1.compute.internal",
+        dir.path(),
+    );
+    assert!(
+        printed.lines().any(|line| line == example),
+        "the example is not among the alerts printed:\n{printed}"
+    );
+}
