@@ -16,7 +16,9 @@ use tokio::sync::mpsc;
 
 use crate::alert::AlertSettings;
 use crate::alert::budget::BudgetConfig;
+use crate::alert::health::{CollectorHealth, Restart, spawn_health};
 use crate::alert::redact::Redactor;
+use crate::alert::supervise::WorkerContext;
 use crate::alert::tamper::{self, Watchdog};
 use crate::cli::exit;
 use crate::collect::{
@@ -27,6 +29,7 @@ use crate::collect::{
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit, Mode};
 use crate::ecs::{EcsMetadata, RefreshPolicy, spawn_enrichment};
+use crate::event::Collector;
 use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, OutputPort, Processor, Recording};
 use crate::rules::Priority;
 use crate::sink::bridge;
@@ -205,6 +208,11 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             .context("starting the engine thread")?
     };
     let watchdog_events = event_tx.clone();
+    // A worker restarted by its supervisor says why before anything else.
+    let worker = WorkerContext::from_env();
+    if let Some(report) = &worker.restart {
+        let _ = event_tx.send(report.event());
+    }
     let mut procscan_config = ProcScanConfig {
         proc_root: config.proc_root.clone(),
         interval: config.interval,
@@ -251,12 +259,28 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         ..SocketsConfig::default()
     };
     let sockets = spawn_sockets(
-        sockets_config,
+        sockets_config.clone(),
         event_tx.clone(),
         shutdown.clone(),
         tables.clone(),
     )
     .context("starting the sockets collector")?;
+    // Collector threads are watched: one that ends early is reported, and restarted where
+    // that is cheap (see `alert::health`).
+    let mut health = CollectorHealth::default();
+    health.add(Collector::Procscan, procscan, None);
+    health.add(Collector::Sockets, sockets, {
+        let (tx, shutdown, tables) = (event_tx.clone(), shutdown.clone(), tables.clone());
+        Some(Box::new(move || {
+            spawn_sockets(
+                sockets_config.clone(),
+                tx.clone(),
+                shutdown.clone(),
+                tables.clone(),
+            )
+        }))
+    });
+    let health_events = event_tx.clone();
     let tracer = match tracer_link {
         Some(link) => Some(
             spawn_tracer(
@@ -272,11 +296,31 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     };
     // Every collector holds its own sender now.
     drop(event_tx);
+    let fswatch_config = FsWatchConfig {
+        proc_root: config.proc_root.clone(),
+        ..FsWatchConfig::default()
+    };
+    let fswatch_restart: Restart = {
+        let (config, tables, drift, tx, shutdown) = (
+            fswatch_config.clone(),
+            tables.clone(),
+            drift.clone(),
+            fswatch_tx.clone(),
+            shutdown.clone(),
+        );
+        Box::new(move || {
+            spawn_fswatch(
+                config.clone(),
+                tables.clone(),
+                drift.clone(),
+                tx.clone(),
+                shutdown.clone(),
+            )
+            .map_err(std::io::Error::other)
+        })
+    };
     let fswatch = spawn_fswatch(
-        FsWatchConfig {
-            proc_root: config.proc_root.clone(),
-            ..FsWatchConfig::default()
-        },
+        fswatch_config,
         tables.clone(),
         drift,
         fswatch_tx,
@@ -284,13 +328,17 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     );
     // Without file watches (no inotify instance left, for example) the monitor still runs:
     // process and socket visibility must not depend on it.
-    let fswatch = match fswatch {
-        Ok(handle) => Some(handle),
+    match fswatch {
+        Ok(handle) => health.add(Collector::Fswatch, handle, Some(fswatch_restart)),
         Err(error) => {
             tracing::error!(%error, "The fswatch collector could not start; file events are not observed.");
-            None
         }
-    };
+    }
+    if let Some(tracer) = tracer {
+        health.add(Collector::Tracer, tracer, None);
+    }
+    let health = spawn_health(health, health_events, shutdown.clone())
+        .context("starting the collector health thread")?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
     let watchdog = tamper::spawn_watchdog(Watchdog {
         events: watchdog_events,
@@ -306,6 +354,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             Emit::Events => Vec::new(),
         },
         rules_poll_interval: config.rules_poll_interval,
+        supervisor: worker.supervisor_pid,
     })
     .context("starting the watchdog")?;
     tracing::info!(
@@ -348,26 +397,16 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             .await
             .context("joining the watchdog thread")?
             .map_err(|_| anyhow::anyhow!("the watchdog thread panicked"))?;
-        tokio::task::spawn_blocking(move || procscan.join())
+        let health = tokio::task::spawn_blocking(move || health.join())
             .await
-            .context("joining the procscan thread")?
-            .map_err(|_| anyhow::anyhow!("the procscan thread panicked"))?;
-        if let Some(tracer) = tracer {
-            tokio::task::spawn_blocking(move || tracer.join())
-                .await
-                .context("joining the tracer thread")?
-                .map_err(|_| anyhow::anyhow!("the tracer thread panicked"))?;
-        }
-        if let Some(fswatch) = fswatch {
-            tokio::task::spawn_blocking(move || fswatch.join())
-                .await
-                .context("joining the fswatch thread")?
-                .map_err(|_| anyhow::anyhow!("the fswatch thread panicked"))?;
-        }
-        tokio::task::spawn_blocking(move || sockets.join())
+            .context("joining the collector health thread")?
+            .map_err(|_| anyhow::anyhow!("the collector health thread panicked"))?;
+        let panicked = tokio::task::spawn_blocking(move || health.join_all())
             .await
-            .context("joining the sockets thread")?
-            .map_err(|_| anyhow::anyhow!("the sockets thread panicked"))?;
+            .context("joining the collector threads")?;
+        if let Some(name) = panicked.first() {
+            anyhow::bail!("the {name} thread panicked");
+        }
         tokio::task::spawn_blocking(move || engine.join())
             .await
             .context("joining the engine thread")?

@@ -193,6 +193,13 @@ pub struct RunArgs {
     /// `auto` (trace when possible, else poll).
     #[arg(long, env = "TASKSENTRY_MODE", value_enum)]
     pub mode: Option<Mode>,
+    /// Run the monitor under a supervisor that restarts it when killed and reports it
+    /// [default: true].
+    #[arg(long, env = "TASKSENTRY_SUPERVISE", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub supervise: Option<bool>,
+    /// Restarts allowed per 10 minutes before the supervisor gives up [default: 5].
+    #[arg(long, env = "TASKSENTRY_MAX_RESTARTS", value_name = "N")]
+    pub max_restarts: Option<u32>,
 }
 
 impl RunArgs {
@@ -234,6 +241,8 @@ impl RunArgs {
             redact_patterns: self.redact_patterns,
             rules_poll_interval: self.rules_poll_interval,
             mode: self.mode,
+            supervise: self.supervise,
+            max_restarts: self.max_restarts,
         }
     }
 }

@@ -144,6 +144,10 @@ pub struct Overrides {
     pub rules_poll_interval: Option<String>,
     /// `--mode` / `TASKSENTRY_MODE`.
     pub mode: Option<Mode>,
+    /// `--supervise` / `TASKSENTRY_SUPERVISE`.
+    pub supervise: Option<bool>,
+    /// `--max-restarts` / `TASKSENTRY_MAX_RESTARTS`.
+    pub max_restarts: Option<u32>,
 }
 
 /// The YAML configuration file. Keys are the settings' names; unknown keys are errors.
@@ -218,6 +222,10 @@ pub struct FileConfig {
     pub rules_poll_interval: Option<String>,
     /// See [`Config::mode`].
     pub mode: Option<Mode>,
+    /// See [`Config::supervise`].
+    pub supervise: Option<bool>,
+    /// See [`Config::max_restarts`].
+    pub max_restarts: Option<u32>,
 }
 
 /// The resolved, validated configuration of `tasksentry run`.
@@ -296,6 +304,11 @@ pub struct Config {
     pub rules_poll_interval: Duration,
     /// `poll` (default), `trace` (event-only ptrace on top of polling) or `auto`.
     pub mode: Mode,
+    /// Run the monitor as the child of a small supervisor that restarts it when it is killed
+    /// and reports that (default true; see [`crate::alert::supervise`]).
+    pub supervise: bool,
+    /// Restarts the supervisor allows per 10 minutes before it gives up (0: never restart).
+    pub max_restarts: u32,
 }
 
 impl Default for Config {
@@ -335,6 +348,8 @@ impl Default for Config {
             redact_patterns: Vec::new(),
             rules_poll_interval: Duration::from_secs(2),
             mode: Mode::Poll,
+            supervise: true,
+            max_restarts: 5,
         }
     }
 }
@@ -613,6 +628,20 @@ pub const SETTINGS: &[(&str, &str, &str, &str, &str)] = &[
         "poll",
         "`poll`: /proc only; `trace`: also event-only ptrace (needs SYS_PTRACE), every exec seen; `auto`: trace when possible, else poll",
     ),
+    (
+        "supervise",
+        "--supervise",
+        "TASKSENTRY_SUPERVISE",
+        "true",
+        "run the monitor as the child of a small supervisor (the container's main process) that forwards signals, restarts the monitor when it is killed or crashes, and has the restarted monitor alert about it; `false`: the monitor is the main process",
+    ),
+    (
+        "max_restarts",
+        "--max-restarts",
+        "TASKSENTRY_MAX_RESTARTS",
+        "5",
+        "restarts the supervisor allows per 10 minutes (the first at once, then 1 s, 2 s, ... up to 30 s apart) before it gives up and exits 1; `0`: never restart",
+    ),
 ];
 
 fn setting_error(setting: &'static str, message: impl Into<String>) -> ConfigError {
@@ -799,6 +828,16 @@ impl Config {
         if let Err(error) = crate::alert::redact::Redactor::with_extra(&redact_patterns) {
             return Err(setting_error("redact_patterns", error.to_string()));
         }
+        let max_restarts = overrides
+            .max_restarts
+            .or(file.max_restarts)
+            .unwrap_or(defaults.max_restarts);
+        if max_restarts > 1000 {
+            return Err(setting_error(
+                "max_restarts",
+                format!("{max_restarts} is out of range: use between 0 and 1000"),
+            ));
+        }
         Ok(Config {
             emit: overrides.emit.or(file.emit).unwrap_or(defaults.emit),
             interval,
@@ -852,6 +891,11 @@ impl Config {
             redact_patterns,
             rules_poll_interval,
             mode: overrides.mode.or(file.mode).unwrap_or(defaults.mode),
+            supervise: overrides
+                .supervise
+                .or(file.supervise)
+                .unwrap_or(defaults.supervise),
+            max_restarts,
         })
     }
 

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use tasksentry::alert::supervise::{self, SupervisorSettings, WorkerContext};
 use tasksentry::cli::{Cli, Command, RulesCommand, exit};
 use tasksentry::commands::{self, RuleSelection};
 use tasksentry::config::{Config, LogFormat, RuleMatchingMode};
@@ -28,7 +29,13 @@ fn main() -> ExitCode {
                 }
             };
             init_logging(&config.log_level, config.log_format);
-            tasksentry::app::run(config)
+            if config.supervise && !WorkerContext::is_worker() {
+                // This process is the supervisor; the monitor runs as its child.
+                let settings = SupervisorSettings::from_current_process(config.max_restarts);
+                supervise::run(settings).map_err(anyhow::Error::from)
+            } else {
+                tasksentry::app::run(config)
+            }
         }
         Command::Fields(args) => commands::fields(args.json),
         Command::Rules(command) => {
@@ -99,6 +106,8 @@ fn init_logging(level: &str, format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour codes only on a terminal: in ECS stderr goes to awslogs, where they are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),

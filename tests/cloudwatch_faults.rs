@@ -177,6 +177,54 @@ async fn shutdown_flushes_5000_buffered_records_once_the_endpoint_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_hanging_when_the_shutdown_starts_does_not_use_up_the_flush() {
+    let moto = Moto::start();
+    // The first call (creating the group) hangs longer than the whole flush; every later call
+    // passes: a dead connection while the service itself is fine.
+    let proxy = FaultProxy::start(
+        moto.addr,
+        Plan::Script(vec![Fault::Slow]),
+        Duration::from_secs(30),
+    )
+    .await;
+    let group = "/ecs/hung";
+    let stream = "s";
+    let mut config = settings(&proxy.url(), group);
+    // Longer than the flush: only the shutdown can cut the hanging call short.
+    config.attempt_timeout = Duration::from_secs(20);
+    let (handle, tx) = CloudWatchSink::start(config, stream.to_owned())
+        .await
+        .unwrap();
+    for n in 0..500u64 {
+        tx.try_send(Record {
+            timestamp_ms: now_ms(),
+            priority: 4,
+            message: alert_message(n),
+        })
+        .unwrap();
+    }
+    drop(tx);
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            proxy.injected(Fault::Slow) == 1 && handle.stats().received_by_priority[4] == 500
+        })
+        .await,
+        "the first call is in flight, hanging"
+    );
+    let deadline = Duration::from_secs(8);
+    let started = Instant::now();
+    let report = handle.shutdown(deadline).await;
+    assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
+    assert_eq!(report.undelivered, 0, "{report:?}");
+    assert_eq!(report.stats.delivered, 500);
+    let cw = client(&moto.url()).await;
+    assert_eq!(
+        count_seqs(&read_stream(&cw, group, stream).await).len(),
+        500
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_deadline_reports_what_could_not_be_delivered() {
     let moto = Moto::start();
     let proxy = FaultProxy::start(moto.addr, Plan::Always(Fault::Throttle), SLOW).await;

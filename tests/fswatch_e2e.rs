@@ -314,8 +314,9 @@ fn a_burst_of_file_events_overflows_the_queue_but_not_the_monitor() {
     // than the kernel queue holds (16,384 by default). The files are made through the
     // container's root from the test (a busybox shell loop would take minutes); inotify sees
     // the same inodes either way.
+    // The monitoring process itself (the supervisor's worker), not its supervisor.
     let stop = |signal| {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(mon.host_pid()), signal)
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(mon.worker_host_pid()), signal)
             .expect("signalling the monitor")
     };
     stop(nix::sys::signal::Signal::SIGSTOP);

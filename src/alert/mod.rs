@@ -6,7 +6,9 @@
 
 pub mod aggregate;
 pub mod budget;
+pub mod health;
 pub mod redact;
+pub mod supervise;
 pub mod tamper;
 
 use serde::Serialize;

@@ -9,8 +9,13 @@
 //!   `evt.arg.signal`, `evt.arg.sender_pid` and `evt.arg.sender_uid` say what came from whom;
 //!   only then does it start the shutdown (SIGTERM, SIGINT) or the rules reload (SIGHUP). A
 //!   signal from outside the task's PID namespace (ECS stopping the task) has sender pid 0.
-//! - Tracing: every second the watchdog reads its own `TracerPid`; a new tracer is reported as
-//!   `monitor_traced` with the tracer as `proc.*`.
+//!   Under supervision ([`super::supervise`]) the supervisor forwards the signals it receives
+//!   with the original sender's pid and uid (marked by `ssi_int`), so the sender named is the
+//!   one that signalled the container's main process (`evt.arg.forwarded_by_pid` says it was
+//!   forwarded); the parent-death SIGTERM from a vanished supervisor is reported as
+//!   `supervisor_lost` instead, before the monitor stops.
+//! - Tracing: every second the watchdog reads its own `TracerPid` (and its supervisor's); a
+//!   new tracer is reported as `monitor_traced` with the tracer as `proc.*`.
 //! - Rule changes: every `rules_poll_interval` it fingerprints the configured rule files and
 //!   directories (names, sizes, modification times) and asks the engine for a reload when the
 //!   fingerprint changes.
@@ -177,6 +182,57 @@ pub fn signal_event(
     event
 }
 
+/// Where a signal read by the watchdog came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalOrigin {
+    /// Sent to this process (`ssi_pid` is the sender).
+    Direct,
+    /// Forwarded by the supervisor with this pid (`ssi_pid` is the original sender).
+    Forwarded(i32),
+    /// The parent-death signal: the supervisor with this pid is gone.
+    SupervisorDied(i32),
+}
+
+impl SignalOrigin {
+    /// Classifies a signal given the supervisor's pid (if supervised).
+    pub fn of(info: &nix::libc::signalfd_siginfo, supervisor: Option<i32>) -> SignalOrigin {
+        let Some(supervisor) = supervisor else {
+            return SignalOrigin::Direct;
+        };
+        if info.ssi_code == super::supervise::SI_QUEUE
+            && info.ssi_int == super::supervise::FORWARD_MARK
+        {
+            return SignalOrigin::Forwarded(supervisor);
+        }
+        if info.ssi_signo == Signal::SIGTERM as u32
+            && info.ssi_code == super::supervise::SI_USER
+            && info.ssi_pid as i32 == supervisor
+            && nix::unistd::getppid().as_raw() != supervisor
+        {
+            return SignalOrigin::SupervisorDied(supervisor);
+        }
+        SignalOrigin::Direct
+    }
+}
+
+/// The `supervisor_lost` event: the supervisor died (the worker got its parent-death signal).
+pub fn supervisor_lost_event(supervisor: i32) -> Event {
+    let mut event = Event::new(EventType::Tasksentry, Collector::Monitor);
+    event.evt.args = vec![
+        ("supervisor_pid".to_owned(), supervisor.to_string()),
+        ("signal".to_owned(), "SIGTERM".to_owned()),
+    ];
+    event.internal = Some(Box::new(Internal {
+        kind: "supervisor_lost".to_owned(),
+        message: format!(
+            "TaskSentry's supervisor (pid {supervisor}) is gone (killed, or crashed); the monitor (pid {}) reports it and stops, as the container's main process has ended",
+            std::process::id()
+        ),
+        count: None,
+    }));
+    event
+}
+
 /// The `TracerPid` of a `status` file; `None` if unreadable.
 pub fn tracer_pid(status: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(status).ok()?;
@@ -257,6 +313,10 @@ pub struct Watchdog {
     pub rule_paths: Vec<PathBuf>,
     /// How often to check them (zero: never).
     pub rules_poll_interval: Duration,
+    /// The supervisor's pid when this process is a supervised worker (see
+    /// [`super::supervise`]): forwarded signals and its death are recognised, and a tracer
+    /// of the supervisor is reported like a tracer of the monitor.
+    pub supervisor: Option<i32>,
 }
 
 /// Starts the watchdog thread. [`block_signals`] must have run before any thread started.
@@ -282,10 +342,13 @@ fn run_watchdog(fd: SignalFd, watchdog: Watchdog) {
         tables,
         rule_paths,
         rules_poll_interval,
+        supervisor,
     } = watchdog;
     let mut on_stop = Some(on_stop);
     let self_status = PathBuf::from("/proc/self/status");
     let mut known_tracer = 0;
+    let supervisor_status = supervisor.map(|pid| proc_root.join(pid.to_string()).join("status"));
+    let mut known_supervisor_tracer = 0;
     let mut last_tracer_check = Instant::now() - Duration::from_secs(10);
     let poll_rules = !rules_poll_interval.is_zero() && !rule_paths.is_empty();
     let mut fingerprint = if poll_rules {
@@ -308,7 +371,22 @@ fn run_watchdog(fd: SignalFd, watchdog: Watchdog) {
                     continue;
                 };
                 let pid = info.ssi_pid as i32;
-                let event = signal_event(signal, pid, info.ssi_uid, &proc_root, tables.as_ref());
+                let origin = SignalOrigin::of(&info, supervisor);
+                let event = match origin {
+                    SignalOrigin::SupervisorDied(supervisor) => supervisor_lost_event(supervisor),
+                    SignalOrigin::Forwarded(by) => {
+                        let mut event =
+                            signal_event(signal, pid, info.ssi_uid, &proc_root, tables.as_ref());
+                        event
+                            .evt
+                            .args
+                            .push(("forwarded_by_pid".to_owned(), by.to_string()));
+                        event
+                    }
+                    SignalOrigin::Direct => {
+                        signal_event(signal, pid, info.ssi_uid, &proc_root, tables.as_ref())
+                    }
+                };
                 // A blocking send: the engine keeps draining, and this report must not be lost.
                 let _ = events.send(event);
                 match signal {
@@ -336,6 +414,29 @@ fn run_watchdog(fd: SignalFd, watchdog: Watchdog) {
                     let _ = events.send(traced_event(tracer, &proc_root, tables.as_ref()));
                 }
                 known_tracer = tracer;
+            }
+            if let (Some(status), Some(supervisor)) = (&supervisor_status, supervisor) {
+                if let Some(tracer) = tracer_pid(status) {
+                    if tracer != 0 && tracer != known_supervisor_tracer {
+                        tracing::warn!(
+                            tracer,
+                            supervisor,
+                            "TaskSentry's supervisor is being traced."
+                        );
+                        let mut event = traced_event(tracer, &proc_root, tables.as_ref());
+                        event
+                            .evt
+                            .args
+                            .push(("traced_pid".to_owned(), supervisor.to_string()));
+                        if let Some(internal) = event.internal.as_mut() {
+                            internal.message = format!(
+                                "TaskSentry's supervisor (pid {supervisor}) is being traced by pid {tracer}"
+                            );
+                        }
+                        let _ = events.send(event);
+                    }
+                    known_supervisor_tracer = tracer;
+                }
             }
         }
         if poll_rules && last_rules_check.elapsed() >= rules_poll_interval {

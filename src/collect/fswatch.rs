@@ -595,6 +595,65 @@ impl FsWatcher {
         true
     }
 
+    /// Reports `watch_lost` for each watch root among `lost` (the owners of a watch the
+    /// kernel dropped) that is still not watched after re-resolving: a watched directory or
+    /// file itself was deleted or unmounted, not an entry below a watched tree (whose parent
+    /// still watches it) and not a file replaced by a rename (watched again at once).
+    fn report_lost_roots(&mut self, lost: &[Owner], out: &mut Vec<Event>) {
+        let mut reported = HashSet::new();
+        for owner in lost.iter().filter(|o| !o.pending) {
+            let Some(watched) = self.containers.get(&owner.container) else {
+                continue;
+            };
+            let watched_again = self.wds.values().any(|entry| {
+                entry
+                    .owners
+                    .iter()
+                    .any(|o| !o.pending && o.container == owner.container && o.path == owner.path)
+            });
+            let parent = match owner.path.rfind('/') {
+                Some(0) => "/".to_string(),
+                Some(i) => owner.path[..i].to_string(),
+                None => continue,
+            };
+            let below_watched_tree = self.wds.values().any(|entry| {
+                entry.owners.iter().any(|o| {
+                    !o.pending
+                        && o.container == owner.container
+                        && o.group == owner.group
+                        && o.depth > 0
+                        && o.path == parent
+                })
+            });
+            if watched_again
+                || below_watched_tree
+                || !reported.insert((owner.container.clone(), owner.path.clone()))
+            {
+                continue;
+            }
+            let group = self.config.groups[owner.group].name.clone();
+            if rate_ok(&mut self.last_warning) {
+                warn!(container = %owner.container, path = %owner.path, group = %group, "A watched path disappeared; its watch is lost.");
+            }
+            let mut event = Event::new(EventType::Tasksentry, Collector::Fswatch);
+            event.container = Some(Box::new(watched.container.clone()));
+            event.evt.args = vec![
+                ("path".to_owned(), owner.path.clone()),
+                ("group".to_owned(), group.clone()),
+                ("collector".to_owned(), "fswatch".to_owned()),
+            ];
+            event.internal = Some(Box::new(Internal {
+                kind: "watch_lost".into(),
+                message: format!(
+                    "the watched path {} (group {group}) of container {} was deleted or unmounted: its inotify watch is gone; it is watched again if it reappears",
+                    owner.path, owner.container
+                ),
+                count: Some(1),
+            }));
+            out.push(event);
+        }
+    }
+
     fn report_limited(&mut self, id: &Arc<str>, group: usize, out: &mut Vec<Event>) {
         let name = self.config.groups[group].name.clone();
         let Some(watched) = self.containers.get_mut(id) else {
@@ -681,19 +740,21 @@ impl FsWatcher {
     ) {
         if mask.contains(EventMask::IGNORED) {
             // The kernel dropped the watch: the file or directory is gone (or was replaced).
-            let containers: Vec<Arc<str>> = self
+            let lost: Vec<Owner> = self
                 .wds
                 .get(wd)
-                .map(|e| e.owners.iter().map(|o| o.container.clone()).collect())
+                .map(|e| e.owners.clone())
                 .unwrap_or_default();
             if let Some(entry) = self.wds.remove(wd) {
                 self.by_inode.remove(&entry.inode);
             }
             // A replaced file (`passwd` renames a new /etc/shadow over the old one) gets
             // watched again.
-            for id in containers.into_iter().collect::<HashSet<_>>() {
-                self.resolve_all(&id, out);
+            let containers: HashSet<Arc<str>> = lost.iter().map(|o| o.container.clone()).collect();
+            for id in &containers {
+                self.resolve_all(id, out);
             }
+            self.report_lost_roots(&lost, out);
             return;
         }
         let Some(entry) = self.wds.get(wd) else {

@@ -991,6 +991,45 @@ pub fn refine_socket_fd(
 /// Starts the sockets collector on its own OS thread: polls the tables every
 /// `config.interval`, attributes sockets with `tables` (procscan's shared tables) and sends
 /// events to `tx` without blocking. Ends when `shutdown` is set or the receiver is dropped.
+/// How often at most a `sockets_unattributed` summary is emitted.
+pub const UNATTRIBUTED_REPORT_PERIOD: Duration = Duration::from_secs(60);
+
+/// Rate-limited `tasksentry`/`sockets_unattributed` summaries: how many sockets were reported
+/// without an owning process (its fd was not found in any `/proc/<pid>/fd`: a process that
+/// closed it or exited at once, an fd passed on, a connection first seen in `TIME_WAIT`) since
+/// the previous summary. The first one goes out at once, then at most one per `period`.
+#[derive(Debug, Default)]
+pub struct UnattributedReporter {
+    reported: u64,
+    last: Option<Instant>,
+}
+
+impl UnattributedReporter {
+    /// The summary due at `now` given the tracker's running count (`SocketStats::unattributed`).
+    pub fn report(&mut self, total: u64, now: Instant, period: Duration) -> Option<Event> {
+        let new = total.saturating_sub(self.reported);
+        if new == 0
+            || self
+                .last
+                .is_some_and(|at| now.saturating_duration_since(at) < period)
+        {
+            return None;
+        }
+        self.reported = total;
+        self.last = Some(now);
+        let mut event = Event::new(EventType::Tasksentry, Collector::Sockets);
+        event.evt.args = vec![("total".to_owned(), total.to_string())];
+        event.internal = Some(Box::new(crate::event::Internal {
+            kind: "sockets_unattributed".to_owned(),
+            message: format!(
+                "{new} sockets were reported without their process (owner not found in /proc/<pid>/fd: closed or exited before it was read, or first seen in TIME_WAIT); {total} since the start"
+            ),
+            count: Some(new),
+        }));
+        Some(event)
+    }
+}
+
 pub fn spawn_sockets(
     config: SocketsConfig,
     tx: SyncSender<Event>,
@@ -1004,6 +1043,7 @@ pub fn spawn_sockets(
             let mut source = SocketSource::new(&config.proc_root, config.use_netlink);
             let mut tracker = SocketTracker::new(config);
             let mut sender = DropCountingSender::new(tx, Collector::Sockets);
+            let mut unattributed = UnattributedReporter::default();
             let mut entries = Vec::new();
             let mut out = Vec::new();
             while !shutdown.load(Ordering::Relaxed) {
@@ -1012,6 +1052,11 @@ pub fn spawn_sockets(
                 let snapshot = tables.snapshot();
                 tracker.poll(&entries, &snapshot, &mut out);
                 drop(snapshot);
+                out.extend(unattributed.report(
+                    tracker.stats().unattributed,
+                    Instant::now(),
+                    UNATTRIBUTED_REPORT_PERIOD,
+                ));
                 for event in out.drain(..) {
                     if !sender.send(event) {
                         return;

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -62,6 +62,8 @@ impl MonitorSpec {
 #[derive(Default)]
 struct Lines {
     lines: Vec<String>,
+    /// When each line arrived (wall clock, comparable with timestamps taken in the task).
+    arrived: Vec<SystemTime>,
     /// Indexes of lines that were not valid UTF-8 (stored lossily).
     not_utf8: Vec<usize>,
     eof: bool,
@@ -230,6 +232,17 @@ impl Monitor {
         self.host_pid
     }
 
+    /// The host pid of the process that does the monitoring: the supervisor's worker child
+    /// when `tasksentry run` supervises (its default), else the monitor process itself. Use it
+    /// to act on the monitoring itself (SIGSTOP to starve it); signals that ECS would send go
+    /// to [`Monitor::host_pid`], the container's main process.
+    pub fn worker_host_pid(&self) -> i32 {
+        match super::children_of(u32::try_from(self.host_pid).unwrap_or(0))[..] {
+            [worker] => worker,
+            _ => self.host_pid,
+        }
+    }
+
     /// The monitor container's id (`<task id>-<digits>`).
     pub fn container_id(&self) -> &str {
         &self.container_id
@@ -243,6 +256,18 @@ impl Monitor {
     /// Every stdout line so far.
     pub fn lines_so_far(&self) -> Vec<String> {
         lock(&self.shared.stdout).lines.clone()
+    }
+
+    /// Every stdout line so far with the wall-clock time it arrived (for latency
+    /// measurements: the time is taken as soon as the line is read).
+    pub fn lines_with_arrival(&self) -> Vec<(SystemTime, String)> {
+        let lines = lock(&self.shared.stdout);
+        lines
+            .arrived
+            .iter()
+            .copied()
+            .zip(lines.lines.iter().cloned())
+            .collect()
     }
 
     /// The number of stdout lines so far (a cursor for [`Monitor::wait_for_after`]).
@@ -397,6 +422,7 @@ fn read_lines(stdout: impl Read, shared: &Shared) {
                 if buffer.last() == Some(&b'\n') {
                     buffer.pop();
                 }
+                let arrived = SystemTime::now();
                 let mut lines = lock(&shared.stdout);
                 let line = match String::from_utf8(std::mem::take(&mut buffer)) {
                     Ok(line) => line,
@@ -407,6 +433,7 @@ fn read_lines(stdout: impl Read, shared: &Shared) {
                     }
                 };
                 lines.lines.push(line);
+                lines.arrived.push(arrived);
                 drop(lines);
                 shared.changed.notify_all();
             }

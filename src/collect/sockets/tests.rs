@@ -727,6 +727,58 @@ fn live_sock_diag_dump_sees_a_new_listener_with_its_inode() {
 }
 
 #[test]
+fn sockets_without_owner_become_a_rate_limited_unattributed_summary() {
+    let root = FixtureRoot::new(9999);
+    let tables = Tables::default();
+    let mut tracker = root.tracker();
+    let mut reporter = UnattributedReporter::default();
+    let period = Duration::from_secs(60);
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    // Two connections whose fds are nowhere in the fixture root: reported without a process.
+    let a = entry(tcp_state::ESTABLISHED, (TASK_IP, 42001), (CRED, 80), 9101);
+    let b = entry(tcp_state::ESTABLISHED, (TASK_IP, 42002), (CRED, 80), 9102);
+    tracker.poll(&[a, b], &tables, &mut out);
+    tracker.poll(&[a, b], &tables, &mut out);
+    assert_eq!(
+        out.iter().filter(|e| e.proc.is_none()).count(),
+        2,
+        "{out:#?}"
+    );
+    let summary = reporter
+        .report(tracker.stats().unattributed, t0, period)
+        .expect("a first summary at once");
+    let internal = summary.internal.as_ref().expect("internal");
+    assert_eq!(internal.kind, "sockets_unattributed");
+    assert_eq!(internal.count, Some(2));
+    assert_eq!(summary.evt.collector, crate::event::Collector::Sockets);
+    // Nothing new: nothing to say. Something new within the period: wait for the period.
+    assert!(
+        reporter
+            .report(tracker.stats().unattributed, t0 + period, period)
+            .is_none()
+    );
+    let c = entry(tcp_state::ESTABLISHED, (TASK_IP, 42003), (CRED, 80), 9103);
+    tracker.poll(&[a, b, c], &tables, &mut out);
+    tracker.poll(&[a, b, c], &tables, &mut out);
+    assert_eq!(tracker.stats().unattributed, 3);
+    assert!(
+        reporter
+            .report(
+                tracker.stats().unattributed,
+                t0 + Duration::from_secs(1),
+                period
+            )
+            .is_none(),
+        "rate-limited"
+    );
+    let next = reporter
+        .report(tracker.stats().unattributed, t0 + period, period)
+        .expect("the next summary after the period");
+    assert_eq!(next.internal.as_ref().expect("internal").count, Some(1));
+}
+
+#[test]
 fn a_short_request_of_the_monitor_seen_only_in_time_wait_is_not_reported() {
     let root = FixtureRoot::new(9999);
     let tables = Tables::default();

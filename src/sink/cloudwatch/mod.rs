@@ -29,7 +29,10 @@
 //!   priority in [`SinkStats`] and reported by a record ("tasksentry dropped N alerts: …") as
 //!   soon as a delivery succeeds again.
 //! - [`CloudWatchHandle::shutdown`] stops accepting, flushes memory and spill until the
-//!   deadline, and reports what could not be delivered.
+//!   deadline, and reports what could not be delivered. A call already in flight when the
+//!   shutdown starts gets a quarter of the flush time more, then is abandoned and retried on a
+//!   new connection, so that a connection that died cannot hold the flush for a whole attempt
+//!   timeout.
 
 pub mod batch;
 pub mod buffer;
@@ -758,6 +761,48 @@ impl Sender {
         Ok(())
     }
 
+    /// Runs one service call; `None` when the shutdown deadline passed first.
+    ///
+    /// Once the shutdown has started, a call never outlives its deadline. A call already in
+    /// flight when the shutdown starts gets a quarter of the remaining flush time more; if it
+    /// has not finished by then it is abandoned (its connection dropped) and the batch retried
+    /// on a new connection, so that one call hanging on a dead connection (up to the attempt
+    /// timeout) cannot use up the whole flush. Abandoning a call the service may have applied
+    /// can only cause a duplicate, never a loss.
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = Result<T, Failure>>,
+    ) -> Option<Result<T, Failure>> {
+        if let Some(deadline) = self.deadline() {
+            return tokio::time::timeout_at(deadline, call).await.ok();
+        }
+        let mut shutdown = self.deadline.clone();
+        let mut call = std::pin::pin!(call);
+        tokio::select! {
+            result = &mut call => return Some(result),
+            changed = shutdown.changed() => {
+                if changed.is_err() {
+                    // The handle is gone without a shutdown: nothing to bound the call by.
+                    return Some(call.await);
+                }
+            }
+        }
+        let Some(deadline) = self.deadline() else {
+            return Some(call.await);
+        };
+        let now = Instant::now();
+        let grace = now + deadline.saturating_duration_since(now) / 4;
+        match tokio::time::timeout_at(grace, call).await {
+            Ok(result) => Some(result),
+            Err(_) if Instant::now() >= deadline => None,
+            Err(_) => Some(Err(Failure::Retry(
+                "the call in flight when the shutdown started did not finish within a quarter \
+                 of the flush time; retrying it on a new connection"
+                    .to_owned(),
+            ))),
+        }
+    }
+
     /// Sends one batch until it is delivered, dropped as invalid, or the deadline passes.
     async fn send(&mut self, events: &[LogEvent]) -> Outcome {
         let mut attempt: u32 = 0;
@@ -774,12 +819,9 @@ impl Sender {
                     .fetch_add(1, Ordering::Relaxed);
                 let call =
                     client::put(&self.client, &self.settings.log_group, &self.stream, events);
-                match deadline {
-                    Some(d) => match tokio::time::timeout_at(d, call).await {
-                        Ok(result) => result,
-                        Err(_) => return Outcome::Deadline,
-                    },
-                    None => call.await,
+                match self.bounded(call).await {
+                    Some(result) => result,
+                    None => return Outcome::Deadline,
                 }
             } else {
                 // Group and stream are created one step at a time, remembering each success,
@@ -791,22 +833,16 @@ impl Sender {
                         &self.settings.log_group,
                         self.settings.retention_days,
                     );
-                    match deadline {
-                        Some(d) => match tokio::time::timeout_at(d, call).await {
-                            Ok(result) => result,
-                            Err(_) => return Outcome::Deadline,
-                        },
-                        None => call.await,
+                    match self.bounded(call).await {
+                        Some(result) => result,
+                        None => return Outcome::Deadline,
                     }
                 } else {
                     let call =
                         client::ensure_stream(&self.client, &self.settings.log_group, &self.stream);
-                    match deadline {
-                        Some(d) => match tokio::time::timeout_at(d, call).await {
-                            Ok(result) => result,
-                            Err(_) => return Outcome::Deadline,
-                        },
-                        None => call.await,
+                    match self.bounded(call).await {
+                        Some(result) => result,
+                        None => return Outcome::Deadline,
                     }
                 };
                 match result {

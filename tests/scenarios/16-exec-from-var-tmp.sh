@@ -1,0 +1,7 @@
+#!/bin/sh
+# title: Program run from /var/tmp
+# technique: T1059 Command and Scripting Interpreter
+# source: https://attack.mitre.org/techniques/T1059/ ; Falco "Drop and execute new binary in container"
+# expect: Execution from a temporary directory
+cp /bin/busybox /var/tmp/sleep
+/var/tmp/sleep 0.1

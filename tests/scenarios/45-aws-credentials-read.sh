@@ -1,0 +1,7 @@
+#!/bin/sh
+# title: AWS credentials file read
+# technique: T1552.001 Unsecured Credentials: Credentials In Files
+# source: https://attack.mitre.org/techniques/T1552/001/ ; Falco "Find AWS Credentials"
+# expect: Sensitive credential file read
+# setup: mkdir -p /root/.aws && printf '[default]\naws_access_key_id=AKIAEXAMPLE\n' > /root/.aws/credentials
+cat /root/.aws/credentials > /dev/null

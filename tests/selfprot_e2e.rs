@@ -1,0 +1,353 @@
+//! Self-protection end to end: the real `tasksentry run` (a supervisor and its monitor
+//! worker) as the sidecar of an emulated task.
+//!
+//! - `kill -9` of the monitor worker from a process in an app container: the supervisor
+//!   restarts it, the restarted monitor alerts naming the signal, the dead pid and the restart,
+//!   and detection works again afterwards.
+//! - Restarts are bounded: past `--max-restarts` the supervisor gives up and exits 1.
+//! - `kill -9` of the supervisor: the worker reports that its supervisor is gone, and stops.
+//! - With `--supervise=false` the monitor is the main process, without a child.
+//! - Deleting a watched directory (a container's /tmp) is a lost watch, alerted.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Container, EmulatedTask, Monitor};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn install_script(app: &Container, name: &str, body: &str) {
+    let path = app.host_path(&format!("/usr/local/bin/{name}"));
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Waits until the recording shows the container: the monitor has read the task.
+fn wait_until_recorded(recording: &Path, container: &Container) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !std::fs::read_to_string(recording)
+        .unwrap_or_default()
+        .contains(container.id())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the monitor never recorded the task"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The supervisor's one child that runs `tasksentry`: (host pid, pid in the task).
+fn worker_of(mon: &Monitor) -> (i32, i32) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let children = support::children_of(u32::try_from(mon.host_pid()).expect("a pid"));
+        if let [host_pid] = children[..] {
+            if let Some(pid) = support::ns_pid_of(host_pid) {
+                return (host_pid, pid);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the supervisor (host pid {}) has no single worker child: {children:?}\n{}",
+            mon.host_pid(),
+            mon.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A shell script, run in an app container, that finds the children of `parent` by
+/// scanning /proc and SIGKILLs them, printing their pids.
+fn kill_children_script(parent: i32) -> String {
+    format!(
+        r#"for s in /proc/[0-9]*/status; do
+  if grep -q "^PPid:[[:space:]]*{parent}$" "$s" 2>/dev/null; then
+    p=${{s#/proc/}}; p=${{p%/status}}; echo "$p"; kill -9 "$p"
+  fi
+done"#
+    )
+}
+
+fn miner_alert(mon: &Monitor, app: &Container, start: usize, arg: &str) -> Value {
+    mon.wait_for_after(
+        start,
+        |a| {
+            a["rule"] == "Crypto miner launched"
+                && a["output_fields"]["container.id"] == app.id()
+                && a["output_fields"]["proc.cmdline"]
+                    .as_str()
+                    .is_some_and(|c| c.contains(arg))
+        },
+        TIMEOUT,
+    )
+    .unwrap_or_else(|error| panic!("no miner alert for {arg}: {error}"))
+}
+
+#[test]
+fn kill_9_of_the_monitor_from_an_app_container_is_alerted_and_monitoring_resumes() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    install_script(&app, "xmrig", "sleep 1");
+    let recording = task.dir().join("recording.ndjson");
+    let mut mon = task
+        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+        .expect("starting tasksentry run");
+    wait_until_recorded(&recording, &app);
+    let (worker_host, worker) = worker_of(&mon);
+    assert_ne!(
+        worker,
+        mon.pid(),
+        "the monitor runs as the supervisor's child"
+    );
+    app.run_ok(&["xmrig", "before-kill"])
+        .expect("the miner runs");
+    miner_alert(&mon, &app, 0, "before-kill");
+
+    // A process in the app container finds the monitor worker in /proc and kills it.
+    let killed_at = Instant::now();
+    let printed = app
+        .run_ok(&["sh", "-c", &kill_children_script(mon.pid())])
+        .expect("the killer runs");
+    assert_eq!(printed.trim(), worker.to_string(), "it found the worker");
+    let alert = mon
+        .wait_for(|a| a["rule"] == "TaskSentry monitor killed", TIMEOUT)
+        .unwrap_or_else(|error| panic!("no alert about the kill: {error}"));
+    let latency = killed_at.elapsed();
+    assert_eq!(alert["priority"], "Critical", "{alert}");
+    let fields = &alert["output_fields"];
+    assert_eq!(fields["evt.arg.signal"], "SIGKILL", "{alert}");
+    assert_eq!(fields["evt.arg.signal_number"], "9", "{alert}");
+    assert_eq!(fields["evt.arg.pid"], worker.to_string(), "{alert}");
+    assert_eq!(fields["evt.arg.restarts"], "1", "{alert}");
+    let output = alert["output"].as_str().unwrap_or("");
+    assert!(
+        output.contains(&format!("killed_pid={worker}")) && output.contains("SIGKILL"),
+        "{output}"
+    );
+    eprintln!("kill -9 to alert: {latency:?}");
+
+    // The old worker is gone, a new one runs, and it detects again.
+    assert!(
+        !Path::new(&format!("/proc/{worker_host}")).exists() || {
+            let stat =
+                std::fs::read_to_string(format!("/proc/{worker_host}/stat")).unwrap_or_default();
+            stat.contains(") Z ")
+        }
+    );
+    let (_, new_worker) = worker_of(&mon);
+    assert_ne!(new_worker, worker);
+    assert!(mon.is_running(), "the supervisor still runs");
+    let after = mon.line_count();
+    let deadline = Instant::now() + TIMEOUT;
+    let mut n = 0;
+    // The restarted monitor first rereads the task; retry the behaviour until it is seen.
+    loop {
+        n += 1;
+        let arg = format!("after-kill-{n}");
+        app.run_ok(&["xmrig", &arg]).expect("the miner runs");
+        let seen = mon.wait_for_after(
+            after,
+            |a| {
+                a["rule"] == "Crypto miner launched"
+                    && a["output_fields"]["proc.cmdline"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("after-kill-"))
+            },
+            Duration::from_secs(2),
+        );
+        if seen.is_ok() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted monitor never alerted: {}",
+            seen.expect_err("not seen")
+        );
+    }
+    mon.terminate().expect("SIGTERM");
+    let status = mon.wait_exit(TIMEOUT).expect("the monitor exits");
+    assert!(status.success(), "{status:?}\n{}", mon.stderr_so_far());
+}
+
+#[test]
+fn restarts_are_bounded_and_the_supervisor_then_gives_up() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    let recording = task.dir().join("recording.ndjson");
+    let mut mon = task
+        .start_monitor(&[
+            "run",
+            "--max-restarts",
+            "1",
+            "--record",
+            recording.to_str().expect("utf-8"),
+        ])
+        .expect("starting tasksentry run");
+    wait_until_recorded(&recording, &app);
+    let (_, first) = worker_of(&mon);
+    app.run_ok(&["kill", "-9", &first.to_string()])
+        .expect("kill the worker");
+    mon.wait_for(|a| a["rule"] == "TaskSentry monitor killed", TIMEOUT)
+        .unwrap_or_else(|error| panic!("no alert about the first kill: {error}"));
+    let (_, second) = worker_of(&mon);
+    assert_ne!(first, second);
+    app.run_ok(&["kill", "-9", &second.to_string()])
+        .expect("kill the worker again");
+    let status = mon.wait_exit(TIMEOUT).expect("the supervisor gives up");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "{status:?}\n{}",
+        mon.stderr_so_far()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !mon.stderr_so_far().contains("gives up") {
+        assert!(Instant::now() < deadline, "{}", mon.stderr_so_far());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn kill_9_of_the_supervisor_is_reported_by_the_monitor_before_it_stops() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    let recording = task.dir().join("recording.ndjson");
+    let mut mon = task
+        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+        .expect("starting tasksentry run");
+    wait_until_recorded(&recording, &app);
+    let (worker_host, _) = worker_of(&mon);
+    app.run_ok(&["kill", "-9", &mon.pid().to_string()])
+        .expect("kill the supervisor");
+    let alert = mon
+        .wait_for(|a| a["rule"] == "TaskSentry supervisor lost", TIMEOUT)
+        .unwrap_or_else(|error| panic!("no alert about the supervisor: {error}"));
+    assert_eq!(alert["priority"], "Critical");
+    assert_eq!(
+        alert["output_fields"]["evt.arg.supervisor_pid"],
+        mon.pid().to_string()
+    );
+    let _ = mon.wait_exit(TIMEOUT);
+    // The worker does not outlive its supervisor.
+    let deadline = Instant::now() + TIMEOUT;
+    while Path::new(&format!("/proc/{worker_host}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{worker_host}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the worker outlived its supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn without_supervision_the_monitor_is_the_main_process() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    let recording = task.dir().join("recording.ndjson");
+    let mut mon = task
+        .start_monitor(&[
+            "run",
+            "--supervise=false",
+            "--record",
+            recording.to_str().expect("utf-8"),
+        ])
+        .expect("starting tasksentry run");
+    wait_until_recorded(&recording, &app);
+    assert_eq!(
+        support::children_of(u32::try_from(mon.host_pid()).expect("a pid")),
+        Vec::<i32>::new(),
+        "no worker child"
+    );
+    let mut sender = app
+        .spawn(&["sh", "-c", &format!("kill -TERM {}; sleep 5; :", mon.pid())])
+        .expect("the sender");
+    let status = mon.wait_exit(TIMEOUT).expect("the monitor stops");
+    assert!(status.success(), "{status:?}");
+    let alert = mon
+        .events()
+        .into_iter()
+        .find(|a| a["rule"] == "TaskSentry signalled by a process in the task")
+        .expect("the tamper alert");
+    assert_eq!(
+        alert["output_fields"]["evt.arg.sender_pid"],
+        sender.pid().to_string()
+    );
+    let _ = sender.kill();
+}
+
+#[test]
+fn deleting_a_watched_directory_is_a_lost_watch_alert() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    let recording = task.dir().join("recording.ndjson");
+    let mon = task
+        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+        .expect("starting tasksentry run");
+    wait_until_recorded(&recording, &app);
+    // The container's /tmp is watched once a write there is reported.
+    let deadline = Instant::now() + TIMEOUT;
+    let mut n = 0;
+    loop {
+        n += 1;
+        let name = format!("/tmp/probe-{n}");
+        app.run_ok(&["sh", "-c", &format!("echo x > {name}")])
+            .expect("probe");
+        let recorded = std::fs::read_to_string(&recording).unwrap_or_default();
+        if recorded
+            .lines()
+            .any(|l| l.contains(&name) && l.contains("\"fswatch\""))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the container's /tmp is never watched"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    app.run_ok(&["rm", "-rf", "/tmp"]).expect("rm -rf /tmp");
+    let alert = mon
+        .wait_for(
+            |a| {
+                a["rule"] == "TaskSentry lost a watch"
+                    && a["output_fields"]["evt.arg.path"] == "/tmp"
+            },
+            TIMEOUT,
+        )
+        .unwrap_or_else(|error| panic!("no lost-watch alert: {error}"));
+    assert_eq!(alert["priority"], "Warning");
+    assert_eq!(alert["output_fields"]["container.id"], app.id(), "{alert}");
+    // Files deleted below a watched directory are not lost watches.
+    assert!(
+        !mon.events()
+            .iter()
+            .any(|a| a["rule"] == "TaskSentry lost a watch"
+                && a["output_fields"]["evt.arg.path"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("/tmp/"))),
+        "{:#?}",
+        mon.events()
+    );
+    // Recreated, it is watched again: a write there is reported.
+    app.run_ok(&["sh", "-c", "mkdir /tmp && sleep 1 && echo x > /tmp/again"])
+        .expect("recreate /tmp");
+    let deadline = Instant::now() + TIMEOUT;
+    while !std::fs::read_to_string(&recording)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains("/tmp/again") && l.contains("\"fswatch\""))
+    {
+        assert!(Instant::now() < deadline, "the new /tmp is not watched");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
