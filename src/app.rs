@@ -28,7 +28,7 @@ use crate::collect::{
 };
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit, Mode};
-use crate::ecs::EcsMetadata;
+use crate::ecs::{EcsMetadata, RefreshPolicy, spawn_enrichment};
 use crate::event::Collector;
 use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, OutputPort, Processor, Recording};
 use crate::rules::Priority;
@@ -36,6 +36,10 @@ use crate::sink::bridge;
 use crate::sink::cloudwatch::{
     CloudWatchSettings, CloudWatchSink, PipelineCounters, default_stream_name, priority_number,
 };
+
+/// The longest start-up waits for the first ECS task metadata answer (an endpoint that does
+/// not answer delays monitoring by at most this; events are then enriched once it answers).
+const ECS_STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The monitor cannot start with this configuration or these rules (exit code 78).
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +119,13 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         })?),
         None => processor,
     };
+    // ECS task metadata: fetched by a background thread, read by the engine without waiting
+    // (see `crate::ecs::enrich`). Start-up waits a bounded time for the first answer so that the
+    // processes already running are reported with their container names.
+    let (mut enricher, ecs_status, _ecs_refresher) =
+        spawn_enrichment(EcsMetadata::from_env(), RefreshPolicy::default())
+            .context("starting the ECS metadata thread")?;
+    ecs_status.wait_first_attempt(ECS_STARTUP_WAIT);
     let shutdown = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (event_tx, event_rx) = sync_channel(config.queue_capacity);
@@ -150,7 +161,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
                     ))
                 })?;
             settings.min_priority = priority_number("debug").unwrap_or(7);
-            let task = EcsMetadata::from_environment().task();
+            let task = ecs_status.snapshot();
             if let Some(task) = &task {
                 let context = task.task_context();
                 settings.cluster = context.cluster.unwrap_or_default();
@@ -184,7 +195,15 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || {
-                pipeline::run_engine(event_rx, processor, outputs, control_rx, shutdown, counters)
+                pipeline::run_engine_enriched(
+                    event_rx,
+                    processor,
+                    outputs,
+                    control_rx,
+                    shutdown,
+                    counters,
+                    Box::new(move |event| enricher.enrich(event)),
+                )
             })
             .context("starting the engine thread")?
     };

@@ -379,11 +379,38 @@ pub struct OutputPort {
 /// queue drops the line, counts it, and reports the count as an `outputs_dropped` event.
 pub fn run_engine(
     events: Receiver<Event>,
+    processor: Box<dyn Processor>,
+    outputs: Vec<OutputPort>,
+    control: Receiver<Control>,
+    shutdown: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+) {
+    run_engine_enriched(
+        events,
+        processor,
+        outputs,
+        control,
+        shutdown,
+        counters,
+        Box::new(|_: &mut Event| {}),
+    );
+}
+
+/// Fills in context an event gets after its collector made it (the ECS task and container
+/// metadata, [`crate::ecs::Enricher`]). Runs on the engine thread for every collector event,
+/// before the processor (rules, recording) sees it, so it must never block.
+pub type Enrich = Box<dyn FnMut(&mut Event) + Send>;
+
+/// [`run_engine`] with an enrichment step applied to every event received from a collector
+/// before it is numbered and processed.
+pub fn run_engine_enriched(
+    events: Receiver<Event>,
     mut processor: Box<dyn Processor>,
     outputs: Vec<OutputPort>,
     control: Receiver<Control>,
     shutdown: Arc<AtomicBool>,
     counters: Arc<Counters>,
+    mut enrich: Enrich,
 ) {
     let mut next_num: u64 = 1;
     let mut out = Vec::new();
@@ -419,6 +446,7 @@ pub fn run_engine(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         if let Some(mut event) = received {
+            enrich(&mut event);
             event.evt.num = next_num;
             next_num += 1;
             counters.events.fetch_add(1, Ordering::Relaxed);

@@ -9,6 +9,7 @@
 
 pub mod cgroup;
 pub mod fswatch;
+pub mod own_sockets;
 pub mod proc;
 pub mod procscan;
 mod sender;

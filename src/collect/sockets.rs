@@ -696,6 +696,15 @@ impl SocketTracker {
             let event = match owner {
                 Some(Owner::Monitor) => None,
                 Some(Owner::Pid(pid)) => self.build_event(known, Some(pid), tables),
+                // A short request of the monitor itself (only its TIME_WAIT entry was seen).
+                _ if known.role == Role::Conn
+                    && super::own_sockets::is_own(
+                        SocketAddr::new(known.entry.local, known.entry.lport),
+                        SocketAddr::new(known.entry.remote, known.entry.rport),
+                    ) =>
+                {
+                    None
+                }
                 _ => self.build_event(known, None, tables),
             };
             let status = match event {

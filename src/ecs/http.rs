@@ -189,6 +189,10 @@ pub fn get(url: &HttpUrl, limits: HttpLimits) -> Result<Vec<u8>, EcsError> {
         url: url.text.clone(),
         source: last_error,
     })?;
+    // The monitor's own request: the sockets collector must not report it.
+    if let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) {
+        crate::collect::own_sockets::register(local, remote);
+    }
 
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: tasksentry/{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",

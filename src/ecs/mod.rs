@@ -13,8 +13,13 @@
 //! more often than once per [`EcsMetadata::DEFAULT_MIN_REFRESH`], so a stream of events from an
 //! unknown container cannot turn into a stream of requests. Outside ECS it is inert and says so
 //! once in the log.
+//!
+//! The running monitor does not use that cache on its hot path: [`enrich`] runs the fetches on a
+//! background thread and lets the engine fill every event's container from a published snapshot,
+//! so no collector and not the engine ever waits for HTTP.
 
 pub mod cgroup;
+pub mod enrich;
 pub mod http;
 pub mod metadata;
 
@@ -28,6 +33,7 @@ use tracing::{debug, info, warn};
 use crate::event::Container;
 
 pub use cgroup::{container_id_from_cgroup_path, container_id_from_proc_cgroup};
+pub use enrich::{Enricher, EnrichmentStatus, RefreshPolicy, spawn_enrichment};
 pub use http::{HttpLimits, HttpUrl};
 pub use metadata::{ClockDrift, ContainerMetadata, Limits, TaskMetadata};
 

@@ -777,3 +777,25 @@ fn sockets_without_owner_become_a_rate_limited_unattributed_summary() {
         .expect("the next summary after the period");
     assert_eq!(next.internal.as_ref().expect("internal").count, Some(1));
 }
+
+#[test]
+fn a_short_request_of_the_monitor_seen_only_in_time_wait_is_not_reported() {
+    let root = FixtureRoot::new(9999);
+    let tables = Tables::default();
+    let mut tracker = root.tracker();
+    let mut out = Vec::new();
+    // The monitor's metadata fetch opened and closed between two polls; it registered itself.
+    let own = entry(tcp_state::TIME_WAIT, (TASK_IP, 40991), (CRED, 80), 0);
+    crate::collect::own_sockets::register(
+        std::net::SocketAddr::new(TASK_IP, 40991),
+        std::net::SocketAddr::new(CRED, 80),
+    );
+    // Someone else's equally short connection is still reported, without an owner.
+    let other = entry(tcp_state::TIME_WAIT, (TASK_IP, 40992), (CRED, 80), 0);
+    tracker.poll(&[own, other], &tables, &mut out);
+    tracker.poll(&[own, other], &tables, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].evt_type(), EventType::Connect);
+    assert_eq!(out[0].fd.as_ref().unwrap().cport, Some(40992));
+    assert!(out[0].proc.is_none());
+}
