@@ -256,6 +256,8 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     let fswatch = spawn_fswatch(
         FsWatchConfig {
             proc_root: config.proc_root.clone(),
+            groups: config.watch_groups.clone(),
+            max_watches: config.watch_budget,
             ..FsWatchConfig::default()
         },
         tables.clone(),
