@@ -441,7 +441,11 @@ impl FsWatcher {
             Err(AddError::Limit) | Err(AddError::Degraded) => return false,
             Err(AddError::Missing) => return true,
         }
-        let needs_listing = depth > 0 || (fresh && interest.create);
+        // Content of a directory that appeared unwatched was created (and written) while
+        // nothing watched it: it is reported as created, or as written for a watch that only
+        // asks for writes.
+        let report_fresh = fresh && (interest.create || interest.writes);
+        let needs_listing = depth > 0 || report_fresh;
         if !needs_listing {
             return true;
         }
@@ -451,14 +455,23 @@ impl FsWatcher {
         let entries = resolve::list_dir(&watched.root, path);
         for (name, is_dir) in entries {
             let child = resolve::join(path, &name);
-            if fresh && interest.create {
+            if report_fresh && !is_dir {
+                self.record_drift(id, &child);
+            }
+            if report_fresh && interest.create {
                 let kind = if is_dir {
                     EventType::Mkdir
                 } else {
-                    self.record_drift(id, &child);
                     EventType::Creat
                 };
                 let event = self.file_event(kind, id, &child, None, is_dir);
+                out.push(event);
+            } else if report_fresh && !is_dir {
+                let mut event = self.file_event(EventType::Open, id, &child, None, false);
+                if let Some(fd) = event.fd.as_mut() {
+                    fd.open_write = Some(true);
+                    fd.open_read = Some(false);
+                }
                 out.push(event);
             }
             if is_dir
