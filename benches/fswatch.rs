@@ -9,7 +9,16 @@
 //! - the latency from a file's creation below a watched `/etc` to its `creat` event
 //!   (`fswatch/write_to_event_latency`), blocking in `poll` on the inotify descriptor as the
 //!   collector thread does. `open` events are held for the coalescing window (100 ms by
-//!   default) on top of this, by design.
+//!   default) on top of this, by design;
+//! - the write-to-alert latency with the embedded default rules evaluated on each event as the
+//!   engine does (`fswatch/write_to_alert_latency/creat`: a new file below `/etc` to the
+//!   rendered "Write below etc" alert; `.../append`: an append to an existing file below
+//!   `/etc`, which goes through the coalescing window, with the collector thread's own poll
+//!   tick and flush). The engine thread's queue hop and the stdout write are not included.
+//!
+//! Before criterion runs, a summary table of the three figures is printed (CPU time from
+//! `CLOCK_THREAD_CPUTIME_ID`, latencies as median and 95th percentile of 50 runs); it comes
+//! before criterion's own measurements, so a short run is enough to read it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +27,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 use tasksentry::collect::fswatch::{DriftRegistry, FsWatchConfig, FsWatcher};
 use tasksentry::event::{Container, Event, EventType};
+use tasksentry::rules::{LoadOptions, RuleSet, load};
 
 fn container(id: &str) -> Container {
     Container {
@@ -82,8 +92,141 @@ fn report_host_root_cost() {
     }
 }
 
+fn default_rules() -> RuleSet {
+    load(
+        &tasksentry::rules::defaults::default_sources(),
+        &LoadOptions::default(),
+    )
+    .ruleset
+    .expect("the default rules load")
+}
+
+/// Reads, flushes and evaluates like the collector and engine threads until the rule `rule`
+/// matches an event about `name`; returns when it did.
+fn until_alert(w: &mut FsWatcher, rules: &RuleSet, rule: &str, name: &str) {
+    let tick = 25; // the collector's poll tick for the default 100 ms coalescing window
+    let mut out: Vec<Event> = Vec::new();
+    let mut matches = Vec::new();
+    loop {
+        wait_readable(w, tick);
+        w.read_events(&mut out).expect("read");
+        w.flush_due(&mut out);
+        for event in out.drain(..) {
+            if event.fd.as_ref().and_then(|f| f.name.as_deref()) != Some(name) {
+                continue;
+            }
+            matches.clear();
+            rules.evaluate(&event, &mut matches);
+            if matches.iter().any(|m| m.rule.name == rule) {
+                return;
+            }
+        }
+    }
+}
+
+/// One write-to-alert measurement: `append` writes to an existing file, else creates one.
+fn write_to_alert(
+    w: &mut FsWatcher,
+    rules: &RuleSet,
+    etc: &Path,
+    n: u64,
+    append: bool,
+) -> Duration {
+    let file = if append {
+        "existing.conf".to_string()
+    } else {
+        format!("lat-{n}")
+    };
+    let started = Instant::now();
+    if append {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(etc.join(&file))
+            .expect("open");
+        std::io::Write::write_all(&mut f, b"x\n").expect("append");
+    } else {
+        std::fs::File::create(etc.join(&file)).expect("create");
+    }
+    until_alert(w, rules, "Write below etc", &format!("/etc/{file}"));
+    let took = started.elapsed();
+    // Nothing left over for the next run.
+    let mut rest = Vec::new();
+    std::thread::sleep(Duration::from_millis(if append { 0 } else { 1 }));
+    w.read_events(&mut rest).expect("read");
+    w.flush_opens(Duration::ZERO, &mut rest);
+    took
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Prints the three figures as a table.
+fn report_summary(rules: &RuleSet) {
+    // CPU per 10,000 raw events, 5 rounds.
+    let root = fake_root();
+    let mut w = watcher();
+    let mut out: Vec<Event> = Vec::new();
+    w.add_container(container("c"), root.path(), &mut out)
+        .expect("watching the fake root");
+    let tmp = root.path().join("tmp");
+    let mut cpu = Vec::new();
+    for round in 0..5 {
+        for i in 0..2_500 {
+            let path = tmp.join(format!("s-{round}-{i}"));
+            std::fs::write(&path, b"x").expect("write");
+            std::fs::remove_file(&path).expect("remove");
+        }
+        let target = w.stats().raw_events + 10_000;
+        let before = thread_cpu();
+        while w.stats().raw_events < target {
+            w.read_events(&mut out).expect("read");
+            if w.stats().raw_events < target {
+                wait_readable(&w, 100);
+            }
+        }
+        w.flush_opens(Duration::ZERO, &mut out);
+        cpu.push(thread_cpu() - before);
+        out.clear();
+    }
+    cpu.sort();
+    let mut creat = Vec::new();
+    let mut append = Vec::new();
+    let etc = root.path().join("etc");
+    for n in 0..50 {
+        creat.push(write_to_alert(&mut w, rules, &etc, n, false));
+        append.push(write_to_alert(&mut w, rules, &etc, n, true));
+    }
+    creat.sort();
+    append.sort();
+    eprintln!("fswatch summary (this machine; CPU is the collector thread's own time):");
+    eprintln!("  {:<44} {:>12} {:>12}", "figure", "median", "p95 / max");
+    eprintln!(
+        "  {:<44} {:>12.2?} {:>12.2?}",
+        "CPU per 10,000 inotify events (5 rounds)",
+        percentile(&cpu, 0.5),
+        cpu[cpu.len() - 1]
+    );
+    eprintln!(
+        "  {:<44} {:>12.2?} {:>12.2?}",
+        "write-to-alert, new file below /etc (50)",
+        percentile(&creat, 0.5),
+        percentile(&creat, 0.95)
+    );
+    eprintln!(
+        "  {:<44} {:>12.2?} {:>12.2?}",
+        "write-to-alert, append below /etc (50)",
+        percentile(&append, 0.5),
+        percentile(&append, 0.95)
+    );
+}
+
 fn bench(c: &mut Criterion) {
     report_host_root_cost();
+    let rules = default_rules();
+    report_summary(&rules);
     let mut group = c.benchmark_group("fswatch");
     group.sample_size(20);
 
@@ -161,6 +304,25 @@ fn bench(c: &mut Criterion) {
             total
         })
     });
+    for (label, append) in [("creat", false), ("append", true)] {
+        group.bench_function(format!("write_to_alert_latency/{label}"), |b| {
+            let root = fake_root();
+            let mut w = watcher();
+            let mut out: Vec<Event> = Vec::new();
+            w.add_container(container("c"), root.path(), &mut out)
+                .expect("watching the fake root");
+            let etc = root.path().join("etc");
+            let mut n = 0u64;
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        n += 1;
+                        write_to_alert(&mut w, &rules, &etc, n, append)
+                    })
+                    .sum()
+            })
+        });
+    }
     group.finish();
 }
 

@@ -299,6 +299,8 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     drop(event_tx);
     let fswatch_config = FsWatchConfig {
         proc_root: config.proc_root.clone(),
+        groups: config.watch_groups.clone(),
+        max_watches: config.watch_budget,
         ..FsWatchConfig::default()
     };
     let fswatch_restart: Restart = {

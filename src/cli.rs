@@ -200,6 +200,34 @@ pub struct RunArgs {
     /// Restarts allowed per 10 minutes before the supervisor gives up [default: 5].
     #[arg(long, env = "TASKSENTRY_MAX_RESTARTS", value_name = "N")]
     pub max_restarts: Option<u32>,
+    /// Extra file watch entry: `PATH [recursive|depth=N] [EVENTS] [priority=N] [name=NAME]`,
+    /// EVENTS a comma-separated list of read, write, open, create, delete, move, attrib,
+    /// modify (default) or all; e.g. `--watch '/srv/app recursive write'`. A default path
+    /// named again is replaced (repeatable; the variable takes a `;`-separated list).
+    #[arg(
+        long = "watch",
+        env = "TASKSENTRY_WATCH",
+        value_name = "ENTRY",
+        value_delimiter = ';'
+    )]
+    pub watch: Option<Vec<String>>,
+    /// Default watch groups (credentials, etc, cron, home, binaries, temp, libraries,
+    /// packages) or default paths not to watch (comma-separated).
+    #[arg(
+        long,
+        env = "TASKSENTRY_WATCH_REMOVE",
+        value_name = "GROUPS_OR_PATHS",
+        value_delimiter = ','
+    )]
+    pub watch_remove: Option<Vec<String>>,
+    /// Start from the default watch set [default: true]; `false` watches only the --watch
+    /// entries.
+    #[arg(long, env = "TASKSENTRY_WATCH_DEFAULTS", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub watch_defaults: Option<bool>,
+    /// Most inotify watches the file collector holds [default: half of max_user_watches];
+    /// beyond it the lowest-priority groups are dropped and reported.
+    #[arg(long, env = "TASKSENTRY_WATCH_BUDGET", value_name = "N")]
+    pub watch_budget: Option<usize>,
 }
 
 impl RunArgs {
@@ -243,6 +271,10 @@ impl RunArgs {
             mode: self.mode,
             supervise: self.supervise,
             max_restarts: self.max_restarts,
+            watch: self.watch,
+            watch_remove: self.watch_remove,
+            watch_defaults: self.watch_defaults,
+            watch_budget: self.watch_budget,
         }
     }
 }

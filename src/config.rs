@@ -148,6 +148,14 @@ pub struct Overrides {
     pub supervise: Option<bool>,
     /// `--max-restarts` / `TASKSENTRY_MAX_RESTARTS`.
     pub max_restarts: Option<u32>,
+    /// `--watch` / `TASKSENTRY_WATCH` (compact entries; replaces the file's list when given).
+    pub watch: Option<Vec<String>>,
+    /// `--watch-remove` / `TASKSENTRY_WATCH_REMOVE`.
+    pub watch_remove: Option<Vec<String>>,
+    /// `--watch-defaults` / `TASKSENTRY_WATCH_DEFAULTS`.
+    pub watch_defaults: Option<bool>,
+    /// `--watch-budget` / `TASKSENTRY_WATCH_BUDGET`.
+    pub watch_budget: Option<usize>,
 }
 
 /// The YAML configuration file. Keys are the settings' names; unknown keys are errors.
@@ -226,6 +234,15 @@ pub struct FileConfig {
     pub supervise: Option<bool>,
     /// See [`Config::max_restarts`].
     pub max_restarts: Option<u32>,
+    /// See [`Config::watch_groups`]: extra watch entries, each a compact string or a mapping
+    /// (checked in [`Config::layer`] so that errors name the setting).
+    pub watch: Option<Vec<serde_json::Value>>,
+    /// See [`Config::watch_groups`]: default groups or paths not watched.
+    pub watch_remove: Option<Vec<String>>,
+    /// See [`Config::watch_groups`]: start from the default watch set.
+    pub watch_defaults: Option<bool>,
+    /// See [`Config::watch_budget`].
+    pub watch_budget: Option<usize>,
 }
 
 /// The resolved, validated configuration of `tasksentry run`.
@@ -309,6 +326,11 @@ pub struct Config {
     pub supervise: bool,
     /// Restarts the supervisor allows per 10 minutes before it gives up (0: never restart).
     pub max_restarts: u32,
+    /// The file collector's watch set: the default groups, minus `watch_remove`, with the
+    /// `watch` entries added (or replacing a default path they name again).
+    pub watch_groups: Vec<crate::collect::fswatch::WatchGroup>,
+    /// Most inotify watches the file collector holds (default: half of `max_user_watches`).
+    pub watch_budget: Option<usize>,
 }
 
 impl Default for Config {
@@ -350,6 +372,8 @@ impl Default for Config {
             mode: Mode::Poll,
             supervise: true,
             max_restarts: 5,
+            watch_groups: crate::collect::fswatch::default_groups(),
+            watch_budget: None,
         }
     }
 }
@@ -642,6 +666,34 @@ pub const SETTINGS: &[(&str, &str, &str, &str, &str)] = &[
         "5",
         "restarts the supervisor allows per 10 minutes (the first at once, then 1 s, 2 s, ... up to 30 s apart) before it gives up and exits 1; `0`: never restart",
     ),
+    (
+        "watch",
+        "--watch",
+        "TASKSENTRY_WATCH",
+        "(none)",
+        "extra file watch entries `PATH [recursive\\|depth=N] [EVENTS] [priority=N] [name=NAME]`, EVENTS from read, write, open, create, delete, move, attrib, modify (default), all; a default path named again is replaced (repeatable; `;`-separated in the variable; the file also takes mappings, see docs/files.md)",
+    ),
+    (
+        "watch_remove",
+        "--watch-remove",
+        "TASKSENTRY_WATCH_REMOVE",
+        "(none)",
+        "default watch groups (credentials, etc, cron, home, binaries, temp, libraries, packages) or default paths not to watch (comma-separated)",
+    ),
+    (
+        "watch_defaults",
+        "--watch-defaults",
+        "TASKSENTRY_WATCH_DEFAULTS",
+        "true",
+        "start from the default watch set; `false` watches only the `watch` entries",
+    ),
+    (
+        "watch_budget",
+        "--watch-budget",
+        "TASKSENTRY_WATCH_BUDGET",
+        "(half of max_user_watches)",
+        "most inotify watches the file collector holds; beyond it the lowest-priority groups are dropped and reported",
+    ),
 ];
 
 fn setting_error(setting: &'static str, message: impl Into<String>) -> ConfigError {
@@ -721,6 +773,7 @@ impl Config {
     pub fn layer(overrides: Overrides, file: FileConfig) -> Result<Config, ConfigError> {
         let defaults = Config::default();
         let cloudwatch = resolve_cloudwatch(&overrides, &file)?;
+        let (watch_groups, watch_budget) = resolve_watch(&overrides, &file)?;
         let interval = match overrides.interval.or(file.interval) {
             Some(text) => {
                 parse_duration(&text).map_err(|message| setting_error("interval", message))?
@@ -896,6 +949,8 @@ impl Config {
                 .or(file.supervise)
                 .unwrap_or(defaults.supervise),
             max_restarts,
+            watch_groups,
+            watch_budget,
         })
     }
 
@@ -908,6 +963,47 @@ impl Config {
     pub fn stdout_enabled(&self) -> bool {
         self.outputs.contains(&Output::Stdout)
     }
+}
+
+/// The file collector's watch settings, layered and validated: the watch set and the budget.
+fn resolve_watch(
+    overrides: &Overrides,
+    file: &FileConfig,
+) -> Result<(Vec<crate::collect::fswatch::WatchGroup>, Option<usize>), ConfigError> {
+    use crate::collect::fswatch::{UserWatch, WatchSetError, build_groups};
+    let extra: Vec<UserWatch> = match (&overrides.watch, &file.watch) {
+        (Some(entries), _) => entries
+            .iter()
+            .filter(|e| !e.trim().is_empty())
+            .map(|e| UserWatch::parse(e))
+            .collect::<Result<_, _>>(),
+        (None, Some(entries)) => entries.iter().map(UserWatch::from_json).collect(),
+        (None, None) => Ok(Vec::new()),
+    }
+    .map_err(|message| setting_error("watch", message))?;
+    let remove = overrides
+        .watch_remove
+        .clone()
+        .or(file.watch_remove.clone())
+        .unwrap_or_default();
+    let defaults = overrides
+        .watch_defaults
+        .or(file.watch_defaults)
+        .unwrap_or(true);
+    let groups = build_groups(defaults, &remove, &extra).map_err(|error| match &error {
+        WatchSetError::Remove { .. } => setting_error("watch_remove", error.to_string()),
+        WatchSetError::NameClash { .. } => setting_error("watch", error.to_string()),
+    })?;
+    let budget = overrides.watch_budget.or(file.watch_budget);
+    if let Some(budget) = budget {
+        if !(1..=100_000_000).contains(&budget) {
+            return Err(setting_error(
+                "watch_budget",
+                format!("{budget} is out of range: use between 1 and 100000000"),
+            ));
+        }
+    }
+    Ok((groups, budget))
 }
 
 /// The CloudWatch settings, layered and validated (a part of [`Config`]).
@@ -1294,5 +1390,101 @@ mod readme_tests {
             let row = format!("| {name} | `{flag}` | `{env}` | {default} | {meaning} |");
             assert!(readme.contains(&row), "README.md lacks the row:\n{row}");
         }
+    }
+}
+
+#[cfg(test)]
+mod watch_config_tests {
+    use super::*;
+    use crate::collect::fswatch::Interest;
+    use crate::collect::fswatch::config::RECURSIVE;
+
+    fn group<'a>(
+        config: &'a Config,
+        name: &str,
+    ) -> Option<&'a crate::collect::fswatch::WatchGroup> {
+        config.watch_groups.iter().find(|g| g.name == name)
+    }
+
+    #[test]
+    fn watch_entries_from_the_file_are_added_and_defaults_removed() {
+        let file = FileConfig::parse(
+            "watch:\n  - path: /srv/app\n    recursive: true\n    events: [write]\n    priority: 70\n  - /opt/data depth=2 read\nwatch_remove: [libraries, /tmp]\nwatch_budget: 500\n",
+        )
+        .expect("valid file");
+        let config = Config::layer(Overrides::default(), file).expect("valid");
+        let app = group(&config, "/srv/app").expect("the /srv/app group");
+        assert_eq!(app.priority, 70);
+        assert_eq!(app.specs[0].depth, RECURSIVE);
+        assert_eq!(
+            app.specs[0].interest,
+            Interest {
+                writes: true,
+                ..Interest::default()
+            }
+        );
+        assert!(
+            group(&config, "/opt/data").expect("data").specs[0]
+                .interest
+                .reads
+        );
+        assert!(group(&config, "libraries").is_none());
+        assert!(
+            group(&config, "temp")
+                .expect("temp keeps /var/tmp")
+                .specs
+                .iter()
+                .all(|s| s.pattern != "/tmp")
+        );
+        assert_eq!(config.watch_budget, Some(500));
+    }
+
+    #[test]
+    fn watch_flags_replace_the_file_and_defaults_can_be_left_out() {
+        let file = FileConfig::parse("watch: ['/from/file']\n").expect("valid file");
+        let overrides = Overrides {
+            watch: Some(vec!["/srv/app recursive write".into(), " ".into()]),
+            watch_defaults: Some(false),
+            ..Overrides::default()
+        };
+        let config = Config::layer(overrides, file).expect("valid");
+        let names: Vec<&str> = config
+            .watch_groups
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect();
+        assert_eq!(names, ["/srv/app"]);
+    }
+
+    #[test]
+    fn bad_watch_settings_name_the_setting() {
+        for (yaml, setting) in [
+            ("watch: ['srv/app']\n", "watch"),
+            ("watch: ['/srv explode']\n", "watch"),
+            ("watch: [{path: /a, recurse: true}]\n", "watch"),
+            ("watch: [{path: /a, priority: 256}]\n", "watch"),
+            ("watch: ['/x name=etc']\n", "watch"),
+            ("watch_remove: [librarys]\n", "watch_remove"),
+            ("watch_budget: 0\n", "watch_budget"),
+        ] {
+            let file = FileConfig::parse(yaml).expect("parses");
+            let error = Config::layer(Overrides::default(), file)
+                .expect_err(yaml)
+                .to_string();
+            assert!(error.contains(&format!("`{setting}`")), "{yaml}: {error}");
+        }
+        let overrides = Overrides {
+            watch: Some(vec!["/srv depth=100".into()]),
+            ..Overrides::default()
+        };
+        let error = Config::layer(overrides, FileConfig::default())
+            .expect_err("too deep")
+            .to_string();
+        assert!(
+            error.contains("`watch`")
+                && error.contains("--watch")
+                && error.contains("TASKSENTRY_WATCH"),
+            "{error}"
+        );
     }
 }

@@ -23,6 +23,14 @@ fn seed_image(app: &Container) {
     };
     write("/etc/shadow", "root:*:19000:0:99999:7:::\n", 0o640);
     write("/etc/sudoers", "root ALL=(ALL) ALL\n", 0o440);
+    write("/etc/gshadow", "root:*::\n", 0o640);
+    write(
+        "/root/.ssh/id_ed25519",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\n",
+        0o600,
+    );
+    std::fs::create_dir_all(app.host_path("/usr/lib")).expect("mkdir /usr/lib");
+    std::fs::create_dir_all(app.host_path("/var/tmp")).expect("mkdir /var/tmp");
     write("/root/.ash_history", "ls\ncat /etc/passwd\n", 0o600);
     write("/root/.bash_history", "id\n", 0o600);
     write(
@@ -142,6 +150,11 @@ fn each_default_file_rule_fires_on_its_behaviour_with_path_container_and_process
             "/usr/bin/implant",
         ),
         (
+            "Write below binary or library directories",
+            "echo 'ELF' > /usr/lib/libevil.so",
+            "/usr/lib/libevil.so",
+        ),
+        (
             "Write below root's home",
             "echo notes > /root/notes.txt",
             "/root/notes.txt",
@@ -157,6 +170,11 @@ fn each_default_file_rule_fires_on_its_behaviour_with_path_container_and_process
             "/etc/cron.d/backdoor",
         ),
         (
+            "Cron or systemd persistence written",
+            "mkdir -p /etc/systemd/system && echo '[Service]' > /etc/systemd/system/evil.service",
+            "/etc/systemd/system/evil.service",
+        ),
+        (
             "SSH authorized_keys modified",
             "mkdir -p /root/.ssh && echo 'ssh-ed25519 AAAAC3 attacker' >> /root/.ssh/authorized_keys",
             "/root/.ssh/authorized_keys",
@@ -170,6 +188,11 @@ fn each_default_file_rule_fires_on_its_behaviour_with_path_container_and_process
             "Shell configuration modified",
             "mkdir -p /etc/profile.d && echo 'export X=1' > /etc/profile.d/zz.sh",
             "/etc/profile.d/zz.sh",
+        ),
+        (
+            "Shell configuration modified",
+            "echo /tmp/hook.so > /etc/ld.so.preload",
+            "/etc/ld.so.preload",
         ),
         (
             "Shell history deleted or truncated",
@@ -197,6 +220,16 @@ fn each_default_file_rule_fires_on_its_behaviour_with_path_container_and_process
             "/root/.aws/credentials",
         ),
         (
+            "Sensitive credential file read",
+            "cat /etc/gshadow > /dev/null",
+            "/etc/gshadow",
+        ),
+        (
+            "Sensitive credential file read",
+            "cat /root/.ssh/id_ed25519 > /dev/null",
+            "/root/.ssh/id_ed25519",
+        ),
+        (
             "Setuid or setgid bit set",
             "cp /bin/busybox /tmp/rootsh && chmod 4755 /tmp/rootsh",
             "/tmp/rootsh",
@@ -210,6 +243,11 @@ fn each_default_file_rule_fires_on_its_behaviour_with_path_container_and_process
             "Executable dropped in a temporary directory",
             "echo '#!/bin/sh' > /dev/shm/payload && chmod +x /dev/shm/payload",
             "/dev/shm/payload",
+        ),
+        (
+            "Executable dropped in a temporary directory",
+            "cp /bin/busybox /var/tmp/tool && chmod 755 /var/tmp/tool",
+            "/var/tmp/tool",
         ),
         (
             "Package database modified at runtime",
@@ -413,11 +451,9 @@ fn a_dropped_binary_with_a_forged_timestamp_is_known_as_written_after_start() {
             TIMEOUT,
         )
         .expect("a drift alert");
+    let output = alert["output"].as_str().unwrap_or("");
     assert!(
-        alert["output"]
-            .as_str()
-            .unwrap_or("")
-            .contains("/tmp/sleep"),
+        output.contains("/tmp/sleep") && output.contains("written after the container started"),
         "{alert}"
     );
     let exec = wait_for_recorded(&recording, |e| {
@@ -438,4 +474,248 @@ fn a_dropped_binary_with_a_forged_timestamp_is_known_as_written_after_start() {
             && e["container"]["id"] == app.id()
     });
     assert_eq!(image["proc"]["exe_written_after_start"], false, "{image}");
+}
+
+/// The watch-set example of docs/files.md, with one rule alerting on what it watches.
+const WATCH_CONFIG: &str = "\
+watch:
+  - path: /srv/app
+    recursive: true
+    events: [write]
+    priority: 70
+";
+
+const SRV_RULE: &str = "\
+- rule: Application code written
+  desc: A file below /srv/app was written.
+  condition: evt.type in (open, openat) and evt.is_open_write = true and fd.name startswith /srv/app/
+  output: Application file written %fd.name (container_id=%container.id)
+  priority: WARNING
+  tags: [filesystem, T1554]
+";
+
+#[test]
+fn configured_watch_entries_report_and_removed_defaults_stay_silent() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    seed_image(&app);
+    // The application's tree ships with the image: an existing subdirectory is watched too.
+    std::fs::create_dir_all(app.host_path("/srv/app/lib")).expect("mkdir /srv/app/lib");
+    std::fs::write(app.host_path("/srv/app/lib/util.py"), "pass\n").expect("seed a file");
+    let config = task.dir().join("tasksentry.yaml");
+    std::fs::write(&config, WATCH_CONFIG).expect("writing the configuration");
+    let rules = task.dir().join("srv.yaml");
+    std::fs::write(&rules, SRV_RULE).expect("writing the rule");
+    let recording = task.dir().join("recording.ndjson");
+    let mut spec = support::MonitorSpec::new(&[
+        "run".as_ref(),
+        "--rule-matching".as_ref(),
+        "all".as_ref(),
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--rules".as_ref(),
+        rules.as_os_str(),
+        "--record".as_ref(),
+        recording.as_os_str(),
+    ]);
+    // The default temp group (/tmp, /var/tmp, /dev/shm) is removed through the variable.
+    spec.env
+        .push(("TASKSENTRY_WATCH_REMOVE".into(), "temp".into()));
+    let mon = task
+        .start_monitor_with(spec)
+        .expect("starting tasksentry run");
+    wait_until_watched(&mon, &app);
+
+    // Removed default: a hidden executable in /tmp and a payload in /dev/shm go unseen.
+    app.run_ok(&[
+        "sh",
+        "-c",
+        "echo '#!/bin/sh' > /tmp/.hidden && chmod +x /tmp/.hidden && echo x > /dev/shm/payload",
+    ])
+    .expect("writing to /tmp");
+    // Configured entry: writes in the existing tree, a new subdirectory, and the top level.
+    app.run_ok(&[
+        "sh",
+        "-c",
+        "echo 'import os' >> /srv/app/lib/util.py && mkdir -p /srv/app/plugins/new && echo x > /srv/app/plugins/new/evil.py && echo y > /srv/app/main.py",
+    ])
+    .expect("writing below /srv/app");
+    for name in [
+        "/srv/app/lib/util.py",
+        "/srv/app/plugins/new/evil.py",
+        "/srv/app/main.py",
+    ] {
+        let alert = wait_for_alert(&mon, "Application code written", &app, name);
+        assert_eq!(alert["tasksentry"]["collector"], "fswatch", "{alert}");
+    }
+    // A later write below /etc is recorded after everything above.
+    app.run_ok(&["sh", "-c", "echo x > /etc/after-config-check"])
+        .expect("write below /etc");
+    wait_for_recorded(&recording, |e| {
+        e["evt"]["type"] == "open" && e["fd"]["name"] == "/etc/after-config-check"
+    });
+    let events = recorded_events(&recording);
+    let named = |prefix: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| {
+                e["evt"]["collector"] == "fswatch"
+                    && e["fd"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with(prefix))
+            })
+            .collect()
+    };
+    assert!(named("/tmp/").is_empty(), "{:#?}", named("/tmp/"));
+    assert!(named("/dev/shm/").is_empty(), "{:#?}", named("/dev/shm/"));
+    // Write-only: no creat or mkdir below /srv/app, only writes.
+    let app_events = named("/srv/app/");
+    assert!(!app_events.is_empty());
+    assert!(
+        app_events
+            .iter()
+            .all(|e| e["evt"]["type"] == "open" && e["fd"]["open_write"] == true),
+        "{app_events:#?}"
+    );
+    let silent = mon.events().into_iter().find(|a| {
+        a["output_fields"]["fd.name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("/tmp/") || n.starts_with("/dev/shm/"))
+    });
+    assert!(silent.is_none(), "{silent:?}");
+}
+
+#[test]
+fn an_invalid_watch_setting_stops_the_start_naming_it() {
+    for (args, env, setting) in [
+        (vec!["--watch", "srv/app recursive"], None, "`watch`"),
+        (vec!["--watch", "/srv/app write,explode"], None, "`watch`"),
+        (
+            vec![],
+            Some(("TASKSENTRY_WATCH_REMOVE", "tmp-files")),
+            "`watch_remove`",
+        ),
+        (vec!["--watch-budget", "0"], None, "`watch_budget`"),
+    ] {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tasksentry"));
+        command.arg("run").args(&args);
+        if let Some((key, value)) = env {
+            command.env(key, value);
+        }
+        let output = command.output().expect("running tasksentry");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(78), "{args:?}: {stderr}");
+        assert!(stderr.contains(setting), "{args:?}: {stderr}");
+    }
+    // A file entry with an unknown key.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(&config, "watch:\n  - path: /srv\n    recurse: true\n").expect("write");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tasksentry"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("running tasksentry");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("`watch`") && stderr.contains("recurse"),
+        "{stderr}"
+    );
+}
+
+/// The watches the default set costs in a container, counted the way the monitor counts them
+/// (through the container's root as /proc shows it).
+fn default_set_cost(container: &Container) -> usize {
+    use tasksentry::collect::fswatch::{DriftRegistry, FsWatchConfig, FsWatcher};
+    let mut watcher = FsWatcher::new(
+        FsWatchConfig {
+            max_watches: Some(1_000_000),
+            ..FsWatchConfig::default()
+        },
+        None,
+        std::sync::Arc::new(DriftRegistry::default()),
+    )
+    .expect("an inotify instance");
+    let root = format!("/proc/{}/root", container.first_host_pid());
+    let mut out = Vec::new();
+    watcher
+        .add_container(
+            tasksentry::event::Container {
+                id: "cost".into(),
+                ..Default::default()
+            },
+            Path::new(&root),
+            &mut out,
+        )
+        .expect("watching the container root");
+    watcher.watch_count()
+}
+
+fn watch_limit_alert(mon: &Monitor, needle: &str) -> Value {
+    mon.wait_for(
+        |a| {
+            a["rule"] == "TaskSentry hit an inotify watch limit"
+                && a["output"].as_str().is_some_and(|o| o.contains(needle))
+        },
+        TIMEOUT,
+    )
+    .unwrap_or_else(|error| panic!("no watch_limit alert mentioning {needle:?}: {error}"))
+}
+
+#[test]
+fn the_watch_budget_degrades_by_priority_and_reports_what_is_not_watched() {
+    let task = EmulatedTask::new().expect("task");
+    let first = task.add_container("first").expect("container");
+    for i in 0..40 {
+        std::fs::create_dir_all(first.host_path(&format!("/srv/app/d{i}"))).expect("mkdir");
+    }
+    // The budget holds the default set plus 10: the configured low-priority tree (41
+    // directories) does not fit. No sysctl is touched: the collector honours its budget.
+    let cost = default_set_cost(&first);
+    let budget = cost + 10;
+    let recording = task.dir().join("recording.ndjson");
+    let mut mon = task
+        .start_monitor(&[
+            "run".to_string(),
+            "--rule-matching".into(),
+            "all".into(),
+            "--record".into(),
+            recording.display().to_string(),
+            "--watch".into(),
+            "/srv/app recursive priority=10 name=app-tree".into(),
+            "--watch-budget".into(),
+            budget.to_string(),
+        ])
+        .expect("starting tasksentry run");
+    wait_until_watched(&mon, &first);
+    let limited = watch_limit_alert(&mon, "app-tree");
+    let output = limited["output"].as_str().unwrap_or("");
+    assert!(
+        output.contains("/srv/app (recursive)")
+            && output.contains("not fully watched")
+            && output.contains(first.id()),
+        "the report names the group, its paths and the container: {limited}"
+    );
+
+    // A second container needs the same default set: the lowest-priority group in use
+    // (app-tree) loses its watches everywhere so that its credentials and /etc are watched.
+    let second = task.add_container("second").expect("second container");
+    wait_until_watched(&mon, &second);
+    let dropped = watch_limit_alert(&mon, "no longer watched in any container");
+    assert!(
+        dropped["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("app-tree")),
+        "the lowest priority goes first: {dropped}"
+    );
+    // Both containers' high-priority watches work.
+    for (container, name) in [(&first, "/etc/budget-a"), (&second, "/etc/budget-b")] {
+        container
+            .run_ok(&["sh", "-c", &format!("echo x > {name}")])
+            .expect("write below /etc");
+        wait_for_alert(&mon, "Write below etc", container, name);
+    }
+    assert!(mon.is_running());
 }

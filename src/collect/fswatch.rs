@@ -48,7 +48,10 @@ use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 use tracing::{info, warn};
 
 pub use attribution::Attributor;
-pub use config::{FsWatchConfig, Interest, WatchGroup, WatchSpec, default_groups};
+pub use config::{
+    FsWatchConfig, Interest, UserWatch, WatchGroup, WatchSetError, WatchSpec, build_groups,
+    default_groups,
+};
 pub use drift::DriftRegistry;
 
 use super::cgroup::HOST_ID;
@@ -438,7 +441,11 @@ impl FsWatcher {
             Err(AddError::Limit) | Err(AddError::Degraded) => return false,
             Err(AddError::Missing) => return true,
         }
-        let needs_listing = depth > 0 || (fresh && interest.changes);
+        // Content of a directory that appeared unwatched was created (and written) while
+        // nothing watched it: it is reported as created, or as written for a watch that only
+        // asks for writes.
+        let report_fresh = fresh && (interest.create || interest.writes);
+        let needs_listing = depth > 0 || report_fresh;
         if !needs_listing {
             return true;
         }
@@ -448,14 +455,23 @@ impl FsWatcher {
         let entries = resolve::list_dir(&watched.root, path);
         for (name, is_dir) in entries {
             let child = resolve::join(path, &name);
-            if fresh && interest.changes {
+            if report_fresh && !is_dir {
+                self.record_drift(id, &child);
+            }
+            if report_fresh && interest.create {
                 let kind = if is_dir {
                     EventType::Mkdir
                 } else {
-                    self.record_drift(id, &child);
                     EventType::Creat
                 };
                 let event = self.file_event(kind, id, &child, None, is_dir);
+                out.push(event);
+            } else if report_fresh && !is_dir {
+                let mut event = self.file_event(EventType::Open, id, &child, None, false);
+                if let Some(fd) = event.fd.as_mut() {
+                    fd.open_write = Some(true);
+                    fd.open_read = Some(false);
+                }
                 out.push(event);
             }
             if is_dir
@@ -579,6 +595,7 @@ impl FsWatcher {
             self.drop_wd(wd);
         }
         let name = self.config.groups[victim].name.clone();
+        let paths = config::describe_specs(&self.config.groups[victim]);
         if rate_ok(&mut self.last_warning) {
             warn!(group = %name, dropped, budget = self.budget, "inotify watch limit reached; dropping a watch group.");
         }
@@ -586,7 +603,7 @@ impl FsWatcher {
         event.internal = Some(Box::new(Internal {
             kind: "watch_limit".into(),
             message: format!(
-                "inotify watch limit reached (budget {}): the watch group {name} is no longer watched in any container ({dropped} watches removed) to make room for higher-priority groups",
+                "inotify watch limit reached (budget {}): the watch group {name} ({paths}) is no longer watched in any container ({dropped} watches removed) to make room for higher-priority groups",
                 self.budget
             ),
             count: Some(dropped),
@@ -656,6 +673,7 @@ impl FsWatcher {
 
     fn report_limited(&mut self, id: &Arc<str>, group: usize, out: &mut Vec<Event>) {
         let name = self.config.groups[group].name.clone();
+        let paths = config::describe_specs(&self.config.groups[group]);
         let Some(watched) = self.containers.get_mut(id) else {
             return;
         };
@@ -667,7 +685,7 @@ impl FsWatcher {
         event.internal = Some(Box::new(Internal {
             kind: "watch_limit".into(),
             message: format!(
-                "inotify watch limit reached (budget {}): the watch group {name} is not fully watched in container {id}",
+                "inotify watch limit reached (budget {}): the watch group {name} ({paths}) is not fully watched in container {id}",
                 self.budget
             ),
             count: None,
@@ -813,7 +831,7 @@ impl FsWatcher {
         out: &mut Vec<Event>,
     ) {
         if mask.contains(EventMask::CREATE) {
-            if interest.changes {
+            if interest.create {
                 let kind = if is_dir {
                     EventType::Mkdir
                 } else {
@@ -833,13 +851,13 @@ impl FsWatcher {
                     container: id.clone(),
                     path: path.to_string(),
                     is_dir,
-                    changes: interest.changes,
+                    changes: interest.moves,
                 },
             );
         }
         if mask.contains(EventMask::MOVED_TO) {
             let from = self.moves.remove(&cookie).filter(|m| m.container == *id);
-            if interest.changes || from.as_ref().is_some_and(|m| m.changes) {
+            if interest.moves || from.as_ref().is_some_and(|m| m.changes) {
                 let old = from.map(|m| m.path);
                 let event = self.file_event(EventType::Renameat, id, path, old, is_dir);
                 out.push(event);
@@ -848,7 +866,7 @@ impl FsWatcher {
         }
         if mask.contains(EventMask::DELETE) {
             self.flush_open(id, path, out);
-            if interest.changes {
+            if interest.delete {
                 let event = self.file_event(EventType::Unlinkat, id, path, None, is_dir);
                 out.push(event);
             }
@@ -898,7 +916,7 @@ impl FsWatcher {
         out: &mut Vec<Event>,
     ) {
         if !is_dir {
-            if interest.changes || interest.writes {
+            if interest.content_appears() {
                 self.record_drift(id, path);
             }
         } else {
@@ -1119,7 +1137,7 @@ impl FsWatcher {
             .flat_map(|e| {
                 e.owners
                     .iter()
-                    .filter(|o| !o.is_file && (o.interest.changes || o.interest.writes))
+                    .filter(|o| !o.is_file && o.interest.content_appears())
                     .map(|o| (o.container.clone(), o.path.clone()))
             })
             .collect();

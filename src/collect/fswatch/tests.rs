@@ -266,3 +266,45 @@ fn removing_a_container_removes_its_watches() {
     w.flush_opens(Duration::ZERO, &mut out);
     assert!(out.iter().all(|e| e.fd.is_none()), "{out:?}");
 }
+
+#[test]
+fn a_configured_write_only_tree_reports_writes_only_and_follows_new_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir_all(root.join("srv/app/lib")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let entry = UserWatch::parse("/srv/app recursive write").unwrap();
+    let groups = build_groups(false, &[], &[entry]).unwrap();
+    let mut w = watcher(FsWatchConfig {
+        groups,
+        ..FsWatchConfig::default()
+    });
+    let mut out = Vec::new();
+    w.add_container(container("c1"), root, &mut out).unwrap();
+    // Only /srv/app and its subdirectory: nothing of the default set.
+    assert_eq!(w.watch_count(), 2);
+    std::fs::write(root.join("srv/app/lib/util.py"), b"pass\n").unwrap();
+    // A new directory and a file written in it before its watch can be placed.
+    std::fs::create_dir_all(root.join("srv/app/plugins/new")).unwrap();
+    std::fs::write(root.join("srv/app/plugins/new/evil.py"), b"x\n").unwrap();
+    std::fs::write(root.join("etc/unwatched"), b"x\n").unwrap();
+    let events = collect_until(&mut w, |e| {
+        find(e, EventType::Open, "/srv/app/lib/util.py").is_some()
+            && find(e, EventType::Open, "/srv/app/plugins/new/evil.py").is_some()
+    });
+    for name in ["/srv/app/lib/util.py", "/srv/app/plugins/new/evil.py"] {
+        let open = find(&events, EventType::Open, name).expect(name);
+        assert_eq!(open.fd.as_ref().unwrap().open_write, Some(true), "{open:?}");
+    }
+    assert!(
+        events.iter().all(|e| e.evt.evt_type == EventType::Open),
+        "write-only: {events:#?}"
+    );
+    assert!(find(&events, EventType::Open, "/etc/unwatched").is_none());
+    // The new directories are watched now.
+    std::fs::write(root.join("srv/app/plugins/new/later.py"), b"y\n").unwrap();
+    let events = collect_until(&mut w, |e| {
+        find(e, EventType::Open, "/srv/app/plugins/new/later.py").is_some()
+    });
+    assert!(find(&events, EventType::Open, "/srv/app/plugins/new/later.py").is_some());
+}
