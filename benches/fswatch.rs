@@ -12,9 +12,10 @@
 //!   default) on top of this, by design;
 //! - the write-to-alert latency with the embedded default rules evaluated on each event as the
 //!   engine does (`fswatch/write_to_alert_latency/creat`: a new file below `/etc` to the
-//!   rendered "Write below etc" alert; `.../append`: an append to an existing file below
-//!   `/etc`, which goes through the coalescing window, with the collector thread's own poll
-//!   tick and flush). The engine thread's queue hop and the stdout write are not included.
+//!   rendered "Write below etc" alert; in the summary table also an append to an existing
+//!   file below `/etc`, which goes through the coalescing window, with the collector thread's
+//!   own poll tick and flush). The engine thread's queue hop and the stdout write are not
+//!   included.
 //!
 //! Before criterion runs, a summary table of the three figures is printed (CPU time from
 //! `CLOCK_THREAD_CPUTIME_ID`, latencies as median and 95th percentile of 50 runs); it comes
@@ -304,25 +305,26 @@ fn bench(c: &mut Criterion) {
             total
         })
     });
-    for (label, append) in [("creat", false), ("append", true)] {
-        group.bench_function(format!("write_to_alert_latency/{label}"), |b| {
-            let root = fake_root();
-            let mut w = watcher();
-            let mut out: Vec<Event> = Vec::new();
-            w.add_container(container("c"), root.path(), &mut out)
-                .expect("watching the fake root");
-            let etc = root.path().join("etc");
-            let mut n = 0u64;
-            b.iter_custom(|iters| {
-                (0..iters)
-                    .map(|_| {
-                        n += 1;
-                        write_to_alert(&mut w, &rules, &etc, n, append)
-                    })
-                    .sum()
-            })
-        });
-    }
+    // The append case is measured in the summary table only: under criterion's sampling it
+    // reported about half the coalescing window, which a plain loop of back-to-back appends
+    // does not reproduce (every one takes the full window), so that figure is not trusted.
+    group.bench_function("write_to_alert_latency/creat", |b| {
+        let root = fake_root();
+        let mut w = watcher();
+        let mut out: Vec<Event> = Vec::new();
+        w.add_container(container("c"), root.path(), &mut out)
+            .expect("watching the fake root");
+        let etc = root.path().join("etc");
+        let mut n = 0u64;
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    n += 1;
+                    write_to_alert(&mut w, &rules, &etc, n, false)
+                })
+                .sum()
+        })
+    });
     group.finish();
 }
 
