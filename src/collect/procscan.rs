@@ -1091,28 +1091,6 @@ fn wait_for_trigger(scanner: &ProcScanner, wait: Duration) -> bool {
     }
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn alloc_range_plain_and_wrapped() {
-        let r = AllocRange::new(100, 105, 32768);
-        assert_eq!(r.len(), 5);
-        assert!(!r.contains(100));
-        assert!(r.contains(101) && r.contains(105));
-        assert_eq!(r.iter().collect::<Vec<_>>(), vec![101, 102, 103, 104, 105]);
-        let w = AllocRange::new(32765, 302, 32768);
-        assert_eq!(
-            w.iter().collect::<Vec<_>>(),
-            vec![32766, 32767, 300, 301, 302]
-        );
-        assert!(!w.contains(5));
-        assert_eq!(AllocRange::empty().len(), 0);
-    }
-}
-
 /// The drift fact (see [`ProcScanner::drift_fact`]) from its inputs, shared with the tracer:
 /// `container_start` is the container's start time when known.
 pub(crate) fn drift_fact(
@@ -1138,4 +1116,26 @@ pub(crate) fn drift_fact(
                 .as_nanos()
                 .saturating_add(DRIFT_CLOCK_SLACK.as_nanos() as u64),
     )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_range_plain_and_wrapped() {
+        let r = AllocRange::new(100, 105, 32768);
+        assert_eq!(r.len(), 5);
+        assert!(!r.contains(100));
+        assert!(r.contains(101) && r.contains(105));
+        assert_eq!(r.iter().collect::<Vec<_>>(), vec![101, 102, 103, 104, 105]);
+        let w = AllocRange::new(32765, 302, 32768);
+        assert_eq!(
+            w.iter().collect::<Vec<_>>(),
+            vec![32766, 32767, 300, 301, 302]
+        );
+        assert!(!w.contains(5));
+        assert_eq!(AllocRange::empty().len(), 0);
+    }
 }
