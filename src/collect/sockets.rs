@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use super::table::{SharedTables, Tables};
+use super::triggers::ExecSignal;
 use crate::event::{Collector, Event, EventType, Fd, FdKind};
 
 /// Address family of a socket table entry.
@@ -152,6 +153,15 @@ pub struct SocketsConfig {
     /// Use `sock_diag` where the kernel supports it (tests turn it off to exercise the text
     /// tables).
     pub use_netlink: bool,
+    /// Raised by procscan when an exec trigger fires: the collector then polls every
+    /// `trigger_spacing` for `trigger_window`, so a connection made right after an exec is
+    /// seen while it is open (with its inode, hence its process).
+    pub exec_signal: Option<ExecSignal>,
+    /// Least time between the end of one poll and a trigger-driven poll; never less than the
+    /// last poll took, so trigger-driven polls use at most about half of one core.
+    pub trigger_spacing: Duration,
+    /// How long after the last trigger the collector keeps polling every `trigger_spacing`.
+    pub trigger_window: Duration,
 }
 
 impl Default for SocketsConfig {
@@ -162,6 +172,9 @@ impl Default for SocketsConfig {
             max_fd_links_per_poll: 50_000,
             owner_wait: Duration::from_secs(1),
             use_netlink: true,
+            exec_signal: None,
+            trigger_spacing: Duration::from_millis(10),
+            trigger_window: Duration::from_millis(250),
         }
     }
 }
@@ -362,6 +375,8 @@ pub struct SocketStats {
     pub fd_links_read: u64,
     /// Events reported without a process.
     pub unattributed: u64,
+    /// Polls whose dump equalled the previous one (nothing to diff).
+    pub unchanged_polls: u64,
 }
 
 /// The diffing core: feed it the entries of each poll and the latest tables.
@@ -378,6 +393,8 @@ pub struct SocketTracker {
     gen_: u64,
     stats: SocketStats,
     pids: Vec<i32>,
+    /// The previous poll's entries, in dump order.
+    last_entries: Vec<SockEntry>,
 }
 
 /// A multiply-rotate hasher (the Fx hash of rustc) keyed with a per-process random seed: a
@@ -504,6 +521,7 @@ impl SocketTracker {
             gen_: 0,
             stats: SocketStats::default(),
             pids: Vec::new(),
+            last_entries: Vec::new(),
         }
     }
 
@@ -584,61 +602,31 @@ impl SocketTracker {
 
     /// One poll: `entries` is the full content of the tables now; events go to `out`.
     ///
-    /// Cost: one hash lookup per entry with a cheap keyed hasher; sockets that are new, or
-    /// still waiting to be reported, get the rest of the work.
+    /// Cost: the kernel dumps the tables in its hash order, which stays the same as long as no
+    /// socket comes, goes or changes state, so a dump equal to the last one is recognised by one
+    /// comparison and needs no diff at all (only sockets still waiting to be reported are looked
+    /// at again). Otherwise: one hash lookup per entry with a cheap keyed hasher; sockets that
+    /// are new, or still waiting to be reported, get the rest of the work.
     pub fn poll(&mut self, entries: &[SockEntry], tables: &Tables, out: &mut Vec<Event>) {
         let now = Instant::now();
-        self.gen_ += 1;
         self.stats.polls += 1;
-        let generation = self.gen_;
-
-        self.listeners.clear();
-        for e in entries {
-            let listening = match e.proto {
-                Proto::Tcp => e.state == tcp_state::LISTEN,
-                Proto::Udp => e.rport == 0 && e.lport != 0 && e.lport < self.ephemeral_low,
-                _ => false,
-            };
-            if listening {
-                self.listeners.push((e.proto, e.local, e.lport));
-            }
+        let changed = entries != self.last_entries.as_slice();
+        if changed {
+            self.diff(entries, now);
+            self.last_entries.clear();
+            self.last_entries.extend_from_slice(entries);
+        } else {
+            self.stats.unchanged_polls += 1;
         }
+        // A port that still listens is remembered from now (see `LISTEN_MEMORY`).
         for &(proto, _, port) in &self.listeners {
             self.recent_listen_ports.insert((proto, port), now);
         }
-        if generation % 64 == 0 {
+        if self.stats.polls % 64 == 0 {
             self.recent_listen_ports
                 .retain(|_, at| now.saturating_duration_since(*at) < LISTEN_MEMORY);
         }
-
-        // New and known sockets.
-        for e in entries {
-            let Some((id, role)) = self.classify(e) else {
-                continue;
-            };
-            if let Some(known) = self.known.get_mut(&id) {
-                known.last_gen = generation;
-                if known.status == Status::Pending {
-                    known.entry = *e;
-                } else if known.entry.inode == 0 && e.inode != 0 {
-                    known.entry.inode = e.inode;
-                }
-                continue;
-            }
-            let inbound = role == Role::Conn && self.is_inbound(e);
-            self.known.insert(
-                id,
-                Known {
-                    entry: *e,
-                    role,
-                    first_seen: now,
-                    last_gen: generation,
-                    status: Status::Pending,
-                    inbound,
-                },
-            );
-            self.pending.push(id);
-        }
+        let generation = self.gen_;
 
         // Owners of new inodes.
         if !self.pending.is_empty() {
@@ -714,15 +702,65 @@ impl SocketTracker {
             }
         }
 
-        // Forget sockets that are gone, and their owners.
-        let owners = &mut self.owners;
-        self.known.retain(|_, known| {
-            let keep = known.last_gen == generation;
-            if !keep && known.entry.inode != 0 {
-                owners.remove(&known.entry.inode);
+        // Forget sockets that are gone, and their owners (an unchanged dump lost none).
+        if changed {
+            let owners = &mut self.owners;
+            self.known.retain(|_, known| {
+                let keep = known.last_gen == generation;
+                if !keep && known.entry.inode != 0 {
+                    owners.remove(&known.entry.inode);
+                }
+                keep
+            });
+        }
+    }
+
+    /// Matches the entries of a dump that differs from the last one against the known
+    /// sockets: marks the ones still there with a new generation, refreshes those waiting to be
+    /// reported, and queues the new ones.
+    fn diff(&mut self, entries: &[SockEntry], now: Instant) {
+        self.gen_ += 1;
+        let generation = self.gen_;
+        self.listeners.clear();
+        for e in entries {
+            let listening = match e.proto {
+                Proto::Tcp => e.state == tcp_state::LISTEN,
+                Proto::Udp => e.rport == 0 && e.lport != 0 && e.lport < self.ephemeral_low,
+                _ => false,
+            };
+            if listening {
+                self.listeners.push((e.proto, e.local, e.lport));
             }
-            keep
-        });
+        }
+
+        // New and known sockets.
+        for e in entries {
+            let Some((id, role)) = self.classify(e) else {
+                continue;
+            };
+            if let Some(known) = self.known.get_mut(&id) {
+                known.last_gen = generation;
+                if known.status == Status::Pending {
+                    known.entry = *e;
+                } else if known.entry.inode == 0 && e.inode != 0 {
+                    known.entry.inode = e.inode;
+                }
+                continue;
+            }
+            let inbound = role == Role::Conn && self.is_inbound(e);
+            self.known.insert(
+                id,
+                Known {
+                    entry: *e,
+                    role,
+                    first_seen: now,
+                    last_gen: generation,
+                    status: Status::Pending,
+                    inbound,
+                },
+            );
+            self.pending.push(id);
+        }
     }
 
     /// Finds the owners of `wanted` inodes: the monitor's own fds first, then processes of the
@@ -980,8 +1018,10 @@ pub fn refine_socket_fd(
 }
 
 /// Starts the sockets collector on its own OS thread: polls the tables every
-/// `config.interval`, attributes sockets with `tables` (procscan's shared tables) and sends
-/// events to `tx` without blocking. Ends when `shutdown` is set or the receiver is dropped.
+/// `config.interval`, and every `config.trigger_spacing` during `config.trigger_window` after
+/// `config.exec_signal` was raised; attributes sockets with `tables` (procscan's shared
+/// tables) and sends events to `tx` without blocking. Ends when `shutdown` is set or the
+/// receiver is dropped.
 pub fn spawn_sockets(
     config: SocketsConfig,
     tx: SyncSender<Event>,
@@ -991,7 +1031,9 @@ pub fn spawn_sockets(
     std::thread::Builder::new()
         .name("sockets".into())
         .spawn(move || {
-            let interval = config.interval.max(Duration::from_millis(1));
+            let mut schedule = PollSchedule::new(&config);
+            let signal = config.exec_signal.clone();
+            let mut seen = signal.as_ref().map_or(0, ExecSignal::count);
             let mut source = SocketSource::new(&config.proc_root, config.use_netlink);
             let mut tracker = SocketTracker::new(config);
             let mut sender = DropCountingSender::new(tx, Collector::Sockets);
@@ -1003,21 +1045,86 @@ pub fn spawn_sockets(
                 let snapshot = tables.snapshot();
                 tracker.poll(&entries, &snapshot, &mut out);
                 drop(snapshot);
+                schedule.polled(started, Instant::now());
                 for event in out.drain(..) {
                     if !sender.send(event) {
                         return;
                     }
                 }
-                let next = started + interval;
                 while !shutdown.load(Ordering::Relaxed) {
                     let now = Instant::now();
+                    let next = schedule.next_poll(now);
                     if now >= next {
                         break;
                     }
-                    std::thread::sleep((next - now).min(Duration::from_millis(200)));
+                    // Wake at least every 200 ms to notice shutdown.
+                    let wait = (next - now).min(Duration::from_millis(200));
+                    match &signal {
+                        Some(signal) => {
+                            let count = signal.wait_past(seen, wait);
+                            if count != seen {
+                                seen = count;
+                                schedule.triggered(Instant::now());
+                            }
+                        }
+                        None => std::thread::sleep(wait),
+                    }
                 }
             }
         })
+}
+
+/// When the collector polls next: every `interval`, and during a trigger window every
+/// `trigger_spacing` (or the duration of the last poll, if longer) after the end of the last
+/// poll.
+#[derive(Debug, Clone)]
+pub struct PollSchedule {
+    interval: Duration,
+    spacing: Duration,
+    window: Duration,
+    last_start: Option<Instant>,
+    last_end: Option<Instant>,
+    last_took: Duration,
+    burst_until: Option<Instant>,
+}
+
+impl PollSchedule {
+    /// The schedule of a collector with this configuration; the first poll is due at once.
+    pub fn new(config: &SocketsConfig) -> PollSchedule {
+        PollSchedule {
+            interval: config.interval.max(Duration::from_millis(1)),
+            spacing: config.trigger_spacing,
+            window: config.trigger_window,
+            last_start: None,
+            last_end: None,
+            last_took: Duration::ZERO,
+            burst_until: None,
+        }
+    }
+
+    /// Records a poll that ran from `started` to `finished`.
+    pub fn polled(&mut self, started: Instant, finished: Instant) {
+        self.last_start = Some(started);
+        self.last_end = Some(finished);
+        self.last_took = finished.saturating_duration_since(started);
+    }
+
+    /// Records a trigger at `now`: polls follow every spacing until `now + window`.
+    pub fn triggered(&mut self, now: Instant) {
+        self.burst_until = Some(now + self.window);
+    }
+
+    /// When the next poll is due, as seen at `now`.
+    pub fn next_poll(&self, now: Instant) -> Instant {
+        let (Some(start), Some(end)) = (self.last_start, self.last_end) else {
+            return now;
+        };
+        let regular = start + self.interval;
+        match self.burst_until {
+            Some(until) if now < until => regular.min(end + self.spacing.max(self.last_took)),
+            _ => regular,
+        }
+    }
 }
 
 #[cfg(test)]
