@@ -36,7 +36,7 @@ const PACKET_DIAG_MSG_LEN: usize = 16;
 /// tracker reports, which leaves out handshakes in progress on the server side (`SYN_RECV`,
 /// `NEW_SYN_RECV`: request sockets, which a SYN flood multiplies) and `BOUND_INACTIVE` (13,
 /// Linux 6.8+: bound, never listening or connected sockets, whose dump walks the whole bind
-/// hash table — more than half the cost of a dump of 10,000 connections on Linux 6.18).
+/// hash table).
 /// `CLOSE` is kept: it is also the state of every UDP socket that is not connected.
 const DUMP_STATES: u32 = (1 << 1) // ESTABLISHED
     | (1 << 2) // SYN_SENT
@@ -153,11 +153,21 @@ impl DiagSocket {
     /// with the older `TCPDIAG_GETSOCK` request and `AF_UNSPEC` (a `SOCK_DIAG_BY_FAMILY`
     /// request names one family, and each walks every TCP socket of the namespace).
     pub fn dump_tcp_all(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
+        self.dump_tcp_states(DUMP_STATES, out)
+    }
+
+    /// Like [`DiagSocket::dump_tcp_all`], listening sockets only: the kernel then walks only
+    /// its (small) listening hash table, not the established one.
+    pub fn dump_tcp_listeners(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
+        self.dump_tcp_states(1 << super::tcp_state::LISTEN, out)
+    }
+
+    fn dump_tcp_states(&mut self, states: u32, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
         let what = "tcp+tcp6";
         // struct inet_diag_req: family, src_len, dst_len, ext, sockid (48), states, dbs.
         let mut body = [0u8; 60];
         body[0] = libc::AF_UNSPEC as u8;
-        body[52..56].copy_from_slice(&DUMP_STATES.to_ne_bytes());
+        body[52..56].copy_from_slice(&states.to_ne_bytes());
         self.request_type(what, TCPDIAG_GETSOCK, &body)?;
         self.receive(
             what,

@@ -830,3 +830,77 @@ fn an_unchanged_dump_is_not_diffed_and_any_change_is() {
     assert_eq!(out[0].fd.as_ref().unwrap().cport, Some(41001));
     assert_eq!(tracker.tracked(), 2);
 }
+
+#[test]
+fn tcp_open_counters_are_read_from_the_snmp_table() {
+    let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+        Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab\n\
+        Tcp: 1 200 120000 -1 5012 4999 3 7 10001\n\
+        Udp: InDatagrams NoPorts\nUdp: 12 0\n";
+    assert_eq!(procnet::tcp_opens(snmp), Some((5012, 4999)));
+    assert_eq!(procnet::tcp_opens("Tcp: ActiveOpens PassiveOpens\n"), None);
+    assert_eq!(procnet::tcp_opens("Tcp: ActiveOpens\nTcp: x\n"), None);
+    assert_eq!(procnet::tcp_opens(""), None);
+}
+
+/// Runs `f` on a thread of its own in a fresh network namespace with `lo` up.
+fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let up = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(up.success());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() {
+    in_private_netns(|| {
+        use std::net::{TcpListener, TcpStream};
+        let mut source = SocketSource::new(Path::new("/proc"), true);
+        let mut out = Vec::new();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().full_tcp_dumps, 1);
+        let full = out.clone();
+        assert_eq!(full.len(), 3, "listener and both ends: {full:#?}");
+
+        // Nothing opened: only the listeners are dumped, the connections are the same.
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().listener_only_dumps, 1);
+        assert_eq!(out, full);
+        // A new listener is seen without a full dump.
+        let second = TcpListener::bind("127.0.0.1:0").unwrap();
+        let second_port = second.local_addr().unwrap().port();
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().full_tcp_dumps, 1);
+        assert!(
+            out.iter()
+                .any(|e| e.state == tcp_state::LISTEN && e.lport == second_port)
+        );
+        // Forced (the tracker waits for something): a full dump.
+        source.poll(&mut out, true);
+        assert_eq!(source.stats().full_tcp_dumps, 2);
+
+        // A connection opened (and even closed) since: a full dump shows it.
+        let short = TcpStream::connect(("127.0.0.1", second_port)).unwrap();
+        let short_port = short.local_addr().unwrap().port();
+        drop(short);
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().full_tcp_dumps, 3);
+        assert!(
+            out.iter()
+                .any(|e| e.lport == short_port && e.rport == second_port),
+            "{out:#?}"
+        );
+        drop((client, server));
+    });
+}
