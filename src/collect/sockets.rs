@@ -297,10 +297,14 @@ impl SocketSource {
         &self.stats
     }
 
+    /// The TCP open counters of this thread's network namespace: the one the `sock_diag`
+    /// socket, created by this thread, dumps (`/proc/net` is that of the main thread).
     fn read_tcp_opens(&mut self) -> Option<(u64, u64)> {
         use std::io::Read;
         self.text.clear();
-        let mut file = std::fs::File::open(self.proc_root.join("net/snmp")).ok()?;
+        let mut file = std::fs::File::open(self.proc_root.join("thread-self/net/snmp"))
+            .or_else(|_| std::fs::File::open(self.proc_root.join("net/snmp")))
+            .ok()?;
         file.read_to_string(&mut self.text).ok()?;
         procnet::tcp_opens(&self.text)
     }
