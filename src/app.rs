@@ -22,8 +22,8 @@ use crate::alert::supervise::WorkerContext;
 use crate::alert::tamper::{self, Watchdog};
 use crate::cli::exit;
 use crate::collect::{
-    DriftRegistry, FsWatchConfig, ProcScanConfig, SocketsConfig, TracerConfig, TracerLink,
-    block_sigchld, spawn_fswatch, spawn_procscan_shared, spawn_sockets, spawn_tracer,
+    DriftRegistry, ExecSignal, FsWatchConfig, ProcScanConfig, SocketsConfig, TracerConfig,
+    TracerLink, block_sigchld, spawn_fswatch, spawn_procscan_shared, spawn_sockets, spawn_tracer,
     trace_possible,
 };
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
@@ -213,6 +213,8 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     if let Some(report) = &worker.restart {
         let _ = event_tx.send(report.event());
     }
+    // Exec triggers also make the sockets collector poll soon after (see `SocketsConfig`).
+    let exec_signal = (config.triggers && !trace).then(ExecSignal::new);
     let mut procscan_config = ProcScanConfig {
         proc_root: config.proc_root.clone(),
         interval: config.interval,
@@ -221,6 +223,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         // rescans (one per exec of a PATH binary) would only compete with the traced workload
         // for CPU.
         triggers: config.triggers && !trace,
+        exec_signal: exec_signal.clone(),
         ..ProcScanConfig::default()
     };
     for name in &config.env_allowlist {
@@ -257,6 +260,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     let sockets_config = SocketsConfig {
         proc_root: config.proc_root.clone(),
         interval: config.interval,
+        exec_signal,
         ..SocketsConfig::default()
     };
     let sockets = spawn_sockets(

@@ -433,7 +433,7 @@ pub const SETTINGS: &[(&str, &str, &str, &str, &str)] = &[
         "--interval",
         "TASKSENTRY_INTERVAL",
         "100ms",
-        "/proc rescan interval; inotify triggers rescan sooner",
+        "/proc rescan and socket table poll interval; inotify triggers rescan (and poll) sooner",
     ),
     (
         "proc_root",
@@ -482,7 +482,7 @@ pub const SETTINGS: &[(&str, &str, &str, &str, &str)] = &[
         "--triggers",
         "TASKSENTRY_TRIGGERS",
         "true",
-        "rescan /proc at once when a container opens its loader or a PATH binary",
+        "rescan /proc at once when a container opens its loader or a PATH binary, and poll the socket tables every 10 ms for 250 ms after",
     ),
     (
         "env_allowlist",

@@ -46,6 +46,18 @@ time.sleep(hold)
 c.close()
 "#;
 
+/// Like [`CLIENT`], and runs `/bin/true` (an exec in its container) right after connecting.
+const CLIENT_THEN_EXEC: &str = r#"
+import socket, subprocess, sys, time
+host, port, hold = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+c = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+c.connect((host, port))
+print(c.getsockname()[1], flush=True)
+subprocess.run(["/bin/true"])
+time.sleep(hold)
+c.close()
+"#;
+
 fn evt_type(event: &Value) -> &str {
     event["evt"]["type"].as_str().unwrap_or("")
 }
@@ -208,6 +220,40 @@ fn a_ten_millisecond_connection_is_reported_with_its_addresses() {
     let accept = wait_conn(&mon, "accept", cport, port);
     assert_eq!(accept["proc"]["name"], "python3", "{accept}");
     assert_eq!(accept["container"]["id"], server.id(), "{accept}");
+}
+
+#[test]
+fn an_exec_makes_the_collector_poll_at_once_so_a_short_connection_keeps_its_process() {
+    let task = EmulatedTask::new().expect("task");
+    let server = python_container(&task, "server");
+    let client = python_container(&task, "client");
+    // A 5 s interval: a periodic poll would almost surely see the client's end of a 300 ms
+    // connection only in TIME_WAIT, without a process. The exec right after the connect fires
+    // a procscan trigger, which must make the sockets collector poll while it is open.
+    let mon = task
+        .start_monitor(&["run", "--emit", "events", "--interval", "5s"])
+        .expect("starting tasksentry run --emit events --interval 5s");
+    let port = random_port();
+    let _server = server
+        .spawn(&["python3", "-c", SERVER, "198.51.100.1", &port.to_string()])
+        .expect("starting the server");
+    wait_listen(&mon, port);
+
+    let out = client
+        .run_ok(&[
+            "python3",
+            "-c",
+            CLIENT_THEN_EXEC,
+            "198.51.100.1",
+            &port.to_string(),
+            "0.3",
+        ])
+        .expect("running the client");
+    let cport: u16 = out.trim().parse().expect("the client printed its port");
+    let connect = wait_conn(&mon, "connect", cport, port);
+    assert_eq!(connect["proc"]["name"], "python3", "{connect}");
+    assert_eq!(connect["container"]["id"], client.id(), "{connect}");
+    assert!(connect["fd"]["inode"].as_u64().is_some(), "{connect}");
 }
 
 fn field<'a>(alert: &'a Value, name: &str) -> &'a Value {

@@ -26,6 +26,7 @@ pub use procscan::{ProcScanConfig, ProcScanner, spawn_procscan, spawn_procscan_s
 pub use sockets::{SocketTracker, SocketsConfig, refine_socket_fd, spawn_sockets};
 pub use table::{ContainerTable, ProcKey, ProcessTable, SharedTables, Tables};
 pub use tracer::{TracerConfig, TracerLink, block_sigchld, spawn_tracer, trace_possible};
+pub use triggers::ExecSignal;
 
 /// Errors starting a collector.
 #[derive(Debug, thiserror::Error)]

@@ -96,6 +96,9 @@ pub struct ProcScanConfig {
     /// In trace mode, the link to the tracer: new processes are handed to it to seize, and
     /// exec/exit events of the pids it holds are left to it (see [`super::tracer`]).
     pub tracer: Option<super::tracer::TracerLink>,
+    /// Raised whenever triggers fire, for other collectors that react to execs (the sockets
+    /// collector polls soon after).
+    pub exec_signal: Option<super::triggers::ExecSignal>,
 }
 
 impl Default for ProcScanConfig {
@@ -118,6 +121,7 @@ impl Default for ProcScanConfig {
             trigger_delay: Duration::from_millis(1),
             drift: None,
             tracer: None,
+            exec_signal: None,
         }
     }
 }
@@ -254,7 +258,12 @@ impl ProcScanner {
             source,
         })?;
         let triggers = if config.triggers {
-            Some(Triggers::new().map_err(|source| CollectError::Inotify { source })?)
+            let mut triggers =
+                Triggers::new().map_err(|source| CollectError::Inotify { source })?;
+            if let Some(signal) = &config.exec_signal {
+                triggers.set_signal(signal.clone());
+            }
+            Some(triggers)
         } else {
             None
         };

@@ -21,6 +21,14 @@
 //! 4-tuple was attributed earlier; owners are never guessed from the other end of a loopback
 //! pair.
 //!
+//! Cost: a dump of thousands of connections is mostly the kernel's work (walking its
+//! established hash table and filling one record per socket), so [`SocketSource::poll`] dumps
+//! TCP connections again only when the namespace's TCP open counters moved (or something is
+//! still pending, or every [`FULL_TCP_PERIOD`]), and [`SocketTracker::poll`] skips the diff
+//! when a dump equals the previous one. Procscan's exec triggers ([`ExecSignal`]) make the
+//! collector poll every `trigger_spacing` (10 ms) for `trigger_window` (250 ms), so that a
+//! connection made right after an exec is seen while open, with its process.
+//!
 //! UDP without `connect(2)` has no peer in the tables, so datagrams sent with `sendto` are not
 //! seen; an unconnected UDP socket bound to a port below the ephemeral range is reported as
 //! `listen`.
@@ -42,6 +50,7 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use super::table::{SharedTables, Tables};
+use super::triggers::ExecSignal;
 use crate::event::{Collector, Event, EventType, Fd, FdKind};
 
 /// Address family of a socket table entry.
@@ -152,6 +161,15 @@ pub struct SocketsConfig {
     /// Use `sock_diag` where the kernel supports it (tests turn it off to exercise the text
     /// tables).
     pub use_netlink: bool,
+    /// Raised by procscan when an exec trigger fires: the collector then polls every
+    /// `trigger_spacing` for `trigger_window`, so a connection made right after an exec is
+    /// seen while it is open (with its inode, hence its process).
+    pub exec_signal: Option<ExecSignal>,
+    /// Least time between the end of one poll and a trigger-driven poll; never less than the
+    /// last poll took, so trigger-driven polls use at most about half of one core.
+    pub trigger_spacing: Duration,
+    /// How long after the last trigger the collector keeps polling every `trigger_spacing`.
+    pub trigger_window: Duration,
 }
 
 impl Default for SocketsConfig {
@@ -162,8 +180,25 @@ impl Default for SocketsConfig {
             max_fd_links_per_poll: 50_000,
             owner_wait: Duration::from_secs(1),
             use_netlink: true,
+            exec_signal: None,
+            trigger_spacing: Duration::from_millis(10),
+            trigger_window: Duration::from_millis(250),
         }
     }
+}
+
+/// Longest time [`SocketSource::poll`] reuses TCP connections from its last full dump: a
+/// safety net for a counter that did not move (a `TCP_REPAIR` socket, which needs
+/// `CAP_NET_ADMIN`, is created without an open), and it forgets connections that closed.
+pub const FULL_TCP_PERIOD: Duration = Duration::from_secs(5);
+
+/// Counters of a [`SocketSource`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Polls that dumped every TCP socket.
+    pub full_tcp_dumps: u64,
+    /// Polls that dumped only TCP listeners (the TCP open counters had not moved).
+    pub listener_only_dumps: u64,
 }
 
 /// Reads the socket tables of the monitor's network namespace.
@@ -174,6 +209,13 @@ pub struct SocketSource {
     /// Tables for which `sock_diag` failed and `/proc/net` is used instead.
     text_fallback: HashSet<&'static str>,
     text: String,
+    /// TCP sockets other than listeners from the last full dump, in dump order.
+    tcp_cache: Vec<SockEntry>,
+    /// `ActiveOpens` and `PassiveOpens` read before the last full TCP dump.
+    tcp_opens: Option<(u64, u64)>,
+    /// When the last full one-walk TCP dump was made.
+    last_full_tcp: Option<Instant>,
+    stats: SourceStats,
 }
 
 impl SocketSource {
@@ -195,25 +237,87 @@ impl SocketSource {
             diag,
             text_fallback: HashSet::new(),
             text: String::new(),
+            tcp_cache: Vec::new(),
+            tcp_opens: None,
+            last_full_tcp: None,
+            stats: SourceStats::default(),
         }
     }
 
     /// Replaces `out` with every TCP, UDP, raw and packet socket of the namespace.
     pub fn collect(&mut self, out: &mut Vec<SockEntry>) {
         out.clear();
-        const INET: [(Family, Proto, &str); 4] = [
-            (Family::V4, Proto::Tcp, "tcp"),
-            (Family::V6, Proto::Tcp, "tcp6"),
-            (Family::V4, Proto::Udp, "udp"),
-            (Family::V6, Proto::Udp, "udp6"),
-        ];
-        let mut tcp_done = false;
+        self.collect_tcp(out);
+        self.collect_rest(out);
+    }
+
+    /// What the collector thread calls on each poll: like [`SocketSource::collect`], except
+    /// that TCP sockets other than listeners are dumped again only when the namespace's TCP
+    /// open counters (`ActiveOpens`, `PassiveOpens` in `/proc/net/snmp`, read before each
+    /// dump) moved since the last full dump, when `force_full_tcp` is set (the tracker still
+    /// waits for an inode or an owner), or at least every [`FULL_TCP_PERIOD`]; otherwise they
+    /// are taken from the last full dump. Every new TCP connection, either end, increments one
+    /// of the counters, so no new connection is missed; what is skipped is the kernel's walk of
+    /// its established hash table and one record per connection, which dominate the cost of a
+    /// poll with thousands of connections. Listeners, UDP, raw and packet sockets are dumped
+    /// on every poll.
+    pub fn poll(&mut self, out: &mut Vec<SockEntry>, force_full_tcp: bool) {
+        out.clear();
+        let opens = self.read_tcp_opens();
+        let recent = self
+            .last_full_tcp
+            .is_some_and(|at| at.elapsed() < FULL_TCP_PERIOD);
+        if !force_full_tcp && recent && opens.is_some() && opens == self.tcp_opens {
+            if let Some(diag) = self.diag.as_mut()
+                && !self.text_fallback.contains("tcp+tcp6")
+                && diag.dump_tcp_listeners(out).is_ok()
+            {
+                out.extend_from_slice(&self.tcp_cache);
+                self.stats.listener_only_dumps += 1;
+                self.collect_rest(out);
+                return;
+            }
+            out.clear();
+        }
+        self.tcp_opens = opens;
+        self.stats.full_tcp_dumps += 1;
+        if self.collect_tcp(out) {
+            self.tcp_cache.clear();
+            self.tcp_cache
+                .extend(out.iter().filter(|e| e.state != tcp_state::LISTEN).copied());
+            self.last_full_tcp = Some(Instant::now());
+        } else {
+            self.last_full_tcp = None;
+        }
+        self.collect_rest(out);
+    }
+
+    /// Counters of [`SocketSource::poll`].
+    pub fn stats(&self) -> &SourceStats {
+        &self.stats
+    }
+
+    /// The TCP open counters of this thread's network namespace: the one the `sock_diag`
+    /// socket, created by this thread, dumps (`/proc/net` is that of the main thread).
+    fn read_tcp_opens(&mut self) -> Option<(u64, u64)> {
+        use std::io::Read;
+        self.text.clear();
+        let mut file = std::fs::File::open(self.proc_root.join("thread-self/net/snmp"))
+            .or_else(|_| std::fs::File::open(self.proc_root.join("net/snmp")))
+            .ok()?;
+        file.read_to_string(&mut self.text).ok()?;
+        procnet::tcp_opens(&self.text)
+    }
+
+    /// Appends the TCP sockets of both families. Returns whether they came from the one-walk
+    /// `sock_diag` dump.
+    fn collect_tcp(&mut self, out: &mut Vec<SockEntry>) -> bool {
         if let Some(diag) = self.diag.as_mut()
             && !self.text_fallback.contains("tcp+tcp6")
         {
             let before = out.len();
             match diag.dump_tcp_all(out) {
-                Ok(()) => tcp_done = true,
+                Ok(()) => return true,
                 Err(error) => {
                     out.truncate(before);
                     warn!(%error, "one-walk TCP dump failed; dumping each family");
@@ -221,29 +325,15 @@ impl SocketSource {
                 }
             }
         }
-        for (family, proto, name) in INET {
-            if tcp_done && proto == Proto::Tcp {
-                continue;
-            }
-            if let Some(diag) = self.diag.as_mut()
-                && !self.text_fallback.contains(name)
-            {
-                let before = out.len();
-                match diag.dump_inet(family, proto, out) {
-                    Ok(()) => continue,
-                    Err(error) => {
-                        out.truncate(before);
-                        warn!(table = name, %error, "sock_diag failed; reading /proc/net instead");
-                        self.text_fallback.insert(name);
-                    }
-                }
-            }
-            self.read_text(
-                name,
-                |text, out| procnet::parse_inet_table(text, family, proto, out),
-                out,
-            );
-        }
+        self.collect_inet(Family::V4, Proto::Tcp, "tcp", out);
+        self.collect_inet(Family::V6, Proto::Tcp, "tcp6", out);
+        false
+    }
+
+    /// Appends the UDP, raw and packet sockets.
+    fn collect_rest(&mut self, out: &mut Vec<SockEntry>) {
+        self.collect_inet(Family::V4, Proto::Udp, "udp", out);
+        self.collect_inet(Family::V6, Proto::Udp, "udp6", out);
         // Raw sockets always come from the text tables: `CONFIG_INET_RAW_DIAG` is often not
         // built, and the tables hold a handful of lines at most.
         self.read_text(
@@ -270,6 +360,34 @@ impl SocketSource {
             }
         }
         self.read_text("packet", procnet::parse_packet_table, out);
+    }
+
+    /// Appends one TCP or UDP table of one family: `sock_diag`, else the text table.
+    fn collect_inet(
+        &mut self,
+        family: Family,
+        proto: Proto,
+        name: &'static str,
+        out: &mut Vec<SockEntry>,
+    ) {
+        if let Some(diag) = self.diag.as_mut()
+            && !self.text_fallback.contains(name)
+        {
+            let before = out.len();
+            match diag.dump_inet(family, proto, out) {
+                Ok(()) => return,
+                Err(error) => {
+                    out.truncate(before);
+                    warn!(table = name, %error, "sock_diag failed; reading /proc/net instead");
+                    self.text_fallback.insert(name);
+                }
+            }
+        }
+        self.read_text(
+            name,
+            |text, out| procnet::parse_inet_table(text, family, proto, out),
+            out,
+        );
     }
 
     fn read_text(
@@ -362,6 +480,8 @@ pub struct SocketStats {
     pub fd_links_read: u64,
     /// Events reported without a process.
     pub unattributed: u64,
+    /// Polls whose dump equalled the previous one (nothing to diff).
+    pub unchanged_polls: u64,
 }
 
 /// The diffing core: feed it the entries of each poll and the latest tables.
@@ -378,6 +498,8 @@ pub struct SocketTracker {
     gen_: u64,
     stats: SocketStats,
     pids: Vec<i32>,
+    /// The previous poll's entries, in dump order.
+    last_entries: Vec<SockEntry>,
 }
 
 /// A multiply-rotate hasher (the Fx hash of rustc) keyed with a per-process random seed: a
@@ -504,12 +626,18 @@ impl SocketTracker {
             gen_: 0,
             stats: SocketStats::default(),
             pids: Vec::new(),
+            last_entries: Vec::new(),
         }
     }
 
     /// Counters.
     pub fn stats(&self) -> &SocketStats {
         &self.stats
+    }
+
+    /// Whether sockets are waiting to be reported (for an inode, an owner or a process).
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Number of sockets currently tracked.
@@ -584,61 +712,31 @@ impl SocketTracker {
 
     /// One poll: `entries` is the full content of the tables now; events go to `out`.
     ///
-    /// Cost: one hash lookup per entry with a cheap keyed hasher; sockets that are new, or
-    /// still waiting to be reported, get the rest of the work.
+    /// Cost: the kernel dumps the tables in its hash order, which stays the same as long as no
+    /// socket comes, goes or changes state, so a dump equal to the last one is recognised by one
+    /// comparison and needs no diff at all (only sockets still waiting to be reported are looked
+    /// at again). Otherwise: one hash lookup per entry with a cheap keyed hasher; sockets that
+    /// are new, or still waiting to be reported, get the rest of the work.
     pub fn poll(&mut self, entries: &[SockEntry], tables: &Tables, out: &mut Vec<Event>) {
         let now = Instant::now();
-        self.gen_ += 1;
         self.stats.polls += 1;
-        let generation = self.gen_;
-
-        self.listeners.clear();
-        for e in entries {
-            let listening = match e.proto {
-                Proto::Tcp => e.state == tcp_state::LISTEN,
-                Proto::Udp => e.rport == 0 && e.lport != 0 && e.lport < self.ephemeral_low,
-                _ => false,
-            };
-            if listening {
-                self.listeners.push((e.proto, e.local, e.lport));
-            }
+        let changed = entries != self.last_entries.as_slice();
+        if changed {
+            self.diff(entries, now);
+            self.last_entries.clear();
+            self.last_entries.extend_from_slice(entries);
+        } else {
+            self.stats.unchanged_polls += 1;
         }
+        // A port that still listens is remembered from now (see `LISTEN_MEMORY`).
         for &(proto, _, port) in &self.listeners {
             self.recent_listen_ports.insert((proto, port), now);
         }
-        if generation % 64 == 0 {
+        if self.stats.polls % 64 == 0 {
             self.recent_listen_ports
                 .retain(|_, at| now.saturating_duration_since(*at) < LISTEN_MEMORY);
         }
-
-        // New and known sockets.
-        for e in entries {
-            let Some((id, role)) = self.classify(e) else {
-                continue;
-            };
-            if let Some(known) = self.known.get_mut(&id) {
-                known.last_gen = generation;
-                if known.status == Status::Pending {
-                    known.entry = *e;
-                } else if known.entry.inode == 0 && e.inode != 0 {
-                    known.entry.inode = e.inode;
-                }
-                continue;
-            }
-            let inbound = role == Role::Conn && self.is_inbound(e);
-            self.known.insert(
-                id,
-                Known {
-                    entry: *e,
-                    role,
-                    first_seen: now,
-                    last_gen: generation,
-                    status: Status::Pending,
-                    inbound,
-                },
-            );
-            self.pending.push(id);
-        }
+        let generation = self.gen_;
 
         // Owners of new inodes.
         if !self.pending.is_empty() {
@@ -723,15 +821,65 @@ impl SocketTracker {
             }
         }
 
-        // Forget sockets that are gone, and their owners.
-        let owners = &mut self.owners;
-        self.known.retain(|_, known| {
-            let keep = known.last_gen == generation;
-            if !keep && known.entry.inode != 0 {
-                owners.remove(&known.entry.inode);
+        // Forget sockets that are gone, and their owners (an unchanged dump lost none).
+        if changed {
+            let owners = &mut self.owners;
+            self.known.retain(|_, known| {
+                let keep = known.last_gen == generation;
+                if !keep && known.entry.inode != 0 {
+                    owners.remove(&known.entry.inode);
+                }
+                keep
+            });
+        }
+    }
+
+    /// Matches the entries of a dump that differs from the last one against the known
+    /// sockets: marks the ones still there with a new generation, refreshes those waiting to be
+    /// reported, and queues the new ones.
+    fn diff(&mut self, entries: &[SockEntry], now: Instant) {
+        self.gen_ += 1;
+        let generation = self.gen_;
+        self.listeners.clear();
+        for e in entries {
+            let listening = match e.proto {
+                Proto::Tcp => e.state == tcp_state::LISTEN,
+                Proto::Udp => e.rport == 0 && e.lport != 0 && e.lport < self.ephemeral_low,
+                _ => false,
+            };
+            if listening {
+                self.listeners.push((e.proto, e.local, e.lport));
             }
-            keep
-        });
+        }
+
+        // New and known sockets.
+        for e in entries {
+            let Some((id, role)) = self.classify(e) else {
+                continue;
+            };
+            if let Some(known) = self.known.get_mut(&id) {
+                known.last_gen = generation;
+                if known.status == Status::Pending {
+                    known.entry = *e;
+                } else if known.entry.inode == 0 && e.inode != 0 {
+                    known.entry.inode = e.inode;
+                }
+                continue;
+            }
+            let inbound = role == Role::Conn && self.is_inbound(e);
+            self.known.insert(
+                id,
+                Known {
+                    entry: *e,
+                    role,
+                    first_seen: now,
+                    last_gen: generation,
+                    status: Status::Pending,
+                    inbound,
+                },
+            );
+            self.pending.push(id);
+        }
     }
 
     /// Finds the owners of `wanted` inodes: the monitor's own fds first, then processes of the
@@ -988,9 +1136,6 @@ pub fn refine_socket_fd(
     procnet::unix_table_has_inode(&text, inode).then_some((FdKind::Unix, None))
 }
 
-/// Starts the sockets collector on its own OS thread: polls the tables every
-/// `config.interval`, attributes sockets with `tables` (procscan's shared tables) and sends
-/// events to `tx` without blocking. Ends when `shutdown` is set or the receiver is dropped.
 /// How often at most a `sockets_unattributed` summary is emitted.
 pub const UNATTRIBUTED_REPORT_PERIOD: Duration = Duration::from_secs(60);
 
@@ -1030,6 +1175,11 @@ impl UnattributedReporter {
     }
 }
 
+/// Starts the sockets collector on its own OS thread: polls the tables every
+/// `config.interval`, and every `config.trigger_spacing` during `config.trigger_window` after
+/// `config.exec_signal` was raised; attributes sockets with `tables` (procscan's shared
+/// tables) and sends events to `tx` without blocking. Ends when `shutdown` is set or the
+/// receiver is dropped.
 pub fn spawn_sockets(
     config: SocketsConfig,
     tx: SyncSender<Event>,
@@ -1039,7 +1189,9 @@ pub fn spawn_sockets(
     std::thread::Builder::new()
         .name("sockets".into())
         .spawn(move || {
-            let interval = config.interval.max(Duration::from_millis(1));
+            let mut schedule = PollSchedule::new(&config);
+            let signal = config.exec_signal.clone();
+            let mut seen = signal.as_ref().map_or(0, ExecSignal::count);
             let mut source = SocketSource::new(&config.proc_root, config.use_netlink);
             let mut tracker = SocketTracker::new(config);
             let mut sender = DropCountingSender::new(tx, Collector::Sockets);
@@ -1048,7 +1200,7 @@ pub fn spawn_sockets(
             let mut out = Vec::new();
             while !shutdown.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                source.collect(&mut entries);
+                source.poll(&mut entries, tracker.has_pending());
                 let snapshot = tables.snapshot();
                 tracker.poll(&entries, &snapshot, &mut out);
                 drop(snapshot);
@@ -1057,21 +1209,86 @@ pub fn spawn_sockets(
                     Instant::now(),
                     UNATTRIBUTED_REPORT_PERIOD,
                 ));
+                schedule.polled(started, Instant::now());
                 for event in out.drain(..) {
                     if !sender.send(event) {
                         return;
                     }
                 }
-                let next = started + interval;
                 while !shutdown.load(Ordering::Relaxed) {
                     let now = Instant::now();
+                    let next = schedule.next_poll(now);
                     if now >= next {
                         break;
                     }
-                    std::thread::sleep((next - now).min(Duration::from_millis(200)));
+                    // Wake at least every 200 ms to notice shutdown.
+                    let wait = (next - now).min(Duration::from_millis(200));
+                    match &signal {
+                        Some(signal) => {
+                            let count = signal.wait_past(seen, wait);
+                            if count != seen {
+                                seen = count;
+                                schedule.triggered(Instant::now());
+                            }
+                        }
+                        None => std::thread::sleep(wait),
+                    }
                 }
             }
         })
+}
+
+/// When the collector polls next: every `interval`, and during a trigger window every
+/// `trigger_spacing` (or the duration of the last poll, if longer) after the end of the last
+/// poll.
+#[derive(Debug, Clone)]
+pub struct PollSchedule {
+    interval: Duration,
+    spacing: Duration,
+    window: Duration,
+    last_start: Option<Instant>,
+    last_end: Option<Instant>,
+    last_took: Duration,
+    burst_until: Option<Instant>,
+}
+
+impl PollSchedule {
+    /// The schedule of a collector with this configuration; the first poll is due at once.
+    pub fn new(config: &SocketsConfig) -> PollSchedule {
+        PollSchedule {
+            interval: config.interval.max(Duration::from_millis(1)),
+            spacing: config.trigger_spacing,
+            window: config.trigger_window,
+            last_start: None,
+            last_end: None,
+            last_took: Duration::ZERO,
+            burst_until: None,
+        }
+    }
+
+    /// Records a poll that ran from `started` to `finished`.
+    pub fn polled(&mut self, started: Instant, finished: Instant) {
+        self.last_start = Some(started);
+        self.last_end = Some(finished);
+        self.last_took = finished.saturating_duration_since(started);
+    }
+
+    /// Records a trigger at `now`: polls follow every spacing until `now + window`.
+    pub fn triggered(&mut self, now: Instant) {
+        self.burst_until = Some(now + self.window);
+    }
+
+    /// When the next poll is due, as seen at `now`.
+    pub fn next_poll(&self, now: Instant) -> Instant {
+        let (Some(start), Some(end)) = (self.last_start, self.last_end) else {
+            return now;
+        };
+        let regular = start + self.interval;
+        match self.burst_until {
+            Some(until) if now < until => regular.min(end + self.spacing.max(self.last_took)),
+            _ => regular,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,12 +16,17 @@
 //! inotify watches inodes: several containers sharing a file share one watch descriptor, so
 //! descriptors are reference-counted per container. The per-user watch limit cannot be raised
 //! on Fargate; when it is hit the scanner reports it once and keeps polling.
+//!
+//! Other collectors can follow the triggers through an [`ExecSignal`]: the scanner raises it
+//! whenever it drains trigger events, and the sockets collector waits on it to poll the socket
+//! tables soon after an exec (a connection made right after an exec is seen while it is open).
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
@@ -71,6 +76,50 @@ pub fn watch_paths(root: &Path) -> Vec<std::path::PathBuf> {
     paths
 }
 
+/// A counter of trigger bursts that other threads can wait on. Cloning shares it.
+#[derive(Debug, Clone, Default)]
+pub struct ExecSignal {
+    inner: Arc<(Mutex<u64>, Condvar)>,
+}
+
+impl ExecSignal {
+    /// A new signal, never raised.
+    pub fn new() -> ExecSignal {
+        ExecSignal::default()
+    }
+
+    /// Counts one more trigger burst and wakes every waiter.
+    pub fn raise(&self) {
+        let (count, wake) = &*self.inner;
+        *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        wake.notify_all();
+    }
+
+    /// How many times the signal was raised.
+    pub fn count(&self) -> u64 {
+        *self.inner.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until the count differs from `seen` or `timeout` has passed, and returns the
+    /// count then (equal to `seen` on a timeout).
+    pub fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
+        let (count, wake) = &*self.inner;
+        let deadline = Instant::now() + timeout;
+        let mut current = count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *current == seen {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            current = wake
+                .wait_timeout(current, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        *current
+    }
+}
+
 /// Outcome of adding a container's watches.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct AddOutcome {
@@ -87,6 +136,7 @@ pub struct Triggers {
     owners: HashMap<WatchDescriptor, HashSet<Arc<str>>>,
     by_container: HashMap<Arc<str>, Vec<WatchDescriptor>>,
     buf: Vec<u8>,
+    signal: Option<ExecSignal>,
 }
 
 impl Triggers {
@@ -97,7 +147,13 @@ impl Triggers {
             owners: HashMap::new(),
             by_container: HashMap::new(),
             buf: vec![0; 16 * 1024],
+            signal: None,
         })
+    }
+
+    /// Raises `signal` whenever [`Triggers::drain`] reads events (or fails to read them).
+    pub fn set_signal(&mut self, signal: ExecSignal) {
+        self.signal = Some(signal);
     }
 
     /// The inotify descriptor, to poll on.
@@ -168,8 +224,19 @@ impl Triggers {
     }
 
     /// Reads every pending event without blocking. Returns how many were read (an overflow
-    /// counts as one: the scan that follows covers whatever was lost).
+    /// counts as one: the scan that follows covers whatever was lost). Raises the
+    /// [`ExecSignal`], if any, when there were events or the read failed.
     pub fn drain(&mut self) -> io::Result<usize> {
+        let result = self.drain_events();
+        if let Some(signal) = &self.signal
+            && !matches!(result, Ok(0))
+        {
+            signal.raise();
+        }
+        result
+    }
+
+    fn drain_events(&mut self) -> io::Result<usize> {
         let mut count = 0;
         loop {
             let events = match self.inotify.read_events(&mut self.buf) {

@@ -32,8 +32,22 @@ const NLMSG_HDRLEN: usize = 16;
 const INET_DIAG_MSG_LEN: usize = 72;
 /// Size of `struct packet_diag_msg`.
 const PACKET_DIAG_MSG_LEN: usize = 16;
-/// Every TCP state (`idiag_states` is a bit mask indexed by state).
-const ALL_STATES: u32 = u32::MAX;
+/// The TCP states dumped (`idiag_states` is a bit mask indexed by state): every state the
+/// tracker reports, which leaves out handshakes in progress on the server side (`SYN_RECV`,
+/// `NEW_SYN_RECV`: request sockets, which a SYN flood multiplies) and `BOUND_INACTIVE` (13,
+/// Linux 6.8+: bound, never listening or connected sockets, whose dump walks the whole bind
+/// hash table).
+/// `CLOSE` is kept: it is also the state of every UDP socket that is not connected.
+const DUMP_STATES: u32 = (1 << 1) // ESTABLISHED
+    | (1 << 2) // SYN_SENT
+    | (1 << 4) // FIN_WAIT1
+    | (1 << 5) // FIN_WAIT2
+    | (1 << 6) // TIME_WAIT
+    | (1 << 7) // CLOSE
+    | (1 << 8) // CLOSE_WAIT
+    | (1 << 9) // LAST_ACK
+    | (1 << 10) // LISTEN
+    | (1 << 11); // CLOSING
 
 /// Why a dump failed.
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +140,7 @@ impl DiagSocket {
         let mut body = [0u8; 56];
         body[0] = af;
         body[1] = protocol;
-        body[4..8].copy_from_slice(&ALL_STATES.to_ne_bytes());
+        body[4..8].copy_from_slice(&DUMP_STATES.to_ne_bytes());
         self.request(what, &body)?;
         self.receive(
             what,
@@ -139,11 +153,21 @@ impl DiagSocket {
     /// with the older `TCPDIAG_GETSOCK` request and `AF_UNSPEC` (a `SOCK_DIAG_BY_FAMILY`
     /// request names one family, and each walks every TCP socket of the namespace).
     pub fn dump_tcp_all(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
+        self.dump_tcp_states(DUMP_STATES, out)
+    }
+
+    /// Like [`DiagSocket::dump_tcp_all`], listening sockets only: the kernel then walks only
+    /// its (small) listening hash table, not the established one.
+    pub fn dump_tcp_listeners(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
+        self.dump_tcp_states(1 << super::tcp_state::LISTEN, out)
+    }
+
+    fn dump_tcp_states(&mut self, states: u32, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
         let what = "tcp+tcp6";
         // struct inet_diag_req: family, src_len, dst_len, ext, sockid (48), states, dbs.
         let mut body = [0u8; 60];
         body[0] = libc::AF_UNSPEC as u8;
-        body[52..56].copy_from_slice(&ALL_STATES.to_ne_bytes());
+        body[52..56].copy_from_slice(&states.to_ne_bytes());
         self.request_type(what, TCPDIAG_GETSOCK, &body)?;
         self.receive(
             what,

@@ -122,3 +122,26 @@ pub fn unix_table_has_inode(text: &str, inode: u64) -> bool {
             == Some(inode)
     })
 }
+
+/// `ActiveOpens` and `PassiveOpens` of the `Tcp:` lines of `/proc/net/snmp` (a header line
+/// of names, then a line of values): every TCP connection of the namespace, IPv4 or IPv6,
+/// started by `connect` or by a listener increments one of them.
+pub fn tcp_opens(text: &str) -> Option<(u64, u64)> {
+    let mut lines = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let names = lines.next()?;
+    let values = lines.next()?;
+    let mut active = None;
+    let mut passive = None;
+    for (name, value) in names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .skip(1)
+    {
+        match name {
+            "ActiveOpens" => active = value.parse().ok(),
+            "PassiveOpens" => passive = value.parse().ok(),
+            _ => {}
+        }
+    }
+    Some((active?, passive?))
+}

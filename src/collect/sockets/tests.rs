@@ -799,3 +799,182 @@ fn a_short_request_of_the_monitor_seen_only_in_time_wait_is_not_reported() {
     assert_eq!(out[0].fd.as_ref().unwrap().cport, Some(40992));
     assert!(out[0].proc.is_none());
 }
+
+#[test]
+fn exec_triggers_bring_polls_forward_at_most_once_per_spacing_within_the_window() {
+    let config = SocketsConfig {
+        interval: Duration::from_secs(1),
+        trigger_spacing: Duration::from_millis(10),
+        trigger_window: Duration::from_millis(250),
+        ..SocketsConfig::default()
+    };
+    let mut schedule = PollSchedule::new(&config);
+    let t0 = Instant::now();
+    assert_eq!(schedule.next_poll(t0), t0, "the first poll is due at once");
+    let ms = Duration::from_millis;
+    schedule.polled(t0, t0 + ms(1));
+    // Without a trigger: the regular interval, from the start of the last poll.
+    assert_eq!(schedule.next_poll(t0 + ms(5)), t0 + ms(1000));
+
+    // A trigger long after the last poll: due at once.
+    schedule.triggered(t0 + ms(500));
+    assert_eq!(schedule.next_poll(t0 + ms(500)), t0 + ms(11));
+    // Then every spacing after the end of each poll.
+    schedule.polled(t0 + ms(500), t0 + ms(501));
+    assert_eq!(schedule.next_poll(t0 + ms(502)), t0 + ms(511));
+    // A poll that took longer than the spacing pushes the next one back by its duration.
+    schedule.polled(t0 + ms(511), t0 + ms(541));
+    assert_eq!(schedule.next_poll(t0 + ms(542)), t0 + ms(571));
+    // After the window, back to the regular interval.
+    schedule.polled(t0 + ms(740), t0 + ms(741));
+    assert_eq!(schedule.next_poll(t0 + ms(751)), t0 + ms(1740));
+    // The regular interval still wins when it comes first.
+    let mut short = PollSchedule::new(&SocketsConfig {
+        interval: Duration::from_millis(5),
+        ..config
+    });
+    short.polled(t0, t0 + ms(1));
+    short.triggered(t0 + ms(1));
+    assert_eq!(short.next_poll(t0 + ms(2)), t0 + ms(5));
+}
+
+#[test]
+fn exec_signal_wakes_a_waiting_collector() {
+    let signal = ExecSignal::new();
+    let seen = signal.count();
+    // Nothing raised: the wait times out with the same count.
+    assert_eq!(signal.wait_past(seen, Duration::from_millis(5)), seen);
+    let raiser = {
+        let signal = signal.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            signal.raise();
+        })
+    };
+    let started = Instant::now();
+    let count = signal.wait_past(seen, Duration::from_secs(30));
+    assert_eq!(count, seen + 1);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    raiser.join().unwrap();
+}
+
+#[test]
+fn an_unchanged_dump_is_not_diffed_and_any_change_is() {
+    let root = FixtureRoot::new(9999);
+    root.give(10, 3, 8000);
+    root.give(10, 4, 8001);
+    root.give(10, 5, 8002);
+    let mut tables = Tables::default();
+    add_process(&mut tables, 10, "app", "app", false);
+    let mut tracker = root.tracker();
+    let mut out = Vec::new();
+    let listener = entry(
+        tcp_state::LISTEN,
+        (TASK_IP, 8080),
+        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        8000,
+    );
+    let conn = entry(tcp_state::ESTABLISHED, (TASK_IP, 41000), (CRED, 80), 8001);
+    tracker.poll(&[listener, conn], &tables, &mut out);
+    assert_eq!(out.len(), 2, "listen and connect: {out:#?}");
+    out.clear();
+    for _ in 0..3 {
+        tracker.poll(&[listener, conn], &tables, &mut out);
+    }
+    assert!(out.is_empty(), "{out:#?}");
+    assert_eq!(tracker.stats().unchanged_polls, 3);
+    assert_eq!(tracker.tracked(), 2);
+
+    // A change of state alone is a change: diffed, and not reported again.
+    let closing = SockEntry {
+        state: 8, // CLOSE_WAIT
+        ..conn
+    };
+    tracker.poll(&[listener, closing], &tables, &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+    assert_eq!(tracker.stats().unchanged_polls, 3);
+
+    // Another connection in the same place of the dump: the old one is forgotten, the new
+    // one reported.
+    let other = entry(tcp_state::ESTABLISHED, (TASK_IP, 41001), (CRED, 80), 8002);
+    tracker.poll(&[listener, other], &tables, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].evt.evt_type, EventType::Connect);
+    assert_eq!(out[0].fd.as_ref().unwrap().sport, Some(80));
+    assert_eq!(out[0].fd.as_ref().unwrap().cport, Some(41001));
+    assert_eq!(tracker.tracked(), 2);
+}
+
+#[test]
+fn tcp_open_counters_are_read_from_the_snmp_table() {
+    let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+        Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab\n\
+        Tcp: 1 200 120000 -1 5012 4999 3 7 10001\n\
+        Udp: InDatagrams NoPorts\nUdp: 12 0\n";
+    assert_eq!(procnet::tcp_opens(snmp), Some((5012, 4999)));
+    assert_eq!(procnet::tcp_opens("Tcp: ActiveOpens PassiveOpens\n"), None);
+    assert_eq!(procnet::tcp_opens("Tcp: ActiveOpens\nTcp: x\n"), None);
+    assert_eq!(procnet::tcp_opens(""), None);
+}
+
+/// Runs `f` on a thread of its own in a fresh network namespace with `lo` up.
+fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let up = std::process::Command::new("ip")
+            .args(["link", "set", "lo", "up"])
+            .status()
+            .unwrap();
+        assert!(up.success());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() {
+    in_private_netns(|| {
+        use std::net::{TcpListener, TcpStream};
+        let mut source = SocketSource::new(Path::new("/proc"), true);
+        let mut out = Vec::new();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().full_tcp_dumps, 1);
+        let full = out.clone();
+        assert_eq!(full.len(), 3, "listener and both ends: {full:#?}");
+
+        // Nothing opened: only the listeners are dumped, the connections are the same.
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().listener_only_dumps, 1);
+        assert_eq!(out, full);
+        // A new listener is seen without a full dump.
+        let second = TcpListener::bind("127.0.0.1:0").unwrap();
+        let second_port = second.local_addr().unwrap().port();
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().full_tcp_dumps, 1);
+        assert!(
+            out.iter()
+                .any(|e| e.state == tcp_state::LISTEN && e.lport == second_port)
+        );
+        // Forced (the tracker waits for something): a full dump.
+        source.poll(&mut out, true);
+        assert_eq!(source.stats().full_tcp_dumps, 2);
+
+        // A connection opened (and even closed) since: a full dump shows it.
+        let short = TcpStream::connect(("127.0.0.1", second_port)).unwrap();
+        let short_port = short.local_addr().unwrap().port();
+        drop(short);
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().full_tcp_dumps, 3);
+        assert!(
+            out.iter()
+                .any(|e| e.lport == short_port && e.rport == second_port),
+            "{out:#?}"
+        );
+        drop((client, server));
+    });
+}
