@@ -355,6 +355,12 @@ fn collector_thread_with_triggers_delivers_events_and_counts_drops() {
             break;
         }
     }
+    // The drop report may follow the new process's event (the sender reports drops as soon
+    // as the queue has room again, which on a loaded machine can be after the first scan's
+    // backlog): keep reading until the collector has been quiet for a while.
+    while let Ok(event) = rx.recv_timeout(Duration::from_secs(2)) {
+        pending.push(event);
+    }
     dropped += pending
         .iter()
         .filter_map(|e| e.internal.as_ref())
