@@ -8,7 +8,7 @@ use crate::event::{Event, EventType};
 
 use super::condition::{Expr, Modifier, Op, Operand, PosText, Rhs, Transformer, Value};
 use super::diag::Loc;
-use super::eval::{Cidr, Glob, Lhs, LhsMode, Node, PathTrie, StrSet, Test};
+use super::eval::{Cidr, Glob, Lhs, LhsMode, MultiContains, Node, PathTrie, StrSet, Test};
 use super::fields::{self, ArgKind, FieldArg, FieldId, FieldRef, FieldType, Val};
 
 /// A problem found while compiling.
@@ -472,7 +472,17 @@ fn compile_check(
                 check_nul(v, text)?;
                 tests.push(string_test(op, &v.text, text.loc(v.offset), field)?);
             }
-            Test::Modified(modifier.unwrap_or(Modifier::AnyOf), tests)
+            let modifier = modifier.unwrap_or(Modifier::AnyOf);
+            if op == Op::Contains && modifier == Modifier::AnyOf {
+                Test::AnyContains(MultiContains::new(
+                    items
+                        .iter()
+                        .map(|v| Box::<str>::from(v.text.as_str()))
+                        .collect(),
+                ))
+            } else {
+                Test::Modified(modifier, tests)
+            }
         }
         (Op::Pmatch, Rhs::List(items)) => {
             if ty != FieldType::String {
@@ -579,6 +589,13 @@ fn compile_check(
             ));
         }
     };
+    if lhs.field.id == FieldId::EvtDir
+        && lhs.transformers.is_empty()
+        && let Some(b) = test.on_constant_str(fields::EVT_DIR)
+    {
+        // evt.dir is the same for every event TaskSentry produces: decide the test now.
+        return Ok(Node::Const(b));
+    }
     if lhs.field.id == FieldId::EvtType && lhs.transformers.is_empty() {
         // evt.type is always present and only takes TaskSentry's names: compile membership
         // tests into a bit mask test (no string comparison at run time).
@@ -651,6 +668,7 @@ fn rank_in_and(n: &Node) -> u8 {
             | Test::IGlob(_)
             | Test::Num(..)
             | Test::NumIn(_)
+            | Test::AnyContains(_)
             | Test::Bool(..) => 2,
             _ => 3,
         },
@@ -699,6 +717,7 @@ pub fn simplify(node: Node) -> Node {
                     other => out.push(other),
                 }
             }
+            let mut out = merge_or_leaves(out);
             out.sort_by_key(rank_in_and);
             match out.len() {
                 0 => Node::Const(false),
@@ -708,6 +727,84 @@ pub fn simplify(node: Node) -> Node {
         }
         other => other,
     }
+}
+
+/// How an `or` operand can be merged with others on the same field.
+enum Mergeable {
+    /// `=` / `in`: the values.
+    Eq(Vec<Box<str>>),
+    /// `contains` / `contains anyof`: the needles.
+    Contains(Vec<Box<str>>),
+}
+
+fn mergeable(node: &Node) -> Option<(&Lhs, Mergeable)> {
+    let Node::Check(check) = node else {
+        return None;
+    };
+    let (lhs, test) = &**check;
+    if !matches!(lhs.mode, LhsMode::Single) {
+        return None;
+    }
+    let m = match test {
+        Test::StrEq(s) => Mergeable::Eq(vec![s.clone()]),
+        Test::StrIn(set) => Mergeable::Eq(set.iter().cloned().collect()),
+        Test::Contains(s) => Mergeable::Contains(vec![s.clone()]),
+        Test::AnyContains(m) => Mergeable::Contains(m.needles().to_vec()),
+        _ => return None,
+    };
+    Some((lhs, m))
+}
+
+/// Merges the operands of an `or` that test the same single-valued field with `=`/`in`
+/// (into one `in`) or with `contains` (into one multi-substring search). A value equals one
+/// of several strings, or contains one of several substrings, exactly when one of the
+/// separate tests holds, and an absent value fails all of them as it fails the merged one.
+fn merge_or_leaves(items: Vec<Node>) -> Vec<Node> {
+    // (index in `out`, kind, collected values) for each group.
+    let mut groups: Vec<(usize, bool, Vec<Box<str>>, usize)> = Vec::new();
+    let mut out: Vec<Node> = Vec::with_capacity(items.len());
+    for node in items {
+        let Some((lhs, m)) = mergeable(&node) else {
+            out.push(node);
+            continue;
+        };
+        let (is_eq, values) = match m {
+            Mergeable::Eq(v) => (true, v),
+            Mergeable::Contains(v) => (false, v),
+        };
+        let found = groups.iter().position(|(at, kind, _, _)| {
+            *kind == is_eq
+                && matches!(&out[*at], Node::Check(c)
+                    if c.0.field == lhs.field && c.0.transformers == lhs.transformers)
+        });
+        match found {
+            Some(g) => {
+                groups[g].2.extend(values);
+                groups[g].3 += 1;
+            }
+            None => {
+                groups.push((out.len(), is_eq, values, 1));
+                out.push(node);
+            }
+        }
+    }
+    for (at, is_eq, values, count) in groups {
+        if count < 2 {
+            continue;
+        }
+        let placeholder = Node::Const(false);
+        let Node::Check(check) = std::mem::replace(&mut out[at], placeholder) else {
+            continue;
+        };
+        let (lhs, _) = *check;
+        let test = if is_eq {
+            Test::StrIn(StrSet::new(values))
+        } else {
+            Test::AnyContains(MultiContains::new(values))
+        };
+        out[at] = Node::Check(Box::new((lhs, test)));
+    }
+    out
 }
 
 /// Drops top-level `evt.type` tests that the event-type index already guarantees (a rule is

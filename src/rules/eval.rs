@@ -319,18 +319,21 @@ impl PathTrie {
 
     /// Whether some inserted path is a component-wise prefix of `path`.
     pub fn matches(&self, path: &str) -> bool {
-        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-        self.matches_from(&comps)
+        self.matches_from(path)
     }
 
-    fn matches_from(&self, comps: &[&str]) -> bool {
+    /// `rest` is the path still to match; its components are split off one at a time, so
+    /// matching never allocates.
+    fn matches_from(&self, rest: &str) -> bool {
         if self.terminal {
             return true;
         }
-        let Some((first, rest)) = comps.split_first() else {
+        let rest = rest.trim_start_matches('/');
+        if rest.is_empty() {
             return false;
-        };
-        if let Some(child) = self.children.get(*first)
+        }
+        let (first, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        if let Some(child) = self.children.get(first)
             && child.matches_from(rest)
         {
             return true;
@@ -338,6 +341,51 @@ impl PathTrie {
         self.globs
             .iter()
             .any(|(g, child)| g.matches(first) && child.matches_from(rest))
+    }
+}
+
+/// Substring search for several needles at once. With a few needles each is searched in
+/// turn; with more, one unanchored regex of the escaped alternatives (the regex crate runs it
+/// as a multi-substring search) finds any of them in one pass.
+#[derive(Debug)]
+pub struct MultiContains {
+    needles: Vec<Box<str>>,
+    regex: Option<regex::Regex>,
+}
+
+impl MultiContains {
+    /// Needle counts from which the single regex is used.
+    const REGEX_FROM: usize = 4;
+
+    /// Builds the matcher.
+    pub fn new(mut needles: Vec<Box<str>>) -> MultiContains {
+        needles.sort();
+        needles.dedup();
+        let regex = if needles.len() >= Self::REGEX_FROM && needles.iter().all(|n| !n.is_empty()) {
+            let alternation: Vec<String> = needles.iter().map(|n| regex::escape(n)).collect();
+            // If the regex cannot be built (size limit), the needles are searched one by one.
+            regex::RegexBuilder::new(&alternation.join("|"))
+                .size_limit(1 << 22)
+                .build()
+                .ok()
+        } else {
+            None
+        };
+        MultiContains { needles, regex }
+    }
+
+    /// The needles (sorted, deduplicated).
+    pub fn needles(&self) -> &[Box<str>] {
+        &self.needles
+    }
+
+    /// Whether `hay` contains any needle.
+    #[inline]
+    pub fn matches(&self, hay: &str) -> bool {
+        match &self.regex {
+            Some(r) => r.is_match(hay),
+            None => self.needles.iter().any(|n| hay.contains(&**n)),
+        }
     }
 }
 
@@ -396,6 +444,9 @@ pub enum Test {
     Pmatch(PathTrie),
     /// A string operator with a list modifier.
     Modified(Modifier, Vec<Test>),
+    /// `contains` any of several substrings: `contains anyof (...)`, and `or`s of `contains`
+    /// on the same field merged at load time.
+    AnyContains(MultiContains),
     /// Numeric comparison.
     Num(Op, i64),
     /// Numeric `in` (sorted).
@@ -583,6 +634,58 @@ fn contains_ignore_ascii_case(hay: &str, lower_needle: &str) -> bool {
 }
 
 impl Test {
+    /// The result of the test on a value known at load time, for tests that do not read the
+    /// event (`None` for comparisons with another field).
+    pub fn on_constant_str(&self, v: &str) -> Option<bool> {
+        Some(match self {
+            Test::Field(..) => return None,
+            Test::Modified(m, tests) => {
+                let mut n = 0;
+                for t in tests {
+                    if t.on_constant_str(v)? {
+                        n += 1;
+                    }
+                }
+                match m {
+                    Modifier::AnyOf => n >= 1,
+                    Modifier::OneOf => n == 1,
+                    Modifier::AllOf => n == tests.len(),
+                }
+            }
+            Test::Exists
+            | Test::StrEq(_)
+            | Test::StrNe(_)
+            | Test::StrOrd(..)
+            | Test::Contains(_)
+            | Test::IContains(_)
+            | Test::StartsWith(_)
+            | Test::EndsWith(_)
+            | Test::Glob(_)
+            | Test::IGlob(_)
+            | Test::Regex(_)
+            | Test::StrIn(_)
+            | Test::Pmatch(_)
+            | Test::AnyContains(_) => {
+                // String tests other than the two above never read the event.
+                let ev = Event {
+                    evt: crate::event::EventMeta {
+                        evt_type: crate::event::EventType::Tasksentry,
+                        time: crate::event::Timestamp(0),
+                        num: 0,
+                        collector: crate::event::Collector::Monitor,
+                        args: Vec::new(),
+                    },
+                    proc: None,
+                    container: None,
+                    fd: None,
+                    internal: None,
+                };
+                self.test_str(v, &EvalCtx::new(&ev))
+            }
+            _ => return None,
+        })
+    }
+
     fn test_str(&self, v: &str, cx: &EvalCtx<'_>) -> bool {
         match self {
             Test::Exists => true,
@@ -597,6 +700,8 @@ impl Test {
             Test::Regex(r) => r.is_match(v),
             Test::StrIn(set) => set.contains(v),
             Test::Pmatch(trie) => trie.matches(v),
+            Test::AnyContains(m) => m.matches(v),
+            Test::Modified(Modifier::AnyOf, tests) => tests.iter().any(|t| t.test_str(v, cx)),
             Test::Modified(..) | Test::Field(..) => {
                 self.test(&Val::Str(std::borrow::Cow::Borrowed(v)), cx)
             }
@@ -624,6 +729,8 @@ impl Test {
             (Test::Regex(r), Val::Str(v)) => r.is_match(v),
             (Test::StrIn(set), Val::Str(v)) => set.contains(v),
             (Test::Pmatch(trie), Val::Str(v)) => trie.matches(v),
+            (Test::AnyContains(m), Val::Str(v)) => m.matches(v),
+            (Test::Modified(Modifier::AnyOf, tests), v) => tests.iter().any(|t| t.test(v, cx)),
             (Test::Modified(m, tests), v) => {
                 let n = tests.iter().filter(|t| t.test(v, cx)).count();
                 match m {
@@ -695,6 +802,27 @@ mod tests {
         assert!(!t.matches("/var/runx"));
         assert!(t.matches("/opt/x/bin/y"));
         assert!(!t.matches("/opt/x/lib"));
+        assert!(t.matches("//var///run/"));
+        assert!(!t.matches("/var"));
+        assert!(!t.matches(""));
+        let mut root = PathTrie::default();
+        root.insert("/");
+        assert!(root.matches("/anything"));
+    }
+
+    #[test]
+    fn multi_contains_escapes_and_agrees_with_one_by_one() {
+        let needles = ["a.b", "(x", "c+", "[", "\\d", "é", "zz"];
+        let m = MultiContains::new(needles.iter().map(|n| Box::<str>::from(*n)).collect());
+        assert!(m.regex.is_some());
+        for hay in [
+            "a.b", "axb", "f(x", "c", "cc+", "[", "\\d", "7", "café", "cafe", "", "zz",
+        ] {
+            let want = needles.iter().any(|n| hay.contains(n));
+            assert_eq!(m.matches(hay), want, "{hay}");
+        }
+        let empty = MultiContains::new(vec!["".into(), "a".into(), "b".into(), "c".into()]);
+        assert!(empty.matches(""));
     }
 
     #[test]

@@ -1302,6 +1302,9 @@ pub fn any_ancestor(
     p.ancestors.iter().any(|a| f(ancestor_value(field.id, a)))
 }
 
+/// `evt.dir` of every event: TaskSentry reports completed calls (Falco's exit direction).
+pub const EVT_DIR: &str = "<";
+
 /// Extracts a field's value from an event; `None` when the event does not provide it.
 pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
     use FieldId as F;
@@ -1314,7 +1317,7 @@ pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
         F::EvtNum => Some(Val::Int(i64::try_from(ev.evt.num).unwrap_or(i64::MAX))),
         F::EvtRes => s("SUCCESS"),
         F::EvtRawres => int(0),
-        F::EvtDir => s("<"),
+        F::EvtDir => s(EVT_DIR),
         F::EvtIsOpenRead => fd.and_then(|f| f.open_read).map(Val::Bool),
         F::EvtIsOpenWrite => fd.and_then(|f| f.open_write).map(Val::Bool),
         F::EvtArg => {

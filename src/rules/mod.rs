@@ -247,6 +247,161 @@ pub struct Match<'a> {
     pub output_fields: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Hash map from a field value to the rules that require it.
+type KeyMap =
+    std::collections::HashMap<Box<str>, Vec<u32>, std::hash::BuildHasherDefault<eval::Fnv>>;
+
+/// Candidate rules for one event type (or for all types), in rule order.
+///
+/// A rule whose condition can only hold when a plain string field equals one of a few
+/// values (a top-level `proc.name in (...)`, also through macros and through an `or` whose
+/// every branch requires it) is *keyed*: it is listed under each of those values, and only
+/// considered when the event's value is one of them. A field that is absent fails such a test,
+/// so the rule is then skipped too. Keyed rules still evaluate their whole condition.
+#[derive(Default)]
+struct Candidates {
+    /// Rules without a key.
+    unkeyed: Vec<u32>,
+    /// Per keyed field: its accessor and the map from values to rules.
+    keyed: Vec<(fields::FieldRef, fields::StrAccessor, KeyMap)>,
+}
+
+impl Candidates {
+    /// The most rules a lookup gathers on the stack before falling back to a scan of all.
+    const MAX_HITS: usize = 64;
+
+    fn push(&mut self, idx: u32, key: Option<RuleKey>) {
+        let Some((field, accessor, values)) = key else {
+            self.unkeyed.push(idx);
+            return;
+        };
+        let at = match self.keyed.iter().position(|(f, _, _)| *f == field) {
+            Some(at) => at,
+            None => {
+                self.keyed.push((field, accessor, KeyMap::default()));
+                self.keyed.len() - 1
+            }
+        };
+        for v in values {
+            let list = self.keyed[at].2.entry(v).or_default();
+            if list.last() != Some(&idx) {
+                list.push(idx);
+            }
+        }
+    }
+
+    /// Calls `f` with every candidate for the event, in rule order, until it returns true.
+    #[inline]
+    fn each(&self, cx: &fields::EvalCtx<'_>, all: &[u32], mut f: impl FnMut(u32) -> bool) {
+        let mut hits = [0u32; Self::MAX_HITS];
+        let mut n = 0;
+        for (_, accessor, map) in &self.keyed {
+            let Some(list) = accessor(cx).and_then(|v| map.get(v)) else {
+                continue;
+            };
+            if n + list.len() > Self::MAX_HITS {
+                // Too many to order on the stack: scan every rule of the type instead.
+                for &i in all {
+                    if f(i) {
+                        return;
+                    }
+                }
+                return;
+            }
+            hits[n..n + list.len()].copy_from_slice(list);
+            n += list.len();
+        }
+        let hits = &mut hits[..n];
+        hits.sort_unstable();
+        // Merge the two ordered lists (a rule is in one of them only).
+        let (mut a, mut b) = (0, 0);
+        let unkeyed = &self.unkeyed;
+        while a < unkeyed.len() || b < hits.len() {
+            let take_a = b >= hits.len() || (a < unkeyed.len() && unkeyed[a] < hits[b]);
+            let i = if take_a {
+                a += 1;
+                unkeyed[a - 1]
+            } else {
+                b += 1;
+                hits[b - 1]
+            };
+            if f(i) {
+                return;
+            }
+        }
+    }
+}
+
+/// A rule's key: the field, its accessor and the values one of which it requires.
+type RuleKey = (fields::FieldRef, fields::StrAccessor, Vec<Box<str>>);
+
+/// The values of a plain string field that `node` requires (see [`Candidates`]).
+fn required_values(node: &eval::Node, field: &fields::FieldRef) -> Option<Vec<Box<str>>> {
+    use eval::{LhsMode, Node, Test};
+    match node {
+        Node::Check(c) => {
+            let (lhs, test) = &**c;
+            if lhs.field != *field
+                || !lhs.transformers.is_empty()
+                || !matches!(lhs.mode, LhsMode::Single)
+                || lhs.fast.is_none()
+            {
+                return None;
+            }
+            match test {
+                Test::StrEq(s) => Some(vec![s.clone()]),
+                Test::StrIn(set) => Some(set.iter().cloned().collect()),
+                _ => None,
+            }
+        }
+        Node::And(items) => items.iter().find_map(|n| required_values(n, field)),
+        Node::Or(items) => {
+            let mut all = Vec::new();
+            for n in items.iter() {
+                all.extend(required_values(n, field)?);
+            }
+            Some(all)
+        }
+        _ => None,
+    }
+}
+
+/// Plain string fields tested with `=`/`in` at the top level of a condition (candidates for a
+/// key), `proc.name` first.
+fn key_candidates(node: &eval::Node, out: &mut Vec<(fields::FieldRef, fields::StrAccessor)>) {
+    use eval::{LhsMode, Node, Test};
+    match node {
+        Node::Check(c) => {
+            let (lhs, test) = &**c;
+            if let Some(fast) = lhs.fast
+                && lhs.transformers.is_empty()
+                && matches!(lhs.mode, LhsMode::Single)
+                && matches!(test, Test::StrEq(_) | Test::StrIn(_))
+                && !out.iter().any(|(f, _)| *f == lhs.field)
+            {
+                out.push((lhs.field.clone(), fast));
+            }
+        }
+        Node::And(items) | Node::Or(items) => {
+            for n in items.iter() {
+                key_candidates(n, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The key of a rule's condition, if it has one (at most [`Candidates::MAX_HITS`] values are
+/// not a limit: a key with many values just makes a longer map).
+fn rule_key(node: &eval::Node) -> Option<RuleKey> {
+    let mut fields_seen = Vec::new();
+    key_candidates(node, &mut fields_seen);
+    fields_seen.sort_by_key(|(f, _)| f.id != fields::FieldId::ProcName);
+    fields_seen
+        .into_iter()
+        .find_map(|(f, acc)| required_values(node, &f).map(|v| (f, acc, v)))
+}
+
 /// A compiled, indexed rule set. `Send + Sync`: share it behind an `Arc`.
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
@@ -256,6 +411,12 @@ pub struct RuleSet {
     specific: Vec<Vec<u32>>,
     /// Rules that apply to every type.
     all_types: Vec<u32>,
+    /// `by_type`, keyed.
+    by_type_keyed: Vec<Candidates>,
+    /// `specific`, keyed.
+    specific_keyed: Vec<Candidates>,
+    /// `all_types`, keyed.
+    all_types_keyed: Candidates,
     matching: RuleMatching,
     min_priority: Priority,
     lists: usize,
@@ -283,6 +444,9 @@ impl RuleSet {
             by_type: Vec::new(),
             specific: Vec::new(),
             all_types: Vec::new(),
+            by_type_keyed: Vec::new(),
+            specific_keyed: Vec::new(),
+            all_types_keyed: Candidates::default(),
             matching,
             min_priority: Priority::Debug,
             lists: counts.0,
@@ -298,20 +462,27 @@ impl RuleSet {
         self.by_type = vec![Vec::new(); n];
         self.specific = vec![Vec::new(); n];
         self.all_types.clear();
+        self.by_type_keyed = (0..n).map(|_| Candidates::default()).collect();
+        self.specific_keyed = (0..n).map(|_| Candidates::default()).collect();
+        self.all_types_keyed = Candidates::default();
         for (i, rule) in self.rules.iter().enumerate() {
             if !rule.info.enabled || rule.info.priority < self.min_priority {
                 continue;
             }
             let idx = u32::try_from(i).unwrap_or(u32::MAX);
+            let key = rule_key(&rule.cond);
             let all = rule.types == compile::ALL_TYPES;
             if all {
                 self.all_types.push(idx);
+                self.all_types_keyed.push(idx, key.clone());
             }
             for t in EventType::ALL {
                 if rule.types & (1 << t.index()) != 0 {
                     self.by_type[t.index()].push(idx);
+                    self.by_type_keyed[t.index()].push(idx, key.clone());
                     if !all {
                         self.specific[t.index()].push(idx);
+                        self.specific_keyed[t.index()].push(idx, key.clone());
                     }
                 }
             }
@@ -383,29 +554,32 @@ impl RuleSet {
         let cx = fields::EvalCtx::new(event);
         match self.matching {
             RuleMatching::First => {
-                for &i in &self.by_type[t] {
+                self.by_type_keyed[t].each(&cx, &self.by_type[t], |i| {
                     let rule = &self.rules[i as usize];
                     if rule.cond.eval(&cx) {
                         out.push(Self::render(rule, event));
-                        return;
+                        return true;
                     }
-                }
+                    false
+                });
             }
             RuleMatching::All => {
                 let before = out.len();
-                for &i in &self.specific[t] {
+                self.specific_keyed[t].each(&cx, &self.specific[t], |i| {
                     let rule = &self.rules[i as usize];
                     if rule.cond.eval(&cx) {
                         out.push(Self::render(rule, event));
                     }
-                }
+                    false
+                });
                 if out.len() == before {
-                    for &i in &self.all_types {
+                    self.all_types_keyed.each(&cx, &self.all_types, |i| {
                         let rule = &self.rules[i as usize];
                         if rule.cond.eval(&cx) {
                             out.push(Self::render(rule, event));
                         }
-                    }
+                        false
+                    });
                 }
             }
         }
@@ -433,6 +607,234 @@ mod tests {
         assert!(Priority::Emergency > Priority::Debug);
         assert!(Priority::Critical > Priority::Warning);
         assert_eq!(Priority::Informational.to_string(), "Informational");
+    }
+
+    use crate::event::{Ancestor, Collector, Container, Fd, FdKind, Process};
+
+    fn set_of(text: &str, matching: RuleMatching) -> RuleSet {
+        let outcome = load(
+            &[RuleSource {
+                name: "t.yaml".into(),
+                text: text.into(),
+            }],
+            &LoadOptions {
+                strict: false,
+                rule_matching: matching,
+            },
+        );
+        let errors: Vec<String> = outcome.errors().map(|d| d.to_string()).collect();
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+        outcome.ruleset.expect("ruleset")
+    }
+
+    fn rule(name: &str, condition: &str) -> String {
+        format!(
+            "- rule: {name}\n  desc: d\n  output: o\n  priority: INFO\n  condition: {condition}\n"
+        )
+    }
+
+    fn exec(name: &str, args: &[&str]) -> Event {
+        let mut e = Event::new(EventType::Execve, Collector::Procscan);
+        e.proc = Some(Box::new(Process {
+            name: name.into(),
+            args: args.iter().map(|a| (*a).to_string()).collect(),
+            ..Process::default()
+        }));
+        e
+    }
+
+    fn names<'a>(set: &'a RuleSet, e: &Event) -> Vec<&'a str> {
+        let mut out = Vec::new();
+        set.evaluate(e, &mut out);
+        out.iter().map(|m| m.rule.name.as_str()).collect()
+    }
+
+    /// What `evaluate` must return: every candidate of the type index evaluated in order,
+    /// without the value keys.
+    fn reference<'a>(set: &'a RuleSet, e: &Event) -> Vec<&'a str> {
+        let cx = fields::EvalCtx::new(e);
+        let t = e.evt_type().index();
+        let hit = |i: &&u32| set.rules[**i as usize].cond.eval(&cx);
+        let name = |i: &u32| set.rules[*i as usize].info.name.as_str();
+        match set.matching {
+            RuleMatching::First => set.by_type[t]
+                .iter()
+                .find(hit)
+                .map(name)
+                .into_iter()
+                .collect(),
+            RuleMatching::All => {
+                let specific: Vec<&str> = set.specific[t].iter().filter(hit).map(name).collect();
+                if specific.is_empty() {
+                    set.all_types.iter().filter(hit).map(name).collect()
+                } else {
+                    specific
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keyed_rules_keep_rule_order_and_skip_absent_fields() {
+        let text = [
+            rule("a", "evt.type = execve and proc.name in (sh, bash)"),
+            rule("b", "evt.type = execve and proc.args contains x"),
+            rule("c", "evt.type = execve and (proc.name = sh or (proc.name = zsh and proc.args contains y))"),
+            rule("d", "proc.name = sh"),
+            rule("e", "evt.type = execve and not proc.name in (sh)"),
+        ]
+        .concat();
+        let all = set_of(&text, RuleMatching::All);
+        let first = set_of(&text, RuleMatching::First);
+        assert_eq!(names(&all, &exec("sh", &["x"])), ["a", "b", "c"]);
+        assert_eq!(names(&first, &exec("sh", &["x"])), ["a"]);
+        assert_eq!(names(&all, &exec("zsh", &["y"])), ["c", "e"]);
+        assert_eq!(names(&all, &exec("zsh", &["x"])), ["b", "e"]);
+        assert_eq!(names(&first, &exec("zsh", &["x"])), ["b"]);
+        // Only the all-types rule can match a non-execve event.
+        let mut open = exec("sh", &[]);
+        open.evt.evt_type = EventType::Open;
+        assert_eq!(names(&all, &open), ["d"]);
+        // No process: keyed rules are skipped (their test on the absent field is false), and
+        // `not` of a test on an absent field holds.
+        let bare = Event::new(EventType::Execve, Collector::Procscan);
+        assert_eq!(names(&all, &bare), ["e"]);
+        assert_eq!(names(&first, &bare), ["e"]);
+    }
+
+    #[test]
+    fn merged_or_operands_mean_the_same() {
+        let text = [
+            rule(
+                "contains",
+                "evt.type = execve and (proc.cmdline contains \"a.b\" or proc.cmdline contains \"(x\" or proc.cmdline contains \"c+\" or proc.cmdline contains zz or proc.cmdline contains anyof (\"q*\"))",
+            ),
+            rule(
+                "eq",
+                "evt.type = execve and (proc.exe = /bin/a or proc.exe in (/bin/b, /bin/c) or proc.cwd = /tmp)",
+            ),
+            rule("dir", "evt.type = execve and evt.dir = < and not evt.dir = > and proc.name = dir"),
+            rule("never", "evt.type = execve and evt.dir = > and proc.name = dir"),
+        ]
+        .concat();
+        let set = set_of(&text, RuleMatching::All);
+        for (args, hit) in [
+            (&["a.b"][..], true),
+            (&["axb"][..], false),
+            (&["f(x"][..], true),
+            (&["c+"][..], true),
+            (&["c"][..], false),
+            (&["--zz--"][..], true),
+            (&["q*"][..], true),
+            (&["q"][..], false),
+        ] {
+            let got = names(&set, &exec("p", args));
+            assert_eq!(got.contains(&"contains"), hit, "{args:?}: {got:?}");
+        }
+        let mut e = exec("p", &[]);
+        assert!(names(&set, &e).is_empty());
+        for (exe, cwd, hit) in [
+            (Some("/bin/b"), None, true),
+            (Some("/bin/a"), None, true),
+            (Some("/bin/d"), None, false),
+            (None, Some("/tmp"), true),
+            (Some("/bin/d"), Some("/tmpx"), false),
+        ] {
+            let p = e.proc.as_mut().expect("proc");
+            p.exe = exe.map(Into::into);
+            p.cwd = cwd.map(Into::into);
+            assert_eq!(names(&set, &e) == ["eq"], hit, "{exe:?} {cwd:?}");
+        }
+        assert_eq!(names(&set, &exec("dir", &[])), ["dir"]);
+    }
+
+    #[test]
+    fn index_agrees_with_evaluating_every_candidate_on_default_and_falco_rules() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/falco");
+        let mut sources = defaults::default_sources();
+        for n in [
+            "falco_rules.yaml",
+            "falco-incubating_rules.yaml",
+            "falco-sandbox_rules.yaml",
+        ] {
+            sources.push(RuleSource {
+                name: n.into(),
+                text: std::fs::read_to_string(format!("{dir}/{n}")).expect("read"),
+            });
+        }
+        let names_ = [
+            "sh", "bash", "nc", "ncat", "socat", "curl", "wget", "xmrig", "apt", "pip", "python3",
+            "node", "sudo", "find", "grep", "cat", "base64", "crontab", "useradd", "nmap", "java",
+            "mysqld", "worker", "ld.so", "memfd:x", "debugfs", "rm", "shred", "gdb",
+        ];
+        let argv: [&[&str]; 5] = [
+            &[],
+            &["-c", "id"],
+            &["-e", "/bin/sh", "10.0.0.1", "4444"],
+            &["stratum+tcp://pool", "-o"],
+            &["-d", "aGVsbG8="],
+        ];
+        let mut total = 0;
+        for matching in [RuleMatching::All, RuleMatching::First] {
+            let set = load(
+                &sources,
+                &LoadOptions {
+                    strict: false,
+                    rule_matching: matching,
+                },
+            )
+            .ruleset
+            .expect("ruleset");
+            for name in names_ {
+                for args in argv {
+                    for (tty, parent, in_container) in [
+                        (0, "node", true),
+                        (34816, "bash", true),
+                        (0, "nginx", false),
+                    ] {
+                        let mut e = exec(name, args);
+                        let p = e.proc.as_mut().expect("proc");
+                        p.exepath = Some(format!("/usr/bin/{name}"));
+                        p.exe = Some(format!("/tmp/{name}"));
+                        p.tty = Some(tty);
+                        p.euid = Some(0);
+                        p.user = Some("root".into());
+                        p.ancestors = vec![Ancestor {
+                            pid: 1,
+                            name: parent.into(),
+                            exe: None,
+                            exepath: None,
+                            args: vec![],
+                        }];
+                        if in_container {
+                            e.container = Some(Box::new(Container {
+                                id: "abc".into(),
+                                ..Container::default()
+                            }));
+                        }
+                        let mut open = e.clone();
+                        open.evt.evt_type = EventType::Open;
+                        open.fd = Some(Box::new(Fd {
+                            kind: Some(FdKind::File),
+                            name: Some(format!("/etc/{name}")),
+                            open_write: Some(true),
+                            ..Fd::default()
+                        }));
+                        for ev in [e, open] {
+                            let want = reference(&set, &ev);
+                            total += want.len();
+                            assert_eq!(
+                                names(&set, &ev),
+                                want,
+                                "{name} {args:?} {:?}",
+                                ev.evt_type()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        assert!(total > 10, "the events must match some rules ({total})");
     }
 
     #[test]
