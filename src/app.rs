@@ -213,8 +213,10 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     if let Some(report) = &worker.restart {
         let _ = event_tx.send(report.event());
     }
-    // Exec triggers also make the sockets collector poll soon after (see `SocketsConfig`).
-    let exec_signal = (config.triggers && !trace).then(ExecSignal::new);
+    // Execs (procscan's triggers, or the tracer's exec stops in trace mode) also make the
+    // sockets collector poll soon after (see `SocketsConfig`), so that a short connection made
+    // right after an exec keeps its process.
+    let exec_signal = config.triggers.then(ExecSignal::new);
     let mut procscan_config = ProcScanConfig {
         proc_root: config.proc_root.clone(),
         interval: config.interval,
@@ -247,6 +249,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         env_allowlist: procscan_config.env_allowlist.clone(),
         max_cmdline_bytes: procscan_config.max_cmdline_bytes,
         drift: procscan_config.drift.clone(),
+        exec_signal: exec_signal.clone(),
     };
     let (procscan, tables) =
         spawn_procscan_shared(procscan_config, event_tx.clone(), shutdown.clone()).with_context(

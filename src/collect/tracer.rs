@@ -241,6 +241,8 @@ pub struct TracerConfig {
     pub max_cmdline_bytes: usize,
     /// What the file collector saw written, for `proc.exe_written_after_start` (as procscan).
     pub drift: Option<Arc<DriftRegistry>>,
+    /// Raised after each exec (once the tracee runs again) so the sockets collector polls soon.
+    pub exec_signal: Option<super::triggers::ExecSignal>,
 }
 
 impl Default for TracerConfig {
@@ -253,6 +255,7 @@ impl Default for TracerConfig {
                 .collect(),
             max_cmdline_bytes: 64 * 1024,
             drift: None,
+            exec_signal: None,
         }
     }
 }
@@ -316,6 +319,7 @@ pub fn spawn_tracer(
                     config.max_cmdline_bytes,
                 ),
                 drift: config.drift,
+                exec_signal: config.exec_signal,
                 proc_root: config.proc_root,
                 clock,
                 link,
@@ -403,6 +407,8 @@ struct Tracer {
     self_pids: [i32; 3],
     /// The file collector's drift registry (see [`TracerConfig::drift`]).
     drift: Option<Arc<DriftRegistry>>,
+    /// See [`TracerConfig::exec_signal`].
+    exec_signal: Option<super::triggers::ExecSignal>,
     buf: Vec<u8>,
     frozen: FrozenReader,
     work: VecDeque<Work>,
@@ -811,6 +817,9 @@ impl Tracer {
     }
 
     fn on_exec(&mut self, pid: i32, read: Frozen, ident: Ident, time: Timestamp) {
+        if let Some(signal) = &self.exec_signal {
+            signal.raise();
+        }
         if let Some(slot) = self.clone_slots.remove(&pid)
             && let Some(entry) = self.batch.get_mut(slot)
         {
