@@ -89,16 +89,25 @@ pub fn describe_process(
     if pid <= 0 {
         return None;
     }
+    // Read now: the tables may hold the process as it was before its latest exec (a fork of
+    // `nsenter` that has since become `sh`), and the report must name what signalled.
+    let fresh = read_process(pid, proc_root);
     if let Some(tables) = tables {
         let snapshot = tables.snapshot();
         if let Some((entry, container)) = snapshot.lookup_pid(pid) {
-            return Some((
-                (*entry.process).clone(),
-                container.map(|c| c.container.clone()),
-            ));
+            let mut process = (*entry.process).clone();
+            if let Some((now, _)) = &fresh
+                && now.start_ticks == process.start_ticks
+            {
+                process.name.clone_from(&now.name);
+                process.exe.clone_from(&now.exe);
+                process.exepath.clone_from(&now.exepath);
+                process.args.clone_from(&now.args);
+            }
+            return Some((process, container.map(|c| c.container.clone())));
         }
     }
-    read_process(pid, proc_root)
+    fresh
 }
 
 /// Reads the little a tamper report needs from `/proc/<pid>`.
