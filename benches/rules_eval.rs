@@ -120,8 +120,11 @@ fn file_event(t: EventType, proc: Process, path: &str, write: bool) -> Event {
     e
 }
 
+/// Named events.
+type Named = Vec<(&'static str, Event)>;
+
 /// Events that must match nothing, and events that must match at least one rule.
-fn events() -> (Vec<(&'static str, Event)>, Vec<(&'static str, Event)>) {
+fn events() -> (Named, Named) {
     let exec = event(EventType::Execve, Collector::Procscan, worker());
     let open = file_event(EventType::Open, worker(), "/srv/data/orders.json", false);
     let mut connect = event(EventType::Connect, Collector::Sockets, worker());
