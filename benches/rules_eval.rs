@@ -120,10 +120,10 @@ fn file_event(t: EventType, proc: Process, path: &str, write: bool) -> Event {
     e
 }
 
-/// Events that must match nothing, and events that must match at least one rule.
 /// Named events.
 type Named = Vec<(&'static str, Event)>;
 
+/// Events that must match nothing, and events that must match at least one rule.
 fn events() -> (Named, Named) {
     let exec = event(EventType::Execve, Collector::Procscan, worker());
     let open = file_event(EventType::Open, worker(), "/srv/data/orders.json", false);

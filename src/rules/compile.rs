@@ -729,80 +729,141 @@ pub fn simplify(node: Node) -> Node {
     }
 }
 
-/// How an `or` operand can be merged with others on the same field.
-enum Mergeable {
-    /// `=` / `in`: the values.
-    Eq(Vec<Box<str>>),
-    /// `contains` / `contains anyof`: the needles.
-    Contains(Vec<Box<str>>),
-}
-
-fn mergeable(node: &Node) -> Option<(&Lhs, Mergeable)> {
+/// Whether an `or` operand is a string test on a single-valued field, which can be merged
+/// with the other such operands on the same field.
+fn mergeable(node: &Node) -> bool {
     let Node::Check(check) = node else {
-        return None;
+        return false;
     };
-    let (lhs, test) = &**check;
-    if !matches!(lhs.mode, LhsMode::Single) {
-        return None;
-    }
-    let m = match test {
-        Test::StrEq(s) => Mergeable::Eq(vec![s.clone()]),
-        Test::StrIn(set) => Mergeable::Eq(set.iter().cloned().collect()),
-        Test::Contains(s) => Mergeable::Contains(vec![s.clone()]),
-        Test::AnyContains(m) => Mergeable::Contains(m.needles().to_vec()),
-        _ => return None,
-    };
-    Some((lhs, m))
+    matches!(check.0.mode, LhsMode::Single)
+        && matches!(
+            check.1,
+            Test::StrEq(_)
+                | Test::StrIn(_)
+                | Test::Contains(_)
+                | Test::AnyContains(_)
+                | Test::IContains(_)
+                | Test::StartsWith(_)
+                | Test::EndsWith(_)
+                | Test::Glob(_)
+                | Test::IGlob(_)
+                | Test::Regex(_)
+                | Test::Pmatch(_)
+                | Test::Modified(Modifier::AnyOf, _)
+        )
 }
 
-/// Merges the operands of an `or` that test the same single-valued field with `=`/`in`
-/// (into one `in`) or with `contains` (into one multi-substring search). A value equals one
-/// of several strings, or contains one of several substrings, exactly when one of the
-/// separate tests holds, and an absent value fails all of them as it fails the merged one.
+/// The string tests of an `or` on one field, being merged.
+struct OrGroup {
+    /// Index of the group's node in the output.
+    at: usize,
+    /// Values of `=` / `in`.
+    eq: Vec<Box<str>>,
+    /// Needles of `contains`.
+    contains: Vec<Box<str>>,
+    /// Every other test.
+    others: Vec<Test>,
+    /// The first test, kept as is when the group has only one operand.
+    first: Option<Test>,
+    /// Number of operands.
+    count: usize,
+}
+
+impl OrGroup {
+    fn add(&mut self, test: Test) {
+        self.count += 1;
+        if self.count == 1 {
+            self.first = Some(test);
+            return;
+        }
+        if let Some(first) = self.first.take() {
+            self.absorb(first);
+        }
+        self.absorb(test);
+    }
+
+    fn absorb(&mut self, test: Test) {
+        match test {
+            Test::StrEq(s) => self.eq.push(s),
+            Test::StrIn(set) => self.eq.extend(set.iter().cloned()),
+            Test::Contains(s) => self.contains.push(s),
+            Test::AnyContains(m) => self.contains.extend(m.needles().iter().cloned()),
+            Test::Modified(Modifier::AnyOf, tests) => {
+                for t in tests {
+                    self.absorb(t);
+                }
+            }
+            other => self.others.push(other),
+        }
+    }
+
+    fn finish(self) -> Test {
+        if let Some(first) = self.first {
+            return first;
+        }
+        let mut parts = Vec::with_capacity(self.others.len() + 2);
+        if !self.eq.is_empty() {
+            parts.push(Test::StrIn(StrSet::new(self.eq)));
+        }
+        if !self.contains.is_empty() {
+            parts.push(Test::AnyContains(MultiContains::new(self.contains)));
+        }
+        parts.extend(self.others);
+        if parts.len() == 1 {
+            parts
+                .pop()
+                .unwrap_or(Test::Modified(Modifier::AnyOf, Vec::new()))
+        } else {
+            Test::Modified(Modifier::AnyOf, parts)
+        }
+    }
+}
+
+/// Merges the operands of an `or` that are string tests on the same single-valued field into
+/// one test on a value extracted once: `=`/`in` into one set, `contains` into one
+/// multi-substring search, the rest into one "any of" list. A value passes one of several
+/// tests exactly when one of the separate checks holds, and an absent value fails all of
+/// them as it fails the merged one.
 fn merge_or_leaves(items: Vec<Node>) -> Vec<Node> {
-    // (index in `out`, kind, collected values) for each group.
-    let mut groups: Vec<(usize, bool, Vec<Box<str>>, usize)> = Vec::new();
+    let mut groups: Vec<OrGroup> = Vec::new();
     let mut out: Vec<Node> = Vec::with_capacity(items.len());
     for node in items {
-        let Some((lhs, m)) = mergeable(&node) else {
+        if !mergeable(&node) {
             out.push(node);
             continue;
+        }
+        let Node::Check(check) = node else {
+            continue;
         };
-        let (is_eq, values) = match m {
-            Mergeable::Eq(v) => (true, v),
-            Mergeable::Contains(v) => (false, v),
-        };
-        let found = groups.iter().position(|(at, kind, _, _)| {
-            *kind == is_eq
-                && matches!(&out[*at], Node::Check(c)
-                    if c.0.field == lhs.field && c.0.transformers == lhs.transformers)
+        let (lhs, test) = *check;
+        let found = groups.iter().position(|g| {
+            matches!(&out[g.at], Node::Check(c)
+                if c.0.field == lhs.field && c.0.transformers == lhs.transformers)
         });
-        match found {
-            Some(g) => {
-                groups[g].2.extend(values);
-                groups[g].3 += 1;
-            }
+        let g = match found {
+            Some(g) => g,
             None => {
-                groups.push((out.len(), is_eq, values, 1));
-                out.push(node);
+                groups.push(OrGroup {
+                    at: out.len(),
+                    eq: Vec::new(),
+                    contains: Vec::new(),
+                    others: Vec::new(),
+                    first: None,
+                    count: 0,
+                });
+                // The test is a placeholder until the group is finished.
+                out.push(Node::Check(Box::new((lhs, Test::Exists))));
+                groups.len() - 1
             }
-        }
+        };
+        groups[g].add(test);
     }
-    for (at, is_eq, values, count) in groups {
-        if count < 2 {
-            continue;
+    for g in groups {
+        let at = g.at;
+        let test = g.finish();
+        if let Node::Check(c) = &mut out[at] {
+            c.1 = test;
         }
-        let placeholder = Node::Const(false);
-        let Node::Check(check) = std::mem::replace(&mut out[at], placeholder) else {
-            continue;
-        };
-        let (lhs, _) = *check;
-        let test = if is_eq {
-            Test::StrIn(StrSet::new(values))
-        } else {
-            Test::AnyContains(MultiContains::new(values))
-        };
-        out[at] = Node::Check(Box::new((lhs, test)));
     }
     out
 }

@@ -296,7 +296,7 @@ fn has_glob_chars(s: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct PathTrie {
     terminal: bool,
-    children: HashMap<Box<str>, PathTrie>,
+    children: HashMap<Box<str>, PathTrie, BuildHasherDefault<Fnv>>,
     globs: Vec<(Glob, PathTrie)>,
 }
 

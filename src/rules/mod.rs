@@ -293,6 +293,14 @@ impl Candidates {
     /// Calls `f` with every candidate for the event, in rule order, until it returns true.
     #[inline]
     fn each(&self, cx: &fields::EvalCtx<'_>, all: &[u32], mut f: impl FnMut(u32) -> bool) {
+        if self.keyed.is_empty() {
+            for &i in &self.unkeyed {
+                if f(i) {
+                    return;
+                }
+            }
+            return;
+        }
         let mut hits = [0u32; Self::MAX_HITS];
         let mut n = 0;
         for (_, accessor, map) in &self.keyed {
@@ -746,6 +754,31 @@ mod tests {
             assert_eq!(names(&set, &e) == ["eq"], hit, "{exe:?} {cwd:?}");
         }
         assert_eq!(names(&set, &exec("dir", &[])), ["dir"]);
+
+        let mixed = rule(
+            "mixed",
+            "evt.type = execve and (proc.exe startswith /a/ or proc.exe endswith .sh or proc.exe = /x or proc.exe glob \"/g*z\" or proc.exe pmatch (/p) or proc.exe contains anyof (mm, nn) or proc.name = n)",
+        );
+        let set = set_of(&mixed, RuleMatching::All);
+        for (exe, hit) in [
+            (Some("/a/b"), true),
+            (Some("/b/a/"), false),
+            (Some("/b/run.sh"), true),
+            (Some("/b/run.shx"), false),
+            (Some("/x"), true),
+            (Some("/xy"), false),
+            (Some("/gaz"), true),
+            (Some("/ga"), false),
+            (Some("/p/q"), true),
+            (Some("/pq"), false),
+            (Some("/nn"), true),
+            (None, false),
+        ] {
+            let mut e = exec("p", &[]);
+            e.proc.as_mut().expect("proc").exe = exe.map(Into::into);
+            assert_eq!(names(&set, &e) == ["mixed"], hit, "{exe:?}");
+        }
+        assert_eq!(names(&set, &exec("n", &[])), ["mixed"]);
     }
 
     #[test]
