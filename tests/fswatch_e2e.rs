@@ -343,7 +343,17 @@ fn a_burst_of_file_events_overflows_the_queue_but_not_the_monitor() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
     let recording = task.dir().join("recording.ndjson");
-    let mut mon = start_monitor(&task, &recording);
+    // Unsupervised: a supervisor resumes a stopped monitor at once (and it reports the stop).
+    let mut mon = task
+        .start_monitor(&[
+            "run",
+            "--supervise=false",
+            "--rule-matching",
+            "all",
+            "--record",
+            recording.to_str().expect("utf-8 path"),
+        ])
+        .expect("starting tasksentry run");
     wait_until_watched(&mon, &app);
 
     // The monitor is starved of CPU (stopped) while 20,000 files are created, written,
@@ -352,7 +362,6 @@ fn a_burst_of_file_events_overflows_the_queue_but_not_the_monitor() {
     // than the kernel queue holds (16,384 by default). The files are made through the
     // container's root from the test (a busybox shell loop would take minutes); inotify sees
     // the same inodes either way.
-    // The monitoring process itself (the supervisor's worker), not its supervisor.
     let stop = |signal| {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(mon.worker_host_pid()), signal)
             .expect("signalling the monitor")

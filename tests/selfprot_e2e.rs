@@ -351,3 +351,103 @@ fn deleting_a_watched_directory_is_a_lost_watch_alert() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The state letter of a host pid (`R`, `S`, `T`, ...).
+fn state_of(host_pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{host_pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+#[test]
+fn sigstop_of_the_monitor_or_its_supervisor_is_undone_and_alerted() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    install_script(&app, "xmrig", "sleep 1");
+    let recording = task.dir().join("recording.ndjson");
+    let mon = task
+        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+        .expect("starting tasksentry run");
+    wait_until_recorded(&recording, &app);
+    let (worker_host, worker) = worker_of(&mon);
+
+    // A process in the app container stops the monitor worker: it cannot catch SIGSTOP.
+    app.run_ok(&["kill", "-STOP", &worker.to_string()])
+        .expect("SIGSTOP the monitor");
+    let alert = mon
+        .wait_for(
+            |a| {
+                a["rule"] == "TaskSentry monitor stopped"
+                    && a["output_fields"]["tasksentry.kind"] == "monitor_stopped"
+            },
+            TIMEOUT,
+        )
+        .unwrap_or_else(|error| panic!("no alert about the stop: {error}"));
+    assert_eq!(alert["priority"], "Critical", "{alert}");
+    assert_eq!(alert["output_fields"]["evt.arg.signal"], "SIGSTOP", "{alert}");
+    assert_eq!(
+        alert["output_fields"]["evt.arg.resumed_by_pid"],
+        mon.pid().to_string(),
+        "the supervisor resumed it: {alert}"
+    );
+    assert_ne!(state_of(worker_host), Some('T'), "the worker runs again");
+    assert_eq!(worker_of(&mon).0, worker_host, "the same worker, not a restart");
+    // And it still detects.
+    let start = mon.lines_so_far().len();
+    app.run_ok(&["xmrig", "after-stop"]).expect("the miner runs");
+    miner_alert(&mon, &app, start, "after-stop");
+
+    // Stopping the supervisor instead: the worker notices within a second and resumes it.
+    app.run_ok(&["kill", "-STOP", &mon.pid().to_string()])
+        .expect("SIGSTOP the supervisor");
+    let alert = mon
+        .wait_for(
+            |a| a["output_fields"]["tasksentry.kind"] == "supervisor_stopped",
+            TIMEOUT,
+        )
+        .unwrap_or_else(|error| panic!("no alert about the supervisor's stop: {error}"));
+    assert_eq!(alert["rule"], "TaskSentry monitor stopped", "{alert}");
+    assert_eq!(
+        alert["output_fields"]["evt.arg.supervisor_pid"],
+        mon.pid().to_string(),
+        "{alert}"
+    );
+    let deadline = Instant::now() + TIMEOUT;
+    while state_of(mon.host_pid()) == Some('T') {
+        assert!(Instant::now() < deadline, "the supervisor stays stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn unsupervised_a_stop_is_reported_when_resumed_naming_who_resumed_it() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    let recording = task.dir().join("recording.ndjson");
+    let mon = task
+        .start_monitor(&[
+            "run",
+            "--supervise=false",
+            "--record",
+            recording.to_str().expect("utf-8"),
+        ])
+        .expect("starting tasksentry run");
+    wait_until_recorded(&recording, &app);
+    let script = format!("kill -STOP {0}; sleep 2; kill -CONT {0}; echo $$", mon.pid());
+    let printed = app
+        .run_ok(&["sh", "-c", &script])
+        .expect("stop, wait, resume");
+    let resumer = printed.trim().to_owned();
+    let alert = mon
+        .wait_for(|a| a["rule"] == "TaskSentry monitor stopped", TIMEOUT)
+        .unwrap_or_else(|error| panic!("no alert about the stop: {error}"));
+    let fields = &alert["output_fields"];
+    assert_eq!(fields["tasksentry.kind"], "monitor_stopped", "{alert}");
+    assert_eq!(fields["evt.arg.resumed_by_pid"], resumer, "{alert}");
+    assert_eq!(fields["proc.name"], "sh", "{alert}");
+    assert_eq!(fields["container.id"], app.id(), "{alert}");
+    let stopped: u64 = fields["evt.arg.stopped_ms"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("stopped_ms: {alert}"));
+    assert!((1500..20_000).contains(&stopped), "{alert}");
+}

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use tasksentry::alert::health::CollectorHealth;
 use tasksentry::alert::supervise::RestartReport;
-use tasksentry::alert::tamper::supervisor_lost_event;
+use tasksentry::alert::tamper::{
+    StopNotice, stopped_event, supervisor_lost_event, supervisor_stopped_event,
+};
 use tasksentry::collect::sockets::UnattributedReporter;
 use tasksentry::event::{Collector, Event};
 use tasksentry::rules::{LoadOptions, RuleSet, defaults};
@@ -43,8 +45,30 @@ fn assert_fires(rules: &RuleSet, event: &Event, rule: &str, needles: &[&str]) {
     }
 }
 
-#[test]
-fn every_kind_an_internal_rule_names_has_a_producer() {
+/// The monitor's sources without their test modules: the producers.
+fn producer_sources() -> String {
+    let mut sources = String::new();
+    let mut stack = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src"
+    ))];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("read");
+                let code = text.split("#[cfg(test)]").next().unwrap_or("");
+                sources.push_str(code);
+            }
+        }
+    }
+    sources
+}
+
+/// Every `kind` an internal rule names.
+fn kinds_with_a_rule() -> Vec<String> {
     let rules = include_str!("../rules/tasksentry_internal_rules.yaml");
     let mut kinds = Vec::new();
     for line in rules.lines() {
@@ -59,25 +83,43 @@ fn every_kind_an_internal_rule_names_has_a_producer() {
             kinds.push(kind.split_whitespace().next().expect("a kind").to_owned());
         }
     }
-    assert!(kinds.len() >= 15, "{kinds:?}");
-    let mut sources = String::new();
-    let mut stack = vec![std::path::PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/src"
-    ))];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("src") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "rs") {
-                let text = std::fs::read_to_string(&path).expect("read");
-                // Producers only: leave out test modules.
-                let code = text.split("#[cfg(test)]").next().unwrap_or("");
-                sources.push_str(code);
-            }
+    kinds
+}
+
+#[test]
+fn every_kind_the_monitor_produces_has_an_internal_rule() {
+    // Producers build `Internal { kind: "...".into() / .to_owned(), .. }`; the supervisor's
+    // restart report picks its kind from a pair (`("monitor_killed", ...)`).
+    let sources = producer_sources();
+    let mut produced = std::collections::BTreeSet::new();
+    for piece in sources.split("kind: \"").skip(1) {
+        let name: String = piece
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+            .collect();
+        let rest = &piece[name.len()..];
+        if rest.starts_with("\".into()") || rest.starts_with("\".to_owned()") {
+            produced.insert(name);
         }
     }
+    for kind in ["monitor_killed", "monitor_exited"] {
+        assert!(sources.contains(&format!("\"{kind}\"")), "{kind}");
+        produced.insert(kind.to_owned());
+    }
+    assert!(produced.len() >= 18, "{produced:?}");
+    let kinds = kinds_with_a_rule();
+    let missing: Vec<_> = produced.iter().filter(|k| !kinds.contains(k)).collect();
+    assert!(
+        missing.is_empty(),
+        "kinds the monitor produces that no internal rule turns into an alert: {missing:?}"
+    );
+}
+
+#[test]
+fn every_kind_an_internal_rule_names_has_a_producer() {
+    let kinds = kinds_with_a_rule();
+    assert!(kinds.len() >= 15, "{kinds:?}");
+    let sources = producer_sources();
     for kind in &kinds {
         assert!(
             sources.contains(&format!("\"{kind}\"")),
@@ -123,6 +165,26 @@ fn self_protection_events_raise_their_alerts() {
         &supervisor_lost_event(77),
         "TaskSentry supervisor lost",
         &["supervisor_pid=77"],
+    );
+    let stopped = StopNotice::BySupervisor {
+        supervisor: 77,
+        signal: 19,
+    };
+    assert_fires(
+        &rules,
+        &stopped_event(stopped, std::path::Path::new("/proc"), None),
+        "TaskSentry monitor stopped",
+        &[
+            "kind=monitor_stopped",
+            "signal=SIGSTOP",
+            "resumed_by_pid=77",
+        ],
+    );
+    assert_fires(
+        &rules,
+        &supervisor_stopped_event(77, true),
+        "TaskSentry monitor stopped",
+        &["kind=supervisor_stopped", "supervisor_pid=77", "resumed it"],
     );
 
     let shutdown = Arc::new(AtomicBool::new(false));

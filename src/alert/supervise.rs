@@ -27,6 +27,13 @@
 //!   cleanly, flushing its outputs (the container runtime would kill it anyway once the
 //!   container's main process is gone).
 //!
+//! - Stops: a worker stopped by a signal (SIGSTOP, which it cannot catch, or SIGTSTP, SIGTTIN,
+//!   SIGTTOU) is seen by the supervisor (`waitpid` with `WUNTRACED`) and resumed at once with
+//!   a SIGCONT marked by [`CONTINUE_MARK`] and the stop signal, which the worker's watchdog
+//!   reports as `monitor_stopped`. A stopped monitor is blind, and in trace mode every traced
+//!   process would block at its next fork or exec until the monitor runs again. The worker
+//!   in turn resumes a stopped supervisor ([`super::tamper`], `supervisor_stopped`).
+//!
 //! Supervision is on by default and turned off with the `supervise` setting; `tasksentry run`
 //! is then the monitor itself, as before.
 
@@ -53,6 +60,9 @@ pub const WORKER_ENV: &str = "TASKSENTRY_WORKER_OF";
 pub const REPORT_ENV: &str = "TASKSENTRY_RESTART_REPORT";
 /// The `sigval` integer of a signal the supervisor forwards (`ssi_int` in the worker).
 pub const FORWARD_MARK: i32 = 0x5453_0001;
+/// The `sigval` integer of the SIGCONT with which the supervisor resumes a stopped worker,
+/// or-ed with the number of the signal that stopped it (low byte).
+pub const CONTINUE_MARK: i32 = 0x5453_0100;
 /// `si_code` of `sigqueue` signals.
 pub const SI_QUEUE: i32 = -1;
 /// `si_code` of `kill` signals (and of the parent-death signal).
@@ -319,7 +329,7 @@ struct QueueInfo {
 const _: () = assert!(std::mem::size_of::<QueueInfo>() == 128);
 
 impl QueueInfo {
-    fn new(signal: Signal, pid: i32, uid: u32) -> QueueInfo {
+    fn new(signal: Signal, pid: i32, uid: u32, value: i32) -> QueueInfo {
         QueueInfo {
             signo: signal as i32,
             errno: 0,
@@ -327,7 +337,7 @@ impl QueueInfo {
             _align: 0,
             pid,
             uid,
-            value: FORWARD_MARK as u32 as usize,
+            value: value as u32 as usize,
             _rest: [0; 128 - 16 - 8 - std::mem::size_of::<usize>()],
         }
     }
@@ -337,7 +347,25 @@ impl QueueInfo {
 /// `rt_sigqueueinfo` with `SI_QUEUE` lets a process state the sender; the worker's watchdog
 /// recognises [`FORWARD_MARK`].
 pub fn forward_signal(target: i32, signal: Signal, sender_pid: i32, sender_uid: u32) -> bool {
-    let info = QueueInfo::new(signal, sender_pid, sender_uid);
+    queue_signal(target, signal, sender_pid, sender_uid, FORWARD_MARK)
+}
+
+/// Resumes a stopped worker with a SIGCONT marked with [`CONTINUE_MARK`] and the signal that
+/// stopped it, so that the worker can report the stop.
+pub fn continue_worker(target: i32, stop_signal: Signal) -> bool {
+    let me = std::process::id() as i32;
+    let uid = nix::unistd::getuid().as_raw();
+    queue_signal(
+        target,
+        Signal::SIGCONT,
+        me,
+        uid,
+        CONTINUE_MARK | (stop_signal as i32 & 0xff),
+    )
+}
+
+fn queue_signal(target: i32, signal: Signal, sender_pid: i32, sender_uid: u32, value: i32) -> bool {
+    let info = QueueInfo::new(signal, sender_pid, sender_uid, value);
     // SAFETY: `info` is a fully initialised 128-byte siginfo with the layout the kernel reads
     // for SI_QUEUE (signo, errno, code, then pid, uid and the sigval at the union's start);
     // the kernel only reads it. The call has no other memory effects.
@@ -428,6 +456,9 @@ pub fn run(settings: SupervisorSettings) -> Result<u8, SuperviseError> {
     );
     let mut stopping = false;
     let mut last_code = exit::OK;
+    // Stops of the worker seen so far, and when one was last logged.
+    let mut stops: u64 = 0;
+    let mut last_stop_log: Option<Instant> = None;
     // A restart waiting for its delay: when, and the report to give.
     let mut pending: Option<(Instant, RestartReport, Instant)> = None;
     loop {
@@ -477,8 +508,33 @@ pub fn run(settings: SupervisorSettings) -> Result<u8, SuperviseError> {
         }
         // Reap every child: the worker, and any orphan if this is a namespace's init.
         loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::WUNTRACED)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(WaitStatus::Stopped(pid, stop_signal)) => {
+                    if Some(pid.as_raw()) != worker {
+                        continue;
+                    }
+                    stops += 1;
+                    // Rate-limited: anything in the task may send SIGSTOP in a loop; the
+                    // worker reports every stop as an event (the alert pipeline aggregates).
+                    if last_stop_log
+                        .is_none_or(|at: Instant| at.elapsed() >= Duration::from_secs(10))
+                    {
+                        last_stop_log = Some(Instant::now());
+                        tracing::warn!(
+                            worker_pid = pid.as_raw(),
+                            signal = stop_signal.as_str(),
+                            stops,
+                            "The monitor worker was stopped; resuming it."
+                        );
+                    }
+                    if !continue_worker(pid.as_raw(), stop_signal) {
+                        tracing::error!(
+                            worker_pid = pid.as_raw(),
+                            "Cannot resume the stopped monitor worker."
+                        );
+                    }
+                }
                 Ok(status) => {
                     if status.pid().map(Pid::as_raw) != worker {
                         continue;
@@ -637,7 +693,7 @@ mod tests {
         set.add(Signal::SIGUSR2);
         pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).expect("block");
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK).expect("signalfd");
-        let info = QueueInfo::new(Signal::SIGUSR2, 4242, 1000);
+        let info = QueueInfo::new(Signal::SIGUSR2, 4242, 1000, FORWARD_MARK);
         // SAFETY: a valid siginfo for SI_QUEUE, read by the kernel only.
         let result = unsafe {
             libc::syscall(

@@ -14,6 +14,13 @@
 //!   one that signalled the container's main process (`evt.arg.forwarded_by_pid` says it was
 //!   forwarded); the parent-death SIGTERM from a vanished supervisor is reported as
 //!   `supervisor_lost` instead, before the monitor stops.
+//! - Stops: SIGSTOP cannot be caught, but the SIGCONT that resumes the monitor can be read.
+//!   Under supervision the supervisor resumes a stopped worker at once with a marked SIGCONT
+//!   naming the stop signal; unsupervised, a SIGCONT that arrives after the watchdog went
+//!   more than [`STOP_GAP`] without running means the monitor was stopped, and whoever
+//!   resumed it is named. Both are reported as `monitor_stopped` ([`stopped_event`]). Every
+//!   second the worker also checks its supervisor's state and resumes a stopped supervisor
+//!   (`supervisor_stopped`). Who sent the SIGSTOP is not knowable from user space.
 //! - Tracing: every second the watchdog reads its own `TracerPid` (and its supervisor's); a
 //!   new tracer is reported as `monitor_traced` with the tracer as `proc.*`.
 //! - Rule changes: every `rules_poll_interval` it fingerprints the configured rule files and
@@ -38,8 +45,19 @@ use crate::collect::SharedTables;
 use crate::event::{Collector, Container, Event, EventType, Internal, Process};
 use crate::pipeline::Control;
 
-/// The signals the watchdog handles.
-pub const HANDLED: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+/// The signals the watchdog handles. SIGCONT is blocked too: blocking does not delay the
+/// resumption of a stopped process, it only queues the SIGCONT (with its sender) for the
+/// watchdog, which reports the stop.
+pub const HANDLED: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGCONT,
+];
+
+/// A watchdog loop iteration takes about 200 ms; a SIGCONT after a gap longer than this
+/// between two iterations means the monitor was stopped.
+pub const STOP_GAP: Duration = Duration::from_secs(1);
 
 /// The watchdog could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +66,7 @@ pub enum TamperError {
     #[error("cannot block {signals:?}: {source}")]
     Mask {
         /// The signals.
-        signals: [Signal; 3],
+        signals: [Signal; 4],
         /// Why.
         source: nix::Error,
     },
@@ -242,6 +260,138 @@ pub fn supervisor_lost_event(supervisor: i32) -> Event {
     event
 }
 
+/// How a stop of the monitor was noticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopNotice {
+    /// The supervisor (this pid) resumed it at once; the stop signal is known.
+    BySupervisor {
+        /// The supervisor's pid.
+        supervisor: i32,
+        /// The signal that stopped the worker.
+        signal: i32,
+    },
+    /// Someone (`pid`, `uid`) resumed it after `stopped` without the watchdog running.
+    Resumed {
+        /// The sender of the SIGCONT.
+        pid: i32,
+        /// Its uid.
+        uid: u32,
+        /// How long the watchdog did not run.
+        stopped: Duration,
+    },
+}
+
+impl StopNotice {
+    /// Classifies a SIGCONT read by the watchdog, `gap` after its previous iteration:
+    /// `None` for a SIGCONT that resumed nothing.
+    pub fn of(
+        info: &nix::libc::signalfd_siginfo,
+        supervisor: Option<i32>,
+        gap: Duration,
+    ) -> Option<StopNotice> {
+        if let Some(supervisor) = supervisor
+            && info.ssi_code == super::supervise::SI_QUEUE
+            && info.ssi_pid as i32 == supervisor
+            && info.ssi_int & !0xff == super::supervise::CONTINUE_MARK
+        {
+            return Some(StopNotice::BySupervisor {
+                supervisor,
+                signal: info.ssi_int & 0xff,
+            });
+        }
+        (gap > STOP_GAP).then_some(StopNotice::Resumed {
+            pid: info.ssi_pid as i32,
+            uid: info.ssi_uid,
+            stopped: gap,
+        })
+    }
+}
+
+/// The `monitor_stopped` event.
+pub fn stopped_event(notice: StopNotice, proc_root: &Path, tables: Option<&SharedTables>) -> Event {
+    let mut event = Event::new(EventType::Tasksentry, Collector::Monitor);
+    let me = std::process::id();
+    let message = match notice {
+        StopNotice::BySupervisor { supervisor, signal } => {
+            let name = super::supervise::signal_name(signal);
+            event.evt.args = vec![
+                ("signal".to_owned(), name.clone()),
+                ("resumed_by_pid".to_owned(), supervisor.to_string()),
+                ("supervisor_pid".to_owned(), supervisor.to_string()),
+            ];
+            format!(
+                "TaskSentry's monitor process (pid {me}) was stopped by {name} (the sender of a stop signal cannot be known) and its supervisor (pid {supervisor}) resumed it at once; short-lived processes started meanwhile may have been missed"
+            )
+        }
+        StopNotice::Resumed { pid, uid, stopped } => {
+            event.evt.args = vec![
+                ("signal".to_owned(), "unknown".to_owned()),
+                ("resumed_by_pid".to_owned(), pid.to_string()),
+                ("resumed_by_uid".to_owned(), uid.to_string()),
+                ("stopped_ms".to_owned(), stopped.as_millis().to_string()),
+            ];
+            let resumer = describe_process(pid, proc_root, tables);
+            let who = match (&resumer, pid) {
+                (_, 0) => format!("from outside the task's PID namespace (uid {uid})"),
+                (Some((process, _)), _) => {
+                    format!(
+                        "by pid {pid} ({}: {}) uid {uid}",
+                        process.name,
+                        process.cmdline()
+                    )
+                }
+                (None, _) => format!("by pid {pid} uid {uid}, which has exited"),
+            };
+            if let Some((process, container)) = resumer {
+                event.proc = Some(Box::new(process));
+                event.container = container.map(Box::new);
+            }
+            format!(
+                "TaskSentry's monitor process (pid {me}) did not run for {:.1} s (stopped) and was resumed {who}; what happened in the task meanwhile may have been missed",
+                stopped.as_secs_f64()
+            )
+        }
+    };
+    event.internal = Some(Box::new(Internal {
+        kind: "monitor_stopped".to_owned(),
+        message,
+        count: None,
+    }));
+    event
+}
+
+/// The `supervisor_stopped` event: the worker found its supervisor stopped and resumed it.
+pub fn supervisor_stopped_event(supervisor: i32, resumed: bool) -> Event {
+    let mut event = Event::new(EventType::Tasksentry, Collector::Monitor);
+    event.evt.args = vec![
+        ("supervisor_pid".to_owned(), supervisor.to_string()),
+        ("resumed".to_owned(), resumed.to_string()),
+    ];
+    event.internal = Some(Box::new(Internal {
+        kind: "supervisor_stopped".to_owned(),
+        message: format!(
+            "TaskSentry's supervisor (pid {supervisor}) was found stopped (the sender of a stop signal cannot be known); the monitor (pid {}) {}",
+            std::process::id(),
+            if resumed {
+                "resumed it"
+            } else {
+                "could not resume it"
+            }
+        ),
+        count: None,
+    }));
+    event
+}
+
+/// Whether the `status` file says the process is stopped by a signal (`State: T`; a
+/// ptrace stop is `t` and is not ours to end).
+pub fn is_stopped(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("State:"))
+        .is_some_and(|state| state.trim_start().starts_with('T'))
+}
+
 /// The `TracerPid` of a `status` file; `None` if unreadable.
 pub fn tracer_pid(status: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(status).ok()?;
@@ -366,7 +516,12 @@ fn run_watchdog(fd: SignalFd, watchdog: Watchdog) {
         Vec::new()
     };
     let mut last_rules_check = Instant::now();
+    // The start of the previous iteration: a stop of the process falls between it and now.
+    let mut previous_top = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
+        let top = Instant::now();
+        let gap = top.saturating_duration_since(previous_top);
+        previous_top = top;
         let readable = {
             let mut fds = [PollFd::new(
                 std::os::fd::AsFd::as_fd(&fd),
@@ -380,6 +535,15 @@ fn run_watchdog(fd: SignalFd, watchdog: Watchdog) {
                     continue;
                 };
                 let pid = info.ssi_pid as i32;
+                if signal == Signal::SIGCONT {
+                    // The poll itself is part of this iteration: a stop during it shows in
+                    // the time since the iteration began.
+                    let gap = gap.max(top.elapsed());
+                    if let Some(notice) = StopNotice::of(&info, supervisor, gap) {
+                        let _ = events.send(stopped_event(notice, &proc_root, tables.as_ref()));
+                    }
+                    continue;
+                }
                 let origin = SignalOrigin::of(&info, supervisor);
                 let event = match origin {
                     SignalOrigin::SupervisorDied(supervisor) => supervisor_lost_event(supervisor),
@@ -425,6 +589,15 @@ fn run_watchdog(fd: SignalFd, watchdog: Watchdog) {
                 known_tracer = tracer;
             }
             if let (Some(status), Some(supervisor)) = (&supervisor_status, supervisor) {
+                if std::fs::read_to_string(status).is_ok_and(|text| is_stopped(&text)) {
+                    let resumed = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(supervisor),
+                        Signal::SIGCONT,
+                    )
+                    .is_ok();
+                    tracing::warn!(supervisor, resumed, "TaskSentry's supervisor was stopped.");
+                    let _ = events.send(supervisor_stopped_event(supervisor, resumed));
+                }
                 if let Some(tracer) = tracer_pid(status) {
                     if tracer != 0 && tracer != known_supervisor_tracer {
                         tracing::warn!(
@@ -502,6 +675,102 @@ mod tests {
         assert_eq!(tracer_pid(&status), Some(4242));
         assert_eq!(tracer_pid(Path::new("/proc/self/status")), Some(0));
         assert_eq!(tracer_pid(&dir.path().join("missing")), None);
+    }
+
+    fn siginfo(code: i32, pid: u32, value: i32) -> nix::libc::signalfd_siginfo {
+        // SAFETY: signalfd_siginfo is plain integers; all zeroes is a valid value.
+        let mut info: nix::libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+        info.ssi_signo = Signal::SIGCONT as u32;
+        info.ssi_code = code;
+        info.ssi_pid = pid;
+        info.ssi_int = value;
+        info
+    }
+
+    #[test]
+    fn a_sigcont_is_a_stop_only_when_marked_by_the_supervisor_or_after_a_gap() {
+        let mark = super::super::supervise::CONTINUE_MARK | 19;
+        let queued = super::super::supervise::SI_QUEUE;
+        let short = Duration::from_millis(150);
+        assert_eq!(
+            StopNotice::of(&siginfo(queued, 77, mark), Some(77), short),
+            Some(StopNotice::BySupervisor {
+                supervisor: 77,
+                signal: 19
+            })
+        );
+        // The mark from another process, or without supervision, is not the supervisor's.
+        assert_eq!(
+            StopNotice::of(&siginfo(queued, 78, mark), Some(77), short),
+            None
+        );
+        assert_eq!(
+            StopNotice::of(&siginfo(queued, 77, mark), None, short),
+            None
+        );
+        // A SIGCONT to a running monitor resumed nothing.
+        assert_eq!(StopNotice::of(&siginfo(0, 55, 0), Some(77), short), None);
+        let long = Duration::from_millis(4200);
+        assert_eq!(
+            StopNotice::of(&siginfo(0, 55, 0), None, long),
+            Some(StopNotice::Resumed {
+                pid: 55,
+                uid: 0,
+                stopped: long
+            })
+        );
+    }
+
+    #[test]
+    fn stop_events_name_the_signal_and_the_resumer() {
+        let event = stopped_event(
+            StopNotice::BySupervisor {
+                supervisor: 77,
+                signal: 20,
+            },
+            Path::new("/proc"),
+            None,
+        );
+        let internal = event.internal.as_ref().expect("internal");
+        assert_eq!(internal.kind, "monitor_stopped");
+        assert!(internal.message.contains("SIGTSTP"), "{}", internal.message);
+        assert!(
+            event
+                .evt
+                .args
+                .contains(&("signal".to_owned(), "SIGTSTP".to_owned()))
+        );
+        let me = i32::try_from(std::process::id()).expect("pid fits");
+        let event = stopped_event(
+            StopNotice::Resumed {
+                pid: me,
+                uid: 0,
+                stopped: Duration::from_millis(2500),
+            },
+            Path::new("/proc"),
+            None,
+        );
+        assert_eq!(
+            event.proc.as_ref().map(|p| p.pid),
+            Some(me),
+            "the resumer is named"
+        );
+        assert!(
+            event
+                .evt
+                .args
+                .contains(&("stopped_ms".to_owned(), "2500".to_owned()))
+        );
+        let message = &event.internal.as_ref().expect("internal").message;
+        assert!(message.contains("2.5 s"), "{message}");
+    }
+
+    #[test]
+    fn stopped_state_is_read_from_status() {
+        assert!(is_stopped("Name:\tx\nState:\tT (stopped)\nTracerPid:\t0\n"));
+        assert!(!is_stopped("Name:\tx\nState:\tt (tracing stop)\n"));
+        assert!(!is_stopped("Name:\tx\nState:\tS (sleeping)\n"));
+        assert!(!is_stopped("garbage\n\u{fffd}"));
     }
 
     #[test]
