@@ -383,17 +383,25 @@ fn sigstop_of_the_monitor_or_its_supervisor_is_undone_and_alerted() {
         )
         .unwrap_or_else(|error| panic!("no alert about the stop: {error}"));
     assert_eq!(alert["priority"], "Critical", "{alert}");
-    assert_eq!(alert["output_fields"]["evt.arg.signal"], "SIGSTOP", "{alert}");
+    assert_eq!(
+        alert["output_fields"]["evt.arg.signal"], "SIGSTOP",
+        "{alert}"
+    );
     assert_eq!(
         alert["output_fields"]["evt.arg.resumed_by_pid"],
         mon.pid().to_string(),
         "the supervisor resumed it: {alert}"
     );
     assert_ne!(state_of(worker_host), Some('T'), "the worker runs again");
-    assert_eq!(worker_of(&mon).0, worker_host, "the same worker, not a restart");
+    assert_eq!(
+        worker_of(&mon).0,
+        worker_host,
+        "the same worker, not a restart"
+    );
     // And it still detects.
     let start = mon.lines_so_far().len();
-    app.run_ok(&["xmrig", "after-stop"]).expect("the miner runs");
+    app.run_ok(&["xmrig", "after-stop"])
+        .expect("the miner runs");
     miner_alert(&mon, &app, start, "after-stop");
 
     // Stopping the supervisor instead: the worker notices within a second and resumes it.
@@ -432,7 +440,10 @@ fn unsupervised_a_stop_is_reported_when_resumed_naming_who_resumed_it() {
         ])
         .expect("starting tasksentry run");
     wait_until_recorded(&recording, &app);
-    let script = format!("kill -STOP {0}; sleep 2; kill -CONT {0}; echo $$", mon.pid());
+    let script = format!(
+        "kill -STOP {0}; sleep 2; kill -CONT {0}; echo $$",
+        mon.pid()
+    );
     let printed = app
         .run_ok(&["sh", "-c", &script])
         .expect("stop, wait, resume");

@@ -342,3 +342,44 @@ fn a_process_traced_by_its_own_debugger_is_a_reported_conflict_covered_by_pollin
         tracer_pid(debugger.host_pid()).is_some_and(|t| t != 0)
     });
 }
+
+#[test]
+fn processes_entering_a_container_from_outside_are_reported_once_seized() {
+    // Each `app.spawn` enters the container from outside (like ECS exec): procscan finds the
+    // process, asks the tracer to seize it, and must report the exec it already did, even
+    // when the tracer seizes it before procscan has finished looking at it.
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    app.install_program("sleeper").expect("sleeper");
+    let mon = start_trace_monitor(&task);
+    let mut children = Vec::new();
+    let mut markers = Vec::new();
+    for i in 0..10 {
+        let marker = support::marker(&format!("outside{i}"));
+        children.push(
+            app.spawn(&["sleeper", "1500", &marker])
+                .expect("spawn the sleeper"),
+        );
+        markers.push(marker);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    // Matched by name: `nsenter`'s child, read before it execs, carries the marker too.
+    let is_sleeper_exec = |e: &Value, marker: &str| {
+        e["evt"]["type"] == "execve"
+            && e["proc"]["name"] == "sleeper"
+            && args(e).iter().any(|a| a == marker)
+    };
+    for marker in &markers {
+        mon.wait_for(|e| is_sleeper_exec(e, marker), TIMEOUT)
+            .unwrap_or_else(|error| panic!("no execve of sleeper {marker}: {error}"));
+    }
+    for mut child in children {
+        let _ = child.wait();
+    }
+    // Each is reported once: procscan's execve, and no second one from the tracer.
+    let events = mon.events();
+    for marker in &markers {
+        let execs = events.iter().filter(|e| is_sleeper_exec(e, marker)).count();
+        assert_eq!(execs, 1, "{marker}");
+    }
+}

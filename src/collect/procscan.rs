@@ -630,6 +630,10 @@ impl ProcScanner {
             },
         );
         self.dirty = true;
+        // Whether the tracer held this pid before procscan asked for it. A process seized on
+        // procscan's request below (the tracer thread may do it before the next line) is
+        // already running its image: only procscan can report that exec.
+        let traced_before = self.traced(key.pid);
         if let Some(link) = &self.config.tracer {
             // A child of a traced process was attached by the kernel at fork (its TracerPid is
             // the monitor's): the tracer reports it. A child forked before its parent was
@@ -642,9 +646,15 @@ impl ProcScanner {
             {
                 return true;
             }
-            link.request_seize(key.pid);
+            link.request_seize(
+                key.pid,
+                super::tracer::SeenImage {
+                    name: entry.process.name.clone(),
+                    exe_id: read.exe_id,
+                },
+            );
         }
-        if self.traced(key.pid) {
+        if traced_before {
             return true;
         }
         self.stats.new_processes += 1;

@@ -112,8 +112,26 @@ struct LinkInner {
     /// The monitor's pid as seen in the proc root (the `TracerPid` of its tracees).
     tracer_pid: std::sync::atomic::AtomicI32,
     held: Mutex<HashMap<i32, Held>>,
-    requests: Mutex<Vec<i32>>,
+    requests: Mutex<Vec<(i32, SeenImage)>>,
     wake: OwnedFd,
+}
+
+/// The image procscan saw a process run when it asked for it to be seized: if the process
+/// runs another one once seized, it exec'd in between, unseen by the tracer and too late for
+/// procscan's report, and the tracer reports that exec.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenImage {
+    /// `comm`.
+    pub name: String,
+    /// `(device, inode)` of the executable, when known.
+    pub exe_id: Option<(u64, u64)>,
+}
+
+impl SeenImage {
+    /// Whether a process read as `name` running `exe_id` runs another image than this one.
+    fn differs(&self, name: &str, exe_id: Option<(u64, u64)>) -> bool {
+        self.name != name || (self.exe_id.is_some() && exe_id.is_some() && self.exe_id != exe_id)
+    }
 }
 
 /// The link between procscan and the tracer: seize requests one way, "which pids does the
@@ -153,7 +171,7 @@ impl TracerLink {
 
     /// Asks the tracer to seize `pid` (all of its threads), unless it already holds it or
     /// could not seize it before.
-    pub fn request_seize(&self, pid: i32) {
+    pub fn request_seize(&self, pid: i32, seen: SeenImage) {
         if self.held().contains_key(&pid) {
             return;
         }
@@ -161,7 +179,7 @@ impl TracerLink {
             .requests
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(pid);
+            .push((pid, seen));
         let one: u64 = 1;
         // A full counter (impossible in practice) or any other error only delays the seize to
         // the tracer's next periodic wake-up.
@@ -210,7 +228,7 @@ impl TracerLink {
         self.held().insert(pid, state);
     }
 
-    fn take_requests(&self) -> Vec<i32> {
+    fn take_requests(&self) -> Vec<(i32, SeenImage)> {
         let mut buf = [0u8; 8];
         let _ = nix::unistd::read(self.inner.wake.as_fd(), &mut buf);
         std::mem::take(
@@ -555,8 +573,8 @@ impl Tracer {
                 let _ = sigfd.read_signal();
             }
             if requests {
-                for pid in self.link.take_requests() {
-                    self.seize_process(pid);
+                for (pid, seen) in self.link.take_requests() {
+                    self.seize_process(pid, &seen);
                 }
             }
             self.reap();
@@ -720,24 +738,7 @@ impl Tracer {
         let Some(mut read) = read else {
             return;
         };
-        let ident = match known {
-            Some(ident) => ident,
-            None => {
-                let container_id = read
-                    .cgroup
-                    .take()
-                    .as_deref()
-                    .map(parse_cgroup)
-                    .and_then(|c| c.container_id)
-                    .unwrap_or_else(|| HOST_ID.to_string());
-                let ident = Ident {
-                    container_id: Arc::from(container_id.as_str()),
-                    loginuid: read.loginuid,
-                };
-                self.idents.insert(pid, ident.clone());
-                ident
-            }
-        };
+        let ident = self.ident_for(pid, known, &mut read);
         self.work.push_back(Work::Exec {
             pid,
             read: Box::new(read),
@@ -947,7 +948,7 @@ impl Tracer {
 
     /// Seizes every thread of `pid`. Threads started while the list is walked are attached by
     /// the kernel if their creator was already seized; the list is re-read until stable.
-    fn seize_process(&mut self, pid: i32) {
+    fn seize_process(&mut self, pid: i32, seen: &SeenImage) {
         if pid <= 1 || self.is_self(pid) || self.tracees.contains_key(&pid) {
             return;
         }
@@ -1004,7 +1005,49 @@ impl Tracer {
                     },
                 );
             }
+            self.check_seen_image(pid, seen);
         }
+    }
+
+    /// The identity of `pid` (container, login uid): known, or from `read` (which then
+    /// holds its cgroup and loginuid) and remembered.
+    fn ident_for(&mut self, pid: i32, known: Option<Ident>, read: &mut Frozen) -> Ident {
+        if let Some(ident) = known {
+            return ident;
+        }
+        let container_id = read
+            .cgroup
+            .take()
+            .as_deref()
+            .map(parse_cgroup)
+            .and_then(|c| c.container_id)
+            .unwrap_or_else(|| HOST_ID.to_string());
+        let ident = Ident {
+            container_id: Arc::from(container_id.as_str()),
+            loginuid: read.loginuid,
+        };
+        self.idents.insert(pid, ident.clone());
+        ident
+    }
+
+    /// A process seized on procscan's request that no longer runs the image procscan saw
+    /// exec'd between procscan's read and the seize: neither collector saw that exec, so it is
+    /// reported now, from a read of the running process (its later execs stop as usual).
+    fn check_seen_image(&mut self, pid: i32, seen: &SeenImage) {
+        let known = self.idents.get(&pid).cloned();
+        let Some(mut read) = self.frozen.read(pid, known.is_none(), known.is_none()) else {
+            return;
+        };
+        if !seen.differs(&read.stat.comm, read.exe_id) {
+            return;
+        }
+        let ident = self.ident_for(pid, known, &mut read);
+        self.work.push_back(Work::Exec {
+            pid,
+            read: Box::new(read),
+            ident,
+            time: Timestamp::now(),
+        });
     }
 
     /// Seizing failed: procscan keeps covering the process. A process traced by someone else
@@ -1166,13 +1209,36 @@ mod tests {
     }
 
     #[test]
+    fn a_seized_process_runs_another_image_when_its_name_or_executable_changed() {
+        let seen = SeenImage {
+            name: "nsenter".into(),
+            exe_id: Some((8, 100)),
+        };
+        assert!(!seen.differs("nsenter", Some((8, 100))));
+        assert!(
+            !seen.differs("nsenter", None),
+            "an unreadable exe is no evidence"
+        );
+        assert!(seen.differs("sleeper", Some((8, 100))));
+        assert!(
+            seen.differs("nsenter", Some((8, 101))),
+            "same name, other file"
+        );
+        let unknown = SeenImage {
+            name: "sh".into(),
+            exe_id: None,
+        };
+        assert!(!unknown.differs("sh", Some((8, 5))));
+    }
+
+    #[test]
     fn link_tracks_requests_and_coverage() {
         let link = TracerLink::new().unwrap();
-        link.request_seize(42);
-        assert_eq!(link.take_requests(), vec![42]);
+        link.request_seize(42, SeenImage::default());
+        assert_eq!(link.take_requests(), vec![(42, SeenImage::default())]);
         assert!(!link.covers(42));
         link.set(42, Held::Live);
-        link.request_seize(42);
+        link.request_seize(42, SeenImage::default());
         assert!(
             link.take_requests().is_empty(),
             "held pids are not requested"
