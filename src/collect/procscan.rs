@@ -49,8 +49,8 @@ use super::CollectError;
 use super::cgroup::{CgroupInfo, HOST_ID, parse_cgroup};
 use super::fswatch::DriftRegistry;
 use super::proc::{
-    Clock, DEFAULT_ENV_ALLOWLIST, ProcIdentity, ReadOptions, Stat, parse_ns_link, read_identity,
-    read_link_string, read_process, read_stat,
+    Clock, DEFAULT_ENV_ALLOWLIST, ProcIdentity, ProcRead, ReadOptions, Stat, parse_ns_link,
+    read_identity, read_link_string, read_process, read_stat,
 };
 use super::table::{
     ContainerTable, Exclusion, MemberInfo, ProcEntry, ProcKey, ProcessTable, SharedTables, Tables,
@@ -151,6 +151,35 @@ pub struct ScanStats {
     pub stat_checks: u64,
     /// Duration of the last scan.
     pub last_scan: Duration,
+    /// Re-reads of a process whose read was not settled (caught mid-exec), within a scan.
+    pub settle_retries: u64,
+    /// Reports put off to the next scan because the process was still not settled.
+    pub deferred: u64,
+}
+
+/// Delays before re-reading a process caught in the middle of an exec, within one scan.
+const SETTLE_DELAYS: [Duration; 3] = [
+    Duration::from_micros(200),
+    Duration::from_millis(1),
+    Duration::from_millis(3),
+];
+
+/// Most time one scan spends waiting for execs in progress to complete; past it, unsettled
+/// processes are put off to the next scan without waiting (a storm of execs cannot stall the
+/// scanner).
+const SETTLE_BUDGET: Duration = Duration::from_millis(10);
+
+/// Scans a report is put off at most while the process stays unsettled; it is then reported
+/// as read (a process whose command line really is empty).
+const MAX_DEFERRALS: u8 = 3;
+
+/// A process whose last read was not settled and whose report is put off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unsettled {
+    /// Reported as a new process (`execve` or `clone`) once settled, else as an exec in place.
+    new: bool,
+    /// Scans it has been put off so far.
+    deferrals: u8,
 }
 
 /// Scanner bookkeeping for one process.
@@ -161,6 +190,8 @@ struct Track {
     last_check: Instant,
     cgroup: String,
     mnt_ns: Option<u64>,
+    /// Set while the report of the process is put off (see [`Unsettled`]).
+    unsettled: Option<Unsettled>,
 }
 
 /// What the monitor knows about itself, for exclusion.
@@ -246,6 +277,8 @@ pub struct ProcScanner {
     seen: HashSet<i32>,
     stats: ScanStats,
     last_warning: Option<Instant>,
+    /// Time this scan has waited for execs in progress (see [`SETTLE_BUDGET`]).
+    settle_spent: Duration,
 }
 
 impl ProcScanner {
@@ -319,6 +352,7 @@ impl ProcScanner {
             seen: HashSet::new(),
             stats: ScanStats::default(),
             last_warning: None,
+            settle_spent: Duration::ZERO,
             config,
         })
     }
@@ -374,6 +408,7 @@ impl ProcScanner {
     /// One scan: appends the events it produced to `out`.
     pub fn scan(&mut self, out: &mut Vec<Event>) {
         let now = Instant::now();
+        self.settle_spent = Duration::ZERO;
         let root = self.config.proc_root.clone();
         let last_pid_now = std::fs::read_to_string(root.join("sys/kernel/ns_last_pid"))
             .ok()
@@ -411,7 +446,8 @@ impl ProcScanner {
             };
             let young = now.saturating_duration_since(track.first_seen) < self.config.young_window;
             let due = now.saturating_duration_since(track.last_check) >= self.config.recheck_period;
-            if !(young || due || alloc.contains(pid)) {
+            let unsettled = track.unsettled.is_some();
+            if !(young || due || unsettled || alloc.contains(pid)) {
                 continue;
             }
             track.last_check = now;
@@ -429,7 +465,8 @@ impl ProcScanner {
                         .processes
                         .get(&key)
                         .is_some_and(|e| e.excluded.is_some());
-                    if !excluded && stat.image_changed_since(&track.stat) {
+                    // A put-off report is read again whatever its stat shows.
+                    if !excluded && (unsettled || stat.image_changed_since(&track.stat)) {
                         execs.push((key, stat));
                     }
                 }
@@ -504,6 +541,13 @@ impl ProcScanner {
             return;
         };
         self.dirty = true;
+        // A report put off until the process settled: it exited first, so it is reported as
+        // last read, before its exit (a process is never lost).
+        if let Some(unsettled) = track.as_ref().and_then(|t| t.unsettled)
+            && entry.excluded.is_none()
+        {
+            self.emit_image(key, unsettled.new, out);
+        }
         if let Some(new_root) = self
             .tables
             .containers
@@ -595,11 +639,10 @@ impl ProcScanner {
             );
             return true;
         }
-        let Some(read) = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)
-        else {
+        let Some(read) = self.read_settled(identity) else {
             return false;
         };
-        self.stats.full_reads += 1;
+        let settled = read.settled;
         let mut process = read.process;
         self.tables.containers.add_member(
             &id,
@@ -627,6 +670,10 @@ impl ProcScanner {
                 last_check: now,
                 cgroup: cgroup.path,
                 mnt_ns: read.mnt_ns,
+                unsettled: (!settled).then_some(Unsettled {
+                    new: true,
+                    deferrals: 1,
+                }),
             },
         );
         self.dirty = true;
@@ -644,25 +691,85 @@ impl ProcScanner {
             }
             link.request_seize(key.pid);
         }
-        if self.traced(key.pid) {
+        if !settled {
+            // Caught in the middle of an exec: reported once read again (next scan).
+            self.stats.deferred += 1;
             return true;
         }
-        self.stats.new_processes += 1;
-        // A child that still runs exactly its parent's image has only forked (so far): that is
-        // a `clone`, not an `execve`. Its exec, if it comes, is caught by the young-process
-        // re-checks and reported as `execve` then.
-        let fork_copy = self
-            .tables
-            .processes
-            .parent(&key)
-            .is_some_and(|(_, parent)| same_image(&parent.process, &entry.process));
-        let evt_type = if fork_copy {
-            EventType::Clone
+        self.emit_image(key, true, out);
+        true
+    }
+
+    /// Reports the process `key` as the table holds it: as a new process (`new`) or an exec
+    /// in place. Nothing when the tracer reports it.
+    fn emit_image(&mut self, key: ProcKey, new: bool, out: &mut Vec<Event>) {
+        if self.traced(key.pid) {
+            return;
+        }
+        let Some(entry) = self.tables.processes.get(&key).cloned() else {
+            return;
+        };
+        let evt_type = if new {
+            self.stats.new_processes += 1;
+            // A child that still runs exactly its parent's image has only forked (so far):
+            // that is a `clone`, not an `execve`. Its exec, if it comes, is caught by the
+            // young-process re-checks and reported as `execve` then.
+            let fork_copy = self
+                .tables
+                .processes
+                .parent(&key)
+                .is_some_and(|(_, parent)| same_image(&parent.process, &entry.process));
+            if fork_copy {
+                EventType::Clone
+            } else {
+                EventType::Execve
+            }
         } else {
+            self.stats.execs += 1;
             EventType::Execve
         };
         out.push(self.event_for(evt_type, key, &entry));
-        true
+    }
+
+    /// Reads a process in full. A read that is not settled (the process was caught in the
+    /// middle of an exec, see [`super::proc::ProcRead::settled`]) is repeated after short
+    /// delays ([`SETTLE_DELAYS`], within the scan's [`SETTLE_BUDGET`]); the last read is
+    /// returned, settled or not. `None` when the process vanished before a first complete
+    /// read.
+    fn read_settled(&mut self, identity: ProcIdentity) -> Option<ProcRead> {
+        let root = self.config.proc_root.clone();
+        let (cgroup, mnt_ns) = (identity.cgroup.clone(), identity.mnt_ns);
+        let pid = identity.stat.pid;
+        let mut read = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)?;
+        self.stats.full_reads += 1;
+        for delay in SETTLE_DELAYS {
+            if read.settled || self.settle_spent + delay > SETTLE_BUDGET {
+                break;
+            }
+            std::thread::sleep(delay);
+            self.settle_spent += delay;
+            self.stats.settle_retries += 1;
+            // Gone or recycled meanwhile: the last read stands (its exit is seen next scan).
+            let Some(stat) = read_stat(&root, pid, &mut self.buf) else {
+                break;
+            };
+            if stat.starttime != read.stat.starttime {
+                break;
+            }
+            let identity = ProcIdentity {
+                stat,
+                cgroup: cgroup.clone(),
+                mnt_ns,
+            };
+            match read_process(&root, identity, &self.clock, &self.options, &mut self.buf) {
+                Some(again) => {
+                    self.stats.full_reads += 1;
+                    read = again;
+                }
+                None => break,
+            }
+        }
+        Some(read)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -717,6 +824,7 @@ impl ProcScanner {
                 last_check: now.checked_sub(offset).unwrap_or(now),
                 cgroup,
                 mnt_ns,
+                unsettled: None,
             },
         );
         self.dirty = true;
@@ -727,31 +835,39 @@ impl ProcScanner {
         let Some(entry) = self.tables.processes.get(&key).cloned() else {
             return;
         };
+        let prior = self.track.get(&key).and_then(|t| t.unsettled);
         let identity = read_identity(&root, stat, &mut self.buf);
-        let Some(read) = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)
-        else {
+        let Some(read) = self.read_settled(identity) else {
             return;
         };
         if read.stat.starttime != key.start_ticks {
             return;
         }
-        self.stats.full_reads += 1;
+        let settled = read.settled;
         let mut process = read.process;
         self.resolve_users(&entry.container_id, &mut process, now);
         process.exe_written_after_start =
             self.drift_fact(&entry.container_id, &process, read.exe_id);
-        let process = Arc::new(process);
-        self.tables.processes.update_process(key, process.clone());
+        self.tables.processes.update_process(key, Arc::new(process));
+        let new = prior.is_some_and(|u| u.new);
+        let deferrals = prior.map_or(0, |u| u.deferrals);
+        let put_off = !settled && deferrals < MAX_DEFERRALS;
         if let Some(track) = self.track.get_mut(&key) {
             track.stat = read.stat;
+            track.unsettled = put_off.then_some(Unsettled {
+                new,
+                deferrals: deferrals + 1,
+            });
         }
         self.dirty = true;
-        if self.traced(key.pid) {
+        if put_off {
+            // Still in the middle of an exec: reported once read again.
+            if !self.traced(key.pid) {
+                self.stats.deferred += 1;
+            }
             return;
         }
-        self.stats.execs += 1;
-        let entry = ProcEntry { process, ..entry };
-        out.push(self.event_for(EventType::Execve, key, &entry));
+        self.emit_image(key, new, out);
     }
 
     /// `proc.exe_written_after_start`: true when the file collector saw the executable
