@@ -15,6 +15,14 @@
 //! first seen between its fork and its exec is therefore reported twice: once with its
 //! parent's image, and again once it has exec'd.
 //!
+//! Mid-exec reads: a read can catch a process after the kernel set its new name and empty
+//! memory map but before it loaded the program (no arguments yet), or mix two images when the
+//! exec happens during the read. Such a read is not settled ([`super::proc::ProcRead::settled`]):
+//! it is repeated after short delays within the scan (at most `SETTLE_BUDGET` of waiting per
+//! scan), and if still unsettled the process enters the table but its report waits for the
+//! next scans (at most `MAX_DEFERRALS`); a process that exits first is reported as last read,
+//! then its exit.
+//!
 //! Missed processes: `<proc_root>/sys/kernel/ns_last_pid` is the last pid the PID namespace
 //! allocated. Every pid allocated since the previous scan (the range between the two readings,
 //! wrapping at `pid_max` back to 300 as the kernel does) must be a process seen new in this
