@@ -105,14 +105,15 @@ while True:
 /// apart (never credited to a scenario), and any of them fails the run.
 const KNOWN_SELF_TRACE: &str = "in trace mode, \"Process traced by another process\" fired for every traced process, naming TaskSentry's own tracer thread (the tracer now reports its own TracerPid as 0)";
 
-/// A second known collector bug, also reported rather than hidden: in trace mode a `connect`
+/// A second collector bug this suite found, now fixed and asserted in trace mode: a `connect`
 /// event can name its process by the image it ran before its exec (the shell that forked it)
 /// while carrying the arguments of the new image (`sh -q -O /dev/null http://...` for a
 /// `wget` started by a shell), so "Outbound connection by a shell" fires for short network
 /// clients started by shells and name-based network rules judge the wrong program. Such
 /// connections are found in the recording (a tracer `execve` of that pid with another name
-/// before the connection) and their alerts are not credited; the coverage page lists them.
-const KNOWN_STALE_NAME: &str = "in trace mode, a connection of a process that a shell forked and that exec'd a network client can be reported with the shell's name and the client's arguments (the process table entry the sockets collector reads is the fork's, updated with the new arguments but not the new name)";
+/// before the connection) and their alerts are not credited; the coverage page lists them, and
+/// any of them in trace mode fails the run.
+const KNOWN_STALE_NAME: &str = "in trace mode, a connection of a process that a shell forked and that exec'd a network client was reported with the shell's name and the client's arguments (the process table entry the sockets collector read was the fork's, updated with the new arguments but not the new name; the sockets collector now takes the image from the tracer's exec)";
 
 /// One scenario file.
 #[derive(Debug, Clone)]
@@ -865,7 +866,8 @@ fn coverage_table(scenarios: &[Scenario], trace: &ModeRun, poll: &ModeRun) -> St
         "\n## Known gaps\n\n\
          - Fixed collector bug, now asserted: {KNOWN_SELF_TRACE}. This run: {} such alerts in \
          trace mode, {} in poll mode.\n\
-         - Collector bug: {KNOWN_STALE_NAME}. Not credited above; this run, trace mode: {}; \
+         - Fixed collector bug, now asserted in trace mode: {KNOWN_STALE_NAME}. Not credited \
+         above; this run, trace mode: {}; \
          poll mode: {}.\n\
          - Collector gap: a TCP connection that opens and closes between two polls of the socket \
          tables, with the server closing first (HTTP/1.0, `Connection: close`), leaves no \
@@ -946,6 +948,12 @@ fn every_scenario_is_detected_in_trace_mode_and_benign_workloads_are_silent() {
                     describe()
                 ));
             }
+        }
+        if run.mode == "trace" && !run.stale_named_alerts.is_empty() {
+            failures.push(format!(
+                "[trace] alerts name a connection's process by its image before an exec the tracer saw: {:?}",
+                run.stale_named_alerts
+            ));
         }
         if run.self_traced_alerts > 0 {
             failures.push(format!(

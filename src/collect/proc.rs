@@ -93,7 +93,10 @@ impl Stat {
 
     /// Whether `self` (a later reading of the same process) shows a different image than
     /// `earlier`: a different `comm`, or a different memory map (every exec builds a new one;
-    /// a fork copies its parent's).
+    /// a fork copies its parent's), or a memory map where `earlier` showed none. The last
+    /// case is an exec that was in progress at the earlier reading: the kernel installs the
+    /// new, empty memory map and sets the new `comm` first, and fills the map's addresses
+    /// (and the command line) while it loads the program.
     pub fn image_changed_since(&self, earlier: &Stat) -> bool {
         if self.is_zombie() || earlier.is_zombie() {
             return false;
@@ -101,7 +104,14 @@ impl Stat {
         if self.comm != earlier.comm {
             return true;
         }
-        self.has_mm() && earlier.has_mm() && self.mm != earlier.mm
+        if self.is_kernel_thread() || earlier.is_kernel_thread() {
+            return false;
+        }
+        match (earlier.has_mm(), self.has_mm()) {
+            (true, true) => self.mm != earlier.mm,
+            (false, true) => true,
+            _ => false,
+        }
     }
 }
 
@@ -423,6 +433,12 @@ pub struct ProcRead {
     pub mnt_ns: Option<u64>,
     /// Device and inode of the executable, when it could be stat'ed.
     pub exe_id: Option<(u64, u64)>,
+    /// False when the read may have caught the process in the middle of an exec: its
+    /// command line was empty although it is neither a zombie nor a kernel thread (the new
+    /// image has its name but not yet its arguments), or its `stat` shows another image at
+    /// the end of the read than at the start (the fields mix two images). The caller reads
+    /// it again before reporting it.
+    pub settled: bool,
 }
 
 /// Reads the `stat` of one process. `None` if it vanished or is unreadable or malformed.
@@ -490,12 +506,16 @@ pub fn read_process(
         Err(_) => Status::default(),
     };
 
+    let mut cmdline_empty = false;
     let cmdline = match read_capped(
         &pid_path(proc_root, pid, "cmdline"),
         buf,
         options.max_cmdline_bytes,
     ) {
-        Ok(truncated) => parse_cmdline(buf, truncated),
+        Ok(truncated) => {
+            cmdline_empty = buf.is_empty();
+            parse_cmdline(buf, truncated)
+        }
         Err(_) => Cmdline::default(),
     };
 
@@ -536,8 +556,10 @@ pub fn read_process(
         return None;
     }
     // If the process exec'd between the first and the last read, the fields may mix two
-    // images. The first `stat` is kept on purpose: the scanner's next check compares against
-    // it, sees the change and reads the process again.
+    // images: the read is not settled. The first `stat` is kept on purpose: the scanner's next
+    // check compares against it, sees the change and reads the process again.
+    let no_arguments_yet = cmdline_empty && !again.is_zombie() && !again.is_kernel_thread();
+    let settled = !(again.image_changed_since(&stat) || no_arguments_yet);
     let process = Process {
         pid,
         ppid: stat.ppid,
@@ -579,6 +601,7 @@ pub fn read_process(
         cgroup,
         mnt_ns,
         exe_id,
+        settled,
     })
 }
 
@@ -718,6 +741,22 @@ mod tests {
         zombie.state = 'Z';
         zombie.mm = [0; 5];
         assert!(!zombie.image_changed_since(&before));
+    }
+
+    #[test]
+    fn an_exec_caught_in_progress_is_a_change_once_the_map_is_filled() {
+        // Mid-exec: the new comm is set and the new memory map has no addresses yet.
+        let done = parse_stat(&fixture("hostile", "stat")).unwrap();
+        let mut midway = done.clone();
+        midway.mm = [0; 5];
+        assert!(!midway.has_mm());
+        assert!(done.image_changed_since(&midway), "the exec completed");
+        // A process losing its map (exiting) is not a new image, nor is a kernel thread.
+        assert!(!midway.image_changed_since(&done));
+        let kthread = parse_stat(&fixture("kthread", "stat")).unwrap();
+        let mut odd = kthread.clone();
+        odd.mm = [1, 1, 0, 0, 0];
+        assert!(!odd.image_changed_since(&kthread));
     }
 
     #[test]

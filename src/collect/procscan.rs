@@ -15,6 +15,14 @@
 //! first seen between its fork and its exec is therefore reported twice: once with its
 //! parent's image, and again once it has exec'd.
 //!
+//! Mid-exec reads: a read can catch a process after the kernel set its new name and empty
+//! memory map but before it loaded the program (no arguments yet), or mix two images when the
+//! exec happens during the read. Such a read is not settled ([`super::proc::ProcRead::settled`]):
+//! it is repeated after short delays within the scan (at most `SETTLE_BUDGET` of waiting per
+//! scan), and if still unsettled the process enters the table but its report waits for the
+//! next scans (at most `MAX_DEFERRALS`); a process that exits first is reported as last read,
+//! then its exit.
+//!
 //! Missed processes: `<proc_root>/sys/kernel/ns_last_pid` is the last pid the PID namespace
 //! allocated. Every pid allocated since the previous scan (the range between the two readings,
 //! wrapping at `pid_max` back to 300 as the kernel does) must be a process seen new in this
@@ -49,8 +57,8 @@ use super::CollectError;
 use super::cgroup::{CgroupInfo, HOST_ID, parse_cgroup};
 use super::fswatch::DriftRegistry;
 use super::proc::{
-    Clock, DEFAULT_ENV_ALLOWLIST, ProcIdentity, ReadOptions, Stat, parse_ns_link, read_identity,
-    read_link_string, read_process, read_stat,
+    Clock, DEFAULT_ENV_ALLOWLIST, ProcIdentity, ProcRead, ReadOptions, Stat, parse_ns_link,
+    read_identity, read_link_string, read_process, read_stat,
 };
 use super::table::{
     ContainerTable, Exclusion, MemberInfo, ProcEntry, ProcKey, ProcessTable, SharedTables, Tables,
@@ -151,6 +159,38 @@ pub struct ScanStats {
     pub stat_checks: u64,
     /// Duration of the last scan.
     pub last_scan: Duration,
+    /// Re-reads of a process whose read was not settled (caught mid-exec), within a scan.
+    pub settle_retries: u64,
+    /// Reports put off to the next scan because the process was still not settled.
+    pub deferred: u64,
+}
+
+/// Delays before re-reading a process caught in the middle of an exec, within one scan.
+const SETTLE_DELAYS: [Duration; 3] = [
+    Duration::from_micros(200),
+    Duration::from_millis(1),
+    Duration::from_millis(3),
+];
+
+/// Most time one scan spends waiting for execs in progress to complete; past it, unsettled
+/// processes are put off to the next scan without waiting (a storm of execs cannot stall the
+/// scanner).
+const SETTLE_BUDGET: Duration = Duration::from_millis(10);
+
+/// Scans a report is put off at most while the process stays unsettled; it is then reported
+/// as read (a process whose command line really is empty).
+const MAX_DEFERRALS: u8 = 3;
+
+/// A process whose last read was not settled and whose report is put off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unsettled {
+    /// Reported as a new process (`execve` or `clone`) once settled, else as an exec in place.
+    new: bool,
+    /// Procscan reports it even if the tracer holds the process by then (see
+    /// [`ProcScanner::emit_image`]).
+    owned: bool,
+    /// Scans it has been put off so far.
+    deferrals: u8,
 }
 
 /// Scanner bookkeeping for one process.
@@ -161,6 +201,8 @@ struct Track {
     last_check: Instant,
     cgroup: String,
     mnt_ns: Option<u64>,
+    /// Set while the report of the process is put off (see [`Unsettled`]).
+    unsettled: Option<Unsettled>,
 }
 
 /// What the monitor knows about itself, for exclusion.
@@ -246,6 +288,8 @@ pub struct ProcScanner {
     seen: HashSet<i32>,
     stats: ScanStats,
     last_warning: Option<Instant>,
+    /// Time this scan has waited for execs in progress (see [`SETTLE_BUDGET`]).
+    settle_spent: Duration,
 }
 
 impl ProcScanner {
@@ -319,6 +363,7 @@ impl ProcScanner {
             seen: HashSet::new(),
             stats: ScanStats::default(),
             last_warning: None,
+            settle_spent: Duration::ZERO,
             config,
         })
     }
@@ -374,6 +419,7 @@ impl ProcScanner {
     /// One scan: appends the events it produced to `out`.
     pub fn scan(&mut self, out: &mut Vec<Event>) {
         let now = Instant::now();
+        self.settle_spent = Duration::ZERO;
         let root = self.config.proc_root.clone();
         let last_pid_now = std::fs::read_to_string(root.join("sys/kernel/ns_last_pid"))
             .ok()
@@ -411,7 +457,8 @@ impl ProcScanner {
             };
             let young = now.saturating_duration_since(track.first_seen) < self.config.young_window;
             let due = now.saturating_duration_since(track.last_check) >= self.config.recheck_period;
-            if !(young || due || alloc.contains(pid)) {
+            let unsettled = track.unsettled.is_some();
+            if !(young || due || unsettled || alloc.contains(pid)) {
                 continue;
             }
             track.last_check = now;
@@ -429,7 +476,8 @@ impl ProcScanner {
                         .processes
                         .get(&key)
                         .is_some_and(|e| e.excluded.is_some());
-                    if !excluded && stat.image_changed_since(&track.stat) {
+                    // A put-off report is read again whatever its stat shows.
+                    if !excluded && (unsettled || stat.image_changed_since(&track.stat)) {
                         execs.push((key, stat));
                     }
                 }
@@ -504,6 +552,13 @@ impl ProcScanner {
             return;
         };
         self.dirty = true;
+        // A report put off until the process settled: it exited first, so it is reported as
+        // last read, before its exit (a process is never lost).
+        if let Some(unsettled) = track.as_ref().and_then(|t| t.unsettled)
+            && entry.excluded.is_none()
+        {
+            self.emit_image(key, unsettled.new, unsettled.owned, out);
+        }
         if let Some(new_root) = self
             .tables
             .containers
@@ -595,11 +650,10 @@ impl ProcScanner {
             );
             return true;
         }
-        let Some(read) = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)
-        else {
+        let Some(read) = self.read_settled(identity) else {
             return false;
         };
-        self.stats.full_reads += 1;
+        let settled = read.settled;
         let mut process = read.process;
         self.tables.containers.add_member(
             &id,
@@ -619,6 +673,10 @@ impl ProcScanner {
             exited_at: None,
         };
         self.tables.processes.insert(key, entry.clone());
+        // Whether the tracer held this pid before procscan asked for it (below). A process
+        // seized on procscan's request (the tracer thread may do it before procscan is done
+        // with it) is already running its image: only procscan can report that exec.
+        let traced_before = self.traced(key.pid);
         self.track.insert(
             key,
             Track {
@@ -627,13 +685,14 @@ impl ProcScanner {
                 last_check: now,
                 cgroup: cgroup.path,
                 mnt_ns: read.mnt_ns,
+                unsettled: (!settled).then_some(Unsettled {
+                    new: true,
+                    owned: !traced_before,
+                    deferrals: 1,
+                }),
             },
         );
         self.dirty = true;
-        // Whether the tracer held this pid before procscan asked for it. A process seized on
-        // procscan's request below (the tracer thread may do it before the next line) is
-        // already running its image: only procscan can report that exec.
-        let traced_before = self.traced(key.pid);
         if let Some(link) = &self.config.tracer {
             // A child of a traced process was attached by the kernel at fork (its TracerPid is
             // the monitor's): the tracer reports it. A child forked before its parent was
@@ -654,25 +713,87 @@ impl ProcScanner {
                 },
             );
         }
-        if traced_before {
+        if !settled {
+            // Caught in the middle of an exec: reported once read again (next scan).
+            self.stats.deferred += 1;
             return true;
         }
-        self.stats.new_processes += 1;
-        // A child that still runs exactly its parent's image has only forked (so far): that is
-        // a `clone`, not an `execve`. Its exec, if it comes, is caught by the young-process
-        // re-checks and reported as `execve` then.
-        let fork_copy = self
-            .tables
-            .processes
-            .parent(&key)
-            .is_some_and(|(_, parent)| same_image(&parent.process, &entry.process));
-        let evt_type = if fork_copy {
-            EventType::Clone
+        self.emit_image(key, true, !traced_before, out);
+        true
+    }
+
+    /// Reports the process `key` as the table holds it: as a new process (`new`) or an exec
+    /// in place. Nothing when the tracer reports it: it does when it holds the process,
+    /// unless procscan `owned` the report (a first sight of a process that the tracer seized
+    /// only on procscan's request, after its exec).
+    fn emit_image(&mut self, key: ProcKey, new: bool, owned: bool, out: &mut Vec<Event>) {
+        if !owned && self.traced(key.pid) {
+            return;
+        }
+        let Some(entry) = self.tables.processes.get(&key).cloned() else {
+            return;
+        };
+        let evt_type = if new {
+            self.stats.new_processes += 1;
+            // A child that still runs exactly its parent's image has only forked (so far):
+            // that is a `clone`, not an `execve`. Its exec, if it comes, is caught by the
+            // young-process re-checks and reported as `execve` then.
+            let fork_copy = self
+                .tables
+                .processes
+                .parent(&key)
+                .is_some_and(|(_, parent)| same_image(&parent.process, &entry.process));
+            if fork_copy {
+                EventType::Clone
+            } else {
+                EventType::Execve
+            }
         } else {
+            self.stats.execs += 1;
             EventType::Execve
         };
         out.push(self.event_for(evt_type, key, &entry));
-        true
+    }
+
+    /// Reads a process in full. A read that is not settled (the process was caught in the
+    /// middle of an exec, see [`super::proc::ProcRead::settled`]) is repeated after short
+    /// delays ([`SETTLE_DELAYS`], within the scan's [`SETTLE_BUDGET`]); the last read is
+    /// returned, settled or not. `None` when the process vanished before a first complete
+    /// read.
+    fn read_settled(&mut self, identity: ProcIdentity) -> Option<ProcRead> {
+        let root = self.config.proc_root.clone();
+        let (cgroup, mnt_ns) = (identity.cgroup.clone(), identity.mnt_ns);
+        let pid = identity.stat.pid;
+        let mut read = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)?;
+        self.stats.full_reads += 1;
+        for delay in SETTLE_DELAYS {
+            if read.settled || self.settle_spent + delay > SETTLE_BUDGET {
+                break;
+            }
+            std::thread::sleep(delay);
+            self.settle_spent += delay;
+            self.stats.settle_retries += 1;
+            // Gone or recycled meanwhile: the last read stands (its exit is seen next scan).
+            let Some(stat) = read_stat(&root, pid, &mut self.buf) else {
+                break;
+            };
+            if stat.starttime != read.stat.starttime {
+                break;
+            }
+            let identity = ProcIdentity {
+                stat,
+                cgroup: cgroup.clone(),
+                mnt_ns,
+            };
+            match read_process(&root, identity, &self.clock, &self.options, &mut self.buf) {
+                Some(again) => {
+                    self.stats.full_reads += 1;
+                    read = again;
+                }
+                None => break,
+            }
+        }
+        Some(read)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -727,6 +848,7 @@ impl ProcScanner {
                 last_check: now.checked_sub(offset).unwrap_or(now),
                 cgroup,
                 mnt_ns,
+                unsettled: None,
             },
         );
         self.dirty = true;
@@ -737,31 +859,41 @@ impl ProcScanner {
         let Some(entry) = self.tables.processes.get(&key).cloned() else {
             return;
         };
+        let prior = self.track.get(&key).and_then(|t| t.unsettled);
         let identity = read_identity(&root, stat, &mut self.buf);
-        let Some(read) = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)
-        else {
+        let Some(read) = self.read_settled(identity) else {
             return;
         };
         if read.stat.starttime != key.start_ticks {
             return;
         }
-        self.stats.full_reads += 1;
+        let settled = read.settled;
         let mut process = read.process;
         self.resolve_users(&entry.container_id, &mut process, now);
         process.exe_written_after_start =
             self.drift_fact(&entry.container_id, &process, read.exe_id);
-        let process = Arc::new(process);
-        self.tables.processes.update_process(key, process.clone());
+        self.tables.processes.update_process(key, Arc::new(process));
+        let new = prior.is_some_and(|u| u.new);
+        let owned = prior.is_some_and(|u| u.owned);
+        let deferrals = prior.map_or(0, |u| u.deferrals);
+        let put_off = !settled && deferrals < MAX_DEFERRALS;
         if let Some(track) = self.track.get_mut(&key) {
             track.stat = read.stat;
+            track.unsettled = put_off.then_some(Unsettled {
+                new,
+                owned,
+                deferrals: deferrals + 1,
+            });
         }
         self.dirty = true;
-        if self.traced(key.pid) {
+        if put_off {
+            // Still in the middle of an exec: reported once read again.
+            if !self.traced(key.pid) {
+                self.stats.deferred += 1;
+            }
             return;
         }
-        self.stats.execs += 1;
-        let entry = ProcEntry { process, ..entry };
-        out.push(self.event_for(EventType::Execve, key, &entry));
+        self.emit_image(key, new, owned, out);
     }
 
     /// `proc.exe_written_after_start`: true when the file collector saw the executable

@@ -19,7 +19,9 @@
 //! poll) and the result cached per inode. A connection first seen without an inode (already
 //! in `TIME_WAIT`, or not yet accepted) is reported without a process unless the same
 //! 4-tuple was attributed earlier; owners are never guessed from the other end of a loopback
-//! pair.
+//! pair. In trace mode the owner is named from the tracer's [`ExecImages`] when the tracer saw
+//! it exec since procscan last read it, and a socket of a process forked moments ago waits
+//! briefly for that exec ([`FORK_EXEC_WAIT`]): a shell redirection connects before the exec.
 //!
 //! Cost: a dump of thousands of connections is mostly the kernel's work (walking its
 //! established hash table and filling one record per socket), so [`SocketSource::poll`] dumps
@@ -49,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::table::{SharedTables, Tables};
+use super::table::{ExecImages, SharedTables, Tables};
 use super::triggers::ExecSignal;
 use crate::event::{Collector, Event, EventType, Fd, FdKind};
 
@@ -500,6 +502,8 @@ pub struct SocketTracker {
     pids: Vec<i32>,
     /// The previous poll's entries, in dump order.
     last_entries: Vec<SockEntry>,
+    /// The tracer's view of execs and forks (trace mode), fresher than `Tables`.
+    images: Option<ExecImages>,
 }
 
 /// A multiply-rotate hasher (the Fx hash of rustc) keyed with a per-process random seed: a
@@ -603,6 +607,17 @@ const LISTEN_MEMORY: Duration = Duration::from_secs(60);
 /// A pending connection without an inode (not yet accepted) waits this long for one.
 const INODE_WAIT: Duration = Duration::from_millis(250);
 
+/// Trace mode: a socket whose owner was forked less than this before the socket was first
+/// seen, and has not exec'd since, waits for the exec (see [`FORK_EXEC_WAIT`]).
+pub const RECENT_FORK: Duration = Duration::from_secs(1);
+
+/// Trace mode: how long such a socket waits for its owner's exec. A shell redirection
+/// (`cat < /dev/tcp/host/port`) connects in the forked child, then execs the program that
+/// owns the connection from then on; the tracer records the exec at once, so the wait ends a
+/// poll after the exec (a fork that never execs, such as a pre-fork server worker, is only
+/// reported this much later).
+pub const FORK_EXEC_WAIT: Duration = Duration::from_millis(100);
+
 impl SocketTracker {
     /// A tracker; reads the monitor's own pid and the ephemeral port range from the proc root.
     pub fn new(config: SocketsConfig) -> SocketTracker {
@@ -627,7 +642,25 @@ impl SocketTracker {
             stats: SocketStats::default(),
             pids: Vec::new(),
             last_entries: Vec::new(),
+            images: None,
         }
+    }
+
+    /// Names owners with the tracer's view (trace mode): a process the tracer saw exec is
+    /// reported with the image it exec'd even while procscan's table still holds the one
+    /// before, and a socket of a process forked moments ago waits up to [`FORK_EXEC_WAIT`]
+    /// for its exec.
+    pub fn set_exec_images(&mut self, images: ExecImages) {
+        self.images = Some(images);
+    }
+
+    /// Whether the socket `known`, owned by `pid`, waits for its owner's imminent exec.
+    fn awaits_exec(&self, known: &Known, pid: i32, age: Duration) -> bool {
+        age < FORK_EXEC_WAIT
+            && self.images.as_ref().is_some_and(|i| {
+                i.forked_recently(pid, known.first_seen, RECENT_FORK)
+                    .is_some()
+            })
     }
 
     /// Counters.
@@ -780,7 +813,9 @@ impl SocketTracker {
                             || age >= INODE_WAIT
                     }
                     (_, Some(Owner::Pid(pid))) => {
-                        tables.processes.lookup_pid(pid).is_some() || age >= self.config.owner_wait
+                        (tables.processes.lookup_pid(pid).is_some()
+                            && !self.awaits_exec(known, pid, age))
+                            || age >= self.config.owner_wait
                     }
                     (_, Some(Owner::Monitor)) => true,
                     // Not found: one retry on the next poll (an fd being passed, a process
@@ -1027,8 +1062,13 @@ impl SocketTracker {
             if entry.excluded.is_some() {
                 return None;
             }
-            let mut process = (*entry.process).clone();
-            process.ancestors = tables.processes.ancestors(&key);
+            // The tracer's image when it saw this process exec since procscan read it.
+            let fresh = |k| self.images.as_ref().and_then(|i| i.image(k));
+            let mut process = match fresh(key) {
+                Some(image) => (*image).clone(),
+                None => (*entry.process).clone(),
+            };
+            process.ancestors = tables.processes.ancestors_with(&key, fresh);
             event.proc = Some(Box::new(process));
             event.container = tables
                 .containers
@@ -1194,6 +1234,7 @@ pub fn spawn_sockets(
             let mut seen = signal.as_ref().map_or(0, ExecSignal::count);
             let mut source = SocketSource::new(&config.proc_root, config.use_netlink);
             let mut tracker = SocketTracker::new(config);
+            tracker.set_exec_images(tables.exec_images());
             let mut sender = DropCountingSender::new(tx, Collector::Sockets);
             let mut unattributed = UnattributedReporter::default();
             let mut entries = Vec::new();

@@ -12,10 +12,18 @@
 //! never confused with its predecessor. Exited processes stay in the table for a grace period
 //! (`exited_at` is set) so late observations (a socket in TIME_WAIT, a file event) can still be
 //! attributed; containers likewise stay for the grace period after their last process exits.
+//!
+//! Procscan reads a process when a scan finds it, so between an exec and the next scan its
+//! entry still shows the image before the exec (a forked child is recorded with its parent's
+//! name). In trace mode the tracer sees every exec at the exec stop: it records the new image
+//! in [`ExecImages`], an overlay shared through [`SharedTables::exec_images`], before it
+//! announces the exec, and readers that name a process (the sockets collector) prefer the
+//! overlay's image when it belongs to the same process (same start time). The overlay also
+//! knows which pids were forked moments ago and have not exec'd yet.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::event::{Ancestor, Container, Process};
@@ -170,6 +178,16 @@ impl ProcessTable {
     /// stops at a parent in another container, at pid 1 or 0, at an unknown or excluded
     /// parent, or after [`MAX_ANCESTORS`].
     pub fn ancestors(&self, key: &ProcKey) -> Vec<Ancestor> {
+        self.ancestors_with(key, |_| None)
+    }
+
+    /// Like [`ProcessTable::ancestors`], with each ancestor's image taken from `fresh` when it
+    /// knows a newer one for that process (see [`ExecImages`]).
+    pub fn ancestors_with(
+        &self,
+        key: &ProcKey,
+        fresh: impl Fn(ProcKey) -> Option<Arc<Process>>,
+    ) -> Vec<Ancestor> {
         let mut out = Vec::new();
         let Some(entry) = self.entries.get(key) else {
             return out;
@@ -184,7 +202,8 @@ impl ProcessTable {
             {
                 break;
             }
-            let p = &parent.process;
+            let newer = fresh(parent_key);
+            let p = newer.as_ref().unwrap_or(&parent.process);
             let args = if out.is_empty() {
                 p.args.clone()
             } else {
@@ -395,10 +414,12 @@ impl Tables {
     }
 }
 
-/// A cloneable read handle to the latest published [`Tables`].
+/// A cloneable read handle to the latest published [`Tables`], and to the tracer's
+/// [`ExecImages`] overlay.
 #[derive(Debug, Clone, Default)]
 pub struct SharedTables {
     inner: Arc<RwLock<Arc<Tables>>>,
+    images: ExecImages,
 }
 
 impl SharedTables {
@@ -414,6 +435,116 @@ impl SharedTables {
     pub fn publish(&self, tables: Tables) {
         let tables = Arc::new(tables);
         *self.inner.write().unwrap_or_else(PoisonError::into_inner) = tables;
+    }
+
+    /// The overlay of images the tracer saw exec (empty in poll mode).
+    pub fn exec_images(&self) -> ExecImages {
+        self.images.clone()
+    }
+}
+
+/// What the tracer knows about a pid that is newer than procscan's last read of it.
+#[derive(Debug, Clone)]
+enum Fresh {
+    /// Forked at this time; still runs its parent's image (no exec seen since).
+    Forked(Instant),
+    /// The image read at its last exec stop.
+    Execed(Arc<Process>),
+}
+
+#[derive(Debug, Clone)]
+struct FreshEntry {
+    fresh: Fresh,
+    exited_at: Option<Instant>,
+}
+
+/// The tracer's overlay on the process table (trace mode): the image each traced process
+/// runs since its last exec, recorded at the exec stop, and the pids forked moments ago that
+/// have not exec'd yet. Keyed by pid; an exec image counts only for the process with its
+/// start time, so a recycled pid never borrows it. Exited processes stay for the grace period
+/// given to [`ExecImages::purge`]. Cheap to clone (one shared map behind a mutex: one short
+/// lock per exec, fork and exit, and per lookup).
+#[derive(Debug, Clone, Default)]
+pub struct ExecImages {
+    inner: Arc<Mutex<HashMap<i32, FreshEntry>>>,
+}
+
+impl ExecImages {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i32, FreshEntry>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The tracer saw `process` exec (its `pid` and `start_ticks` are set).
+    pub fn record_exec(&self, process: Arc<Process>) {
+        self.map().insert(
+            process.pid,
+            FreshEntry {
+                fresh: Fresh::Execed(process),
+                exited_at: None,
+            },
+        );
+    }
+
+    /// The tracer saw `pid` forked at `at`. A live exec image of the pid is kept: the child's
+    /// exec can be handled before its parent's fork event.
+    pub fn record_fork(&self, pid: i32, at: Instant) {
+        let mut map = self.map();
+        if map
+            .get(&pid)
+            .is_some_and(|e| matches!(e.fresh, Fresh::Execed(_)) && e.exited_at.is_none())
+        {
+            return;
+        }
+        map.insert(
+            pid,
+            FreshEntry {
+                fresh: Fresh::Forked(at),
+                exited_at: None,
+            },
+        );
+    }
+
+    /// The tracer saw `pid` exit at `at`.
+    pub fn record_exit(&self, pid: i32, at: Instant) {
+        if let Some(entry) = self.map().get_mut(&pid) {
+            entry.exited_at.get_or_insert(at);
+        }
+    }
+
+    /// Drops what exited longer than `grace` ago; returns how many entries are left.
+    pub fn purge(&self, now: Instant, grace: Duration) -> usize {
+        let mut map = self.map();
+        map.retain(|_, e| {
+            e.exited_at
+                .is_none_or(|at| now.saturating_duration_since(at) < grace)
+        });
+        map.len()
+    }
+
+    /// The image the process `key` runs since its last exec, when the tracer saw that exec.
+    pub fn image(&self, key: ProcKey) -> Option<Arc<Process>> {
+        match &self.map().get(&key.pid)?.fresh {
+            Fresh::Execed(process) if process.start_ticks == key.start_ticks => {
+                Some(process.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// When the live process `pid` was forked, if it was forked at most `recent` before
+    /// `when` and has not exec'd since (it still runs its parent's image, and may be about to
+    /// exec: `cmd > /dev/tcp/...` connects in the forked shell, then execs `cmd`).
+    pub fn forked_recently(&self, pid: i32, when: Instant, recent: Duration) -> Option<Instant> {
+        let map = self.map();
+        let entry = map.get(&pid)?;
+        match entry.fresh {
+            Fresh::Forked(at)
+                if entry.exited_at.is_none() && when.saturating_duration_since(at) < recent =>
+            {
+                Some(at)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -546,6 +677,66 @@ mod tests {
         let gone = containers.purge(t0 + Duration::from_secs(6), Duration::from_secs(5));
         assert_eq!(gone.len(), 1);
         assert!(containers.get("c").is_none());
+    }
+
+    #[test]
+    fn exec_images_belong_to_one_process_and_outlive_it_for_the_grace_period() {
+        let images = SharedTables::default().exec_images();
+        let t0 = Instant::now();
+        let cat = Arc::new(Process {
+            pid: 20,
+            start_ticks: 7,
+            name: "cat".into(),
+            ..Process::default()
+        });
+        images.record_fork(20, t0);
+        assert_eq!(
+            images.forked_recently(20, t0 + Duration::from_millis(5), Duration::from_secs(1)),
+            Some(t0)
+        );
+        assert_eq!(
+            images.forked_recently(20, t0 + Duration::from_secs(2), Duration::from_secs(1)),
+            None,
+            "an old fork is not about to exec"
+        );
+        assert!(images.image(key(20, 7)).is_none(), "no exec seen yet");
+        images.record_exec(cat);
+        assert_eq!(images.image(key(20, 7)).unwrap().name, "cat");
+        assert!(images.image(key(20, 8)).is_none(), "a recycled pid");
+        assert_eq!(images.forked_recently(20, t0, Duration::from_secs(1)), None);
+        // A late fork event does not hide the exec it preceded.
+        images.record_fork(20, t0);
+        assert_eq!(images.image(key(20, 7)).unwrap().name, "cat");
+        images.record_exit(20, t0);
+        assert!(images.image(key(20, 7)).is_some(), "late attribution");
+        assert_eq!(
+            images.purge(t0 + Duration::from_secs(4), Duration::from_secs(5)),
+            1
+        );
+        assert_eq!(
+            images.purge(t0 + Duration::from_secs(6), Duration::from_secs(5)),
+            0
+        );
+        assert!(images.image(key(20, 7)).is_none());
+    }
+
+    #[test]
+    fn ancestors_take_fresher_images_when_known() {
+        let mut table = ProcessTable::default();
+        table.insert(key(10, 1), entry(10, 0, "entry", "app"));
+        table.insert(key(20, 2), entry(20, 10, "sh", "app"));
+        table.insert(key(30, 3), entry(30, 20, "cat", "app"));
+        let python = Arc::new(Process {
+            pid: 20,
+            name: "python3".into(),
+            ..Process::default()
+        });
+        let names: Vec<String> = table
+            .ancestors_with(&key(30, 3), |k| (k == key(20, 2)).then(|| python.clone()))
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(names, vec!["python3", "entry"]);
     }
 
     #[test]

@@ -459,3 +459,179 @@ fn unreadable_and_half_written_entries_are_skipped() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].proc.as_ref().unwrap().pid, 20);
 }
+
+impl FakeProc {
+    /// The process as the kernel shows it in the middle of an exec: the new name is set, the
+    /// new memory map has no addresses yet, and the command line is empty.
+    fn set_mid_exec(&self, spec: &Spec) {
+        let pdir = self.root().join(spec.pid.to_string());
+        self.write_stat(spec);
+        // `write_stat` derives the map from the layout; zero every map field.
+        let text = std::fs::read_to_string(pdir.join("stat")).unwrap();
+        let mut fields: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
+        for i in [25, 26, 27, 47, 48] {
+            fields[i] = "0".into();
+        }
+        std::fs::write(pdir.join("stat"), fields.join(" ") + "\n").unwrap();
+        std::fs::write(pdir.join("cmdline"), b"").unwrap();
+    }
+}
+
+fn execs_of(events: &[Event], pid: i32) -> Vec<&Event> {
+    events
+        .iter()
+        .filter(|e| e.evt_type() == EventType::Execve && e.proc.as_ref().unwrap().pid == pid)
+        .collect()
+}
+
+#[test]
+fn a_process_caught_mid_exec_is_reported_once_its_exec_completed() {
+    let fake = FakeProc::new();
+    let root = fake.container_root("c", PASSWD);
+    fake.add(
+        &spec(70, 0, 10, "sh", &["sh", "-c", "x"], "5555555555"),
+        &root,
+    );
+    let wget = spec(
+        71,
+        70,
+        20,
+        "wget",
+        &["wget", "-q", "http://x/a"],
+        "5555555555",
+    );
+    fake.add(&wget, &root);
+    fake.set_mid_exec(&wget);
+    let mut scanner = ProcScanner::new(config(fake.root())).unwrap();
+    let events = scan(&mut scanner);
+    assert!(
+        execs_of(&events, 71).is_empty(),
+        "not reported without its arguments: {events:?}"
+    );
+    assert_eq!(execs_of(&events, 70).len(), 1);
+    assert_eq!(scanner.stats().deferred, 1);
+    assert!(
+        scanner.stats().settle_retries >= 1,
+        "read again within the scan"
+    );
+    // Already in the table, for attribution by the other collectors.
+    assert_eq!(
+        scanner
+            .process_table()
+            .lookup_pid(71)
+            .unwrap()
+            .1
+            .process
+            .name,
+        "wget"
+    );
+
+    // The exec completes: reported once, with its arguments.
+    fake.add(&wget, &root);
+    let events = scan(&mut scanner);
+    let execs = execs_of(&events, 71);
+    assert_eq!(execs.len(), 1, "{events:?}");
+    let p = execs[0].proc.as_ref().unwrap();
+    assert_eq!(p.name, "wget");
+    assert_eq!(p.args, vec!["-q", "http://x/a"]);
+    assert_eq!(p.ancestors[0].name, "sh");
+    assert_eq!(scanner.stats().new_processes, 2);
+    assert!(scan(&mut scanner).is_empty());
+}
+
+#[test]
+fn an_exec_in_place_caught_midway_is_reported_once_completed() {
+    let fake = FakeProc::new();
+    let root = fake.container_root("c", PASSWD);
+    fake.add(
+        &spec(70, 0, 10, "sh", &["sh", "-c", "x"], "5555555555"),
+        &root,
+    );
+    let mut fork = spec(71, 70, 20, "sh", &["sh", "-c", "x"], "5555555555");
+    fork.layout = 70;
+    fake.add(&fork, &root);
+    let mut scanner = ProcScanner::new(config(fake.root())).unwrap();
+    assert_eq!(scan(&mut scanner).len(), 2);
+    // The fork execs curl; the scan catches it midway.
+    let mut curl = spec(
+        71,
+        70,
+        20,
+        "curl",
+        &["curl", "-sO", "http://x/a"],
+        "5555555555",
+    );
+    curl.layout = 4242;
+    fake.set_mid_exec(&curl);
+    assert!(
+        scan(&mut scanner).is_empty(),
+        "put off, not reported half-read"
+    );
+    fake.add(&curl, &root);
+    let events = scan(&mut scanner);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let p = events[0].proc.as_ref().unwrap();
+    assert_eq!(
+        (p.name.as_str(), p.args.clone()),
+        ("curl", vec!["-sO".to_string(), "http://x/a".to_string()])
+    );
+    assert!(scan(&mut scanner).is_empty());
+}
+
+#[test]
+fn a_process_that_stays_without_a_command_line_is_reported_after_a_few_scans() {
+    let fake = FakeProc::new();
+    let root = fake.container_root("c", PASSWD);
+    // A live process whose command line is empty for good (its memory map is complete).
+    let odd = spec(80, 0, 10, "odd", &["odd"], "5555555555");
+    fake.add(&odd, &root);
+    std::fs::write(fake.root().join("80/cmdline"), b"").unwrap();
+    let mut scanner = ProcScanner::new(config(fake.root())).unwrap();
+    let mut per_scan = Vec::new();
+    for _ in 0..6 {
+        per_scan.push(execs_of(&scan(&mut scanner), 80).len());
+    }
+    assert_eq!(
+        per_scan,
+        vec![0, 0, 0, 1, 0, 0],
+        "put off three scans, then reported once"
+    );
+    assert_eq!(scanner.stats().deferred, 3);
+}
+
+#[test]
+fn a_process_that_exits_before_it_settled_is_reported_then_its_exit() {
+    let fake = FakeProc::new();
+    let root = fake.container_root("c", PASSWD);
+    let short = spec(90, 0, 10, "wget", &["wget", "http://x"], "5555555555");
+    fake.add(&short, &root);
+    fake.set_mid_exec(&short);
+    let mut scanner = ProcScanner::new(config(fake.root())).unwrap();
+    assert!(scan(&mut scanner).is_empty());
+    fake.remove(90);
+    let events = scan(&mut scanner);
+    let types: Vec<EventType> = events.iter().map(Event::evt_type).collect();
+    assert_eq!(types, vec![EventType::Execve, EventType::Procexit]);
+    assert_eq!(events[0].proc.as_ref().unwrap().name, "wget");
+}
+
+#[test]
+fn a_first_read_without_a_memory_map_is_corrected_when_the_map_appears() {
+    let fake = FakeProc::new();
+    let root = fake.container_root("c", PASSWD);
+    fake.add(&spec(70, 0, 10, "sh", &["sh"], "5555555555"), &root);
+    // Read with a command line but no map addresses yet (the exec was still loading).
+    let early = spec(71, 70, 20, "sh", &["sh", "old"], "5555555555");
+    fake.add(&early, &root);
+    fake.set_mid_exec(&early);
+    std::fs::write(fake.root().join("71/cmdline"), b"sh\0old\0").unwrap();
+    let mut scanner = ProcScanner::new(config(fake.root())).unwrap();
+    assert_eq!(execs_of(&scan(&mut scanner), 71).len(), 1);
+    // The map is filled and the command line is the new one: an image change, read again.
+    let done = spec(71, 70, 20, "sh", &["sh", "new.sh"], "5555555555");
+    fake.add(&done, &root);
+    let events = scan(&mut scanner);
+    let execs = execs_of(&events, 71);
+    assert_eq!(execs.len(), 1, "{events:?}");
+    assert_eq!(execs[0].proc.as_ref().unwrap().args, vec!["new.sh"]);
+}

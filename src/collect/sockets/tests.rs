@@ -978,3 +978,110 @@ fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() 
         drop((client, server));
     });
 }
+
+/// A process the tracer saw exec (trace mode), as `ExecImages` holds it.
+fn execed(pid: i32, name: &str, args: &[&str]) -> Arc<Process> {
+    Arc::new(Process {
+        pid,
+        start_ticks: 100 + pid as u64,
+        name: name.into(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        ..Process::default()
+    })
+}
+
+#[test]
+fn the_owner_is_named_after_the_exec_the_tracer_saw_not_the_stale_table_entry() {
+    let root = FixtureRoot::new(9999);
+    root.give(20, 1, 7001);
+    root.give(21, 3, 7002);
+    root.give(10, 5, 7003);
+    let mut tables = Tables::default();
+    add_process(&mut tables, 10, "sh", "app", false);
+    // Procscan's table still holds the fork of python3 (pid 20) and of sh (pid 21).
+    add_process(&mut tables, 20, "python3", "app", false);
+    add_process(&mut tables, 21, "sh", "app", false);
+    let images = ExecImages::default();
+    images.record_exec(execed(20, "cat", &[]));
+    images.record_exec(execed(21, "wget", &["-q", "http://x"]));
+    // The same pid reused by another process (another start time) does not borrow an image.
+    images.record_exec(Arc::new(Process {
+        pid: 10,
+        start_ticks: 1,
+        name: "recycled".into(),
+        ..Process::default()
+    }));
+    let mut tracker = root.tracker();
+    tracker.set_exec_images(images);
+    let mut out = Vec::new();
+    let cat = entry(tcp_state::ESTABLISHED, (TASK_IP, 42000), (CRED, 8003), 7001);
+    let wget = entry(tcp_state::ESTABLISHED, (TASK_IP, 42001), (CRED, 80), 7002);
+    let sh = entry(tcp_state::ESTABLISHED, (TASK_IP, 42002), (CRED, 80), 7003);
+    tracker.poll(&[cat, wget, sh], &tables, &mut out);
+    assert_eq!(out.len(), 3, "{out:#?}");
+    let sh = find(
+        &out,
+        EventType::Connect,
+        "198.51.100.1:42002->169.254.170.2:80",
+    );
+    assert_eq!(sh.proc.as_ref().unwrap().name, "sh");
+    let cat = find(
+        &out,
+        EventType::Connect,
+        "198.51.100.1:42000->169.254.170.2:8003",
+    );
+    assert_eq!(cat.proc.as_ref().unwrap().name, "cat");
+    let wget = find(
+        &out,
+        EventType::Connect,
+        "198.51.100.1:42001->169.254.170.2:80",
+    );
+    let p = wget.proc.as_ref().unwrap();
+    assert_eq!(
+        (p.name.as_str(), p.args.clone()),
+        ("wget", vec!["-q".to_string(), "http://x".to_string()])
+    );
+    assert_eq!(wget.container.as_ref().unwrap().id, "app");
+}
+
+#[test]
+fn a_connection_of_a_fresh_fork_waits_for_its_exec() {
+    let root = FixtureRoot::new(9999);
+    root.give(30, 1, 7101);
+    root.give(31, 4, 7102);
+    let mut tables = Tables::default();
+    add_process(&mut tables, 30, "python3", "app", false);
+    add_process(&mut tables, 31, "gunicorn", "app", false);
+    let images = ExecImages::default();
+    images.record_fork(30, Instant::now());
+    // A worker forked long ago is not waited for.
+    images.record_fork(31, Instant::now() - RECENT_FORK - Duration::from_millis(1));
+    let mut tracker = root.tracker();
+    tracker.set_exec_images(images.clone());
+    let mut out = Vec::new();
+    let redirect = entry(tcp_state::ESTABLISHED, (TASK_IP, 43000), (CRED, 8003), 7101);
+    let worker = entry(tcp_state::ESTABLISHED, (TASK_IP, 43001), (CRED, 80), 7102);
+    tracker.poll(&[redirect, worker], &tables, &mut out);
+    assert_eq!(out.len(), 1, "only the old worker's connection: {out:#?}");
+    assert_eq!(out[0].proc.as_ref().unwrap().name, "gunicorn");
+    assert!(tracker.has_pending());
+    out.clear();
+    // The fork execs cat: the connection is reported with it.
+    images.record_exec(execed(30, "cat", &[]));
+    tracker.poll(&[redirect, worker], &tables, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].proc.as_ref().unwrap().name, "cat");
+
+    // A fresh fork that never execs is reported as it is once the wait is over.
+    root.give(32, 5, 7103);
+    add_process(&mut tables, 32, "python3", "app", false);
+    images.record_fork(32, Instant::now());
+    let child = entry(tcp_state::ESTABLISHED, (TASK_IP, 43002), (CRED, 80), 7103);
+    out.clear();
+    tracker.poll(&[redirect, worker, child], &tables, &mut out);
+    assert!(out.is_empty(), "{out:#?}");
+    std::thread::sleep(FORK_EXEC_WAIT);
+    tracker.poll(&[redirect, worker, child], &tables, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].proc.as_ref().unwrap().name, "python3");
+}
