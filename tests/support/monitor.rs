@@ -73,6 +73,8 @@ struct Shared {
     stdout: Mutex<Lines>,
     changed: Condvar,
     stderr: Mutex<Vec<u8>>,
+    /// Set when stderr reached its end.
+    stderr_eof: std::sync::atomic::AtomicBool,
 }
 
 /// A running monitor. Dropping it kills the monitor.
@@ -186,6 +188,7 @@ impl Monitor {
             stdout: Mutex::new(Lines::default()),
             changed: Condvar::new(),
             stderr: Mutex::new(Vec::new()),
+            stderr_eof: std::sync::atomic::AtomicBool::new(false),
         });
         if let Some(stdout) = launcher.stdout.take() {
             let shared = Arc::clone(&shared);
@@ -398,7 +401,13 @@ impl Monitor {
         self.exit = Some(status);
         // Let the reader threads drain what is left in the pipes.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !lock(&self.shared.stdout).eof && Instant::now() < deadline {
+        while !(lock(&self.shared.stdout).eof
+            && self
+                .shared
+                .stderr_eof
+                .load(std::sync::atomic::Ordering::Acquire))
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(5));
         }
         Ok(status)
@@ -458,4 +467,7 @@ fn read_stderr(mut stderr: impl Read, shared: &Shared) {
             }
         }
     }
+    shared
+        .stderr_eof
+        .store(true, std::sync::atomic::Ordering::Release);
 }
