@@ -480,6 +480,16 @@ fn entry(state: u8, local: (IpAddr, u16), remote: (IpAddr, u16), inode: u64) -> 
 
 const CRED: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2));
 
+/// A TCP listener on the task's address and `port`.
+fn listener(port: u16, inode: u64) -> SockEntry {
+    entry(
+        tcp_state::LISTEN,
+        (TASK_IP, port),
+        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        inode,
+    )
+}
+
 #[test]
 fn time_wait_of_an_attributed_connection_is_not_reported_again() {
     let root = FixtureRoot::new(9999);
@@ -539,12 +549,7 @@ fn loopback_server_end_never_borrows_the_client_owner() {
     add_process(&mut tables, 20, "client", "app", false);
     let mut tracker = root.tracker();
     let mut out = Vec::new();
-    let listener = entry(
-        tcp_state::LISTEN,
-        (TASK_IP, 4444),
-        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        7000,
-    );
+    let listener = listener(4444, 7000);
     let client = entry(
         tcp_state::ESTABLISHED,
         (TASK_IP, 45000),
@@ -583,12 +588,7 @@ fn an_unaccepted_connection_waits_for_its_inode_and_a_vanished_one_is_still_repo
     add_process(&mut tables, 10, "server", "app", false);
     let mut tracker = root.tracker();
     let mut out = Vec::new();
-    let listener = entry(
-        tcp_state::LISTEN,
-        (TASK_IP, 8080),
-        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        8000,
-    );
+    let listener = listener(8080, 8000);
     let queued = entry(tcp_state::ESTABLISHED, (TASK_IP, 8080), (TASK_IP, 50000), 0);
     tracker.poll(&[listener, queued], &tables, &mut out);
     assert_eq!(out.len(), 1, "only the listener so far: {out:#?}");
@@ -867,12 +867,7 @@ fn an_unchanged_dump_is_not_diffed_and_any_change_is() {
     add_process(&mut tables, 10, "app", "app", false);
     let mut tracker = root.tracker();
     let mut out = Vec::new();
-    let listener = entry(
-        tcp_state::LISTEN,
-        (TASK_IP, 8080),
-        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        8000,
-    );
+    let listener = listener(8080, 8000);
     let conn = entry(tcp_state::ESTABLISHED, (TASK_IP, 41000), (CRED, 80), 8001);
     tracker.poll(&[listener, conn], &tables, &mut out);
     assert_eq!(out.len(), 2, "listen and connect: {out:#?}");
