@@ -555,8 +555,9 @@ fn not_empty(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// A rule priority, as the engine parses it (case-insensitive; `info` is `informational`).
 fn known_priority(text: &str) -> Result<(), String> {
-    if !is_priority(text) {
+    if text.parse::<crate::rules::Priority>().is_err() {
         return Err(format!(
             "`{text}` is not a priority: use emergency, alert, critical, error, warning, notice, informational (info) or debug"
         ));
@@ -646,24 +647,6 @@ fn spill_bytes(bytes: &u64) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Whether a text names a rule priority (case-insensitive; `info` is `informational`).
-fn is_priority(text: &str) -> bool {
-    const NAMES: [&str; 9] = [
-        "emergency",
-        "alert",
-        "critical",
-        "error",
-        "warning",
-        "notice",
-        "informational",
-        "info",
-        "debug",
-    ];
-    NAMES
-        .iter()
-        .any(|name| name.eq_ignore_ascii_case(text.trim()))
 }
 
 /// Parses a duration such as `100ms`, `2s`, `1m`, `250us`.
