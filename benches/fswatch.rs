@@ -54,6 +54,17 @@ fn fake_root() -> tempfile::TempDir {
     dir
 }
 
+/// A watcher with the default watch set placed in a fresh [`fake_root`] (container `c`), and
+/// the event buffer it wrote the placement's events to.
+fn watched_fake_root() -> (tempfile::TempDir, FsWatcher, Vec<Event>) {
+    let root = fake_root();
+    let mut w = watcher();
+    let mut out = Vec::new();
+    w.add_container(container("c"), root.path(), &mut out)
+        .expect("watching the fake root");
+    (root, w, out)
+}
+
 /// CPU time of the calling thread.
 fn thread_cpu() -> Duration {
     let mut ts = libc::timespec {
@@ -167,11 +178,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Prints the three figures as a table.
 fn report_summary(rules: &RuleSet) {
     // CPU per 10,000 raw events, 5 rounds.
-    let root = fake_root();
-    let mut w = watcher();
-    let mut out: Vec<Event> = Vec::new();
-    w.add_container(container("c"), root.path(), &mut out)
-        .expect("watching the fake root");
+    let (root, mut w, mut out) = watched_fake_root();
     let tmp = root.path().join("tmp");
     let mut cpu = Vec::new();
     for round in 0..5 {
@@ -242,11 +249,7 @@ fn bench(c: &mut Criterion) {
     });
 
     group.bench_function("cpu_per_10k_events", |b| {
-        let root = fake_root();
-        let mut w = watcher();
-        let mut out: Vec<Event> = Vec::new();
-        w.add_container(container("c"), root.path(), &mut out)
-            .expect("watching the fake root");
+        let (root, mut w, mut out) = watched_fake_root();
         let tmp = root.path().join("tmp");
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -274,11 +277,7 @@ fn bench(c: &mut Criterion) {
     });
 
     group.bench_function("write_to_event_latency", |b| {
-        let root = fake_root();
-        let mut w = watcher();
-        let mut out: Vec<Event> = Vec::new();
-        w.add_container(container("c"), root.path(), &mut out)
-            .expect("watching the fake root");
+        let (root, mut w, mut out) = watched_fake_root();
         let etc = root.path().join("etc");
         let mut n = 0u64;
         b.iter_custom(|iters| {
@@ -309,11 +308,7 @@ fn bench(c: &mut Criterion) {
     // reported about half the coalescing window, which a plain loop of back-to-back appends
     // does not reproduce (every one takes the full window), so that figure is not trusted.
     group.bench_function("write_to_alert_latency/creat", |b| {
-        let root = fake_root();
-        let mut w = watcher();
-        let mut out: Vec<Event> = Vec::new();
-        w.add_container(container("c"), root.path(), &mut out)
-            .expect("watching the fake root");
+        let (root, mut w, _) = watched_fake_root();
         let etc = root.path().join("etc");
         let mut n = 0u64;
         b.iter_custom(|iters| {

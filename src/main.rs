@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             Ok(exit::OK)
         }
         Command::Run(args) => {
-            let config = match Config::resolve(args.overrides()) {
+            let config = match Config::resolve(args) {
                 Ok(config) => config,
                 Err(error) => {
                     eprintln!("tasksentry: {error}");

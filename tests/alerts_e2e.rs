@@ -12,38 +12,15 @@
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::{Container, EmulatedTask, Monitor};
+use support::{EmulatedTask, Monitor};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
-
-fn install_script(app: &Container, name: &str, body: &str) {
-    let path = app.host_path(&format!("/usr/local/bin/{name}"));
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the script");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-/// Waits until the recording shows the container: the monitor has read the task.
-fn wait_until_recorded(recording: &Path, container: &Container) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !std::fs::read_to_string(recording)
-        .unwrap_or_default()
-        .contains(container.id())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the monitor never recorded the task"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn recorded_events(recording: &Path) -> Vec<Value> {
     std::fs::read_to_string(recording)
@@ -68,19 +45,10 @@ fn count_of(alert: &Value) -> u64 {
 fn a_flood_of_one_behaviour_is_one_alert_and_summaries_that_add_up() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    install_script(&app, "xmrig", ":");
-    let recording = task.dir().join("recording.ndjson");
-    let recording_arg = recording.to_str().expect("utf-8").to_owned();
-    let mon = task
-        .start_monitor(&[
-            "run",
-            "--aggregation-window",
-            "3s",
-            "--record",
-            &recording_arg,
-        ])
+    app.install_script("xmrig", ":").expect("the script");
+    let (mon, recording) = task
+        .start_monitor_recording(&["run", "--aggregation-window", "3s"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
 
     let started = Instant::now();
     app.run_ok(&[
@@ -149,18 +117,10 @@ fn a_flood_of_one_behaviour_is_one_alert_and_summaries_that_add_up() {
 fn secrets_on_a_command_line_never_reach_the_output() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    install_script(&app, "xmrig", "sleep 1");
-    let recording = task.dir().join("recording.ndjson");
-    let mon = task
-        .start_monitor(&[
-            "run",
-            "--rule-matching",
-            "all",
-            "--record",
-            recording.to_str().expect("utf-8"),
-        ])
+    app.install_script("xmrig", "sleep 1").expect("the script");
+    let (mon, _) = task
+        .start_monitor_recording(&["run", "--rule-matching", "all"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     let secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
     app.run_ok(&[
         "xmrig",
@@ -204,12 +164,9 @@ fn secrets_on_a_command_line_never_reach_the_output() {
 fn kill_from_an_app_container_is_reported_naming_the_sender_before_exit() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    let recording = task.dir().join("recording.ndjson");
-    let recording_arg = recording.to_str().expect("utf-8").to_owned();
-    let mut mon = task
-        .start_monitor(&["run", "--record", &recording_arg])
+    let (mut mon, _) = task
+        .start_monitor_recording(&["run"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     // The trailing `:` keeps the shell itself alive (busybox sh execs a last command).
     let script = format!("kill -TERM {}; sleep 5; :", mon.pid());
     let mut sender = app.spawn(&["sh", "-c", &script]).expect("the sender");
@@ -267,23 +224,25 @@ const RULES_V2: &str = r#"
 fn sighup_keeps_old_rules_on_errors_and_swaps_in_valid_ones_without_losing_events() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    install_script(&app, "marker1", "sleep 0.4");
-    install_script(&app, "marker2", "sleep 0.4");
+    app.install_script("marker1", "sleep 0.4")
+        .expect("the script");
+    app.install_script("marker2", "sleep 0.4")
+        .expect("the script");
     let rules = task.dir().join("custom_rules.yaml");
     std::fs::write(&rules, RULES_V1).expect("write rules");
-    let recording = task.dir().join("recording.ndjson");
-    let mon = task
-        .start_monitor(&[
-            "run",
-            "--rules",
-            rules.to_str().expect("utf-8"),
-            "--rules-poll-interval",
-            "0s",
-            "--record",
-            recording.to_str().expect("utf-8"),
-        ])
+    let (mon, recording) = task
+        .start_monitor_recording(
+            &[
+                "run",
+                "--rules",
+                rules.to_str().expect("utf-8"),
+                "--rules-poll-interval",
+                "0s",
+            ],
+            &app,
+            TIMEOUT,
+        )
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     let hup = |mon: &Monitor| {
         kill(Pid::from_raw(mon.host_pid()), Signal::SIGHUP).expect("SIGHUP");
     };
@@ -397,24 +356,25 @@ fn sighup_keeps_old_rules_on_errors_and_swaps_in_valid_ones_without_losing_event
 fn a_changed_rules_directory_reloads_the_rules() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    install_script(&app, "marker2", "sleep 0.4");
+    app.install_script("marker2", "sleep 0.4")
+        .expect("the script");
     let dir = task.dir().join("rules.d");
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(dir.join("a.yaml"), RULES_V1).expect("write rules");
-    let recording = task.dir().join("recording.ndjson");
-    let mon = task
-        .start_monitor(&[
-            "run",
-            "--rules",
-            dir.to_str().expect("utf-8"),
-            "--rules-poll-interval",
-            "200ms",
-            "--record",
-            recording.to_str().expect("utf-8"),
-        ])
-        .expect("starting tasksentry run");
     // The watchdog fingerprints the directory at start: change it only once the monitor runs.
-    wait_until_recorded(&recording, &app);
+    let (mon, _) = task
+        .start_monitor_recording(
+            &[
+                "run",
+                "--rules",
+                dir.to_str().expect("utf-8"),
+                "--rules-poll-interval",
+                "200ms",
+            ],
+            &app,
+            TIMEOUT,
+        )
+        .expect("starting tasksentry run");
     std::fs::write(dir.join("b.yaml"), &RULES_V2[RULES_V1.len()..]).expect("add a file");
     let reloaded = mon
         .wait_for(|a| a["rule"] == "TaskSentry rules reloaded", TIMEOUT)
@@ -444,11 +404,9 @@ fn a_tracer_attached_to_the_monitor_is_reported() {
                 .expect("python3 on the host"),
         )
         .expect("container");
-    let recording = task.dir().join("recording.ndjson");
-    let mon = task
-        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+    let (mon, _) = task
+        .start_monitor_recording(&["run"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     // PTRACE_SEIZE (0x4206) the monitor from the app container, hold it, then detach.
     let script = format!(
         "import ctypes, time\nlibc = ctypes.CDLL(None, use_errno=True)\nr = libc.ptrace(0x4206, {pid}, None, None)\nassert r == 0, ctypes.get_errno()\ntime.sleep(3)\n",

@@ -82,35 +82,8 @@ impl Reader {
     /// Every event of the stream, oldest first: (timestamp, message); an error when the group
     /// or stream does not exist (yet).
     fn events(&self, group: &str, stream: &str) -> Result<Vec<(i64, String)>, String> {
-        self.runtime.block_on(async {
-            let mut events = Vec::new();
-            let mut token: Option<String> = None;
-            loop {
-                let output = self
-                    .client
-                    .get_log_events()
-                    .log_group_name(group)
-                    .log_stream_name(stream)
-                    .start_from_head(true)
-                    .set_next_token(token.clone())
-                    .send()
-                    .await
-                    .map_err(|error| format!("GetLogEvents: {error:?}"))?;
-                let page = output.events();
-                for event in page {
-                    events.push((
-                        event.timestamp().unwrap_or_default(),
-                        event.message().unwrap_or_default().to_owned(),
-                    ));
-                }
-                let next = output.next_forward_token().map(str::to_owned);
-                if page.is_empty() || next.is_none() || next == token {
-                    break;
-                }
-                token = next;
-            }
-            Ok(events)
-        })
+        self.runtime
+            .block_on(support_cw::try_read_stream(&self.client, group, stream))
     }
 
     /// The stream's events without heartbeats (EMF records).
@@ -262,6 +235,14 @@ impl Setup {
             "--alert-budget".into(),
             "0".into(),
         ]
+    }
+
+    /// Starts the monitor shipping to `group` with [`Setup::marker_args`] and `more`.
+    fn start_marker_monitor(&self, group: &str, more: &[&str]) -> Monitor {
+        let mut args = self.marker_args();
+        args.extend(more.iter().map(|a| (*a).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.start_monitor(group, &args, &[])
     }
 
     /// Creates marker files until the monitor alerts on one: its file watches are in place.
@@ -583,14 +564,8 @@ fn sigterm_with_five_thousand_undelivered_alerts_flushes_them_all_and_exits_zero
     let s = setup(ContainerSpec::default(), RelayMode::Hold);
     let group = "/ecs/tasksentry-flush";
     let stream = "flush-test";
-    let mut extra = s.marker_args();
-    extra.extend(
-        ["--log-stream", stream, "--flush-timeout", "45s"]
-            .iter()
-            .map(|a| (*a).to_owned()),
-    );
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let mut mon = s.start_monitor(group, &extra, &[]);
+    let mut mon =
+        s.start_marker_monitor(group, &["--log-stream", stream, "--flush-timeout", "45s"]);
     s.wait_until_watching(&mon);
     s.make_markers(&mon, "flush", 5_000);
     let printed = markers_on_stdout(&mon);
@@ -670,14 +645,8 @@ fn sigterm_while_a_call_hangs_on_a_dead_connection_still_flushes_within_the_dead
     let s = setup(ContainerSpec::default(), RelayMode::Hold);
     let group = "/ecs/tasksentry-dead-connection";
     let stream = "dead-connection";
-    let mut extra = s.marker_args();
-    extra.extend(
-        ["--log-stream", stream, "--flush-timeout", "10s"]
-            .iter()
-            .map(|a| (*a).to_owned()),
-    );
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let mut mon = s.start_monitor(group, &extra, &[]);
+    let mut mon =
+        s.start_marker_monitor(group, &["--log-stream", stream, "--flush-timeout", "10s"]);
     s.wait_until_watching(&mon);
     s.make_markers(&mon, "dead", 500);
     let printed = markers_on_stdout(&mon);
@@ -794,21 +763,17 @@ fn an_outage_longer_than_memory_spills_and_loses_nothing() {
     let group = "/ecs/tasksentry-outage";
     let stream = "outage-spill";
     let spill = s.dir.join("spill");
-    let mut extra = s.marker_args();
-    extra.extend(
-        [
+    let mut mon = s.start_marker_monitor(
+        group,
+        &[
             "--log-stream",
             stream,
             "--buffer-capacity",
             "100",
             "--spill-dir",
             spill.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|a| (*a).to_owned()),
+        ],
     );
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let mut mon = s.start_monitor(group, &extra, &[]);
     let (printed, delivered) = outage(&s, &mut mon, group, stream, 600);
     let delivered = markers_in_messages(&delivered);
     let missing: Vec<&String> = printed
@@ -833,14 +798,8 @@ fn an_outage_overflowing_memory_without_spill_reports_exactly_what_it_dropped() 
     let s = setup(ContainerSpec::default(), RelayMode::Pass);
     let group = "/ecs/tasksentry-outage";
     let stream = "outage-drop";
-    let mut extra = s.marker_args();
-    extra.extend(
-        ["--log-stream", stream, "--buffer-capacity", "100"]
-            .iter()
-            .map(|a| (*a).to_owned()),
-    );
-    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-    let mut mon = s.start_monitor(group, &extra, &[]);
+    let mut mon =
+        s.start_marker_monitor(group, &["--log-stream", stream, "--buffer-capacity", "100"]);
     let (printed, messages) = outage(&s, &mut mon, group, stream, 600);
     let delivered = markers_in_messages(&messages);
     let missing = printed

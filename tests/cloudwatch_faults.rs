@@ -35,6 +35,19 @@ fn count_seqs(events: &[(i64, String)]) -> HashMap<u64, u64> {
     counts
 }
 
+/// Queues the alerts numbered `range` (priority 4, stamped now) without waiting: the
+/// sink's channel has room for them.
+fn queue_alerts(tx: &tokio::sync::mpsc::Sender<Record>, range: std::ops::Range<u64>) {
+    for n in range {
+        tx.try_send(Record {
+            timestamp_ms: now_ms(),
+            priority: 4,
+            message: alert_message(n),
+        })
+        .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_records_through_every_fault_arrive_with_bounded_duplicates() {
     let moto = Moto::start();
@@ -195,14 +208,7 @@ async fn a_call_hanging_when_the_shutdown_starts_does_not_use_up_the_flush() {
     let (handle, tx) = CloudWatchSink::start(config, stream.to_owned())
         .await
         .unwrap();
-    for n in 0..500u64 {
-        tx.try_send(Record {
-            timestamp_ms: now_ms(),
-            priority: 4,
-            message: alert_message(n),
-        })
-        .unwrap();
-    }
+    queue_alerts(&tx, 0..500);
     drop(tx);
     assert!(
         wait_for(Duration::from_secs(30), || {
@@ -231,14 +237,7 @@ async fn shutdown_deadline_reports_what_could_not_be_delivered() {
     let (handle, tx) = CloudWatchSink::start(settings(&proxy.url(), "/ecs/dead"), "s".into())
         .await
         .unwrap();
-    for n in 0..300u64 {
-        tx.try_send(Record {
-            timestamp_ms: now_ms(),
-            priority: 4,
-            message: alert_message(n),
-        })
-        .unwrap();
-    }
+    queue_alerts(&tx, 0..300);
     drop(tx);
     let started = Instant::now();
     let report = handle.shutdown(Duration::from_secs(2)).await;
@@ -386,23 +385,13 @@ async fn access_denied_keeps_the_batch_and_invalid_parameter_drops_it_with_a_rep
     let (handle, tx) = CloudWatchSink::start(settings(&proxy.url(), group), stream.to_owned())
         .await
         .unwrap();
-    let send = |range: std::ops::Range<u64>| {
-        for n in range {
-            tx.try_send(Record {
-                timestamp_ms: now_ms(),
-                priority: 4,
-                message: alert_message(n),
-            })
-            .unwrap();
-        }
-    };
-    send(0..10);
+    queue_alerts(&tx, 0..10);
     assert!(
         wait_for(Duration::from_secs(30), || handle.stats().dropped_invalid
             > 0)
         .await
     );
-    send(10..15);
+    queue_alerts(&tx, 10..15);
     drop(tx);
     let report = handle.shutdown(Duration::from_secs(20)).await;
     assert_eq!(report.undelivered, 0, "{report:?}");

@@ -16,7 +16,6 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -229,13 +228,6 @@ fn serve(stream: TcpStream, task_doc: &Mutex<Value>, served: &Mutex<Vec<Vec<Stri
 /// The body of the scripts the tests run: long enough for a poll to read the process whole.
 const SCRIPT: &str = "sleep 1";
 
-fn install_script(container: &Container, name: &str, body: &str) {
-    let path = container.host_path(&format!("/usr/local/bin/{name}"));
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the script");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
 /// A rule that sees the ECS fields: it fires only when `ecs.family` is the task's, and prints
 /// every enrichment field.
 const PROBE_RULE: &str = r#"
@@ -356,8 +348,12 @@ fn alerts_name_the_container_and_task_they_come_from() {
     });
 
     for container in [&web, &worker] {
-        install_script(container, "xmrig", SCRIPT);
-        install_script(container, "ecs-probe", SCRIPT);
+        container
+            .install_script("xmrig", SCRIPT)
+            .expect("the script");
+        container
+            .install_script("ecs-probe", SCRIPT)
+            .expect("the script");
     }
     // Both behaviours, until each container's alerts are in (the first scan may still run).
     let deadline = Instant::now() + TIMEOUT;
@@ -494,7 +490,7 @@ fn a_container_that_starts_later_is_enriched_once_the_endpoint_lists_it() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    install_script(&late, "xmrig", SCRIPT);
+    late.install_script("xmrig", SCRIPT).expect("the script");
     let alert = trigger_until(&mon, &late, "xmrig", |a| {
         a["rule"] == "Crypto miner launched"
             && a["output_fields"]["container.id"] == late_id.as_str()
@@ -519,7 +515,7 @@ fn a_container_that_starts_later_is_enriched_once_the_endpoint_lists_it() {
 fn with_the_endpoint_down_the_monitor_runs_and_alerts_still_flow() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("app");
-    install_script(&app, "xmrig", SCRIPT);
+    app.install_script("xmrig", SCRIPT).expect("the script");
     // Nothing listens on 169.254.170.2:80 in this task: connections are refused.
     let (spec, _rules) = monitor_spec(
         &task,

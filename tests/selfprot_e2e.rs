@@ -8,10 +8,11 @@
 //! - `kill -9` of the supervisor: the worker reports that its supervisor is gone, and stops.
 //! - With `--supervise=false` the monitor is the main process, without a child.
 //! - Deleting a watched directory (a container's /tmp) is a lost watch, alerted.
+//! - SIGSTOP of the monitor or of its supervisor is undone and alerted; unsupervised, the
+//!   stop is reported when the monitor is resumed, naming who resumed it.
 
 mod support;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -19,28 +20,6 @@ use serde_json::Value;
 use support::{Container, EmulatedTask, Monitor};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-fn install_script(app: &Container, name: &str, body: &str) {
-    let path = app.host_path(&format!("/usr/local/bin/{name}"));
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write the script");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-/// Waits until the recording shows the container: the monitor has read the task.
-fn wait_until_recorded(recording: &Path, container: &Container) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !std::fs::read_to_string(recording)
-        .unwrap_or_default()
-        .contains(container.id())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the monitor never recorded the task"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The supervisor's one child that runs `tasksentry`: (host pid, pid in the task).
 fn worker_of(mon: &Monitor) -> (i32, i32) {
@@ -93,12 +72,10 @@ fn miner_alert(mon: &Monitor, app: &Container, start: usize, arg: &str) -> Value
 fn kill_9_of_the_monitor_from_an_app_container_is_alerted_and_monitoring_resumes() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    install_script(&app, "xmrig", "sleep 1");
-    let recording = task.dir().join("recording.ndjson");
-    let mut mon = task
-        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+    app.install_script("xmrig", "sleep 1").expect("the script");
+    let (mut mon, _) = task
+        .start_monitor_recording(&["run"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     let (worker_host, worker) = worker_of(&mon);
     assert_ne!(
         worker,
@@ -179,17 +156,9 @@ fn kill_9_of_the_monitor_from_an_app_container_is_alerted_and_monitoring_resumes
 fn restarts_are_bounded_and_the_supervisor_then_gives_up() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    let recording = task.dir().join("recording.ndjson");
-    let mut mon = task
-        .start_monitor(&[
-            "run",
-            "--max-restarts",
-            "1",
-            "--record",
-            recording.to_str().expect("utf-8"),
-        ])
+    let (mut mon, _) = task
+        .start_monitor_recording(&["run", "--max-restarts", "1"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     let (_, first) = worker_of(&mon);
     app.run_ok(&["kill", "-9", &first.to_string()])
         .expect("kill the worker");
@@ -217,11 +186,9 @@ fn restarts_are_bounded_and_the_supervisor_then_gives_up() {
 fn kill_9_of_the_supervisor_is_reported_by_the_monitor_before_it_stops() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    let recording = task.dir().join("recording.ndjson");
-    let mut mon = task
-        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+    let (mut mon, _) = task
+        .start_monitor_recording(&["run"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     let (worker_host, _) = worker_of(&mon);
     app.run_ok(&["kill", "-9", &mon.pid().to_string()])
         .expect("kill the supervisor");
@@ -253,16 +220,9 @@ fn kill_9_of_the_supervisor_is_reported_by_the_monitor_before_it_stops() {
 fn without_supervision_the_monitor_is_the_main_process() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    let recording = task.dir().join("recording.ndjson");
-    let mut mon = task
-        .start_monitor(&[
-            "run",
-            "--supervise=false",
-            "--record",
-            recording.to_str().expect("utf-8"),
-        ])
+    let (mut mon, _) = task
+        .start_monitor_recording(&["run", "--supervise=false"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     assert_eq!(
         support::children_of(u32::try_from(mon.host_pid()).expect("a pid")),
         Vec::<i32>::new(),
@@ -289,11 +249,9 @@ fn without_supervision_the_monitor_is_the_main_process() {
 fn deleting_a_watched_directory_is_a_lost_watch_alert() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    let recording = task.dir().join("recording.ndjson");
-    let mon = task
-        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+    let (mon, recording) = task
+        .start_monitor_recording(&["run"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     // The container's /tmp is watched once a write there is reported.
     let deadline = Instant::now() + TIMEOUT;
     let mut n = 0;
@@ -362,12 +320,10 @@ fn state_of(host_pid: i32) -> Option<char> {
 fn sigstop_of_the_monitor_or_its_supervisor_is_undone_and_alerted() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    install_script(&app, "xmrig", "sleep 1");
-    let recording = task.dir().join("recording.ndjson");
-    let mon = task
-        .start_monitor(&["run", "--record", recording.to_str().expect("utf-8")])
+    app.install_script("xmrig", "sleep 1").expect("the script");
+    let (mon, _recording) = task
+        .start_monitor_recording(&["run"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     let (worker_host, worker) = worker_of(&mon);
 
     // A process in the app container stops the monitor worker: it cannot catch SIGSTOP.
@@ -430,23 +386,18 @@ fn sigstop_of_the_monitor_or_its_supervisor_is_undone_and_alerted() {
 fn unsupervised_a_stop_is_reported_when_resumed_naming_who_resumed_it() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app").expect("container");
-    let recording = task.dir().join("recording.ndjson");
-    let mon = task
-        .start_monitor(&[
-            "run",
-            "--supervise=false",
-            "--record",
-            recording.to_str().expect("utf-8"),
-        ])
+    let (mon, _recording) = task
+        .start_monitor_recording(&["run", "--supervise=false"], &app, TIMEOUT)
         .expect("starting tasksentry run");
-    wait_until_recorded(&recording, &app);
     let script = format!(
-        "kill -STOP {0}; sleep 2; kill -CONT {0}; echo $$",
+        "kill -STOP {0}; sleep 2; kill -CONT {0}; echo $$; sleep 1; :",
         mon.pid()
     );
     let printed = app
         .run_ok(&["sh", "-c", &script])
         .expect("stop, wait, resume");
+    // The resumer stays a second: one that exits at once is read as a zombie, which no
+    // longer belongs to its container's cgroup (it is then named by pid and name only).
     let resumer = printed.trim().to_owned();
     let alert = mon
         .wait_for(|a| a["rule"] == "TaskSentry monitor stopped", TIMEOUT)

@@ -112,11 +112,14 @@ pub fn describe_process(
     let fresh = read_process(pid, proc_root);
     if let Some(tables) = tables {
         let snapshot = tables.snapshot();
-        if let Some((entry, container)) = snapshot.lookup_pid(pid) {
+        if let Some((entry, container)) = snapshot.lookup_pid(pid)
+            // An entry for an earlier process that had this pid is another process.
+            && fresh
+                .as_ref()
+                .is_none_or(|(now, _)| now.start_ticks == entry.process.start_ticks)
+        {
             let mut process = (*entry.process).clone();
-            if let Some((now, _)) = &fresh
-                && now.start_ticks == process.start_ticks
-            {
+            if let Some((now, _)) = &fresh {
                 process.name.clone_from(&now.name);
                 process.exe.clone_from(&now.exe);
                 process.exepath.clone_from(&now.exepath);

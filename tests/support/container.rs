@@ -324,6 +324,20 @@ impl Container {
         Ok(())
     }
 
+    /// Installs a `/bin/sh` script with `body` as `/usr/local/bin/<name>` (mode 0755), so
+    /// that the process it runs is named `name`; returns its path in the container.
+    pub fn install_script(&self, name: &str, body: &str) -> Result<String> {
+        let path = format!("/usr/local/bin/{name}");
+        let target = self.host_path(&path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&target, format!("#!/bin/sh\n{body}\n"))
+            .with_context(|| format!("writing the script {}:{path}", self.name))?;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755))?;
+        Ok(path)
+    }
+
     /// Builds `tests/programs/<name>.c` (static) and installs it as `/usr/local/bin/<name>`.
     pub fn install_program(&self, name: &str) -> Result<String> {
         let binary = super::programs::program(name)?;

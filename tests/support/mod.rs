@@ -423,4 +423,37 @@ impl EmulatedTask {
     pub fn start_monitor_with(&self, spec: MonitorSpec) -> Result<Monitor> {
         Monitor::start(Arc::clone(&self.inner), spec)
     }
+
+    /// Starts the monitor with `args` (beginning with `run`) plus `--record` to
+    /// `<task dir>/recording.ndjson`, and waits until the recording shows `container`: the
+    /// monitor has read the task. Returns the monitor and the recording's path.
+    pub fn start_monitor_recording(
+        &self,
+        args: &[&str],
+        container: &Container,
+        timeout: Duration,
+    ) -> Result<(Monitor, PathBuf)> {
+        let recording = self.dir().join("recording.ndjson");
+        let recording_arg = recording
+            .to_str()
+            .context("the task directory is not UTF-8")?;
+        let mut all = args.to_vec();
+        all.extend(["--record", recording_arg]);
+        let mon = self.start_monitor(&all)?;
+        let deadline = Instant::now() + timeout;
+        while !std::fs::read_to_string(&recording)
+            .unwrap_or_default()
+            .contains(container.id())
+        {
+            if Instant::now() >= deadline {
+                bail!(
+                    "the monitor never recorded the task (container {}) within {timeout:?}; stderr:\n{}",
+                    container.id(),
+                    mon.stderr_so_far()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok((mon, recording))
+    }
 }

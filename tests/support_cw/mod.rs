@@ -161,6 +161,18 @@ pub async fn client(endpoint: &str) -> Client {
 
 /// Every event of a stream, oldest first: (timestamp, message).
 pub async fn read_stream(client: &Client, group: &str, stream: &str) -> Vec<(i64, String)> {
+    try_read_stream(client, group, stream)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Every event of a stream, oldest first: (timestamp, message); an error when the group or
+/// stream does not exist (yet).
+pub async fn try_read_stream(
+    client: &Client,
+    group: &str,
+    stream: &str,
+) -> Result<Vec<(i64, String)>, String> {
     let mut events = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -172,7 +184,7 @@ pub async fn read_stream(client: &Client, group: &str, stream: &str) -> Vec<(i64
             .set_next_token(token.clone())
             .send()
             .await
-            .expect("GetLogEvents");
+            .map_err(|error| format!("GetLogEvents: {error:?}"))?;
         let page = output.events();
         for event in page {
             events.push((
@@ -186,7 +198,7 @@ pub async fn read_stream(client: &Client, group: &str, stream: &str) -> Vec<(i64
         }
         token = next;
     }
-    events
+    Ok(events)
 }
 
 /// A fault the proxy injects into one request.

@@ -52,12 +52,8 @@ pub const EVENT_NAMES: &[(&str, &str)] = &[
 impl Interest {
     /// Everything but reads: what persistence and tampering detections need.
     pub const MODIFY: Interest = Interest {
-        create: true,
-        delete: true,
-        moves: true,
-        writes: true,
-        attrib: true,
         reads: false,
+        ..Interest::ALL
     };
     /// Only reads.
     pub const READ: Interest = Interest {
@@ -206,102 +202,57 @@ pub struct WatchGroup {
 /// trees.
 pub const RECURSIVE: u32 = 12;
 
-fn spec(pattern: &str, depth: u32, interest: Interest) -> WatchSpec {
-    WatchSpec {
-        pattern: pattern.to_string(),
-        depth,
-        interest,
-    }
-}
+/// A default path: pattern, depth and events.
+type DefaultSpec = (&'static str, u32, Interest);
 
-fn group(name: &str, priority: u8, specs: Vec<WatchSpec>) -> WatchGroup {
-    WatchGroup {
-        name: name.to_string(),
-        priority,
-        specs,
-    }
-}
-
-/// The default watch set. Real directories are listed before the usual symlinks to them
-/// (`/bin` -> `/usr/bin` on merged-/usr systems) so that events name the real path.
-pub fn default_groups() -> Vec<WatchGroup> {
+/// The default watch set: each group's name, priority and (path, depth, events). Real
+/// directories are listed before the usual symlinks to them (`/bin` -> `/usr/bin` on
+/// merged-/usr systems) so that events name the real path.
+#[rustfmt::skip]
+const DEFAULT_GROUPS: &[(&str, u8, &[DefaultSpec])] = {
     use Interest as I;
-    vec![
-        group(
-            "credentials",
-            100,
-            vec![
-                spec("/etc/shadow", 0, I::READ),
-                spec("/etc/gshadow", 0, I::READ),
-                spec("/etc/sudoers", 0, I::READ),
-                spec("/etc/sudoers.d", 0, I::READ),
-                spec("/root/.ssh", 1, I::ALL),
-                spec("/home/*/.ssh", 1, I::ALL),
-                spec("/root/.aws", 0, I::ALL),
-                spec("/home/*/.aws", 0, I::ALL),
-            ],
-        ),
-        group("etc", 90, vec![spec("/etc", RECURSIVE, I::MODIFY)]),
-        group(
-            "cron",
-            90,
-            vec![
-                spec("/var/spool/cron", 2, I::MODIFY),
-                spec("/var/spool/cron/crontabs", 1, I::MODIFY),
-            ],
-        ),
-        group(
-            "home",
-            80,
-            vec![
-                spec("/root", 0, I::MODIFY),
-                spec("/home/*", 0, I::MODIFY),
-                spec("/root/.config", 1, I::MODIFY),
-            ],
-        ),
-        group(
-            "binaries",
-            70,
-            vec![
-                spec("/usr/bin", 0, I::MODIFY),
-                spec("/usr/sbin", 0, I::MODIFY),
-                spec("/usr/local/bin", 0, I::MODIFY),
-                spec("/usr/local/sbin", 0, I::MODIFY),
-                spec("/bin", 0, I::MODIFY),
-                spec("/sbin", 0, I::MODIFY),
-            ],
-        ),
-        group(
-            "temp",
-            60,
-            vec![
-                spec("/tmp", 1, I::MODIFY),
-                spec("/var/tmp", 1, I::MODIFY),
-                spec("/dev/shm", 1, I::MODIFY),
-            ],
-        ),
-        group(
-            "libraries",
-            40,
-            vec![
-                spec("/usr/lib", 0, I::MODIFY),
-                spec("/usr/lib/x86_64-linux-gnu", 0, I::MODIFY),
-                spec("/usr/lib/aarch64-linux-gnu", 0, I::MODIFY),
-                spec("/usr/local/lib", 0, I::MODIFY),
-                spec("/lib", 0, I::MODIFY),
-                spec("/lib64", 0, I::MODIFY),
-            ],
-        ),
-        group(
-            "packages",
-            30,
-            vec![
-                spec("/var/lib/dpkg", 1, I::MODIFY),
-                spec("/var/lib/rpm", 0, I::MODIFY),
-                spec("/lib/apk/db", 0, I::MODIFY),
-            ],
-        ),
+    &[
+        ("credentials", 100, &[
+            ("/etc/shadow", 0, I::READ), ("/etc/gshadow", 0, I::READ),
+            ("/etc/sudoers", 0, I::READ), ("/etc/sudoers.d", 0, I::READ),
+            ("/root/.ssh", 1, I::ALL), ("/home/*/.ssh", 1, I::ALL),
+            ("/root/.aws", 0, I::ALL), ("/home/*/.aws", 0, I::ALL),
+        ]),
+        ("etc", 90, &[("/etc", RECURSIVE, I::MODIFY)]),
+        ("cron", 90, &[("/var/spool/cron", 2, I::MODIFY), ("/var/spool/cron/crontabs", 1, I::MODIFY)]),
+        ("home", 80, &[("/root", 0, I::MODIFY), ("/home/*", 0, I::MODIFY), ("/root/.config", 1, I::MODIFY)]),
+        ("binaries", 70, &[
+            ("/usr/bin", 0, I::MODIFY), ("/usr/sbin", 0, I::MODIFY),
+            ("/usr/local/bin", 0, I::MODIFY), ("/usr/local/sbin", 0, I::MODIFY),
+            ("/bin", 0, I::MODIFY), ("/sbin", 0, I::MODIFY),
+        ]),
+        ("temp", 60, &[("/tmp", 1, I::MODIFY), ("/var/tmp", 1, I::MODIFY), ("/dev/shm", 1, I::MODIFY)]),
+        ("libraries", 40, &[
+            ("/usr/lib", 0, I::MODIFY), ("/usr/lib/x86_64-linux-gnu", 0, I::MODIFY),
+            ("/usr/lib/aarch64-linux-gnu", 0, I::MODIFY), ("/usr/local/lib", 0, I::MODIFY),
+            ("/lib", 0, I::MODIFY), ("/lib64", 0, I::MODIFY),
+        ]),
+        ("packages", 30, &[("/var/lib/dpkg", 1, I::MODIFY), ("/var/lib/rpm", 0, I::MODIFY), ("/lib/apk/db", 0, I::MODIFY)]),
     ]
+};
+
+/// The default watch set (see [`DEFAULT_GROUPS`]).
+pub fn default_groups() -> Vec<WatchGroup> {
+    DEFAULT_GROUPS
+        .iter()
+        .map(|&(name, priority, specs)| WatchGroup {
+            name: name.to_string(),
+            priority,
+            specs: specs
+                .iter()
+                .map(|&(pattern, depth, interest)| WatchSpec {
+                    pattern: pattern.to_string(),
+                    depth,
+                    interest,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// The priority of a configured watch entry that gives none: below the default `temp` group
@@ -387,6 +338,34 @@ fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A key of a watch entry mapping; `null` is the same as no key.
+fn key<'a>(
+    map: &'a serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    map.get(name).filter(|value| !value.is_null())
+}
+
+/// A number key of the watch entry for `path`, checked by `parse`; `expected` says what it
+/// must be when it is not a number.
+fn number_key<T>(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    path: &str,
+    expected: &str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match key(map, name) {
+        None => Ok(None),
+        Some(serde_json::Value::Number(n)) => parse(&n.to_string())
+            .map(Some)
+            .map_err(|e| format!("`{path}`: {e}")),
+        Some(other) => Err(format!(
+            "`{path}`: `{name}` must be {expected}, not {other}"
+        )),
+    }
 }
 
 impl UserWatch {
@@ -476,8 +455,8 @@ impl UserWatch {
             Some(other) => return Err(format!("`path` must be a string, not {other}")),
             None => return Err("a watch entry needs a `path`".into()),
         };
-        let recursive = match map.get("recursive") {
-            None | Some(Value::Null) => false,
+        let recursive = match key(map, "recursive") {
+            None => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
                 return Err(format!(
@@ -485,55 +464,42 @@ impl UserWatch {
                 ));
             }
         };
-        let depth = match map.get("depth") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => {
-                Some(parse_depth(&n.to_string()).map_err(|e| format!("`{path}`: {e}"))?)
-            }
-            Some(other) => return Err(format!("`{path}`: `depth` must be a number, not {other}")),
-        };
+        let depth = number_key(map, "depth", path, "a number", parse_depth)?;
         if recursive && depth.is_some() {
             return Err(format!("`{path}`: give `recursive` or `depth`, not both"));
         }
         let depth = if recursive { Some(RECURSIVE) } else { depth };
-        let interest = match map.get("events") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(text)) => {
-                Some(parse_events(text.split(',')).map_err(|e| format!("`{path}`: {e}"))?)
-            }
-            Some(Value::Array(items)) => {
-                let mut names = Vec::new();
-                for item in items {
-                    match item {
-                        Value::String(name) => names.push(name.as_str()),
-                        other => {
-                            return Err(format!(
-                                "`{path}`: an event name is a string, not {other}"
-                            ));
-                        }
+        let interest = match key(map, "events") {
+            None => None,
+            Some(value) => {
+                let names: Vec<&str> = match value {
+                    Value::String(text) => text.split(',').collect(),
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|item| {
+                            item.as_str().ok_or_else(|| {
+                                format!("`{path}`: an event name is a string, not {item}")
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                    other => {
+                        return Err(format!(
+                            "`{path}`: `events` must be a list of names, not {other}"
+                        ));
                     }
-                }
+                };
                 Some(parse_events(names).map_err(|e| format!("`{path}`: {e}"))?)
             }
-            Some(other) => {
-                return Err(format!(
-                    "`{path}`: `events` must be a list of names, not {other}"
-                ));
-            }
         };
-        let priority = match map.get("priority") {
-            None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => {
-                Some(parse_priority(&n.to_string()).map_err(|e| format!("`{path}`: {e}"))?)
-            }
-            Some(other) => {
-                return Err(format!(
-                    "`{path}`: `priority` must be a number from 0 to 255, not {other}"
-                ));
-            }
-        };
-        let name = match map.get("name") {
-            None | Some(Value::Null) => None,
+        let priority = number_key(
+            map,
+            "priority",
+            path,
+            "a number from 0 to 255",
+            parse_priority,
+        )?;
+        let name = match key(map, "name") {
+            None => None,
             Some(Value::String(name)) => Some(name.clone()),
             Some(other) => return Err(format!("`{path}`: `name` must be a string, not {other}")),
         };

@@ -253,6 +253,13 @@ impl FixtureRoot {
         self.dir.path()
     }
 
+    /// Gives `pid` the sockets `inodes` as its fds 3, 4, ... in order.
+    fn give_sockets(&self, pid: i32, inodes: &[u64]) {
+        for (fd, &inode) in (3..).zip(inodes) {
+            self.give(pid, fd, inode);
+        }
+    }
+
     fn give(&self, pid: i32, fd: u32, inode: u64) {
         let fd_dir = self.path().join(format!("{pid}/fd"));
         std::fs::create_dir_all(&fd_dir).unwrap();
@@ -318,34 +325,29 @@ fn fixture_tables_become_connect_accept_listen_and_socket_events() {
     let root = FixtureRoot::new(9999);
     // The server (pid 10) owns the listeners and the accepted sockets; the client (pid 20)
     // owns the client ends; pid 30 owns the raw and packet sockets.
-    for (fd, inode) in [
-        (3, ino::LISTEN4),
-        (4, ino::SERVER4),
-        (5, ino::LISTEN6),
-        (6, ino::SERVER6),
-        (7, ino::LISTEN_DUAL),
-        (8, ino::SERVER_DUAL),
-        (9, ino::UDP_SERVER),
-    ] {
-        root.give(10, fd, inode);
-    }
-    for (fd, inode) in [
-        (3, ino::CLIENT4),
-        (4, ino::CLIENT6),
-        (5, ino::CLIENT_DUAL),
-        (6, ino::UDP_CLIENT),
-        (7, ino::UDP6_CLIENT),
-    ] {
-        root.give(20, fd, inode);
-    }
-    for (fd, inode) in [
-        (3, ino::RAW4),
-        (4, ino::RAW6),
-        (5, ino::PACKET),
-        (6, ino::PACKET_DGRAM),
-    ] {
-        root.give(30, fd, inode);
-    }
+    root.give_sockets(
+        10,
+        &[
+            ino::LISTEN4,
+            ino::SERVER4,
+            ino::LISTEN6,
+            ino::SERVER6,
+            ino::LISTEN_DUAL,
+            ino::SERVER_DUAL,
+            ino::UDP_SERVER,
+        ],
+    );
+    root.give_sockets(
+        20,
+        &[
+            ino::CLIENT4,
+            ino::CLIENT6,
+            ino::CLIENT_DUAL,
+            ino::UDP_CLIENT,
+            ino::UDP6_CLIENT,
+        ],
+    );
+    root.give_sockets(30, &[ino::RAW4, ino::RAW6, ino::PACKET, ino::PACKET_DGRAM]);
     let mut tables = Tables::default();
     add_process(&mut tables, 10, "server", "app", false);
     add_process(&mut tables, 20, "client", "worker", false);
@@ -478,6 +480,16 @@ fn entry(state: u8, local: (IpAddr, u16), remote: (IpAddr, u16), inode: u64) -> 
 
 const CRED: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2));
 
+/// A TCP listener on the task's address and `port`.
+fn listener(port: u16, inode: u64) -> SockEntry {
+    entry(
+        tcp_state::LISTEN,
+        (TASK_IP, port),
+        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        inode,
+    )
+}
+
 #[test]
 fn time_wait_of_an_attributed_connection_is_not_reported_again() {
     let root = FixtureRoot::new(9999);
@@ -537,12 +549,7 @@ fn loopback_server_end_never_borrows_the_client_owner() {
     add_process(&mut tables, 20, "client", "app", false);
     let mut tracker = root.tracker();
     let mut out = Vec::new();
-    let listener = entry(
-        tcp_state::LISTEN,
-        (TASK_IP, 4444),
-        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        7000,
-    );
+    let listener = listener(4444, 7000);
     let client = entry(
         tcp_state::ESTABLISHED,
         (TASK_IP, 45000),
@@ -576,18 +583,12 @@ fn loopback_server_end_never_borrows_the_client_owner() {
 #[test]
 fn an_unaccepted_connection_waits_for_its_inode_and_a_vanished_one_is_still_reported() {
     let root = FixtureRoot::new(9999);
-    root.give(10, 3, 8000);
-    root.give(10, 4, 8002);
+    root.give_sockets(10, &[8000, 8002]);
     let mut tables = Tables::default();
     add_process(&mut tables, 10, "server", "app", false);
     let mut tracker = root.tracker();
     let mut out = Vec::new();
-    let listener = entry(
-        tcp_state::LISTEN,
-        (TASK_IP, 8080),
-        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        8000,
-    );
+    let listener = listener(8080, 8000);
     let queued = entry(tcp_state::ESTABLISHED, (TASK_IP, 8080), (TASK_IP, 50000), 0);
     tracker.poll(&[listener, queued], &tables, &mut out);
     assert_eq!(out.len(), 1, "only the listener so far: {out:#?}");
@@ -861,19 +862,12 @@ fn exec_signal_wakes_a_waiting_collector() {
 #[test]
 fn an_unchanged_dump_is_not_diffed_and_any_change_is() {
     let root = FixtureRoot::new(9999);
-    root.give(10, 3, 8000);
-    root.give(10, 4, 8001);
-    root.give(10, 5, 8002);
+    root.give_sockets(10, &[8000, 8001, 8002]);
     let mut tables = Tables::default();
     add_process(&mut tables, 10, "app", "app", false);
     let mut tracker = root.tracker();
     let mut out = Vec::new();
-    let listener = entry(
-        tcp_state::LISTEN,
-        (TASK_IP, 8080),
-        (IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        8000,
-    );
+    let listener = listener(8080, 8000);
     let conn = entry(tcp_state::ESTABLISHED, (TASK_IP, 41000), (CRED, 80), 8001);
     tracker.poll(&[listener, conn], &tables, &mut out);
     assert_eq!(out.len(), 2, "listen and connect: {out:#?}");
