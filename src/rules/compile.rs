@@ -650,10 +650,12 @@ pub fn event_types(node: &Node, negated: bool) -> TypeSet {
             }
         }
         Node::Check(_) => ALL_TYPES,
+        Node::Memo(_, inner) => event_types(inner, negated),
     }
 }
 
-fn rank_in_and(n: &Node) -> u8 {
+/// Evaluation order within an `and`/`or`: cheap, selective tests first.
+pub(crate) fn rank_in_and(n: &Node) -> u8 {
     match n {
         Node::Const(_) | Node::TypeIn(_) => 0,
         Node::Check(c) => match &c.1 {
@@ -675,6 +677,7 @@ fn rank_in_and(n: &Node) -> u8 {
         Node::Or(_) => 4,
         Node::And(_) => 4,
         Node::Not(_) => 5,
+        Node::Memo(_, inner) => rank_in_and(inner),
     }
 }
 

@@ -480,6 +480,10 @@ pub enum Node {
     Not(Box<Node>),
     /// A field check.
     Check(Box<(Lhs, Test)>),
+    /// A sub-condition that occurs more than once in the rule set (the same macro expanded in
+    /// several rules, e.g. `container.id != host`), evaluated at most once per event: its
+    /// result is kept in the event's context under the slot number (see [`super::memo`]).
+    Memo(u32, Box<Node>),
 }
 
 impl Node {
@@ -497,6 +501,19 @@ impl Node {
             Node::Or(items) => items.iter().any(|n| n.eval(cx)),
             Node::Not(inner) => !inner.eval(cx),
             Node::Check(check) => eval_check(&check.0, &check.1, cx),
+            Node::Memo(slot, inner) => cx.memo(*slot, || inner.eval(cx)),
+        }
+    }
+
+    /// Evaluates the condition without reading or filling the per-event memo (every shared
+    /// sub-condition is recomputed): the reference that memoised evaluation must agree with.
+    pub fn eval_uncached(&self, cx: &EvalCtx<'_>) -> bool {
+        match self {
+            Node::And(items) => items.iter().all(|n| n.eval_uncached(cx)),
+            Node::Or(items) => items.iter().any(|n| n.eval_uncached(cx)),
+            Node::Not(inner) => !inner.eval_uncached(cx),
+            Node::Memo(_, inner) => inner.eval_uncached(cx),
+            Node::Const(_) | Node::TypeIn(_) | Node::Check(_) => self.eval(cx),
         }
     }
 }

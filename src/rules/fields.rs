@@ -1562,9 +1562,17 @@ pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
     }
 }
 
+/// Words of the per-event memo bit sets (see [`EvalCtx::memo`]).
+const MEMO_WORDS: usize = 8;
+
+/// Number of memo slots a context has: sub-conditions given a higher slot number are simply
+/// evaluated each time.
+pub const MEMO_SLOTS: usize = MEMO_WORDS * 64;
+
 /// Per-event evaluation context: the event plus lazily computed values of the fields that
-/// need building (command lines, capability names, the environment), so that each is built at
-/// most once per event however many rules test it.
+/// need building (command lines, capability names, the environment, where `fd.name`'s last
+/// `/` is), so that each is built at most once per event however many rules test it, and the
+/// results of shared sub-conditions ([`super::eval::Node::Memo`]).
 pub struct EvalCtx<'e> {
     /// The event.
     pub ev: &'e Event,
@@ -1573,6 +1581,12 @@ pub struct EvalCtx<'e> {
     pcmdline: std::cell::OnceCell<Option<String>>,
     env: std::cell::OnceCell<String>,
     caps: [std::cell::OnceCell<Option<String>>; 3],
+    /// Byte position of the last `/` in `fd.name` (`None` inside: no slash).
+    fd_slash: std::cell::OnceCell<Option<usize>>,
+    /// Memo slots already computed (one bit each).
+    memo_known: [std::cell::Cell<u64>; MEMO_WORDS],
+    /// Their results.
+    memo_value: [std::cell::Cell<u64>; MEMO_WORDS],
 }
 
 impl<'e> EvalCtx<'e> {
@@ -1585,7 +1599,48 @@ impl<'e> EvalCtx<'e> {
             pcmdline: std::cell::OnceCell::new(),
             env: std::cell::OnceCell::new(),
             caps: Default::default(),
+            fd_slash: std::cell::OnceCell::new(),
+            memo_known: Default::default(),
+            memo_value: Default::default(),
         }
+    }
+
+    /// The result of the sub-condition in memo `slot` for this event: computed by `f` the
+    /// first time, remembered after. Conditions are pure functions of the event, so every
+    /// rule sharing the slot gets the same answer it would have computed itself. Slots past
+    /// [`MEMO_SLOTS`] are not remembered.
+    #[inline]
+    pub fn memo(&self, slot: u32, f: impl FnOnce() -> bool) -> bool {
+        let word = (slot / 64) as usize;
+        let bit = 1u64 << (slot % 64);
+        let (Some(known), Some(value)) = (self.memo_known.get(word), self.memo_value.get(word))
+        else {
+            return f();
+        };
+        if known.get() & bit != 0 {
+            return value.get() & bit != 0;
+        }
+        let result = f();
+        known.set(known.get() | bit);
+        if result {
+            value.set(value.get() | bit);
+        }
+        result
+    }
+
+    /// `fd.name` of a file-like descriptor, with the position of its last `/` (found once per
+    /// event: `fd.directory` and `fd.filename` are tested by many rules).
+    fn fd_path(&self) -> Option<(&'e str, Option<usize>)> {
+        let name = self
+            .ev
+            .fd
+            .as_ref()
+            .filter(|f| is_file_like(f.kind))
+            .and_then(|f| f.name.as_deref())?;
+        let slash = *self
+            .fd_slash
+            .get_or_init(|| name.bytes().rposition(|b| b == b'/'));
+        Some((name, slash))
     }
 }
 
@@ -1680,21 +1735,19 @@ pub fn str_accessor(field: &FieldRef) -> Option<StrAccessor> {
                 .map(|i| split_image(i).0)
         },
         F::FdName => |cx| cx.ev.fd.as_ref().and_then(|f| f.name.as_deref()),
+        // Same results as `dirname`/`basename` (a `/` byte is always a char boundary).
         F::FdDirectory => |cx| {
-            cx.ev
-                .fd
-                .as_ref()
-                .filter(|f| is_file_like(f.kind))
-                .and_then(|f| f.name.as_deref())
-                .map(dirname)
+            cx.fd_path().map(|(name, slash)| match slash {
+                Some(0) => "/",
+                Some(i) => name.get(..i).unwrap_or_else(|| dirname(name)),
+                None => name,
+            })
         },
         F::FdFilename => |cx| {
-            cx.ev
-                .fd
-                .as_ref()
-                .filter(|f| is_file_like(f.kind))
-                .and_then(|f| f.name.as_deref())
-                .map(basename)
+            cx.fd_path().map(|(name, slash)| match slash {
+                Some(i) => name.get(i + 1..).unwrap_or_else(|| basename(name)),
+                None => name,
+            })
         },
         F::FdL4proto => |cx| cx.ev.fd.as_ref().and_then(|f| f.l4proto.as_deref()),
         _ => return None,

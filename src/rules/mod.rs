@@ -18,6 +18,7 @@ pub mod diag;
 pub mod eval;
 pub mod fields;
 pub mod loader;
+pub mod memo;
 pub mod yaml;
 
 use std::fmt;
@@ -362,6 +363,7 @@ fn required_values(node: &eval::Node, field: &fields::FieldRef) -> Option<Vec<Bo
                 _ => None,
             }
         }
+        Node::Memo(_, inner) => required_values(inner, field),
         Node::And(items) => items.iter().find_map(|n| required_values(n, field)),
         Node::Or(items) => {
             let mut all = Vec::new();
@@ -395,6 +397,7 @@ fn key_candidates(node: &eval::Node, out: &mut Vec<(fields::FieldRef, fields::St
                 key_candidates(n, out);
             }
         }
+        Node::Memo(_, inner) => key_candidates(inner, out),
         _ => {}
     }
 }
@@ -443,10 +446,12 @@ impl fmt::Debug for RuleSet {
 
 impl RuleSet {
     pub(crate) fn new(
-        rules: Vec<CompiledRule>,
+        mut rules: Vec<CompiledRule>,
         matching: RuleMatching,
         counts: (usize, usize, usize),
     ) -> RuleSet {
+        let mut conds: Vec<&mut eval::Node> = rules.iter_mut().map(|r| &mut r.cond).collect();
+        memo::share(&mut conds);
         let mut set = RuleSet {
             rules,
             by_type: Vec::new(),
@@ -662,7 +667,7 @@ mod tests {
     fn reference<'a>(set: &'a RuleSet, e: &Event) -> Vec<&'a str> {
         let cx = fields::EvalCtx::new(e);
         let t = e.evt_type().index();
-        let hit = |i: &&u32| set.rules[**i as usize].cond.eval(&cx);
+        let hit = |i: &&u32| set.rules[**i as usize].cond.eval_uncached(&cx);
         let name = |i: &u32| set.rules[*i as usize].info.name.as_str();
         match set.matching {
             RuleMatching::First => set.by_type[t]
@@ -868,6 +873,202 @@ mod tests {
             }
         }
         assert!(total > 10, "the events must match some rules ({total})");
+    }
+
+    /// Default + all Falco rules, loaded once per matching mode.
+    fn default_and_falco(matching: RuleMatching) -> &'static RuleSet {
+        static ALL: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+        static FIRST: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+        let cell = match matching {
+            RuleMatching::All => &ALL,
+            RuleMatching::First => &FIRST,
+        };
+        cell.get_or_init(|| {
+            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/falco");
+            let mut sources = defaults::default_sources();
+            for n in [
+                "falco_rules.yaml",
+                "falco-incubating_rules.yaml",
+                "falco-sandbox_rules.yaml",
+            ] {
+                sources.push(RuleSource {
+                    name: n.into(),
+                    text: std::fs::read_to_string(format!("{dir}/{n}")).expect("read"),
+                });
+            }
+            load(
+                &sources,
+                &LoadOptions {
+                    strict: false,
+                    rule_matching: matching,
+                },
+            )
+            .ruleset
+            .expect("ruleset")
+        })
+    }
+
+    fn count_memo(node: &eval::Node) -> usize {
+        use eval::Node;
+        match node {
+            Node::Memo(_, inner) => 1 + count_memo(inner),
+            Node::And(items) | Node::Or(items) => items.iter().map(count_memo).sum(),
+            Node::Not(inner) => count_memo(inner),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn default_and_falco_rules_share_sub_conditions() {
+        let set = default_and_falco(RuleMatching::All);
+        let memoised = set.rules.iter().map(|r| count_memo(&r.cond)).sum::<usize>();
+        let rules_with = set.rules.iter().filter(|r| count_memo(&r.cond) > 0).count();
+        // `container.id != host`, `open_read`'s checks, ... occur in most rules.
+        assert!(
+            rules_with * 2 > set.rules.len(),
+            "{rules_with} of {} rules",
+            set.rules.len()
+        );
+        assert!(memoised > rules_with, "{memoised}");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const NAMES: &[&str] = &[
+            "sh", "bash", "nc", "curl", "wget", "xmrig", "python3", "node", "sudo", "cat",
+            "base64", "crontab", "useradd", "worker", "java", "sshd", "find", "rm", "ld.so",
+        ];
+        const PATHS: &[&str] = &[
+            "/etc/shadow",
+            "/etc/passwd",
+            "/etc/sudoers.d/x",
+            "/root/.ssh/id_rsa",
+            "/home/app/.ssh/authorized_keys",
+            "/home/app/.ssh/id_ed25519.pub",
+            "/root/.aws/credentials",
+            "/srv/data/orders.json",
+            "/usr/bin/ls",
+            "/bin/sh",
+            "/tmp/x.sh",
+            "/dev/shm/a",
+            "/proc/1/environ",
+            "/var/log/syslog",
+            "/root/.bash_history",
+            "/etc/cron.d/job",
+            "/etc/ld.so.preload",
+            "/dev/sda",
+            "x",
+            "/",
+            "/etc/",
+        ];
+        const ARGS: &[&[&str]] = &[
+            &[],
+            &["-c", "id"],
+            &["-e", "/bin/sh", "10.0.0.1", "4444"],
+            &["stratum+tcp://pool", "-o"],
+            &["-d", "aGVsbG8="],
+            &["http://169.254.169.254/latest/meta-data/"],
+            &["--queue", "orders"],
+        ];
+        const TYPES: &[EventType] = &EventType::ALL;
+
+        prop_compose! {
+            fn events()(
+                t in 0..TYPES.len(),
+                name in 0..NAMES.len(),
+                parent in 0..NAMES.len(),
+                args in 0..ARGS.len(),
+                path in 0..PATHS.len(),
+                exe in 0..PATHS.len(),
+                flags in any::<u16>(),
+                port in prop::sample::select(vec![22u16, 80, 443, 3333, 4444, 5432, 40312]),
+            ) -> Event {
+                let mut e = exec(NAMES[name], ARGS[args]);
+                e.evt.evt_type = TYPES[t];
+                let bit = |i: u32| flags & (1 << i) != 0;
+                let p = e.proc.as_mut().expect("proc");
+                p.exe = Some(PATHS[exe].into());
+                p.exepath = Some(format!("/usr/bin/{}", NAMES[name]));
+                p.tty = Some(if bit(0) { 34816 } else { 0 });
+                p.euid = Some(if bit(1) { 0 } else { 1000 });
+                p.user = Some(if bit(1) { "root" } else { "app" }.into());
+                p.cwd = Some(if bit(12) { "/tmp" } else { "/srv" }.into());
+                p.cap_effective = Some(if bit(13) { 1 << 21 } else { 0 });
+                if bit(2) {
+                    p.ancestors = vec![Ancestor {
+                        pid: 1,
+                        name: NAMES[parent].into(),
+                        exe: Some(format!("/usr/bin/{}", NAMES[parent])),
+                        exepath: None,
+                        args: vec![],
+                    }];
+                }
+                if bit(3) {
+                    p.env = vec![("LD_PRELOAD".into(), "/tmp/x.so".into())];
+                }
+                if bit(4) {
+                    e.container = Some(Box::new(Container {
+                        id: "abc".into(),
+                        image: Some("docker.io/library/nginx:1".into()),
+                        ..Container::default()
+                    }));
+                }
+                let ip = matches!(TYPES[t], EventType::Connect | EventType::Accept | EventType::Listen);
+                if ip {
+                    e.fd = Some(Box::new(Fd {
+                        kind: Some(FdKind::Ipv4),
+                        l4proto: Some(if bit(5) { "udp" } else { "tcp" }.into()),
+                        cip: "10.0.1.17".parse().ok(),
+                        cport: Some(40312),
+                        sip: if bit(6) { "169.254.169.254" } else { "10.0.2.30" }.parse().ok(),
+                        sport: Some(port),
+                        local_is_client: Some(true),
+                        ..Fd::default()
+                    }));
+                } else if TYPES[t] != EventType::Execve || bit(7) {
+                    e.fd = Some(Box::new(Fd {
+                        kind: Some(if bit(8) { FdKind::Directory } else { FdKind::File }),
+                        name: Some(PATHS[path].into()),
+                        num: bit(9).then_some(3),
+                        open_read: Some(!bit(10)),
+                        open_write: Some(bit(10)),
+                        oldname: bit(11).then(|| "/tmp/old".into()),
+                        ..Fd::default()
+                    }));
+                }
+                e
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+            /// Every rule's memoised result, with the memo filled by the other rules in either
+            /// order, is its result computed from scratch; and the indexed, memoised
+            /// `evaluate` returns what evaluating every candidate without index or memo does.
+            #[test]
+            fn memo_and_index_agree_with_plain_evaluation(ev in events()) {
+                for matching in [RuleMatching::All, RuleMatching::First] {
+                    let set = default_and_falco(matching);
+                    let plain: Vec<bool> = set
+                        .rules
+                        .iter()
+                        .map(|r| r.cond.eval_uncached(&fields::EvalCtx::new(&ev)))
+                        .collect();
+                    let forward = fields::EvalCtx::new(&ev);
+                    for (r, want) in set.rules.iter().zip(&plain) {
+                        prop_assert_eq!(r.cond.eval(&forward), *want, "{}", r.info.name);
+                    }
+                    let backward = fields::EvalCtx::new(&ev);
+                    for (r, want) in set.rules.iter().zip(&plain).rev() {
+                        prop_assert_eq!(r.cond.eval(&backward), *want, "{}", r.info.name);
+                    }
+                    prop_assert_eq!(names(set, &ev), reference(set, &ev));
+                }
+            }
+        }
     }
 
     #[test]
