@@ -749,16 +749,16 @@ impl Tracer {
         let known = self.idents.get(&pid).cloned();
         // While frozen: only what the process would take with it if it exited at once.
         let dir = self.frozen.open(pid);
-        let read = dir.as_ref().and_then(|dir| self.frozen.read_frozen(dir));
+        let read = dir.as_ref().and_then(|dir| {
+            self.frozen
+                .read_frozen(dir, known.is_none(), known.is_none())
+        });
         resume(pid, 0);
         // Resumed: the rest, before anything else is reaped (see `frozen`).
         let (Some(dir), Some(mut read)) = (dir, read) else {
             return;
         };
-        if !self
-            .frozen
-            .read_resumed(&dir, &mut read, known.is_none(), known.is_none())
-        {
+        if !self.frozen.read_resumed(&dir, &mut read) {
             return;
         }
         drop(dir);

@@ -189,8 +189,14 @@ impl FrozenReader {
     }
 
     /// The part read while the process is frozen at its exec stop (see the module
-    /// documentation). `None` when it is gone.
-    pub(super) fn read_frozen(&mut self, dir: &ProcDir) -> Option<Frozen> {
+    /// documentation), with the cgroup and login uid when asked (a zombie's cgroup no longer
+    /// names its container). `None` when it is gone.
+    pub(super) fn read_frozen(
+        &mut self,
+        dir: &ProcDir,
+        with_cgroup: bool,
+        with_loginuid: bool,
+    ) -> Option<Frozen> {
         let mut out = Frozen::default();
         let (n, _) = self.read_file(dir, c"comm", 256)?;
         let comm = self.buf[..n].strip_suffix(b"\n").unwrap_or(&self.buf[..n]);
@@ -219,19 +225,18 @@ impl FrozenReader {
         if let Some((n, _)) = self.read_file(dir, c"environ", MAX_ENVIRON_BYTES) {
             out.env = parse_environ(&self.buf[..n], &self.env_allowlist);
         }
+        if with_cgroup && let Some((n, _)) = self.read_file(dir, c"cgroup", MAX_CGROUP_BYTES) {
+            out.cgroup = Some(String::from_utf8_lossy(&self.buf[..n]).into_owned());
+        }
+        if with_loginuid && let Some((n, _)) = self.read_file(dir, c"loginuid", 64) {
+            out.loginuid = parse_loginuid(&String::from_utf8_lossy(&self.buf[..n]));
+        }
         Some(out)
     }
 
-    /// The part read once the process runs again, before its exit can be reaped: `stat`,
-    /// `status`, and the cgroup and login uid when asked. Returns false when `stat` is
-    /// unreadable (the process is gone).
-    pub(super) fn read_resumed(
-        &mut self,
-        dir: &ProcDir,
-        out: &mut Frozen,
-        with_cgroup: bool,
-        with_loginuid: bool,
-    ) -> bool {
+    /// The part read once the process runs again, before its exit can be reaped: `stat` and
+    /// `status`. Returns false when `stat` is unreadable (the process is gone).
+    pub(super) fn read_resumed(&mut self, dir: &ProcDir, out: &mut Frozen) -> bool {
         let Some((n, _)) = self.read_file(dir, c"stat", MAX_SMALL_BYTES) else {
             return false;
         };
@@ -240,12 +245,6 @@ impl FrozenReader {
         };
         if let Some((n, _)) = self.read_file(dir, c"status", MAX_SMALL_BYTES) {
             out.status = parse_status(&String::from_utf8_lossy(&self.buf[..n]));
-        }
-        if with_cgroup && let Some((n, _)) = self.read_file(dir, c"cgroup", MAX_CGROUP_BYTES) {
-            out.cgroup = Some(String::from_utf8_lossy(&self.buf[..n]).into_owned());
-        }
-        if with_loginuid && let Some((n, _)) = self.read_file(dir, c"loginuid", 64) {
-            out.loginuid = parse_loginuid(&String::from_utf8_lossy(&self.buf[..n]));
         }
         // Exec'd again since it was frozen? Then it now shows another image (a zombie has no
         // `exe` link, and cannot have exec'd again unobserved).
@@ -273,9 +272,8 @@ impl FrozenReader {
         with_loginuid: bool,
     ) -> Option<Frozen> {
         let dir = self.open(pid)?;
-        let mut out = self.read_frozen(&dir)?;
-        self.read_resumed(&dir, &mut out, with_cgroup, with_loginuid)
-            .then_some(out)
+        let mut out = self.read_frozen(&dir, with_cgroup, with_loginuid)?;
+        self.read_resumed(&dir, &mut out).then_some(out)
     }
 
     fn std_fd(
