@@ -11,7 +11,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::event::{FdKind, Process, StdFd, Timestamp};
@@ -297,6 +297,12 @@ pub fn parse_exe_link(target: &str) -> (String, bool, bool) {
 /// Classifies a standard fd from its link target and, when available, the file type of what it
 /// points at (`stat` through the magic link).
 pub fn classify_fd(target: &str, meta: Option<&std::fs::Metadata>) -> FdKind {
+    classify_fd_mode(target, meta.map(|m| (m.mode(), m.rdev())))
+}
+
+/// [`classify_fd`] from the raw `st_mode` and `st_rdev` of a `stat` through the magic link
+/// (for callers that use `fstatat` rather than `std::fs::metadata`).
+pub fn classify_fd_mode(target: &str, mode_rdev: Option<(u32, u64)>) -> FdKind {
     if target.starts_with("pipe:[") {
         return FdKind::Pipe;
     }
@@ -312,29 +318,23 @@ pub fn classify_fd(target: &str, meta: Option<&std::fs::Metadata>) -> FdKind {
         || target.starts_with("/dev/tty")
         || target == "/dev/console"
         || target == "/dev/ptmx";
-    if let Some(meta) = meta {
-        let file_type = meta.file_type();
-        if file_type.is_dir() {
-            return FdKind::Directory;
-        }
-        if file_type.is_fifo() {
-            return FdKind::Pipe;
-        }
-        if file_type.is_socket() {
-            return FdKind::Socket;
-        }
-        if file_type.is_char_device() {
-            // Major numbers: 4 (tty), 5 (tty, console, ptmx), 136-143 (pts).
-            let major = libc::major(meta.rdev());
-            if is_tty_path || major == 4 || major == 5 || (136..=143).contains(&major) {
-                return FdKind::Tty;
+    if let Some((mode, rdev)) = mode_rdev {
+        return match mode & libc::S_IFMT {
+            libc::S_IFDIR => FdKind::Directory,
+            libc::S_IFIFO => FdKind::Pipe,
+            libc::S_IFSOCK => FdKind::Socket,
+            libc::S_IFCHR => {
+                // Major numbers: 4 (tty), 5 (tty, console, ptmx), 136-143 (pts).
+                let major = libc::major(rdev);
+                if is_tty_path || major == 4 || major == 5 || (136..=143).contains(&major) {
+                    FdKind::Tty
+                } else {
+                    FdKind::Device
+                }
             }
-            return FdKind::Device;
-        }
-        if file_type.is_block_device() {
-            return FdKind::Device;
-        }
-        return FdKind::File;
+            libc::S_IFBLK => FdKind::Device,
+            _ => FdKind::File,
+        };
     }
     if is_tty_path {
         FdKind::Tty

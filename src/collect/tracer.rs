@@ -31,10 +31,14 @@
 //!
 //! Cost to the tracee (see `scripts/bench-tracer`): every stop is two context switches the
 //! tracee waits for, so the thread keeps the stopped time short. A fork or signal stop is
-//! resumed right after `waitpid` (and `PTRACE_GETEVENTMSG` for a fork). At an exec stop only
-//! `/proc` is read (see [`frozen`]: a few files, one `read` each), then the process is resumed;
-//! everything else (user names, container lookups, ancestry, building events) is queued and
-//! done once no stop is pending. Events are handed to the engine in batches, at most
+//! resumed right after `waitpid` (and `PTRACE_GETEVENTMSG` for a fork); so is the first stop of
+//! a new child, even when it arrives before its parent's fork event (nothing is read about it
+//! before resuming it; see [`Tracer::classify`]). At an exec stop only what a process that
+//! exits at once would take with it is read while it is frozen (see [`frozen`]: `comm`,
+//! `cmdline`, `exe`, `cwd`, descriptors 0-2, `environ`, through one `/proc/<pid>` descriptor);
+//! it is resumed, and `stat` and `status` are read right after, before anything is reaped.
+//! Everything else (user names, container lookups, ancestry, building events) is queued and
+//! done between stops: pending stops are reaped and resumed before each piece of that work. Events are handed to the engine in batches, at most
 //! [`FLUSH_INTERVAL`] late, so the engine is woken once per batch rather than per event. A
 //! fork that execs before its `clone` event was handed over is reported by its `execve` alone
 //! (the `clone` is withdrawn): that halves the events of a fork-exec loop.
@@ -228,6 +232,14 @@ impl TracerLink {
         self.held().insert(pid, state);
     }
 
+    /// Withdraws a "held" mark made for a thread taken for a process.
+    fn unset(&self, pid: i32) {
+        let mut held = self.held();
+        if held.get(&pid) == Some(&Held::Live) {
+            held.remove(&pid);
+        }
+    }
+
     fn take_requests(&self) -> Vec<(i32, SeenImage)> {
         let mut buf = [0u8; 8];
         let _ = nix::unistd::read(self.inner.wake.as_fd(), &mut buf);
@@ -344,6 +356,8 @@ pub fn spawn_tracer(
                 tables,
                 users: UserDbCache::new(Duration::from_secs(1)),
                 tracees: HashMap::new(),
+                unclassified: HashMap::new(),
+                multithreaded: HashSet::new(),
                 idents: HashMap::new(),
                 procs: HashMap::new(),
                 conflicts: HashSet::new(),
@@ -419,6 +433,12 @@ struct Tracer {
     tables: SharedTables,
     users: UserDbCache,
     tracees: HashMap<i32, Tracee>,
+    /// New tracees taken for processes on their first stop, not yet confirmed, and whether a
+    /// round of stops has passed since (see [`Tracer::classify`]).
+    unclassified: HashMap<i32, bool>,
+    /// Processes that have (or had) more than one thread: only their exec stops can come from
+    /// a non-leader thread.
+    multithreaded: HashSet<i32>,
     idents: HashMap<i32, Ident>,
     procs: HashMap<i32, Known>,
     conflicts: HashSet<i32>,
@@ -578,6 +598,7 @@ impl Tracer {
                 }
             }
             self.reap();
+            self.classify();
             self.do_work();
             let now = Instant::now();
             if self
@@ -649,15 +670,16 @@ impl Tracer {
     fn handle(&mut self, pid: i32, status: Status) {
         match status {
             Status::Stopped { sig, event } => {
-                if !self.tracees.contains_key(&pid) {
+                if let std::collections::hash_map::Entry::Vacant(entry) = self.tracees.entry(pid) {
                     // A new child can report its first stop before its parent's fork event.
-                    let tgid = self.read_tgid(pid).unwrap_or(pid);
-                    self.tracees.insert(pid, Tracee { tgid });
-                    if tgid == pid {
-                        // Held from now on: procscan must not report its exec, which can only
-                        // happen after this stop is resumed.
-                        self.link.set(pid, Held::Live);
-                    }
+                    // Taken for a process of its own until that event or `classify` (after
+                    // this round of stops: nothing is read from /proc before resuming it) says
+                    // otherwise.
+                    entry.insert(Tracee { tgid: pid });
+                    self.unclassified.insert(pid, false);
+                    // Held from now on: procscan must not report its exec, which can only
+                    // happen after this stop is resumed.
+                    self.link.set(pid, Held::Live);
                 }
                 match event {
                     0 => resume(pid, sig),
@@ -689,8 +711,10 @@ impl Tracer {
                 let Some(tracee) = self.tracees.remove(&pid) else {
                     return;
                 };
+                self.unclassified.remove(&pid);
                 if tracee.tgid == pid {
                     self.idents.remove(&pid);
+                    self.multithreaded.remove(&pid);
                     self.work.push_back(Work::Exit {
                         pid,
                         exit_code: shell_status(status),
@@ -704,9 +728,14 @@ impl Tracer {
     /// A fork, vfork or clone stop of `parent` (already resumed) that created `child`.
     fn on_new_child(&mut self, parent: i32, child: i32, event: i32) {
         let parent_tgid = self.tracees.get(&parent).map_or(parent, |t| t.tgid);
+        if self.unclassified.remove(&child).is_some() && event == libc::PTRACE_EVENT_CLONE {
+            // Its first stop came first and took it for a process.
+            self.link.unset(child);
+        }
         if event == libc::PTRACE_EVENT_CLONE {
             // A thread (clone without a new process's exit signal).
             self.tracees.insert(child, Tracee { tgid: parent_tgid });
+            self.multithreaded.insert(parent_tgid);
             return;
         }
         self.tracees.insert(child, Tracee { tgid: child });
@@ -724,21 +753,34 @@ impl Tracer {
     /// leave the rest for later.
     fn on_exec_stop(&mut self, pid: i32) {
         // After an exec by a non-leader thread the process continues under the leader's pid;
-        // the execing thread's former id is gone.
-        if let Ok(former) = ptrace::getevent(Pid::from_raw(pid))
+        // the execing thread's former id is gone. Only a process that has had threads can
+        // have that (one `ptrace` call saved on every other exec).
+        if self.multithreaded.contains(&pid)
+            && let Ok(former) = ptrace::getevent(Pid::from_raw(pid))
             && let Ok(former) = i32::try_from(former)
             && former != pid
         {
             self.tracees.remove(&former);
         }
         self.tracees.insert(pid, Tracee { tgid: pid });
+        self.unclassified.remove(&pid);
         let time = Timestamp::now();
         let known = self.idents.get(&pid).cloned();
-        let read = self.frozen.read(pid, known.is_none(), known.is_none());
+        // While frozen: only what the process would take with it if it exited at once.
+        let dir = self.frozen.open(pid);
+        let read = dir.as_ref().and_then(|dir| {
+            self.frozen
+                .read_frozen(dir, known.is_none(), known.is_none())
+        });
         resume(pid, 0);
-        let Some(mut read) = read else {
+        // Resumed: the rest, before anything else is reaped (see `frozen`).
+        let (Some(dir), Some(mut read)) = (dir, read) else {
             return;
         };
+        if !self.frozen.read_resumed(&dir, &mut read) {
+            return;
+        }
+        drop(dir);
         let ident = self.ident_for(pid, known, &mut read);
         self.work.push_back(Work::Exec {
             pid,
@@ -751,6 +793,9 @@ impl Tracer {
     /// Everything queued by the hot path, in order: bookkeeping and events.
     fn do_work(&mut self) {
         while let Some(work) = self.work.pop_front() {
+            // Stops that arrived meanwhile are resumed before each piece of work: a tracee
+            // never waits for the enrichment of events.
+            self.reap();
             match work {
                 Work::Fork {
                     parent_tgid,
@@ -830,6 +875,8 @@ impl Tracer {
         let (exepath, exe_deleted, exe_from_memfd) = exe_fields(read.exe.as_deref());
         let stat = read.stat;
         let status = read.status;
+        // Values of the next image (see `Frozen::crossed_exec`) are not this one's.
+        let keep = !read.crossed_exec;
         let [stdin, stdout, stderr] = read.fds;
         let mut process = Process {
             pid,
@@ -854,10 +901,10 @@ impl Tracer {
             tracer_pid: status
                 .tracer_pid
                 .map(|t| if self.is_self(t) { 0 } else { t }),
-            tty: Some(stat.tty_nr),
-            sid: Some(stat.session),
-            pgid: Some(stat.pgrp),
-            threads: status.threads.or(Some(stat.num_threads)),
+            tty: keep.then_some(stat.tty_nr),
+            sid: keep.then_some(stat.session),
+            pgid: keep.then_some(stat.pgrp),
+            threads: status.threads.or(keep.then_some(stat.num_threads)),
             stdin,
             stdout,
             stderr,
@@ -945,6 +992,38 @@ impl Tracer {
         self.push_event(event);
     }
 
+    /// New tracees whose first stop came before their parent's fork or clone event (which
+    /// normally follows in the same or the next round of stops and settles it) and are still
+    /// unexplained a round later: their thread group, read from `/proc` now that they run.
+    /// Another thread's is fixed; its provisional "held" mark as a process is removed.
+    fn classify(&mut self) {
+        if self.unclassified.is_empty() {
+            return;
+        }
+        let mut due = Vec::new();
+        self.unclassified.retain(|tid, aged| {
+            if *aged {
+                due.push(*tid);
+                false
+            } else {
+                *aged = true;
+                true
+            }
+        });
+        for tid in due {
+            if !self.tracees.contains_key(&tid) {
+                continue;
+            }
+            if let Some(tgid) = self.read_tgid(tid)
+                && tgid != tid
+            {
+                self.tracees.insert(tid, Tracee { tgid });
+                self.multithreaded.insert(tgid);
+                self.link.unset(tid);
+            }
+        }
+    }
+
     fn read_tgid(&self, tid: i32) -> Option<i32> {
         let text = std::fs::read_to_string(self.proc_root.join(format!("{tid}/status"))).ok()?;
         text.lines()
@@ -979,6 +1058,9 @@ impl Tracer {
                 match ptrace::seize(Pid::from_raw(tid), trace_options()) {
                     Ok(()) => {
                         self.tracees.insert(tid, Tracee { tgid: pid });
+                        if tid != pid {
+                            self.multithreaded.insert(pid);
+                        }
                         seized_any = true;
                     }
                     Err(Errno::ESRCH) => {}
@@ -1045,12 +1127,20 @@ impl Tracer {
     /// reported now, from a read of the running process (its later execs stop as usual).
     fn check_seen_image(&mut self, pid: i32, seen: &SeenImage) {
         let known = self.idents.get(&pid).cloned();
-        let Some(mut read) = self.frozen.read(pid, known.is_none(), known.is_none()) else {
+        let Some(dir) = self.frozen.open(pid) else {
             return;
         };
-        if !seen.differs(&read.stat.comm, read.exe_id) {
+        let Some(mut read) = self
+            .frozen
+            .read_frozen(&dir, known.is_none(), known.is_none())
+        else {
+            return;
+        };
+        let name = read.comm.as_deref().unwrap_or_default();
+        if !seen.differs(name, read.exe_id) || !self.frozen.read_resumed(&dir, &mut read) {
             return;
         }
+        drop(dir);
         let ident = self.ident_for(pid, known, &mut read);
         self.work.push_back(Work::Exec {
             pid,

@@ -1,25 +1,49 @@
-//! What the tracer reads about a process while it is frozen at its exec stop, with as few
-//! system calls as possible, since every microsecond here is a microsecond the traced process
-//! waits: `stat`, `status`, `cmdline`, the `exe` link and what it points at, the `cwd` link, the
-//! standard descriptors 0-2 and `environ`, each file with one `open`, one `read` into a buffer
-//! kept for the tracer's lifetime (procfs returns the whole file in one `read` when the buffer
-//! is large enough; a short read is its end) and one `close`.
+//! What the tracer reads about a process at its exec stop, split in two so that the traced
+//! process waits as little as possible: the part that must be read while it is frozen, and the
+//! part that can be read right after it is resumed.
+//!
+//! Every read goes through one `/proc/<pid>` directory descriptor opened per exec stop
+//! ([`ProcDir`]): each file costs one `openat`, one `read` into a buffer kept for the tracer's
+//! lifetime (procfs returns the whole file in one `read` when the buffer is large enough; a
+//! short read is its end) and one `close`; each link one `readlinkat` into a reused buffer.
+//!
+//! - **Frozen** ([`FrozenReader::read_frozen`], before `PTRACE_CONT`): what a process that
+//!   exits at once would take with it, since a zombie has no memory, no descriptors and no
+//!   working directory: `comm`, `cmdline`, the `exe` link and the `stat` of what it points at
+//!   (the drift identity: device, inode, ctime, mtime), the `cwd` link, descriptors 0-2 (link
+//!   and file type) and `environ`. `comm` is read here, not with `stat`, because the name must
+//!   be the one of this image even if the process execs again at once.
+//! - **Resumed** ([`FrozenReader::read_resumed`], right after `PTRACE_CONT` and before the
+//!   tracer reaps anything): `stat` (parent, start time, terminal, session, group) and
+//!   `status` (uids, gids, capabilities, tracer, threads), the two most expensive files of
+//!   `/proc` to generate. Both stay readable while the process runs and after it exits: a
+//!   traced zombie is visible to its tracer only, so it cannot be reaped by its parent before
+//!   the tracer has read it. What the process did in the few microseconds since it was resumed
+//!   is what they show (a privilege drop right after exec shows as dropped). If it has exec'd
+//!   again meanwhile (its `exe` link no longer the one read while frozen: it is then stopped at
+//!   its next exec stop, which only this thread can resume), the values belong to the next
+//!   image and are dropped as not observed ([`Frozen::crossed_exec`]).
 //!
 //! Left out on purpose, because the tracer knows them otherwise: the cgroup (a process stays in
 //! its parent's container; it is read only for a process whose container is unknown), the
 //! login uid (inherited at fork, unchanged by exec; likewise read only when unknown), the mount
 //! namespace, and the second `stat` that procscan uses to detect a recycled pid (a tracee's pid
 //! cannot be recycled before its tracer has reaped it). Everything that is not a `/proc` read
-//! (user names, container lookups, ancestry, building the event) happens after the process has
-//! been resumed.
+//! (user names, container lookups, ancestry, building the event) happens later, between stops.
 
+use std::ffi::CStr;
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{FileStat, Mode, fstatat};
+use nix::unistd::read;
 
 use crate::collect::proc::{
-    Cmdline, MAX_ENVIRON_BYTES, Stat, Status, classify_fd, parse_cmdline, parse_environ,
+    Cmdline, MAX_ENVIRON_BYTES, Stat, Status, classify_fd_mode, parse_cmdline, parse_environ,
     parse_exe_link, parse_loginuid, parse_stat, parse_status,
 };
 use crate::event::{FdKind, StdFd, Timestamp};
@@ -28,11 +52,17 @@ use crate::event::{FdKind, StdFd, Timestamp};
 const MAX_CGROUP_BYTES: usize = 16 * 1024;
 /// How many bytes of `stat` or `status` are read at most (both are far smaller).
 const MAX_SMALL_BYTES: usize = 8 * 1024;
+/// Link targets longer than this are cut (`PATH_MAX`; procfs links are never longer).
+const MAX_LINK_BYTES: usize = 4096;
 
 /// One process as read at its exec stop.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Frozen {
+    /// The name of the image (`comm`), read while frozen.
+    pub comm: Option<String>,
+    /// Read after resuming; its `comm` is replaced by the frozen one.
     pub stat: Stat,
+    /// Read after resuming; all `None` when [`Frozen::crossed_exec`].
     pub status: Status,
     pub cmdline: Cmdline,
     /// `exe` link target, unparsed.
@@ -48,6 +78,16 @@ pub(super) struct Frozen {
     pub cgroup: Option<String>,
     /// Read only when asked.
     pub loginuid: Option<i64>,
+    /// The process had exec'd again by the time `stat` and `status` were read: their mutable
+    /// values (credentials, terminal, session, group, threads) describe the next image and must
+    /// not be reported for this one.
+    pub crossed_exec: bool,
+}
+
+/// `/proc/<pid>` of one process, open for the duration of one exec stop.
+pub(super) struct ProcDir {
+    fd: OwnedFd,
+    pid: i32,
 }
 
 /// The reader, with its buffers.
@@ -58,7 +98,9 @@ pub(super) struct FrozenReader {
     /// Sized once to the largest cap + 1 and never shrunk or cleared: only `[..n]` after a
     /// read of `n` bytes is meaningful.
     buf: Vec<u8>,
-    /// `<proc_root>/<pid>/`, rebuilt per process.
+    /// For link targets, likewise.
+    link: Vec<u8>,
+    /// `<proc_root>/<pid>`, rebuilt per process.
     path: PathBuf,
 }
 
@@ -77,135 +119,196 @@ impl FrozenReader {
             env_allowlist,
             max_cmdline_bytes,
             buf: vec![0; size],
+            link: vec![0; MAX_LINK_BYTES + 1],
             path: PathBuf::new(),
         }
     }
 
-    fn file(&mut self, name: &str) -> &Path {
-        self.path.push(name);
-        &self.path
+    /// Opens `/proc/<pid>` (an `O_PATH` descriptor: no file is opened, only the directory is
+    /// looked up once). `None` when the process is gone.
+    pub(super) fn open(&mut self, pid: i32) -> Option<ProcDir> {
+        self.path.clear();
+        self.path.push(&self.proc_root);
+        self.path.push(itoa(pid, &mut [0u8; 12]));
+        let file = File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(&self.path)
+            .ok()?;
+        Some(ProcDir {
+            fd: OwnedFd::from(file),
+            pid,
+        })
     }
 
-    /// Reads at most `limit` bytes of `<pid>/<name>` with one `read`. Returns the byte count
+    /// Reads at most `limit` bytes of `name` in `dir` with one `read`. Returns the byte count
     /// and whether the file had more.
-    fn read_file(&mut self, name: &str, limit: usize) -> Option<(usize, bool)> {
+    fn read_file(&mut self, dir: &ProcDir, name: &CStr, limit: usize) -> Option<(usize, bool)> {
         let limit = limit.min(self.buf.len() - 1);
-        let result = File::open(self.file(name)).ok().and_then(|mut file| {
-            let mut total = 0;
-            // One read normally; more only if the kernel returned a short read of a file that
-            // may have more (a regular file in a test fixture does not, procfs does not).
-            loop {
-                match file.read(&mut self.buf[total..=limit]) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        total += n;
-                        if total > limit || n < 4096 {
-                            break;
-                        }
+        let fd = openat(
+            dir.fd.as_fd(),
+            name,
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let mut total = 0;
+        // One read normally; more only if the kernel returned a short read of a file that may
+        // have more (a regular file in a test fixture does not, procfs does not).
+        loop {
+            match read(fd.as_fd(), &mut self.buf[total..=limit]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n;
+                    if total > limit || n < 4096 {
+                        break;
                     }
-                    Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => return None,
                 }
+                Err(Errno::EINTR) => {}
+                Err(_) => return None,
             }
-            Some((total.min(limit), total > limit))
-        });
-        self.path.pop();
-        result
+        }
+        Some((total.min(limit), total > limit))
     }
 
-    fn read_link(&mut self, name: &str) -> Option<String> {
-        let target = std::fs::read_link(self.file(name))
-            .ok()
-            .map(|t| t.to_string_lossy().into_owned());
-        self.path.pop();
-        target
+    /// `readlinkat(dir, name)` into the reused buffer; `Err` with the errno.
+    fn read_link(&mut self, dir: &ProcDir, name: &CStr) -> Result<String, Errno> {
+        // SAFETY: `name` is NUL-terminated, the directory descriptor is open for the duration
+        // of the call, and `self.link` is a writable buffer of the length passed.
+        let n = unsafe {
+            libc::readlinkat(
+                dir.fd.as_raw_fd(),
+                name.as_ptr(),
+                self.link.as_mut_ptr().cast(),
+                self.link.len(),
+            )
+        };
+        let n = usize::try_from(n).map_err(|_| Errno::last())?;
+        let n = n.min(MAX_LINK_BYTES);
+        Ok(String::from_utf8_lossy(&self.link[..n]).into_owned())
     }
 
-    /// Reads `pid`. `None` when it is gone (its `stat` is unreadable). `with_cgroup` and
-    /// `with_loginuid` ask for those two files too.
+    /// The part read while the process is frozen at its exec stop (see the module
+    /// documentation), with the cgroup and login uid when asked (a zombie's cgroup no longer
+    /// names its container). `None` when it is gone.
+    pub(super) fn read_frozen(
+        &mut self,
+        dir: &ProcDir,
+        with_cgroup: bool,
+        with_loginuid: bool,
+    ) -> Option<Frozen> {
+        let mut out = Frozen::default();
+        let (n, _) = self.read_file(dir, c"comm", 256)?;
+        let comm = self.buf[..n].strip_suffix(b"\n").unwrap_or(&self.buf[..n]);
+        out.comm = Some(String::from_utf8_lossy(comm).into_owned());
+        if let Some((n, truncated)) = self.read_file(dir, c"cmdline", self.max_cmdline_bytes) {
+            out.cmdline = parse_cmdline(&self.buf[..n], truncated);
+        }
+        out.exe = self.read_link(dir, c"exe").ok();
+        if out.exe.is_some()
+            && let Ok(meta) = fstatat(dir.fd.as_fd(), c"exe", nix::fcntl::AtFlags::empty())
+        {
+            out.exe_id = Some((meta.st_dev, meta.st_ino));
+            out.exe_times = (
+                meta_time(meta.st_ctime, meta.st_ctime_nsec),
+                meta_time(meta.st_mtime, meta.st_mtime_nsec),
+            );
+        }
+        out.cwd = self.read_link(dir, c"cwd").ok();
+        const NAMES: [&CStr; 3] = [c"fd/0", c"fd/1", c"fd/2"];
+        // Descriptors 0-2 mostly point at one and the same file (a terminal, /dev/null): the
+        // file type read through one of them stands for the others with the same target.
+        let mut seen: Option<(String, Option<FileStat>)> = None;
+        for (slot, name) in out.fds.iter_mut().zip(NAMES) {
+            *slot = self.std_fd(dir, name, &mut seen);
+        }
+        if let Some((n, _)) = self.read_file(dir, c"environ", MAX_ENVIRON_BYTES) {
+            out.env = parse_environ(&self.buf[..n], &self.env_allowlist);
+        }
+        if with_cgroup && let Some((n, _)) = self.read_file(dir, c"cgroup", MAX_CGROUP_BYTES) {
+            out.cgroup = Some(String::from_utf8_lossy(&self.buf[..n]).into_owned());
+        }
+        if with_loginuid && let Some((n, _)) = self.read_file(dir, c"loginuid", 64) {
+            out.loginuid = parse_loginuid(&String::from_utf8_lossy(&self.buf[..n]));
+        }
+        Some(out)
+    }
+
+    /// The part read once the process runs again, before its exit can be reaped: `stat` and
+    /// `status`. Returns false when `stat` is unreadable (the process is gone).
+    pub(super) fn read_resumed(&mut self, dir: &ProcDir, out: &mut Frozen) -> bool {
+        let Some((n, _)) = self.read_file(dir, c"stat", MAX_SMALL_BYTES) else {
+            return false;
+        };
+        let Some(mut stat) = parse_stat(&self.buf[..n]) else {
+            return false;
+        };
+        if let Some((n, _)) = self.read_file(dir, c"status", MAX_SMALL_BYTES) {
+            out.status = parse_status(&String::from_utf8_lossy(&self.buf[..n]));
+        }
+        // Exec'd again since it was frozen? Then it now shows another image (a zombie has no
+        // `exe` link, and cannot have exec'd again unobserved).
+        if let Some(frozen_exe) = &out.exe
+            && let Ok(now) = self.read_link(dir, c"exe")
+            && now != *frozen_exe
+        {
+            out.crossed_exec = true;
+            out.status = Status::default();
+        }
+        if let Some(comm) = &out.comm {
+            stat.comm.clone_from(comm);
+        }
+        out.stat = stat;
+        true
+    }
+
+    /// Reads `pid` whole (frozen and resumed parts back to back, as when the process need not
+    /// be resumed in between). `None` when it is gone.
+    #[cfg(test)]
     pub(super) fn read(
         &mut self,
         pid: i32,
         with_cgroup: bool,
         with_loginuid: bool,
     ) -> Option<Frozen> {
-        self.path.clear();
-        self.path.push(&self.proc_root);
-        self.path.push(pid.to_string());
-        let (n, _) = self.read_file("stat", MAX_SMALL_BYTES)?;
-        let stat = parse_stat(&self.buf[..n])?;
-        let mut out = Frozen {
-            stat,
-            ..Frozen::default()
-        };
-        if let Some((n, _)) = self.read_file("status", MAX_SMALL_BYTES) {
-            out.status = parse_status(&String::from_utf8_lossy(&self.buf[..n]));
-        }
-        if let Some((n, truncated)) = self.read_file("cmdline", self.max_cmdline_bytes) {
-            out.cmdline = parse_cmdline(&self.buf[..n], truncated);
-        }
-        out.exe = self.read_link("exe");
-        if out.exe.is_some() {
-            let meta = std::fs::metadata(self.file("exe")).ok();
-            self.path.pop();
-            out.exe_id = meta.as_ref().map(|m| (m.dev(), m.ino()));
-            out.exe_times = meta.map_or((None, None), |m| {
-                (
-                    meta_time(m.ctime(), m.ctime_nsec()),
-                    meta_time(m.mtime(), m.mtime_nsec()),
-                )
-            });
-        }
-        out.cwd = self.read_link("cwd");
-        for fd in 0..3 {
-            out.fds[fd] = self.std_fd(pid, fd);
-        }
-        if let Some((n, _)) = self.read_file("environ", MAX_ENVIRON_BYTES) {
-            out.env = parse_environ(&self.buf[..n], &self.env_allowlist);
-        }
-        if with_cgroup && let Some((n, _)) = self.read_file("cgroup", MAX_CGROUP_BYTES) {
-            out.cgroup = Some(String::from_utf8_lossy(&self.buf[..n]).into_owned());
-        }
-        if with_loginuid && let Some((n, _)) = self.read_file("loginuid", 64) {
-            out.loginuid = parse_loginuid(&String::from_utf8_lossy(&self.buf[..n]));
-        }
-        Some(out)
+        let dir = self.open(pid)?;
+        let mut out = self.read_frozen(&dir, with_cgroup, with_loginuid)?;
+        self.read_resumed(&dir, &mut out).then_some(out)
     }
 
-    fn std_fd(&mut self, pid: i32, fd: usize) -> Option<StdFd> {
-        const NAMES: [&str; 3] = ["fd/0", "fd/1", "fd/2"];
-        let path = self.file(NAMES[fd]);
-        let target = match std::fs::read_link(path) {
-            Ok(target) => target.to_string_lossy().into_owned(),
-            Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {
-                self.path.pop();
-                self.path.pop();
+    fn std_fd(
+        &mut self,
+        dir: &ProcDir,
+        name: &CStr,
+        seen: &mut Option<(String, Option<FileStat>)>,
+    ) -> Option<StdFd> {
+        let target = match self.read_link(dir, name) {
+            Ok(target) => target,
+            Err(Errno::ENOENT) => {
                 return Some(StdFd {
                     kind: FdKind::None,
                     target: None,
                     peer: None,
                 });
             }
-            Err(_) => {
-                self.path.pop();
-                self.path.pop();
-                return None;
-            }
+            Err(_) => return None,
         };
-        let meta = if target.starts_with('/') {
-            std::fs::metadata(&self.path).ok()
-        } else {
+        let meta = if !target.starts_with('/') {
             None
+        } else if let Some((_, meta)) = seen.as_ref().filter(|(t, _)| *t == target) {
+            *meta
+        } else {
+            let meta = fstatat(dir.fd.as_fd(), name, nix::fcntl::AtFlags::empty()).ok();
+            *seen = Some((target.clone(), meta));
+            meta
         };
-        self.path.pop();
-        self.path.pop();
-        let mut kind = classify_fd(&target, meta.as_ref());
+        let mut kind = classify_fd_mode(&target, meta.map(|m| (m.st_mode, m.st_rdev)));
         let mut peer = None;
         // A standard descriptor that is a socket is rare and is the reverse-shell signal.
         if kind == FdKind::Socket
             && let Some(inode) = crate::collect::sockets::socket_inode(&target)
             && let Some((refined, remote)) =
-                crate::collect::sockets::refine_socket_fd(&self.proc_root, pid, inode)
+                crate::collect::sockets::refine_socket_fd(&self.proc_root, dir.pid, inode)
         {
             kind = refined;
             peer = remote;
@@ -216,6 +319,26 @@ impl FrozenReader {
             peer,
         })
     }
+}
+
+/// `pid` in decimal, without allocating.
+fn itoa(pid: i32, buf: &mut [u8; 12]) -> &str {
+    let mut n = pid.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if pid < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    // Only ASCII digits and '-' were written.
+    std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 fn meta_time(secs: i64, nanos: i64) -> Option<Timestamp> {
@@ -241,6 +364,7 @@ pub(super) fn exe_fields(exe: Option<&str>) -> (Option<String>, bool, bool) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn reads_this_process_like_procscan_does() {
@@ -253,6 +377,8 @@ mod tests {
         let stat = crate::collect::proc::read_stat(root, pid, &mut buf).unwrap();
         assert_eq!(frozen.stat.starttime, stat.starttime);
         assert_eq!(frozen.stat.comm, stat.comm);
+        assert_eq!(frozen.comm.as_deref(), Some(stat.comm.as_str()));
+        assert!(!frozen.crossed_exec);
         let identity = crate::collect::proc::read_identity(root, stat, &mut buf);
         let options = crate::collect::proc::ReadOptions {
             env_allowlist: vec!["PATH".to_string()],
@@ -272,6 +398,10 @@ mod tests {
             frozen.fds[1].as_ref().map(|f| f.kind),
             p.stdout.map(|f| f.kind)
         );
+        assert_eq!(
+            frozen.fds[2].as_ref().map(|f| f.kind),
+            p.stderr.map(|f| f.kind)
+        );
         assert_eq!(frozen.env, p.env);
         assert_eq!(frozen.status.euid, p.euid);
         assert_eq!(frozen.status.cap_eff, p.cap_effective);
@@ -283,5 +413,62 @@ mod tests {
     fn a_gone_process_reads_as_none() {
         let mut reader = FrozenReader::new(PathBuf::from("/proc"), Vec::new(), 1024);
         assert!(reader.read(i32::MAX, false, false).is_none());
+    }
+
+    #[test]
+    fn the_same_target_on_several_descriptors_is_classified_alike() {
+        // A child whose stdin, stdout and stderr are all /dev/null (one `stat` for the three),
+        // and whose stdout is then a pipe: each descriptor keeps its own kind.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        // `spawn` returns once the exec has replaced the memory map, a moment before the
+        // kernel renames the process.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap() != "sleep\n" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child never became sleep"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let mut reader = FrozenReader::new(PathBuf::from("/proc"), Vec::new(), 1024);
+        let read = reader.read(pid, false, false);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let read = read.unwrap();
+        let kinds: Vec<_> = read
+            .fds
+            .iter()
+            .map(|f| f.as_ref().map(|f| f.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                Some(FdKind::Device),
+                Some(FdKind::Pipe),
+                Some(FdKind::Device)
+            ]
+        );
+        assert_eq!(
+            read.fds[0].as_ref().unwrap().target.as_deref(),
+            Some("/dev/null")
+        );
+        assert_eq!(read.comm.as_deref(), Some("sleep"));
+    }
+
+    #[test]
+    fn pids_print_in_decimal() {
+        let mut buf = [0u8; 12];
+        assert_eq!(itoa(0, &mut buf), "0");
+        assert_eq!(itoa(7, &mut buf), "7");
+        assert_eq!(itoa(4_194_304, &mut buf), "4194304");
+        assert_eq!(itoa(i32::MAX, &mut buf), "2147483647");
+        assert_eq!(itoa(i32::MIN, &mut buf), "-2147483648");
     }
 }
