@@ -38,8 +38,10 @@
 //! `cmdline`, `exe`, `cwd`, descriptors 0-2, `environ`, through one `/proc/<pid>` descriptor);
 //! it is resumed, and `stat` and `status` are read right after, before anything is reaped.
 //! Everything else (user names, container lookups, ancestry, building events) is queued and
-//! done between stops: pending stops are reaped and resumed before each piece of that work. Events are handed to the engine in batches, at most
-//! [`FLUSH_INTERVAL`] late, so the engine is woken once per batch rather than per event. A
+//! done between stops: pending stops are reaped and resumed before each piece of that work.
+//! Events are handed to the engine in batches, at most [`FLUSH_INTERVAL`] late, so the engine
+//! is woken once per batch rather than per event; after a quiet spell (no batch handed over
+//! for that long) a batch without a withdrawable `clone` goes out at once. A
 //! fork that execs before its `clone` event was handed over is reported by its `execve` alone
 //! (the `clone` is withdrawn): that halves the events of a fork-exec loop.
 //!
@@ -366,6 +368,7 @@ pub fn spawn_tracer(
                 work: VecDeque::new(),
                 batch: Vec::new(),
                 batch_since: None,
+                last_flush: Instant::now(),
                 clone_slots: HashMap::new(),
                 sender: DropCountingSender::new(tx, Collector::Tracer),
                 closed: false,
@@ -454,6 +457,8 @@ struct Tracer {
     batch: Vec<Option<Event>>,
     /// When the oldest event in `batch` was added.
     batch_since: Option<Instant>,
+    /// When a batch was last handed over.
+    last_flush: Instant,
     /// Index in `batch` of the `clone` event of a child that has not exec'd yet.
     clone_slots: HashMap<i32, usize>,
     sender: DropCountingSender,
@@ -601,10 +606,16 @@ impl Tracer {
             self.classify();
             self.do_work();
             let now = Instant::now();
+            // Due: the oldest event waited FLUSH_INTERVAL, or the batch is full, or nothing
+            // was handed over for FLUSH_INTERVAL and no `clone` in the batch may still be
+            // withdrawn by its exec (a lone exec after a quiet spell goes out at once).
             if self
                 .batch_since
                 .is_some_and(|since| now.saturating_duration_since(since) >= FLUSH_INTERVAL)
                 || self.batch.len() >= MAX_BATCH
+                || (self.batch_since.is_some()
+                    && self.clone_slots.is_empty()
+                    && now.saturating_duration_since(self.last_flush) >= FLUSH_INTERVAL)
             {
                 self.flush_batch();
             }
@@ -828,7 +839,9 @@ impl Tracer {
     /// Hands the batch to the engine.
     fn flush_batch(&mut self) {
         self.clone_slots.clear();
-        self.batch_since = None;
+        if self.batch_since.take().is_some() {
+            self.last_flush = Instant::now();
+        }
         for event in std::mem::take(&mut self.batch).into_iter().flatten() {
             if !self.sender.send(event) {
                 self.closed = true;

@@ -60,7 +60,9 @@ int main(int argc, char **argv) {
             fflush(stdout);
             if (mode[0] == 'e') {
                 char script[300];
-                snprintf(script, sizeof script, ": %s; sleep 0.2", name);
+                /* The trailing `:` keeps the shell itself alive for the 200 ms: a shell
+                   runs its last command by exec'ing it in place. */
+                snprintf(script, sizeof script, ": %s; sleep 0.2; :", name);
                 pid_t child = fork();
                 if (child < 0) {
                     perror("fork");
