@@ -792,13 +792,7 @@ impl Tracer {
             return;
         }
         drop(dir);
-        let ident = self.ident_for(pid, known, &mut read);
-        self.work.push_back(Work::Exec {
-            pid,
-            read: Box::new(read),
-            ident,
-            time,
-        });
+        self.queue_exec(pid, known, read, time);
     }
 
     /// Everything queued by the hot path, in order: bookkeeping and events.
@@ -1154,12 +1148,17 @@ impl Tracer {
             return;
         }
         drop(dir);
+        self.queue_exec(pid, known, read, Timestamp::now());
+    }
+
+    /// Queues the report of an exec read into `read` (enrichment happens between stops).
+    fn queue_exec(&mut self, pid: i32, known: Option<Ident>, mut read: Frozen, time: Timestamp) {
         let ident = self.ident_for(pid, known, &mut read);
         self.work.push_back(Work::Exec {
             pid,
             read: Box::new(read),
             ident,
-            time: Timestamp::now(),
+            time,
         });
     }
 
