@@ -815,18 +815,30 @@ fn an_outage_overflowing_memory_without_spill_reports_exactly_what_it_dropped() 
         .iter()
         .map(|r| r["tasksentry"]["count"].as_u64().unwrap())
         .sum();
+    // The markers are Warning alerts; a drop report counts every alert it dropped, by
+    // priority ("452 alerts: 451 warning, 1 notice"): other alerts the task raised during
+    // the outage may be among them, so the Warning counts are the ones compared exactly.
+    let reported_warning: u64 = reports
+        .iter()
+        .map(|r| {
+            let output = r["output"].as_str().unwrap();
+            let (_, after) = output.split_once("alerts: ").expect("a breakdown");
+            after
+                .split(", ")
+                .find_map(|part| part.split_once(" warning"))
+                .map_or(0, |(n, _)| n.trim().parse::<u64>().expect("a count"))
+        })
+        .sum();
     assert!(missing > 0, "600 alerts cannot fit a 100-record buffer");
     assert_eq!(
-        reported, missing,
-        "every alert not delivered is counted in a drop report: {reports:#?}"
+        reported_warning, missing,
+        "every marker not delivered is counted in a drop report: {reports:#?}"
     );
+    assert!(reported >= reported_warning, "{reports:#?}");
     for report in &reports {
         assert_eq!(report["priority"], "Critical");
         assert!(
-            report["output"]
-                .as_str()
-                .unwrap()
-                .contains("warning (buffer full)"),
+            report["output"].as_str().unwrap().contains("(buffer full)"),
             "{report}"
         );
     }
