@@ -634,10 +634,16 @@ fn read_std_fd(proc_root: &Path, pid: i32, fd: u8) -> Option<StdFd> {
     } else {
         None
     };
-    let mut kind = classify_fd(&target, meta.as_ref());
+    let kind = classify_fd(&target, meta.as_ref());
+    Some(std_fd_of(proc_root, pid, kind, target))
+}
+
+/// The standard fd `target` of `pid` classified as `kind`; a socket is refined: a standard
+/// fd that is a socket is rare and is the reverse-shell signal, so which family it is and who
+/// is at the other end are looked up.
+pub(crate) fn std_fd_of(proc_root: &Path, pid: i32, kind: FdKind, target: String) -> StdFd {
+    let mut kind = kind;
     let mut peer = None;
-    // A standard fd that is a socket is rare and is the reverse-shell signal: find out which
-    // family it is and who is at the other end.
     if kind == FdKind::Socket
         && let Some(inode) = super::sockets::socket_inode(&target)
         && let Some((refined, remote)) = super::sockets::refine_socket_fd(proc_root, pid, inode)
@@ -645,11 +651,11 @@ fn read_std_fd(proc_root: &Path, pid: i32, fd: u8) -> Option<StdFd> {
         kind = refined;
         peer = remote;
     }
-    Some(StdFd {
+    StdFd {
         kind,
         target: Some(target),
         peer,
-    })
+    }
 }
 
 /// `readlink` as a lossy string; `None` on any error.

@@ -786,8 +786,8 @@ mod tests {
         assert_eq!(names(&set, &exec("n", &[])), ["mixed"]);
     }
 
-    #[test]
-    fn index_agrees_with_evaluating_every_candidate_on_default_and_falco_rules() {
+    /// The default rules plus Falco's three files (stable, incubating, sandbox order).
+    fn default_and_falco_sources() -> Vec<RuleSource> {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/falco");
         let mut sources = defaults::default_sources();
         for n in [
@@ -800,6 +800,12 @@ mod tests {
                 text: std::fs::read_to_string(format!("{dir}/{n}")).expect("read"),
             });
         }
+        sources
+    }
+
+    #[test]
+    fn index_agrees_with_evaluating_every_candidate_on_default_and_falco_rules() {
+        let sources = default_and_falco_sources();
         let names_ = [
             "sh", "bash", "nc", "ncat", "socat", "curl", "wget", "xmrig", "apt", "pip", "python3",
             "node", "sudo", "find", "grep", "cat", "base64", "crontab", "useradd", "nmap", "java",
@@ -884,18 +890,7 @@ mod tests {
             RuleMatching::First => &FIRST,
         };
         cell.get_or_init(|| {
-            let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rules/falco");
-            let mut sources = defaults::default_sources();
-            for n in [
-                "falco_rules.yaml",
-                "falco-incubating_rules.yaml",
-                "falco-sandbox_rules.yaml",
-            ] {
-                sources.push(RuleSource {
-                    name: n.into(),
-                    text: std::fs::read_to_string(format!("{dir}/{n}")).expect("read"),
-                });
-            }
+            let sources = default_and_falco_sources();
             load(
                 &sources,
                 &LoadOptions {

@@ -302,22 +302,13 @@ impl FrozenReader {
             *seen = Some((target.clone(), meta));
             meta
         };
-        let mut kind = classify_fd_mode(&target, meta.map(|m| (m.st_mode, m.st_rdev)));
-        let mut peer = None;
-        // A standard descriptor that is a socket is rare and is the reverse-shell signal.
-        if kind == FdKind::Socket
-            && let Some(inode) = crate::collect::sockets::socket_inode(&target)
-            && let Some((refined, remote)) =
-                crate::collect::sockets::refine_socket_fd(&self.proc_root, dir.pid, inode)
-        {
-            kind = refined;
-            peer = remote;
-        }
-        Some(StdFd {
+        let kind = classify_fd_mode(&target, meta.map(|m| (m.st_mode, m.st_rdev)));
+        Some(crate::collect::proc::std_fd_of(
+            &self.proc_root,
+            dir.pid,
             kind,
-            target: Some(target),
-            peer,
-        })
+            target,
+        ))
     }
 }
 
