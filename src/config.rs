@@ -316,6 +316,25 @@ settings! {
             "25s", "how long the CloudWatch flush at shutdown may take (keep it under the container's stopTimeout)"
             => Duration = Duration::from_secs(25),
                 duration(within(Duration::ZERO, Duration::from_secs(600), "use at most 10m"));
+        /// Longest wait for a connection to CloudWatch Logs [default: 3s].
+        cloudwatch_connect_timeout: String, "cloudwatch-connect-timeout", "TASKSENTRY_CLOUDWATCH_CONNECT_TIMEOUT",
+            [value_name = "DURATION"],
+            "3s", "longest wait for a connection to CloudWatch Logs; a failed connection is retried with backoff"
+            => Duration = Duration::from_secs(3),
+                duration(within(Duration::from_millis(100), Duration::from_secs(60), "use between 100ms and 60s"));
+        /// Longest a single CloudWatch Logs call may take before it is abandoned and retried
+        /// [default: 10s].
+        cloudwatch_attempt_timeout: String, "cloudwatch-attempt-timeout", "TASKSENTRY_CLOUDWATCH_ATTEMPT_TIMEOUT",
+            [value_name = "DURATION"],
+            "10s", "longest a single CloudWatch Logs call may take before it is abandoned and retried (the batch is kept)"
+            => Duration = Duration::from_secs(10),
+                duration(within(Duration::from_millis(100), Duration::from_secs(300), "use between 100ms and 5m"));
+        /// Largest wait between two attempts to deliver a batch [default: 20s].
+        cloudwatch_retry_max: String, "cloudwatch-retry-max", "TASKSENTRY_CLOUDWATCH_RETRY_MAX",
+            [value_name = "DURATION"],
+            "20s", "largest wait between two attempts to deliver a batch (capped exponential backoff with full jitter from 200ms; also the wait after permission errors)"
+            => Duration = Duration::from_secs(20),
+                duration(within(Duration::from_millis(200), Duration::from_secs(600), "use between 200ms and 10m"));
         /// Alerts less severe than this are not sent to CloudWatch [default: debug].
         cloudwatch_min_priority: String, "cloudwatch-min-priority", "TASKSENTRY_CLOUDWATCH_MIN_PRIORITY",
             [value_name = "PRIORITY"],
@@ -915,6 +934,21 @@ mod cloudwatch_config_tests {
         assert_eq!(config.batch_interval, Duration::from_millis(250));
         assert_eq!(config.spill_dir, Some(PathBuf::from("/tmp/x")));
         assert_eq!(config.cloudwatch_min_priority, "warning");
+
+        let file = FileConfig::parse(
+            "log_group: /security/runtime\ncloudwatch_connect_timeout: 500ms\ncloudwatch_attempt_timeout: 2s\ncloudwatch_retry_max: 5s\n",
+        )
+        .expect("parses");
+        let config = Config::layer(Overrides::default(), file).expect("valid");
+        let settings =
+            crate::sink::cloudwatch::CloudWatchSettings::from_config(&config).expect("enabled");
+        assert_eq!(settings.connect_timeout, Duration::from_millis(500));
+        assert_eq!(settings.attempt_timeout, Duration::from_secs(2));
+        assert_eq!(settings.retry_max, Duration::from_secs(5));
+        let defaults = Config::layer(Overrides::default(), FileConfig::default()).expect("valid");
+        assert_eq!(defaults.cloudwatch_attempt_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.cloudwatch_connect_timeout, Duration::from_secs(3));
+        assert_eq!(defaults.cloudwatch_retry_max, Duration::from_secs(20));
     }
 
     #[test]
@@ -933,6 +967,19 @@ mod cloudwatch_config_tests {
             ("spill_max_bytes: 100\n", "spill_max_bytes"),
             ("flush_timeout: 1h\n", "flush_timeout"),
             ("cloudwatch_min_priority: loud\n", "cloudwatch_min_priority"),
+            (
+                "cloudwatch_connect_timeout: 10ms\n",
+                "cloudwatch_connect_timeout",
+            ),
+            (
+                "cloudwatch_attempt_timeout: 0s\n",
+                "cloudwatch_attempt_timeout",
+            ),
+            (
+                "cloudwatch_attempt_timeout: soon\n",
+                "cloudwatch_attempt_timeout",
+            ),
+            ("cloudwatch_retry_max: 1h\n", "cloudwatch_retry_max"),
             ("outputs: []\n", "outputs"),
         ] {
             let file = FileConfig::parse(yaml).expect("parses");

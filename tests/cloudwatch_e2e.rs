@@ -17,6 +17,9 @@
 //!   one, what overflowed is counted exactly and reported in the stream (at-least-once for what
 //!   was buffered, and no silent drop).
 //!
+//! - The retry settings: a 500 ms attempt timeout and a 1 s backoff cap retry a service that
+//!   never answers at least every 1.5 s, and everything arrives once it answers.
+//!
 //! Assertions compare what reached moto with what the monitor printed on stdout, so they hold
 //! however many of the generated file events the collectors saw.
 
@@ -678,6 +681,53 @@ fn sigterm_while_a_call_hangs_on_a_dead_connection_still_flushes_within_the_dead
         .filter(|m| !delivered.contains_key(*m))
         .count();
     assert_eq!(missing, 0, "{} printed, {} missing", printed.len(), missing);
+}
+
+#[test]
+fn the_attempt_timeout_and_backoff_settings_shape_the_retries_against_a_hung_service() {
+    // A service that accepts connections and never answers (a black-holed VPC endpoint): with
+    // a 500 ms attempt timeout and a 1 s backoff cap the sink abandons and retries a call at
+    // least every 1.5 s. With the defaults (10 s, 20 s) it would make at most one new attempt in
+    // the 6 s watched here.
+    let s = setup(ContainerSpec::default(), RelayMode::Hold);
+    let group = "/ecs/tasksentry-short-attempts";
+    let stream = "short-attempts";
+    let mut mon = s.start_marker_monitor(
+        group,
+        &[
+            "--log-stream",
+            stream,
+            "--cloudwatch-attempt-timeout",
+            "500ms",
+            "--cloudwatch-retry-max",
+            "1s",
+        ],
+    );
+    s.wait_until_watching(&mon);
+    s.make_markers(&mon, "hung", 50);
+    let printed = markers_on_stdout(&mon);
+    let held = || {
+        s.relay
+            .counters()
+            .held
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = held();
+    std::thread::sleep(Duration::from_secs(6));
+    let attempts = held() - before;
+    assert!(
+        attempts >= 4,
+        "{attempts} attempts in 6 s against a hung service with a 500 ms attempt timeout:\n{}",
+        mon.stderr_so_far()
+    );
+    // The service answers again: everything printed arrives, nothing was given up.
+    s.relay.set_mode(RelayMode::Pass);
+    s.reader
+        .wait_for_alerts(group, stream, TIMEOUT, "the markers after the hang", |a| {
+            let delivered = markers_in_messages(a);
+            printed.iter().all(|m| delivered.contains_key(m))
+        });
+    stop(&mut mon);
 }
 
 /// Plays an outage: a few markers delivered, then CloudWatch unreachable (connections dropped)

@@ -197,6 +197,9 @@ impl CloudWatchSettings {
         settings.spill_dir = config.spill_dir.clone();
         settings.spill_max_bytes = config.spill_max_bytes;
         settings.flush_timeout = config.flush_timeout;
+        settings.connect_timeout = config.cloudwatch_connect_timeout;
+        settings.attempt_timeout = config.cloudwatch_attempt_timeout;
+        settings.retry_max = config.cloudwatch_retry_max;
         settings.min_priority = priority_number(&config.cloudwatch_min_priority).unwrap_or(7);
         settings.proc_root = config.proc_root.clone();
         Some(settings)
