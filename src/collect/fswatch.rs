@@ -55,7 +55,7 @@ pub use config::{
 pub use drift::DriftRegistry;
 
 use super::cgroup::HOST_ID;
-use super::table::{ProcKey, SharedTables, Tables};
+use super::table::{ExecImages, ProcKey, SharedTables, Tables};
 use crate::event::{Collector, Container, Event, EventType, Fd, FdKind, Internal, Timestamp};
 
 /// Errors starting the fswatch collector.
@@ -1031,7 +1031,12 @@ impl FsWatcher {
         }
         event.fd = Some(Box::new(fd));
         if let (Some(key), Some(tables)) = (proc, self.tables.as_ref()) {
-            attach_process(&mut event, &tables.snapshot(), key);
+            attach_process(
+                &mut event,
+                &tables.snapshot(),
+                key,
+                Some(&tables.exec_images()),
+            );
         }
         event
     }
@@ -1259,16 +1264,18 @@ impl FsWatcher {
 }
 
 /// Attaches the process `key` (with its ancestors) when it is known and not excluded.
-fn attach_process(event: &mut Event, tables: &Tables, key: ProcKey) {
-    let Some(entry) = tables.processes.get(&key) else {
-        return;
-    };
-    if entry.excluded.is_some() {
+/// Names the process `key` in `event`: as the tracer saw it exec when it did since procscan read
+/// it (`images`, trace mode: a shell's fork that became `cp` is `cp`), else as the table has it.
+/// Excluded processes are not named.
+fn attach_process(event: &mut Event, tables: &Tables, key: ProcKey, images: Option<&ExecImages>) {
+    if tables
+        .processes
+        .get(&key)
+        .is_none_or(|entry| entry.excluded.is_some())
+    {
         return;
     }
-    let mut process = (*entry.process).clone();
-    process.ancestors = tables.processes.ancestors(&key);
-    event.proc = Some(Box::new(process));
+    event.proc = tables.processes.view(key, images).map(Box::new);
 }
 
 /// Falco's rendering of a mode argument: octal, then the set bits by name

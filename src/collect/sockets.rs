@@ -1063,13 +1063,10 @@ impl SocketTracker {
                 return None;
             }
             // The tracer's image when it saw this process exec since procscan read it.
-            let fresh = |k| self.images.as_ref().and_then(|i| i.image(k));
-            let mut process = match fresh(key) {
-                Some(image) => (*image).clone(),
-                None => (*entry.process).clone(),
-            };
-            process.ancestors = tables.processes.ancestors_with(&key, fresh);
-            event.proc = Some(Box::new(process));
+            event.proc = tables
+                .processes
+                .view(key, self.images.as_ref())
+                .map(Box::new);
             event.container = tables
                 .containers
                 .get(&entry.container_id)

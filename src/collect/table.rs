@@ -181,6 +181,21 @@ impl ProcessTable {
         self.ancestors_with(key, |_| None)
     }
 
+    /// The process `key` as an event names it: the image the tracer saw it exec since procscan
+    /// read it (`images`, trace mode), else the table's, with its ancestors chosen the same way.
+    /// `None` when the table does not hold it. Excluded processes are returned too: callers
+    /// must check [`ProcEntry::excluded`].
+    pub fn view(&self, key: ProcKey, images: Option<&ExecImages>) -> Option<Process> {
+        let entry = self.entries.get(&key)?;
+        let fresh = |k| images.and_then(|i| i.image(k));
+        let mut process = match fresh(key) {
+            Some(image) => (*image).clone(),
+            None => (*entry.process).clone(),
+        };
+        process.ancestors = self.ancestors_with(&key, fresh);
+        Some(process)
+    }
+
     /// Like [`ProcessTable::ancestors`], with each ancestor's image taken from `fresh` when it
     /// knows a newer one for that process (see [`ExecImages`]).
     pub fn ancestors_with(
@@ -636,6 +651,43 @@ mod tests {
         table.insert(key(20, 50), entry(20, 1, "impostor", "c"));
         table.insert(key(30, 40), entry(30, 20, "child", "c"));
         assert!(table.ancestors(&key(30, 40)).is_empty());
+    }
+
+    #[test]
+    fn a_view_takes_the_images_the_tracer_saw_exec_over_the_table() {
+        let mut table = ProcessTable::default();
+        table.insert(key(10, 2), entry(10, 0, "entry", "app"));
+        // Procscan read pid 20 and 30 as forks of their parents; both exec'd since.
+        table.insert(key(20, 3), entry(20, 10, "entry", "app"));
+        table.insert(key(30, 4), entry(30, 20, "sh", "app"));
+        let images = ExecImages::default();
+        let image = |pid, start_ticks, name: &str| {
+            Arc::new(Process {
+                pid,
+                start_ticks,
+                name: name.into(),
+                args: vec![format!("arg-of-{name}")],
+                ..Process::default()
+            })
+        };
+        images.record_exec(image(20, 3, "sh"));
+        images.record_exec(image(30, 4, "cp"));
+        // An image of an earlier process that had pid 10 is not pid 10's.
+        images.record_exec(image(10, 1, "recycled"));
+
+        let view = table.view(key(30, 4), Some(&images)).unwrap();
+        assert_eq!(
+            (view.name.as_str(), view.args.clone()),
+            ("cp", vec!["arg-of-cp".to_string()])
+        );
+        let names: Vec<_> = view.ancestors.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["sh", "entry"]);
+        // Without the tracer (poll mode), the table's images.
+        let view = table.view(key(30, 4), None).unwrap();
+        assert_eq!(view.name, "sh");
+        assert_eq!(view.ancestors[0].name, "entry");
+        assert_eq!(table.view(key(10, 2), Some(&images)).unwrap().name, "entry");
+        assert!(table.view(key(99, 1), Some(&images)).is_none());
     }
 
     #[test]

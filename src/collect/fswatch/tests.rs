@@ -308,3 +308,65 @@ fn a_configured_write_only_tree_reports_writes_only_and_follows_new_directories(
     });
     assert!(find(&events, EventType::Open, "/srv/app/plugins/new/later.py").is_some());
 }
+
+#[test]
+fn a_file_event_names_the_image_the_tracer_saw_exec_and_never_an_excluded_process() {
+    use crate::collect::table::{Exclusion, ProcEntry};
+    use crate::event::Process;
+    let mut tables = Tables::default();
+    let id = tables.containers.intern("c1", None);
+    let insert = |tables: &mut Tables, pid: i32, ppid: i32, name: &str, excluded: bool| {
+        let key = ProcKey {
+            pid,
+            start_ticks: 100 + pid as u64,
+        };
+        tables.processes.insert(
+            key,
+            ProcEntry {
+                process: Arc::new(Process {
+                    pid,
+                    ppid,
+                    start_ticks: key.start_ticks,
+                    name: name.into(),
+                    ..Process::default()
+                }),
+                container_id: id.clone(),
+                excluded: excluded.then_some(Exclusion::Monitor),
+                exited_at: None,
+            },
+        );
+        key
+    };
+    insert(&mut tables, 10, 0, "sh", false);
+    // Procscan read the shell's fork; the tracer saw it exec `cp` since.
+    let child = insert(&mut tables, 20, 10, "sh", false);
+    let monitor = insert(&mut tables, 30, 0, "tasksentry", true);
+    let images = ExecImages::default();
+    images.record_exec(Arc::new(Process {
+        pid: 20,
+        ppid: 10,
+        start_ticks: child.start_ticks,
+        name: "cp".into(),
+        args: vec!["/tmp/x".into(), "/etc/cron.d/x".into()],
+        ..Process::default()
+    }));
+
+    let mut event = Event::new(EventType::Creat, Collector::Fswatch);
+    attach_process(&mut event, &tables, child, Some(&images));
+    let proc = event.proc.as_ref().expect("attributed");
+    assert_eq!(proc.name, "cp");
+    assert_eq!(proc.args, ["/tmp/x", "/etc/cron.d/x"]);
+    assert_eq!(proc.ancestors[0].name, "sh");
+
+    let mut event = Event::new(EventType::Creat, Collector::Fswatch);
+    attach_process(&mut event, &tables, child, None);
+    assert_eq!(
+        event.proc.as_ref().expect("attributed").name,
+        "sh",
+        "poll mode"
+    );
+
+    let mut event = Event::new(EventType::Creat, Collector::Fswatch);
+    attach_process(&mut event, &tables, monitor, Some(&images));
+    assert!(event.proc.is_none(), "the monitor itself is never named");
+}
