@@ -248,6 +248,14 @@ impl Setup {
         self.start_monitor(group, &args, &[])
     }
 
+    /// Connections the relay has held unanswered so far: each is one attempt of the sink.
+    fn held(&self) -> u64 {
+        self.relay
+            .counters()
+            .held
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Creates marker files until the monitor alerts on one: its file watches are in place.
     fn wait_until_watching(&self, mon: &Monitor) {
         let deadline = Instant::now() + TIMEOUT;
@@ -655,15 +663,9 @@ fn sigterm_while_a_call_hangs_on_a_dead_connection_still_flushes_within_the_dead
     let printed = markers_on_stdout(&mon);
     // Stop just after the sink started a new call: it hangs for the sink's whole attempt
     // timeout unless the shutdown cuts it short.
-    let held = || {
-        s.relay
-            .counters()
-            .held
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    let before = held();
+    let before = s.held();
     let deadline = Instant::now() + TIMEOUT;
-    while held() == before {
+    while s.held() == before {
         assert!(Instant::now() < deadline, "the sink made no new attempt");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -706,15 +708,9 @@ fn the_attempt_timeout_and_backoff_settings_shape_the_retries_against_a_hung_ser
     s.wait_until_watching(&mon);
     s.make_markers(&mon, "hung", 50);
     let printed = markers_on_stdout(&mon);
-    let held = || {
-        s.relay
-            .counters()
-            .held
-            .load(std::sync::atomic::Ordering::Relaxed)
-    };
-    let before = held();
+    let before = s.held();
     std::thread::sleep(Duration::from_secs(6));
-    let attempts = held() - before;
+    let attempts = s.held() - before;
     assert!(
         attempts >= 4,
         "{attempts} attempts in 6 s against a hung service with a 500 ms attempt timeout:\n{}",
