@@ -99,7 +99,7 @@ fn run(args: Args) -> Result<bool> {
         let mut end_process = app.spawn(&["sleeper", "3000", &end])?;
         mon.wait_for_after(
             start,
-            |e| is_execve(e) && args_of(e).iter().any(|a| a == &end),
+            |e| is_execve(e) && support::proc_args(e).iter().any(|a| a == &end),
             Duration::from_secs(10),
         )
         .map_err(|error| anyhow::anyhow!("the end marker was not reported: {error}"))?;
@@ -113,7 +113,7 @@ fn run(args: Args) -> Result<bool> {
             .iter()
             .filter(|e| is_execve(e) && e["proc"]["name"] == "sleeper")
             .filter_map(|e| {
-                let a = args_of(e);
+                let a = support::proc_args(e);
                 (a.len() == 2 && a[0] == lifetime.to_string() && a[1].starts_with(&marker))
                     .then(|| a[1].clone())
             })
@@ -172,17 +172,6 @@ fn is_execve(event: &Value) -> bool {
     event["evt"]["type"] == "execve"
 }
 
-fn args_of(event: &Value) -> Vec<String> {
-    event["proc"]["args"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Repeats a probe process until the monitor reports one (its first scan may take the
 /// processes it finds as already known).
 fn wait_until_monitoring(mon: &support::Monitor, app: &support::Container) -> Result<()> {
@@ -190,7 +179,7 @@ fn wait_until_monitoring(mon: &support::Monitor, app: &support::Container) -> Re
         let probe = support::marker("probe");
         let mut process = app.spawn(&["sleeper", "60000", &probe])?;
         let seen = mon.wait_for(
-            |e| is_execve(e) && args_of(e).iter().any(|a| a == &probe),
+            |e| is_execve(e) && support::proc_args(e).iter().any(|a| a == &probe),
             Duration::from_secs(2),
         );
         let _ = process.kill();

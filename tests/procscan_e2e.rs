@@ -30,23 +30,14 @@ fn evt_type(event: &Value) -> &str {
     event["evt"]["type"].as_str().unwrap_or("")
 }
 
-fn args(event: &Value) -> Vec<String> {
-    event["proc"]["args"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn pid(event: &Value) -> Option<i64> {
     event["proc"]["pid"].as_i64()
 }
 
 fn is_execve_with_args(event: &Value, name: &str, wanted: &[&str]) -> bool {
-    evt_type(event) == "execve" && event["proc"]["name"] == name && args(event) == wanted
+    evt_type(event) == "execve"
+        && event["proc"]["name"] == name
+        && support::proc_args(event) == wanted
 }
 
 /// A unique busybox `sleep` duration of about `seconds` seconds, usable as a marker.
@@ -191,7 +182,7 @@ fn exec_in_place_is_a_new_execve_for_the_same_pid() {
             TIMEOUT,
         )
         .expect("execve of the shell (it lives 300 ms before exec)");
-    assert_eq!(args(&before)[0], "-c", "{before}");
+    assert_eq!(support::proc_args(&before)[0], "-c", "{before}");
     let after = mon
         .wait_for(
             |e| pid(e) == Some(shell_pid) && is_execve_with_args(e, "sleep", &[&duration]),
@@ -238,7 +229,11 @@ fn a_process_living_20_ms_is_seen_in_19_of_20_runs() {
         .events()
         .iter()
         .filter(|e| evt_type(e) == "execve" && e["proc"]["name"] == "sleeper")
-        .filter_map(|e| markers.iter().find(|m| args(e) == ["20", m.as_str()]))
+        .filter_map(|e| {
+            markers
+                .iter()
+                .find(|m| support::proc_args(e) == ["20", m.as_str()])
+        })
         .collect();
     assert!(
         seen.len() >= 19,
@@ -299,7 +294,10 @@ fn a_burst_of_short_processes_is_seen_or_counted_as_missed() {
     let seen: BTreeSet<i64> = events
         .iter()
         .filter(|e| evt_type(e) == "execve" || evt_type(e) == "clone")
-        .filter(|e| e["proc"]["ppid"] == shell_pid || args(e).iter().any(|a| a.contains(&marker)))
+        .filter(|e| {
+            e["proc"]["ppid"] == shell_pid
+                || support::proc_args(e).iter().any(|a| a.contains(&marker))
+        })
         .filter_map(pid)
         .filter(|&p| p != shell_pid)
         .collect();
@@ -389,12 +387,12 @@ fn hostile_processes_are_reported_escaped_and_do_not_stop_the_monitor() {
             |e| {
                 evt_type(e) == "execve"
                     && e["proc"]["name"] == "sleeper"
-                    && args(e).get(1) == Some(&big_marker)
+                    && support::proc_args(e).get(1) == Some(&big_marker)
             },
             TIMEOUT,
         )
         .expect("the 1 MiB command line");
-    let big_args_seen = args(&big);
+    let big_args_seen = support::proc_args(&big);
     if big["proc"]["args_truncated"] == true {
         let kept: usize = big_args_seen.iter().map(String::len).sum();
         assert!(

@@ -26,17 +26,6 @@ fn start_trace_monitor(task: &EmulatedTask) -> Monitor {
         .expect("starting tasksentry run --emit events --mode trace")
 }
 
-fn args(event: &Value) -> Vec<String> {
-    event["proc"]["args"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn tracer_pid(host_pid: i32) -> Option<i32> {
     let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
     status
@@ -78,7 +67,7 @@ fn gated(container: &Container, script: &str, traced: bool) -> ContainerProcess 
 /// Waits until the monitor has reported the process with `marker` in its arguments.
 fn wait_marker(mon: &Monitor, marker: &str) -> Value {
     mon.wait_for(
-        |e| e["evt"]["type"] == "execve" && args(e).iter().any(|a| a == marker),
+        |e| e["evt"]["type"] == "execve" && support::proc_args(e).iter().any(|a| a == marker),
         TIMEOUT,
     )
     .unwrap_or_else(|error| panic!("no execve with {marker}: {error}"))
@@ -92,7 +81,7 @@ fn check_every_exec(mon: &Monitor, prefix: &str, count: usize, ms: &str) {
     let mut any: BTreeMap<String, usize> = BTreeMap::new();
     let mut exits = 0;
     for event in &events {
-        let a = args(event);
+        let a = support::proc_args(event);
         if a.len() != 2 || !a[1].starts_with(&format!("{prefix}-")) {
             continue;
         }
@@ -244,7 +233,7 @@ fn exit_codes_signals_and_job_control_are_unchanged_by_the_tracer() {
             |e| {
                 e["evt"]["type"] == "procexit"
                     && e["evt"]["collector"] == "tracer"
-                    && args(e) == ["-c", "exit 42"]
+                    && support::proc_args(e) == ["-c", "exit 42"]
             },
             TIMEOUT,
         )
@@ -367,7 +356,7 @@ fn processes_entering_a_container_from_outside_are_reported_once_seized() {
     let is_sleeper_exec = |e: &Value, marker: &str| {
         e["evt"]["type"] == "execve"
             && e["proc"]["name"] == "sleeper"
-            && args(e).iter().any(|a| a == marker)
+            && support::proc_args(e).iter().any(|a| a == marker)
     };
     for marker in &markers {
         mon.wait_for(|e| is_sleeper_exec(e, marker), TIMEOUT)

@@ -77,6 +77,18 @@ fn container_digits() -> String {
     format!("{}", 1_000_000_000 + value % 9_000_000_000)
 }
 
+/// `proc.args` of an event or alert line as strings (empty when it has none).
+pub fn proc_args(event: &serde_json::Value) -> Vec<String> {
+    event["proc"]["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The pid of `host_pid` in the innermost PID namespace it belongs to (`NSpid`'s last field).
 pub fn ns_pid_of(host_pid: i32) -> Option<i32> {
     let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
