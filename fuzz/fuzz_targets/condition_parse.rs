@@ -8,7 +8,9 @@ use tasksentry::rules::condition::{PosText, parse, substitute_list};
 use tasksentry::rules::{LoadOptions, RuleSource, load};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(cond) = std::str::from_utf8(data) else { return };
+    let Ok(cond) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = parse(cond);
     let mut t = PosText::synthetic(cond, 0);
     substitute_list(&mut t, "shells", &["sh".into(), "a b".into()]);
@@ -19,10 +21,19 @@ fuzz_target!(|data: &[u8]| {
     let text = format!(
         "- list: shells\n  items: [sh, bash]\n- macro: m\n  condition: proc.name = sh\n- rule: r\n  desc: d\n  output: o %proc.name\n  priority: INFO\n  condition: |\n{body}"
     );
-    let outcome = load(&[RuleSource { name: "c.yaml".into(), text }], &LoadOptions::default());
+    let outcome = load(
+        &[RuleSource {
+            name: "c.yaml".into(),
+            text,
+        }],
+        &LoadOptions::default(),
+    );
     if let Some(set) = outcome.ruleset {
         let mut e = Event::new(EventType::Execve, Collector::Procscan);
-        e.proc = Some(Box::new(Process { name: "sh".into(), ..Process::default() }));
+        e.proc = Some(Box::new(Process {
+            name: "sh".into(),
+            ..Process::default()
+        }));
         let mut out = Vec::new();
         set.evaluate(&e, &mut out);
     }

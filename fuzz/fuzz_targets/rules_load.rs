@@ -14,12 +14,27 @@ fn events() -> Vec<Event> {
         name: "sh".into(),
         args: vec!["-c".into(), "id".into()],
         env: vec![("HOME".into(), "/root".into())],
-        ancestors: vec![Ancestor { pid: 2, name: "nginx".into(), exe: None, exepath: None, args: vec![] }],
+        ancestors: vec![Ancestor {
+            pid: 2,
+            name: "nginx".into(),
+            exe: None,
+            exepath: None,
+            args: vec![],
+        }],
         ..Process::default()
     }));
-    exec.container = Some(Box::new(Container { id: "c1".into(), image: Some("a/b:1".into()), ..Container::default() }));
+    exec.container = Some(Box::new(Container {
+        id: "c1".into(),
+        image: Some("a/b:1".into()),
+        ..Container::default()
+    }));
     let mut open = Event::new(EventType::Open, Collector::Fswatch);
-    open.fd = Some(Box::new(Fd { kind: Some(FdKind::File), name: Some("/etc/shadow".into()), open_write: Some(true), ..Fd::default() }));
+    open.fd = Some(Box::new(Fd {
+        kind: Some(FdKind::File),
+        name: Some("/etc/shadow".into()),
+        open_write: Some(true),
+        ..Fd::default()
+    }));
     let mut conn = Event::new(EventType::Connect, Collector::Sockets);
     conn.fd = Some(Box::new(Fd {
         kind: Some(FdKind::Ipv4),
@@ -35,9 +50,18 @@ fn events() -> Vec<Event> {
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data).into_owned();
-    let sources = [RuleSource { name: "fuzz.yaml".into(), text }];
+    let sources = [RuleSource {
+        name: "fuzz.yaml".into(),
+        text,
+    }];
     for strict in [false, true] {
-        let outcome = load(&sources, &LoadOptions { strict, rule_matching: RuleMatching::All });
+        let outcome = load(
+            &sources,
+            &LoadOptions {
+                strict,
+                rule_matching: RuleMatching::All,
+            },
+        );
         for d in &outcome.diagnostics {
             let _ = d.to_string();
         }
