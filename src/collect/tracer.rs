@@ -34,9 +34,10 @@
 //! resumed right after `waitpid` (and `PTRACE_GETEVENTMSG` for a fork); so is the first stop of
 //! a new child, even when it arrives before its parent's fork event (nothing is read about it
 //! before resuming it; see [`Tracer::classify`]). At an exec stop only what a process that
-//! exits at once would take with it is read while it is frozen (see [`frozen`]: `comm`,
-//! `cmdline`, `exe`, `cwd`, descriptors 0-2, `environ`, through one `/proc/<pid>` descriptor);
-//! it is resumed, and `stat` and `status` are read right after, before anything is reaped.
+//! exits at once would take with it is read while it is frozen (see [`frozen`]: `stat`, the
+//! command line and environment from its memory, `exe`, `cwd`, descriptors 0-2, through one
+//! `/proc/<pid>` descriptor); it is resumed, and `status` is read right after, before anything
+//! is reaped.
 //! Everything else (user names, container lookups, ancestry, building events) is queued and
 //! done between stops: pending stops are reaped and resumed before each piece of that work.
 //! Events are handed to the engine in batches, at most [`FLUSH_INTERVAL`] late, so the engine
@@ -44,6 +45,10 @@
 //! for that long) a batch without a withdrawable `clone` goes out at once. A
 //! fork that execs before its `clone` event was handed over is reported by its `execve` alone
 //! (the `clone` is withdrawn): that halves the events of a fork-exec loop.
+//!
+//! The sockets collector is told of execs through the [`super::triggers::ExecSignal`]; it is
+//! woken at most every [`EXEC_WAKE_GAP`], later execs only count (see
+//! [`Tracer::announce_exec`]), which spares a fork-exec loop two context switches per exec.
 //!
 //! Events leave through the same bounded queue as procscan's, with `try_send`; drops are
 //! counted and reported as `tasksentry`/`events_dropped`.
@@ -75,7 +80,7 @@ use super::users::UserDbCache;
 use crate::event::{Ancestor, Collector, Event, EventType, Internal, Process, Timestamp};
 
 mod frozen;
-use frozen::{Frozen, FrozenReader, exe_fields};
+use frozen::{Frozen, FrozenReader, Memory, exe_fields};
 
 /// How long an exited pid stays known as "handled by the tracer", so that procscan, which may
 /// notice the exit up to a scan interval later, does not report it again.
@@ -365,6 +370,7 @@ pub fn spawn_tracer(
                 conflicts: HashSet::new(),
                 self_pids: [self_pid, self_ns_pid, self_tid],
                 buf: Vec::with_capacity(8192),
+                last_exec_wake: None,
                 work: VecDeque::new(),
                 batch: Vec::new(),
                 batch_since: None,
@@ -377,6 +383,10 @@ pub fn spawn_tracer(
             tracer.run(&shutdown);
         })
 }
+
+/// The exec signal wakes its waiters at most this often; execs in between only count (see
+/// [`Tracer::announce_exec`]).
+const EXEC_WAKE_GAP: Duration = Duration::from_millis(5);
 
 /// One traced thread.
 #[derive(Debug, Clone, Copy)]
@@ -452,6 +462,8 @@ struct Tracer {
     exec_signal: Option<super::triggers::ExecSignal>,
     buf: Vec<u8>,
     frozen: FrozenReader,
+    /// When the exec signal last woke its waiters (see [`Tracer::announce_exec`]).
+    last_exec_wake: Option<Instant>,
     work: VecDeque<Work>,
     /// Events waiting to be handed to the engine (`None`: a cancelled `clone`).
     batch: Vec<Option<Event>>,
@@ -781,18 +793,37 @@ impl Tracer {
         let dir = self.frozen.open(pid);
         let read = dir.as_ref().and_then(|dir| {
             self.frozen
-                .read_frozen(dir, known.is_none(), known.is_none())
+                .read_frozen(dir, Memory::Exec, known.is_none(), known.is_none())
         });
         resume(pid, 0);
         // Resumed: the rest, before anything else is reaped (see `frozen`).
         let (Some(dir), Some(mut read)) = (dir, read) else {
             return;
         };
-        if !self.frozen.read_resumed(&dir, &mut read) {
-            return;
-        }
+        self.frozen.read_resumed(&dir, &mut read);
         drop(dir);
         self.queue_exec(pid, known, read, time);
+    }
+
+    /// Tells the exec signal's waiters (the sockets collector) that a process exec'd. They
+    /// are woken at most every [`EXEC_WAKE_GAP`]; an exec within that gap of the last wake-up
+    /// only counts, and a waiter sees the count when it next wakes: a woken sockets collector
+    /// is then in its trigger window and polls every `trigger_spacing`, so its window still
+    /// extends past every exec, without a wake-up (two context switches) per exec.
+    fn announce_exec(&mut self) {
+        let Some(signal) = &self.exec_signal else {
+            return;
+        };
+        let now = Instant::now();
+        if self
+            .last_exec_wake
+            .is_some_and(|at| now.saturating_duration_since(at) < EXEC_WAKE_GAP)
+        {
+            signal.count_quietly();
+        } else {
+            signal.raise();
+            self.last_exec_wake = Some(now);
+        }
     }
 
     /// Everything queued by the hot path, in order: bookkeeping and events.
@@ -882,8 +913,6 @@ impl Tracer {
         let (exepath, exe_deleted, exe_from_memfd) = exe_fields(read.exe.as_deref());
         let stat = read.stat;
         let status = read.status;
-        // Values of the next image (see `Frozen::crossed_exec`) are not this one's.
-        let keep = !read.crossed_exec;
         let [stdin, stdout, stderr] = read.fds;
         let mut process = Process {
             pid,
@@ -908,10 +937,11 @@ impl Tracer {
             tracer_pid: status
                 .tracer_pid
                 .map(|t| if self.is_self(t) { 0 } else { t }),
-            tty: keep.then_some(stat.tty_nr),
-            sid: keep.then_some(stat.session),
-            pgid: keep.then_some(stat.pgrp),
-            threads: status.threads.or(keep.then_some(stat.num_threads)),
+            // As of the exec: `stat` is read while frozen.
+            tty: Some(stat.tty_nr),
+            sid: Some(stat.session),
+            pgid: Some(stat.pgrp),
+            threads: status.threads.or(Some(stat.num_threads)),
             stdin,
             stdout,
             stderr,
@@ -964,9 +994,7 @@ impl Tracer {
         // sockets collector's exec-driven poll names the connections of this process after it
         // (procscan's table may still hold the fork of the parent until its next scan).
         self.tables.exec_images().record_exec(known.process.clone());
-        if let Some(signal) = &self.exec_signal {
-            signal.raise();
-        }
+        self.announce_exec();
         self.procs.insert(pid, known.clone());
         self.link.set(pid, Held::Live);
         let mut event = self.event_for(EventType::Execve, &known, None);
@@ -1137,16 +1165,16 @@ impl Tracer {
         let Some(dir) = self.frozen.open(pid) else {
             return;
         };
-        let Some(mut read) = self
-            .frozen
-            .read_frozen(&dir, known.is_none(), known.is_none())
+        let Some(mut read) =
+            self.frozen
+                .read_frozen(&dir, Memory::Files, known.is_none(), known.is_none())
         else {
             return;
         };
-        let name = read.comm.as_deref().unwrap_or_default();
-        if !seen.differs(name, read.exe_id) || !self.frozen.read_resumed(&dir, &mut read) {
+        if !seen.differs(&read.stat.comm, read.exe_id) {
             return;
         }
+        self.frozen.read_resumed(&dir, &mut read);
         drop(dir);
         self.queue_exec(pid, known, read, Timestamp::now());
     }
