@@ -46,10 +46,6 @@
 //! fork that execs before its `clone` event was handed over is reported by its `execve` alone
 //! (the `clone` is withdrawn): that halves the events of a fork-exec loop.
 //!
-//! The sockets collector is told of execs through the [`super::triggers::ExecSignal`]; it is
-//! woken at most every [`EXEC_WAKE_GAP`], later execs only count (see
-//! [`Tracer::announce_exec`]), which spares a fork-exec loop two context switches per exec.
-//!
 //! Events leave through the same bounded queue as procscan's, with `try_send`; drops are
 //! counted and reported as `tasksentry`/`events_dropped`.
 
@@ -370,7 +366,6 @@ pub fn spawn_tracer(
                 conflicts: HashSet::new(),
                 self_pids: [self_pid, self_ns_pid, self_tid],
                 buf: Vec::with_capacity(8192),
-                last_exec_wake: None,
                 work: VecDeque::new(),
                 batch: Vec::new(),
                 batch_since: None,
@@ -383,10 +378,6 @@ pub fn spawn_tracer(
             tracer.run(&shutdown);
         })
 }
-
-/// The exec signal wakes its waiters at most this often; execs in between only count (see
-/// [`Tracer::announce_exec`]).
-const EXEC_WAKE_GAP: Duration = Duration::from_millis(5);
 
 /// One traced thread.
 #[derive(Debug, Clone, Copy)]
@@ -462,8 +453,6 @@ struct Tracer {
     exec_signal: Option<super::triggers::ExecSignal>,
     buf: Vec<u8>,
     frozen: FrozenReader,
-    /// When the exec signal last woke its waiters (see [`Tracer::announce_exec`]).
-    last_exec_wake: Option<Instant>,
     work: VecDeque<Work>,
     /// Events waiting to be handed to the engine (`None`: a cancelled `clone`).
     batch: Vec<Option<Event>>,
@@ -805,27 +794,6 @@ impl Tracer {
         self.queue_exec(pid, known, read, time);
     }
 
-    /// Tells the exec signal's waiters (the sockets collector) that a process exec'd. They
-    /// are woken at most every [`EXEC_WAKE_GAP`]; an exec within that gap of the last wake-up
-    /// only counts, and a waiter sees the count when it next wakes: a woken sockets collector
-    /// is then in its trigger window and polls every `trigger_spacing`, so its window still
-    /// extends past every exec, without a wake-up (two context switches) per exec.
-    fn announce_exec(&mut self) {
-        let Some(signal) = &self.exec_signal else {
-            return;
-        };
-        let now = Instant::now();
-        if self
-            .last_exec_wake
-            .is_some_and(|at| now.saturating_duration_since(at) < EXEC_WAKE_GAP)
-        {
-            signal.count_quietly();
-        } else {
-            signal.raise();
-            self.last_exec_wake = Some(now);
-        }
-    }
-
     /// Everything queued by the hot path, in order: bookkeeping and events.
     fn do_work(&mut self) {
         while let Some(work) = self.work.pop_front() {
@@ -994,7 +962,9 @@ impl Tracer {
         // sockets collector's exec-driven poll names the connections of this process after it
         // (procscan's table may still hold the fork of the parent until its next scan).
         self.tables.exec_images().record_exec(known.process.clone());
-        self.announce_exec();
+        if let Some(signal) = &self.exec_signal {
+            signal.raise();
+        }
         self.procs.insert(pid, known.clone());
         self.link.set(pid, Held::Live);
         let mut event = self.event_for(EventType::Execve, &known, None);

@@ -95,13 +95,6 @@ impl ExecSignal {
         wake.notify_all();
     }
 
-    /// Counts one more trigger burst without waking anyone: waiters see it when they next
-    /// wake (for a raiser that has just woken them and raises again within their trigger
-    /// window).
-    pub fn count_quietly(&self) {
-        *self.inner.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-    }
-
     /// How many times the signal was raised.
     pub fn count(&self) -> u64 {
         *self.inner.0.lock().unwrap_or_else(PoisonError::into_inner)
