@@ -34,9 +34,10 @@
 //! resumed right after `waitpid` (and `PTRACE_GETEVENTMSG` for a fork); so is the first stop of
 //! a new child, even when it arrives before its parent's fork event (nothing is read about it
 //! before resuming it; see [`Tracer::classify`]). At an exec stop only what a process that
-//! exits at once would take with it is read while it is frozen (see [`frozen`]: `comm`,
-//! `cmdline`, `exe`, `cwd`, descriptors 0-2, `environ`, through one `/proc/<pid>` descriptor);
-//! it is resumed, and `stat` and `status` are read right after, before anything is reaped.
+//! exits at once would take with it is read while it is frozen (see [`frozen`]: `stat`, the
+//! command line and environment from its memory, `exe`, `cwd`, descriptors 0-2, through one
+//! `/proc/<pid>` descriptor); it is resumed, and `status` is read right after, before anything
+//! is reaped.
 //! Everything else (user names, container lookups, ancestry, building events) is queued and
 //! done between stops: pending stops are reaped and resumed before each piece of that work.
 //! Events are handed to the engine in batches, at most [`FLUSH_INTERVAL`] late, so the engine
@@ -75,7 +76,7 @@ use super::users::UserDbCache;
 use crate::event::{Ancestor, Collector, Event, EventType, Internal, Process, Timestamp};
 
 mod frozen;
-use frozen::{Frozen, FrozenReader, exe_fields};
+use frozen::{Frozen, FrozenReader, Memory, exe_fields};
 
 /// How long an exited pid stays known as "handled by the tracer", so that procscan, which may
 /// notice the exit up to a scan interval later, does not report it again.
@@ -781,16 +782,14 @@ impl Tracer {
         let dir = self.frozen.open(pid);
         let read = dir.as_ref().and_then(|dir| {
             self.frozen
-                .read_frozen(dir, known.is_none(), known.is_none())
+                .read_frozen(dir, Memory::Exec, known.is_none(), known.is_none())
         });
         resume(pid, 0);
         // Resumed: the rest, before anything else is reaped (see `frozen`).
         let (Some(dir), Some(mut read)) = (dir, read) else {
             return;
         };
-        if !self.frozen.read_resumed(&dir, &mut read) {
-            return;
-        }
+        self.frozen.read_resumed(&dir, &mut read);
         drop(dir);
         self.queue_exec(pid, known, read, time);
     }
@@ -882,8 +881,6 @@ impl Tracer {
         let (exepath, exe_deleted, exe_from_memfd) = exe_fields(read.exe.as_deref());
         let stat = read.stat;
         let status = read.status;
-        // Values of the next image (see `Frozen::crossed_exec`) are not this one's.
-        let keep = !read.crossed_exec;
         let [stdin, stdout, stderr] = read.fds;
         let mut process = Process {
             pid,
@@ -908,10 +905,11 @@ impl Tracer {
             tracer_pid: status
                 .tracer_pid
                 .map(|t| if self.is_self(t) { 0 } else { t }),
-            tty: keep.then_some(stat.tty_nr),
-            sid: keep.then_some(stat.session),
-            pgid: keep.then_some(stat.pgrp),
-            threads: status.threads.or(keep.then_some(stat.num_threads)),
+            // As of the exec: `stat` is read while frozen.
+            tty: Some(stat.tty_nr),
+            sid: Some(stat.session),
+            pgid: Some(stat.pgrp),
+            threads: status.threads.or(Some(stat.num_threads)),
             stdin,
             stdout,
             stderr,
@@ -1137,16 +1135,16 @@ impl Tracer {
         let Some(dir) = self.frozen.open(pid) else {
             return;
         };
-        let Some(mut read) = self
-            .frozen
-            .read_frozen(&dir, known.is_none(), known.is_none())
+        let Some(mut read) =
+            self.frozen
+                .read_frozen(&dir, Memory::Files, known.is_none(), known.is_none())
         else {
             return;
         };
-        let name = read.comm.as_deref().unwrap_or_default();
-        if !seen.differs(name, read.exe_id) || !self.frozen.read_resumed(&dir, &mut read) {
+        if !seen.differs(&read.stat.comm, read.exe_id) {
             return;
         }
+        self.frozen.read_resumed(&dir, &mut read);
         drop(dir);
         self.queue_exec(pid, known, read, Timestamp::now());
     }

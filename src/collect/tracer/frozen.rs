@@ -9,20 +9,27 @@
 //!
 //! - **Frozen** ([`FrozenReader::read_frozen`], before `PTRACE_CONT`): what a process that
 //!   exits at once would take with it, since a zombie has no memory, no descriptors and no
-//!   working directory: `comm`, `cmdline`, the `exe` link and the `stat` of what it points at
-//!   (the drift identity: device, inode, ctime, mtime), the `cwd` link, descriptors 0-2 (link
-//!   and file type) and `environ`. `comm` is read here, not with `stat`, because the name must
-//!   be the one of this image even if the process execs again at once.
+//!   working directory: `stat` (name, parent, start time, terminal, session, group, and the
+//!   addresses of the argument and environment areas), the command line and the environment,
+//!   the `exe` link and the `stat` of what it points at (the drift identity: device, inode,
+//!   ctime, mtime), the `cwd` link and descriptors 0-2 (link and file type). At an exec stop
+//!   ([`Memory::Exec`]) the command line and environment are read straight from the
+//!   process's memory, between the addresses `stat` gives, with one `process_vm_readv` each
+//!   instead of opening `cmdline` and `environ`: no instruction of the new image has run, so
+//!   those areas hold exactly what the kernel laid out, which is what the files would show
+//!   (on any error the files are read). `stat` is read here, with the name, because the name
+//!   must be the one of this image even if the process execs again at once; one `stat`
+//!   replaces the `comm` file and a second `stat` after resuming.
 //! - **Resumed** ([`FrozenReader::read_resumed`], right after `PTRACE_CONT` and before the
-//!   tracer reaps anything): `stat` (parent, start time, terminal, session, group) and
-//!   `status` (uids, gids, capabilities, tracer, threads), the two most expensive files of
-//!   `/proc` to generate. Both stay readable while the process runs and after it exits: a
-//!   traced zombie is visible to its tracer only, so it cannot be reaped by its parent before
-//!   the tracer has read it. What the process did in the few microseconds since it was resumed
-//!   is what they show (a privilege drop right after exec shows as dropped). If it has exec'd
-//!   again meanwhile (its `exe` link no longer the one read while frozen: it is then stopped at
-//!   its next exec stop, which only this thread can resume), the values belong to the next
-//!   image and are dropped as not observed ([`Frozen::crossed_exec`]).
+//!   tracer reaps anything): `status` (uids, gids, capabilities, tracer, threads), the most
+//!   expensive file of `/proc` to generate. It stays readable while the process runs and
+//!   after it exits: a traced zombie is visible to its tracer only, so it cannot be reaped by
+//!   its parent before the tracer has read it. What the process did in the few microseconds
+//!   since it was resumed is what it shows (a privilege drop right after exec shows as
+//!   dropped). If it has exec'd again meanwhile (its `exe` link no longer the one read while
+//!   frozen: it is then stopped at its next exec stop, which only this thread can resume),
+//!   the values belong to the next image and are dropped as not observed
+//!   ([`Frozen::crossed_exec`]).
 //!
 //! Left out on purpose, because the tracer knows them otherwise: the cgroup (a process stays in
 //! its parent's container; it is read only for a process whose container is unknown), the
@@ -58,9 +65,8 @@ const MAX_LINK_BYTES: usize = 4096;
 /// One process as read at its exec stop.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Frozen {
-    /// The name of the image (`comm`), read while frozen.
-    pub comm: Option<String>,
-    /// Read after resuming; its `comm` is replaced by the frozen one.
+    /// Read while frozen: the name of the image (`comm`), parent, start time, terminal,
+    /// session and group as of the exec.
     pub stat: Stat,
     /// Read after resuming; all `None` when [`Frozen::crossed_exec`].
     pub status: Status,
@@ -78,9 +84,8 @@ pub(super) struct Frozen {
     pub cgroup: Option<String>,
     /// Read only when asked.
     pub loginuid: Option<i64>,
-    /// The process had exec'd again by the time `stat` and `status` were read: their mutable
-    /// values (credentials, terminal, session, group, threads) describe the next image and must
-    /// not be reported for this one.
+    /// The process had exec'd again by the time `status` was read: its values (credentials,
+    /// threads) describe the next image and must not be reported for this one.
     pub crossed_exec: bool,
 }
 
@@ -190,18 +195,27 @@ impl FrozenReader {
 
     /// The part read while the process is frozen at its exec stop (see the module
     /// documentation), with the cgroup and login uid when asked (a zombie's cgroup no longer
-    /// names its container). `None` when it is gone.
+    /// names its container). `memory` says how the command line and environment are read:
+    /// [`Memory::Exec`] only for a process stopped at its exec stop. `None` when it is gone.
     pub(super) fn read_frozen(
         &mut self,
         dir: &ProcDir,
+        memory: Memory,
         with_cgroup: bool,
         with_loginuid: bool,
     ) -> Option<Frozen> {
         let mut out = Frozen::default();
-        let (n, _) = self.read_file(dir, c"comm", 256)?;
-        let comm = self.buf[..n].strip_suffix(b"\n").unwrap_or(&self.buf[..n]);
-        out.comm = Some(String::from_utf8_lossy(comm).into_owned());
-        if let Some((n, truncated)) = self.read_file(dir, c"cmdline", self.max_cmdline_bytes) {
+        let (n, _) = self.read_file(dir, c"stat", MAX_SMALL_BYTES)?;
+        out.stat = parse_stat(&self.buf[..n])?;
+        let areas = match memory {
+            Memory::Exec => parse_stat_areas(&self.buf[..n]),
+            Memory::Files => None,
+        };
+        let cmdline =
+            areas.and_then(|[args, _]| self.read_memory(dir.pid, args, self.max_cmdline_bytes));
+        if let Some((n, truncated)) =
+            cmdline.or_else(|| self.read_file(dir, c"cmdline", self.max_cmdline_bytes))
+        {
             out.cmdline = parse_cmdline(&self.buf[..n], truncated);
         }
         out.exe = self.read_link(dir, c"exe").ok();
@@ -222,7 +236,9 @@ impl FrozenReader {
         for (slot, name) in out.fds.iter_mut().zip(NAMES) {
             *slot = self.std_fd(dir, name, &mut seen);
         }
-        if let Some((n, _)) = self.read_file(dir, c"environ", MAX_ENVIRON_BYTES) {
+        let environ = areas.and_then(|[_, env]| self.read_memory(dir.pid, env, MAX_ENVIRON_BYTES));
+        if let Some((n, _)) = environ.or_else(|| self.read_file(dir, c"environ", MAX_ENVIRON_BYTES))
+        {
             out.env = parse_environ(&self.buf[..n], &self.env_allowlist);
         }
         if with_cgroup && let Some((n, _)) = self.read_file(dir, c"cgroup", MAX_CGROUP_BYTES) {
@@ -234,15 +250,39 @@ impl FrozenReader {
         Some(out)
     }
 
-    /// The part read once the process runs again, before its exit can be reaped: `stat` and
-    /// `status`. Returns false when `stat` is unreadable (the process is gone).
-    pub(super) fn read_resumed(&mut self, dir: &ProcDir, out: &mut Frozen) -> bool {
-        let Some((n, _)) = self.read_file(dir, c"stat", MAX_SMALL_BYTES) else {
-            return false;
+    /// Reads at most `limit` bytes of the memory area `[start, end)` of `pid` into the buffer
+    /// with one `process_vm_readv`, as `read_file` would read the `/proc` file that shows it.
+    /// `None` when the area is empty or not entirely readable (the caller then reads the
+    /// file).
+    fn read_memory(
+        &mut self,
+        pid: i32,
+        [start, end]: [u64; 2],
+        limit: usize,
+    ) -> Option<(usize, bool)> {
+        let len = usize::try_from(end.checked_sub(start)?).ok()?;
+        if start == 0 || len == 0 {
+            return None;
+        }
+        let limit = limit.min(self.buf.len() - 1);
+        let want = len.min(limit);
+        let local = libc::iovec {
+            iov_base: self.buf.as_mut_ptr().cast(),
+            iov_len: want,
         };
-        let Some(mut stat) = parse_stat(&self.buf[..n]) else {
-            return false;
+        let remote = libc::iovec {
+            iov_base: usize::try_from(start).ok()? as *mut libc::c_void,
+            iov_len: want,
         };
+        // SAFETY: `local` describes `want` writable bytes of `self.buf` (`want` <= its length),
+        // alive and not otherwise borrowed during the call; `remote` is only an address in the
+        // other process, which the kernel checks.
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+        (usize::try_from(n).ok()? == want).then_some((want, len > limit))
+    }
+
+    /// The part read once the process runs again, before its exit can be reaped: `status`.
+    pub(super) fn read_resumed(&mut self, dir: &ProcDir, out: &mut Frozen) {
         if let Some((n, _)) = self.read_file(dir, c"status", MAX_SMALL_BYTES) {
             out.status = parse_status(&String::from_utf8_lossy(&self.buf[..n]));
         }
@@ -255,11 +295,6 @@ impl FrozenReader {
             out.crossed_exec = true;
             out.status = Status::default();
         }
-        if let Some(comm) = &out.comm {
-            stat.comm.clone_from(comm);
-        }
-        out.stat = stat;
-        true
     }
 
     /// Reads `pid` whole (frozen and resumed parts back to back, as when the process need not
@@ -272,8 +307,9 @@ impl FrozenReader {
         with_loginuid: bool,
     ) -> Option<Frozen> {
         let dir = self.open(pid)?;
-        let mut out = self.read_frozen(&dir, with_cgroup, with_loginuid)?;
-        self.read_resumed(&dir, &mut out).then_some(out)
+        let mut out = self.read_frozen(&dir, Memory::Files, with_cgroup, with_loginuid)?;
+        self.read_resumed(&dir, &mut out);
+        Some(out)
     }
 
     fn std_fd(
@@ -310,6 +346,31 @@ impl FrozenReader {
             target,
         ))
     }
+}
+
+/// How [`FrozenReader::read_frozen`] reads the command line and the environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Memory {
+    /// From the process's memory, at the addresses `stat` gives: only for a process stopped
+    /// at its exec stop, whose argument and environment areas are exactly as the kernel laid
+    /// them out (no instruction of the new image has run, so nothing was rewritten in place),
+    /// which is what the `/proc` files would show. Falls back to the files.
+    Exec,
+    /// From `/proc/<pid>/cmdline` and `environ` (a running process may have rewritten its
+    /// arguments; the kernel's reading of them handles that).
+    Files,
+}
+
+/// `[arg_start, arg_end]` and `[env_start, env_end]` from `stat` bytes (fields 48-51), or
+/// `None` when they are missing or zero (no memory map, or not allowed to see them).
+fn parse_stat_areas(bytes: &[u8]) -> Option<[[u64; 2]; 2]> {
+    let close = bytes.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(bytes.get(close + 1..)?).ok()?;
+    // The first field after the name is field 3.
+    let mut fields = rest.split_ascii_whitespace().skip(48 - 3);
+    let mut next = || fields.next().and_then(|f| f.parse::<u64>().ok());
+    let areas = [[next()?, next()?], [next()?, next()?]];
+    (areas[0][0] != 0 && areas[1][0] != 0).then_some(areas)
 }
 
 /// `pid` in decimal, without allocating.
@@ -368,7 +429,6 @@ mod tests {
         let stat = crate::collect::proc::read_stat(root, pid, &mut buf).unwrap();
         assert_eq!(frozen.stat.starttime, stat.starttime);
         assert_eq!(frozen.stat.comm, stat.comm);
-        assert_eq!(frozen.comm.as_deref(), Some(stat.comm.as_str()));
         assert!(!frozen.crossed_exec);
         let identity = crate::collect::proc::read_identity(root, stat, &mut buf);
         let options = crate::collect::proc::ReadOptions {
@@ -450,7 +510,102 @@ mod tests {
             read.fds[0].as_ref().unwrap().target.as_deref(),
             Some("/dev/null")
         );
-        assert_eq!(read.comm.as_deref(), Some("sleep"));
+        assert_eq!(read.stat.comm, "sleep");
+    }
+
+    /// A busybox shell blocked in `read` (it never rewrites its arguments), started with
+    /// hostile arguments and environment: a newline, invalid UTF-8, a long argument.
+    fn hostile_shell() -> (std::process::Child, i32) {
+        use std::os::unix::ffi::OsStrExt;
+        let long = "x".repeat(3000);
+        let child = std::process::Command::new("/bin/busybox")
+            .args(["sh", "-c", "read x", "name", "two\nlines"])
+            .arg(std::ffi::OsStr::from_bytes(b"bad\xffutf8"))
+            .arg(&long)
+            .env_clear()
+            .env("PATH", std::ffi::OsStr::from_bytes(b"/bin:\xfe"))
+            .env("HOME", "/root\nx")
+            .env("SECRET", "not kept")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        // `spawn` can return before the new image's arguments are in place.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !std::fs::read(format!("/proc/{pid}/cmdline"))
+            .unwrap()
+            .ends_with(format!("{long}\0").as_bytes())
+        {
+            assert!(std::time::Instant::now() < deadline, "the shell never ran");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        (child, pid)
+    }
+
+    #[test]
+    fn memory_reads_give_what_the_proc_files_give() {
+        let (mut child, pid) = hostile_shell();
+        let allow = vec!["PATH".to_string(), "HOME".to_string()];
+        // The cap cuts the long argument; the environment is read whole.
+        let mut reader = FrozenReader::new(PathBuf::from("/proc"), allow, 1024);
+        let dir = reader.open(pid).unwrap();
+        let memory = reader.read_frozen(&dir, Memory::Exec, false, false);
+        let files = reader.read_frozen(&dir, Memory::Files, false, false);
+        // The memory path was taken, not its fallback to the files.
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
+        let [args, env] = parse_stat_areas(&stat).unwrap();
+        assert_eq!(reader.read_memory(pid, args, 1024), Some((1024, true)));
+        let whole = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        assert_eq!(
+            reader.read_memory(pid, args, 64 * 1024),
+            Some((whole.len(), false))
+        );
+        assert_eq!(reader.buf[..whole.len()], whole[..]);
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+        assert_eq!(
+            reader.read_memory(pid, env, MAX_ENVIRON_BYTES),
+            Some((environ.len(), false))
+        );
+        assert_eq!(reader.buf[..environ.len()], environ[..]);
+        drop(child.stdin.take());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (memory, files) = (memory.unwrap(), files.unwrap());
+        assert_eq!(memory.cmdline, files.cmdline);
+        assert!(memory.cmdline.truncated);
+        assert_eq!(memory.cmdline.argv0.as_deref(), Some("/bin/busybox"));
+        assert_eq!(
+            memory.cmdline.args[..5],
+            ["sh", "-c", "read x", "name", "two\nlines"]
+        );
+        assert_eq!(memory.cmdline.args[5], "bad\u{fffd}utf8");
+        assert_eq!(memory.env, files.env);
+        let mut env = memory.env.clone();
+        env.sort();
+        assert_eq!(
+            env,
+            vec![
+                ("HOME".to_string(), "/root\nx".to_string()),
+                ("PATH".to_string(), "/bin:\u{fffd}".to_string())
+            ]
+        );
+        assert_eq!(memory.stat.comm, "busybox");
+    }
+
+    #[test]
+    fn memory_areas_come_from_the_end_of_stat() {
+        // A name with spaces and parentheses, then fields 3-52.
+        let mut line = b"42 (a) b (c) S".to_vec();
+        for field in 4..=52u64 {
+            line.extend_from_slice(format!(" {}", field * 10).as_bytes());
+        }
+        assert_eq!(parse_stat_areas(&line), Some([[480, 490], [500, 510]]));
+        // No memory map (or not allowed to see it): zeros.
+        let zeros = b"7 (z) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0";
+        assert_eq!(parse_stat_areas(zeros), None);
+        assert_eq!(parse_stat_areas(b"7 (z) Z 1"), None);
     }
 
     #[test]
