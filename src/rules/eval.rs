@@ -500,9 +500,9 @@ impl Node {
         match self {
             Node::Const(b) => *b,
             Node::TypeIn(mask) => mask & (1 << cx.ev.evt.evt_type.index()) != 0,
-            Node::And(items) => items.iter().all(|n| n.eval(cx)),
-            Node::Or(items) => items.iter().any(|n| n.eval(cx)),
-            Node::Not(inner) => !inner.eval(cx),
+            Node::And(items) => items.iter().all(|n| n.eval_child(cx)),
+            Node::Or(items) => items.iter().any(|n| n.eval_child(cx)),
+            Node::Not(inner) => !inner.eval_child(cx),
             Node::Check(check) => eval_check(&check.0, &check.1, cx),
             Node::Memo(slot, inner) => match cx.memo_get(*slot) {
                 Some(known) => known,
@@ -513,6 +513,18 @@ impl Node {
                 }
             },
         }
+    }
+
+    /// [`Node::eval`] for an operand: a memoised sub-condition already computed for the event
+    /// (the most common operand an event meets) is read without a call.
+    #[inline(always)]
+    fn eval_child(&self, cx: &EvalCtx<'_>) -> bool {
+        if let Node::Memo(slot, _) = self
+            && let Some(known) = cx.memo_get(*slot)
+        {
+            return known;
+        }
+        self.eval(cx)
     }
 
     /// Evaluates the condition without reading or filling the per-event memo (every shared
