@@ -463,6 +463,9 @@ pub enum Test {
     Net(bool, Vec<Cidr>),
     /// Comparison with another field.
     Field(Op, Box<Lhs>),
+    /// `contains` (any of some needles) on `proc.cmdline`, answered from one search per
+    /// event for all such tests of the rule set (see [`super::needles`]).
+    Needles(super::needles::NeedleTest),
 }
 
 /// A compiled condition.
@@ -497,22 +500,49 @@ impl Node {
         match self {
             Node::Const(b) => *b,
             Node::TypeIn(mask) => mask & (1 << cx.ev.evt.evt_type.index()) != 0,
-            Node::And(items) => items.iter().all(|n| n.eval(cx)),
-            Node::Or(items) => items.iter().any(|n| n.eval(cx)),
-            Node::Not(inner) => !inner.eval(cx),
+            Node::And(items) => items.iter().all(|n| n.eval_child(cx)),
+            Node::Or(items) => items.iter().any(|n| n.eval_child(cx)),
+            Node::Not(inner) => !inner.eval_child(cx),
             Node::Check(check) => eval_check(&check.0, &check.1, cx),
-            Node::Memo(slot, inner) => cx.memo(*slot, || inner.eval(cx)),
+            Node::Memo(slot, inner) => match cx.memo_get(*slot) {
+                Some(known) => known,
+                None => {
+                    let result = inner.eval(cx);
+                    cx.memo_set(*slot, result);
+                    result
+                }
+            },
         }
+    }
+
+    /// [`Node::eval`] for an operand: a memoised sub-condition already computed for the event
+    /// (the most common operand an event meets) is read without a call.
+    #[inline(always)]
+    fn eval_child(&self, cx: &EvalCtx<'_>) -> bool {
+        if let Node::Memo(slot, _) = self
+            && let Some(known) = cx.memo_get(*slot)
+        {
+            return known;
+        }
+        self.eval(cx)
     }
 
     /// Evaluates the condition without reading or filling the per-event memo (every shared
     /// sub-condition is recomputed): the reference that memoised evaluation must agree with.
+    /// The per-event needle search is bypassed too: converted tests run their original test.
     pub fn eval_uncached(&self, cx: &EvalCtx<'_>) -> bool {
+        let before = cx.set_bypass(true);
+        let result = self.eval_uncached_inner(cx);
+        cx.set_bypass(before);
+        result
+    }
+
+    fn eval_uncached_inner(&self, cx: &EvalCtx<'_>) -> bool {
         match self {
-            Node::And(items) => items.iter().all(|n| n.eval_uncached(cx)),
-            Node::Or(items) => items.iter().any(|n| n.eval_uncached(cx)),
-            Node::Not(inner) => !inner.eval_uncached(cx),
-            Node::Memo(_, inner) => inner.eval_uncached(cx),
+            Node::And(items) => items.iter().all(|n| n.eval_uncached_inner(cx)),
+            Node::Or(items) => items.iter().any(|n| n.eval_uncached_inner(cx)),
+            Node::Not(inner) => !inner.eval_uncached_inner(cx),
+            Node::Memo(_, inner) => inner.eval_uncached_inner(cx),
             Node::Const(_) | Node::TypeIn(_) | Node::Check(_) => self.eval(cx),
         }
     }
@@ -583,12 +613,29 @@ impl Lhs {
     }
 }
 
+/// A converted `contains` on `proc.cmdline` (only plain `proc.cmdline` checks are converted:
+/// no process, no value, false).
+#[inline(never)]
+fn eval_needles(lhs: &Lhs, n: &super::needles::NeedleTest, cx: &EvalCtx<'_>) -> bool {
+    if cx.bypass() {
+        return lhs.value(cx).is_some_and(|v| n.original.test(&v, cx));
+    }
+    n.on_event(cx).unwrap_or(false)
+}
+
 fn eval_check(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
     if let Some(fast) = lhs.fast {
+        if let Test::Needles(n) = test {
+            return eval_needles(lhs, n, cx);
+        }
         return match fast(cx) {
             Some(s) => test.test_str(s, cx),
             None => false,
         };
+    }
+    // Capability fields have no fast accessor.
+    if let Some(b) = cap_test_on_mask(lhs, test, cx) {
+        return b;
     }
     match &lhs.mode {
         LhsMode::Single => match lhs.value(cx) {
@@ -621,6 +668,30 @@ fn eval_check(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
                 None => false,
             }
         }),
+    }
+}
+
+/// Capability tests that the mask answers without decoding it into names: `exists` (the mask
+/// is known) and `=`/`!=` the empty string (no known capability set, as
+/// [`fields::decode_caps`] prints nothing for exactly those masks). `None` for every other
+/// test, which goes through the decoded names.
+#[inline]
+fn cap_test_on_mask(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> Option<bool> {
+    let read: fn(&crate::event::Process) -> Option<u64> = match lhs.field.id {
+        FieldId::ThreadCapEffective => |p| p.cap_effective,
+        FieldId::ThreadCapPermitted => |p| p.cap_permitted,
+        FieldId::ThreadCapInheritable => |p| p.cap_inheritable,
+        _ => return None,
+    };
+    if !lhs.transformers.is_empty() || !matches!(lhs.mode, LhsMode::Single) {
+        return None;
+    }
+    let mask = cx.ev.proc.as_deref().and_then(read);
+    match test {
+        Test::Exists => Some(mask.is_some()),
+        Test::StrEq(s) if s.is_empty() => Some(mask.is_some_and(|m| !fields::has_named_caps(m))),
+        Test::StrNe(s) if s.is_empty() => Some(mask.is_some_and(fields::has_named_caps)),
+        _ => None,
     }
 }
 
@@ -682,7 +753,8 @@ impl Test {
             | Test::Regex(_)
             | Test::StrIn(_)
             | Test::Pmatch(_)
-            | Test::AnyContains(_) => {
+            | Test::AnyContains(_)
+            | Test::Needles(_) => {
                 // String tests other than the two above never read the event.
                 let ev = Event {
                     evt: crate::event::EventMeta {
@@ -718,6 +790,8 @@ impl Test {
             Test::StrIn(set) => set.contains(v),
             Test::Pmatch(trie) => trie.matches(v),
             Test::AnyContains(m) => m.matches(v),
+            Test::Needles(n) if cx.bypass() => n.original.test_str(v, cx),
+            Test::Needles(n) => n.on_value(v, cx),
             Test::Modified(Modifier::AnyOf, tests) => tests.iter().any(|t| t.test_str(v, cx)),
             Test::Modified(..) | Test::Field(..) => {
                 self.test(&Val::Str(std::borrow::Cow::Borrowed(v)), cx)
@@ -840,6 +914,65 @@ mod tests {
         }
         let empty = MultiContains::new(vec!["".into(), "a".into(), "b".into(), "c".into()]);
         assert!(empty.matches(""));
+    }
+
+    /// The capability tests answered from the mask agree with testing the decoded names.
+    #[test]
+    fn capability_tests_on_the_mask_agree_with_the_decoded_names() {
+        use crate::event::{Collector, EventType, Process};
+        let ids = [
+            FieldId::ThreadCapEffective,
+            FieldId::ThreadCapPermitted,
+            FieldId::ThreadCapInheritable,
+        ];
+        let masks = [
+            None,
+            Some(0),
+            Some(1 << 21),
+            Some((1 << 21) | (1 << 50)),
+            Some(1 << 50),
+            Some(1 << 40),
+            Some(1 << 41),
+            Some(u64::MAX),
+        ];
+        let mut checked = 0;
+        for id in ids {
+            for mask in masks {
+                for with_proc in [true, false] {
+                    let mut ev = Event::new(EventType::Execve, Collector::Procscan);
+                    if with_proc {
+                        ev.proc = Some(Box::new(Process {
+                            cap_effective: mask,
+                            cap_permitted: mask,
+                            cap_inheritable: mask,
+                            ..Process::default()
+                        }));
+                    }
+                    let cx = EvalCtx::new(&ev);
+                    for test in [Test::Exists, Test::StrEq("".into()), Test::StrNe("".into())] {
+                        let lhs = Lhs {
+                            field: FieldRef {
+                                id,
+                                arg: fields::FieldArg::None,
+                                ty: fields::FieldType::String,
+                            },
+                            transformers: Vec::new(),
+                            mode: LhsMode::Single,
+                            fast: None,
+                        };
+                        let decoded = lhs.value(&cx).is_some_and(|v| test.test(&v, &cx));
+                        assert_eq!(
+                            cap_test_on_mask(&lhs, &test, &cx),
+                            Some(decoded),
+                            "{id:?} {mask:?} {test:?} proc={with_proc}"
+                        );
+                        assert_eq!(eval_check(&lhs, &test, &cx), decoded);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 3 * 8 * 2 * 3);
     }
 
     #[test]

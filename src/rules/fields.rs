@@ -1208,6 +1208,12 @@ const CAP_NAMES: [&str; 41] = [
 ];
 
 /// Decodes a capability mask into space-separated `CAP_*` names (Falco's rendering).
+/// Whether [`decode_caps`] names at least one capability of `mask` (it is not empty).
+pub fn has_named_caps(mask: u64) -> bool {
+    const KNOWN: u64 = u64::MAX >> (64 - CAP_NAMES.len());
+    mask & KNOWN != 0
+}
+
 pub fn decode_caps(mask: u64) -> String {
     let mut out = String::new();
     for (bit, name) in CAP_NAMES.iter().enumerate() {
@@ -1562,7 +1568,7 @@ pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
     }
 }
 
-/// Words of the per-event memo bit sets (see [`EvalCtx::memo`]).
+/// Words of the per-event memo bit sets (see [`EvalCtx::memo_get`]).
 const MEMO_WORDS: usize = 8;
 
 /// Number of memo slots a context has: sub-conditions given a higher slot number are simply
@@ -1587,6 +1593,11 @@ pub struct EvalCtx<'e> {
     memo_known: [std::cell::Cell<u64>; MEMO_WORDS],
     /// Their results.
     memo_value: [std::cell::Cell<u64>; MEMO_WORDS],
+    /// Which needles of a [`super::needles::NeedleIndex`] (identified by its address) occur
+    /// in the command line.
+    needles: std::cell::OnceCell<(usize, super::needles::NeedleBits)>,
+    /// Set while evaluating without caches ([`super::eval::Node::eval_uncached`]).
+    bypass: std::cell::Cell<bool>,
 }
 
 impl<'e> EvalCtx<'e> {
@@ -1602,30 +1613,66 @@ impl<'e> EvalCtx<'e> {
             fd_slash: std::cell::OnceCell::new(),
             memo_known: Default::default(),
             memo_value: Default::default(),
+            needles: std::cell::OnceCell::new(),
+            bypass: std::cell::Cell::new(false),
         }
     }
 
-    /// The result of the sub-condition in memo `slot` for this event: computed by `f` the
-    /// first time, remembered after. Conditions are pure functions of the event, so every
-    /// rule sharing the slot gets the same answer it would have computed itself. Slots past
-    /// [`MEMO_SLOTS`] are not remembered.
+    /// The needles of `index` that occur in the command line: `scan` runs once per event
+    /// (and again only if a second index is used with the same context).
     #[inline]
-    pub fn memo(&self, slot: u32, f: impl FnOnce() -> bool) -> bool {
+    pub fn cmdline_needles(
+        &self,
+        index: &super::needles::NeedleIndex,
+        scan: impl Fn() -> super::needles::NeedleBits,
+    ) -> super::needles::NeedleBits {
+        let id = std::ptr::from_ref(index) as usize;
+        let (owner, hits) = *self.needles.get_or_init(|| (id, scan()));
+        if owner == id { hits } else { scan() }
+    }
+
+    /// Whether caches are bypassed (the reference evaluation); returns the previous setting.
+    pub fn set_bypass(&self, on: bool) -> bool {
+        self.bypass.replace(on)
+    }
+
+    /// Whether caches are bypassed.
+    #[inline]
+    pub fn bypass(&self) -> bool {
+        self.bypass.get()
+    }
+
+    /// The remembered result of the sub-condition in memo `slot` for this event, if it was
+    /// computed (by [`EvalCtx::memo_set`]). Conditions are pure functions of the event, so
+    /// every rule sharing the slot gets the same answer it would have computed itself.
+    #[inline]
+    pub fn memo_get(&self, slot: u32) -> Option<bool> {
+        let word = (slot / 64) as usize;
+        let bit = 1u64 << (slot % 64);
+        let known = self.memo_known.get(word)?;
+        if known.get() & bit == 0 {
+            return None;
+        }
+        Some(
+            self.memo_value
+                .get(word)
+                .is_some_and(|v| v.get() & bit != 0),
+        )
+    }
+
+    /// Remembers the result of memo `slot` (slots past [`MEMO_SLOTS`] are not remembered).
+    #[inline]
+    pub fn memo_set(&self, slot: u32, result: bool) {
         let word = (slot / 64) as usize;
         let bit = 1u64 << (slot % 64);
         let (Some(known), Some(value)) = (self.memo_known.get(word), self.memo_value.get(word))
         else {
-            return f();
+            return;
         };
-        if known.get() & bit != 0 {
-            return value.get() & bit != 0;
-        }
-        let result = f();
         known.set(known.get() | bit);
         if result {
             value.set(value.get() | bit);
         }
-        result
     }
 
     /// `fd.name` of a file-like descriptor, with the position of its last `/` (found once per

@@ -19,6 +19,7 @@ pub mod eval;
 pub mod fields;
 pub mod loader;
 pub mod memo;
+pub mod needles;
 pub mod yaml;
 
 use std::fmt;
@@ -452,6 +453,7 @@ impl RuleSet {
     ) -> RuleSet {
         let mut conds: Vec<&mut eval::Node> = rules.iter_mut().map(|r| &mut r.cond).collect();
         memo::share(&mut conds);
+        needles::index(&mut conds);
         let mut set = RuleSet {
             rules,
             by_type: Vec::new(),
@@ -925,6 +927,59 @@ mod tests {
             set.rules.len()
         );
         assert!(memoised > rules_with, "{memoised}");
+    }
+
+    /// Every `contains` test on `proc.cmdline` of the default and Falco rules is answered
+    /// from one automaton (one search per event).
+    #[test]
+    fn default_and_falco_cmdline_contains_tests_share_one_search() {
+        fn collect<'a>(node: &'a eval::Node, out: &mut Vec<&'a needles::NeedleTest>) {
+            use eval::{Node, Test};
+            fn of_test<'a>(t: &'a Test, out: &mut Vec<&'a needles::NeedleTest>) {
+                match t {
+                    Test::Needles(n) => out.push(n),
+                    Test::Modified(_, ts) => ts.iter().for_each(|t| of_test(t, out)),
+                    _ => {}
+                }
+            }
+            match node {
+                Node::And(items) | Node::Or(items) => items.iter().for_each(|n| collect(n, out)),
+                Node::Not(inner) | Node::Memo(_, inner) => collect(inner, out),
+                Node::Check(c) => of_test(&c.1, out),
+                Node::Const(_) | Node::TypeIn(_) => {}
+            }
+        }
+        let set = default_and_falco(RuleMatching::All);
+        let mut tests = Vec::new();
+        for r in &set.rules {
+            collect(&r.cond, &mut tests);
+        }
+        assert!(tests.len() >= 10, "{} converted tests", tests.len());
+        assert!(
+            tests
+                .iter()
+                .all(|t| std::sync::Arc::ptr_eq(&t.index, &tests[0].index))
+        );
+        // The miner needles are found in a command line, and only the tests looking for them
+        // hold.
+        let ev = exec("xmrig", &["-o", "stratum+tcp://pool:3333"]);
+        let cx = fields::EvalCtx::new(&ev);
+        let holding = tests
+            .iter()
+            .filter(|t| t.on_event(&cx) == Some(true))
+            .count();
+        assert!(holding >= 1 && holding < tests.len(), "{holding}");
+        for t in &tests {
+            let plain = ev.proc.as_ref().map(|p| p.cmdline()).unwrap_or_default();
+            let cx0 = fields::EvalCtx::new(&ev);
+            assert_eq!(
+                t.on_event(&cx).unwrap_or(false),
+                t.original.on_constant_str(&plain).unwrap_or(false),
+                "{:?}",
+                t.original
+            );
+            assert_eq!(t.on_value(&plain, &cx0), t.on_event(&cx).unwrap_or(false));
+        }
     }
 
     mod props {
