@@ -1207,13 +1207,13 @@ const CAP_NAMES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-/// Decodes a capability mask into space-separated `CAP_*` names (Falco's rendering).
 /// Whether [`decode_caps`] names at least one capability of `mask` (it is not empty).
 pub fn has_named_caps(mask: u64) -> bool {
     const KNOWN: u64 = u64::MAX >> (64 - CAP_NAMES.len());
     mask & KNOWN != 0
 }
 
+/// Decodes a capability mask into space-separated `CAP_*` names (Falco's rendering).
 pub fn decode_caps(mask: u64) -> String {
     let mut out = String::new();
     for (bit, name) in CAP_NAMES.iter().enumerate() {
