@@ -20,8 +20,10 @@
 //! in `TIME_WAIT`, or not yet accepted) is reported without a process unless the same
 //! 4-tuple was attributed earlier; owners are never guessed from the other end of a loopback
 //! pair. In trace mode the owner is named from the tracer's [`ExecImages`] when the tracer saw
-//! it exec since procscan last read it, and a socket of a process forked moments ago waits
-//! briefly for that exec ([`FORK_EXEC_WAIT`]): a shell redirection connects before the exec.
+//! it exec since procscan last read it, or when procscan has not read it at all yet (under load
+//! its scans can lag by more than a second, longer than short clients live); a socket of a
+//! process forked moments ago waits briefly for that exec ([`FORK_EXEC_WAIT`]): a shell
+//! redirection connects before the exec.
 //!
 //! Cost: a dump of thousands of connections is mostly the kernel's work (walking its
 //! established hash table and filling one record per socket), so [`SocketSource::poll`] dumps
@@ -51,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::table::{ExecImages, SharedTables, Tables};
+use super::table::{ExecImages, ProcEntry, ProcKey, SharedTables, Tables};
 use super::triggers::ExecSignal;
 use crate::event::{Collector, Event, EventType, Fd, FdKind};
 
@@ -459,6 +461,17 @@ struct Known {
     inbound: bool,
 }
 
+/// Where an owner's process record comes from.
+enum OwnerView<'t> {
+    /// Procscan's entry (named with the tracer's newer image, see [`ProcessTable::view`]).
+    ///
+    /// [`ProcessTable::view`]: super::table::ProcessTable::view
+    Table(ProcKey, &'t ProcEntry),
+    /// Trace mode: the image the tracer saw the process exec, and its container, when
+    /// procscan has not read the process yet (its scans lag behind a busy task).
+    Traced(Arc<crate::event::Process>, Arc<str>),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
     /// The monitor's own socket.
@@ -813,7 +826,7 @@ impl SocketTracker {
                             || age >= INODE_WAIT
                     }
                     (_, Some(Owner::Pid(pid))) => {
-                        (tables.processes.lookup_pid(pid).is_some()
+                        (self.owner_view(pid, known, tables).is_some()
                             && !self.awaits_exec(known, pid, age))
                             || age >= self.config.owner_wait
                     }
@@ -1056,23 +1069,59 @@ impl SocketTracker {
                 .push(("protocol".into(), e.protocol.to_string()));
         }
         event.fd = Some(Box::new(fd));
-        if let Some(pid) = pid
-            && let Some((key, entry)) = tables.processes.lookup_pid(pid)
-        {
-            if entry.excluded.is_some() {
-                return None;
+        match pid.and_then(|pid| self.owner_view(pid, known, tables)) {
+            Some(OwnerView::Table(key, entry)) => {
+                if entry.excluded.is_some() {
+                    return None;
+                }
+                // The tracer's image when it saw this process exec since procscan read it.
+                event.proc = tables
+                    .processes
+                    .view(key, self.images.as_ref())
+                    .map(Box::new);
+                event.container = tables
+                    .containers
+                    .get(&entry.container_id)
+                    .map(|c| Box::new(c.container.clone()));
             }
-            // The tracer's image when it saw this process exec since procscan read it.
-            event.proc = tables
-                .processes
-                .view(key, self.images.as_ref())
-                .map(Box::new);
-            event.container = tables
-                .containers
-                .get(&entry.container_id)
-                .map(|c| Box::new(c.container.clone()));
+            Some(OwnerView::Traced(process, container_id)) => {
+                let container = tables.containers.get(&container_id);
+                if container.is_some_and(|c| c.excluded.is_some()) {
+                    return None;
+                }
+                event.proc = Some(Box::new((*process).clone()));
+                event.container = container.map(|c| Box::new(c.container.clone()));
+            }
+            None => {}
         }
         Some(event)
+    }
+
+    /// The process record for the owner `pid` of `known`: procscan's live entry; else, in
+    /// trace mode, the image the tracer saw that pid exec if it is newer than what procscan
+    /// holds (nothing, or an exited process whose pid was reused); else procscan's exited
+    /// entry (a socket reported after its owner exited).
+    fn owner_view<'t>(&self, pid: i32, known: &Known, tables: &'t Tables) -> Option<OwnerView<'t>> {
+        let table = tables.processes.lookup_pid(pid);
+        if let Some((key, entry)) = table
+            && entry.exited_at.is_none()
+        {
+            return Some(OwnerView::Table(key, entry));
+        }
+        let traced = self
+            .images
+            .as_ref()
+            .and_then(|images| images.latest(pid, known.first_seen));
+        match (table, traced) {
+            (Some((key, _)), Some((process, container_id)))
+                if process.start_ticks > key.start_ticks =>
+            {
+                Some(OwnerView::Traced(process, container_id))
+            }
+            (Some((key, entry)), _) => Some(OwnerView::Table(key, entry)),
+            (None, Some((process, container_id))) => Some(OwnerView::Traced(process, container_id)),
+            (None, None) => None,
+        }
     }
 }
 

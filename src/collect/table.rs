@@ -18,8 +18,10 @@
 //! name). In trace mode the tracer sees every exec at the exec stop: it records the new image
 //! in [`ExecImages`], an overlay shared through [`SharedTables::exec_images`], before it
 //! announces the exec, and readers that name a process (the sockets collector) prefer the
-//! overlay's image when it belongs to the same process (same start time). The overlay also
-//! knows which pids were forked moments ago and have not exec'd yet.
+//! overlay's image when it belongs to the same process (same start time). A process the tracer
+//! saw exec but procscan has not read yet (its scans lag behind under load) is named from the
+//! overlay alone: the image keeps its container and its ancestors as of the exec. The overlay
+//! also knows which pids were forked moments ago and have not exec'd yet.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -72,7 +74,7 @@ pub struct ProcessTable {
 pub const MAX_ANCESTORS: usize = 32;
 
 /// Ancestors past the parent keep at most this many bytes of arguments.
-const ANCESTOR_ARGS_BYTES: usize = 4096;
+pub(crate) const ANCESTOR_ARGS_BYTES: usize = 4096;
 
 impl ProcessTable {
     /// Inserts or replaces a live process.
@@ -237,7 +239,8 @@ impl ProcessTable {
     }
 }
 
-fn capped_args(args: &[String], limit: usize) -> Vec<String> {
+/// The first arguments that fit in `limit` bytes (the last one cut at a character boundary).
+pub(crate) fn capped_args(args: &[String], limit: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut used = 0;
     for arg in args {
@@ -463,8 +466,12 @@ impl SharedTables {
 enum Fresh {
     /// Forked at this time; still runs its parent's image (no exec seen since).
     Forked(Instant),
-    /// The image read at its last exec stop.
-    Execed(Arc<Process>),
+    /// The image read at its last exec stop (its `ancestors` as of the exec), and the
+    /// container it runs in.
+    Execed {
+        process: Arc<Process>,
+        container_id: Arc<str>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -489,12 +496,16 @@ impl ExecImages {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The tracer saw `process` exec (its `pid` and `start_ticks` are set).
-    pub fn record_exec(&self, process: Arc<Process>) {
+    /// The tracer saw `process` exec (its `pid` and `start_ticks` are set) in the container
+    /// `container_id`.
+    pub fn record_exec(&self, process: Arc<Process>, container_id: Arc<str>) {
         self.map().insert(
             process.pid,
             FreshEntry {
-                fresh: Fresh::Execed(process),
+                fresh: Fresh::Execed {
+                    process,
+                    container_id,
+                },
                 exited_at: None,
             },
         );
@@ -506,7 +517,7 @@ impl ExecImages {
         let mut map = self.map();
         if map
             .get(&pid)
-            .is_some_and(|e| matches!(e.fresh, Fresh::Execed(_)) && e.exited_at.is_none())
+            .is_some_and(|e| matches!(e.fresh, Fresh::Execed { .. }) && e.exited_at.is_none())
         {
             return;
         }
@@ -539,10 +550,29 @@ impl ExecImages {
     /// The image the process `key` runs since its last exec, when the tracer saw that exec.
     pub fn image(&self, key: ProcKey) -> Option<Arc<Process>> {
         match &self.map().get(&key.pid)?.fresh {
-            Fresh::Execed(process) if process.start_ticks == key.start_ticks => {
+            Fresh::Execed { process, .. } if process.start_ticks == key.start_ticks => {
                 Some(process.clone())
             }
             _ => None,
+        }
+    }
+
+    /// The image the tracer saw `pid` exec and its container, for a process found by pid
+    /// before procscan has read it: when that process is alive, or exited no earlier than
+    /// `seen_at` (the moment the caller saw the pid alive; an image that exited before then
+    /// belongs to an earlier process with a recycled pid).
+    pub fn latest(&self, pid: i32, seen_at: Instant) -> Option<(Arc<Process>, Arc<str>)> {
+        let map = self.map();
+        let entry = map.get(&pid)?;
+        if entry.exited_at.is_some_and(|at| at < seen_at) {
+            return None;
+        }
+        match &entry.fresh {
+            Fresh::Execed {
+                process,
+                container_id,
+            } => Some((process.clone(), container_id.clone())),
+            Fresh::Forked(_) => None,
         }
     }
 
@@ -670,10 +700,10 @@ mod tests {
                 ..Process::default()
             })
         };
-        images.record_exec(image(20, 3, "sh"));
-        images.record_exec(image(30, 4, "cp"));
+        images.record_exec(image(20, 3, "sh"), "app".into());
+        images.record_exec(image(30, 4, "cp"), "app".into());
         // An image of an earlier process that had pid 10 is not pid 10's.
-        images.record_exec(image(10, 1, "recycled"));
+        images.record_exec(image(10, 1, "recycled"), "app".into());
 
         let view = table.view(key(30, 4), Some(&images)).unwrap();
         assert_eq!(
@@ -752,7 +782,7 @@ mod tests {
             "an old fork is not about to exec"
         );
         assert!(images.image(key(20, 7)).is_none(), "no exec seen yet");
-        images.record_exec(cat);
+        images.record_exec(cat, "app".into());
         assert_eq!(images.image(key(20, 7)).unwrap().name, "cat");
         assert!(images.image(key(20, 8)).is_none(), "a recycled pid");
         assert_eq!(images.forked_recently(20, t0, Duration::from_secs(1)), None);

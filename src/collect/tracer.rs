@@ -952,6 +952,9 @@ impl Tracer {
             &process,
             read.exe_id,
         );
+        // Computed once: the exec event carries them, and so does the overlay's image (for a
+        // process procscan has not read yet).
+        process.ancestors = self.ancestors(process.ppid, &container_id, &snapshot);
         let known = Known {
             ppid: process.ppid,
             pid,
@@ -960,8 +963,11 @@ impl Tracer {
         };
         // The new image is in the shared overlay before the exec is announced, so the
         // sockets collector's exec-driven poll names the connections of this process after it
-        // (procscan's table may still hold the fork of the parent until its next scan).
-        self.tables.exec_images().record_exec(known.process.clone());
+        // (procscan's table may still hold the fork of the parent until its next scan, or not
+        // hold this pid at all yet).
+        self.tables
+            .exec_images()
+            .record_exec(known.process.clone(), known.container_id.clone());
         if let Some(signal) = &self.exec_signal {
             signal.raise();
         }
@@ -1220,7 +1226,10 @@ impl Tracer {
             process.threads = Some(1);
         }
         process.exit_code = exit_code;
-        process.ancestors = self.ancestors(known.ppid, &known.container_id, &snapshot);
+        // An exec image carries its ancestors as of the exec (see `on_exec`).
+        if evt_type != EventType::Execve || process.pid != known.pid {
+            process.ancestors = self.ancestors(known.ppid, &known.container_id, &snapshot);
+        }
         event.proc = Some(Box::new(process));
         event.container = snapshot
             .containers
@@ -1263,12 +1272,18 @@ impl Tracer {
             if *parent_container != *container_id {
                 break;
             }
+            // As procscan's: past the parent, arguments are capped.
+            let args = if out.is_empty() {
+                parent.args.clone()
+            } else {
+                super::table::capped_args(&parent.args, super::table::ANCESTOR_ARGS_BYTES)
+            };
             out.push(Ancestor {
                 pid,
                 name: parent.name.clone(),
                 exe: parent.exe.clone(),
                 exepath: parent.exepath.clone(),
-                args: parent.args.clone(),
+                args,
             });
             ppid = next;
         }

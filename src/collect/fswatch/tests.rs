@@ -342,14 +342,17 @@ fn a_file_event_names_the_image_the_tracer_saw_exec_and_never_an_excluded_proces
     let child = insert(&mut tables, 20, 10, "sh", false);
     let monitor = insert(&mut tables, 30, 0, "tasksentry", true);
     let images = ExecImages::default();
-    images.record_exec(Arc::new(Process {
-        pid: 20,
-        ppid: 10,
-        start_ticks: child.start_ticks,
-        name: "cp".into(),
-        args: vec!["/tmp/x".into(), "/etc/cron.d/x".into()],
-        ..Process::default()
-    }));
+    images.record_exec(
+        Arc::new(Process {
+            pid: 20,
+            ppid: 10,
+            start_ticks: child.start_ticks,
+            name: "cp".into(),
+            args: vec!["/tmp/x".into(), "/etc/cron.d/x".into()],
+            ..Process::default()
+        }),
+        "app".into(),
+    );
 
     let mut event = Event::new(EventType::Creat, Collector::Fswatch);
     attach_process(&mut event, &tables, child, Some(&images));

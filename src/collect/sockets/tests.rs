@@ -996,15 +996,18 @@ fn the_owner_is_named_after_the_exec_the_tracer_saw_not_the_stale_table_entry() 
     add_process(&mut tables, 20, "python3", "app", false);
     add_process(&mut tables, 21, "sh", "app", false);
     let images = ExecImages::default();
-    images.record_exec(execed(20, "cat", &[]));
-    images.record_exec(execed(21, "wget", &["-q", "http://x"]));
+    images.record_exec(execed(20, "cat", &[]), "app".into());
+    images.record_exec(execed(21, "wget", &["-q", "http://x"]), "app".into());
     // The same pid reused by another process (another start time) does not borrow an image.
-    images.record_exec(Arc::new(Process {
-        pid: 10,
-        start_ticks: 1,
-        name: "recycled".into(),
-        ..Process::default()
-    }));
+    images.record_exec(
+        Arc::new(Process {
+            pid: 10,
+            start_ticks: 1,
+            name: "recycled".into(),
+            ..Process::default()
+        }),
+        "app".into(),
+    );
     let mut tracker = root.tracker();
     tracker.set_exec_images(images);
     let mut out = Vec::new();
@@ -1061,7 +1064,7 @@ fn a_connection_of_a_fresh_fork_waits_for_its_exec() {
     assert!(tracker.has_pending());
     out.clear();
     // The fork execs cat: the connection is reported with it.
-    images.record_exec(execed(30, "cat", &[]));
+    images.record_exec(execed(30, "cat", &[]), "app".into());
     tracker.poll(&[redirect, worker], &tables, &mut out);
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(out[0].proc.as_ref().unwrap().name, "cat");
@@ -1078,4 +1081,107 @@ fn a_connection_of_a_fresh_fork_waits_for_its_exec() {
     tracker.poll(&[redirect, worker, child], &tables, &mut out);
     assert_eq!(out.len(), 1, "{out:#?}");
     assert_eq!(out[0].proc.as_ref().unwrap().name, "python3");
+}
+
+/// Found in the scenario suite under load: procscan's scans lagged more than `owner_wait`
+/// behind a busy task, so connections of processes the tracer had seen exec were reported
+/// without a process and no rule could judge them.
+#[test]
+fn an_owner_procscan_has_not_read_yet_is_named_from_the_tracers_exec_at_once() {
+    let root = FixtureRoot::new(9999);
+    root.give(40, 1, 7201);
+    root.give(41, 3, 7202);
+    root.give(42, 3, 7203);
+    root.give(43, 3, 7204);
+    let mut tables = Tables::default();
+    add_process(&mut tables, 10, "sh", "app", false);
+    // The monitor's own container is excluded as a whole.
+    tables
+        .containers
+        .intern("monitor", Some(Exclusion::Monitor));
+    add_process(&mut tables, 11, "tasksentry", "monitor", true);
+    // Pid 41 was an earlier process that procscan saw exit; the pid was reused since.
+    let old = ProcKey {
+        pid: 41,
+        start_ticks: 5,
+    };
+    tables.processes.insert(
+        old,
+        ProcEntry {
+            process: Arc::new(Process {
+                pid: 41,
+                name: "old".into(),
+                ..Process::default()
+            }),
+            container_id: "app".into(),
+            excluded: None,
+            exited_at: None,
+        },
+    );
+    tables.processes.mark_exited(old, Instant::now());
+    let images = ExecImages::default();
+    let image = |pid: i32, name: &str| {
+        Arc::new(Process {
+            pid,
+            ppid: 10,
+            start_ticks: 100 + pid as u64,
+            name: name.into(),
+            args: vec!["-c".into(), "beacon".into()],
+            ancestors: vec![crate::event::Ancestor {
+                pid: 10,
+                name: "sh".into(),
+                exe: None,
+                exepath: None,
+                args: Vec::new(),
+            }],
+            ..Process::default()
+        })
+    };
+    images.record_exec(image(40, "python3"), "app".into());
+    images.record_exec(image(41, "curl"), "app".into());
+    // A process of an excluded container is not reported, from either source.
+    images.record_exec(image(42, "helper"), "monitor".into());
+    // An image whose process exited before the socket was seen belongs to an earlier
+    // process with that pid (one the tracer did not hold): not used.
+    images.record_exec(image(43, "gone"), "app".into());
+    images.record_exit(43, Instant::now() - Duration::from_millis(50));
+    let mut tracker = root.tracker();
+    tracker.set_exec_images(images);
+
+    let beacon = entry(tcp_state::ESTABLISHED, (TASK_IP, 44000), (CRED, 8002), 7201);
+    let reused = entry(tcp_state::ESTABLISHED, (TASK_IP, 44001), (CRED, 8004), 7202);
+    let excluded = entry(tcp_state::ESTABLISHED, (TASK_IP, 44002), (CRED, 8005), 7203);
+    let stale = entry(tcp_state::ESTABLISHED, (TASK_IP, 44003), (CRED, 8006), 7204);
+    let all = [beacon, reused, excluded, stale];
+    let mut out = Vec::new();
+    tracker.poll(&all, &tables, &mut out);
+    // At the first poll, without waiting `owner_wait` for procscan.
+    assert_eq!(out.len(), 2, "{out:#?}");
+    let beacon = find(
+        &out,
+        EventType::Connect,
+        "198.51.100.1:44000->169.254.170.2:8002",
+    );
+    let p = beacon.proc.as_ref().unwrap();
+    assert_eq!((p.pid, p.name.as_str()), (40, "python3"));
+    assert_eq!(p.args, ["-c", "beacon"]);
+    assert_eq!(p.ancestors[0].name, "sh");
+    assert_eq!(beacon.container.as_ref().unwrap().id, "app");
+    let reused = find(
+        &out,
+        EventType::Connect,
+        "198.51.100.1:44001->169.254.170.2:8004",
+    );
+    assert_eq!(reused.proc.as_ref().unwrap().name, "curl");
+    // The stale image's socket waits for procscan, then goes out without a process.
+    assert!(tracker.has_pending());
+    out.clear();
+    std::thread::sleep(SocketsConfig::default().owner_wait);
+    tracker.poll(&all, &tables, &mut out);
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(
+        out[0].fd.as_ref().unwrap().name.as_deref(),
+        Some("198.51.100.1:44003->169.254.170.2:8006")
+    );
+    assert!(out[0].proc.is_none(), "{out:#?}");
 }
