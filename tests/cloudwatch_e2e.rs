@@ -422,34 +422,36 @@ fn alerts_arrive_in_the_task_stream_in_order_as_printed_on_stdout() {
 
     // Distinct behaviours, one at a time: each alert is printed before the next starts, so
     // their times are in this order.
-    // (rule, command, what its alert's proc.cmdline contains)
-    let behaviours: Vec<(&str, Vec<&str>, &str)> = vec![
+    // (rule, command, what its alert's proc.cmdline contains: one of these)
+    let behaviours: Vec<(&str, Vec<&str>, &[&str])> = vec![
         (
             "Shell spawned by a non-shell program",
             vec!["python3", "-c", "import os; os.system('sleep 1.5; true')"],
             // The shell python started.
-            "sh -c sleep 1.5; true",
+            &["sh -c sleep 1.5; true"],
         ),
         (
             "Crypto miner launched",
             vec!["xmrig", "-o", "pool.example:3333"],
-            "-o pool.example:3333",
+            &["-o pool.example:3333"],
         ),
         (
             "Network scanner launched",
             vec!["nmap", "-sS", "198.51.100.0/24"],
-            "-sS 198.51.100.0/24",
+            &["-sS 198.51.100.0/24"],
         ),
         (
             "Decoded payload piped to a shell",
             vec!["sh", "-c", "echo c2xlZXAgMS41Cg== | base64 -d | sh"],
-            // The shell reading the decoded payload.
-            "sh",
+            // The rule fires for both ends of the pipe: the shell reading the decoded payload
+            // (it lives 1.5 s) and the decoder (it lives milliseconds, so it is caught when
+            // the machine is busy); whichever is printed first is the one waited for.
+            &["sh", "base64 -d"],
         ),
         (
             "Package manager launched at runtime",
             vec!["apt-get", "install", "-y", "ncat"],
-            "install -y ncat",
+            &["install -y ncat"],
         ),
     ];
     let mut printed: Vec<Value> = Vec::new();
@@ -505,7 +507,7 @@ fn alerts_arrive_in_the_task_stream_in_order_as_printed_on_stdout() {
         positions.windows(2).all(|w| w[0] < w[1]),
         "the behaviours' alerts are in the order they happened: {positions:?}"
     );
-    for ((timestamp, message), (rule, _, cmdline)) in positions
+    for ((timestamp, message), (rule, _, cmdlines)) in positions
         .iter()
         .map(|&p| &delivered[p])
         .zip(behaviours.iter())
@@ -522,8 +524,8 @@ fn alerts_arrive_in_the_task_stream_in_order_as_printed_on_stdout() {
             .as_str()
             .unwrap_or("");
         assert!(
-            seen.contains(cmdline),
-            "{rule}: proc.cmdline {seen:?} contains {cmdline:?}"
+            cmdlines.iter().any(|c| seen.contains(c)),
+            "{rule}: proc.cmdline {seen:?} contains one of {cmdlines:?}"
         );
     }
 

@@ -517,7 +517,38 @@ pub struct SocketTracker {
     last_entries: Vec<SockEntry>,
     /// The tracer's view of execs and forks (trace mode), fresher than `Tables`.
     images: Option<ExecImages>,
+    /// Per owner pid: what its `/proc` entry showed when its socket was found (see
+    /// [`Seen`]).
+    seen: FastMap<i32, Seen>,
+    buf: Vec<u8>,
 }
+
+/// An owner as its `/proc` entry showed it when the fd scan found its socket: procscan's
+/// entry can be older (a fork read before it exec'd the program that made the connection,
+/// when procscan's scans lag behind), which would name the connection after the wrong
+/// program. The socket then waits for procscan to catch up, and is reported with the image
+/// read here if it has not by then.
+#[derive(Debug, Clone)]
+struct Seen {
+    start_ticks: u64,
+    comm: String,
+    /// Read at once when procscan's entry named another image at that moment.
+    image: Option<SeenImage>,
+}
+
+/// The fields an exec changes, read from `/proc/<pid>` (`cmdline`, `exe`).
+#[derive(Debug, Clone)]
+struct SeenImage {
+    exe: Option<String>,
+    exepath: Option<String>,
+    args: Vec<String>,
+    args_truncated: bool,
+    exe_deleted: bool,
+    exe_from_memfd: bool,
+}
+
+/// Command-line bytes kept for an owner read by the sockets collector (procscan's default).
+const SEEN_CMDLINE_BYTES: usize = 64 * 1024;
 
 /// A multiply-rotate hasher (the Fx hash of rustc) keyed with a per-process random seed: a
 /// few nanoseconds per key instead of SipHash's tens, for the per-entry lookups of every poll.
@@ -656,6 +687,8 @@ impl SocketTracker {
             pids: Vec::new(),
             last_entries: Vec::new(),
             images: None,
+            seen: FastMap::default(),
+            buf: Vec::new(),
         }
     }
 
@@ -826,7 +859,9 @@ impl SocketTracker {
                             || age >= INODE_WAIT
                     }
                     (_, Some(Owner::Pid(pid))) => {
-                        (self.owner_view(pid, known, tables).is_some()
+                        (self
+                            .owner_view(pid, known, tables)
+                            .is_some_and(|view| self.is_current(pid, &view))
                             && !self.awaits_exec(known, pid, age))
                             || age >= self.config.owner_wait
                     }
@@ -879,6 +914,17 @@ impl SocketTracker {
                 }
                 keep
             });
+            if !self.seen.is_empty() && self.stats.polls % 16 == 0 {
+                let live: HashSet<i32> = self
+                    .owners
+                    .values()
+                    .filter_map(|o| match o {
+                        Owner::Pid(pid) => Some(*pid),
+                        _ => None,
+                    })
+                    .collect();
+                self.seen.retain(|pid, _| live.contains(pid));
+            }
         }
     }
 
@@ -970,6 +1016,9 @@ impl SocketTracker {
         }
         self.stats.fd_links_read += (self.config.max_fd_links_per_poll - budget) as u64;
         for (inode, owner) in found {
+            if let Owner::Pid(pid) = owner {
+                self.note_seen(pid, tables);
+            }
             self.owners.insert(inode, owner);
         }
         for inode in wanted {
@@ -1075,10 +1124,32 @@ impl SocketTracker {
                     return None;
                 }
                 // The tracer's image when it saw this process exec since procscan read it.
-                event.proc = tables
-                    .processes
-                    .view(key, self.images.as_ref())
-                    .map(Box::new);
+                let mut process = tables.processes.view(key, self.images.as_ref());
+                if let Some(p) = &mut process
+                    && let Some(seen) = self.seen.get(&key.pid)
+                    && !self.is_current(key.pid, &OwnerView::Table(key, entry))
+                {
+                    if seen.start_ticks != key.start_ticks {
+                        // Procscan never read this process (only an earlier one with the
+                        // same pid): nothing to name it with.
+                        return Some(event);
+                    }
+                    if let Some(image) = &seen.image {
+                        // Procscan still holds the image before an exec: the fields the
+                        // exec changed are the ones read when the socket was found.
+                        p.name = seen.comm.clone();
+                        p.exe = image.exe.clone();
+                        p.exepath = image.exepath.clone();
+                        p.args = image.args.clone();
+                        p.args_truncated = image.args_truncated;
+                        p.exe_deleted = image.exe_deleted;
+                        p.exe_from_memfd = image.exe_from_memfd;
+                        p.exe_ctime = None;
+                        p.exe_mtime = None;
+                        p.exe_written_after_start = None;
+                    }
+                }
+                event.proc = process.map(Box::new);
                 event.container = tables
                     .containers
                     .get(&entry.container_id)
@@ -1122,6 +1193,87 @@ impl SocketTracker {
             (None, Some((process, container_id))) => Some(OwnerView::Traced(process, container_id)),
             (None, None) => None,
         }
+    }
+
+    /// Whether `view` names the owner `pid` as it was when its socket was found: the same
+    /// process (start time) with the same name. True when nothing was recorded, and for the
+    /// tracer's image (read at the exec stop itself).
+    fn is_current(&self, pid: i32, view: &OwnerView<'_>) -> bool {
+        let Some(seen) = self.seen.get(&pid) else {
+            return true;
+        };
+        match view {
+            OwnerView::Traced(..) => true,
+            OwnerView::Table(key, entry) => {
+                let name = match self.images.as_ref().and_then(|i| i.image(*key)) {
+                    Some(image) => image.name == seen.comm,
+                    None => entry.process.name == seen.comm,
+                };
+                key.start_ticks == seen.start_ticks && name
+            }
+        }
+    }
+
+    /// Records what `/proc/<pid>` shows now (see [`Seen`]); when procscan's entry names
+    /// another image, also reads the command line and executable.
+    fn note_seen(&mut self, pid: i32, tables: &Tables) {
+        let root = &self.config.proc_root;
+        let Some(stat) = super::proc::read_stat(root, pid, &mut self.buf) else {
+            // Gone already: procscan's entry is all there is.
+            self.seen.remove(&pid);
+            return;
+        };
+        let mut seen = Seen {
+            start_ticks: stat.starttime,
+            comm: stat.comm,
+            image: None,
+        };
+        let stale = match tables.processes.lookup_pid(pid) {
+            Some((key, entry)) => {
+                let name = match self.images.as_ref().and_then(|i| i.image(key)) {
+                    Some(image) => image.name == seen.comm,
+                    None => entry.process.name == seen.comm,
+                };
+                key.start_ticks == seen.start_ticks && !name
+            }
+            None => false,
+        };
+        if stale {
+            let cmdline = match super::proc::read_capped(
+                &super::proc::pid_path(root, pid, "cmdline"),
+                &mut self.buf,
+                SEEN_CMDLINE_BYTES,
+            ) {
+                Ok(truncated) => super::proc::parse_cmdline(&self.buf, truncated),
+                Err(_) => super::proc::Cmdline::default(),
+            };
+            let exe = super::proc::read_link_string(&super::proc::pid_path(root, pid, "exe"))
+                .map(|target| super::proc::parse_exe_link(&target));
+            // Read after a recycle of the pid: not this process's.
+            let same = super::proc::read_stat(root, pid, &mut self.buf)
+                .is_some_and(|again| again.starttime == seen.start_ticks);
+            let image = SeenImage {
+                exe: cmdline.argv0,
+                exepath: exe.as_ref().map(|(path, _, _)| path.clone()),
+                args: cmdline.args,
+                args_truncated: cmdline.truncated,
+                exe_deleted: exe.as_ref().is_some_and(|e| e.1),
+                exe_from_memfd: exe.as_ref().is_some_and(|e| e.2),
+            };
+            let renamed = tables.processes.lookup_pid(pid).is_some_and(|(_, entry)| {
+                entry.process.exepath == image.exepath && entry.process.args == image.args
+            });
+            if renamed {
+                // Same program and arguments: the process renamed itself (prctl), it did not
+                // exec. Procscan's entry is current.
+                if let Some((_, entry)) = tables.processes.lookup_pid(pid) {
+                    seen.comm = entry.process.name.clone();
+                }
+            } else if same {
+                seen.image = Some(image);
+            }
+        }
+        self.seen.insert(pid, seen);
     }
 }
 

@@ -1185,3 +1185,150 @@ fn an_owner_procscan_has_not_read_yet_is_named_from_the_tracers_exec_at_once() {
     );
     assert!(out[0].proc.is_none(), "{out:#?}");
 }
+
+/// Writes `/proc/<pid>/stat` (name and start time), `cmdline` and the `exe` link of a process
+/// in a fixture root.
+fn give_image(root: &FixtureRoot, pid: i32, comm: &str, start_ticks: u64, argv: &[&str]) {
+    let dir = root.path().join(pid.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut fields = vec!["0".to_string(); 52];
+    fields[0] = pid.to_string();
+    fields[1] = format!("({comm})");
+    fields[2] = "S".into();
+    fields[3] = "10".into();
+    fields[21] = start_ticks.to_string();
+    std::fs::write(dir.join("stat"), fields.join(" ") + "\n").unwrap();
+    let mut cmdline = argv.join("\0");
+    cmdline.push('\0');
+    std::fs::write(dir.join("cmdline"), cmdline).unwrap();
+    let _ = std::fs::remove_file(dir.join("exe"));
+    std::os::unix::fs::symlink(format!("/usr/bin/{comm}"), dir.join("exe")).unwrap();
+}
+
+/// Found by the scenario suite and the sockets e2e test under load (poll mode): procscan read
+/// a fork (`sh -c 'wget ...'`, the harness's `nsenter ... nc`) before it exec'd the program
+/// that made the connection, and had not read it again when the sockets collector reported the
+/// connection, so "Outbound connection by a shell" fired for a health check and a listener of
+/// `nc` was named `nsenter`.
+#[test]
+fn a_connection_is_not_named_after_the_image_its_process_ran_before_an_exec() {
+    let root = FixtureRoot::new(9999);
+    let mut tables = Tables::default();
+    for (pid, inode) in [(50, 7301), (51, 7302), (52, 7303), (53, 7304), (54, 7305)] {
+        root.give(pid, 3, inode);
+    }
+    // Procscan read all five as forks of a shell.
+    for pid in 50..=54 {
+        add_process(&mut tables, pid, "sh", "app", false);
+    }
+    let table_process = |tables: &mut Tables, pid: i32, name: &str, args: &[&str]| {
+        let (key, entry) = tables.processes.lookup_pid(pid).unwrap();
+        let mut entry = entry.clone();
+        entry.process = Arc::new(Process {
+            pid,
+            start_ticks: key.start_ticks,
+            name: name.into(),
+            exepath: Some(format!("/usr/bin/{name}")),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..Process::default()
+        });
+        tables.processes.insert(key, entry);
+    };
+    for pid in 50..=54 {
+        table_process(
+            &mut tables,
+            pid,
+            "sh",
+            &["-c", "wget -q http://localhost:8080/health || exit 1"],
+        );
+    }
+    // Since then: 50 and 51 exec'd wget and nc; 52 is still the shell; 53's pid now belongs to
+    // a process procscan never read; 54 renamed itself without exec'ing.
+    give_image(
+        &root,
+        50,
+        "wget",
+        150,
+        &["/bin/wget", "-q", "http://localhost:8080/health"],
+    );
+    give_image(&root, 51, "nc", 151, &["nc", "-l", "-p", "31337"]);
+    give_image(
+        &root,
+        52,
+        "sh",
+        152,
+        &["sh", "-c", "wget -q http://localhost:8080/health || exit 1"],
+    );
+    give_image(&root, 53, "curl", 999, &["curl", "http://x"]);
+    give_image(
+        &root,
+        54,
+        "worker-1",
+        154,
+        &["sh", "-c", "wget -q http://localhost:8080/health || exit 1"],
+    );
+    std::fs::remove_file(root.path().join("54/exe")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/sh", root.path().join("54/exe")).unwrap();
+
+    let mut tracker = root.tracker();
+    let conns = [
+        entry(tcp_state::ESTABLISHED, (TASK_IP, 45000), (CRED, 8080), 7301),
+        entry(tcp_state::ESTABLISHED, (TASK_IP, 45001), (CRED, 8081), 7302),
+        entry(tcp_state::ESTABLISHED, (TASK_IP, 45002), (CRED, 8082), 7303),
+        entry(tcp_state::ESTABLISHED, (TASK_IP, 45003), (CRED, 8083), 7304),
+        entry(tcp_state::ESTABLISHED, (TASK_IP, 45004), (CRED, 8084), 7305),
+    ];
+    let mut out = Vec::new();
+    tracker.poll(&conns, &tables, &mut out);
+    let names = |out: &[Event]| -> Vec<(u16, Option<String>)> {
+        let mut v: Vec<_> = out
+            .iter()
+            .map(|e| {
+                (
+                    e.fd.as_ref().unwrap().sport.unwrap(),
+                    e.proc.as_ref().map(|p| p.name.clone()),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // The shell that still is one, and the process that only renamed itself, at once.
+    assert_eq!(
+        names(&out),
+        [(8082, Some("sh".into())), (8084, Some("sh".into()))],
+        "{out:#?}"
+    );
+    // Procscan reads 50 again: its connection goes out with wget.
+    table_process(
+        &mut tables,
+        50,
+        "wget",
+        &["-q", "http://localhost:8080/health"],
+    );
+    out.clear();
+    tracker.poll(&conns, &tables, &mut out);
+    assert_eq!(names(&out), [(8080, Some("wget".into()))], "{out:#?}");
+    assert!(tracker.has_pending());
+    // Procscan never catches up with 51 and 53: after `owner_wait`, 51 is named with the
+    // image read when its socket was found, and 53 (a process procscan never read) has none.
+    out.clear();
+    std::thread::sleep(SocketsConfig::default().owner_wait);
+    tracker.poll(&conns, &tables, &mut out);
+    assert_eq!(
+        names(&out),
+        [(8081, Some("nc".into())), (8083, None)],
+        "{out:#?}"
+    );
+    let nc = out[0].proc.as_ref().unwrap();
+    assert_eq!(
+        (nc.exe.as_deref(), nc.exepath.as_deref(), nc.args.clone()),
+        (
+            Some("nc"),
+            Some("/usr/bin/nc"),
+            vec!["-l".to_string(), "-p".into(), "31337".into()]
+        )
+    );
+    assert_eq!(out[0].container.as_ref().unwrap().id, "app");
+    assert_eq!(nc.exe_written_after_start, None);
+}
