@@ -16,7 +16,9 @@
 //! and each is reported from its own side. Ownership is resolved only for new sockets: the
 //! fds of live processes are scanned for the new inodes (processes of the task's containers
 //! first, the monitor's own sockets recognised from its own fd table, the scan bounded per
-//! poll) and the result cached per inode. A connection first seen without an inode (already
+//! poll) and the result cached per inode; the owner's `stat` is read at that moment, and an
+//! owner that procscan still holds under the image it ran before an exec waits for procscan
+//! (see [`SocketsConfig::owner_wait`]). A connection first seen without an inode (already
 //! in `TIME_WAIT`, or not yet accepted) is reported without a process unless the same
 //! 4-tuple was attributed earlier; owners are never guessed from the other end of a loopback
 //! pair. In trace mode the owner is named from the tracer's [`ExecImages`] when the tracer saw
@@ -1205,12 +1207,16 @@ impl SocketTracker {
         match view {
             OwnerView::Traced(..) => true,
             OwnerView::Table(key, entry) => {
-                let name = match self.images.as_ref().and_then(|i| i.image(*key)) {
-                    Some(image) => image.name == seen.comm,
-                    None => entry.process.name == seen.comm,
-                };
-                key.start_ticks == seen.start_ticks && name
+                key.start_ticks == seen.start_ticks && self.named(*key, entry, &seen.comm)
             }
+        }
+    }
+
+    /// Whether procscan's entry (or the tracer's newer image of it) has the name `comm`.
+    fn named(&self, key: ProcKey, entry: &ProcEntry, comm: &str) -> bool {
+        match self.images.as_ref().and_then(|i| i.image(key)) {
+            Some(image) => image.name == comm,
+            None => entry.process.name == comm,
         }
     }
 
@@ -1230,11 +1236,7 @@ impl SocketTracker {
         };
         let stale = match tables.processes.lookup_pid(pid) {
             Some((key, entry)) => {
-                let name = match self.images.as_ref().and_then(|i| i.image(key)) {
-                    Some(image) => image.name == seen.comm,
-                    None => entry.process.name == seen.comm,
-                };
-                key.start_ticks == seen.start_ticks && !name
+                key.start_ticks == seen.start_ticks && !self.named(key, entry, &seen.comm)
             }
             None => false,
         };
