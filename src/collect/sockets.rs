@@ -1017,8 +1017,12 @@ impl SocketTracker {
             });
         }
         self.stats.fd_links_read += (self.config.max_fd_links_per_poll - budget) as u64;
+        // One `stat` per owner, however many of its sockets were found.
+        let mut noted: HashSet<i32> = HashSet::new();
         for (inode, owner) in found {
-            if let Owner::Pid(pid) = owner {
+            if let Owner::Pid(pid) = owner
+                && noted.insert(pid)
+            {
                 self.note_seen(pid, tables);
             }
             self.owners.insert(inode, owner);
