@@ -623,6 +623,10 @@ fn eval_needles(lhs: &Lhs, n: &super::needles::NeedleTest, cx: &EvalCtx<'_>) -> 
     n.on_event(cx).unwrap_or(false)
 }
 
+/// A field check. The common case, a string field with a direct accessor, stays inline in
+/// [`Node::eval`]; everything else is in [`eval_check_slow`], so that the recursive `eval`
+/// keeps a small stack frame (its prologue and epilogue run for every node of every rule).
+#[inline]
 fn eval_check(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
     if let Some(fast) = lhs.fast {
         if let Test::Needles(n) = test {
@@ -633,6 +637,13 @@ fn eval_check(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
             None => false,
         };
     }
+    eval_check_slow(lhs, test, cx)
+}
+
+/// [`eval_check`] for fields without a direct string accessor (numbers, booleans, built
+/// strings, capabilities, ancestors, either end of a connection).
+#[inline(never)]
+fn eval_check_slow(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
     // Capability fields have no fast accessor.
     if let Some(b) = cap_test_on_mask(lhs, test, cx) {
         return b;
