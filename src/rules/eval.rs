@@ -7,7 +7,6 @@
 //! `not` inverts afterwards.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
@@ -296,11 +295,16 @@ fn has_glob_chars(s: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct PathTrie {
     terminal: bool,
-    children: HashMap<Box<str>, PathTrie, BuildHasherDefault<Fnv>>,
+    /// Literal components, sorted by name: scanned when few (the usual case, a handful of
+    /// directories), binary-searched otherwise; no hashing of the event's path.
+    children: Vec<(Box<str>, PathTrie)>,
     globs: Vec<(Glob, PathTrie)>,
 }
 
 impl PathTrie {
+    /// Child counts up to which the literal components are scanned.
+    const SCAN_UP_TO: usize = 8;
+
     /// Adds a path prefix.
     pub fn insert(&mut self, path: &str) {
         let mut node = self;
@@ -311,7 +315,14 @@ impl PathTrie {
                     .push((Glob::new(comp, false), PathTrie::default()));
                 &mut node.globs[idx].1
             } else {
-                node.children.entry(comp.into()).or_default()
+                let idx = match node.children.binary_search_by(|(k, _)| (**k).cmp(comp)) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        node.children.insert(i, (comp.into(), PathTrie::default()));
+                        i
+                    }
+                };
+                &mut node.children[idx].1
             };
         }
         node.terminal = true;
@@ -322,18 +333,50 @@ impl PathTrie {
         self.matches_from(path)
     }
 
+    /// The child for a literal component.
+    #[inline]
+    fn child(&self, comp: &str) -> Option<&PathTrie> {
+        if self.children.len() <= Self::SCAN_UP_TO {
+            self.children
+                .iter()
+                .find(|(k, _)| {
+                    // Length and first byte before comparing: directory names in one list
+                    // often have the same length (`/tmp`, `/var`, `/dev`, `/run`).
+                    k.len() == comp.len()
+                        && k.as_bytes().first() == comp.as_bytes().first()
+                        && **k == *comp
+                })
+                .map(|(_, c)| c)
+        } else {
+            self.children
+                .binary_search_by(|(k, _)| (**k).cmp(comp))
+                .ok()
+                .and_then(|i| self.children.get(i))
+                .map(|(_, c)| c)
+        }
+    }
+
     /// `rest` is the path still to match; its components are split off one at a time, so
     /// matching never allocates.
     fn matches_from(&self, rest: &str) -> bool {
         if self.terminal {
             return true;
         }
-        let rest = rest.trim_start_matches('/');
-        if rest.is_empty() {
+        // Components are short: a byte loop beats the general substring searchers here (and
+        // `/` is ASCII, so every cut is on a char boundary).
+        let bytes = rest.as_bytes();
+        let from = bytes.iter().position(|&b| b != b'/').unwrap_or(bytes.len());
+        let Some(rest) = rest.get(from..).filter(|r| !r.is_empty()) else {
             return false;
-        }
-        let (first, rest) = rest.split_once('/').unwrap_or((rest, ""));
-        if let Some(child) = self.children.get(first)
+        };
+        let (first, rest) = match rest.as_bytes().iter().position(|&b| b == b'/') {
+            Some(i) => (
+                rest.get(..i).unwrap_or(rest),
+                rest.get(i + 1..).unwrap_or(""),
+            ),
+            None => (rest, ""),
+        };
+        if let Some(child) = self.child(first)
             && child.matches_from(rest)
         {
             return true;
@@ -910,6 +953,73 @@ mod tests {
         let mut root = PathTrie::default();
         root.insert("/");
         assert!(root.matches("/anything"));
+    }
+
+    /// The reference for `pmatch`: some prefix's components equal (or glob-match) the
+    /// path's first components.
+    fn pmatch_reference(prefixes: &[String], path: &str) -> bool {
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        prefixes.iter().any(|p| {
+            let pc: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+            pc.len() <= comps.len()
+                && pc.iter().zip(&comps).all(|(p, c)| {
+                    if has_glob_chars(p) {
+                        Glob::new(p, false).matches(c)
+                    } else {
+                        p == c
+                    }
+                })
+        })
+    }
+
+    /// Tries with few children (scanned) and many (binary-searched) agree with the reference,
+    /// on paths with repeated, leading and trailing slashes and non-ASCII components.
+    #[test]
+    fn pmatch_agrees_with_component_prefix_reference() {
+        let few: Vec<String> = ["/tmp", "/var/tmp", "/dev/shm", "/opt/*/bin", "/é/ü"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
+        let mut many = few.clone();
+        many.extend((0..40).map(|i| format!("/d{i}/sub{}", i % 3)));
+        many.push("/usr/local/lib".into());
+        many.push("/".into());
+        let paths = [
+            "/usr/local/bin/worker",
+            "/tmp",
+            "/tmp/",
+            "//tmp//x",
+            "/tmpx/y",
+            "/var/tmp/a",
+            "/var",
+            "/dev/shm",
+            "/opt/a/bin/x",
+            "/opt/a/lib",
+            "/é/ü/x",
+            "/é/u",
+            "/d7/sub1/x",
+            "/d7/sub2",
+            "/d39/sub0",
+            "/usr/local/lib/x",
+            "",
+            "/",
+            "relative/tmp",
+            "tmp/x",
+        ];
+        for set in [&few[..], &many[..many.len() - 1], &many[..]] {
+            let mut t = PathTrie::default();
+            for p in set {
+                t.insert(p);
+            }
+            for path in paths {
+                assert_eq!(
+                    t.matches(path),
+                    pmatch_reference(set, path),
+                    "{path:?} in {} prefixes",
+                    set.len()
+                );
+            }
+        }
     }
 
     #[test]
