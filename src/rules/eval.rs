@@ -48,13 +48,49 @@ impl Hasher for Fnv {
     }
 }
 
-/// A set of strings: small sets are scanned (length first), larger ones hashed with [`Fnv`].
+/// A set of strings: small sets are scanned (length first), larger ones hashed with [`Fnv`]
+/// behind a filter that rejects most non-members without hashing.
 #[derive(Debug)]
 pub enum StrSet {
     /// Up to [`StrSet::SMALL`] strings.
     Small(Vec<Box<str>>),
-    /// A hash set.
-    Hashed(HashSet<Box<str>, BuildHasherDefault<Fnv>>),
+    /// A hash set, and a [`StrFilter`] of its members.
+    Hashed(HashSet<Box<str>, BuildHasherDefault<Fnv>>, StrFilter),
+}
+
+/// A 256-bit filter over a set of strings, keyed by a string's length and its first and last
+/// bytes: a string whose bit is clear is not in the set (a set bit proves nothing). Most
+/// values an event carries (a process name, an image, a path) differ from every member of a
+/// list in one of those, so they are rejected in a few instructions.
+#[derive(Debug, Default)]
+pub struct StrFilter([u64; 4]);
+
+impl StrFilter {
+    #[inline]
+    fn bit(s: &str) -> usize {
+        let b = s.as_bytes();
+        let first = b.first().copied().unwrap_or(0);
+        let last = b.last().copied().unwrap_or(0);
+        // Only the low bits of the length matter; the truncation is intended.
+        let len = b.len() as u8;
+        usize::from(first ^ last.rotate_left(3) ^ len.wrapping_mul(29))
+    }
+
+    fn insert(&mut self, s: &str) {
+        let bit = Self::bit(s);
+        if let Some(w) = self.0.get_mut(bit / 64) {
+            *w |= 1 << (bit % 64);
+        }
+    }
+
+    /// Whether `s` may be in the set.
+    #[inline]
+    pub fn may_contain(&self, s: &str) -> bool {
+        let bit = Self::bit(s);
+        self.0
+            .get(bit / 64)
+            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+    }
 }
 
 impl StrSet {
@@ -69,7 +105,11 @@ impl StrSet {
         if v.len() <= Self::SMALL {
             StrSet::Small(v)
         } else {
-            StrSet::Hashed(v.into_iter().collect())
+            let mut filter = StrFilter::default();
+            for s in &v {
+                filter.insert(s);
+            }
+            StrSet::Hashed(v.into_iter().collect(), filter)
         }
     }
 
@@ -78,7 +118,7 @@ impl StrSet {
     pub fn contains(&self, s: &str) -> bool {
         match self {
             StrSet::Small(v) => v.iter().any(|x| x.len() == s.len() && **x == *s),
-            StrSet::Hashed(h) => h.contains(s),
+            StrSet::Hashed(h, filter) => filter.may_contain(s) && h.contains(s),
         }
     }
 
@@ -86,7 +126,7 @@ impl StrSet {
     pub fn iter(&self) -> Box<dyn Iterator<Item = &Box<str>> + '_> {
         match self {
             StrSet::Small(v) => Box::new(v.iter()),
-            StrSet::Hashed(h) => Box::new(h.iter()),
+            StrSet::Hashed(h, _) => Box::new(h.iter()),
         }
     }
 }
@@ -1018,6 +1058,50 @@ mod tests {
                     "{path:?} in {} prefixes",
                     set.len()
                 );
+            }
+        }
+    }
+
+    /// Hashed sets (behind their filter) and small sets agree with a plain scan of the
+    /// members, for members, near misses (same length, same first or last byte), the empty
+    /// string and non-ASCII strings.
+    #[test]
+    fn str_set_agrees_with_scanning_its_members() {
+        let members: Vec<String> = [
+            "",
+            "a",
+            "sh",
+            "bash",
+            "zsh",
+            "worker",
+            "nginx",
+            "café",
+            "日本",
+            "x".repeat(300).as_str(),
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .chain((0..60).map(|i| format!("bin{i}")))
+        .collect();
+        let probes: Vec<String> = members
+            .iter()
+            .flat_map(|m| {
+                [
+                    m.clone(),
+                    format!("{m}x"),
+                    format!("x{m}"),
+                    m.chars().skip(1).collect(),
+                    m.to_uppercase(),
+                ]
+            })
+            .chain(["workers", "worke", "wonker", "cafe", "日", &"x".repeat(299)].map(String::from))
+            .collect();
+        for n in [0, 3, StrSet::SMALL, StrSet::SMALL + 1, 20, members.len()] {
+            let set = StrSet::new(members.iter().take(n).map(|m| Box::<str>::from(m.as_str())));
+            assert_eq!(matches!(set, StrSet::Hashed(..)), n > StrSet::SMALL);
+            for p in &probes {
+                let want = members.iter().take(n).any(|m| m == p);
+                assert_eq!(set.contains(p), want, "{p:?} in the first {n}");
             }
         }
     }
