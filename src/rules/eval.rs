@@ -494,6 +494,8 @@ pub struct Lhs {
     pub mode: LhsMode,
     /// Direct accessor for plain string fields (fast path).
     pub fast: Option<fields::StrAccessor>,
+    /// Direct accessor for plain number and boolean fields (fast path).
+    pub fast_direct: Option<fields::DirectAccessor>,
 }
 
 /// A compiled predicate on one value.
@@ -727,6 +729,15 @@ fn eval_check(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
 /// strings, capabilities, ancestors, either end of a connection).
 #[inline(never)]
 fn eval_check_slow(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
+    match lhs.fast_direct {
+        Some(fields::DirectAccessor::Int(get)) => {
+            return get(cx).is_some_and(|v| test.test_int(v, cx));
+        }
+        Some(fields::DirectAccessor::Bool(get)) => {
+            return get(cx).is_some_and(|v| test.test_bool(v, cx));
+        }
+        None => {}
+    }
     // Capability fields have no fast accessor.
     if let Some(b) = cap_test_on_mask(lhs, test, cx) {
         return b;
@@ -891,6 +902,28 @@ impl Test {
                 self.test(&Val::Str(std::borrow::Cow::Borrowed(v)), cx)
             }
             _ => false,
+        }
+    }
+
+    /// [`Test::test`] on `Val::Int(v)`, without building the value for the usual tests.
+    #[inline]
+    fn test_int(&self, v: i64, cx: &EvalCtx<'_>) -> bool {
+        match self {
+            Test::Exists => true,
+            Test::Num(op, n) => ord_holds(*op, v.cmp(n)),
+            Test::NumIn(set) => set.binary_search(&v).is_ok(),
+            _ => self.test(&Val::Int(v), cx),
+        }
+    }
+
+    /// [`Test::test`] on `Val::Bool(v)`, without building the value for the usual tests.
+    #[inline]
+    fn test_bool(&self, v: bool, cx: &EvalCtx<'_>) -> bool {
+        match self {
+            Test::Exists => true,
+            Test::Bool(eq, b) => (v == *b) == *eq,
+            Test::BoolIn(set) => set.contains(&v),
+            _ => self.test(&Val::Bool(v), cx),
         }
     }
 
@@ -1164,6 +1197,7 @@ mod tests {
                             transformers: Vec::new(),
                             mode: LhsMode::Single,
                             fast: None,
+                            fast_direct: None,
                         };
                         let decoded = lhs.value(&cx).is_some_and(|v| test.test(&v, &cx));
                         assert_eq!(

@@ -1801,6 +1801,57 @@ pub fn str_accessor(field: &FieldRef) -> Option<StrAccessor> {
     })
 }
 
+/// A direct accessor for a number or boolean field: the evaluator's fast path for those, with
+/// no `Val` built and no dispatch through [`extract_ctx`] and [`extract`]. Each returns
+/// exactly what [`extract`] returns for the field (a test checks every one).
+#[derive(Clone, Copy)]
+pub enum DirectAccessor {
+    /// An integer field.
+    Int(for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<i64>),
+    /// A boolean field.
+    Bool(for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<bool>),
+}
+
+impl std::fmt::Debug for DirectAccessor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The accessor follows from the field, which is printed next to it.
+        f.write_str(match self {
+            DirectAccessor::Int(_) => "Int",
+            DirectAccessor::Bool(_) => "Bool",
+        })
+    }
+}
+
+/// The fast accessor for a number or boolean field without argument, when it has one (the
+/// process fields rules test most: ids, terminal, user, executable flags).
+pub fn direct_accessor(field: &FieldRef) -> Option<DirectAccessor> {
+    use DirectAccessor::{Bool, Int};
+    use FieldId as F;
+    if field.arg != FieldArg::None {
+        return None;
+    }
+    Some(match field.id {
+        F::ProcPid | F::ProcVpid => Int(|cx| proc_of(cx).map(|p| i64::from(p.pid))),
+        F::ProcPpid => Int(|cx| proc_of(cx).map(|p| i64::from(p.ppid))),
+        F::ProcTty => Int(|cx| proc_of(cx).and_then(|p| p.tty).map(i64::from)),
+        F::ProcSid => Int(|cx| proc_of(cx).and_then(|p| p.sid).map(i64::from)),
+        F::ProcVpgid => Int(|cx| proc_of(cx).and_then(|p| p.pgid).map(i64::from)),
+        F::ProcTracerPid => Int(|cx| proc_of(cx).and_then(|p| p.tracer_pid).map(i64::from)),
+        F::UserUid => Int(|cx| proc_of(cx).and_then(|p| p.euid).map(i64::from)),
+        F::UserLoginuid => Int(|cx| proc_of(cx).and_then(|p| p.loginuid)),
+        F::GroupGid => Int(|cx| proc_of(cx).and_then(|p| p.egid).map(i64::from)),
+        F::ProcIsExeFromMemfd => Bool(|cx| proc_of(cx).map(|p| p.exe_from_memfd)),
+        F::ProcIsExeDeleted => Bool(|cx| proc_of(cx).map(|p| p.exe_deleted)),
+        F::ProcExeWrittenAfterStart => {
+            Bool(|cx| proc_of(cx).and_then(|p| p.exe_written_after_start))
+        }
+        F::ProcIsVpgidLeader => Bool(|cx| proc_of(cx).and_then(|p| p.pgid.map(|g| g == p.pid))),
+        F::EvtIsOpenRead => Bool(|cx| cx.ev.fd.as_ref().and_then(|f| f.open_read)),
+        F::EvtIsOpenWrite => Bool(|cx| cx.ev.fd.as_ref().and_then(|f| f.open_write)),
+        _ => return None,
+    })
+}
+
 /// Extracts a field for output rendering: like [`extract`], with the "either end" fields
 /// rendered as the server side (Falco prints `fd.ip`/`fd.port` that way).
 pub fn extract_for_output<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
@@ -1854,5 +1905,75 @@ mod tests {
                 def.name
             );
         }
+    }
+
+    /// Every direct accessor returns what `extract` returns, on events with and without a
+    /// process or descriptor and with every optional value present or absent.
+    #[test]
+    fn direct_accessors_agree_with_extract() {
+        use crate::event::{Collector, Event, EventType, Fd, Process};
+        let full = Process {
+            pid: 42,
+            ppid: -1,
+            tty: Some(u32::MAX),
+            sid: Some(42),
+            pgid: Some(42),
+            tracer_pid: Some(7),
+            euid: Some(u32::MAX),
+            loginuid: Some(-1),
+            egid: Some(0),
+            exe_from_memfd: true,
+            exe_deleted: true,
+            exe_written_after_start: Some(false),
+            ..Process::default()
+        };
+        let other_group = Process {
+            pgid: Some(41),
+            exe_written_after_start: Some(true),
+            ..full.clone()
+        };
+        let mut events = Vec::new();
+        for proc in [
+            None,
+            Some(Process::default()),
+            Some(full),
+            Some(other_group),
+        ] {
+            for fd in [
+                None,
+                Some(Fd::default()),
+                Some(Fd {
+                    open_read: Some(true),
+                    open_write: Some(false),
+                    ..Fd::default()
+                }),
+            ] {
+                let mut ev = Event::new(EventType::Open, Collector::Fswatch);
+                ev.proc = proc.clone().map(Box::new);
+                ev.fd = fd.map(Box::new);
+                events.push(ev);
+            }
+        }
+        let mut with_accessor = 0;
+        for def in catalogue() {
+            let field = FieldRef {
+                id: def.id,
+                arg: FieldArg::None,
+                ty: def.ty,
+            };
+            let Some(get) = direct_accessor(&field) else {
+                continue;
+            };
+            with_accessor += 1;
+            for ev in &events {
+                let cx = EvalCtx::new(ev);
+                let fast = match get {
+                    DirectAccessor::Int(f) => f(&cx).map(Val::Int),
+                    DirectAccessor::Bool(f) => f(&cx).map(Val::Bool),
+                };
+                assert_eq!(fast, extract(&field, ev), "{}", def.name);
+            }
+        }
+        assert!(with_accessor >= 14, "{with_accessor}");
     }
 }
