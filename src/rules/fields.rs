@@ -1702,6 +1702,11 @@ pub fn extract_ctx<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Val<'c>>
         (FieldId::ProcArgs, FieldArg::None) if p.is_some_and(|p| p.args.len() > 1) => {
             cached(&cx.args, &|p| p.args_joined())
         }
+        // An empty environment (the usual case for the processes a workload starts with a
+        // clean environment, and whenever it could not be read) needs no string built.
+        (FieldId::ProcEnv, FieldArg::None) if p.is_some_and(|p| p.env.is_empty()) => {
+            Some(Val::Str(Cow::Borrowed("")))
+        }
         (FieldId::ProcEnv, FieldArg::None) => cached(&cx.env, &|p| {
             let parts: Vec<String> = p.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
             parts.join(" ")
