@@ -494,7 +494,8 @@ pub struct Lhs {
     pub mode: LhsMode,
     /// Direct accessor for plain string fields (fast path).
     pub fast: Option<fields::StrAccessor>,
-    /// Direct accessor for plain number and boolean fields (fast path).
+    /// Direct accessor for plain number and boolean fields, and a few string fields with an
+    /// argument (fast path).
     pub fast_direct: Option<fields::DirectAccessor>,
 }
 
@@ -735,6 +736,11 @@ fn eval_check_slow(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
         }
         Some(fields::DirectAccessor::Bool(get)) => {
             return get(cx).is_some_and(|v| test.test_bool(v, cx));
+        }
+        Some(fields::DirectAccessor::KeyedStr) => {
+            if let Some(v) = fields::keyed_str(&lhs.field, cx) {
+                return v.is_some_and(|v| test.test_str(v, cx));
+            }
         }
         None => {}
     }

@@ -1815,6 +1815,8 @@ pub enum DirectAccessor {
     Int(for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<i64>),
     /// A boolean field.
     Bool(for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<bool>),
+    /// A string field with an argument, read by [`keyed_str`].
+    KeyedStr,
 }
 
 impl std::fmt::Debug for DirectAccessor {
@@ -1823,17 +1825,23 @@ impl std::fmt::Debug for DirectAccessor {
         f.write_str(match self {
             DirectAccessor::Int(_) => "Int",
             DirectAccessor::Bool(_) => "Bool",
+            DirectAccessor::KeyedStr => "KeyedStr",
         })
     }
 }
 
 /// The fast accessor for a number or boolean field without argument, when it has one (the
-/// process fields rules test most: ids, terminal, user, executable flags).
+/// process fields rules test most: ids, terminal, user, executable flags), or for a string
+/// field that [`keyed_str`] reads.
 pub fn direct_accessor(field: &FieldRef) -> Option<DirectAccessor> {
     use DirectAccessor::{Bool, Int};
     use FieldId as F;
-    if field.arg != FieldArg::None {
-        return None;
+    match (field.id, &field.arg) {
+        (F::ProcEnv, FieldArg::Key(_)) | (F::ProcAname, FieldArg::Index(_)) => {
+            return Some(DirectAccessor::KeyedStr);
+        }
+        (_, FieldArg::None) => {}
+        _ => return None,
     }
     Some(match field.id {
         F::ProcPid | F::ProcVpid => Int(|cx| proc_of(cx).map(|p| i64::from(p.pid))),
@@ -1855,6 +1863,24 @@ pub fn direct_accessor(field: &FieldRef) -> Option<DirectAccessor> {
         F::EvtIsOpenWrite => Bool(|cx| cx.ev.fd.as_ref().and_then(|f| f.open_write)),
         _ => return None,
     })
+}
+
+/// The value of a string field with an argument that the event holds as such:
+/// `proc.env[NAME]` and `proc.aname[N]` (`N` = 0 is the process itself). `None` for every
+/// other field; `Some(None)` when the event lacks the value. The same as [`extract`], without
+/// its dispatch (a test checks it).
+#[inline]
+pub fn keyed_str<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Option<&'c str>> {
+    match (field.id, &field.arg) {
+        (FieldId::ProcEnv, FieldArg::Key(k)) => Some(proc_of(cx).and_then(|p| p.env_var(k))),
+        (FieldId::ProcAname, FieldArg::Index(0)) => Some(proc_of(cx).map(|p| p.name.as_str())),
+        (FieldId::ProcAname, FieldArg::Index(i)) => Some(
+            proc_of(cx)
+                .and_then(|p| ancestor(p, *i))
+                .map(|a| a.name.as_str()),
+        ),
+        _ => None,
+    }
 }
 
 /// Extracts a field for output rendering: like [`extract`], with the "either end" fields
@@ -1975,10 +2001,78 @@ mod tests {
                 let fast = match get {
                     DirectAccessor::Int(f) => f(&cx).map(Val::Int),
                     DirectAccessor::Bool(f) => f(&cx).map(Val::Bool),
+                    DirectAccessor::KeyedStr => continue,
                 };
                 assert_eq!(fast, extract(&field, ev), "{}", def.name);
             }
         }
         assert!(with_accessor >= 14, "{with_accessor}");
+    }
+
+    /// `keyed_str` returns what `extract` returns for the fields it covers.
+    #[test]
+    fn keyed_str_agrees_with_extract() {
+        use crate::event::{Ancestor, Collector, Event, EventType, Process};
+        let anc = |name: &str| Ancestor {
+            pid: 1,
+            name: name.into(),
+            exe: None,
+            exepath: None,
+            args: Vec::new(),
+        };
+        let procs = [
+            None,
+            Some(Process::default()),
+            Some(Process {
+                name: "worker".into(),
+                env: vec![
+                    ("LD_PRELOAD".into(), "/x.so".into()),
+                    ("EMPTY".into(), String::new()),
+                    ("LD_PRELOAD".into(), "second".into()),
+                ],
+                ancestors: vec![anc("node"), anc(""), anc("tini")],
+                ..Process::default()
+            }),
+        ];
+        let fields = [
+            (FieldId::ProcEnv, FieldArg::Key("LD_PRELOAD".into())),
+            (FieldId::ProcEnv, FieldArg::Key("EMPTY".into())),
+            (FieldId::ProcEnv, FieldArg::Key("MISSING".into())),
+            (FieldId::ProcAname, FieldArg::Index(0)),
+            (FieldId::ProcAname, FieldArg::Index(1)),
+            (FieldId::ProcAname, FieldArg::Index(2)),
+            (FieldId::ProcAname, FieldArg::Index(3)),
+            (FieldId::ProcAname, FieldArg::Index(4)),
+        ];
+        for proc in procs {
+            let mut ev = Event::new(EventType::Execve, Collector::Procscan);
+            ev.proc = proc.map(Box::new);
+            let cx = EvalCtx::new(&ev);
+            for (id, arg) in &fields {
+                let field = FieldRef {
+                    id: *id,
+                    arg: arg.clone(),
+                    ty: FieldType::String,
+                };
+                assert!(matches!(
+                    direct_accessor(&field),
+                    Some(DirectAccessor::KeyedStr)
+                ));
+                let want = extract(&field, &ev);
+                let got = keyed_str(&field, &cx).expect("covered");
+                assert_eq!(
+                    got.map(|s| Val::Str(Cow::Borrowed(s))),
+                    want,
+                    "{id:?} {arg:?}"
+                );
+            }
+        }
+        let other = FieldRef {
+            id: FieldId::ProcName,
+            arg: FieldArg::None,
+            ty: FieldType::String,
+        };
+        let ev = Event::new(EventType::Execve, Collector::Procscan);
+        assert!(keyed_str(&other, &EvalCtx::new(&ev)).is_none());
     }
 }
