@@ -2009,6 +2009,69 @@ mod tests {
         assert!(with_accessor >= 14, "{with_accessor}");
     }
 
+    /// Every string accessor (the evaluator's fast path) returns what `extract_ctx` returns,
+    /// with and without a process, container and descriptor of each kind.
+    #[test]
+    fn str_accessors_agree_with_extract_ctx() {
+        use crate::event::{Collector, Container, Event, EventType, Fd, Process};
+        let mut events = Vec::new();
+        let kinds = [
+            None,
+            Some(FdKind::File),
+            Some(FdKind::Directory),
+            Some(FdKind::Ipv4),
+            Some(FdKind::Unix),
+            Some(FdKind::Pipe),
+            Some(FdKind::Anon),
+        ];
+        for with_proc in [false, true] {
+            for kind in kinds {
+                for name in [None, Some("/etc/shadow"), Some("noslash"), Some("/")] {
+                    let mut ev = Event::new(EventType::Open, Collector::Fswatch);
+                    if with_proc {
+                        ev.proc = Some(Box::new(Process {
+                            name: "sh".into(),
+                            exe: Some("/bin/sh".into()),
+                            args: vec!["-c".into(), "id".into()],
+                            user: Some("root".into()),
+                            ..Process::default()
+                        }));
+                        ev.container = Some(Box::new(Container {
+                            id: "abc".into(),
+                            image: Some("repo/img:1".into()),
+                            ..Container::default()
+                        }));
+                    }
+                    ev.fd = Some(Box::new(Fd {
+                        kind,
+                        name: name.map(String::from),
+                        l4proto: Some("tcp".into()),
+                        ..Fd::default()
+                    }));
+                    events.push(ev);
+                }
+            }
+        }
+        let mut with_accessor = 0;
+        for def in catalogue() {
+            let field = FieldRef {
+                id: def.id,
+                arg: FieldArg::None,
+                ty: def.ty,
+            };
+            let Some(get) = str_accessor(&field) else {
+                continue;
+            };
+            with_accessor += 1;
+            for ev in &events {
+                let cx = EvalCtx::new(ev);
+                let want = extract_ctx(&field, &cx).map(|v| v.to_text());
+                assert_eq!(get(&cx).map(String::from), want, "{}", def.name);
+            }
+        }
+        assert!(with_accessor >= 17, "{with_accessor}");
+    }
+
     /// `keyed_str` returns what `extract` returns for the fields it covers.
     #[test]
     fn keyed_str_agrees_with_extract() {
