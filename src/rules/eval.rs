@@ -737,8 +737,8 @@ fn eval_check_slow(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
         Some(fields::DirectAccessor::Bool(get)) => {
             return get(cx).is_some_and(|v| test.test_bool(v, cx));
         }
-        Some(fields::DirectAccessor::KeyedStr) => {
-            if let Some(v) = fields::keyed_str(&lhs.field, cx) {
+        Some(fields::DirectAccessor::Str) => {
+            if let Some(v) = fields::direct_str(&lhs.field, cx) {
                 return v.is_some_and(|v| test.test_str(v, cx));
             }
         }

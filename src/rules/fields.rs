@@ -1243,6 +1243,19 @@ pub fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
     }
 }
 
+/// `fd.typechar` of a descriptor kind.
+fn typechar(kind: FdKind) -> &'static str {
+    match kind {
+        FdKind::File | FdKind::Tty | FdKind::Device => "f",
+        FdKind::Directory => "d",
+        FdKind::Ipv4 => "4",
+        FdKind::Ipv6 => "6",
+        FdKind::Unix => "u",
+        FdKind::Pipe => "p",
+        FdKind::Socket | FdKind::Anon | FdKind::None => "o",
+    }
+}
+
 fn is_file_like(kind: Option<FdKind>) -> bool {
     matches!(
         kind,
@@ -1497,17 +1510,9 @@ pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
         F::FdType => fd
             .and_then(|f| f.kind)
             .map(|k| Val::Str(Cow::Borrowed(k.as_str()))),
-        F::FdTypechar => fd.and_then(|f| f.kind).map(|k| {
-            Val::Str(Cow::Borrowed(match k {
-                FdKind::File | FdKind::Tty | FdKind::Device => "f",
-                FdKind::Directory => "d",
-                FdKind::Ipv4 => "4",
-                FdKind::Ipv6 => "6",
-                FdKind::Unix => "u",
-                FdKind::Pipe => "p",
-                FdKind::Socket | FdKind::Anon | FdKind::None => "o",
-            }))
-        }),
+        F::FdTypechar => fd
+            .and_then(|f| f.kind)
+            .map(|k| Val::Str(Cow::Borrowed(typechar(k)))),
         F::FdName => fd.and_then(|f| os(&f.name)),
         F::FdDirectory => fd
             .filter(|f| is_file_like(f.kind))
@@ -1815,8 +1820,8 @@ pub enum DirectAccessor {
     Int(for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<i64>),
     /// A boolean field.
     Bool(for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<bool>),
-    /// A string field with an argument, read by [`keyed_str`].
-    KeyedStr,
+    /// A string field read by [`direct_str`].
+    Str,
 }
 
 impl std::fmt::Debug for DirectAccessor {
@@ -1825,20 +1830,22 @@ impl std::fmt::Debug for DirectAccessor {
         f.write_str(match self {
             DirectAccessor::Int(_) => "Int",
             DirectAccessor::Bool(_) => "Bool",
-            DirectAccessor::KeyedStr => "KeyedStr",
+            DirectAccessor::Str => "Str",
         })
     }
 }
 
 /// The fast accessor for a number or boolean field without argument, when it has one (the
 /// process fields rules test most: ids, terminal, user, executable flags), or for a string
-/// field that [`keyed_str`] reads.
+/// field that [`direct_str`] reads.
 pub fn direct_accessor(field: &FieldRef) -> Option<DirectAccessor> {
     use DirectAccessor::{Bool, Int};
     use FieldId as F;
     match (field.id, &field.arg) {
-        (F::ProcEnv, FieldArg::Key(_)) | (F::ProcAname, FieldArg::Index(_)) => {
-            return Some(DirectAccessor::KeyedStr);
+        (F::ProcEnv, FieldArg::Key(_))
+        | (F::ProcAname, FieldArg::Index(_))
+        | (F::FdTypechar, FieldArg::None) => {
+            return Some(DirectAccessor::Str);
         }
         (_, FieldArg::None) => {}
         _ => return None,
@@ -1865,12 +1872,13 @@ pub fn direct_accessor(field: &FieldRef) -> Option<DirectAccessor> {
     })
 }
 
-/// The value of a string field with an argument that the event holds as such:
-/// `proc.env[NAME]` and `proc.aname[N]` (`N` = 0 is the process itself). `None` for every
-/// other field; `Some(None)` when the event lacks the value. The same as [`extract`], without
+/// The value of a string field that is not a plain [`str_accessor`] field: `proc.env[NAME]`,
+/// `proc.aname[N]` (`N` = 0 is the process itself) and `fd.typechar` (which is kept out of
+/// [`str_accessor`] so that it does not become a rule key for the candidate index). `None`
+/// for every other field; `Some(None)` when the event lacks the value. The same as [`extract`], without
 /// its dispatch (a test checks it).
 #[inline]
-pub fn keyed_str<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Option<&'c str>> {
+pub fn direct_str<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Option<&'c str>> {
     match (field.id, &field.arg) {
         (FieldId::ProcEnv, FieldArg::Key(k)) => Some(proc_of(cx).and_then(|p| p.env_var(k))),
         (FieldId::ProcAname, FieldArg::Index(0)) => Some(proc_of(cx).map(|p| p.name.as_str())),
@@ -1879,6 +1887,9 @@ pub fn keyed_str<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Option<&'c
                 .and_then(|p| ancestor(p, *i))
                 .map(|a| a.name.as_str()),
         ),
+        (FieldId::FdTypechar, FieldArg::None) => {
+            Some(cx.ev.fd.as_ref().and_then(|f| f.kind).map(typechar))
+        }
         _ => None,
     }
 }
@@ -2001,7 +2012,7 @@ mod tests {
                 let fast = match get {
                     DirectAccessor::Int(f) => f(&cx).map(Val::Int),
                     DirectAccessor::Bool(f) => f(&cx).map(Val::Bool),
-                    DirectAccessor::KeyedStr => continue,
+                    DirectAccessor::Str => continue,
                 };
                 assert_eq!(fast, extract(&field, ev), "{}", def.name);
             }
@@ -2072,9 +2083,9 @@ mod tests {
         assert!(with_accessor >= 17, "{with_accessor}");
     }
 
-    /// `keyed_str` returns what `extract` returns for the fields it covers.
+    /// `direct_str` returns what `extract` returns for the fields it covers.
     #[test]
-    fn keyed_str_agrees_with_extract() {
+    fn direct_str_agrees_with_extract() {
         use crate::event::{Ancestor, Collector, Event, EventType, Process};
         let anc = |name: &str| Ancestor {
             pid: 1,
@@ -2117,12 +2128,9 @@ mod tests {
                     arg: arg.clone(),
                     ty: FieldType::String,
                 };
-                assert!(matches!(
-                    direct_accessor(&field),
-                    Some(DirectAccessor::KeyedStr)
-                ));
+                assert!(matches!(direct_accessor(&field), Some(DirectAccessor::Str)));
                 let want = extract(&field, &ev);
-                let got = keyed_str(&field, &cx).expect("covered");
+                let got = direct_str(&field, &cx).expect("covered");
                 assert_eq!(
                     got.map(|s| Val::Str(Cow::Borrowed(s))),
                     want,
@@ -2136,6 +2144,48 @@ mod tests {
             ty: FieldType::String,
         };
         let ev = Event::new(EventType::Execve, Collector::Procscan);
-        assert!(keyed_str(&other, &EvalCtx::new(&ev)).is_none());
+        assert!(direct_str(&other, &EvalCtx::new(&ev)).is_none());
+        let typechar = FieldRef {
+            id: FieldId::FdTypechar,
+            arg: FieldArg::None,
+            ty: FieldType::String,
+        };
+        assert!(matches!(
+            direct_accessor(&typechar),
+            Some(DirectAccessor::Str)
+        ));
+        assert!(str_accessor(&typechar).is_none());
+        let kinds = [
+            FdKind::File,
+            FdKind::Directory,
+            FdKind::Ipv4,
+            FdKind::Ipv6,
+            FdKind::Unix,
+            FdKind::Pipe,
+            FdKind::Socket,
+            FdKind::Tty,
+            FdKind::Device,
+            FdKind::Anon,
+            FdKind::None,
+        ];
+        let fds = [None, Some(None)]
+            .into_iter()
+            .chain(kinds.into_iter().map(|k| Some(Some(k))));
+        for fd in fds {
+            let mut ev = Event::new(EventType::Open, Collector::Fswatch);
+            ev.fd = fd.map(|kind| {
+                Box::new(crate::event::Fd {
+                    kind,
+                    ..crate::event::Fd::default()
+                })
+            });
+            let cx = EvalCtx::new(&ev);
+            let got = direct_str(&typechar, &cx).expect("covered");
+            assert_eq!(
+                got.map(|s| Val::Str(Cow::Borrowed(s))),
+                extract(&typechar, &ev),
+                "{fd:?}"
+            );
+        }
     }
 }
