@@ -249,13 +249,20 @@ pub fn resolve_operand(o: &Operand, text: &PosText) -> Result<Lhs, Issue> {
         }
     }
     let field = FieldRef { ty, ..field };
-    let fast = if o.transformers.is_empty() && matches!(mode, LhsMode::Single) {
+    let plain = o.transformers.is_empty() && matches!(mode, LhsMode::Single);
+    let fast = if plain {
         fields::str_accessor(&field)
+    } else {
+        None
+    };
+    let fast_direct = if plain {
+        fields::direct_accessor(&field)
     } else {
         None
     };
     Ok(Lhs {
         fast,
+        fast_direct,
         field,
         transformers: o.transformers.clone(),
         mode,

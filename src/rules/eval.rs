@@ -7,7 +7,6 @@
 //! `not` inverts afterwards.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
@@ -49,13 +48,49 @@ impl Hasher for Fnv {
     }
 }
 
-/// A set of strings: small sets are scanned (length first), larger ones hashed with [`Fnv`].
+/// A set of strings: small sets are scanned (length first), larger ones hashed with [`Fnv`]
+/// behind a filter that rejects most non-members without hashing.
 #[derive(Debug)]
 pub enum StrSet {
     /// Up to [`StrSet::SMALL`] strings.
     Small(Vec<Box<str>>),
-    /// A hash set.
-    Hashed(HashSet<Box<str>, BuildHasherDefault<Fnv>>),
+    /// A hash set, and a [`StrFilter`] of its members.
+    Hashed(HashSet<Box<str>, BuildHasherDefault<Fnv>>, StrFilter),
+}
+
+/// A 256-bit filter over a set of strings, keyed by a string's length and its first and last
+/// bytes: a string whose bit is clear is not in the set (a set bit proves nothing). Most
+/// values an event carries (a process name, an image, a path) differ from every member of a
+/// list in one of those, so they are rejected in a few instructions.
+#[derive(Debug, Default)]
+pub struct StrFilter([u64; 4]);
+
+impl StrFilter {
+    #[inline]
+    fn bit(s: &str) -> usize {
+        let b = s.as_bytes();
+        let first = b.first().copied().unwrap_or(0);
+        let last = b.last().copied().unwrap_or(0);
+        // Only the low bits of the length matter; the truncation is intended.
+        let len = b.len() as u8;
+        usize::from(first ^ last.rotate_left(3) ^ len.wrapping_mul(29))
+    }
+
+    fn insert(&mut self, s: &str) {
+        let bit = Self::bit(s);
+        if let Some(w) = self.0.get_mut(bit / 64) {
+            *w |= 1 << (bit % 64);
+        }
+    }
+
+    /// Whether `s` may be in the set.
+    #[inline]
+    pub fn may_contain(&self, s: &str) -> bool {
+        let bit = Self::bit(s);
+        self.0
+            .get(bit / 64)
+            .is_some_and(|w| w & (1 << (bit % 64)) != 0)
+    }
 }
 
 impl StrSet {
@@ -70,7 +105,11 @@ impl StrSet {
         if v.len() <= Self::SMALL {
             StrSet::Small(v)
         } else {
-            StrSet::Hashed(v.into_iter().collect())
+            let mut filter = StrFilter::default();
+            for s in &v {
+                filter.insert(s);
+            }
+            StrSet::Hashed(v.into_iter().collect(), filter)
         }
     }
 
@@ -79,7 +118,7 @@ impl StrSet {
     pub fn contains(&self, s: &str) -> bool {
         match self {
             StrSet::Small(v) => v.iter().any(|x| x.len() == s.len() && **x == *s),
-            StrSet::Hashed(h) => h.contains(s),
+            StrSet::Hashed(h, filter) => filter.may_contain(s) && h.contains(s),
         }
     }
 
@@ -87,7 +126,7 @@ impl StrSet {
     pub fn iter(&self) -> Box<dyn Iterator<Item = &Box<str>> + '_> {
         match self {
             StrSet::Small(v) => Box::new(v.iter()),
-            StrSet::Hashed(h) => Box::new(h.iter()),
+            StrSet::Hashed(h, _) => Box::new(h.iter()),
         }
     }
 }
@@ -296,11 +335,16 @@ fn has_glob_chars(s: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct PathTrie {
     terminal: bool,
-    children: HashMap<Box<str>, PathTrie, BuildHasherDefault<Fnv>>,
+    /// Literal components, sorted by name: scanned when few (the usual case, a handful of
+    /// directories), binary-searched otherwise; no hashing of the event's path.
+    children: Vec<(Box<str>, PathTrie)>,
     globs: Vec<(Glob, PathTrie)>,
 }
 
 impl PathTrie {
+    /// Child counts up to which the literal components are scanned.
+    const SCAN_UP_TO: usize = 8;
+
     /// Adds a path prefix.
     pub fn insert(&mut self, path: &str) {
         let mut node = self;
@@ -311,7 +355,14 @@ impl PathTrie {
                     .push((Glob::new(comp, false), PathTrie::default()));
                 &mut node.globs[idx].1
             } else {
-                node.children.entry(comp.into()).or_default()
+                let idx = match node.children.binary_search_by(|(k, _)| (**k).cmp(comp)) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        node.children.insert(i, (comp.into(), PathTrie::default()));
+                        i
+                    }
+                };
+                &mut node.children[idx].1
             };
         }
         node.terminal = true;
@@ -322,18 +373,50 @@ impl PathTrie {
         self.matches_from(path)
     }
 
+    /// The child for a literal component.
+    #[inline]
+    fn child(&self, comp: &str) -> Option<&PathTrie> {
+        if self.children.len() <= Self::SCAN_UP_TO {
+            self.children
+                .iter()
+                .find(|(k, _)| {
+                    // Length and first byte before comparing: directory names in one list
+                    // often have the same length (`/tmp`, `/var`, `/dev`, `/run`).
+                    k.len() == comp.len()
+                        && k.as_bytes().first() == comp.as_bytes().first()
+                        && **k == *comp
+                })
+                .map(|(_, c)| c)
+        } else {
+            self.children
+                .binary_search_by(|(k, _)| (**k).cmp(comp))
+                .ok()
+                .and_then(|i| self.children.get(i))
+                .map(|(_, c)| c)
+        }
+    }
+
     /// `rest` is the path still to match; its components are split off one at a time, so
     /// matching never allocates.
     fn matches_from(&self, rest: &str) -> bool {
         if self.terminal {
             return true;
         }
-        let rest = rest.trim_start_matches('/');
-        if rest.is_empty() {
+        // Components are short: a byte loop beats the general substring searchers here (and
+        // `/` is ASCII, so every cut is on a char boundary).
+        let bytes = rest.as_bytes();
+        let from = bytes.iter().position(|&b| b != b'/').unwrap_or(bytes.len());
+        let Some(rest) = rest.get(from..).filter(|r| !r.is_empty()) else {
             return false;
-        }
-        let (first, rest) = rest.split_once('/').unwrap_or((rest, ""));
-        if let Some(child) = self.children.get(first)
+        };
+        let (first, rest) = match rest.as_bytes().iter().position(|&b| b == b'/') {
+            Some(i) => (
+                rest.get(..i).unwrap_or(rest),
+                rest.get(i + 1..).unwrap_or(""),
+            ),
+            None => (rest, ""),
+        };
+        if let Some(child) = self.child(first)
             && child.matches_from(rest)
         {
             return true;
@@ -411,6 +494,9 @@ pub struct Lhs {
     pub mode: LhsMode,
     /// Direct accessor for plain string fields (fast path).
     pub fast: Option<fields::StrAccessor>,
+    /// Direct accessor for plain number and boolean fields, and a few string fields with an
+    /// argument (fast path).
+    pub fast_direct: Option<fields::DirectAccessor>,
 }
 
 /// A compiled predicate on one value.
@@ -623,6 +709,10 @@ fn eval_needles(lhs: &Lhs, n: &super::needles::NeedleTest, cx: &EvalCtx<'_>) -> 
     n.on_event(cx).unwrap_or(false)
 }
 
+/// A field check. The common case, a string field with a direct accessor, stays inline in
+/// [`Node::eval`]; everything else is in [`eval_check_slow`], so that the recursive `eval`
+/// keeps a small stack frame (its prologue and epilogue run for every node of every rule).
+#[inline]
 fn eval_check(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
     if let Some(fast) = lhs.fast {
         if let Test::Needles(n) = test {
@@ -632,6 +722,27 @@ fn eval_check(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
             Some(s) => test.test_str(s, cx),
             None => false,
         };
+    }
+    eval_check_slow(lhs, test, cx)
+}
+
+/// [`eval_check`] for fields without a direct string accessor (numbers, booleans, built
+/// strings, capabilities, ancestors, either end of a connection).
+#[inline(never)]
+fn eval_check_slow(lhs: &Lhs, test: &Test, cx: &EvalCtx<'_>) -> bool {
+    match lhs.fast_direct {
+        Some(fields::DirectAccessor::Int(get)) => {
+            return get(cx).is_some_and(|v| test.test_int(v, cx));
+        }
+        Some(fields::DirectAccessor::Bool(get)) => {
+            return get(cx).is_some_and(|v| test.test_bool(v, cx));
+        }
+        Some(fields::DirectAccessor::Str) => {
+            if let Some(v) = fields::direct_str(&lhs.field, cx) {
+                return v.is_some_and(|v| test.test_str(v, cx));
+            }
+        }
+        None => {}
     }
     // Capability fields have no fast accessor.
     if let Some(b) = cap_test_on_mask(lhs, test, cx) {
@@ -800,6 +911,28 @@ impl Test {
         }
     }
 
+    /// [`Test::test`] on `Val::Int(v)`, without building the value for the usual tests.
+    #[inline]
+    fn test_int(&self, v: i64, cx: &EvalCtx<'_>) -> bool {
+        match self {
+            Test::Exists => true,
+            Test::Num(op, n) => ord_holds(*op, v.cmp(n)),
+            Test::NumIn(set) => set.binary_search(&v).is_ok(),
+            _ => self.test(&Val::Int(v), cx),
+        }
+    }
+
+    /// [`Test::test`] on `Val::Bool(v)`, without building the value for the usual tests.
+    #[inline]
+    fn test_bool(&self, v: bool, cx: &EvalCtx<'_>) -> bool {
+        match self {
+            Test::Exists => true,
+            Test::Bool(eq, b) => (v == *b) == *eq,
+            Test::BoolIn(set) => set.contains(&v),
+            _ => self.test(&Val::Bool(v), cx),
+        }
+    }
+
     fn test(&self, v: &Val<'_>, cx: &EvalCtx<'_>) -> bool {
         if let Val::Str(s) = v
             && !matches!(self, Test::Modified(..) | Test::Field(..))
@@ -901,6 +1034,117 @@ mod tests {
         assert!(root.matches("/anything"));
     }
 
+    /// The reference for `pmatch`: some prefix's components equal (or glob-match) the
+    /// path's first components.
+    fn pmatch_reference(prefixes: &[String], path: &str) -> bool {
+        let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        prefixes.iter().any(|p| {
+            let pc: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+            pc.len() <= comps.len()
+                && pc.iter().zip(&comps).all(|(p, c)| {
+                    if has_glob_chars(p) {
+                        Glob::new(p, false).matches(c)
+                    } else {
+                        p == c
+                    }
+                })
+        })
+    }
+
+    /// Tries with few children (scanned) and many (binary-searched) agree with the reference,
+    /// on paths with repeated, leading and trailing slashes and non-ASCII components.
+    #[test]
+    fn pmatch_agrees_with_component_prefix_reference() {
+        let few: Vec<String> = ["/tmp", "/var/tmp", "/dev/shm", "/opt/*/bin", "/é/ü"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
+        let mut many = few.clone();
+        many.extend((0..40).map(|i| format!("/d{i}/sub{}", i % 3)));
+        many.push("/usr/local/lib".into());
+        many.push("/".into());
+        let paths = [
+            "/usr/local/bin/worker",
+            "/tmp",
+            "/tmp/",
+            "//tmp//x",
+            "/tmpx/y",
+            "/var/tmp/a",
+            "/var",
+            "/dev/shm",
+            "/opt/a/bin/x",
+            "/opt/a/lib",
+            "/é/ü/x",
+            "/é/u",
+            "/d7/sub1/x",
+            "/d7/sub2",
+            "/d39/sub0",
+            "/usr/local/lib/x",
+            "",
+            "/",
+            "relative/tmp",
+            "tmp/x",
+        ];
+        for set in [&few[..], &many[..many.len() - 1], &many[..]] {
+            let mut t = PathTrie::default();
+            for p in set {
+                t.insert(p);
+            }
+            for path in paths {
+                assert_eq!(
+                    t.matches(path),
+                    pmatch_reference(set, path),
+                    "{path:?} in {} prefixes",
+                    set.len()
+                );
+            }
+        }
+    }
+
+    /// Hashed sets (behind their filter) and small sets agree with a plain scan of the
+    /// members, for members, near misses (same length, same first or last byte), the empty
+    /// string and non-ASCII strings.
+    #[test]
+    fn str_set_agrees_with_scanning_its_members() {
+        let members: Vec<String> = [
+            "",
+            "a",
+            "sh",
+            "bash",
+            "zsh",
+            "worker",
+            "nginx",
+            "café",
+            "日本",
+            "x".repeat(300).as_str(),
+        ]
+        .iter()
+        .map(|s| (*s).to_string())
+        .chain((0..60).map(|i| format!("bin{i}")))
+        .collect();
+        let probes: Vec<String> = members
+            .iter()
+            .flat_map(|m| {
+                [
+                    m.clone(),
+                    format!("{m}x"),
+                    format!("x{m}"),
+                    m.chars().skip(1).collect(),
+                    m.to_uppercase(),
+                ]
+            })
+            .chain(["workers", "worke", "wonker", "cafe", "日", &"x".repeat(299)].map(String::from))
+            .collect();
+        for n in [0, 3, StrSet::SMALL, StrSet::SMALL + 1, 20, members.len()] {
+            let set = StrSet::new(members.iter().take(n).map(|m| Box::<str>::from(m.as_str())));
+            assert_eq!(matches!(set, StrSet::Hashed(..)), n > StrSet::SMALL);
+            for p in &probes {
+                let want = members.iter().take(n).any(|m| m == p);
+                assert_eq!(set.contains(p), want, "{p:?} in the first {n}");
+            }
+        }
+    }
+
     #[test]
     fn multi_contains_escapes_and_agrees_with_one_by_one() {
         let needles = ["a.b", "(x", "c+", "[", "\\d", "é", "zz"];
@@ -959,6 +1203,7 @@ mod tests {
                             transformers: Vec::new(),
                             mode: LhsMode::Single,
                             fast: None,
+                            fast_direct: None,
                         };
                         let decoded = lhs.value(&cx).is_some_and(|v| test.test(&v, &cx));
                         assert_eq!(
