@@ -515,13 +515,13 @@ fn run_mode(mode: &'static str, scenarios: &[Scenario]) -> ModeRun {
                 .is_some_and(|t| monitor_tids.contains(&t))
     };
     let stale = stale_named_connections(&recording);
-    // The same bug in ancestry: the runner, first read by procscan as the harness's `nsenter`
+    // The same bug in ancestry: the runner, first read by procscan as the harness's `ctrexec`
     // fork before it exec'd its shell, can keep that name as the parent of what it starts.
     let stale_named = |alert: &Value| {
         alert["output_fields"]["fd.name"]
             .as_str()
             .is_some_and(|n| stale.contains(n))
-            || alert["output_fields"]["proc.pname"] == "nsenter"
+            || alert["output_fields"]["proc.pname"] == "ctrexec"
     };
     // The peers' own listening sockets (their server runs outside the task's PID namespace,
     // so the monitor cannot attribute them) are test infrastructure.
