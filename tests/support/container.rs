@@ -4,7 +4,8 @@
 //! A container is started by `nsenter --pid --net` into the task (the fork puts the child in
 //! the task's PID namespace while its parent stays outside, so the container's first process
 //! has ppid 0, as on Fargate), then `unshare --mount`, a setup script that mounts `/proc`, a
-//! few device nodes and the read-only host binds, and `pivot_root` into the container's root.
+//! few device nodes, a `devpts` instance at `/dev/pts` and the read-only host binds, and
+//! `pivot_root` into the container's root.
 //! The setup ends by exec'ing `ctrexec` (`tests/programs/ctrexec.c`, from the old root), which
 //! does what runc's init does last: detaches the old root, applies the container's capability
 //! set (bounding set; inheritable and ambient cleared) and the image's user, and execs the
@@ -195,6 +196,7 @@ root=$1; ctrexec=$2; options=$3; shift 3
 mount --bind "$root" "$root"
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 for dev in null zero random urandom; do mount --bind "/dev/$dev" "$root/dev/$dev"; done
+mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
 while [ "$1" != "--" ]; do
   mount --bind "$1" "$root$1"
   mount -o remount,bind,ro "$root$1"
@@ -636,6 +638,11 @@ fn build_root(root: &Path, spec: &ContainerSpec) -> Result<Vec<PathBuf>> {
     for dev in ["null", "zero", "random", "urandom"] {
         std::fs::write(root.join("dev").join(dev), b"")?;
     }
+    // A terminal multiplexer of the container's own, as runtimes mount it (containerd's
+    // default spec: devpts at /dev/pts, `newinstance`, `ptmxmode=0666`): the container
+    // itself cannot mount it without CAP_SYS_ADMIN.
+    std::fs::create_dir_all(root.join("dev/pts"))?;
+    symlink("pts/ptmx", root.join("dev/ptmx"))?;
 
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).context("copying /bin/busybox")?;
     std::fs::set_permissions(
