@@ -325,6 +325,31 @@ fn excuses(facet: &str) -> &'static [&'static str] {
     }
 }
 
+/// Compares a row with the row with every capability: the facets it misses that a
+/// `visibility_degraded` report names (`reported`), and those it misses silently
+/// (`unexplained`), each as `facet seen/wanted`.
+fn judge(seen: &Seen, all: &Seen) -> (Vec<String>, Vec<String>) {
+    let reference = facets(all);
+    let mut reported = Vec::new();
+    let mut unexplained = Vec::new();
+    for (facet, value) in facets(seen) {
+        let want = reference.get(facet).copied().unwrap_or_default();
+        if value >= want {
+            continue;
+        }
+        let named = seen
+            .degraded
+            .as_ref()
+            .is_some_and(|unreadable| excuses(facet).iter().any(|f| unreadable.contains(*f)));
+        if named {
+            reported.push(format!("{facet} {value}/{want}"));
+        } else {
+            unexplained.push(format!("{facet} {value}/{want}"));
+        }
+    }
+    (reported, unexplained)
+}
+
 /// The workload of one row, started in the app container.
 struct Workload {
     /// The `sleep` durations (unique markers) of the reverse shell, the `LD_PRELOAD` exec and
@@ -431,7 +456,7 @@ fn evt_arg<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
         .and_then(|pair| pair[1].as_str())
 }
 
-fn count(events: &[Value], app: &Container, workload: &Workload) -> Seen {
+fn count(events: &[Value], app_id: &str, workload: &Workload) -> Seen {
     let mut seen = Seen::default();
     let execs_of = |marker: &str| -> Vec<&Value> {
         events
@@ -480,7 +505,7 @@ fn count(events: &[Value], app: &Container, workload: &Workload) -> Seen {
                 && e["fd"]["sport"].as_u64() == Some(u64::from(port))
                 && e["fd"]["sip"] == "198.51.100.1"
                 && e["proc"]["pid"].is_i64()
-                && e["container"]["id"] == app.id()
+                && e["container"]["id"] == app_id
         });
         seen.owners += usize::from(owned);
     }
@@ -495,7 +520,7 @@ fn count(events: &[Value], app: &Container, workload: &Workload) -> Seen {
     for event in events {
         if event["evt"]["type"] == "tasksentry"
             && event["internal"]["kind"] == "visibility_degraded"
-            && event["container"]["id"] == app.id()
+            && event["container"]["id"] == app_id
         {
             let facets = seen.degraded.get_or_insert_with(BTreeSet::new);
             for facet in evt_arg(event, "unreadable").unwrap_or_default().split(',') {
@@ -566,10 +591,10 @@ fn run_row(row: &RowSpec) -> (Seen, String) {
 
     let workload = start_workload(&app);
     let deadline = Instant::now() + Duration::from_secs(15);
-    let mut seen = count(&mon.events(), &app, &workload);
+    let mut seen = count(&mon.events(), app.id(), &workload);
     while !complete(&seen) && Instant::now() < deadline {
         let _ = mon.wait_for_after(mon.line_count(), |_| true, Duration::from_millis(500));
-        seen = count(&mon.events(), &app, &workload);
+        seen = count(&mon.events(), app.id(), &workload);
     }
     // A degraded report may follow the data it explains.
     if !complete(&seen) && seen.degraded.is_none() {
@@ -577,7 +602,7 @@ fn run_row(row: &RowSpec) -> (Seen, String) {
             |e| e["internal"]["kind"] == "visibility_degraded" && e["container"]["id"] == app.id(),
             Duration::from_secs(5),
         );
-        seen = count(&mon.events(), &app, &workload);
+        seen = count(&mon.events(), app.id(), &workload);
     }
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let file = format!(
@@ -753,24 +778,7 @@ fn capability_matrix_every_fargate_row_sees_what_root_sees_or_says_what_it_canno
     let mut failures = Vec::new();
     let mut table_rows = Vec::new();
     for (row, (seen, stderr)) in rows.iter().zip(&results) {
-        let reference = facets(&all);
-        let mut unexplained = Vec::new();
-        let mut reported = Vec::new();
-        for (facet, value) in facets(seen) {
-            let want = reference.get(facet).copied().unwrap_or_default();
-            if value >= want {
-                continue;
-            }
-            let named = seen
-                .degraded
-                .as_ref()
-                .is_some_and(|unreadable| excuses(facet).iter().any(|f| unreadable.contains(*f)));
-            if named {
-                reported.push(format!("{facet} {value}/{want}"));
-            } else {
-                unexplained.push(format!("{facet} {value}/{want}"));
-            }
-        }
+        let (reported, unexplained) = judge(seen, &all);
         let verdict = if unexplained.is_empty() && reported.is_empty() {
             "= all".to_string()
         } else if unexplained.is_empty() {
@@ -808,4 +816,114 @@ fn capability_matrix_every_fargate_row_sees_what_root_sees_or_says_what_it_canno
         failures.len(),
         failures.join("\n\n")
     );
+}
+
+/// The matrix's own logic on events written by hand in the documented format (so that it is
+/// known to accept exactly what the visibility contract promises before the monitor emits it).
+#[test]
+fn the_matrix_excuses_a_missing_facet_only_when_visibility_degraded_names_it() {
+    let app = "0123456789abcdef0123456789abcdef-1234567890";
+    let workload = Workload {
+        reverse_shell: "600.1".into(),
+        ld_preload: "600.2".into(),
+        plain: "600.3".into(),
+        files: [
+            "/home/app/.ssh/authorized_keys".into(),
+            "/tmp/ts-drop-x".into(),
+            "/var/tmp/ts-stage-x".into(),
+        ],
+        _processes: Vec::new(),
+    };
+    let exec = |marker: &str, full: bool, env: &[(&str, &str)], stdin: &str| {
+        let mut proc = serde_json::json!({"pid": 42, "name": "sleep", "args": [marker]});
+        if full {
+            proc["exepath"] = "/bin/busybox".into();
+            proc["cwd"] = "/".into();
+            proc["env"] = serde_json::json!(env);
+            proc["stdin"] = serde_json::json!({"type": stdin});
+        }
+        serde_json::json!({"evt": {"type": "execve", "collector": "procscan"}, "proc": proc,
+                           "container": {"id": app}})
+    };
+    let connect = |port: u16, owned: bool| {
+        let mut event = serde_json::json!({"evt": {"type": "connect", "collector": "sockets"},
+            "fd": {"sip": "198.51.100.1", "sport": port}, "container": {"id": app}});
+        if owned {
+            event["proc"] = serde_json::json!({"pid": 43, "name": "nc", "args": []});
+        }
+        event
+    };
+    let file = |path: &str| {
+        serde_json::json!({"evt": {"type": "creat", "collector": "fswatch"},
+                           "fd": {"name": path}, "container": {"id": app}})
+    };
+    let degraded = |id: &str, unreadable: &str| {
+        serde_json::json!({"evt": {"type": "tasksentry", "collector": "procscan",
+            "args": [["unreadable", unreadable], ["reason", "r"], ["fix", "f"], ["rules", "A, B"]]},
+            "internal": {"kind": "visibility_degraded"}, "container": {"id": id}})
+    };
+    let path = [("PATH", "/bin")];
+    let all_events = vec![
+        exec("600.1", true, &path, "ipv4"),
+        exec("600.2", true, &[("LD_PRELOAD", "/tmp/libhook.so")], "file"),
+        exec("600.3", true, &path, "pipe"),
+        connect(CONNECT_PORTS[0], true),
+        connect(CONNECT_PORTS[1], true),
+        file(&workload.files[0]),
+        file(&workload.files[1]),
+        file(&workload.files[1]),
+        file(&workload.files[2]),
+    ];
+    let all = count(&all_events, app, &workload);
+    assert!(complete(&all), "{all:?}");
+    assert_eq!(all.file_events, 4);
+    assert_eq!(judge(&all, &all), (vec![], vec![]));
+
+    // A row that reads nothing of the processes, owns no connection and misses the home.
+    let partial = vec![
+        exec("600.1", false, &[], ""),
+        exec("600.2", false, &[], ""),
+        exec("600.3", false, &[], ""),
+        connect(CONNECT_PORTS[0], false),
+        connect(CONNECT_PORTS[1], false),
+        file(&workload.files[1]),
+        file(&workload.files[2]),
+    ];
+    let silent = count(&partial, app, &workload);
+    let (reported, unexplained) = judge(&silent, &all);
+    assert!(reported.is_empty());
+    assert_eq!(unexplained.len(), 8, "{unexplained:?}");
+    assert!(unexplained.contains(&"file paths 2/3".to_string()));
+
+    // Reported for another container: still silent.
+    let mut other = partial.clone();
+    other.push(degraded("another", "exe,cwd,environ,fd,private_dirs"));
+    assert_eq!(judge(&count(&other, app, &workload), &all).1.len(), 8);
+
+    // Reported, but not every facet named: the unnamed ones fail.
+    let mut some = partial.clone();
+    some.push(degraded(app, "exe,cwd,environ"));
+    let (reported, unexplained) = judge(&count(&some, app, &workload), &all);
+    assert_eq!(reported.len(), 4, "{reported:?}");
+    assert!(unexplained.iter().any(|u| u.starts_with("stdin ")));
+    assert!(
+        unexplained
+            .iter()
+            .any(|u| u.starts_with("connection owners"))
+    );
+    assert!(unexplained.iter().any(|u| u.starts_with("file paths")));
+
+    // Every missing facet named (owners by `sockets`, files by `private_dirs`): accepted.
+    let mut named = partial.clone();
+    named.push(degraded(app, "exe,cwd,environ,fd,sockets,private_dirs"));
+    let seen = count(&named, app, &workload);
+    let (reported, unexplained) = judge(&seen, &all);
+    assert!(unexplained.is_empty(), "{unexplained:?}");
+    assert_eq!(reported.len(), 8);
+
+    // An exec the process collector did not report is never excused.
+    let mut missing_exec = named.clone();
+    missing_exec.remove(2);
+    let (_, unexplained) = judge(&count(&missing_exec, app, &workload), &all);
+    assert_eq!(unexplained, ["execs 2/3"]);
 }
