@@ -92,6 +92,13 @@ pub trait Processor: Send {
     fn reload(&mut self, _reason: &str) -> Option<Event> {
         None
     }
+
+    /// What this processor adds to an event before it is processed (and recorded): the rules
+    /// a visibility report's facets keep from firing (see [`with_blinded_rules`]). `None`:
+    /// nothing to add.
+    fn annotate(&self, _event: &Event) -> Option<Event> {
+        None
+    }
 }
 
 /// Prints every event (`--emit events`).
@@ -295,6 +302,10 @@ impl Processor for EmitAlerts {
         self.ship(out);
     }
 
+    fn annotate(&self, event: &Event) -> Option<Event> {
+        with_blinded_rules(event, &self.ruleset)
+    }
+
     fn reload(&mut self, reason: &str) -> Option<Event> {
         let reloader = self.reloader.as_mut()?;
         let mut event = Event::new(EventType::Tasksentry, Collector::Monitor);
@@ -358,6 +369,9 @@ impl Recording {
 
 impl Processor for Recording {
     fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
+        // Recorded as the rules will see it: a visibility report with the rules it blinds.
+        let annotated = self.inner.annotate(event);
+        let event = annotated.as_ref().unwrap_or(event);
         if let Some(file) = &mut self.file {
             use std::io::Write;
             let written = file
@@ -382,6 +396,10 @@ impl Processor for Recording {
 
     fn reload(&mut self, reason: &str) -> Option<Event> {
         self.inner.reload(reason)
+    }
+
+    fn annotate(&self, event: &Event) -> Option<Event> {
+        self.inner.annotate(event)
     }
 }
 

@@ -267,6 +267,8 @@ struct RowSpec {
     label: String,
     mode: &'static str,
     caps: Option<CapSet>,
+    /// The app container's user (its image's `USER`): `app` (uid 1000) unless the row says.
+    app: User,
 }
 
 /// What one row's monitor saw of the workload.
@@ -288,6 +290,9 @@ struct Seen {
     /// Of the three written paths, those with a file event; and the events (all kinds).
     file_paths: usize,
     file_events: usize,
+    /// Of those paths, the one in the user's 0700 home (0 or 1) and the two others.
+    file_paths_home: usize,
+    file_paths_shared: usize,
     /// The `unreadable` facets of the monitor's `visibility_degraded` events for the app
     /// container (`None`: no such event).
     degraded: Option<BTreeSet<String>>,
@@ -305,7 +310,8 @@ fn facets(seen: &Seen) -> BTreeMap<&'static str, usize> {
         ("stdin", seen.stdin),
         ("stdin socket", seen.stdin_socket),
         ("connection owners", seen.owners),
-        ("file paths", seen.file_paths),
+        ("file paths (0700 home)", seen.file_paths_home),
+        ("file paths (/tmp, /var/tmp)", seen.file_paths_shared),
     ])
 }
 
@@ -318,7 +324,9 @@ fn excuses(facet: &str) -> &'static [&'static str] {
         "env" | "LD_PRELOAD" => &["environ"],
         "stdin" | "stdin socket" => &["fd"],
         "connection owners" => &["fd", "sockets"],
-        "file paths" => &["root", "private_dirs"],
+        // A directory the monitor cannot list hides what is below it, nothing else.
+        "file paths (0700 home)" => &["root", "private_dirs"],
+        "file paths (/tmp, /var/tmp)" => &["root"],
         // The process collector reads `stat` and `cmdline`, which need no capability: an exec
         // it does not report is a failure whatever the capabilities.
         _ => &[],
@@ -509,13 +517,18 @@ fn count(events: &[Value], app_id: &str, workload: &Workload) -> Seen {
         });
         seen.owners += usize::from(owned);
     }
-    for path in &workload.files {
+    for (i, path) in workload.files.iter().enumerate() {
         let n = events
             .iter()
             .filter(|e| e["evt"]["collector"] == "fswatch" && e["fd"]["name"] == path.as_str())
             .count();
         seen.file_events += n;
         seen.file_paths += usize::from(n > 0);
+        if i == 0 {
+            seen.file_paths_home += usize::from(n > 0);
+        } else {
+            seen.file_paths_shared += usize::from(n > 0);
+        }
     }
     for event in events {
         if event["evt"]["type"] == "tasksentry"
@@ -569,7 +582,7 @@ fn run_row(row: &RowSpec) -> (Seen, String) {
     assert_eq!(ready.trim(), "ready", "the listeners started");
     let _listener = KillOnDrop(listener);
 
-    let user = app_user();
+    let user = row.app.clone();
     let app = task
         .add_container_with(
             "app",
@@ -656,8 +669,9 @@ fn wait_until_monitoring(mon: &Monitor, app: &Container) {
 
 /// Writes probe files into the app container's /tmp from the host until the file collector
 /// reports one (the container's watches are placed), the monitor reports the container's
-/// visibility as degraded, or 20 s pass (a monitor that can neither watch nor say so: the
-/// matrix then shows it).
+/// root as unreadable (no watches can come), or 20 s pass (a monitor that can neither watch
+/// nor say so: the matrix then shows it). A report of other facets does not end the wait:
+/// what the monitor can still watch must be watched before the workload runs.
 fn wait_until_watched_or_degraded(mon: &Monitor, app: &Container) {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut round = 0;
@@ -669,7 +683,9 @@ fn wait_until_watched_or_degraded(mon: &Monitor, app: &Container) {
             |e| {
                 (e["evt"]["collector"] == "fswatch" && e["fd"]["name"] == name.as_str())
                     || (e["internal"]["kind"] == "visibility_degraded"
-                        && e["container"]["id"] == app.id())
+                        && e["container"]["id"] == app.id()
+                        && evt_arg(e, "unreadable")
+                            .is_some_and(|u| u.split(',').any(|f| f.trim() == "root")))
             },
             Duration::from_millis(500),
         );
@@ -733,35 +749,86 @@ fn matrix_table(rows: &[(RowSpec, Seen, String)], all: &Seen) -> String {
 #[test]
 fn capability_matrix_every_fargate_row_sees_what_root_sees_or_says_what_it_cannot() {
     let shipped = shipped_sidecar_sets().expect("the shipped sidecar sets");
+    let set = |names: &[&str]| Some(CapSet::from_names(names).expect("capability names"));
+    let row = |label: &str, mode: &'static str, caps: Option<CapSet>, app: User| RowSpec {
+        label: label.to_string(),
+        mode,
+        caps,
+        app,
+    };
     let mut rows = vec![
-        RowSpec {
-            label: "all (the test suite so far)".into(),
-            mode: "poll",
-            caps: None,
-        },
-        RowSpec {
-            label: "Fargate default (no SYS_PTRACE)".into(),
-            mode: "poll",
-            caps: Some(CapSet::fargate_default()),
-        },
-        RowSpec {
-            label: "Fargate default + SYS_PTRACE".into(),
-            mode: "poll",
-            caps: Some(
+        row("all (the test suite so far)", "poll", None, app_user()),
+        row(
+            "Fargate default (no SYS_PTRACE)",
+            "poll",
+            Some(CapSet::fargate_default()),
+            app_user(),
+        ),
+        row(
+            "Fargate default + SYS_PTRACE",
+            "poll",
+            Some(
                 CapSet::fargate_default()
                     .with("SYS_PTRACE")
                     .expect("a name"),
             ),
-        },
+            app_user(),
+        ),
     ];
     for (caps, files) in &shipped {
         for mode in ["poll", "trace"] {
-            rows.push(RowSpec {
-                label: format!("sidecar of {}", files.join(", ")),
+            rows.push(row(
+                &format!("sidecar of {}", files.join(", ")),
                 mode,
-                caps: Some(*caps),
-            });
+                Some(*caps),
+                app_user(),
+            ));
         }
+    }
+    // Which capabilities are needed: the sets in between, each either equal to "all" or
+    // degraded with the loss named.
+    rows.extend([
+        row(
+            "drop ALL, add SYS_PTRACE (the examples before 0.2)",
+            "poll",
+            set(&["SYS_PTRACE"]),
+            app_user(),
+        ),
+        row(
+            "DAC_OVERRIDE, SETUID, SETGID (no SYS_PTRACE)",
+            "poll",
+            set(&["DAC_OVERRIDE", "SETUID", "SETGID"]),
+            app_user(),
+        ),
+        row(
+            "SETUID, SETGID",
+            "poll",
+            set(&["SETUID", "SETGID"]),
+            app_user(),
+        ),
+        row("DAC_OVERRIDE", "poll", set(&["DAC_OVERRIDE"]), app_user()),
+        // A root app holds Docker's default capabilities: a reader without SYS_PTRACE must
+        // hold at least those.
+        row(
+            "Fargate default, root app",
+            "poll",
+            Some(CapSet::fargate_default()),
+            User::root(),
+        ),
+        row(
+            "DAC_OVERRIDE, SETUID, SETGID, root app",
+            "poll",
+            set(&["DAC_OVERRIDE", "SETUID", "SETGID"]),
+            User::root(),
+        ),
+    ]);
+    for (caps, files) in &shipped {
+        rows.push(row(
+            &format!("sidecar of {}, root app", files.join(", ")),
+            "poll",
+            Some(*caps),
+            User::root(),
+        ));
     }
     let results: Vec<(Seen, String)> = std::thread::scope(|scope| {
         let handles: Vec<_> = rows
@@ -893,7 +960,7 @@ fn the_matrix_excuses_a_missing_facet_only_when_visibility_degraded_names_it() {
     let (reported, unexplained) = judge(&silent, &all);
     assert!(reported.is_empty());
     assert_eq!(unexplained.len(), 8, "{unexplained:?}");
-    assert!(unexplained.contains(&"file paths 2/3".to_string()));
+    assert!(unexplained.contains(&"file paths (0700 home) 0/1".to_string()));
 
     // Reported for another container: still silent.
     let mut other = partial.clone();
@@ -920,6 +987,18 @@ fn the_matrix_excuses_a_missing_facet_only_when_visibility_degraded_names_it() {
     let (reported, unexplained) = judge(&seen, &all);
     assert!(unexplained.is_empty(), "{unexplained:?}");
     assert_eq!(reported.len(), 8);
+
+    // `private_dirs` excuses the home, not files outside it.
+    let mut outside = named.clone();
+    outside.retain(|e| e["fd"]["name"] != workload.files[2].as_str());
+    let (_, unexplained) = judge(&count(&outside, app, &workload), &all);
+    assert_eq!(
+        unexplained,
+        vec!["file paths (/tmp, /var/tmp) 1/2".to_string()]
+    );
+    let mut rootless = outside.clone();
+    rootless.push(degraded(app, "root"));
+    assert!(judge(&count(&rootless, app, &workload), &all).1.is_empty());
 
     // An exec the process collector did not report is never excused.
     let mut missing_exec = named.clone();

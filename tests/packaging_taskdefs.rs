@@ -17,6 +17,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+#[allow(dead_code)]
+#[path = "support/caps.rs"]
+mod caps;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -661,16 +665,25 @@ fn check_sidecar(
             "sidecar `{name}`: user must be \"0\" (reading /proc of other users)"
         ));
     }
+    // The smallest set that sees everything, in poll and trace mode (measured by
+    // tests/fargate_caps.rs; docs/platform-engineers.md explains it): SYS_PTRACE for the
+    // kernel's ptrace checks and the tracer, DAC_OVERRIDE for other users' environ, fd and
+    // private directories. Fargate can only add SYS_PTRACE, so DAC_OVERRIDE is kept by
+    // dropping every other default capability by name, not ALL.
     let capabilities = &sidecar["linuxParameters"]["capabilities"];
-    if str_list(capabilities.get("add")) != ["SYS_PTRACE"] {
-        problems.push(format!(
-            "sidecar `{name}`: capabilities.add must be [\"SYS_PTRACE\"]"
-        ));
-    }
-    if str_list(capabilities.get("drop")) != ["ALL"] {
-        problems.push(format!(
-            "sidecar `{name}`: capabilities.drop must be [\"ALL\"]"
-        ));
+    let add = str_list(capabilities.get("add"));
+    let drop = str_list(capabilities.get("drop"));
+    match caps::CapSet::from_fargate_kernel_capabilities(&add, &drop) {
+        Ok(set) => {
+            let wanted = caps::CapSet::from_names(&["DAC_OVERRIDE", "SYS_PTRACE"])
+                .expect("capability names");
+            if set != wanted {
+                problems.push(format!(
+                    "sidecar `{name}`: its capabilities are {set}; they must be exactly DAC_OVERRIDE,SYS_PTRACE (add [\"SYS_PTRACE\"], drop every other default by name)"
+                ));
+            }
+        }
+        Err(error) => problems.push(format!("sidecar `{name}`: {error:#}")),
     }
     if sidecar.get("healthCheck").is_some() {
         problems.push(format!(
@@ -1296,7 +1309,14 @@ fn rejects_capabilities_fargate_does_not_grant() {
     task["containerDefinitions"][0]["linuxParameters"]["capabilities"]["drop"] = json!(["NET_RAW"]);
     assert_rejected(
         &check_task_definition(&task),
-        "capabilities.drop must be [\"ALL\"]",
+        "they must be exactly DAC_OVERRIDE,SYS_PTRACE",
+    );
+    // "drop ALL" loses DAC_OVERRIDE, which Fargate cannot add back.
+    let mut task = nginx_task();
+    task["containerDefinitions"][0]["linuxParameters"]["capabilities"]["drop"] = json!(["ALL"]);
+    assert_rejected(
+        &check_task_definition(&task),
+        "its capabilities are SYS_PTRACE; they must be exactly",
     );
 }
 

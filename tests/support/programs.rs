@@ -18,10 +18,12 @@ pub fn source_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
 }
 
+/// The cache (`programs-by-name`: the earlier flat layout, `programs/<name>-<hash>` files, may
+/// still be in a developer's target directory, where its files would block these directories).
 fn cache_dir() -> PathBuf {
     match option_env!("CARGO_TARGET_TMPDIR") {
-        Some(dir) => PathBuf::from(dir).join("programs"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/programs"),
+        Some(dir) => PathBuf::from(dir).join("programs-by-name"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/programs-by-name"),
     }
 }
 
