@@ -398,6 +398,8 @@ fn documented_patterns_are_found_in_markdown_and_templates() {
     let markdown = r#"
 Use `{ $.priority = "Error" }` or `{ ($.a = 1) || ($.b = 2) }`; not `dimensions={Family=$.ecs.family}`.
 
+| `{ $.a = 1 \|\| $.b = 2 }` | in a table |
+
 ```sh
 aws logs put-subscription-filter --filter-name x --filter-pattern '' \
 aws logs put-metric-filter --filter-pattern '{ $.rule = * }' --metric-transformations m
@@ -412,6 +414,7 @@ aws logs put-metric-filter --filter-pattern '{ $.rule = * }' --metric-transforma
         [
             r#"{ $.priority = "Error" }"#,
             "{ ($.a = 1) || ($.b = 2) }",
+            "{ $.a = 1 || $.b = 2 }",
             "",
             "{ $.rule = * }"
         ]

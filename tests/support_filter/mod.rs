@@ -652,7 +652,7 @@ pub struct Found {
 }
 
 /// Every filter pattern in a Markdown document: `--filter-pattern '…'` arguments, and inline
-/// code spans that are JSON patterns (`` `{ $.… }` ``).
+/// code spans that are JSON patterns (`` `{ $.… }` ``; `\|` in a table row is a `|`).
 pub fn patterns_in_markdown(file: &str, text: &str) -> Vec<Found> {
     let mut found = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -671,9 +671,11 @@ pub fn patterns_in_markdown(file: &str, text: &str) -> Vec<Found> {
         // Odd pieces are inside code spans.
         spans.next();
         for (i, span) in spans.enumerate() {
-            if i % 2 == 0 && is_json_pattern(span) {
+            // In a table row, `\|` is how a `|` is written inside a code span.
+            let span = span.replace("\\|", "|");
+            if i % 2 == 0 && is_json_pattern(&span) {
                 found.push(Found {
-                    pattern: span.to_owned(),
+                    pattern: span,
                     at: at.clone(),
                 });
             }
