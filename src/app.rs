@@ -231,6 +231,10 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         // for CPU.
         triggers: config.triggers && !trace,
         exec_signal: exec_signal.clone(),
+        visibility: crate::collect::visibility::VisibilityCounts {
+            checked: sink_counters.containers_checked.clone(),
+            degraded: sink_counters.containers_degraded.clone(),
+        },
         ..ProcScanConfig::default()
     };
     for name in &config.env_allowlist {

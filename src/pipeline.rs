@@ -230,8 +230,48 @@ pub fn suppression_event(report: &SuppressionReport) -> Event {
     event
 }
 
+/// The rules a `visibility_degraded` report's facets keep from firing, added to it as the
+/// `rules` argument (at most [`MAX_BLINDED_RULES`] names, then a count); `None` for any other
+/// event, or one that has the argument already (a replayed recording).
+pub fn with_blinded_rules(event: &Event, ruleset: &RuleSet) -> Option<Event> {
+    let internal = event.internal.as_ref()?;
+    if internal.kind != crate::collect::visibility::KIND
+        || event.evt.args.iter().any(|(k, _)| k == "rules")
+    {
+        return None;
+    }
+    let facets = event
+        .evt
+        .args
+        .iter()
+        .find(|(k, _)| k == "unreadable")
+        .map(|(_, v)| v.split(',').map(str::trim).collect::<Vec<_>>())
+        .unwrap_or_default();
+    let names = ruleset.rules_blinded_by(&facets);
+    let mut text = names
+        .iter()
+        .take(MAX_BLINDED_RULES)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > MAX_BLINDED_RULES {
+        text.push_str(&format!(" and {} more", names.len() - MAX_BLINDED_RULES));
+    }
+    if text.is_empty() {
+        text.push_str("(none)");
+    }
+    let mut event = event.clone();
+    event.evt.args.push(("rules".to_owned(), text));
+    Some(event)
+}
+
+/// Most rule names a visibility report lists.
+pub const MAX_BLINDED_RULES: usize = 40;
+
 impl Processor for EmitAlerts {
     fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
+        let blinded = with_blinded_rules(event, &self.ruleset);
+        let event = blinded.as_ref().unwrap_or(event);
         self.clock = self.clock.max(event.evt.time);
         let mut matches = Vec::new();
         self.ruleset.evaluate(event, &mut matches);

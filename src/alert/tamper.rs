@@ -138,7 +138,16 @@ fn read_process(pid: i32, proc_root: &Path) -> Option<(Process, Option<Container
     let stat = crate::collect::proc::parse_stat(&stat)?;
     let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
     let cmdline = crate::collect::proc::parse_cmdline(&cmdline, false);
-    let exepath = std::fs::read_link(dir.join("exe"))
+    // Another user's `exe` is read as that user where the monitor lacks CAP_SYS_PTRACE (the
+    // watchdog runs on its own thread; see `collect::access`).
+    let access = crate::collect::access::Access::current();
+    let owner = if access.may_switch() {
+        crate::collect::access::dir_owner(proc_root, pid)
+    } else {
+        None
+    };
+    let exepath = access
+        .as_owner(owner, || std::fs::read_link(dir.join("exe")))
         .ok()
         .map(|target| crate::collect::proc::parse_exe_link(&target.to_string_lossy()).0);
     let container = std::fs::read_to_string(dir.join("cgroup"))

@@ -299,6 +299,16 @@ impl FsWatcher {
         out: &mut Vec<Event>,
     ) -> io::Result<()> {
         let root_fd = resolve::open_root(root)?;
+        self.add_container_fd(container, root_fd, out)
+    }
+
+    /// Starts watching a container whose root directory is already open (`O_PATH`).
+    pub fn add_container_fd(
+        &mut self,
+        container: Container,
+        root_fd: std::os::fd::OwnedFd,
+        out: &mut Vec<Event>,
+    ) -> io::Result<()> {
         let root_id = resolve::fstat(&root_fd)
             .map(|st| (st.st_dev, st.st_ino))
             .unwrap_or_default();
@@ -1227,12 +1237,16 @@ impl FsWatcher {
                 continue;
             };
             live.insert(id.clone());
-            let root = self
-                .config
-                .proc_root
-                .join(root_pid.to_string())
-                .join("root");
-            let now_id = std::fs::metadata(&root).ok().map(|m| (m.dev(), m.ino()));
+            // Opened through the container's first process, as its owner where the monitor
+            // lacks CAP_SYS_PTRACE (see `collect::access`); below it, the monitor's own
+            // credentials apply.
+            let opened = crate::collect::access::Access::current()
+                .open_root(&self.config.proc_root, root_pid);
+            let now_id = opened
+                .as_ref()
+                .ok()
+                .and_then(resolve::fstat)
+                .map(|st| (st.st_dev, st.st_ino));
             if now_id.is_some() && now_id == self_root {
                 // Still in the monitor's own root: not yet in its container root.
                 continue;
@@ -1245,10 +1259,12 @@ impl FsWatcher {
                 // The container switched roots after it was first seen: watch the new one.
                 self.remove_container(id);
             }
-            if let Err(error) = self.add_container(entry.container.clone(), &root, out)
+            let added =
+                opened.and_then(|fd| self.add_container_fd(entry.container.clone(), fd, out));
+            if let Err(error) = added
                 && rate_ok(&mut self.last_warning)
             {
-                warn!(container = %id, root = %root.display(), %error, "Cannot open a container root for file watches.");
+                warn!(container = %id, root_pid, %error, "Cannot open a container root for file watches.");
             }
         }
         let gone: Vec<Arc<str>> = self

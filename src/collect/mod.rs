@@ -7,6 +7,7 @@
 //! [`tracer`] (`--mode trace`) sees every exec, fork and exit of the processes procscan hands
 //! it, through event-only ptrace.
 
+pub mod access;
 pub mod cgroup;
 pub mod fswatch;
 pub mod own_sockets;
@@ -18,6 +19,7 @@ pub mod table;
 pub mod tracer;
 pub mod triggers;
 pub mod users;
+pub mod visibility;
 
 use std::path::PathBuf;
 

@@ -14,6 +14,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use super::access::{Access, Diagnosis, Facets, Owner, is_denied};
 use crate::event::{FdKind, Process, StdFd, Timestamp};
 
 /// The `PF_KTHREAD` bit in the `flags` field of `/proc/<pid>/stat`.
@@ -164,10 +165,14 @@ pub struct Status {
     pub uid: Option<u32>,
     /// Effective uid.
     pub euid: Option<u32>,
+    /// Saved uid.
+    pub suid: Option<u32>,
     /// Real gid.
     pub gid: Option<u32>,
     /// Effective gid.
     pub egid: Option<u32>,
+    /// Saved gid.
+    pub sgid: Option<u32>,
     /// Inheritable capabilities.
     pub cap_inh: Option<u64>,
     /// Permitted capabilities.
@@ -194,10 +199,12 @@ pub fn parse_status(text: &str) -> Status {
             "Uid" => {
                 status.uid = values.next().and_then(|v| v.parse().ok());
                 status.euid = values.next().and_then(|v| v.parse().ok());
+                status.suid = values.next().and_then(|v| v.parse().ok());
             }
             "Gid" => {
                 status.gid = values.next().and_then(|v| v.parse().ok());
                 status.egid = values.next().and_then(|v| v.parse().ok());
+                status.sgid = values.next().and_then(|v| v.parse().ok());
             }
             "CapInh" => status.cap_inh = parse_hex(values.next()),
             "CapPrm" => status.cap_prm = parse_hex(values.next()),
@@ -209,6 +216,17 @@ pub fn parse_status(text: &str) -> Status {
         }
     }
     status
+}
+
+impl Status {
+    /// The filesystem ids a reader must take to pass the kernel's ptrace read check on this
+    /// process: its uid and gid when real, effective and saved agree.
+    pub fn owner(&self) -> Option<Owner> {
+        Owner::from_ids(
+            [self.uid, self.euid, self.suid],
+            [self.gid, self.egid, self.sgid],
+        )
+    }
 }
 
 fn parse_hex(value: Option<&str>) -> Option<u64> {
@@ -416,6 +434,10 @@ pub struct ReadOptions {
     pub env_allowlist: Vec<String>,
     /// Cap on the command-line bytes kept.
     pub max_cmdline_bytes: usize,
+    /// How private entries (`exe`, `cwd`, `environ`, `fd`) of other users' processes are
+    /// read: as the monitor, or as the process's owner where the monitor's capabilities do
+    /// not pass the kernel's checks.
+    pub access: Access,
 }
 
 /// Everything read about one process: the event form plus what the scanner needs.
@@ -433,6 +455,10 @@ pub struct ProcRead {
     pub mnt_ns: Option<u64>,
     /// Device and inode of the executable, when it could be stat'ed.
     pub exe_id: Option<(u64, u64)>,
+    /// Private entries the kernel refused to the monitor (not those that were simply gone).
+    pub unreadable: Facets,
+    /// Why, when something was refused.
+    pub diagnosis: Option<Diagnosis>,
     /// False when the read may have caught the process in the middle of an exec: its
     /// command line was empty although it is neither a zombie nor a kernel thread (the new
     /// image has its name but not yet its arguments), or its `stat` shows another image at
@@ -467,21 +493,43 @@ pub struct ProcIdentity {
     pub cgroup: Option<String>,
     /// Mount namespace inode.
     pub mnt_ns: Option<u64>,
+    /// The owner of `/proc/<pid>` (its effective ids while dumpable, root otherwise); read
+    /// only when the monitor may have to read as the owner.
+    pub dir_owner: Option<Owner>,
+    /// Whether the kernel refused the mount namespace link.
+    pub ns_denied: bool,
 }
 
-/// Reads `cgroup` and the mount namespace of a process whose `stat` is known.
-pub fn read_identity(proc_root: &Path, stat: Stat, buf: &mut Vec<u8>) -> ProcIdentity {
+/// Reads `cgroup` and the mount namespace of a process whose `stat` is known. The namespace
+/// link is read as the process's owner when `access` says the monitor must.
+pub fn read_identity(
+    proc_root: &Path,
+    stat: Stat,
+    access: &Access,
+    buf: &mut Vec<u8>,
+) -> ProcIdentity {
     let pid = stat.pid;
     let cgroup = read_capped(&pid_path(proc_root, pid, "cgroup"), buf, MAX_CGROUP_BYTES)
         .ok()
         .map(|_| String::from_utf8_lossy(buf).into_owned());
-    let mnt_ns = read_link_string(&pid_path(proc_root, pid, "ns/mnt"))
-        .as_deref()
-        .and_then(parse_ns_link);
+    let dir_owner = if access.may_switch() {
+        super::access::dir_owner(proc_root, pid)
+    } else {
+        None
+    };
+    let ns = access.as_owner(dir_owner, || {
+        std::fs::read_link(pid_path(proc_root, pid, "ns/mnt"))
+    });
+    let ns_denied = ns.as_ref().is_err_and(is_denied);
+    let mnt_ns = ns
+        .ok()
+        .and_then(|target| parse_ns_link(&target.to_string_lossy()));
     ProcIdentity {
         stat,
         cgroup,
         mnt_ns,
+        dir_owner,
+        ns_denied,
     }
 }
 
@@ -498,6 +546,8 @@ pub fn read_process(
         stat,
         cgroup,
         mnt_ns,
+        dir_owner,
+        ns_denied,
     } = identity;
     let pid = stat.pid;
 
@@ -519,15 +569,30 @@ pub fn read_process(
         Err(_) => Cmdline::default(),
     };
 
-    let exe_path = pid_path(proc_root, pid, "exe");
-    let (exepath, exe_deleted, exe_from_memfd) = match read_link_string(&exe_path) {
+    // The private entries, read as the process's owner where the monitor's own credentials
+    // do not pass the kernel's checks (see `access`).
+    let owner = status.owner();
+    let private = options
+        .access
+        .as_owner(owner, || read_private(proc_root, pid, options, buf));
+    let PrivateRead {
+        exe,
+        exe_meta,
+        cwd,
+        std_fds: [stdin, stdout, stderr],
+        env,
+        mut unreadable,
+    } = private;
+    if ns_denied {
+        unreadable |= Facets::NS;
+    }
+    let (exepath, exe_deleted, exe_from_memfd) = match exe {
         Some(target) => {
             let (path, deleted, memfd) = parse_exe_link(&target);
             (Some(path), deleted, memfd)
         }
         None => (None, false, false),
     };
-    let exe_meta = std::fs::metadata(&exe_path).ok();
     let exe_id = exe_meta.as_ref().map(|m| (m.dev(), m.ino()));
     let exe_ctime = exe_meta
         .as_ref()
@@ -535,14 +600,16 @@ pub fn read_process(
     let exe_mtime = exe_meta
         .as_ref()
         .and_then(|m| meta_time(m.mtime(), m.mtime_nsec()));
-
-    let cwd = read_link_string(&pid_path(proc_root, pid, "cwd"));
-    let [stdin, stdout, stderr] = [0, 1, 2].map(|fd| read_std_fd(proc_root, pid, fd));
-
-    let env = match read_capped(&pid_path(proc_root, pid, "environ"), buf, MAX_ENVIRON_BYTES) {
-        Ok(_) => parse_environ(buf, &options.env_allowlist),
-        Err(_) => Vec::new(),
-    };
+    let diagnosis = (!unreadable.is_empty()).then(|| {
+        Diagnosis::of(
+            options.access.privileges(),
+            dir_owner,
+            [status.uid, status.euid, status.suid],
+            [status.gid, status.egid, status.sgid],
+            status.cap_prm,
+            !unreadable.contains(Facets::EXE),
+        )
+    });
 
     let loginuid = std::fs::read_to_string(pid_path(proc_root, pid, "loginuid"))
         .ok()
@@ -601,8 +668,73 @@ pub fn read_process(
         cgroup,
         mnt_ns,
         exe_id,
+        unreadable,
+        diagnosis,
         settled,
     })
+}
+
+/// What [`read_private`] found.
+struct PrivateRead {
+    exe: Option<String>,
+    exe_meta: Option<std::fs::Metadata>,
+    cwd: Option<String>,
+    std_fds: [Option<StdFd>; 3],
+    env: Vec<(String, String)>,
+    unreadable: Facets,
+}
+
+/// Reads the entries guarded by the ptrace check and the owner's file modes: `exe` (and the
+/// executable's metadata), `cwd`, fds 0-2 and the allowlisted environment. Notes which of them
+/// the kernel refused.
+fn read_private(
+    proc_root: &Path,
+    pid: i32,
+    options: &ReadOptions,
+    buf: &mut Vec<u8>,
+) -> PrivateRead {
+    let mut unreadable = Facets::NONE;
+    let mut link =
+        |file: &str, facet: Facets| match std::fs::read_link(pid_path(proc_root, pid, file)) {
+            Ok(target) => Some(target.to_string_lossy().into_owned()),
+            Err(error) => {
+                if is_denied(&error) {
+                    unreadable |= facet;
+                }
+                None
+            }
+        };
+    let exe = link("exe", Facets::EXE);
+    let cwd = link("cwd", Facets::CWD);
+    let exe_meta = exe
+        .as_ref()
+        .and_then(|_| std::fs::metadata(pid_path(proc_root, pid, "exe")).ok());
+    let std_fds = [0, 1, 2].map(|fd| match read_std_fd(proc_root, pid, fd) {
+        Ok(std_fd) => Some(std_fd),
+        Err(denied) => {
+            if denied {
+                unreadable |= Facets::FD;
+            }
+            None
+        }
+    });
+    let env = match read_capped(&pid_path(proc_root, pid, "environ"), buf, MAX_ENVIRON_BYTES) {
+        Ok(_) => parse_environ(buf, &options.env_allowlist),
+        Err(error) => {
+            if is_denied(&error) {
+                unreadable |= Facets::ENVIRON;
+            }
+            Vec::new()
+        }
+    };
+    PrivateRead {
+        exe,
+        exe_meta,
+        cwd,
+        std_fds,
+        env,
+        unreadable,
+    }
 }
 
 fn meta_time(secs: i64, nanos: i64) -> Option<Timestamp> {
@@ -613,20 +745,22 @@ fn meta_time(secs: i64, nanos: i64) -> Option<Timestamp> {
     ))
 }
 
-fn read_std_fd(proc_root: &Path, pid: i32, fd: u8) -> Option<StdFd> {
+/// One standard descriptor; `Err(true)` when the kernel refused it, `Err(false)` on any
+/// other failure.
+fn read_std_fd(proc_root: &Path, pid: i32, fd: u8) -> Result<StdFd, bool> {
     let path = pid_path(proc_root, pid, &format!("fd/{fd}"));
     let target = match std::fs::read_link(&path) {
         Ok(target) => target.to_string_lossy().into_owned(),
         Err(error) if error.raw_os_error() == Some(libc::ENOENT) => {
             // The process exists but the descriptor is closed. (If the process is gone the
             // whole read is discarded by the final `stat` check.)
-            return Some(StdFd {
+            return Ok(StdFd {
                 kind: FdKind::None,
                 target: None,
                 peer: None,
             });
         }
-        Err(_) => return None,
+        Err(error) => return Err(is_denied(&error)),
     };
     let needs_stat = target.starts_with('/');
     let meta = if needs_stat {
@@ -635,7 +769,7 @@ fn read_std_fd(proc_root: &Path, pid: i32, fd: u8) -> Option<StdFd> {
         None
     };
     let kind = classify_fd(&target, meta.as_ref());
-    Some(std_fd_of(proc_root, pid, kind, target))
+    Ok(std_fd_of(proc_root, pid, kind, target))
 }
 
 /// The standard fd `target` of `pid` classified as `kind`; a socket is refined: a standard
@@ -943,10 +1077,11 @@ mod tests {
         let options = ReadOptions {
             env_allowlist: vec!["LD_PRELOAD".into()],
             max_cmdline_bytes: 64 * 1024,
+            access: crate::collect::access::Access::current(),
         };
         let mut buf = Vec::new();
         let stat = read_stat(root.path(), 10209, &mut buf).unwrap();
-        let identity = read_identity(root.path(), stat, &mut buf);
+        let identity = read_identity(root.path(), stat, &options.access, &mut buf);
         assert_eq!(identity.mnt_ns, Some(4026531841));
         assert!(identity.cgroup.as_deref().unwrap().contains("/ecs/"));
         let read = read_process(root.path(), identity, &clock, &options, &mut buf).unwrap();
@@ -986,10 +1121,11 @@ mod tests {
         let options = ReadOptions {
             env_allowlist: Vec::new(),
             max_cmdline_bytes: 1024,
+            access: crate::collect::access::Access::current(),
         };
         let mut buf = Vec::new();
         let stat = read_stat(root.path(), 10209, &mut buf).unwrap();
-        let identity = read_identity(root.path(), stat.clone(), &mut buf);
+        let identity = read_identity(root.path(), stat.clone(), &options.access, &mut buf);
         // Recycled: the pid now belongs to a process with another start time.
         let text = String::from_utf8(fixture("hostile", "stat")).unwrap();
         let recycled = text.replace(" 63811 ", " 99999 ");
@@ -999,5 +1135,127 @@ mod tests {
         std::fs::remove_dir_all(root.path().join("10209")).unwrap();
         assert!(read_process(root.path(), identity, &clock, &options, &mut buf).is_none());
         assert!(read_stat(root.path(), 10209, &mut buf).is_none());
+    }
+
+    /// Sets the calling thread's effective capabilities to `effective` (a subset of its
+    /// permitted set): a thread of the test binary then meets the kernel's checks exactly as
+    /// a monitor with those capabilities would.
+    fn set_thread_effective_caps(effective: u64) {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: i32,
+        }
+        #[repr(C)]
+        #[derive(Clone, Copy, Default)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        const VERSION_3: u32 = 0x2008_0522;
+        let mut header = Header {
+            version: VERSION_3,
+            pid: 0,
+        };
+        let mut data = [Data::default(); 2];
+        // SAFETY: capget with a version-3 header and a two-element data array, as the ABI
+        // requires; both outlive the call.
+        let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+        assert_eq!(rc, 0, "capget");
+        data[0].effective = effective as u32;
+        data[1].effective = (effective >> 32) as u32;
+        // SAFETY: as above; capset changes only the calling thread's sets (pid 0).
+        let rc = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
+        assert_eq!(rc, 0, "capset");
+    }
+
+    /// A real process of uid 1000, read by threads with a Fargate sidecar's capabilities:
+    /// Docker's default set (no CAP_SYS_PTRACE) reads everything by switching its filesystem
+    /// ids; a set that can neither pass the ptrace check nor switch sees nothing private and
+    /// says why.
+    #[test]
+    fn another_users_process_is_read_in_full_with_fargates_default_capabilities() {
+        use crate::collect::access::{Privileges, cap};
+        use std::os::unix::process::CommandExt;
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().join("private");
+        std::fs::create_dir(&cwd).unwrap();
+        std::os::unix::fs::chown(&cwd, Some(1000), Some(1000)).unwrap();
+        std::fs::set_permissions(&cwd, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .current_dir(&cwd)
+            .env_clear()
+            .env("LD_PRELOAD", "/opt/hook.so")
+            .uid(1000)
+            .gid(1000)
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        // Wait for the exec (the child's comm becomes `sleep`).
+        let proc_root = Path::new("/proc");
+        let mut buf = Vec::new();
+        for _ in 0..500 {
+            if read_stat(proc_root, pid, &mut buf).is_some_and(|s| s.comm == "sleep") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let docker_default: u64 = 0xa80425fb;
+        let read_with = |effective: u64| {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(move || {
+                        set_thread_effective_caps(effective);
+                        let mut privileges = Privileges::all();
+                        privileges.cap_eff = effective;
+                        let options = ReadOptions {
+                            env_allowlist: vec!["LD_PRELOAD".into()],
+                            max_cmdline_bytes: 4096,
+                            access: Access::with_privileges(privileges),
+                        };
+                        let mut buf = Vec::new();
+                        let stat = read_stat(proc_root, pid, &mut buf).unwrap();
+                        let identity = read_identity(proc_root, stat, &options.access, &mut buf);
+                        let clock = Clock::read(proc_root);
+                        read_process(proc_root, identity, &clock, &options, &mut buf).unwrap()
+                    })
+                    .join()
+                    .unwrap()
+            })
+        };
+        let full = read_with(docker_default);
+        let blind = read_with(1 << cap::CHOWN);
+        let _ = child.kill();
+        let _ = child.wait();
+
+        let p = &full.process;
+        assert_eq!(full.unreadable, Facets::NONE);
+        assert_eq!(p.exepath.as_deref(), Some("/usr/bin/sleep"));
+        assert_eq!(p.cwd.as_deref(), cwd.to_str());
+        assert_eq!(
+            p.env,
+            vec![("LD_PRELOAD".to_string(), "/opt/hook.so".to_string())]
+        );
+        assert_eq!(p.stdin.as_ref().map(|fd| fd.kind), Some(FdKind::Device));
+        assert!(full.mnt_ns.is_some());
+
+        let p = &blind.process;
+        assert_eq!(
+            blind.unreadable,
+            Facets::EXE | Facets::CWD | Facets::ENVIRON | Facets::FD | Facets::NS
+        );
+        assert_eq!(blind.diagnosis, Some(Diagnosis::OtherUser));
+        assert!(p.exepath.is_none() && p.cwd.is_none() && p.env.is_empty());
+        assert!(p.stdin.is_none());
+        // What needs no privilege is still there.
+        assert_eq!(p.uid, Some(1000));
+        assert_eq!(p.args, vec!["30".to_string()]);
     }
 }

@@ -42,8 +42,9 @@
 //! a recognised container.
 
 use super::sender::DropCountingSender;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +55,7 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use super::CollectError;
+use super::access::{Access, Diagnosis};
 use super::cgroup::{CgroupInfo, HOST_ID, parse_cgroup};
 use super::fswatch::DriftRegistry;
 use super::proc::{
@@ -65,6 +67,7 @@ use super::table::{
 };
 use super::triggers::Triggers;
 use super::users::UserDbCache;
+use super::visibility::{Visibility, VisibilityCounts};
 use crate::event::{Collector, Event, EventType, Internal, Process};
 
 /// Settings of the procscan collector.
@@ -107,6 +110,14 @@ pub struct ProcScanConfig {
     /// Raised whenever triggers fire, for other collectors that react to execs (the sockets
     /// collector polls soon after).
     pub exec_signal: Option<super::triggers::ExecSignal>,
+    /// How other users' private `/proc` entries are read (as their owner where the monitor's
+    /// capabilities do not pass the kernel's checks): the monitor's own by default.
+    pub access: Access,
+    /// Where the visibility counts the heartbeat publishes are kept.
+    pub visibility: VisibilityCounts,
+    /// How long a monitor in a container waits for an application container before it reports
+    /// that it sees none (`pidMode` is not `task`).
+    pub no_container_grace: Duration,
 }
 
 impl Default for ProcScanConfig {
@@ -130,6 +141,9 @@ impl Default for ProcScanConfig {
             drift: None,
             tracer: None,
             exec_signal: None,
+            access: Access::current(),
+            visibility: VisibilityCounts::default(),
+            no_container_grace: super::visibility::NO_CONTAINER_GRACE,
         }
     }
 }
@@ -290,6 +304,22 @@ pub struct ProcScanner {
     last_warning: Option<Instant>,
     /// Time this scan has waited for execs in progress (see [`SETTLE_BUDGET`]).
     settle_spent: Duration,
+    /// What the monitor cannot read of each container.
+    visibility: Visibility,
+    /// Each container's root, opened once through its first process (as that process's owner
+    /// where needed): user names and exec triggers are read through it.
+    roots: HashMap<Arc<str>, RootHandle>,
+}
+
+/// An opened container root.
+#[derive(Debug)]
+struct RootHandle {
+    /// The first process it was opened through.
+    pid: i32,
+    /// Keeps the descriptor `path` names open.
+    _fd: OwnedFd,
+    /// `/proc/self/fd/<n>`.
+    path: PathBuf,
 }
 
 impl ProcScanner {
@@ -341,11 +371,20 @@ impl ProcScanner {
             .ok()
             .and_then(|t| t.trim().parse().ok())
             .unwrap_or(4_194_304);
+        let mut visibility = Visibility::new(
+            config.access,
+            config.visibility.clone(),
+            me.container.is_some(),
+        );
+        visibility.set_grace(config.no_container_grace);
         Ok(ProcScanner {
             options: ReadOptions {
                 env_allowlist: config.env_allowlist.clone(),
                 max_cmdline_bytes: config.max_cmdline_bytes,
+                access: config.access,
             },
+            visibility,
+            roots: HashMap::new(),
             clock: Clock::read(&root),
             tables: Tables::default(),
             shared: SharedTables::default(),
@@ -535,9 +574,12 @@ impl ProcScanner {
         }
         for id in self.tables.containers.purge(now, self.config.exited_grace) {
             self.users.forget(&id);
+            self.roots.remove(&*id);
+            self.visibility.forget(&id);
             self.dirty = true;
         }
         self.sync_triggers(out);
+        self.visibility.report(now, &self.tables.containers, out);
         if self.dirty {
             self.shared.publish(self.tables.clone());
             self.dirty = false;
@@ -618,7 +660,7 @@ impl ProcScanner {
             );
             return true;
         }
-        let identity = read_identity(&root, stat, &mut self.buf);
+        let identity = read_identity(&root, stat, &self.options.access, &mut self.buf);
         let cgroup = identity
             .cgroup
             .as_deref()
@@ -654,6 +696,14 @@ impl ProcScanner {
             return false;
         };
         let settled = read.settled;
+        self.visibility.note_process(
+            &id,
+            key.pid,
+            &read.process.name,
+            read.process.uid,
+            read.unreadable,
+            read.diagnosis,
+        );
         let mut process = read.process;
         self.tables.containers.add_member(
             &id,
@@ -762,7 +812,12 @@ impl ProcScanner {
     /// read.
     fn read_settled(&mut self, identity: ProcIdentity) -> Option<ProcRead> {
         let root = self.config.proc_root.clone();
-        let (cgroup, mnt_ns) = (identity.cgroup.clone(), identity.mnt_ns);
+        let (cgroup, mnt_ns, dir_owner, ns_denied) = (
+            identity.cgroup.clone(),
+            identity.mnt_ns,
+            identity.dir_owner,
+            identity.ns_denied,
+        );
         let pid = identity.stat.pid;
         let mut read = read_process(&root, identity, &self.clock, &self.options, &mut self.buf)?;
         self.stats.full_reads += 1;
@@ -784,6 +839,8 @@ impl ProcScanner {
                 stat,
                 cgroup: cgroup.clone(),
                 mnt_ns,
+                dir_owner,
+                ns_denied,
             };
             match read_process(&root, identity, &self.clock, &self.options, &mut self.buf) {
                 Some(again) => {
@@ -860,7 +917,7 @@ impl ProcScanner {
             return;
         };
         let prior = self.track.get(&key).and_then(|t| t.unsettled);
-        let identity = read_identity(&root, stat, &mut self.buf);
+        let identity = read_identity(&root, stat, &self.options.access, &mut self.buf);
         let Some(read) = self.read_settled(identity) else {
             return;
         };
@@ -868,6 +925,14 @@ impl ProcScanner {
             return;
         }
         let settled = read.settled;
+        self.visibility.note_process(
+            &entry.container_id,
+            key.pid,
+            &read.process.name,
+            read.process.uid,
+            read.unreadable,
+            read.diagnosis,
+        );
         let mut process = read.process;
         self.resolve_users(&entry.container_id, &mut process, now);
         process.exe_written_after_start =
@@ -971,12 +1036,79 @@ impl ProcScanner {
         (None, false)
     }
 
+    /// The path through which container `id`'s root is reached (`/proc/self/fd/<n>` of a
+    /// descriptor opened through its first process), opening it on first use or when the
+    /// first process changed. The first opening of each container also checks what the
+    /// monitor can see there (see [`Visibility::note_root`]). `None` while the container has no
+    /// first process, or its first process is still in the monitor's own root (in setup).
+    fn root_of(&mut self, id: &str) -> Option<PathBuf> {
+        let (key, entry) = self.tables.containers.get_key_value(id)?;
+        let pid = entry.container.root_pid?;
+        if let Some(handle) = self.roots.get(id)
+            && handle.pid == pid
+        {
+            return Some(handle.path.clone());
+        }
+        let key = key.clone();
+        let opened = self.options.access.open_root(&self.config.proc_root, pid);
+        // A container process still in the monitor's own root is in its setup, before it
+        // moved into its container root (the emulated tasks' containers; on Fargate roots never
+        // coincide). Host processes do share it.
+        if let Ok(fd) = &opened
+            && id != HOST_ID
+            && super::visibility::is_own_root(fd)
+        {
+            return None;
+        }
+        if !self.visibility.root_checked(id) {
+            let diagnosis = opened.as_ref().err().map(|_| self.root_diagnosis(pid));
+            self.visibility.note_root(&key, opened.as_ref(), diagnosis);
+        }
+        let fd = opened.ok()?;
+        // A new descriptor may reuse the number of the one it replaces: the user databases
+        // cached under the old path are dropped.
+        self.users.forget(id);
+        let path = super::visibility::fd_path(&fd);
+        self.roots.insert(
+            key,
+            RootHandle {
+                pid,
+                _fd: fd,
+                path: path.clone(),
+            },
+        );
+        Some(path)
+    }
+
+    /// Why the root of a container whose first process is `pid` was refused.
+    fn root_diagnosis(&self, pid: i32) -> Diagnosis {
+        let entry = self.tables.processes.live_start(pid).and_then(|start| {
+            self.tables.processes.get(&ProcKey {
+                pid,
+                start_ticks: start,
+            })
+        });
+        let process = entry.map(|e| &e.process);
+        Diagnosis::of(
+            self.options.access.privileges(),
+            super::access::dir_owner(&self.config.proc_root, pid),
+            [
+                process.and_then(|p| p.uid),
+                process.and_then(|p| p.euid),
+                process.and_then(|p| p.euid),
+            ],
+            [
+                process.and_then(|p| p.gid),
+                process.and_then(|p| p.egid),
+                process.and_then(|p| p.egid),
+            ],
+            process.and_then(|p| p.cap_permitted),
+            false,
+        )
+    }
+
     fn resolve_users(&mut self, container_id: &str, process: &mut Process, now: Instant) {
-        let Some(root) = self
-            .tables
-            .containers
-            .root_path(container_id, &self.config.proc_root)
-        else {
+        let Some(root) = self.root_of(container_id) else {
             return;
         };
         let resolved = self
@@ -1060,12 +1192,21 @@ impl ProcScanner {
         if self.watch_limit_reported {
             return;
         }
-        for (id, entry) in self.tables.containers.iter() {
-            if entry.excluded.is_some() || entry.gone_at.is_some() || triggers.is_watched(id) {
+        let wanted: Vec<Arc<str>> = self
+            .tables
+            .containers
+            .iter()
+            .filter(|(id, entry)| {
+                entry.excluded.is_none() && entry.gone_at.is_none() && !triggers.is_watched(id)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in wanted {
+            let Some(root) = self.root_of(&id) else {
                 continue;
-            }
-            let Some(root) = self.tables.containers.root_path(id, &self.config.proc_root) else {
-                continue;
+            };
+            let Some(triggers) = self.triggers.as_mut() else {
+                return;
             };
             let outcome = triggers.add_container(id.clone(), &root);
             if outcome.limit_hit {

@@ -42,6 +42,7 @@
 pub mod netlink;
 pub mod procnet;
 
+use super::access::Owner as ProcOwner;
 use super::sender::DropCountingSender;
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -176,6 +177,8 @@ pub struct SocketsConfig {
     pub trigger_spacing: Duration,
     /// How long after the last trigger the collector keeps polling every `trigger_spacing`.
     pub trigger_window: Duration,
+    /// How other users' `/proc/<pid>/fd` links are read (see [`super::access`]).
+    pub access: super::access::Access,
 }
 
 impl Default for SocketsConfig {
@@ -189,6 +192,7 @@ impl Default for SocketsConfig {
             exec_signal: None,
             trigger_spacing: Duration::from_millis(10),
             trigger_window: Duration::from_millis(250),
+            access: super::access::Access::current(),
         }
     }
 }
@@ -1004,17 +1008,35 @@ impl SocketTracker {
             order.extend(self.pids.iter().copied().filter(|p| !listed.contains(p)));
         }
         order.extend(excluded);
-        for pid in order {
-            if wanted.is_empty() || budget == 0 {
-                break;
-            }
-            if Some(pid) == self.self_pid {
-                continue;
-            }
-            let dir = root.join(pid.to_string()).join("fd");
-            scan_fds(&dir, &mut wanted, &mut budget, |inode| {
-                found.push((inode, Owner::Pid(pid)));
+        order.retain(|pid| Some(*pid) != self.self_pid);
+        // Other users' descriptor links pass the kernel's ptrace check only as their owner when
+        // the monitor lacks CAP_SYS_PTRACE (see `access`): consecutive processes of one owner
+        // are scanned under one switch of the filesystem ids.
+        let access = self.config.access;
+        let owners: Vec<Option<ProcOwner>> = if access.may_switch() {
+            order
+                .iter()
+                .map(|pid| super::access::dir_owner(&root, *pid))
+                .collect()
+        } else {
+            vec![None; order.len()]
+        };
+        let mut start = 0;
+        while start < order.len() && !wanted.is_empty() && budget > 0 {
+            let owner = owners[start];
+            let end = start + owners[start..].iter().take_while(|o| **o == owner).count();
+            access.as_owner(owner, || {
+                for &pid in &order[start..end] {
+                    if wanted.is_empty() || budget == 0 {
+                        break;
+                    }
+                    let dir = root.join(pid.to_string()).join("fd");
+                    scan_fds(&dir, &mut wanted, &mut budget, |inode| {
+                        found.push((inode, Owner::Pid(pid)));
+                    });
+                }
             });
+            start = end;
         }
         self.stats.fd_links_read += (self.config.max_fd_links_per_poll - budget) as u64;
         // One `stat` per owner, however many of its sockets were found.
@@ -1245,6 +1267,12 @@ impl SocketTracker {
             None => false,
         };
         if stale {
+            let access = self.config.access;
+            let owner = if access.may_switch() {
+                super::access::dir_owner(root, pid)
+            } else {
+                None
+            };
             let cmdline = match super::proc::read_capped(
                 &super::proc::pid_path(root, pid, "cmdline"),
                 &mut self.buf,
@@ -1253,7 +1281,10 @@ impl SocketTracker {
                 Ok(truncated) => super::proc::parse_cmdline(&self.buf, truncated),
                 Err(_) => super::proc::Cmdline::default(),
             };
-            let exe = super::proc::read_link_string(&super::proc::pid_path(root, pid, "exe"))
+            let exe = access
+                .as_owner(owner, || {
+                    super::proc::read_link_string(&super::proc::pid_path(root, pid, "exe"))
+                })
                 .map(|target| super::proc::parse_exe_link(&target));
             // Read after a recycle of the pid: not this process's.
             let same = super::proc::read_stat(root, pid, &mut self.buf)

@@ -305,6 +305,11 @@ impl ContainerTable {
         self.containers.get(id)
     }
 
+    /// The container with this id, with its interned key.
+    pub fn get_key_value(&self, id: &str) -> Option<(&Arc<str>, &ContainerEntry)> {
+        self.containers.get_key_value(id)
+    }
+
     /// All containers, including gone ones still in their grace period.
     pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &ContainerEntry)> {
         self.containers.iter()

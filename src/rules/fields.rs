@@ -977,6 +977,14 @@ static CATALOGUE: &[FieldDef] = &[
     ),
 ];
 
+/// The name of a catalogue row (the first, for ids with aliases).
+pub fn name_of(id: FieldId) -> Option<&'static str> {
+    CATALOGUE
+        .iter()
+        .find(|def| def.id == id)
+        .map(|def| def.name)
+}
+
 /// Every field TaskSentry provides.
 pub fn catalogue() -> &'static [FieldDef] {
     CATALOGUE

@@ -403,6 +403,118 @@ fn key_candidates(node: &eval::Node, out: &mut Vec<(fields::FieldRef, fields::St
     }
 }
 
+/// The catalogue ids of every field a condition reads (both sides of field comparisons).
+fn condition_fields(node: &eval::Node, out: &mut std::collections::HashSet<fields::FieldId>) {
+    use eval::{Node, Test};
+    match node {
+        Node::Check(c) => {
+            let (lhs, test) = &**c;
+            out.insert(lhs.field.id);
+            if let Test::Field(_, rhs) = test {
+                out.insert(rhs.field.id);
+            }
+            if let Test::Modified(_, tests) = test {
+                for t in tests {
+                    if let Test::Field(_, rhs) = t {
+                        out.insert(rhs.field.id);
+                    }
+                }
+            }
+        }
+        Node::And(items) | Node::Or(items) => {
+            for n in items.iter() {
+                condition_fields(n, out);
+            }
+        }
+        Node::Not(inner) | Node::Memo(_, inner) => condition_fields(inner, out),
+        Node::Const(_) | Node::TypeIn(_) => {}
+    }
+}
+
+/// What a part of the monitor's view that it could not read takes away from rules: the names
+/// of [`crate::event`] facets as the visibility report spells them (`exe`, `cwd`, `environ`,
+/// `fd`, `sockets`, `root`, `private_dirs`, `containers`).
+fn blinded_by(facet: &str, field: &str, types: compile::TypeSet) -> bool {
+    let file_types = [
+        EventType::Open,
+        EventType::Creat,
+        EventType::Unlinkat,
+        EventType::Renameat,
+        EventType::Chmod,
+        EventType::Mkdir,
+    ];
+    let socket_types = [
+        EventType::Connect,
+        EventType::Accept,
+        EventType::Listen,
+        EventType::Socket,
+    ];
+    let any_of = |set: &[EventType]| set.iter().any(|t| types & (1 << t.index()) != 0);
+    let only = |set: &[EventType]| {
+        types != 0
+            && EventType::ALL
+                .iter()
+                .filter(|t| types & (1 << t.index()) != 0)
+                .all(|t| set.contains(t))
+    };
+    let user_field = field.starts_with("user.") || field.starts_with("group.");
+    match facet {
+        "exe" => {
+            field == "proc.exepath"
+                || field == "proc.pexepath"
+                || field == "proc.aexepath"
+                || field.starts_with("proc.is_exe_")
+                || field.starts_with("proc.exe_")
+        }
+        "cwd" => field == "proc.cwd",
+        "environ" => field.starts_with("proc.env"),
+        "fd" => {
+            field.starts_with("proc.stdin")
+                || field.starts_with("proc.stdout")
+                || field.starts_with("proc.stderr")
+        }
+        // A connection whose owner is unknown has no process, user or container details.
+        "sockets" => {
+            only(&socket_types)
+                && (field.starts_with("proc.") || user_field || field.starts_with("container."))
+        }
+        // Without the root there are no file events and no user names.
+        "root" => any_of(&file_types) || (user_field && !field.ends_with("id")),
+        "private_dirs" => any_of(&file_types),
+        "containers" => true,
+        _ => false,
+    }
+}
+
+impl RuleSet {
+    /// The enabled rules (TaskSentry's own excluded) that cannot fire, or can fire only for
+    /// part of what they describe, when the monitor cannot read the given facets of a
+    /// container (see `collect::visibility`): those whose condition reads a field the facet
+    /// provides, or whose events the facet is the source of.
+    pub fn rules_blinded_by(&self, facets: &[&str]) -> Vec<String> {
+        let internal = 1u32 << EventType::Tasksentry.index();
+        let mut names = Vec::new();
+        for rule in &self.rules {
+            if !rule.info.enabled || rule.types == internal {
+                continue;
+            }
+            let mut ids = std::collections::HashSet::new();
+            condition_fields(&rule.cond, &mut ids);
+            let field_names: Vec<&str> = ids.iter().filter_map(|id| fields::name_of(*id)).collect();
+            let types = rule.types & !internal;
+            let hit = facets.iter().any(|facet| {
+                (matches!(*facet, "root" | "private_dirs" | "containers")
+                    && blinded_by(facet, "", types))
+                    || field_names.iter().any(|f| blinded_by(facet, f, types))
+            });
+            if hit {
+                names.push(rule.info.name.clone());
+            }
+        }
+        names
+    }
+}
+
 /// The key of a rule's condition, if it has one (at most [`Candidates::MAX_HITS`] values are
 /// not a limit: a key with many values just makes a longer map).
 fn rule_key(node: &eval::Node) -> Option<RuleKey> {

@@ -10,7 +10,7 @@
 //! usually the one that opened it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::collect::table::{ProcKey, Tables};
@@ -82,15 +82,27 @@ fn build(tables: &Tables, proc_root: &Path, container: &str, max_processes: usiz
         .live()
         .filter(|(_, entry)| entry.excluded.is_none() && &*entry.container_id == container)
         .take(max_processes);
+    let access = crate::collect::access::Access::current();
     for (key, _) in members {
         let dir = proc_root.join(key.pid.to_string()).join("fd");
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
+        // Another user's descriptor links are read as that user where the monitor lacks
+        // CAP_SYS_PTRACE (see `collect::access`).
+        let owner = if access.may_switch() {
+            crate::collect::access::dir_owner(proc_root, key.pid)
+        } else {
+            None
         };
-        for entry in entries.flatten().take(MAX_FDS_PER_PROCESS) {
-            let Ok(target) = std::fs::read_link(entry.path()) else {
-                continue;
+        let links: Vec<PathBuf> = access.as_owner(owner, || {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return Vec::new();
             };
+            entries
+                .flatten()
+                .take(MAX_FDS_PER_PROCESS)
+                .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+                .collect()
+        });
+        for target in links {
             let Some(target) = target.to_str() else {
                 continue;
             };

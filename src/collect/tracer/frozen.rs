@@ -430,11 +430,12 @@ mod tests {
         assert_eq!(frozen.stat.starttime, stat.starttime);
         assert_eq!(frozen.stat.comm, stat.comm);
         assert!(!frozen.crossed_exec);
-        let identity = crate::collect::proc::read_identity(root, stat, &mut buf);
         let options = crate::collect::proc::ReadOptions {
             env_allowlist: vec!["PATH".to_string()],
             max_cmdline_bytes: 64 * 1024,
+            access: crate::collect::access::Access::current(),
         };
+        let identity = crate::collect::proc::read_identity(root, stat, &options.access, &mut buf);
         let clock = crate::collect::proc::Clock::read(root);
         let read =
             crate::collect::proc::read_process(root, identity, &clock, &options, &mut buf).unwrap();

@@ -104,11 +104,12 @@ pub struct PipelineCounters {
     pub processes_missed: AtomicU64,
     /// Alerts dropped before reaching this sink (e.g. the sink's channel was full).
     pub alerts_dropped: AtomicU64,
-    /// Live (not excluded) containers whose visibility the monitor has checked.
-    pub containers_checked: AtomicU64,
-    /// Of those, containers the monitor sees only partly (`visibility_degraded` reported and
-    /// not yet cleared): unreadable processes, connection owners or root.
-    pub containers_degraded: AtomicU64,
+    /// Live (not excluded) containers whose visibility the monitor has checked (shared with
+    /// procscan, which keeps it: `collect::visibility::VisibilityCounts::checked`).
+    pub containers_checked: Arc<AtomicU64>,
+    /// Of those, containers the monitor sees only partly (`visibility_degraded` reported):
+    /// unreadable processes, connection owners, root or private directories.
+    pub containers_degraded: Arc<AtomicU64>,
 }
 
 /// Everything the sink needs; [`CloudWatchSettings::from_config`] fills it from the
