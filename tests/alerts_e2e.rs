@@ -396,10 +396,16 @@ fn a_changed_rules_directory_reloads_the_rules() {
 #[test]
 fn a_tracer_attached_to_the_monitor_is_reported() {
     let task = EmulatedTask::new().expect("task");
+    // The attacker's container was given SYS_PTRACE too: with Docker's default set, the
+    // kernel refuses to let it trace a monitor that holds capabilities it lacks.
+    let caps = support::CapSet::docker_default()
+        .with("SYS_PTRACE")
+        .expect("a capability name");
     let app = task
         .add_container_with(
             "app",
             support::ContainerSpec::default()
+                .with_capabilities(caps)
                 .with_host_python()
                 .expect("python3 on the host"),
         )

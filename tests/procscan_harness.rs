@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{ContainerSpec, EmulatedTask, MonitorSpec, User};
+use support::{CapSet, ContainerSpec, EmulatedTask, MonitorSpec, ProcCaps, User};
 
 /// The `/proc/<pid>/cgroup` lines of a host pid, as (controllers, path).
 fn cgroup_lines(host_pid: i32) -> Vec<(String, String)> {
@@ -256,6 +256,166 @@ fn spawned_processes_live_in_the_container_and_can_be_killed() {
 }
 
 #[test]
+fn container_processes_get_the_containers_capabilities_and_the_images_user() {
+    let task = EmulatedTask::new().expect("creating the task");
+    // The default: Docker's capability set, root, for the first process and for commands.
+    let plain = task.add_container("plain").expect("a default container");
+    let default = CapSet::docker_default();
+    assert_eq!(default.names().len(), 14, "{default}");
+    let first = ProcCaps::of(plain.first_host_pid()).expect("first process caps");
+    let root_with = |caps: CapSet| ProcCaps {
+        inheritable: CapSet::empty(),
+        permitted: caps,
+        effective: caps,
+        bounding: caps,
+        ambient: CapSet::empty(),
+    };
+    assert_eq!(first, root_with(default));
+    let status = plain
+        .run_ok(&["cat", "/proc/self/status"])
+        .expect("a root command's status");
+    assert_eq!(status_field(&status, "Uid"), "0\t0\t0\t0");
+    assert_eq!(
+        status_field(&status, "CapEff"),
+        format!("{:016x}", default.0),
+        "a root command (like `docker exec`) has the container's set"
+    );
+    assert_eq!(
+        status_field(&status, "CapBnd"),
+        format!("{:016x}", default.0)
+    );
+    assert_eq!(status_field(&status, "CapInh"), format!("{:016x}", 0));
+
+    // An image with `USER app`, and a capability set of its own: the first process runs as
+    // the user, with the set as bounding set only; its home is private; commands as root get
+    // the set, commands as the user nothing under it.
+    let caps = CapSet::from_names(&["NET_RAW", "KILL"]).expect("names");
+    let spec = ContainerSpec::default()
+        .with_user(User::new("app", 1001))
+        .with_capabilities(caps);
+    let app = task
+        .add_container_with("app", spec)
+        .expect("the app container");
+    assert_eq!(app.user().uid, 1001);
+    assert_eq!(app.capabilities(), caps);
+    let host_pid = app.first_host_pid();
+    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).expect("status");
+    assert_eq!(status_field(&status, "Uid"), "1001\t1001\t1001\t1001");
+    assert_eq!(status_field(&status, "Gid"), "1001\t1001\t1001\t1001");
+    assert_eq!(status_field(&status, "Groups"), "");
+    let user_caps = ProcCaps {
+        permitted: CapSet::empty(),
+        effective: CapSet::empty(),
+        ..root_with(caps)
+    };
+    assert_eq!(ProcCaps::of(host_pid).expect("caps"), user_caps);
+    let environ = std::fs::read(format!("/proc/{host_pid}/environ")).expect("environ");
+    assert!(
+        environ.split(|b| *b == 0).any(|v| v == b"HOME=/home/app"),
+        "the first process's HOME is the user's"
+    );
+    let home = std::fs::metadata(app.host_path("/home/app")).expect("the home");
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        (home.uid(), home.gid(), home.permissions().mode() & 0o7777),
+        (1001, 1001, 0o700)
+    );
+    let denied = app
+        .run_as(1000, &["ls", "/home/app"])
+        .expect("ls as another user");
+    assert!(
+        !denied.status.success(),
+        "another user cannot enter the 0700 home"
+    );
+    let as_user = app
+        .run_as(
+            1001,
+            &[
+                "sh",
+                "-c",
+                "touch ~/own && grep -E '^Cap(Eff|Bnd)' /proc/self/status",
+            ],
+        )
+        .expect("a command as the user");
+    assert!(as_user.status.success(), "{as_user:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&as_user.stdout),
+        format!("CapEff:\t{:016x}\nCapBnd:\t{:016x}\n", 0, caps.0)
+    );
+    let mut root = app
+        .spawn(&["sleep", "2147483647", "0.5"])
+        .expect("a root command");
+    let wanted = "sleep\u{0}2147483647\u{0}0.5\u{0}";
+    wait_until(Duration::from_secs(5), || {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", root.host_pid())).ok()?;
+        (cmdline == wanted.as_bytes()).then_some(())
+    })
+    .expect("the root command runs");
+    assert_eq!(
+        ProcCaps::of(root.host_pid()).expect("caps"),
+        root_with(caps)
+    );
+    // Without CHOWN, even root cannot give a file away.
+    let chown = app
+        .run(&["sh", "-c", "touch /tmp/f && chown 1001 /tmp/f"])
+        .expect("chown");
+    assert!(
+        !chown.status.success(),
+        "chown without CAP_CHOWN: {chown:?}"
+    );
+    let _ = root.kill();
+}
+
+#[test]
+fn a_command_exits_like_what_it_ran_and_is_its_launchers_only_child() {
+    let task = EmulatedTask::new().expect("creating the task");
+    let app = task.add_container("app-a").expect("adding a container");
+    let code = app.run(&["sh", "-c", "exit 7"]).expect("exit 7");
+    assert_eq!(code.status.code(), Some(7));
+    let signalled = app
+        .run(&["sh", "-c", "kill -TERM $$"])
+        .expect("kill itself");
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        signalled.status.signal(),
+        Some(15),
+        "{:?}",
+        signalled.status
+    );
+    let missing = app
+        .run(&["/no/such/program"])
+        .expect("run a missing program");
+    assert_eq!(missing.status.code(), Some(127));
+
+    // The command's process is the launcher's (`ctrexec`, on the host) only child, and runs
+    // the command itself once it exec'd: nothing in between.
+    // Busybox `sleep` sums its arguments: the marker is a unique extra duration.
+    let marker = format!(
+        "0.{}",
+        support::random_hex(4).replace(|c: char| !c.is_ascii_digit(), "3")
+    );
+    let mut child = app.spawn(&["sleep", "2147483647", &marker]).expect("spawn");
+    let wanted = format!("sleep\u{0}2147483647\u{0}{marker}\u{0}");
+    let exec_done = wait_until(Duration::from_secs(5), || {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.host_pid())).ok()?;
+        (cmdline == wanted.as_bytes()).then_some(())
+    });
+    assert!(exec_done.is_some(), "the command never ran");
+    let exe = std::fs::read_link(format!("/proc/{}/exe", child.host_pid())).expect("exe");
+    assert!(exe.ends_with("bin/busybox"), "{}", exe.display());
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.host_pid())).expect("stat");
+    let ppid: i32 = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok())
+        .expect("ppid");
+    let launcher_comm =
+        std::fs::read_to_string(format!("/proc/{ppid}/comm")).expect("the launcher's comm");
+    assert_eq!(launcher_comm.trim(), "ctrexec");
+    assert_eq!(support::children_of(ppid as u32), vec![child.host_pid()]);
+    let _ = child.kill();
+}
+
+#[test]
 fn network_namespace_has_the_task_addresses_on_lo_only() {
     let task = EmulatedTask::new().expect("creating the task");
     let app = task.add_container("app-a").expect("adding a container");
@@ -338,6 +498,7 @@ fn monitor_sidecar_runs_in_the_task_with_its_own_proc_and_cgroup() {
         program: Some("/bin/sh".into()),
         args: vec!["-c".into(), script.into()],
         env: Vec::new(),
+        capabilities: None,
     };
     let mut mon = task.start_monitor_with(spec).expect("starting the sidecar");
     let timeout = Duration::from_secs(5);

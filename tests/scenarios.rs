@@ -20,6 +20,10 @@
 //!
 //! Each run writes the coverage table to `target/tmp/scenario-coverage.md`; with
 //! `TASKSENTRY_UPDATE_COVERAGE=1` it also rewrites `docs/coverage.md`.
+//!
+//! The scenarios marked `nonroot: yes` also run as a non-root app user under Fargate's
+//! capability sets (issue 16; see
+//! `non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not`).
 
 mod support;
 
@@ -30,7 +34,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Container, ContainerProcess, ContainerSpec, EmulatedTask, Monitor};
+use support::{
+    CapSet, Container, ContainerProcess, ContainerSpec, EmulatedTask, Monitor, MonitorSpec, User,
+};
 
 const SCENARIO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios");
 const RULES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
@@ -133,6 +139,10 @@ struct Scenario {
     /// `gap: <reason>`: a known collector gap keeps trace mode from detecting it; the table
     /// shows it and trace mode is not asserted for this scenario.
     trace_gap: Option<String>,
+    /// `nonroot: yes`: the behaviour needs no root, so the scenario also runs as the non-root
+    /// app user under Fargate's capability sets (see
+    /// `non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not`).
+    nonroot: bool,
     script: String,
 }
 
@@ -150,6 +160,7 @@ fn parse_scenario(file: &str, script: &str) -> Result<Scenario, String> {
         peer: None,
         trace_prevented: false,
         trace_gap: None,
+        nonroot: false,
         script: script.to_owned(),
     };
     for line in script.lines().skip_while(|l| l.starts_with("#!")) {
@@ -180,6 +191,7 @@ fn parse_scenario(file: &str, script: &str) -> Result<Scenario, String> {
             "peer" => scenario.peer = Some(value),
             "trace" if value == "prevented" => scenario.trace_prevented = true,
             "gap" => scenario.trace_gap = Some(value),
+            "nonroot" if value == "yes" => scenario.nonroot = true,
             other => return Err(format!("{file}: unknown header `{other}: {value}`")),
         }
     }
@@ -303,10 +315,40 @@ fn scenario_headers_name_existing_rules_and_the_coverage_doc_lists_every_scenari
     }
 }
 
+/// How one run of the suite is set up: the monitor's mode and capability set, and the user the
+/// scenarios' containers run as.
+#[derive(Debug, Clone)]
+struct RunConfig {
+    /// Shown in tables and failure messages.
+    label: String,
+    mode: &'static str,
+    /// The monitor's capability set (`None`: every capability of the test process).
+    caps: Option<CapSet>,
+    /// The user of each scenario container's first process, its scenario runner, and its
+    /// `setup` commands (`None`: root, the main suite).
+    user: Option<User>,
+}
+
+impl RunConfig {
+    /// The main suite's run: root apps, a monitor with every capability.
+    fn root(mode: &'static str) -> RunConfig {
+        RunConfig {
+            label: mode.to_owned(),
+            mode,
+            caps: None,
+            user: None,
+        }
+    }
+}
+
 /// What one mode's run observed.
 #[derive(Debug)]
 struct ModeRun {
     mode: &'static str,
+    label: String,
+    /// Per scenario file: the `unreadable` facets and the `rules` of the monitor's
+    /// `visibility_degraded` events for its container (absent: none).
+    degraded: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)>,
     /// Per scenario file: the rules that fired for it.
     fired: BTreeMap<String, BTreeSet<String>>,
     /// Per scenario file: `/scenario.rc` and `/scenario.out`.
@@ -347,6 +389,15 @@ fn tracer_pid(host_pid: i32) -> Option<i32> {
         .lines()
         .find_map(|l| l.strip_prefix("TracerPid:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// The `evt.arg.NAME` value of an event.
+fn evt_arg<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
+    event["evt"]["args"]
+        .as_array()?
+        .iter()
+        .find(|pair| pair[0] == name)
+        .and_then(|pair| pair[1].as_str())
 }
 
 fn recorded_events(recording: &Path) -> Vec<Value> {
@@ -399,7 +450,8 @@ fn open_gate(container: &Container, deadline: Instant) -> Result<(), String> {
     }
 }
 
-fn run_mode(mode: &'static str, scenarios: &[Scenario]) -> ModeRun {
+fn run_mode(config: &RunConfig, scenarios: &[Scenario]) -> ModeRun {
+    let mode = config.mode;
     let task = EmulatedTask::new().expect("task");
     let mut peers = task
         .netns_command("/usr/bin/python3")
@@ -418,14 +470,15 @@ fn run_mode(mode: &'static str, scenarios: &[Scenario]) -> ModeRun {
 
     // One container per scenario, its script at /scenario.sh, its setup done, its gate made.
     let mut containers = Vec::new();
+    let uid = config.user.as_ref().map_or(0, |u| u.uid);
     for scenario in scenarios {
-        let spec = if scenario.python {
-            ContainerSpec::default()
-                .with_host_python()
-                .expect("python3 on the host")
-        } else {
-            ContainerSpec::default()
+        let mut spec = match &config.user {
+            Some(user) => ContainerSpec::with_users(vec![user.clone()]).with_user(user.clone()),
+            None => ContainerSpec::default(),
         };
+        if scenario.python {
+            spec = spec.with_host_python().expect("python3 on the host");
+        }
         let name = scenario.file.trim_end_matches(".sh");
         let container = task.add_container_with(name, spec).expect("container");
         for program in &scenario.programs {
@@ -433,31 +486,49 @@ fn run_mode(mode: &'static str, scenarios: &[Scenario]) -> ModeRun {
         }
         std::fs::write(container.host_path("/scenario.sh"), &scenario.script).expect("script");
         for command in &scenario.setup {
-            container
-                .run_ok(&["sh", "-c", command])
+            let output = container
+                .run_as(uid, &["sh", "-c", command])
                 .unwrap_or_else(|error| panic!("{}: setup `{command}`: {error:#}", scenario.file));
+            assert!(
+                output.status.success(),
+                "{}: setup `{command}` as uid {uid}: {output:?}",
+                scenario.file
+            );
         }
         nix::unistd::mkfifo(
             &container.host_path("/gate"),
             nix::sys::stat::Mode::from_bits_truncate(0o600),
         )
         .expect("mkfifo");
+        // The runner (as the scenario's user) reads the gate and writes its output and exit
+        // code at the root, which only root may create files in: the files are the user's.
+        for file in ["/gate", "/scenario.out", "/scenario.rc"] {
+            let path = container.host_path(file);
+            if !path.exists() {
+                std::fs::write(&path, b"").expect("creating a runner file");
+            }
+            std::os::unix::fs::chown(&path, Some(uid), Some(uid)).expect("chown");
+        }
         containers.push(container);
     }
 
     let recording = task.dir().join(format!("recording-{mode}.ndjson"));
+    let mut spec = MonitorSpec::new(&[
+        "run",
+        "--mode",
+        mode,
+        "--rule-matching",
+        "all",
+        "--record",
+        recording.to_str().expect("utf-8 path"),
+    ]);
+    spec.capabilities = config.caps;
     let mon = task
-        .start_monitor(&[
-            "run",
-            "--mode",
-            mode,
-            "--rule-matching",
-            "all",
-            "--record",
-            recording.to_str().expect("utf-8 path"),
-        ])
+        .start_monitor_with(spec)
         .expect("starting tasksentry run");
-    wait_until_watched(&mon, &recording, &containers);
+    // A monitor without every capability may be unable to watch a container; it must then
+    // say so (the run's assertions check what it says), and is not waited for.
+    wait_until_watched(&mon, &recording, &containers, config.caps.is_some());
 
     // The runners: each waits at its gate, then runs its scenario.
     // After the gate the runner execs a fresh shell, so that the scenario's parent is an image
@@ -465,7 +536,10 @@ fn run_mode(mode: &'static str, scenarios: &[Scenario]) -> ModeRun {
     let runner = "read go < /gate; exec /bin/sh -c '/bin/sh /scenario.sh > /scenario.out 2>&1; echo $? > /scenario.rc'";
     let mut runners: Vec<ContainerProcess> = containers
         .iter()
-        .map(|c| c.spawn(&["sh", "-c", runner]).expect("spawning a runner"))
+        .map(|c| {
+            c.spawn_as(uid, &["sh", "-c", runner])
+                .expect("spawning a runner")
+        })
         .collect();
     if mode == "trace" {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -515,13 +589,13 @@ fn run_mode(mode: &'static str, scenarios: &[Scenario]) -> ModeRun {
                 .is_some_and(|t| monitor_tids.contains(&t))
     };
     let stale = stale_named_connections(&recording);
-    // The same bug in ancestry: the runner, first read by procscan as the harness's `nsenter`
+    // The same bug in ancestry: the runner, first read by procscan as the harness's `ctrexec`
     // fork before it exec'd its shell, can keep that name as the parent of what it starts.
     let stale_named = |alert: &Value| {
         alert["output_fields"]["fd.name"]
             .as_str()
             .is_some_and(|n| stale.contains(n))
-            || alert["output_fields"]["proc.pname"] == "nsenter"
+            || alert["output_fields"]["proc.pname"] == "ctrexec"
     };
     // The peers' own listening sockets (their server runs outside the task's PID namespace,
     // so the monitor cannot attribute them) are test infrastructure.
@@ -613,14 +687,47 @@ fn run_mode(mode: &'static str, scenarios: &[Scenario]) -> ModeRun {
             (s.file.clone(), (rc, out))
         })
         .collect();
+    let mut degraded: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    for event in recorded_events(&recording) {
+        if event["evt"]["type"] != "tasksentry"
+            || event["internal"]["kind"] != "visibility_degraded"
+        {
+            continue;
+        }
+        let Some(scenario) = event["container"]["id"]
+            .as_str()
+            .and_then(|id| by_container.get(id))
+        else {
+            continue;
+        };
+        let entry = degraded.entry(scenario.file.clone()).or_default();
+        let split = |name: &str, sep: char| -> Vec<String> {
+            evt_arg(&event, name)
+                .unwrap_or_default()
+                .split(sep)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        entry.0.extend(split("unreadable", ','));
+        entry.1.extend(split("rules", ','));
+    }
     // Kept for inspection: the run's events and alerts.
     let keep = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let tag = if config.label == mode {
+        mode.to_owned()
+    } else {
+        format!("{}-{mode}", config.label)
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect()
+    };
     let _ = std::fs::copy(
         &recording,
-        keep.join(format!("scenarios-{mode}-events.ndjson")),
+        keep.join(format!("scenarios-{tag}-events.ndjson")),
     );
     let _ = std::fs::write(
-        keep.join(format!("scenarios-{mode}-alerts.ndjson")),
+        keep.join(format!("scenarios-{tag}-alerts.ndjson")),
         mon.lines_so_far().join("\n"),
     );
     let stderr = mon.stderr_so_far();
@@ -631,6 +738,8 @@ fn run_mode(mode: &'static str, scenarios: &[Scenario]) -> ModeRun {
     drop(runners);
     ModeRun {
         mode,
+        label: config.label.clone(),
+        degraded,
         fired,
         outcome,
         stray,
@@ -705,8 +814,16 @@ fn monitor_ns_tids(host_pid: i32) -> BTreeSet<i64> {
 
 /// Writes a probe file into every container's /tmp from the host until the recording shows the
 /// file collector saw each (a `creat` event naming the container): every container is watched.
-fn wait_until_watched(mon: &Monitor, recording: &Path, containers: &[Container]) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+/// With `or_degraded`, a container the monitor reports as `visibility_degraded` counts as done
+/// too, and after 20 s the wait ends without failing (a monitor that can neither watch nor say
+/// so then fails the run's assertions instead).
+fn wait_until_watched(
+    mon: &Monitor,
+    recording: &Path,
+    containers: &[Container],
+    or_degraded: bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(if or_degraded { 20 } else { 60 });
     let mut waiting: BTreeSet<&str> = containers.iter().map(|c| c.id()).collect();
     let mut round = 0;
     while !waiting.is_empty() {
@@ -719,15 +836,25 @@ fn wait_until_watched(mon: &Monitor, recording: &Path, containers: &[Container])
         }
         std::thread::sleep(Duration::from_millis(500));
         for event in recorded_events(recording) {
-            if event["evt"]["type"] == "creat"
+            let probe = event["evt"]["type"] == "creat"
                 && event["fd"]["name"]
                     .as_str()
-                    .is_some_and(|n| n.starts_with("/tmp/ts-ready-"))
-            {
+                    .is_some_and(|n| n.starts_with("/tmp/ts-ready-"));
+            let degraded = or_degraded
+                && event["evt"]["type"] == "tasksentry"
+                && event["internal"]["kind"] == "visibility_degraded";
+            if probe || degraded {
                 if let Some(id) = event["container"]["id"].as_str() {
                     waiting.remove(id);
                 }
             }
+        }
+        if or_degraded && Instant::now() >= deadline {
+            eprintln!(
+                "{} containers neither watched nor reported as degraded after 20 s",
+                waiting.len()
+            );
+            return;
         }
         assert!(
             Instant::now() < deadline,
@@ -898,8 +1025,8 @@ fn every_scenario_is_detected_in_trace_mode_and_benign_workloads_are_silent() {
         .collect();
     let rules = default_rule_names();
     let (trace, poll) = std::thread::scope(|scope| {
-        let trace = scope.spawn(|| run_mode("trace", &scenarios));
-        let poll = scope.spawn(|| run_mode("poll", &scenarios));
+        let trace = scope.spawn(|| run_mode(&RunConfig::root("trace"), &scenarios));
+        let poll = scope.spawn(|| run_mode(&RunConfig::root("poll"), &scenarios));
         (
             trace.join().expect("the trace-mode run"),
             poll.join().expect("the poll-mode run"),
@@ -980,5 +1107,198 @@ fn every_scenario_is_detected_in_trace_mode_and_benign_workloads_are_silent() {
         failures.join("\n\n"),
         trace.stderr_tail,
         poll.stderr_tail
+    );
+}
+
+/// The non-root runs of one mode's cell: `yes`, or why not.
+fn fargate_cell(run: &ModeRun, reference: Option<&ModeRun>, scenario: &Scenario) -> String {
+    if run.detected(scenario) {
+        return "yes".into();
+    }
+    if run.mode == "trace" && run.prevented(scenario) {
+        return "prevented".into();
+    }
+    let reported = run.degraded.get(&scenario.file).map(|(unreadable, rules)| {
+        format!(
+            "reported: unreadable `{}`; rules `{}`",
+            unreadable.iter().cloned().collect::<Vec<_>>().join(","),
+            rules.iter().cloned().collect::<Vec<_>>().join(", ")
+        )
+    });
+    let not_in_reference = reference.is_some_and(|r| !r.detected(scenario));
+    match (reported, not_in_reference) {
+        (Some(reported), _) => format!("no ({reported})"),
+        (None, true) => "no (nor with every capability)".into(),
+        (None, false) => "no".into(),
+    }
+}
+
+/// Issue 16: the scenarios whose behaviour needs no root (`nonroot: yes`) run again, with the
+/// app containers' first process and the scenario as the non-root `app` user (uid 1000, home
+/// 0700, as an image with `USER app`), under a monitor with Fargate's capability sets: each
+/// distinct sidecar set of `task-definitions/*.json` (poll and trace mode) and Fargate's
+/// default set without `SYS_PTRACE` (poll), next to a reference with every capability (both
+/// modes) that separates what the user changes from what the capabilities change.
+///
+/// Asserted: the reference detects every such scenario (in trace mode, or its behaviour was
+/// prevented); every other run detects what the reference of its mode detects, or the monitor
+/// reported a `visibility_degraded` event for that scenario's container whose `rules` name
+/// each expected rule that did not fire. The table goes to stderr and to
+/// `target/tmp/scenario-fargate-caps.md`.
+///
+/// Root-only (no `nonroot: yes`): scenarios that need root for what they do (writes below
+/// `/etc`, the binary directories, `/root` or cron's spool; user and password changes;
+/// package managers; `/etc/shadow` and sudoers reads; raw sockets; setuid files), and those
+/// whose process lives too briefly for a poll to see it (the main suite asserts them in trace
+/// mode only).
+#[test]
+fn non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not() {
+    let filter = scenario_filter();
+    let scenarios: Vec<Scenario> = load_scenarios()
+        .into_iter()
+        .filter(|s| s.nonroot)
+        .filter(|s| {
+            filter
+                .as_ref()
+                .is_none_or(|f| f.iter().any(|part| s.file.contains(part.as_str())))
+        })
+        .collect();
+    if scenarios.is_empty() {
+        eprintln!("no nonroot scenario selected");
+        return;
+    }
+    let user = User::new("app", 1000);
+    let config = |label: String, mode: &'static str, caps: Option<CapSet>| RunConfig {
+        label,
+        mode,
+        caps,
+        user: Some(user.clone()),
+    };
+    let mut configs = vec![
+        config("every capability (reference)".into(), "poll", None),
+        config("every capability (reference)".into(), "trace", None),
+        config(
+            "Fargate default (no SYS_PTRACE)".into(),
+            "poll",
+            Some(CapSet::fargate_default()),
+        ),
+    ];
+    for (caps, files) in support::caps::shipped_sidecar_sets().expect("the shipped sidecar sets") {
+        for mode in ["poll", "trace"] {
+            configs.push(config(
+                format!("sidecar of {} (`{caps}`)", files.join(", ")),
+                mode,
+                Some(caps),
+            ));
+        }
+    }
+    let runs: Vec<ModeRun> = std::thread::scope(|scope| {
+        let handles: Vec<_> = configs
+            .iter()
+            .map(|c| {
+                let scenarios = &scenarios;
+                scope.spawn(move || run_mode(c, scenarios))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a run"))
+            .collect()
+    });
+    const REFERENCE: &str = "every capability (reference)";
+    let reference_of = |mode: &str| runs.iter().find(|r| r.label == REFERENCE && r.mode == mode);
+
+    let mut table = String::from(
+        "# Non-root scenarios under Fargate's capability sets\n\n\
+         Generated by `tests/scenarios.rs` (`non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not`):\n\
+         the `nonroot: yes` scenarios, run as the app user (uid 1000, home 0700), under a monitor\n\
+         with the capability set of each column.\n\n| scenario | rule |",
+    );
+    for run in &runs {
+        table.push_str(&format!(" {} [{}] |", run.label, run.mode));
+    }
+    table.push_str("\n|---|---|");
+    table.push_str(&"---|".repeat(runs.len()));
+    table.push('\n');
+    let mut failures = Vec::new();
+    for scenario in &scenarios {
+        let rules = scenario
+            .expect
+            .iter()
+            .map(|alts| alts.join(" *or* "))
+            .collect::<Vec<_>>()
+            .join("; ");
+        table.push_str(&format!(
+            "| `{}` | {} |",
+            scenario.file,
+            rules.replace('|', "\\|")
+        ));
+        for run in &runs {
+            let reference = reference_of(run.mode).filter(|r| r.label != run.label);
+            table.push_str(&format!(
+                " {} |",
+                fargate_cell(run, reference, scenario).replace('|', "\\|")
+            ));
+            let ok = run.detected(scenario) || (run.mode == "trace" && run.prevented(scenario));
+            if ok {
+                continue;
+            }
+            let (rc, out) = run.outcome.get(&scenario.file).cloned().unwrap_or_default();
+            let describe = format!(
+                "[{} {}] {}: fired {:?}; exit {rc:?}; output:\n{}",
+                run.label,
+                run.mode,
+                scenario.file,
+                run.fired.get(&scenario.file).cloned().unwrap_or_default(),
+                out.trim_end()
+            );
+            match reference {
+                // The reference itself: a non-root app with every capability must be detected.
+                None => failures.push(format!(
+                    "not detected for a non-root app even with every capability (not a \
+                     capability problem): expected {:?}; {describe}",
+                    scenario.expect
+                )),
+                // Not detected by the reference either: nothing to compare with (its own
+                // failure is reported above).
+                Some(reference) if !reference.detected(scenario) => {}
+                Some(_) => {
+                    let named = run
+                        .degraded
+                        .get(&scenario.file)
+                        .map(|(_, rules)| rules.clone())
+                        .unwrap_or_default();
+                    let fired = run.fired.get(&scenario.file);
+                    let unexplained: Vec<String> = scenario
+                        .expect
+                        .iter()
+                        .filter(|alts| !alts.iter().any(|r| fired.is_some_and(|f| f.contains(r))))
+                        .filter(|alts| !alts.iter().any(|r| named.contains(r)))
+                        .map(|alts| alts.join(" | "))
+                        .collect();
+                    if !unexplained.is_empty() {
+                        failures.push(format!(
+                            "not detected, and no visibility_degraded event for its container \
+                             names {unexplained:?} (degraded report: {:?}); {describe}",
+                            run.degraded.get(&scenario.file)
+                        ));
+                    }
+                }
+            }
+        }
+        table.push('\n');
+    }
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scenario-fargate-caps.md");
+    std::fs::write(&out, &table).expect("writing the table");
+    eprintln!("{table}");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}\n\n{table}\n\nmonitor stderr (tails):\n{}",
+        failures.len(),
+        failures.join("\n\n"),
+        runs.iter()
+            .map(|r| format!("[{} {}]\n{}", r.label, r.mode, r.stderr_tail))
+            .collect::<Vec<_>>()
+            .join("\n\n")
     );
 }

@@ -259,8 +259,8 @@ fn killing_the_monitor_leaves_the_app_running_and_controllable() {
     app.install_program("sleeper").expect("sleeper");
     let mut mon = start_trace_monitor(&task);
     let marker = support::marker("survivor");
-    // The sleeper is the shell's child, not the launcher's: `nsenter` mirrors its child's
-    // stops (it stops itself and continues the child), which would hide SIGSTOP.
+    // The sleeper is the shell's child, not the launcher's: a launcher may mirror its child's
+    // stops (`nsenter` stops itself and continues the child), which would hide SIGSTOP.
     let mut shell = gated(&app, &format!("sleeper 60000 {marker}; exit 5"), true);
     let event = wait_marker(&mon, &marker);
     assert_eq!(event["evt"]["collector"], "tracer", "{event}");
@@ -352,7 +352,8 @@ fn processes_entering_a_container_from_outside_are_reported_once_seized() {
         markers.push(marker);
         std::thread::sleep(Duration::from_millis(150));
     }
-    // Matched by name: `nsenter`'s child, read before it execs, carries the marker too.
+    // Matched by name: the launcher's (`ctrexec`) child, read before it execs, carries the marker
+    // too.
     let is_sleeper_exec = |e: &Value, marker: &str| {
         e["evt"]["type"] == "execve"
             && e["proc"]["name"] == "sleeper"

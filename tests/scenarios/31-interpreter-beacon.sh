@@ -5,5 +5,6 @@
 # expect: Outbound connection by an interpreter started from a shell
 # needs: python
 # peer: 198.51.100.1:8002
+# nonroot: yes
 python3 -c "import socket; s = socket.create_connection(('198.51.100.1', 8002)); s.sendall(b'beacon\n'); s.recv(64)"
 true

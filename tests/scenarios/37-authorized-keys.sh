@@ -3,5 +3,6 @@
 # technique: T1098.004 Account Manipulation: SSH Authorized Keys
 # source: https://attack.mitre.org/techniques/T1098/004/ ; Falco "Adding ssh keys to authorized_keys"
 # expect: SSH authorized_keys modified
-mkdir -p /root/.ssh
-echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample attacker@c2' >> /root/.ssh/authorized_keys
+# nonroot: yes
+mkdir -p "$HOME/.ssh"
+echo 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample attacker@c2' >> "$HOME/.ssh/authorized_keys"

@@ -3,5 +3,6 @@
 # technique: T1552.004 Unsecured Credentials: Private Keys
 # source: https://attack.mitre.org/techniques/T1552/004/ ; Falco "Read ssh information"
 # expect: Sensitive credential file read
-# setup: mkdir -p /root/.ssh && echo '-----BEGIN OPENSSH PRIVATE KEY-----' > /root/.ssh/id_ed25519 && chmod 600 /root/.ssh/id_ed25519
-base64 /root/.ssh/id_ed25519 > /dev/null
+# setup: mkdir -p "$HOME/.ssh" && echo '-----BEGIN OPENSSH PRIVATE KEY-----' > "$HOME/.ssh/id_ed25519" && chmod 600 "$HOME/.ssh/id_ed25519"
+# nonroot: yes
+base64 "$HOME/.ssh/id_ed25519" > /dev/null

@@ -4,9 +4,20 @@
 //! A container is started by `nsenter --pid --net` into the task (the fork puts the child in
 //! the task's PID namespace while its parent stays outside, so the container's first process
 //! has ppid 0, as on Fargate), then `unshare --mount`, a setup script that mounts `/proc`, a
-//! few device nodes and the read-only host binds, and `pivot_root` into the container's root.
-//! Commands run in a container the way `docker exec` does: `nsenter` into the namespaces and
-//! root of the container's first process, after joining the container's cgroup.
+//! few device nodes, a `devpts` instance at `/dev/pts` and the read-only host binds, and
+//! `pivot_root` into the container's root.
+//! The setup ends by exec'ing `ctrexec` (`tests/programs/ctrexec.c`, from the old root), which
+//! does what runc's init does last: detaches the old root, applies the container's capability
+//! set (bounding set; inheritable and ambient cleared) and the image's user, and execs the
+//! entrypoint.
+//!
+//! Commands run in a container the way `docker exec` (and ECS Exec) does: `ctrexec --target`
+//! joins the cgroup (before its exec), the PID, mount and network namespaces, the root and
+//! working directory of the container's first process, forks into the PID namespace (the
+//! command has ppid 0 there, its parent `ctrexec` staying outside, as `nsenter` did), applies
+//! the container's capability set and the requested user, and execs the command: one transient
+//! image (the fork of `ctrexec`) before the command's own, and `ctrexec` exits like the
+//! command (same code, or same signal).
 
 use std::ffi::OsStr;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -17,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::{Cgroup, PATH, TaskInner, lock, wait_for_grandchild};
+use super::{CapSet, Cgroup, PATH, TaskInner, lock, wait_for_grandchild};
 
 /// A user of a container's `/etc/passwd` (and a group of the same name and id in
 /// `/etc/group`).
@@ -76,6 +87,15 @@ pub struct ContainerSpec {
     /// `HOME` and the variables Fargate injects (`AWS_EXECUTION_ENV`, `AWS_REGION`,
     /// `AWS_DEFAULT_REGION`, `ECS_CONTAINER_METADATA_URI`, `ECS_CONTAINER_METADATA_URI_V4`).
     pub env: Vec<(String, String)>,
+    /// The uid the first process runs as, like an image's `USER` (default 0, root). It must be
+    /// one of `users` (or 0); the gid is that user's, `HOME` that user's home, and a non-root
+    /// user's home is made mode 0700 and owned by it, as `useradd -m` images have it.
+    pub user: u32,
+    /// The container's capability set, applied to every process of the container: the first
+    /// process and every command run in it (default: Docker's default set, what a Fargate
+    /// container gets unless its task definition changes it). A root process gets it as
+    /// bounding, permitted and effective set; a non-root one as bounding set only.
+    pub capabilities: CapSet,
 }
 
 impl Default for ContainerSpec {
@@ -85,6 +105,8 @@ impl Default for ContainerSpec {
             users: vec![User::root(), User::new("appuser", 1000)],
             entrypoint: vec!["sleep".to_string(), "2147483647".to_string()],
             env: Vec::new(),
+            user: 0,
+            capabilities: CapSet::docker_default(),
         }
     }
 }
@@ -100,6 +122,22 @@ impl ContainerSpec {
             spec.users.insert(0, User::root());
         }
         spec
+    }
+
+    /// Runs the first process as `user` (added to `users` when no user has its uid), like an
+    /// image with `USER <name>`.
+    pub fn with_user(mut self, user: User) -> ContainerSpec {
+        self.user = user.uid;
+        if !self.users.iter().any(|u| u.uid == user.uid) {
+            self.users.push(user);
+        }
+        self
+    }
+
+    /// Gives the container the capability set `capabilities` instead of Docker's default.
+    pub fn with_capabilities(mut self, capabilities: CapSet) -> ContainerSpec {
+        self.capabilities = capabilities;
+        self
     }
 
     /// Adds the host's `/usr/bin/python3` and what it needs (its standard library, the shared
@@ -140,18 +178,25 @@ pub struct Container {
     cgroup: Cgroup,
     root: PathBuf,
     users: Vec<User>,
+    /// The user of the first process.
+    user: User,
+    capabilities: CapSet,
+    /// The host path of the `ctrexec` helper.
+    ctrexec: PathBuf,
     env: Vec<(String, String)>,
     first_host_pid: i32,
     first_pid: i32,
 }
 
 /// The setup script run (by the host's `/bin/sh`) in the container's new mount namespace:
-/// `$1` is the root, then host paths to bind read-only up to `--`, then the entrypoint.
+/// `$1` is the root, `$2` the host path of `ctrexec`, `$3` its user and capability options
+/// (split on spaces), then host paths to bind read-only up to `--`, then the entrypoint.
 const SETUP_SCRIPT: &str = r#"set -eu
-root=$1; shift
+root=$1; ctrexec=$2; options=$3; shift 3
 mount --bind "$root" "$root"
 mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 for dev in null zero random urandom; do mount --bind "/dev/$dev" "$root/dev/$dev"; done
+mount -t devpts -o nosuid,noexec,newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"
 while [ "$1" != "--" ]; do
   mount --bind "$1" "$root$1"
   mount -o remount,bind,ro "$root$1"
@@ -161,7 +206,7 @@ shift
 cd "$root"
 mkdir -p .oldroot
 pivot_root . .oldroot
-exec /bin/busybox sh -c 'umount -l /.oldroot && rmdir /.oldroot && cd / && exec "$@"' entrypoint "$@"
+exec "/.oldroot$ctrexec" --detach=/.oldroot $options -- "$@"
 "#;
 
 impl Container {
@@ -180,6 +225,25 @@ impl Container {
         if spec.entrypoint.is_empty() {
             bail!("container {name}: the entrypoint is empty");
         }
+        let user = if spec.user == 0 {
+            spec.users
+                .iter()
+                .find(|u| u.uid == 0)
+                .cloned()
+                .unwrap_or_else(User::root)
+        } else {
+            spec.users
+                .iter()
+                .find(|u| u.uid == spec.user)
+                .cloned()
+                .with_context(|| {
+                    format!(
+                        "container {name}: the user {} is not one of its users",
+                        spec.user
+                    )
+                })?
+        };
+        let ctrexec = super::programs::program("ctrexec")?;
         let (cgroup, id) = task.new_container_cgroup()?;
         let base = task.dir().join(format!("{name}-{}", &id[33..]));
         let root = base.join("root");
@@ -188,7 +252,7 @@ impl Container {
 
         let mut env = vec![
             ("PATH".to_string(), PATH.to_string()),
-            ("HOME".to_string(), "/root".to_string()),
+            ("HOME".to_string(), user.home.clone()),
             (
                 "AWS_EXECUTION_ENV".to_string(),
                 "AWS_ECS_FARGATE".to_string(),
@@ -209,10 +273,16 @@ impl Container {
         let log_path = base.join("container.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
+        let options = format!(
+            "--uid={} --gid={} --caps={:x}",
+            user.uid, user.gid, spec.capabilities.0
+        );
         let mut command = task.enter_command();
         command
             .args(["/bin/sh", "-c", SETUP_SCRIPT, "container-setup"])
             .arg(&root)
+            .arg(&ctrexec)
+            .arg(&options)
             .args(&binds)
             .arg("--")
             .args(&spec.entrypoint)
@@ -265,6 +335,9 @@ impl Container {
             cgroup,
             root,
             users: spec.users,
+            user,
+            capabilities: spec.capabilities,
+            ctrexec,
             env,
             first_host_pid,
             first_pid,
@@ -305,6 +378,16 @@ impl Container {
     /// The container's users.
     pub fn users(&self) -> &[User] {
         &self.users
+    }
+
+    /// The user of the container's first process (the image's `USER`).
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// The container's capability set (see [`ContainerSpec::capabilities`]).
+    pub fn capabilities(&self) -> CapSet {
+        self.capabilities
     }
 
     /// Copies a host file into the container (mode 0755), creating parent directories.
@@ -351,24 +434,25 @@ impl Container {
         self.root.join(container_path.trim_start_matches('/'))
     }
 
-    /// A command that runs `args` in the container as user `uid` (whose group comes from the
-    /// container's users, or equals `uid`), with the container's environment, `/` as working
-    /// directory, and stdio left to the caller. Its process (`nsenter`) stays on the host; the
-    /// command itself is its only child, with ppid 0 in the task's PID namespace.
+    /// A command that runs `args` in the container as user `uid` (whose group and home come
+    /// from the container's users, or are `uid` and `/`), with the container's environment and
+    /// capability set, the first process's working directory (`/`), and stdio left to the
+    /// caller. Its process (`ctrexec`) stays on the host; the command itself is its only
+    /// child, with ppid 0 in the task's PID namespace.
     pub fn command<S: AsRef<OsStr>>(&self, uid: u32, args: &[S]) -> Command {
-        let mut command = Command::new("nsenter");
-        command
-            .arg(format!("--target={}", self.first_host_pid))
-            .args(["--pid", "--mount", "--net", "--root", "--wd"]);
+        let mut command = Command::new(&self.ctrexec);
+        let user = self.users.iter().find(|u| u.uid == uid);
+        let gid = user.map_or(uid, |u| u.gid);
+        let home = user.map_or_else(|| "/".to_string(), |u| u.home.clone());
+        command.args([
+            format!("--target={}", self.first_host_pid),
+            format!("--uid={uid}"),
+            format!("--gid={gid}"),
+            format!("--caps={:x}", self.capabilities.0),
+        ]);
         let mut env = self.env.clone();
-        if uid != 0 {
-            let user = self.users.iter().find(|u| u.uid == uid);
-            let gid = user.map_or(uid, |u| u.gid);
-            command.args([format!("--setuid={uid}"), format!("--setgid={gid}")]);
-            let home = user.map_or("/".to_string(), |u| u.home.clone());
-            env.retain(|(k, _)| k != "HOME");
-            env.push(("HOME".to_string(), home));
-        }
+        env.retain(|(k, _)| k != "HOME");
+        env.push(("HOME".to_string(), home));
         command
             .arg("--")
             .args(args)
@@ -554,6 +638,11 @@ fn build_root(root: &Path, spec: &ContainerSpec) -> Result<Vec<PathBuf>> {
     for dev in ["null", "zero", "random", "urandom"] {
         std::fs::write(root.join("dev").join(dev), b"")?;
     }
+    // A terminal multiplexer of the container's own, as runtimes mount it (containerd's
+    // default spec: devpts at /dev/pts, `newinstance`, `ptmxmode=0666`): the container
+    // itself cannot mount it without CAP_SYS_ADMIN.
+    std::fs::create_dir_all(root.join("dev/pts"))?;
+    symlink("pts/ptmx", root.join("dev/ptmx"))?;
 
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).context("copying /bin/busybox")?;
     std::fs::set_permissions(
@@ -577,6 +666,10 @@ fn build_root(root: &Path, spec: &ContainerSpec) -> Result<Vec<PathBuf>> {
         let home = root.join(user.home.trim_start_matches('/'));
         std::fs::create_dir_all(&home)?;
         std::os::unix::fs::chown(&home, Some(user.uid), Some(user.gid))?;
+        if user.uid == spec.user && user.uid != 0 {
+            // The image's user: a home only it can enter, as `useradd -m` makes it.
+            std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))?;
+        }
     }
     std::fs::write(root.join("etc/passwd"), passwd)?;
     std::fs::write(root.join("etc/group"), group)?;

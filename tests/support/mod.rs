@@ -9,10 +9,16 @@
 //! - [`EmulatedTask::add_container`] adds a container: its own mount namespace and busybox
 //!   root file system (reached by `pivot_root`), `/proc` of the task's PID namespace, optional
 //!   read-only bind mounts of host files, the cgroup `/ecs/<task id>/<task id>-<digits>`, and
-//!   a first process whose parent is outside the namespace (ppid 0), as on Fargate.
+//!   a first process whose parent is outside the namespace (ppid 0), as on Fargate. Like a
+//!   container runtime, the harness gives every process of the container (the first one and
+//!   those run in it later, as `docker exec` and ECS Exec do) the container's capability set
+//!   (default: Docker's, which Fargate grants; see [`caps`]) and runs the first process as the
+//!   image's user ([`ContainerSpec::user`], default root).
 //! - [`EmulatedTask::start_monitor`] runs the real `tasksentry` binary as a sidecar: in the
 //!   task's PID and network namespaces, in its own mount namespace with `/proc` remounted and
-//!   in its own container cgroup; its stdout is collected line by line ([`Monitor`]).
+//!   in its own container cgroup, as root with every capability of the test process or with a
+//!   given capability set ([`MonitorSpec::capabilities`]); its stdout is collected line by
+//!   line ([`Monitor`]).
 //!
 //! Dropping the task (after its last [`Container`] and [`Monitor`] handle) kills its PID 1,
 //! which kills every process of the namespace, then removes its cgroups and temporary files.
@@ -23,6 +29,7 @@
 
 #![allow(dead_code, unused_imports)]
 
+pub mod caps;
 mod cgroup;
 mod container;
 mod monitor;
@@ -36,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub use caps::{CapSet, ProcCaps, TaskDefinition};
 pub use cgroup::Cgroup;
 pub use container::{Container, ContainerProcess, ContainerSpec, User};
 pub use monitor::{Monitor, MonitorSpec, WaitError};
@@ -133,7 +141,7 @@ fn check_environment() -> Result<()> {
         );
     }
     cgroup::check_hierarchies()?;
-    for tool in ["unshare", "nsenter", "ip", "mount", "pivot_root"] {
+    for tool in ["unshare", "nsenter", "ip", "mount", "pivot_root", "setpriv"] {
         let found = PATH
             .split(':')
             .any(|dir| Path::new(dir).join(tool).exists());

@@ -2,7 +2,11 @@
 //!
 //! It runs in the task's PID and network namespaces, in a mount namespace of its own where
 //! `/proc` is remounted for the task's PID namespace (it sees the other containers only
-//! through `/proc`), and in its own container cgroup. Its stdout is read line by line by a
+//! through `/proc`), and in its own container cgroup, as uid 0 with every capability of the
+//! test process, or with exactly a given set ([`MonitorSpec::capabilities`]: applied by
+//! util-linux `setpriv` after `/proc` is mounted, as bounding set with the inheritable and
+//! ambient sets cleared, so that the monitor's exec makes it the permitted and effective set
+//! too, which is what a uid-0 container process gets from its runtime). Its stdout is read line by line by a
 //! background thread; tests wait for events with predicates on the parsed JSON and get every
 //! line seen so far (and the monitor's stderr) in the failure message.
 
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::{PATH, TaskInner, lock, wait_for_grandchild, wait_with_timeout};
+use super::{CapSet, PATH, TaskInner, lock, wait_for_grandchild, wait_with_timeout};
 
 /// The stderr kept for diagnostics (the tail beyond this is dropped from the front).
 const STDERR_KEEP: usize = 256 * 1024;
@@ -33,6 +37,11 @@ pub struct MonitorSpec {
     pub args: Vec<OsString>,
     /// Environment variables added to `PATH` and `RUST_LOG` (default `info`).
     pub env: Vec<(String, String)>,
+    /// The capability set of the monitor (supervisor and worker: bounding, permitted and
+    /// effective), like a task definition's `linuxParameters.capabilities` for the sidecar
+    /// (see [`super::caps::TaskDefinition::sidecar_caps`]); `None`: every capability of the
+    /// test process.
+    pub capabilities: Option<CapSet>,
 }
 
 impl MonitorSpec {
@@ -42,7 +51,14 @@ impl MonitorSpec {
             program: None,
             args: args.iter().map(|a| a.as_ref().to_os_string()).collect(),
             env: Vec::new(),
+            capabilities: None,
         }
+    }
+
+    /// Runs the monitor with exactly the capability set `capabilities`.
+    pub fn with_capabilities(mut self, capabilities: CapSet) -> MonitorSpec {
+        self.capabilities = Some(capabilities);
+        self
     }
 
     fn program(&self) -> Result<PathBuf> {
@@ -161,13 +177,22 @@ impl Monitor {
         }
         let (cgroup, container_id) = task.new_container_cgroup()?;
         let mut command = task.enter_command();
+        command.args([
+            "/bin/sh",
+            "-c",
+            "mount -t proc -o nosuid,nodev,noexec proc /proc && exec \"$@\"",
+            "monitor-setup",
+        ]);
+        if let Some(capabilities) = spec.capabilities {
+            command
+                .arg("setpriv")
+                .arg(format!(
+                    "--bounding-set={}",
+                    capabilities.setpriv_bounding_set()
+                ))
+                .args(["--inh-caps=-all", "--ambient-caps=-all", "--"]);
+        }
         command
-            .args([
-                "/bin/sh",
-                "-c",
-                "mount -t proc -o nosuid,nodev,noexec proc /proc && exec \"$@\"",
-                "monitor-setup",
-            ])
             .arg(&program)
             .args(&spec.args)
             .env_clear()

@@ -2,8 +2,9 @@
 //!
 //! Static binaries need nothing from a container's root file system, so they can be copied
 //! into a busybox root and exec'd there. Builds are cached by source content in a directory
-//! shared by all test processes; a build writes a private file and renames it into place, so
-//! parallel tests never see a half-written binary.
+//! shared by all test processes (`<cache>/<name>-<source hash>/<name>`, so that a program run
+//! from the cache has its own name as its process name); a build writes a private file and
+//! renames it into place, so parallel tests never see a half-written binary.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -32,9 +33,9 @@ pub fn program(name: &str) -> Result<PathBuf> {
         .with_context(|| format!("reading test program source {}", source.display()))?;
     let mut hasher = DefaultHasher::new();
     text.hash(&mut hasher);
-    let dir = cache_dir();
+    let dir = cache_dir().join(format!("{name}-{:016x}", hasher.finish()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let out = dir.join(format!("{name}-{:016x}", hasher.finish()));
+    let out = dir.join(name);
     if out.exists() {
         return Ok(out);
     }
