@@ -3,7 +3,8 @@
 //! - **falcosidekick accepts every alert line** (`support_falco`: its decoding and `Check()`,
 //!   re-implemented from its source), of every kind the binary writes to its alert outputs,
 //!   produced for real: rule alerts, aggregated summaries (count > 1), TaskSentry's internal
-//!   alerts (reload, suppression, missed processes, stop), the CloudWatch sink's drop report,
+//!   alerts (reload, suppression, missed processes, stop, degraded visibility), the CloudWatch
+//!   sink's drop report,
 //!   alerts the sink truncated or whose time it clamped, and `rules test` replays. Each also
 //!   carries its context in `output_fields` (ECS keys, aggregation counters), the monitor's
 //!   `hostname`, and no empty strings; outside ECS the ECS keys are absent and falcosidekick
@@ -33,7 +34,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Container, ContainerSpec, EmulatedTask, Monitor, MonitorSpec};
+use support::{CapSet, Container, ContainerSpec, EmulatedTask, Monitor, MonitorSpec, User};
 use support_cw::netns::{Relay, RelayMode, StaticHttp};
 use support_cw::{Moto, REGION};
 use support_filter::Outcome;
@@ -807,5 +808,50 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_docume
         "{} stdout lines, {} stream messages ({heartbeats} heartbeats); matches per documented pattern: {matched:#?}",
         stdout.len(),
         stream.len()
+    );
+}
+
+#[test]
+fn the_visibility_degraded_alert_of_a_local_run_is_a_falco_alert_too() {
+    // A non-root app watched by a monitor that can neither trace nor take the app's user's
+    // filesystem ids (Docker's default set without SETUID and SETGID): its processes are
+    // unreadable, which the monitor reports. No ECS metadata: the ECS keys are absent.
+    let task = EmulatedTask::new().expect("task");
+    let user = User::new("app", 1000);
+    let app = task
+        .add_container_with(
+            "app",
+            ContainerSpec::with_users(vec![user.clone()]).with_user(user.clone()),
+        )
+        .expect("the app container");
+    let caps = CapSet::docker_default()
+        .without("SETUID")
+        .and_then(|c| c.without("SETGID"))
+        .expect("capability names");
+    let spec = MonitorSpec::new(&["run", "--hostname", "laptop"]).with_capabilities(caps);
+    let mon = task.start_monitor_with(spec).expect("tasksentry run");
+    let mut sleeper = app
+        .spawn_as(user.uid, &["/bin/sleep", "30"])
+        .expect("an app process");
+    let alert = mon
+        .wait_for(
+            |a| {
+                a["rule"] == "TaskSentry visibility degraded"
+                    && a["output_fields"]["container.id"] == app.id()
+            },
+            TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("no visibility_degraded alert: {e}"));
+    let _ = sleeper.kill();
+    let line = serde_json::to_string(&alert).unwrap();
+    let checked = check_alert_line(&line, "laptop");
+    let fields = checked["output_fields"].as_object().unwrap();
+    assert!(fields.keys().all(|k| !k.starts_with("ecs.")), "{line}");
+    assert_eq!(fields["tasksentry.alert.count"], 1, "{line}");
+    assert!(
+        fields["evt.arg.unreadable"]
+            .as_str()
+            .is_some_and(|u| u.contains("exe")),
+        "{line}"
     );
 }
