@@ -4,8 +4,8 @@
 //! Signals are read by the watchdog thread ([`crate::alert::tamper`]): it reports who sent
 //! them as an alert before acting, reloads the rules on SIGHUP (and when configured rule files
 //! change), and watches for a tracer. The order of start-up is: block the handled signals (before
-//! any thread exists), build the processor, start the engine, the collectors, the watchdog,
-//! then the sinks on the async runtime.
+//! any thread exists), start the ECS metadata thread, build the processor, start the engine,
+//! the collectors, the watchdog, then the sinks on the async runtime.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,6 +60,12 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         .stdout_min_priority
         .parse()
         .map_err(|error| StartupError(format!("invalid setting `stdout_min_priority`: {error}")))?;
+    // ECS task metadata: fetched by a background thread, read by the engine without waiting
+    // (see `crate::ecs::enrich`); the alert stage reads it too, for the task context of alerts
+    // that belong to no container.
+    let (mut enricher, ecs_status, _ecs_refresher) =
+        spawn_enrichment(EcsMetadata::from_env(), RefreshPolicy::default())
+            .context("starting the ECS metadata thread")?;
     let processor: Box<dyn Processor> = match config.emit {
         Emit::Events => Box::new(EmitEvents),
         Emit::Alerts => {
@@ -106,7 +112,8 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
                 )
                 .with_reloader(Box::new(move || {
                     load().map_err(|error| format!("{error:#}"))
-                })),
+                }))
+                .with_task_view(ecs_status.task_view()),
             )
         }
     };
@@ -119,12 +126,8 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         })?),
         None => processor,
     };
-    // ECS task metadata: fetched by a background thread, read by the engine without waiting
-    // (see `crate::ecs::enrich`). Start-up waits a bounded time for the first answer so that the
-    // processes already running are reported with their container names.
-    let (mut enricher, ecs_status, _ecs_refresher) =
-        spawn_enrichment(EcsMetadata::from_env(), RefreshPolicy::default())
-            .context("starting the ECS metadata thread")?;
+    // Start-up waits a bounded time for the first ECS answer so that the processes already
+    // running are reported with their container names.
     ecs_status.wait_first_attempt(ECS_STARTUP_WAIT);
     let shutdown = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
@@ -152,6 +155,8 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     let cloudwatch = match CloudWatchSettings::from_config(&config) {
         Some(mut settings) => {
             settings.counters = sink_counters.clone();
+            settings.hostname = hostname.clone();
+            settings.task = Some(ecs_status.clone());
             // The sink filters by priority itself too; the port's minimum keeps filtered
             // alerts out of its queue.
             let min_priority: Priority =

@@ -26,6 +26,7 @@ use crate::alert::aggregate::Aggregator;
 use crate::alert::budget::{Budget, SuppressionReport};
 use crate::alert::redact::Redactor;
 use crate::alert::{Alert, AlertSettings};
+use crate::ecs::TaskView;
 use crate::event::{Collector, Event, EventType, Internal, Timestamp};
 use crate::rules::{Priority, RuleSet};
 
@@ -124,6 +125,7 @@ pub struct EmitAlerts {
     budget: Budget,
     redactor: Redactor,
     reloader: Option<Reloader>,
+    task: Option<TaskView>,
     clock: Timestamp,
     alerts: Vec<Alert>,
 }
@@ -148,6 +150,7 @@ impl EmitAlerts {
             budget: Budget::new(settings.budget),
             redactor: settings.redactor,
             reloader: None,
+            task: None,
             clock: Timestamp(0),
             alerts: Vec::new(),
         }
@@ -159,12 +162,21 @@ impl EmitAlerts {
         self
     }
 
+    /// Sets where alerts get the task's ECS context when their event has none (the monitor's
+    /// own reports, which belong to no container): the latest task document.
+    pub fn with_task_view(mut self, task: Option<TaskView>) -> EmitAlerts {
+        self.task = task;
+        self
+    }
+
     /// What the aggregator did so far.
     pub fn aggregate_stats(&self) -> crate::alert::aggregate::AggregateStats {
         self.aggregator.stats()
     }
 
-    /// Budget, redaction and serialization of the alerts the aggregator released.
+    /// Budget, context, redaction and serialization of the alerts the aggregator released.
+    /// Every alert gets the task's ECS context (when known) and carries its context and
+    /// aggregation counters in `output_fields` too ([`Alert::add_context_fields`]).
     fn ship(&mut self, out: &mut Vec<Record>) {
         let mut alerts = std::mem::take(&mut self.alerts);
         for mut alert in alerts.drain(..) {
@@ -176,6 +188,10 @@ impl EmitAlerts {
             {
                 continue;
             }
+            if let Some(task) = self.task.as_mut().and_then(TaskView::current) {
+                alert.ecs.fill_task(task);
+            }
+            alert.add_context_fields();
             self.redactor.redact_alert(&mut alert);
             match serde_json::to_string(&alert) {
                 Ok(line) => out.push(Record {
@@ -595,6 +611,72 @@ pub async fn stdout_sink(mut lines: mpsc::Receiver<String>) -> std::io::Result<(
 mod tests {
     use super::*;
     use std::sync::mpsc::sync_channel;
+
+    fn internal_rules() -> RuleSet {
+        let sources: Vec<_> = crate::rules::defaults::default_sources()
+            .into_iter()
+            .filter(|s| s.name.contains("internal"))
+            .collect();
+        crate::rules::load(&sources, &crate::rules::LoadOptions::default())
+            .ruleset
+            .expect("the internal rules load")
+    }
+
+    #[test]
+    fn alerts_of_events_without_a_container_get_the_task_context_in_ecs_and_output_fields() {
+        let task =
+            crate::ecs::TaskMetadata::from_json(include_bytes!("ecs/testdata/task-fargate.json"))
+                .expect("test document");
+        let (_enricher, status, _thread) = crate::ecs::enrich::spawn_with_fetch(
+            Box::new(move || Ok(task.clone())),
+            "test".into(),
+            crate::ecs::RefreshPolicy::default(),
+        )
+        .expect("refresher");
+        assert!(status.wait_first_attempt(Duration::from_secs(10)));
+        let report = drop_report(7, 1);
+        let mut out = Vec::new();
+        let mut local = EmitAlerts::new(internal_rules(), "h".into());
+        local.process(&report, &mut out);
+        let mut in_ecs =
+            EmitAlerts::new(internal_rules(), "h".into()).with_task_view(status.task_view());
+        in_ecs.process(&report, &mut out);
+        let [local, in_ecs]: [serde_json::Value; 2] = out
+            .iter()
+            .map(|r| serde_json::from_str(&r.line).expect("JSON"))
+            .collect::<Vec<_>>()
+            .try_into()
+            .expect("one alert each");
+        assert_eq!(local["rule"], "TaskSentry dropped output lines");
+        assert_eq!(local["ecs"], serde_json::json!({}));
+        let local_fields = local["output_fields"].as_object().expect("fields");
+        assert!(
+            local_fields.keys().all(|k| !k.starts_with("ecs.")),
+            "no task, no ECS keys: {local}"
+        );
+        assert_eq!(
+            local_fields["tasksentry.count"], 7,
+            "the report's own count"
+        );
+        assert_eq!(local_fields["tasksentry.alert.count"], 1);
+        assert_eq!(local_fields["tasksentry.alert.summary"], false);
+        let cluster = "arn:aws:ecs:eu-west-1:111122223333:cluster/prod";
+        assert_eq!(in_ecs["ecs"]["cluster"], cluster);
+        assert_eq!(in_ecs["ecs"]["family"], "orders-api-with-runtime-monitor");
+        assert_eq!(in_ecs["output_fields"]["ecs.cluster"], cluster);
+        assert_eq!(
+            in_ecs["output_fields"]["ecs.family"],
+            "orders-api-with-runtime-monitor"
+        );
+        assert_eq!(
+            in_ecs["output_fields"]["ecs.task_id"],
+            "5f0e6b8f0c7e4a1d9b7c2a3e4f5a6b7c"
+        );
+        assert!(
+            in_ecs["output_fields"].get("container.name").is_none(),
+            "no container: its keys are absent, not empty"
+        );
+    }
 
     #[test]
     fn engine_numbers_events_and_reports_dropped_lines() {

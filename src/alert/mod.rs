@@ -3,6 +3,14 @@
 //! [`Alert`] serializes to Falco's JSON alert shape (`time`, `rule`, `priority`, `source`,
 //! `hostname`, `output`, `output_fields`, `tags`) plus two TaskSentry objects: `ecs` (task and
 //! container context) and `tasksentry` (event type, collector and aggregation counters).
+//!
+//! A consumer built for Falco (falcosidekick and its outputs) keeps only Falco's keys, so the
+//! context that matters for triage is also copied into `output_fields` just before an alert is
+//! written ([`Alert::add_context_fields`]): the ECS context under the rule-field names
+//! (`ecs.cluster`, `ecs.task_arn`, `ecs.family`, `container.name`, `container.image.digest`,
+//! ...; the launch type and container ARN stay in `ecs` only) and the aggregation counters
+//! under `tasksentry.alert.*` ([`CONTEXT_FIELDS`]). A value TaskSentry does not know is left
+//! out, never written as an empty string.
 
 pub mod aggregate;
 pub mod budget;
@@ -80,6 +88,102 @@ pub struct AlertEcs {
     pub image_digest: Option<String>,
 }
 
+/// The `output_fields` keys [`Alert::add_context_fields`] may add, in this order. The ECS
+/// keys are the rule fields of the same name (a rule whose output names one already has it,
+/// with the same value); the `tasksentry.alert.*` keys are the aggregation counters of the
+/// `tasksentry` object (`tasksentry.count` is not used: it is the rule field that carries an
+/// internal report's own count, such as the processes missed).
+pub const CONTEXT_FIELDS: &[&str] = &[
+    "ecs.cluster",
+    "ecs.task_arn",
+    "ecs.task_id",
+    "ecs.family",
+    "ecs.revision",
+    "ecs.availability_zone",
+    "container.name",
+    "container.image",
+    "container.image.digest",
+    "tasksentry.alert.count",
+    "tasksentry.alert.first_seen",
+    "tasksentry.alert.last_seen",
+    "tasksentry.alert.summary",
+];
+
+impl AlertEcs {
+    /// The task-level context of a task document (no container).
+    pub fn from_task(task: &crate::ecs::TaskMetadata) -> AlertEcs {
+        let mut ecs = AlertEcs::default();
+        ecs.fill_task(task);
+        ecs
+    }
+
+    /// Fills the task-level members that are missing (cluster, task, family, revision, zone,
+    /// launch type) from the task document; what is there is kept.
+    pub fn fill_task(&mut self, task: &crate::ecs::TaskMetadata) {
+        let context = task.task_context();
+        let fill = |slot: &mut Option<String>, value: Option<String>| {
+            if slot.is_none() {
+                *slot = value.filter(|v| !v.is_empty());
+            }
+        };
+        fill(&mut self.cluster, context.cluster);
+        fill(&mut self.task_arn, context.task_arn);
+        fill(&mut self.task_id, context.task_id);
+        fill(&mut self.family, context.family);
+        fill(&mut self.revision, context.revision);
+        fill(&mut self.availability_zone, context.availability_zone);
+        fill(&mut self.launch_type, context.launch_type);
+    }
+
+    /// The context as `output_fields` entries (key, value), known values only.
+    pub fn output_fields(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("ecs.cluster", &self.cluster),
+            ("ecs.task_arn", &self.task_arn),
+            ("ecs.task_id", &self.task_id),
+            ("ecs.family", &self.family),
+            ("ecs.revision", &self.revision),
+            ("ecs.availability_zone", &self.availability_zone),
+            ("container.name", &self.container_name),
+            ("container.image", &self.image),
+            ("container.image.digest", &self.image_digest),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_deref().filter(|v| !v.is_empty()).map(|v| (key, v)))
+        .collect()
+    }
+}
+
+/// Adds the context entries to `fields`: the ECS context where the key is missing or `null`
+/// (a rule's own value is kept), and the aggregation counters.
+pub fn add_context_fields(
+    fields: &mut serde_json::Map<String, serde_json::Value>,
+    ecs: &AlertEcs,
+    count: u64,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+    summary: bool,
+) {
+    for (key, value) in ecs.output_fields() {
+        let slot = fields
+            .entry(key.to_owned())
+            .or_insert(serde_json::Value::Null);
+        if slot.is_null() {
+            *slot = serde_json::Value::from(value);
+        }
+    }
+    fields.insert("tasksentry.alert.count".to_owned(), count.into());
+    fields.insert(
+        "tasksentry.alert.first_seen".to_owned(),
+        first_seen.to_string().into(),
+    );
+    fields.insert(
+        "tasksentry.alert.last_seen".to_owned(),
+        last_seen.to_string().into(),
+    );
+    fields.insert("tasksentry.alert.summary".to_owned(), summary.into());
+}
+
 /// TaskSentry's own alert context.
 ///
 /// Aggregation counts add up: for one rule and aggregation key, the first alert has
@@ -135,6 +239,19 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// Copies the ECS context and the aggregation counters into `output_fields` (see the
+    /// module documentation and [`CONTEXT_FIELDS`]). Called once, when the alert is written.
+    pub fn add_context_fields(&mut self) {
+        add_context_fields(
+            &mut self.output_fields,
+            &self.ecs,
+            self.tasksentry.count,
+            self.tasksentry.first_seen,
+            self.tasksentry.last_seen,
+            self.tasksentry.summary,
+        );
+    }
+
     /// Builds an alert from a rule match and the event it matched.
     pub fn from_match(m: &Match<'_>, event: &Event, hostname: &str) -> Alert {
         let time = event.evt.time;

@@ -124,6 +124,15 @@ impl EnrichmentStatus {
         self.shared.as_ref().and_then(|shared| shared.snapshot())
     }
 
+    /// A non-blocking reader of the task document (`None` outside ECS).
+    pub fn task_view(&self) -> Option<TaskView> {
+        self.shared.as_ref().map(|shared| TaskView {
+            shared: shared.clone(),
+            local: None,
+            seen_generation: 0,
+        })
+    }
+
     /// Fetch attempts and failures so far.
     pub fn fetch_counts(&self) -> (u64, u64) {
         match &self.shared {
@@ -160,6 +169,28 @@ impl EnrichmentStatus {
         }
         drop(done);
         shared.snapshot().is_some()
+    }
+}
+
+/// A reader of the latest task document for a thread that must never block (the engine's
+/// alert stage): each call costs one atomic load, and takes the lock only to clone a newly
+/// published `Arc`.
+#[derive(Debug, Clone)]
+pub struct TaskView {
+    shared: Arc<Shared>,
+    local: Option<Arc<TaskMetadata>>,
+    seen_generation: u64,
+}
+
+impl TaskView {
+    /// The latest task document, if one was fetched.
+    pub fn current(&mut self) -> Option<&TaskMetadata> {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if generation != self.seen_generation {
+            self.local = self.shared.snapshot();
+            self.seen_generation = generation;
+        }
+        self.local.as_deref()
     }
 }
 

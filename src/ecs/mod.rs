@@ -33,7 +33,7 @@ use tracing::{debug, info, warn};
 use crate::event::Container;
 
 pub use cgroup::{container_id_from_cgroup_path, container_id_from_proc_cgroup};
-pub use enrich::{Enricher, EnrichmentStatus, RefreshPolicy, spawn_enrichment};
+pub use enrich::{Enricher, EnrichmentStatus, RefreshPolicy, TaskView, spawn_enrichment};
 pub use http::{HttpLimits, HttpUrl};
 pub use metadata::{ClockDrift, ContainerMetadata, Limits, TaskMetadata};
 

@@ -13,8 +13,9 @@
 //!   Each clamp is counted (`SinkStats::timestamps_clamped`).
 //! - **Oversized messages** (more than [`MAX_MESSAGE_BYTES`] bytes, the largest message that fits
 //!   a batch on its own) are truncated: a JSON object keeps its shape, gets a member
-//!   `"tasksentry_truncated": {"original_bytes": N}`, has `output_fields` replaced by
-//!   `{"truncated": true}` and its largest members shortened with a `…[truncated]` marker until it
+//!   `"tasksentry_truncated": {"original_bytes": N}`, has `output_fields` cut down to its
+//!   context fields (ECS, aggregation counters, `tasksentry.*`) plus `"truncated": true`, and its
+//!   largest members shortened with a `…[truncated]` marker until it
 //!   fits; a message that is not a JSON object is cut at a character boundary and gets a marker.
 //!   Each truncation is counted (`SinkStats::truncated`).
 //! - **Empty messages** (the service wants at least one character) become `{}`.
@@ -44,6 +45,8 @@ pub const TIME_MARGIN_MS: i64 = 5 * 60 * 1000;
 pub const CLAMP_MEMBER: &str = "tasksentry_original_timestamp_ms";
 /// The member added to a JSON object that was truncated.
 pub const TRUNCATED_MEMBER: &str = "tasksentry_truncated";
+/// The longest `output_fields` value a truncated alert keeps (context fields only).
+const KEPT_FIELD_BYTES: usize = 1024;
 /// The marker appended to a shortened string.
 pub const TRUNCATION_MARKER: &str = "…[truncated]";
 
@@ -157,11 +160,23 @@ pub fn truncate_message(message: String) -> String {
             TRUNCATED_MEMBER.to_owned(),
             serde_json::json!({ "original_bytes": original_bytes }),
         );
-        if map.contains_key("output_fields") {
-            map.insert(
-                "output_fields".to_owned(),
-                serde_json::json!({ "truncated": true }),
-            );
+        if let Some(fields) = map.get("output_fields") {
+            // The alert's context survives (ECS, aggregation counters, an internal report's
+            // kind and count), so that the line still says where and how often, and a Falco
+            // consumer still finds non-empty `output_fields`.
+            let mut kept: Map<String, Value> = fields
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(key, value)| {
+                    (crate::alert::CONTEXT_FIELDS.contains(&key.as_str())
+                        || key.starts_with("tasksentry."))
+                        && value.to_string().len() <= KEPT_FIELD_BYTES
+                })
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            kept.insert("truncated".to_owned(), Value::Bool(true));
+            map.insert("output_fields".to_owned(), Value::Object(kept));
         }
         // Each round shortens or replaces the largest member, so the loop ends; the bound is a
         // guard against a logic error, after which the raw cut below still applies.
@@ -365,7 +380,11 @@ mod tests {
             "rule": "Terminal shell in container",
             "priority": "Warning",
             "output": big,
-            "output_fields": {"proc.cmdline": "x".repeat(300_000)},
+            "output_fields": {
+                "proc.cmdline": "x".repeat(300_000),
+                "ecs.family": "orders",
+                "tasksentry.alert.count": 3,
+            },
             "ecs": {"task": "t-1"},
         })
         .to_string();
@@ -380,6 +399,12 @@ mod tests {
         assert_eq!(value["rule"], "Terminal shell in container");
         assert_eq!(value["ecs"]["task"], "t-1");
         assert_eq!(value["output_fields"]["truncated"], true);
+        assert_eq!(
+            value["output_fields"]["ecs.family"], "orders",
+            "context kept"
+        );
+        assert_eq!(value["output_fields"]["tasksentry.alert.count"], 3);
+        assert!(value["output_fields"].get("proc.cmdline").is_none());
         assert!(value[TRUNCATED_MEMBER]["original_bytes"].as_u64().unwrap() > 2 * 1024 * 1024);
         let output = value["output"].as_str().unwrap();
         assert!(output.starts_with("AAAA") && output.ends_with(TRUNCATION_MARKER));

@@ -52,6 +52,7 @@ use self::batch::{Batchable, LogEvent};
 use self::buffer::{Buffer, Item};
 use self::client::{Failure, Rejected};
 use self::emf::HeartbeatStats;
+use crate::alert::AlertEcs;
 
 /// One record for CloudWatch: one log event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +147,11 @@ pub struct CloudWatchSettings {
     pub cluster: String,
     /// Heartbeat dimension `task_family`.
     pub task_family: String,
+    /// The `hostname` of the sink's own alerts (drop reports): the monitor's.
+    pub hostname: String,
+    /// The task's ECS metadata, for the `ecs` context of the sink's own alerts (none outside
+    /// ECS).
+    pub task: Option<crate::ecs::EnrichmentStatus>,
     /// Counters from the rest of the pipeline, for the heartbeat.
     pub counters: Arc<PipelineCounters>,
     /// Where to read `self/stat` for the heartbeat's CPU and RSS.
@@ -179,6 +185,8 @@ impl CloudWatchSettings {
             heartbeat_interval: Duration::from_secs(60),
             cluster: "unknown".to_owned(),
             task_family: "unknown".to_owned(),
+            hostname: crate::commands::default_hostname(),
+            task: None,
             counters: Arc::new(PipelineCounters::default()),
             proc_root: PathBuf::from("/proc"),
             connect_timeout: Duration::from_secs(3),
@@ -985,7 +993,23 @@ impl Sender {
         if buffer_total + rejected + invalid == 0 {
             return;
         }
-        let message = drop_report_message(now_ms(), &drops, rejected, invalid);
+        let ecs = self
+            .settings
+            .task
+            .as_ref()
+            .and_then(crate::ecs::EnrichmentStatus::snapshot)
+            .map(|task| AlertEcs::from_task(&task))
+            .unwrap_or_default();
+        let message = drop_report_message(
+            now_ms(),
+            &self.settings.hostname,
+            &ecs,
+            &DropCounts {
+                by_priority: drops,
+                rejected_by_service: rejected,
+                invalid,
+            },
+        );
         buffer.push_report(Record {
             timestamp_ms: now_ms(),
             priority: INTERNAL_PRIORITY,
@@ -1021,14 +1045,32 @@ impl Sender {
     }
 }
 
-/// The record that reports drops: an alert-shaped JSON object (Falco keys) at priority
-/// Critical, with the counts by priority under `tasksentry.dropped_by_priority`.
+/// What one drop report counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Records dropped because memory and spill were full, by priority number.
+    pub by_priority: [u64; 8],
+    /// Events CloudWatch rejected (timestamp out of range).
+    pub rejected_by_service: u64,
+    /// Events in batches CloudWatch refused as invalid.
+    pub invalid: u64,
+}
+
+/// The record that reports drops: an alert in Falco's shape (rule `TaskSentry dropped alerts`,
+/// priority Critical, `source: tasksentry`, the monitor's `hostname`), with the task's `ecs`
+/// context and, like every alert, its counts and context in `output_fields` too
+/// (`tasksentry.kind`, `tasksentry.count`, `tasksentry.dropped_by_priority.<priority>`, ...;
+/// see [`crate::alert::CONTEXT_FIELDS`]), so that a consumer keeping only Falco's keys keeps
+/// them; the `tasksentry` object has the same counts.
 pub fn drop_report_message(
     timestamp_ms: i64,
-    dropped_by_priority: &[u64; 8],
-    rejected_by_service: u64,
-    dropped_invalid: u64,
+    hostname: &str,
+    ecs: &AlertEcs,
+    counts: &DropCounts,
 ) -> String {
+    let dropped_by_priority = &counts.by_priority;
+    let rejected_by_service = counts.rejected_by_service;
+    let dropped_invalid = counts.invalid;
     let buffer_total: u64 = dropped_by_priority.iter().sum();
     let total = buffer_total + rejected_by_service + dropped_invalid;
     let mut parts: Vec<String> = PRIORITY_NAMES
@@ -1057,16 +1099,36 @@ pub fn drop_report_message(
         .filter(|(_, n)| **n > 0)
         .map(|(name, n)| ((*name).to_owned(), serde_json::json!(n)))
         .collect();
-    let time = UNIX_EPOCH + Duration::from_millis(u64::try_from(timestamp_ms).unwrap_or(0));
+    let millis = u64::try_from(timestamp_ms).unwrap_or(0);
+    let time = UNIX_EPOCH + Duration::from_millis(millis);
+    let stamp = crate::event::Timestamp(millis.saturating_mul(1_000_000));
+    let message = format!("tasksentry dropped {total} alerts: {}", parts.join("; "));
+    let mut fields = serde_json::Map::new();
+    fields.insert("tasksentry.kind".into(), "alerts_dropped".into());
+    fields.insert("tasksentry.count".into(), total.into());
+    fields.insert("tasksentry.message".into(), message.clone().into());
+    for (name, n) in &by_priority {
+        fields.insert(format!("tasksentry.dropped_by_priority.{name}"), n.clone());
+    }
+    fields.insert(
+        "tasksentry.rejected_by_service".into(),
+        rejected_by_service.into(),
+    );
+    fields.insert("tasksentry.dropped_invalid".into(), dropped_invalid.into());
+    crate::alert::add_context_fields(&mut fields, ecs, 1, stamp, stamp, false);
     serde_json::json!({
         "time": humantime::format_rfc3339_millis(time).to_string(),
         "rule": "TaskSentry dropped alerts",
         "priority": "Critical",
         "source": "tasksentry",
-        "output": format!("tasksentry dropped {total} alerts: {}", parts.join("; ")),
-        "output_fields": {},
+        "hostname": hostname,
+        "output": message,
+        "output_fields": fields,
         "tags": ["tasksentry"],
+        "ecs": ecs,
         "tasksentry": {
+            "event_type": "tasksentry",
+            "collector": "cloudwatch",
             "kind": "alerts_dropped",
             "count": total,
             "dropped_by_priority": by_priority,
@@ -1128,8 +1190,46 @@ mod tests {
         let mut drops = [0u64; 8];
         drops[7] = 10;
         drops[4] = 2;
-        let text = drop_report_message(1_780_000_000_000, &drops, 3, 0);
+        let ecs = AlertEcs {
+            cluster: Some("arn:aws:ecs:eu-west-1:111122223333:cluster/prod".into()),
+            family: Some("orders".into()),
+            ..AlertEcs::default()
+        };
+        let counts = DropCounts {
+            by_priority: drops,
+            rejected_by_service: 3,
+            invalid: 0,
+        };
+        let text = drop_report_message(1_780_000_000_000, "ip-10-0-0-1", &ecs, &counts);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["hostname"], "ip-10-0-0-1");
+        assert_eq!(value["ecs"]["family"], "orders");
+        let fields = &value["output_fields"];
+        assert_eq!(fields["tasksentry.kind"], "alerts_dropped");
+        assert_eq!(fields["tasksentry.count"], 15);
+        assert_eq!(fields["tasksentry.dropped_by_priority.debug"], 10);
+        assert_eq!(fields["tasksentry.dropped_by_priority.warning"], 2);
+        assert_eq!(fields["tasksentry.rejected_by_service"], 3);
+        assert_eq!(fields["ecs.family"], "orders");
+        assert_eq!(fields["tasksentry.alert.count"], 1);
+        assert_eq!(
+            fields["tasksentry.alert.first_seen"],
+            "2026-05-28T20:26:40.000000000Z"
+        );
+        assert!(
+            fields.get("ecs.task_arn").is_none(),
+            "unknown context is absent, not empty"
+        );
+        let local = drop_report_message(1_780_000_000_000, "h", &AlertEcs::default(), &counts);
+        let local: serde_json::Value = serde_json::from_str(&local).unwrap();
+        assert!(
+            local["output_fields"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| !k.starts_with("ecs.") && !k.starts_with("container.")),
+            "outside ECS there are no ECS keys: {local}"
+        );
         assert_eq!(
             value["output"],
             "tasksentry dropped 15 alerts: 2 warning, 10 debug (buffer full); 3 rejected by CloudWatch (timestamp out of range)"
