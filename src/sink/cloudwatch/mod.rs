@@ -187,6 +187,18 @@ impl CloudWatchSettings {
         }
     }
 
+    /// Takes the heartbeat's dimensions from the ECS task metadata: `cluster` is the cluster
+    /// as the metadata names it (its ARN on Fargate), `task_family` the task definition
+    /// family. What the metadata lacks stays as it was (`unknown` by default).
+    pub fn apply_task_context(&mut self, context: &crate::event::EcsContext) {
+        if let Some(cluster) = context.cluster.as_deref().filter(|c| !c.is_empty()) {
+            cluster.clone_into(&mut self.cluster);
+        }
+        if let Some(family) = context.family.as_deref().filter(|f| !f.is_empty()) {
+            family.clone_into(&mut self.task_family);
+        }
+    }
+
     /// The sink's settings from the configuration, or `None` when CloudWatch is not an output.
     pub fn from_config(config: &crate::config::Config) -> Option<CloudWatchSettings> {
         if !config.cloudwatch_enabled() {
@@ -649,6 +661,9 @@ struct Sender {
     logs: LogLimiter,
 }
 
+/// A bound for timer arithmetic (a disabled heartbeat is due "never").
+const DAY: Duration = Duration::from_secs(86_400);
+
 const LOG_RETRY: usize = 0;
 const LOG_AUTH: usize = 1;
 const LOG_INVALID: usize = 2;
@@ -663,7 +678,10 @@ impl Sender {
         let interval = self.settings.batch_interval.max(Duration::from_millis(1));
         let heartbeat = self.settings.heartbeat_interval;
         let mut next_flush = Instant::now() + interval;
-        let mut next_heartbeat = Instant::now() + heartbeat;
+        // One heartbeat per wall-clock bucket, in its middle (see `emf::heartbeat_due_in`).
+        let mut heartbeat_bucket: Option<i64> = None;
+        let mut next_heartbeat =
+            Instant::now() + emf::heartbeat_due_in(now_ms(), heartbeat, None).min(DAY);
         loop {
             let draining = self.deadline().is_some();
             if !draining && !self.shared.buffer().has_full_batch() {
@@ -680,8 +698,14 @@ impl Sender {
             }
             let now = Instant::now();
             if !heartbeat.is_zero() && now >= next_heartbeat {
-                next_heartbeat = now + heartbeat;
-                self.queue_heartbeat();
+                let wall = now_ms();
+                let bucket = emf::heartbeat_bucket(wall, heartbeat);
+                if bucket != heartbeat_bucket {
+                    self.queue_heartbeat(wall);
+                    heartbeat_bucket = bucket;
+                }
+                next_heartbeat =
+                    now + emf::heartbeat_due_in(wall, heartbeat, heartbeat_bucket).min(DAY);
             }
             let draining = self.deadline().is_some();
             if !(draining || now >= next_flush || self.shared.buffer().has_full_batch()) {
@@ -993,12 +1017,12 @@ impl Sender {
         c.drop_reports.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn queue_heartbeat(&mut self) {
+    fn queue_heartbeat(&mut self, timestamp_ms: i64) {
         let stats = self.shared.stats();
         let external = &self.settings.counters;
         let (cpu, rss) = emf::read_self_usage(&self.settings.proc_root).unwrap_or((0.0, 0));
         let heartbeat = HeartbeatStats {
-            timestamp_ms: now_ms(),
+            timestamp_ms,
             cluster: self.settings.cluster.clone(),
             task_family: self.settings.task_family.clone(),
             alerts_by_priority: stats.received_by_priority,
@@ -1007,6 +1031,8 @@ impl Sender {
             alerts_dropped: stats.dropped_total() + external.alerts_dropped.load(Ordering::Relaxed),
             monitor_cpu_seconds: cpu,
             monitor_rss_bytes: rss,
+            containers_checked: external.containers_checked.load(Ordering::Relaxed),
+            containers_degraded: external.containers_degraded.load(Ordering::Relaxed),
         };
         self.shared.buffer().push(Record {
             timestamp_ms: heartbeat.timestamp_ms,
