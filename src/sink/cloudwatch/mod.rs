@@ -18,7 +18,8 @@
 //! - Retries ([`client`] explains the layering): the SDK does one attempt per call with explicit
 //!   timeouts; this loop retries throttling, 5xx, timeouts and connection errors with capped
 //!   exponential backoff and full jitter ([`backoff`]), without limit while the batch is
-//!   buffered. A missing group or stream is re-created and the batch resent. Credential and
+//!   buffered. A missing group or stream is re-created and the batch resent (a task role
+//!   without `logs:CreateLogGroup` is fine: the group the deployment created is used). Credential and
 //!   permission errors keep the batch and retry at the maximum backoff; an invalid request
 //!   (InvalidParameter, other 4xx) drops that batch. Both are logged loudly (rate-limited) and
 //!   counted.
@@ -482,6 +483,7 @@ impl CloudWatchSink {
             deadline: deadline_rx,
             group_ready: false,
             stream_ready: false,
+            group_create_denied: false,
             logs: LogLimiter::default(),
         };
         let sender = tokio::spawn(sender.run());
@@ -658,6 +660,8 @@ struct Sender {
     deadline: watch::Receiver<Option<Instant>>,
     group_ready: bool,
     stream_ready: bool,
+    /// CreateLogGroup was refused (the task role leaves creating the group to the deployment).
+    group_create_denied: bool,
     logs: LogLimiter,
 }
 
@@ -886,6 +890,26 @@ impl Sender {
                         }
                         continue;
                     }
+                    // The shipped task role has no logs:CreateLogGroup: the deployment
+                    // creates the group (with its retention). Go on with the stream; a group
+                    // that really is missing then shows as ResourceNotFound below.
+                    Err(Failure::Auth(text)) if creating_group => {
+                        if !self.group_create_denied {
+                            tracing::info!(group = %self.settings.log_group, error = %text, "Not allowed to create the CloudWatch log group; using it as the deployment created it.");
+                        }
+                        self.group_create_denied = true;
+                        self.group_ready = true;
+                        continue;
+                    }
+                    // Missing and not ours to create: an operator problem, like permissions.
+                    // Keep the batch; try creating it again next time (the role may change).
+                    Err(Failure::Missing(text)) if self.group_create_denied => {
+                        self.group_ready = false;
+                        Err(Failure::Auth(format!(
+                            "the log group {} does not exist and the task role may not create it: {text}",
+                            self.settings.log_group
+                        )))
+                    }
                     // A group the sink may not create is an operator problem, like
                     // permissions: keep the batch.
                     Err(Failure::Invalid(text)) => Err(Failure::Auth(text)),
@@ -928,7 +952,7 @@ impl Sender {
                         .auth_errors
                         .fetch_add(1, Ordering::Relaxed);
                     if let Some(suppressed) = self.logs.allow(LOG_AUTH) {
-                        tracing::error!(group = %self.settings.log_group, error = %text, suppressed, "CloudWatch refused the credentials or permissions; alerts are kept and retried. Check the task role (logs:CreateLogGroup, logs:CreateLogStream, logs:PutLogEvents).");
+                        tracing::error!(group = %self.settings.log_group, error = %text, suppressed, "CloudWatch refused the credentials or permissions; alerts are kept and retried. Check that the log group exists and the task role allows logs:CreateLogStream and logs:PutLogEvents on it.");
                     }
                 }
                 Err(Failure::Invalid(text)) => {
