@@ -168,9 +168,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             settings.min_priority = priority_number("debug").unwrap_or(7);
             let task = ecs_status.snapshot();
             if let Some(task) = &task {
-                let context = task.task_context();
-                settings.cluster = context.cluster.unwrap_or_default();
-                settings.task_family = context.family.unwrap_or_default();
+                settings.apply_task_context(&task.task_context());
             }
             let task_id = task.as_ref().and_then(|t| t.task_context().task_id);
             let stream = config

@@ -832,150 +832,8 @@ fn check_policy(policy: &Value) -> Vec<String> {
 // CloudFormation (YAML with short-form intrinsic function tags).
 // ------------------------------------------------------------------------------------------
 
-mod cfn {
-    use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-    use yaml_rust2::scanner::Marker;
-
-    /// A YAML node that keeps tags (`!Ref`, `!GetAtt`, `!Sub`, ...) and lines.
-    #[derive(Debug, Clone)]
-    pub enum Node {
-        Scalar {
-            value: String,
-            tag: Option<String>,
-            line: usize,
-        },
-        Seq {
-            items: Vec<Node>,
-            tag: Option<String>,
-            line: usize,
-        },
-        Map {
-            entries: Vec<(String, Node)>,
-            tag: Option<String>,
-            line: usize,
-        },
-    }
-
-    impl Node {
-        pub fn get(&self, key: &str) -> Option<&Node> {
-            match self {
-                Node::Map { entries, .. } => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-        pub fn entries(&self) -> &[(String, Node)] {
-            match self {
-                Node::Map { entries, .. } => entries,
-                _ => &[],
-            }
-        }
-        pub fn as_str(&self) -> Option<&str> {
-            match self {
-                Node::Scalar { value, .. } => Some(value),
-                _ => None,
-            }
-        }
-        pub fn tag(&self) -> Option<&str> {
-            match self {
-                Node::Scalar { tag, .. } | Node::Seq { tag, .. } | Node::Map { tag, .. } => {
-                    tag.as_deref()
-                }
-            }
-        }
-        pub fn line(&self) -> usize {
-            match self {
-                Node::Scalar { line, .. } | Node::Seq { line, .. } | Node::Map { line, .. } => {
-                    *line
-                }
-            }
-        }
-    }
-
-    enum Frame {
-        Seq(Vec<Node>, Option<String>, usize),
-        Map(Vec<(String, Node)>, Option<String>, usize, Option<String>),
-    }
-
-    #[derive(Default)]
-    struct Builder {
-        stack: Vec<Frame>,
-        root: Option<Node>,
-        error: Option<String>,
-    }
-
-    impl Builder {
-        fn push(&mut self, node: Node) {
-            match self.stack.last_mut() {
-                None => self.root = Some(node),
-                Some(Frame::Seq(items, ..)) => items.push(node),
-                Some(Frame::Map(entries, _, _, pending)) => match pending.take() {
-                    None => match node {
-                        Node::Scalar { value, .. } => *pending = Some(value),
-                        other => {
-                            self.error =
-                                Some(format!("line {}: non-scalar mapping key", other.line()))
-                        }
-                    },
-                    Some(key) => entries.push((key, node)),
-                },
-            }
-        }
-    }
-
-    fn tag_name(tag: Option<yaml_rust2::parser::Tag>) -> Option<String> {
-        tag.map(|t| {
-            if t.handle == "!" {
-                t.suffix
-            } else {
-                format!("{}{}", t.handle, t.suffix)
-            }
-        })
-    }
-
-    impl MarkedEventReceiver for Builder {
-        fn on_event(&mut self, event: Event, mark: Marker) {
-            let line = mark.line();
-            match event {
-                Event::Scalar(value, _, _, tag) => self.push(Node::Scalar {
-                    value,
-                    tag: tag_name(tag),
-                    line,
-                }),
-                Event::SequenceStart(_, tag) => {
-                    self.stack.push(Frame::Seq(Vec::new(), tag_name(tag), line))
-                }
-                Event::MappingStart(_, tag) => {
-                    self.stack
-                        .push(Frame::Map(Vec::new(), tag_name(tag), line, None))
-                }
-                Event::SequenceEnd | Event::MappingEnd => {
-                    let node = match self.stack.pop() {
-                        Some(Frame::Seq(items, tag, line)) => Node::Seq { items, tag, line },
-                        Some(Frame::Map(entries, tag, line, _)) => Node::Map { entries, tag, line },
-                        None => return,
-                    };
-                    self.push(node);
-                }
-                Event::Alias(_) => {
-                    self.error = Some(format!("line {line}: aliases are not used in templates"))
-                }
-                _ => {}
-            }
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Node, String> {
-        let mut builder = Builder::default();
-        let mut parser = Parser::new_from_str(text);
-        parser
-            .load(&mut builder, false)
-            .map_err(|e| e.to_string())?;
-        if let Some(error) = builder.error {
-            return Err(error);
-        }
-        builder.root.ok_or_else(|| "empty template".to_owned())
-    }
-}
+mod support_cfn;
+use support_cfn as cfn;
 
 const PSEUDO_PARAMETERS: &[&str] = &[
     "AWS::AccountId",
@@ -1251,6 +1109,83 @@ fn template_text() -> String {
         .unwrap()
 }
 
+fn service_template_text() -> String {
+    std::fs::read_to_string(
+        repo().join("task-definitions/cloudformation/tasksentry-service-monitoring.yaml"),
+    )
+    .unwrap()
+}
+
+/// Problems with a CloudFormation parameters file (`--parameters file://...`: a list of
+/// `{ParameterKey, ParameterValue}`) for the template `template`: unknown keys, values the
+/// parameter's constraints refuse, parameters without a default left out.
+fn check_parameters(file: &Value, template: &str) -> Vec<String> {
+    use cfn::Node;
+    let mut problems = Vec::new();
+    let root = cfn::parse(template).unwrap();
+    let parameters = root.get("Parameters").unwrap();
+    let Some(items) = file.as_array() else {
+        return vec!["a parameters file is a JSON list".into()];
+    };
+    let mut given = BTreeMap::new();
+    for item in items {
+        match (
+            item["ParameterKey"].as_str(),
+            item["ParameterValue"].as_str(),
+        ) {
+            (Some(key), Some(value)) => {
+                if given.insert(key.to_owned(), value.to_owned()).is_some() {
+                    problems.push(format!("{key} given twice"));
+                }
+            }
+            _ => problems.push(format!(
+                "{item}: needs ParameterKey and a string ParameterValue"
+            )),
+        }
+    }
+    for (key, value) in &given {
+        let Some(parameter) = parameters.get(key) else {
+            problems.push(format!("the template has no parameter {key}"));
+            continue;
+        };
+        if let Some(Node::Seq { items, .. }) = parameter.get("AllowedValues")
+            && !items.iter().any(|i| i.as_str() == Some(value))
+        {
+            problems.push(format!("{key}: {value:?} is not an allowed value"));
+        }
+        if let Some(pattern) = parameter.get("AllowedPattern").and_then(Node::as_str) {
+            let full = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
+            if !full.is_match(value) {
+                problems.push(format!("{key}: {value:?} does not match {pattern}"));
+            }
+        }
+        if parameter.get("Type").and_then(Node::as_str) == Some("Number") {
+            match value.parse::<f64>() {
+                Err(_) => problems.push(format!("{key}: {value:?} is not a number")),
+                Ok(number) => {
+                    for (bound, low) in [("MinValue", true), ("MaxValue", false)] {
+                        let limit = parameter
+                            .get(bound)
+                            .and_then(Node::as_str)
+                            .and_then(|b| b.parse::<f64>().ok());
+                        if let Some(limit) = limit
+                            && ((low && number < limit) || (!low && number > limit))
+                        {
+                            problems.push(format!("{key}: {value} is outside {bound} {limit}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (key, parameter) in parameters.entries() {
+        if parameter.get("Default").is_none() && !given.contains_key(key) {
+            problems.push(format!("{key} has no default and is not given"));
+        }
+    }
+    problems
+}
+
 fn assert_rejected(problems: &[String], expected: &str) {
     assert!(
         problems.iter().any(|p| p.contains(expected)),
@@ -1262,7 +1197,7 @@ fn assert_rejected(problems: &[String], expected: &str) {
 fn every_json_file_is_a_valid_task_definition_or_policy() {
     let mut files = Vec::new();
     files_with_extension(&repo().join("task-definitions"), "json", &mut files);
-    let (mut tasks, mut policies) = (0, 0);
+    let (mut tasks, mut policies, mut parameter_files) = (0, 0, 0);
     for path in &files {
         let value = load_json(path);
         let problems = if value.get("containerDefinitions").is_some() {
@@ -1271,13 +1206,54 @@ fn every_json_file_is_a_valid_task_definition_or_policy() {
         } else if value.get("Statement").is_some() {
             policies += 1;
             check_policy(&value)
+        } else if path
+            .parent()
+            .is_some_and(|d| d.ends_with("cloudformation/parameters"))
+        {
+            parameter_files += 1;
+            check_parameters(&value, &service_template_text())
         } else {
-            vec!["neither a task definition nor an IAM policy".to_owned()]
+            vec!["neither a task definition, an IAM policy nor stack parameters".to_owned()]
         };
         assert!(problems.is_empty(), "{}: {problems:#?}", path.display());
     }
     assert!(tasks >= 2, "the web and the worker task definitions");
     assert!(policies >= 3, "task role, execution role, trust policy");
+    assert!(parameter_files >= 2, "service stack parameters per example");
+}
+
+#[test]
+fn the_parameters_check_rejects_what_cloudformation_would() {
+    let template = service_template_text();
+    let good = json!([
+        {"ParameterKey": "ClusterName", "ParameterValue": "prod"},
+        {"ParameterKey": "TaskFamily", "ParameterValue": "web"},
+        {"ParameterKey": "TaskLogGroupName", "ParameterValue": "/ecs/web"},
+    ]);
+    assert!(check_parameters(&good, &template).is_empty());
+    let with = |key: &str, value: &str| {
+        let mut file = good.clone();
+        file.as_array_mut()
+            .unwrap()
+            .push(json!({"ParameterKey": key, "ParameterValue": value}));
+        check_parameters(&file, &template)
+    };
+    assert_rejected(&with("Cluster", "prod"), "no parameter Cluster");
+    assert_rejected(
+        &with("TaskLogRetentionInDays", "42"),
+        "not an allowed value",
+    );
+    assert_rejected(&with("ExpectedTaskCount", "-1"), "outside MinValue");
+    assert_rejected(&with("ExpectedTaskCount", "two"), "not a number");
+    let mut file = good.clone();
+    file.as_array_mut().unwrap().remove(1);
+    assert_rejected(
+        &check_parameters(&file, &template),
+        "TaskFamily has no default",
+    );
+    let mut file = good;
+    file[0]["ParameterValue"] = json!("arn:aws:ecs:eu-west-1:111122223333:cluster/prod");
+    assert_rejected(&check_parameters(&file, &template), "does not match");
 }
 
 #[test]
@@ -1463,7 +1439,9 @@ fn rejects_over_broad_iam_policies() {
     assert_rejected(&check_policy(&policy), "on Resource \"*\"");
     policy["Statement"][0]["Action"] = json!("logs:*");
     assert_rejected(&check_policy(&policy), "wildcard action logs:*");
-    // The task role covers exactly what the CloudWatch sink calls.
+    // The task role covers exactly what the CloudWatch sink cannot do without (the stack
+    // creates the group with its retention; tests/packaging_links.rs derives this set from the
+    // sink's code and shows the sink delivering without the rest).
     let policy = load_json(&path);
     let actions: BTreeSet<String> = policy["Statement"]
         .as_array()
@@ -1471,19 +1449,20 @@ fn rejects_over_broad_iam_policies() {
         .iter()
         .flat_map(|s| str_list(s.get("Action")))
         .collect();
-    for action in [
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-        "logs:CreateLogGroup",
-        "logs:PutRetentionPolicy",
-        "logs:DescribeLogStreams",
-    ] {
-        assert!(actions.contains(action), "{action}");
-    }
+    assert_eq!(
+        actions,
+        BTreeSet::from([
+            "logs:CreateLogStream".to_owned(),
+            "logs:PutLogEvents".to_owned()
+        ])
+    );
 }
 
 #[test]
 fn the_cloudformation_template_is_valid_and_its_references_resolve() {
+    let service = service_template_text();
+    let problems = check_template(&service);
+    assert!(problems.is_empty(), "service template: {problems:#?}");
     let text = template_text();
     let problems = check_template(&text);
     assert!(problems.is_empty(), "{problems:#?}");
@@ -1499,14 +1478,22 @@ fn the_cloudformation_template_is_valid_and_its_references_resolve() {
         "AWS::Logs::MetricFilter",
         "AWS::CloudWatch::Alarm",
         "AWS::SNS::Topic",
+        "AWS::KMS::Key",
+        "AWS::KMS::Alias",
         "AWS::IAM::Role",
+        "AWS::CloudWatch::Dashboard",
     ] {
         assert!(kinds.contains(&kind), "{kind} missing");
     }
-    // The Critical filter matches the alert JSON's priority; the heartbeat alarm breaches on
-    // missing data (a dead monitor sends nothing).
+    // The Critical filter matches the alert JSON's priority; the heartbeat alarm (per service)
+    // breaches on missing data (a dead monitor sends nothing) and reads the namespace the
+    // binary writes (tests/packaging_links.rs checks every alarm against a real heartbeat).
     assert!(text.contains(r#"$.priority = "Critical""#));
-    let heartbeat = resources.get("HeartbeatMissingAlarm").unwrap();
+    let service_root = cfn::parse(&service).unwrap();
+    let heartbeat = service_root
+        .get("Resources")
+        .and_then(|r| r.get("HeartbeatMissingAlarm"))
+        .unwrap();
     let properties = heartbeat.get("Properties").unwrap();
     assert_eq!(
         properties
@@ -1514,10 +1501,18 @@ fn the_cloudformation_template_is_valid_and_its_references_resolve() {
             .and_then(cfn::Node::as_str),
         Some("breaching")
     );
+    let Some(cfn::Node::Seq { items, .. }) = properties.get("Metrics") else {
+        panic!("a metric-math alarm");
+    };
+    let namespace = items[0]
+        .get("MetricStat")
+        .and_then(|m| m.get("Metric"))
+        .and_then(|m| m.get("Namespace"))
+        .and_then(cfn::Node::as_str);
     assert_eq!(
-        properties.get("Namespace").and_then(cfn::Node::tag),
-        Some("Ref"),
-        "the EMF namespace parameter"
+        namespace,
+        Some(tasksentry::sink::cloudwatch::emf::NAMESPACE),
+        "the EMF namespace the binary writes"
     );
 }
 

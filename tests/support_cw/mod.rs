@@ -236,6 +236,9 @@ pub struct ProxyCounters {
     pub faults: [AtomicU64; 8],
     /// Events in PutLogEvents requests that moto accepted but whose response was dropped.
     pub events_forwarded_then_dropped: AtomicU64,
+    /// Every request's operation (`X-Amz-Target` without the `Logs_20140328.` prefix) and the
+    /// fault it got, in arrival order.
+    pub operations: Mutex<Vec<(String, Fault)>>,
 }
 
 /// How the proxy picks faults.
@@ -250,6 +253,8 @@ pub enum Plan {
     /// The faults in turn for PutLogEvents requests only, then `Pass` for ever; every other
     /// request passes.
     PutScript(Vec<Fault>),
+    /// A fixed fault for the named operations (`CreateLogGroup`); every other request passes.
+    ByOperation(Vec<(&'static str, Fault)>),
 }
 
 struct ProxyState {
@@ -387,9 +392,8 @@ async fn handle(
         return Ok(());
     };
     counters.requests.fetch_add(1, Ordering::Relaxed);
-    let is_put = head
-        .to_ascii_lowercase()
-        .contains("logs_20140328.putlogevents");
+    let operation = operation_of(&head);
+    let is_put = operation == "PutLogEvents";
     let events = if is_put {
         counters.puts.fetch_add(1, Ordering::Relaxed);
         serde_json::from_slice::<serde_json::Value>(&body)
@@ -404,6 +408,11 @@ async fn handle(
         !is_put && matches!(state.plan, Plan::PutScript(_))
     };
     if untouched {
+        counters
+            .operations
+            .lock()
+            .unwrap()
+            .push((operation, Fault::Pass));
         return pass(client, &head, &body, upstream).await;
     }
     let fault = {
@@ -414,10 +423,19 @@ async fn handle(
             Plan::Script(faults) | Plan::PutScript(faults) => {
                 faults.get(state.next).copied().unwrap_or(Fault::Pass)
             }
+            Plan::ByOperation(faults) => faults
+                .iter()
+                .find(|(name, _)| *name == operation)
+                .map_or(Fault::Pass, |(_, fault)| *fault),
         };
         state.next += 1;
         fault
     };
+    counters
+        .operations
+        .lock()
+        .unwrap()
+        .push((operation.clone(), fault));
     if let Some(i) = fault_index(fault) {
         counters.faults[i].fetch_add(1, Ordering::Relaxed);
     }
@@ -449,13 +467,15 @@ async fn handle(
             .await?;
         }
         Fault::Denied => {
-            let body = r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:PutLogEvents"}"#;
+            let body = format!(
+                r#"{{"__type":"AccessDeniedException","message":"User is not authorized to perform: logs:{operation}"}}"#
+            );
             respond(
                 &mut client,
                 400,
                 "Bad Request",
                 "AccessDeniedException",
-                body,
+                &body,
             )
             .await?;
         }
@@ -482,6 +502,18 @@ async fn handle(
         }
     }
     Ok(())
+}
+
+/// The CloudWatch Logs operation of a request head (`PutLogEvents`), from `X-Amz-Target`.
+fn operation_of(head: &str) -> String {
+    head.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.trim()
+                .eq_ignore_ascii_case("x-amz-target")
+                .then(|| value.trim().rsplit('.').next().unwrap_or("").to_owned())
+        })
+        .unwrap_or_default()
 }
 
 async fn pass(

@@ -23,6 +23,37 @@ use aws_smithy_http_client::tls;
 use super::batch::LogEvent;
 use super::{CloudWatchSettings, SinkError};
 
+/// One CloudWatch Logs API operation the sink calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiCall {
+    /// The operation (`PutLogEvents`); the IAM action is `logs:` + this.
+    pub operation: &'static str,
+    /// Whether the task role must allow it. The optional ones are only needed when the sink
+    /// is to create a missing log group itself; refused, the sink uses the group as it is.
+    pub required: bool,
+}
+
+/// Every CloudWatch Logs API operation this module calls (the task role's policy is derived
+/// from it; `tests/packaging_links.rs` checks the list against the code and the policies).
+pub const API_CALLS: &[ApiCall] = &[
+    ApiCall {
+        operation: "CreateLogGroup",
+        required: false,
+    },
+    ApiCall {
+        operation: "PutRetentionPolicy",
+        required: false,
+    },
+    ApiCall {
+        operation: "CreateLogStream",
+        required: true,
+    },
+    ApiCall {
+        operation: "PutLogEvents",
+        required: true,
+    },
+];
+
 /// What the delivery loop does after a failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
@@ -215,7 +246,8 @@ pub async fn put(
 }
 
 /// Creates the log group (with its retention when it is new), treating
-/// `ResourceAlreadyExistsException` as success.
+/// `ResourceAlreadyExistsException` as success. A refusal (`AccessDeniedException`) is
+/// [`Failure::Auth`]; the delivery loop then uses the group as the deployment created it.
 pub async fn ensure_group(
     client: &Client,
     group: &str,

@@ -6,6 +6,18 @@
 //! metadata (namespace `TaskSentry`, one dimension set `[cluster, task_family]`) and every
 //! dimension and metric as a top-level member, as the EMF specification requires.
 //! [`validate_emf`] checks a record against the specification's rules (used by the tests).
+//!
+//! **One heartbeat per task per interval bucket.** Heartbeats are sent in the middle of each
+//! wall-clock bucket of `heartbeat_interval` (for 60 s: at second 30 of every minute, see
+//! [`heartbeat_due_in`]), at most one per bucket. CloudWatch periods are aligned to the clock
+//! too, so with a 60 s period the `SampleCount` of `Heartbeat` for a task family is the number
+//! of its tasks whose monitor reported in that minute: the alerting stack compares it with the
+//! number of running tasks to spot a single silent task among many.
+//!
+//! **Visibility.** `VisibilityPercent` = 100 × (checked − degraded) / checked, 0 when no app
+//! container was checked (a sidecar that sees no application is blind), and
+//! `ContainersDegraded`, from [`super::PipelineCounters`]. Alarming on their `Minimum` over a
+//! task family catches one blind task among many.
 
 use serde_json::{Map, Value, json};
 
@@ -49,16 +61,73 @@ pub struct HeartbeatStats {
     pub monitor_cpu_seconds: f64,
     /// The monitor's resident set size, in bytes.
     pub monitor_rss_bytes: u64,
+    /// Live application containers whose visibility was checked (gauge).
+    pub containers_checked: u64,
+    /// Of those, containers seen only partly (gauge).
+    pub containers_degraded: u64,
 }
+
+/// The share of checked application containers the monitor fully sees, in percent: 0 when
+/// none was checked (no application container in sight means the monitor is blind).
+pub fn visibility_percent(checked: u64, degraded: u64) -> f64 {
+    if checked == 0 {
+        return 0.0;
+    }
+    let seen = checked.saturating_sub(degraded.min(checked));
+    100.0 * seen as f64 / checked as f64
+}
+
+/// The wall-clock bucket of `interval` that `now_ms` falls in (`None` for a zero interval).
+pub fn heartbeat_bucket(now_ms: i64, interval: std::time::Duration) -> Option<i64> {
+    let interval_ms = i64::try_from(interval.as_millis())
+        .ok()
+        .filter(|ms| *ms > 0)?;
+    Some(now_ms.div_euclid(interval_ms))
+}
+
+/// How long from `now_ms` until the next heartbeat is due: the middle of the current bucket
+/// when no heartbeat was sent in it (`last_bucket` is an older bucket or `None`; at once if
+/// the middle has passed), otherwise the middle of the next bucket. One heartbeat per bucket,
+/// sent half an interval away from the bucket's edges, so that scheduling delays never move it
+/// into a neighbouring period. A wall clock set back behind `last_bucket` counts as a new start.
+pub fn heartbeat_due_in(
+    now_ms: i64,
+    interval: std::time::Duration,
+    last_bucket: Option<i64>,
+) -> std::time::Duration {
+    let Some(bucket) = heartbeat_bucket(now_ms, interval) else {
+        return std::time::Duration::MAX;
+    };
+    let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+    let target = match last_bucket {
+        Some(last) if last == bucket => bucket + 1,
+        _ => bucket,
+    };
+    let due_ms = target
+        .saturating_mul(interval_ms)
+        .saturating_add(interval_ms / 2);
+    std::time::Duration::from_millis(u64::try_from(due_ms - now_ms).unwrap_or(0))
+}
+
+/// The value of a dimension that is unknown (outside ECS, or before the task metadata
+/// answered): CloudWatch does not accept empty dimension values.
+pub const UNKNOWN_DIMENSION: &str = "unknown";
 
 /// Builds the heartbeat's EMF JSON object (one line, no newline).
 pub fn build_emf(stats: &HeartbeatStats) -> String {
     let mut metrics = Vec::new();
     let mut root = Map::new();
+    let dimension = |value: &str| {
+        if value.is_empty() {
+            json!(UNKNOWN_DIMENSION)
+        } else {
+            json!(value)
+        }
+    };
     root.insert("source".into(), json!("tasksentry"));
     root.insert("kind".into(), json!("heartbeat"));
-    root.insert("cluster".into(), json!(stats.cluster));
-    root.insert("task_family".into(), json!(stats.task_family));
+    root.insert("cluster".into(), dimension(&stats.cluster));
+    root.insert("task_family".into(), dimension(&stats.task_family));
     let mut metric = |name: &str, unit: &str, value: Value| {
         metrics.push(json!({ "Name": name, "Unit": unit }));
         root.insert(name.to_owned(), value);
@@ -76,6 +145,19 @@ pub fn build_emf(stats: &HeartbeatStats) -> String {
         json!(stats.monitor_cpu_seconds),
     );
     metric("MonitorRssBytes", "Bytes", json!(stats.monitor_rss_bytes));
+    metric(
+        "VisibilityPercent",
+        "Percent",
+        json!(visibility_percent(
+            stats.containers_checked,
+            stats.containers_degraded
+        )),
+    );
+    metric(
+        "ContainersDegraded",
+        "Count",
+        json!(stats.containers_degraded.min(stats.containers_checked)),
+    );
     root.insert(
         "_aws".into(),
         json!({
@@ -243,6 +325,8 @@ mod tests {
             alerts_dropped: 9,
             monitor_cpu_seconds: 1.25,
             monitor_rss_bytes: 14_000_000,
+            containers_checked: 4,
+            containers_degraded: 1,
         }
     }
 
@@ -265,14 +349,113 @@ mod tests {
         assert_eq!(value["AlertsDropped"], 9);
         assert_eq!(value["MonitorCpuSeconds"], 1.25);
         assert_eq!(value["MonitorRssBytes"], 14_000_000);
+        assert_eq!(value["VisibilityPercent"], 75.0);
+        assert_eq!(value["ContainersDegraded"], 1);
         let names: Vec<_> = directive["Metrics"]
             .as_array()
             .unwrap()
             .iter()
             .map(|m| m["Name"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(names.len(), 14);
+        assert_eq!(names.len(), 16);
         assert!(names.iter().all(|n| value.get(n).is_some()));
+        let unit = |name: &str| {
+            directive["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["Name"] == name)
+                .map(|m| m["Unit"].clone())
+        };
+        assert_eq!(unit("VisibilityPercent"), Some(json!("Percent")));
+        assert_eq!(unit("ContainersDegraded"), Some(json!("Count")));
+    }
+
+    #[test]
+    fn visibility_is_the_share_of_checked_containers_fully_seen() {
+        assert_eq!(visibility_percent(4, 0), 100.0);
+        assert_eq!(visibility_percent(4, 1), 75.0);
+        assert_eq!(visibility_percent(3, 3), 0.0);
+        // No application container in sight: blind, not "nothing to see".
+        assert_eq!(visibility_percent(0, 0), 0.0);
+        // A racing degraded count above checked never goes negative.
+        assert_eq!(visibility_percent(2, 5), 0.0);
+        let mut stats = sample();
+        stats.containers_checked = 0;
+        stats.containers_degraded = 0;
+        let value: Value = serde_json::from_str(&build_emf(&stats)).unwrap();
+        assert_eq!(value["VisibilityPercent"], 0.0);
+        assert_eq!(value["ContainersDegraded"], 0);
+    }
+
+    #[test]
+    fn empty_dimensions_become_unknown_because_cloudwatch_rejects_empty_values() {
+        let mut stats = sample();
+        stats.cluster = String::new();
+        stats.task_family = String::new();
+        let text = build_emf(&stats);
+        validate_emf(&text).unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["cluster"], "unknown");
+        assert_eq!(value["task_family"], "unknown");
+    }
+
+    #[test]
+    fn heartbeats_fall_once_in_every_bucket_in_its_middle() {
+        use std::time::Duration;
+        let minute = Duration::from_secs(60);
+        // The first millisecond of some minute.
+        let start = 1_780_000_020_000i64 - 1_780_000_020_000i64.rem_euclid(60_000);
+        // First heartbeat: in the middle of the current minute when it is still ahead...
+        assert_eq!(
+            heartbeat_due_in(start + 10_000, minute, None),
+            Duration::from_secs(20)
+        );
+        // ...at once when the middle has passed (still this minute's heartbeat).
+        assert_eq!(
+            heartbeat_due_in(start + 45_000, minute, None),
+            Duration::ZERO
+        );
+        // After one was sent in this minute: the middle of the next one.
+        let bucket = heartbeat_bucket(start + 45_000, minute);
+        assert_eq!(
+            heartbeat_due_in(start + 45_000, minute, bucket),
+            Duration::from_secs(45)
+        );
+        // Late by less than half a minute: it still falls in its own minute.
+        let now = start + 60_000 + 30_000 + 29_000;
+        assert_eq!(heartbeat_bucket(now, minute), bucket.map(|b| b + 1));
+        // A stall over a whole minute: that minute has none, the current one gets one at once.
+        assert_eq!(
+            heartbeat_due_in(start + 3 * 60_000 + 40_000, minute, bucket),
+            Duration::ZERO
+        );
+        // The wall clock set back: a new start, not a wait until it catches up.
+        assert_eq!(
+            heartbeat_due_in(start - 60_000 + 10_000, minute, bucket),
+            Duration::from_secs(20)
+        );
+        assert_eq!(heartbeat_bucket(start, Duration::ZERO), None);
+        assert_eq!(heartbeat_due_in(start, Duration::ZERO, None), Duration::MAX);
+        // Simulated: whatever the phase and jitter (< half an interval), exactly one per bucket.
+        for phase in [0i64, 1, 29_999, 30_000, 59_999] {
+            let mut now = start + phase;
+            let mut last = None;
+            let mut per_bucket = std::collections::BTreeMap::new();
+            for step in 0..200i64 {
+                let due = heartbeat_due_in(now, minute, last);
+                now += i64::try_from(due.as_millis()).unwrap() + (step * 7_919) % 29_000;
+                let bucket = heartbeat_bucket(now, minute).unwrap();
+                if last != Some(bucket) {
+                    *per_bucket.entry(bucket).or_insert(0) += 1;
+                    last = Some(bucket);
+                }
+            }
+            let first = *per_bucket.keys().next().unwrap();
+            let last_bucket = *per_bucket.keys().last().unwrap();
+            assert_eq!(per_bucket.len() as i64, last_bucket - first + 1, "no gap");
+            assert!(per_bucket.values().all(|n| *n == 1));
+        }
     }
 
     #[test]

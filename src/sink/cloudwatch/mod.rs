@@ -18,7 +18,8 @@
 //! - Retries ([`client`] explains the layering): the SDK does one attempt per call with explicit
 //!   timeouts; this loop retries throttling, 5xx, timeouts and connection errors with capped
 //!   exponential backoff and full jitter ([`backoff`]), without limit while the batch is
-//!   buffered. A missing group or stream is re-created and the batch resent. Credential and
+//!   buffered. A missing group or stream is re-created and the batch resent (a task role
+//!   without `logs:CreateLogGroup` is fine: the group the deployment created is used). Credential and
 //!   permission errors keep the batch and retry at the maximum backoff; an invalid request
 //!   (InvalidParameter, other 4xx) drops that batch. Both are logged loudly (rate-limited) and
 //!   counted.
@@ -193,6 +194,18 @@ impl CloudWatchSettings {
             attempt_timeout: Duration::from_secs(10),
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(20),
+        }
+    }
+
+    /// Takes the heartbeat's dimensions from the ECS task metadata: `cluster` is the cluster
+    /// as the metadata names it (its ARN on Fargate), `task_family` the task definition
+    /// family. What the metadata lacks stays as it was (`unknown` by default).
+    pub fn apply_task_context(&mut self, context: &crate::event::EcsContext) {
+        if let Some(cluster) = context.cluster.as_deref().filter(|c| !c.is_empty()) {
+            cluster.clone_into(&mut self.cluster);
+        }
+        if let Some(family) = context.family.as_deref().filter(|f| !f.is_empty()) {
+            family.clone_into(&mut self.task_family);
         }
     }
 
@@ -479,6 +492,7 @@ impl CloudWatchSink {
             deadline: deadline_rx,
             group_ready: false,
             stream_ready: false,
+            group_create_denied: false,
             logs: LogLimiter::default(),
         };
         let sender = tokio::spawn(sender.run());
@@ -655,8 +669,13 @@ struct Sender {
     deadline: watch::Receiver<Option<Instant>>,
     group_ready: bool,
     stream_ready: bool,
+    /// CreateLogGroup was refused (the task role leaves creating the group to the deployment).
+    group_create_denied: bool,
     logs: LogLimiter,
 }
+
+/// A bound for timer arithmetic (a disabled heartbeat is due "never").
+const DAY: Duration = Duration::from_secs(86_400);
 
 const LOG_RETRY: usize = 0;
 const LOG_AUTH: usize = 1;
@@ -672,7 +691,10 @@ impl Sender {
         let interval = self.settings.batch_interval.max(Duration::from_millis(1));
         let heartbeat = self.settings.heartbeat_interval;
         let mut next_flush = Instant::now() + interval;
-        let mut next_heartbeat = Instant::now() + heartbeat;
+        // One heartbeat per wall-clock bucket, in its middle (see `emf::heartbeat_due_in`).
+        let mut heartbeat_bucket: Option<i64> = None;
+        let mut next_heartbeat =
+            Instant::now() + emf::heartbeat_due_in(now_ms(), heartbeat, None).min(DAY);
         loop {
             let draining = self.deadline().is_some();
             if !draining && !self.shared.buffer().has_full_batch() {
@@ -689,8 +711,14 @@ impl Sender {
             }
             let now = Instant::now();
             if !heartbeat.is_zero() && now >= next_heartbeat {
-                next_heartbeat = now + heartbeat;
-                self.queue_heartbeat();
+                let wall = now_ms();
+                let bucket = emf::heartbeat_bucket(wall, heartbeat);
+                if bucket != heartbeat_bucket {
+                    self.queue_heartbeat(wall);
+                    heartbeat_bucket = bucket;
+                }
+                next_heartbeat =
+                    now + emf::heartbeat_due_in(wall, heartbeat, heartbeat_bucket).min(DAY);
             }
             let draining = self.deadline().is_some();
             if !(draining || now >= next_flush || self.shared.buffer().has_full_batch()) {
@@ -871,6 +899,26 @@ impl Sender {
                         }
                         continue;
                     }
+                    // The shipped task role has no logs:CreateLogGroup: the deployment
+                    // creates the group (with its retention). Go on with the stream; a group
+                    // that really is missing then shows as ResourceNotFound below.
+                    Err(Failure::Auth(text)) if creating_group => {
+                        if !self.group_create_denied {
+                            tracing::info!(group = %self.settings.log_group, error = %text, "Not allowed to create the CloudWatch log group; using it as the deployment created it.");
+                        }
+                        self.group_create_denied = true;
+                        self.group_ready = true;
+                        continue;
+                    }
+                    // Missing and not ours to create: an operator problem, like permissions.
+                    // Keep the batch; try creating it again next time (the role may change).
+                    Err(Failure::Missing(text)) if self.group_create_denied => {
+                        self.group_ready = false;
+                        Err(Failure::Auth(format!(
+                            "the log group {} does not exist and the task role may not create it: {text}",
+                            self.settings.log_group
+                        )))
+                    }
                     // A group the sink may not create is an operator problem, like
                     // permissions: keep the batch.
                     Err(Failure::Invalid(text)) => Err(Failure::Auth(text)),
@@ -913,7 +961,7 @@ impl Sender {
                         .auth_errors
                         .fetch_add(1, Ordering::Relaxed);
                     if let Some(suppressed) = self.logs.allow(LOG_AUTH) {
-                        tracing::error!(group = %self.settings.log_group, error = %text, suppressed, "CloudWatch refused the credentials or permissions; alerts are kept and retried. Check the task role (logs:CreateLogGroup, logs:CreateLogStream, logs:PutLogEvents).");
+                        tracing::error!(group = %self.settings.log_group, error = %text, suppressed, "CloudWatch refused the credentials or permissions; alerts are kept and retried. Check that the log group exists and the task role allows logs:CreateLogStream and logs:PutLogEvents on it.");
                     }
                 }
                 Err(Failure::Invalid(text)) => {
@@ -1018,12 +1066,12 @@ impl Sender {
         c.drop_reports.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn queue_heartbeat(&mut self) {
+    fn queue_heartbeat(&mut self, timestamp_ms: i64) {
         let stats = self.shared.stats();
         let external = &self.settings.counters;
         let (cpu, rss) = emf::read_self_usage(&self.settings.proc_root).unwrap_or((0.0, 0));
         let heartbeat = HeartbeatStats {
-            timestamp_ms: now_ms(),
+            timestamp_ms,
             cluster: self.settings.cluster.clone(),
             task_family: self.settings.task_family.clone(),
             alerts_by_priority: stats.received_by_priority,
@@ -1032,6 +1080,8 @@ impl Sender {
             alerts_dropped: stats.dropped_total() + external.alerts_dropped.load(Ordering::Relaxed),
             monitor_cpu_seconds: cpu,
             monitor_rss_bytes: rss,
+            containers_checked: external.containers_checked.load(Ordering::Relaxed),
+            containers_degraded: external.containers_degraded.load(Ordering::Relaxed),
         };
         self.shared.buffer().push(Record {
             timestamp_ms: heartbeat.timestamp_ms,
