@@ -72,9 +72,10 @@ LABEL org.opencontainers.image.title="tasksentry" \
       org.opencontainers.image.description="Runtime security monitor sidecar for Amazon ECS tasks on AWS Fargate" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/tasksentry /tasksentry
-# Root is required: reading other users' /proc/<pid>/{root,exe,fd,environ} needs uid 0 with
-# CAP_SYS_PTRACE (the only capability Fargate lets a task add). The task definition drops every
-# other capability and makes the root filesystem read-only.
+# Root is required: the monitor reads other users' /proc/<pid>/{root,exe,fd,environ} and the
+# files of their containers. The task definitions keep only DAC_OVERRIDE and add SYS_PTRACE (the
+# only capability Fargate lets a task add), and make the root filesystem read-only; see
+# "Capabilities" in docs/platform-engineers.md for what each one is for.
 USER 0:0
 # The binary is the entrypoint and `run` (the sidecar) the default command, so that every other
 # subcommand works as `docker run IMAGE rules test ...` (docs/service-owners.md).

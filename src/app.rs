@@ -232,6 +232,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         visibility: crate::collect::visibility::VisibilityCounts {
             checked: sink_counters.containers_checked.clone(),
             degraded: sink_counters.containers_degraded.clone(),
+            known: sink_counters.visibility_known.clone(),
         },
         ..ProcScanConfig::default()
     };

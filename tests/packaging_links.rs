@@ -173,6 +173,10 @@ fn real_heartbeat() -> Heartbeat {
             .counters
             .containers_degraded
             .store(1, Ordering::Relaxed);
+        settings
+            .counters
+            .visibility_known
+            .store(true, Ordering::Relaxed);
         let (handle, tx) = CloudWatchSink::start(settings, stream.to_owned())
             .await
             .unwrap();

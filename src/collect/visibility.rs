@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
@@ -48,6 +48,9 @@ pub struct VisibilityCounts {
     pub checked: Arc<AtomicU64>,
     /// Containers degraded.
     pub degraded: Arc<AtomicU64>,
+    /// Whether the counts mean something yet: an application container was checked, or (for a
+    /// monitor in a container) the grace for one to appear ended.
+    pub known: Arc<AtomicBool>,
 }
 
 /// One process the kernel refused something of.
@@ -220,6 +223,10 @@ impl Visibility {
             .checked
             .store(live.len() as u64, Ordering::Relaxed);
         self.counts.degraded.store(degraded, Ordering::Relaxed);
+        let grace_over = now.saturating_duration_since(self.started) >= self.grace;
+        if !live.is_empty() || (self.in_container && grace_over) {
+            self.counts.known.store(true, Ordering::Relaxed);
+        }
         if live.is_empty()
             && self.in_container
             && !self.no_containers_reported

@@ -17,7 +17,9 @@
 //! **Visibility.** `VisibilityPercent` = 100 × (checked − degraded) / checked, 0 when no app
 //! container was checked (a sidecar that sees no application is blind), and
 //! `ContainersDegraded`, from [`super::PipelineCounters`]. Alarming on their `Minimum` over a
-//! task family catches one blind task among many.
+//! task family catches one blind task among many. Both are left out of a heartbeat sent before
+//! the monitor has anything to say (no application container checked yet, within its start-up
+//! grace): "not known yet" must not read as "blind".
 
 use serde_json::{Map, Value, json};
 
@@ -65,6 +67,8 @@ pub struct HeartbeatStats {
     pub containers_checked: u64,
     /// Of those, containers seen only partly (gauge).
     pub containers_degraded: u64,
+    /// Whether the visibility figures mean something yet (see the module documentation).
+    pub visibility_known: bool,
 }
 
 /// The share of checked application containers the monitor fully sees, in percent: 0 when
@@ -145,19 +149,21 @@ pub fn build_emf(stats: &HeartbeatStats) -> String {
         json!(stats.monitor_cpu_seconds),
     );
     metric("MonitorRssBytes", "Bytes", json!(stats.monitor_rss_bytes));
-    metric(
-        "VisibilityPercent",
-        "Percent",
-        json!(visibility_percent(
-            stats.containers_checked,
-            stats.containers_degraded
-        )),
-    );
-    metric(
-        "ContainersDegraded",
-        "Count",
-        json!(stats.containers_degraded.min(stats.containers_checked)),
-    );
+    if stats.visibility_known {
+        metric(
+            "VisibilityPercent",
+            "Percent",
+            json!(visibility_percent(
+                stats.containers_checked,
+                stats.containers_degraded
+            )),
+        );
+        metric(
+            "ContainersDegraded",
+            "Count",
+            json!(stats.containers_degraded.min(stats.containers_checked)),
+        );
+    }
     root.insert(
         "_aws".into(),
         json!({
@@ -327,6 +333,7 @@ mod tests {
             monitor_rss_bytes: 14_000_000,
             containers_checked: 4,
             containers_degraded: 1,
+            visibility_known: true,
         }
     }
 
@@ -386,6 +393,15 @@ mod tests {
         let value: Value = serde_json::from_str(&build_emf(&stats)).unwrap();
         assert_eq!(value["VisibilityPercent"], 0.0);
         assert_eq!(value["ContainersDegraded"], 0);
+        // Before the monitor knows anything: neither figure, and a valid record without them.
+        stats.visibility_known = false;
+        let text = build_emf(&stats);
+        validate_emf(&text).unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            value.get("VisibilityPercent").is_none() && value.get("ContainersDegraded").is_none()
+        );
+        assert!(!text.contains("VisibilityPercent"));
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub struct PipelineCounters {
     /// Of those, containers the monitor sees only partly (`visibility_degraded` reported):
     /// unreadable processes, connection owners, root or private directories.
     pub containers_degraded: Arc<AtomicU64>,
+    /// Whether the two figures above mean something yet (procscan checked an application
+    /// container, or its start-up grace ended without one).
+    pub visibility_known: Arc<AtomicBool>,
 }
 
 /// Everything the sink needs; [`CloudWatchSettings::from_config`] fills it from the
@@ -1082,6 +1085,7 @@ impl Sender {
             monitor_rss_bytes: rss,
             containers_checked: external.containers_checked.load(Ordering::Relaxed),
             containers_degraded: external.containers_degraded.load(Ordering::Relaxed),
+            visibility_known: external.visibility_known.load(Ordering::Relaxed),
         };
         self.shared.buffer().push(Record {
             timestamp_ms: heartbeat.timestamp_ms,

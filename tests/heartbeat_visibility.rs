@@ -1,0 +1,210 @@
+//! The heartbeat carries what the monitor can see, end to end: the real `tasksentry run` as the
+//! sidecar of an emulated task with a non-root app (`USER app`, home 0700), shipping to a moto
+//! server, under two capability sets side by side:
+//!
+//! - the sidecar set of the shipped task definitions (read from the JSON): it sees everything,
+//!   so its heartbeat says `VisibilityPercent` 100 with 1 container checked and
+//!   `ContainersDegraded` 0, and no `TaskSentry visibility degraded` alert reaches the stream;
+//! - `DAC_OVERRIDE` alone (no `SYS_PTRACE`, no `SETUID`/`SETGID`): it cannot read the app's
+//!   private `/proc` entries nor its root, so the alert reaches the stream naming the container
+//!   and the fix, and the heartbeat says `VisibilityPercent` 0 and `ContainersDegraded` 1: what
+//!   the template's visibility alarm (the minimum `VisibilityPercent` of the family's tasks
+//!   below 100) needs to catch this one blind task among healthy ones.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+mod support_cw;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::caps::{CapSet, shipped_sidecar_sets};
+use support::{ContainerSpec, EmulatedTask, MonitorSpec, User};
+use support_cw::netns::{Relay, RelayMode, StaticHttp};
+use support_cw::{Moto, REGION};
+
+const TASK_DOC: &str = include_str!("../src/ecs/testdata/task-fargate.json");
+const CONTAINER_DOC: &str = include_str!("../src/ecs/testdata/container-fargate.json");
+/// The task id in `TASK_DOC`'s TaskARN: the stream the sidecar writes to.
+const TASK_ID: &str = "5f0e6b8f0c7e4a1d9b7c2a3e4f5a6b7c";
+const GROUP: &str = "/security/tasksentry/alerts";
+
+/// What one sidecar shipped: its first heartbeat, and its visibility alerts for the app.
+struct Shipped {
+    heartbeat: Value,
+    degraded_alerts: Vec<Value>,
+    app_id: String,
+}
+
+fn run(caps: CapSet) -> Shipped {
+    let task = EmulatedTask::new().expect("task");
+    let user = User::new("app", 1000);
+    let app = task
+        .add_container_with(
+            "app",
+            ContainerSpec::with_users(vec![user.clone()]).with_user(user),
+        )
+        .expect("the app container");
+    let moto = Moto::start();
+    let relay = Relay::start(&task.ns_path("net"), moto.addr, RelayMode::Pass).expect("relay");
+    let mut doc: Value = serde_json::from_str(TASK_DOC).unwrap();
+    let containers = doc["Containers"].as_array_mut().unwrap();
+    let entry = containers.iter_mut().find(|c| c["Name"] == "app").unwrap();
+    entry["DockerId"] = json!(app.id());
+    let metadata = StaticHttp::start(
+        &task.ns_path("net"),
+        HashMap::from([
+            ("/v4/sidecar/task".to_owned(), doc.to_string()),
+            ("/v4/sidecar".to_owned(), CONTAINER_DOC.to_owned()),
+        ]),
+    )
+    .expect("metadata endpoint");
+    let endpoint = relay.url();
+    let mut spec = MonitorSpec::new(&[
+        "run",
+        "--outputs",
+        "cloudwatch",
+        "--log-group",
+        GROUP,
+        "--cloudwatch-endpoint",
+        &endpoint,
+        "--cloudwatch-region",
+        REGION,
+        "--batch-interval",
+        "200ms",
+    ]);
+    spec.capabilities = Some(caps);
+    for (key, value) in [
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        (
+            "ECS_CONTAINER_METADATA_URI_V4",
+            format!("{}/v4/sidecar", metadata.url()),
+        ),
+    ] {
+        spec.env.push((key.to_owned(), value));
+    }
+    let mon = task.start_monitor_with(spec).expect("tasksentry run");
+    // The app runs something of its own (as its user) while the monitor starts.
+    let _work = app
+        .spawn_as(1000, &["/bin/sleep", "600"])
+        .expect("an app process");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = runtime.block_on(support_cw::client(&moto.url()));
+    // The heartbeat goes out once per wall-clock minute, in its middle: the second one within
+    // 130 s.
+    let deadline = Instant::now() + Duration::from_secs(130);
+    let heartbeat = loop {
+        let messages: Vec<Value> = runtime
+            .block_on(support_cw::try_read_stream(&client, GROUP, TASK_ID))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(_, m)| serde_json::from_str(&m).ok())
+            .collect();
+        // A heartbeat sent before the first check (the sink may start a few milliseconds
+        // before the collectors, and heartbeats go out in the middle of each wall-clock minute)
+        // leaves the figures out; the next one, a minute later, has them.
+        if let Some(heartbeat) = messages
+            .iter()
+            .find(|m| m["kind"] == "heartbeat" && m.get("VisibilityPercent").is_some())
+        {
+            break heartbeat.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat with the visibility figures in 130 s; monitor stderr:\n{}",
+            mon.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    // Alerts raised before the heartbeat was built are delivered by then (200 ms batches).
+    std::thread::sleep(Duration::from_secs(1));
+    let degraded_alerts = runtime
+        .block_on(support_cw::try_read_stream(&client, GROUP, TASK_ID))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(_, m)| serde_json::from_str::<Value>(&m).ok())
+        .filter(|a| a["rule"] == "TaskSentry visibility degraded")
+        .collect();
+    Shipped {
+        heartbeat,
+        degraded_alerts,
+        app_id: app.id().to_string(),
+    }
+}
+
+#[test]
+fn the_heartbeat_says_how_much_of_the_task_the_monitor_sees() {
+    let shipped = shipped_sidecar_sets().expect("the shipped sidecar sets");
+    let (seeing, _) = shipped.first().expect("a shipped sidecar set").clone();
+    let blind = CapSet::from_names(&["DAC_OVERRIDE"]).unwrap();
+    let (full, partial) = std::thread::scope(|scope| {
+        let full = scope.spawn(move || run(seeing));
+        let partial = scope.spawn(move || run(blind));
+        (full.join().unwrap(), partial.join().unwrap())
+    });
+
+    let hb = &full.heartbeat;
+    assert_eq!(hb["VisibilityPercent"].as_f64(), Some(100.0), "{hb}");
+    assert_eq!(hb["ContainersDegraded"], json!(0), "{hb}");
+    assert!(
+        full.degraded_alerts.is_empty(),
+        "the shipped set sees everything, yet: {:?}",
+        full.degraded_alerts
+    );
+    // The metric the alarm reads is declared in the record's EMF directive.
+    let names: Vec<&str> = hb["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"VisibilityPercent") && names.contains(&"ContainersDegraded"),
+        "{names:?}"
+    );
+
+    let hb = &partial.heartbeat;
+    assert_eq!(hb["ContainersDegraded"], json!(1), "{hb}");
+    let percent = hb["VisibilityPercent"].as_f64().unwrap();
+    assert!(
+        percent < 100.0,
+        "a blind monitor reported {percent} %: {hb}"
+    );
+    let alert = partial
+        .degraded_alerts
+        .iter()
+        .find(|a| a["output_fields"]["container.id"] == partial.app_id.as_str())
+        .unwrap_or_else(|| {
+            panic!(
+                "no visibility alert for the app in the stream: {:?}",
+                partial.degraded_alerts
+            )
+        });
+    let fields = &alert["output_fields"];
+    let unreadable = fields["evt.arg.unreadable"].as_str().unwrap();
+    for facet in ["exe", "environ", "fd", "root"] {
+        assert!(unreadable.split(',').any(|f| f == facet), "{alert}");
+    }
+    assert!(
+        fields["evt.arg.fix"]
+            .as_str()
+            .unwrap()
+            .contains("SYS_PTRACE"),
+        "{alert}"
+    );
+    assert!(
+        fields["evt.arg.rules"]
+            .as_str()
+            .unwrap()
+            .contains("Reverse shell"),
+        "{alert}"
+    );
+    assert_eq!(alert["priority"], "Error");
+}
