@@ -31,7 +31,7 @@ use crate::config::{Config, Emit, Mode};
 use crate::ecs::{EcsMetadata, RefreshPolicy, spawn_enrichment};
 use crate::event::Collector;
 use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, OutputPort, Processor, Recording};
-use crate::rules::Priority;
+use crate::priority::Priority;
 use crate::sink::bridge;
 use crate::sink::cloudwatch::{
     CloudWatchSettings, CloudWatchSink, PipelineCounters, default_stream_name, priority_number,

@@ -576,7 +576,7 @@ fn not_empty(path: &Path) -> Result<(), String> {
 
 /// A rule priority, as the engine parses it (case-insensitive; `info` is `informational`).
 fn known_priority(text: &str) -> Result<(), String> {
-    if text.parse::<crate::rules::Priority>().is_err() {
+    if text.parse::<crate::priority::Priority>().is_err() {
         return Err(format!(
             "`{text}` is not a priority: use emergency, alert, critical, error, warning, notice, informational (info) or debug"
         ));

@@ -14,6 +14,7 @@ pub mod config;
 pub mod ecs;
 pub mod event;
 pub mod pipeline;
+pub mod priority;
 pub mod rule_files;
 pub mod rules;
 pub mod sink;

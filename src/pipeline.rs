@@ -28,7 +28,8 @@ use crate::alert::redact::Redactor;
 use crate::alert::{Alert, AlertSettings};
 use crate::ecs::TaskView;
 use crate::event::{Collector, Event, EventType, Internal, Timestamp};
-use crate::rules::{Priority, RuleSet};
+use crate::priority::Priority;
+use crate::rules::RuleSet;
 
 /// How often the engine ticks the processor (closing aggregation windows, reporting
 /// suppressions) even when no events arrive.

@@ -15,7 +15,8 @@ use tasksentry::event::{Collector, Container, Event, EventType, Process, Timesta
 use tasksentry::pipeline::{
     Control, Counters, EmitAlerts, OutputPort, Processor, Record, run_engine,
 };
-use tasksentry::rules::{LoadOptions, Priority, RuleSet, RuleSource, defaults};
+use tasksentry::priority::Priority;
+use tasksentry::rules::{LoadOptions, RuleSet, RuleSource, defaults};
 use tokio::sync::mpsc;
 
 const MINER_RULE: &str = r#"

@@ -7,7 +7,8 @@ mod common;
 use common::{fires, fixture, load_text, load_texts, rule_yaml};
 use tasksentry::alert::Alert;
 use tasksentry::event::EventType;
-use tasksentry::rules::{LoadOptions, Priority, RuleMatching, RuleSource, Severity, load};
+use tasksentry::priority::Priority;
+use tasksentry::rules::{LoadOptions, RuleMatching, RuleSource, Severity, load};
 
 fn rule(name: &str, cond: &str) -> String {
     rule_yaml(name, cond)

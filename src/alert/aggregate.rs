@@ -344,7 +344,7 @@ mod tests {
     use super::*;
     use crate::alert::AlertMeta;
     use crate::event::{Collector, Container, EventType, Process};
-    use crate::rules::Priority;
+    use crate::priority::Priority;
 
     fn event(pid: i32, container: &str, time: u64) -> Event {
         let mut event = Event::new(EventType::Execve, Collector::Procscan);

@@ -24,7 +24,8 @@ use serde::Serialize;
 use std::time::Duration;
 
 use crate::event::{Event, Timestamp};
-use crate::rules::{Match, Priority};
+use crate::priority::Priority;
+use crate::rules::Match;
 
 /// How alerts are aggregated, budgeted and redacted (the alert settings of `tasksentry run`).
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@
 //!
 //! The loader keeps going past a broken item so that every error of a load is reported.
 
+use crate::priority::Priority;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::compile::{self, Compiler, Issue, ParsedMacro, Scope};
@@ -11,8 +12,8 @@ use super::condition::{self, Op, PosText};
 use super::diag::{self, Diagnostic, Loc, Severity};
 use super::yaml::{self, Kind, Node, Style};
 use super::{
-    CompiledRule, ENGINE_VERSION, LoadOptions, LoadOutcome, Priority, RuleInfo, RuleSet,
-    RuleSource, SkippedRule,
+    CompiledRule, ENGINE_VERSION, LoadOptions, LoadOutcome, RuleInfo, RuleSet, RuleSource,
+    SkippedRule,
 };
 use crate::event::EventType;
 

@@ -23,9 +23,9 @@ pub mod needles;
 pub mod yaml;
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::event::{Event, EventType};
+use crate::priority::Priority;
 
 pub use diag::{Diagnostic, Severity};
 
@@ -99,96 +99,6 @@ impl LoadOutcome {
 /// Loads rule files (in order) into one rule set.
 pub fn load(sources: &[RuleSource], options: &LoadOptions) -> LoadOutcome {
     loader::load(sources, options)
-}
-
-/// A rule's priority, from most to least severe. `Ord` follows severity: a more severe
-/// priority is greater (`Emergency > Debug`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Priority {
-    /// Emergency.
-    Emergency,
-    /// Alert.
-    Alert,
-    /// Critical.
-    Critical,
-    /// Error.
-    Error,
-    /// Warning.
-    Warning,
-    /// Notice.
-    Notice,
-    /// Informational (`info`).
-    Informational,
-    /// Debug.
-    Debug,
-}
-
-impl Priority {
-    /// Falco's numeric value (0 = most severe).
-    pub fn level(self) -> u8 {
-        self as u8
-    }
-
-    /// The capitalised long name (`Informational`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Emergency => "Emergency",
-            Priority::Alert => "Alert",
-            Priority::Critical => "Critical",
-            Priority::Error => "Error",
-            Priority::Warning => "Warning",
-            Priority::Notice => "Notice",
-            Priority::Informational => "Informational",
-            Priority::Debug => "Debug",
-        }
-    }
-}
-
-impl PartialOrd for Priority {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Priority {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        other.level().cmp(&self.level())
-    }
-}
-
-/// An unknown priority name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid priority '{0}'")]
-pub struct PriorityError(pub String);
-
-impl FromStr for Priority {
-    type Err = PriorityError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s.trim().to_ascii_lowercase().as_str() {
-            "emergency" => Priority::Emergency,
-            "alert" => Priority::Alert,
-            "critical" => Priority::Critical,
-            "error" => Priority::Error,
-            "warning" => Priority::Warning,
-            "notice" => Priority::Notice,
-            "informational" | "info" => Priority::Informational,
-            "debug" => Priority::Debug,
-            _ => return Err(PriorityError(s.to_string())),
-        })
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for Priority {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
 }
 
 /// What the engine knows about a compiled rule.
