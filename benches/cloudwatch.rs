@@ -14,6 +14,7 @@ mod support_cw;
 use std::time::{Duration, Instant};
 
 use support_cw::{Moto, now_ms, padded_alert_message, settings};
+use tasksentry::priority::Priority;
 use tasksentry::sink::cloudwatch::batch::{
     EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,
 };
@@ -35,7 +36,7 @@ async fn scenario(moto: &Moto, name: &str, n: u64, pad: impl Fn(u64) -> usize) {
     for (i, message) in messages.into_iter().enumerate() {
         tx.send(Record {
             timestamp_ms: base + i as i64 / 10,
-            priority: 4,
+            priority: Priority::Warning,
             message,
         })
         .await

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::alert::AlertSettings;
 use crate::alert::budget::BudgetConfig;
+use crate::alert::chain::EmitAlerts;
 use crate::alert::health::{CollectorHealth, Restart, spawn_health};
 use crate::alert::redact::Redactor;
 use crate::alert::supervise::WorkerContext;
@@ -29,12 +30,12 @@ use crate::collect::{
 use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit, Mode};
 use crate::ecs::{EcsMetadata, RefreshPolicy, spawn_enrichment};
+use crate::engine::{self, Counters, EmitEvents, OutputPort, Processor, Recording};
 use crate::event::Collector;
-use crate::pipeline::{self, Counters, EmitAlerts, EmitEvents, OutputPort, Processor, Recording};
 use crate::priority::Priority;
 use crate::sink::bridge;
 use crate::sink::cloudwatch::{
-    CloudWatchSettings, CloudWatchSink, PipelineCounters, default_stream_name, priority_number,
+    CloudWatchSettings, CloudWatchSink, PipelineCounters, default_stream_name,
 };
 
 /// The longest start-up waits for the first ECS task metadata answer (an endpoint that does
@@ -157,15 +158,13 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
             settings.counters = sink_counters.clone();
             settings.hostname = hostname.clone();
             settings.task = Some(ecs_status.clone());
-            // The sink filters by priority itself too; the port's minimum keeps filtered
-            // alerts out of its queue.
+            // The port's minimum is the one CloudWatch priority filter.
             let min_priority: Priority =
                 config.cloudwatch_min_priority.parse().map_err(|error| {
                     StartupError(format!(
                         "invalid setting `cloudwatch_min_priority`: {error}"
                     ))
                 })?;
-            settings.min_priority = priority_number("debug").unwrap_or(7);
             let task = ecs_status.snapshot();
             if let Some(task) = &task {
                 settings.apply_task_context(&task.task_context());
@@ -198,7 +197,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         std::thread::Builder::new()
             .name("engine".into())
             .spawn(move || {
-                pipeline::run_engine_enriched(
+                engine::run_engine_enriched(
                     event_rx,
                     processor,
                     outputs,
@@ -385,7 +384,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     );
 
     runtime.block_on(async {
-        let stdout = stdout_rx.map(|rx| tokio::spawn(pipeline::stdout_sink(rx)));
+        let stdout = stdout_rx.map(|rx| tokio::spawn(crate::sink::stdout::stdout_sink(rx)));
         let (cloudwatch, cloudwatch_bridge) = match cloudwatch {
             Some((handle, line_rx, record_tx)) => (
                 Some(handle),

@@ -152,6 +152,13 @@ mod tests {
         assert!(" Warning ".parse::<Priority>().is_ok());
         assert!("loud".parse::<Priority>().is_err());
         assert_eq!(Priority::from_level(8), None);
+        // Names to Falco's numbers, as the CloudWatch sink's table had them.
+        let level = |name: &str| name.parse::<Priority>().ok().map(Priority::level);
+        assert_eq!(level("Emergency"), Some(0));
+        assert_eq!(level("critical"), Some(2));
+        assert_eq!(level("info"), Some(6));
+        assert_eq!(level("DEBUG"), Some(7));
+        assert_eq!(level("loud"), None);
         assert!(Priority::Emergency > Priority::Debug);
         let json = serde_json::to_string(&Priority::Warning).unwrap_or_default();
         assert_eq!(json, "\"Warning\"");

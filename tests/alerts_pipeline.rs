@@ -11,10 +11,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tasksentry::alert::AlertSettings;
 use tasksentry::alert::budget::BudgetConfig;
+use tasksentry::alert::chain::EmitAlerts;
+use tasksentry::engine::{Control, Counters, OutputPort, Processor, Record, run_engine};
 use tasksentry::event::{Collector, Container, Event, EventType, Process, Timestamp};
-use tasksentry::pipeline::{
-    Control, Counters, EmitAlerts, OutputPort, Processor, Record, run_engine,
-};
 use tasksentry::priority::Priority;
 use tasksentry::rules::{LoadOptions, RuleSet, RuleSource, defaults};
 use tokio::sync::mpsc;
@@ -115,8 +114,8 @@ fn run(
         .into_iter()
         .map(|mut rx| {
             let mut alerts = Vec::new();
-            while let Ok(line) = rx.try_recv() {
-                alerts.push(serde_json::from_str(&line).expect("JSON alert"));
+            while let Ok(record) = rx.try_recv() {
+                alerts.push(serde_json::from_str(&record.line).expect("JSON alert"));
             }
             alerts
         })

@@ -8,9 +8,10 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tasksentry::alert::AlertSettings;
 use tasksentry::alert::budget::BudgetConfig;
+use tasksentry::alert::chain::EmitAlerts;
 use tasksentry::alert::redact::Redactor;
+use tasksentry::engine::{Processor, Record};
 use tasksentry::event::{Collector, Container, Event, EventType, Process, Timestamp};
-use tasksentry::pipeline::{EmitAlerts, Processor, Record};
 use tasksentry::rules::{LoadOptions, RuleSet, RuleSource, defaults};
 
 const RULES: &str = r#"

@@ -20,6 +20,7 @@ use support_cw::{
     Fault, FaultProxy, Moto, Plan, alert_message, client, dir_is_empty, now_ms,
     padded_alert_message, read_stream, seq_of, settings, wait_for,
 };
+use tasksentry::priority::Priority;
 use tasksentry::sink::cloudwatch::{CloudWatchSink, Record};
 
 /// Slow faults wait this long: longer than the sink's 5 s attempt timeout in tests.
@@ -41,7 +42,7 @@ fn queue_alerts(tx: &tokio::sync::mpsc::Sender<Record>, range: std::ops::Range<u
     for n in range {
         tx.try_send(Record {
             timestamp_ms: now_ms(),
-            priority: 4,
+            priority: Priority::Warning,
             message: alert_message(n),
         })
         .unwrap();
@@ -82,7 +83,7 @@ async fn ten_thousand_records_through_every_fault_arrive_with_bounded_duplicates
             let n = chunk * 500 + i;
             tx.send(Record {
                 timestamp_ms: base + n as i64,
-                priority: 4,
+                priority: Priority::Warning,
                 // About 1 KiB each: 10,000 records need at least 10 calls by the byte limit.
                 message: padded_alert_message(n, 800),
             })
@@ -148,7 +149,7 @@ async fn shutdown_flushes_5000_buffered_records_once_the_endpoint_recovers() {
     for n in 0..5_000u64 {
         tx.try_send(Record {
             timestamp_ms: base + n as i64,
-            priority: 3,
+            priority: Priority::Error,
             message: alert_message(n),
         })
         .expect("the channel takes the records without waiting");
@@ -266,7 +267,7 @@ async fn spill_directory_absorbs_an_outage_and_is_emptied_after_delivery() {
     for n in 0..2_000u64 {
         tx.send(Record {
             timestamp_ms: base + n as i64,
-            priority: 6,
+            priority: Priority::Informational,
             message: alert_message(n),
         })
         .await
@@ -312,7 +313,11 @@ async fn when_full_the_least_severe_are_dropped_counted_and_reported() {
     for n in 0..300u64 {
         tx.send(Record {
             timestamp_ms: now_ms(),
-            priority: if n < 250 { 7 } else { 2 },
+            priority: if n < 250 {
+                Priority::Debug
+            } else {
+                Priority::Critical
+            },
             message: alert_message(n),
         })
         .await

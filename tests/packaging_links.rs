@@ -36,6 +36,7 @@ use serde_json::{Value, json};
 use support_cfn::{Pseudo, Resolver, Template};
 use support_cw::{Fault, FaultProxy, Moto, Plan, alert_message, client, now_ms, read_stream};
 use tasksentry::ecs::metadata::TaskMetadata;
+use tasksentry::priority::Priority;
 use tasksentry::sink::cloudwatch::client::API_CALLS;
 use tasksentry::sink::cloudwatch::emf::validate_emf;
 use tasksentry::sink::cloudwatch::{CloudWatchSettings, CloudWatchSink, Record};
@@ -1246,7 +1247,7 @@ async fn run_through_proxy(
     for n in 0..50u64 {
         tx.send(Record {
             timestamp_ms: now_ms(),
-            priority: 4,
+            priority: Priority::Warning,
             message: alert_message(n),
         })
         .await

@@ -14,6 +14,7 @@
 
 pub mod aggregate;
 pub mod budget;
+pub mod chain;
 pub mod health;
 pub mod redact;
 pub mod supervise;

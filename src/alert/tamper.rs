@@ -42,8 +42,8 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::collect::SharedTables;
+use crate::engine::Control;
 use crate::event::{Collector, Container, Event, EventType, Internal, Process};
-use crate::pipeline::Control;
 
 /// The signals the watchdog handles. SIGCONT is blocked too: blocking does not delay the
 /// resumption of a stopped process, it only queues the SIGCONT (with its sender) for the

@@ -1,6 +1,5 @@
-//! The bridge between the engine's CloudWatch output port (JSON lines) and the CloudWatch
-//! sink (records with a time and a priority). Each line is parsed once for its time and
-//! priority. The sink's queue being full never holds up the engine: what it could not take is
+//! The bridge between the engine's CloudWatch output port and the CloudWatch sink: the engine's
+//! typed record becomes the sink's (milliseconds, priority, message) without parsing the line. The sink's queue being full never holds up the engine: what it could not take is
 //! counted (`PipelineCounters::alerts_dropped`, shipped in the heartbeat) and logged,
 //! rate-limited.
 
@@ -8,60 +7,32 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::cloudwatch::{PipelineCounters, Record, priority_number};
-use crate::event::Timestamp;
+use super::cloudwatch::{PipelineCounters, Record};
+use crate::engine;
+use crate::priority::Priority;
 
-/// The parts of an alert or event line CloudWatch needs.
-#[derive(Deserialize)]
-struct LineMeta {
-    time: Option<String>,
-    priority: Option<String>,
-    evt: Option<EvtMeta>,
-}
-
-#[derive(Deserialize)]
-struct EvtMeta {
-    time: Option<String>,
-}
-
-/// The CloudWatch record for a line: the alert's (or event's) own time, and its priority
-/// (events, which have none, count as informational).
-pub fn record_for(line: &str) -> Record {
-    let meta: Option<LineMeta> = serde_json::from_str(line).ok();
-    let time = meta
-        .as_ref()
-        .and_then(|m| {
-            m.time
-                .clone()
-                .or_else(|| m.evt.as_ref().and_then(|e| e.time.clone()))
-        })
-        .and_then(|text| Timestamp::parse_rfc3339(&text).ok())
-        .unwrap_or_else(Timestamp::now);
-    let priority = meta
-        .as_ref()
-        .and_then(|m| m.priority.as_deref())
-        .and_then(priority_number)
-        .unwrap_or(6);
+/// The CloudWatch record for an engine record: its own time and priority (an event line,
+/// which has none, counts as informational). Nothing is parsed: the engine said both.
+pub fn record_for(record: &engine::Record) -> Record {
     Record {
-        timestamp_ms: i64::try_from(time.as_millis()).unwrap_or(i64::MAX),
-        priority,
-        message: line.to_owned(),
+        timestamp_ms: i64::try_from(record.time.as_millis()).unwrap_or(i64::MAX),
+        priority: record.priority.unwrap_or(Priority::Informational),
+        message: record.line.to_string(),
     }
 }
 
-/// Forwards lines until `lines` closes; dropping `sink` then lets the sink flush and stop.
+/// Forwards records until `records` closes; dropping `sink` then lets the sink flush and stop.
 pub async fn forward(
-    mut lines: mpsc::Receiver<String>,
+    mut records: mpsc::Receiver<engine::Record>,
     sink: mpsc::Sender<Record>,
     counters: Arc<PipelineCounters>,
 ) {
     let mut last_warning: Option<Instant> = None;
     let mut dropped_since_warning = 0u64;
-    while let Some(line) = lines.recv().await {
-        if sink.try_send(record_for(&line)).is_err() {
+    while let Some(record) = records.recv().await {
+        if sink.try_send(record_for(&record)).is_err() {
             counters.alerts_dropped.fetch_add(1, Ordering::Relaxed);
             dropped_since_warning += 1;
             if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
@@ -79,22 +50,36 @@ pub async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Timestamp;
+
+    fn record(line: &str, time: &str, priority: Option<Priority>) -> engine::Record {
+        engine::Record {
+            time: Timestamp::parse_rfc3339(time).expect("a time"),
+            priority,
+            internal: false,
+            line: Arc::from(line),
+        }
+    }
 
     #[test]
     fn alert_lines_keep_their_time_and_priority() {
         let line = r#"{"time":"2023-05-25T13:44:05.478445995Z","rule":"r","priority":"Critical"}"#;
-        let record = record_for(line);
+        let record = record_for(&record(
+            line,
+            "2023-05-25T13:44:05.478445995Z",
+            Some(Priority::Critical),
+        ));
         assert_eq!(record.timestamp_ms, 1_685_022_245_478);
-        assert_eq!(record.priority, 2);
+        assert_eq!(record.priority, Priority::Critical);
         assert_eq!(record.message, line);
     }
 
     #[test]
     fn event_lines_use_the_event_time_and_count_as_informational() {
         let line = r#"{"evt":{"type":"execve","time":"2023-05-25T13:44:05.000000000Z"}}"#;
-        let record = record_for(line);
+        let record = record_for(&record(line, "2023-05-25T13:44:05.000000000Z", None));
         assert_eq!(record.timestamp_ms, 1_685_022_245_000);
-        assert_eq!(record.priority, 6);
+        assert_eq!(record.priority, Priority::Informational);
     }
 
     #[tokio::test]
@@ -105,7 +90,11 @@ mod tests {
         let task = tokio::spawn(forward(line_rx, sink_tx, counters.clone()));
         for n in 0..5 {
             line_tx
-                .send(format!(r#"{{"priority":"Warning","n":{n}}}"#))
+                .send(record(
+                    &format!(r#"{{"priority":"Warning","n":{n}}}"#),
+                    "2023-05-25T13:44:05Z",
+                    Some(Priority::Warning),
+                ))
                 .await
                 .expect("bridge running");
         }

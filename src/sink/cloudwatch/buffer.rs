@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Record;
 use super::batch::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, prepared_bytes};
+use crate::priority::Priority;
 
 /// A spill file is closed and a new one started past this size.
 pub const SPILL_FILE_BYTES: u64 = 4 * 1024 * 1024;
@@ -134,7 +135,7 @@ impl Spill {
     fn append(&mut self, record: &Record) -> std::io::Result<bool> {
         let line = serde_json::to_string(&SpillLine {
             t: record.timestamp_ms,
-            p: record.priority,
+            p: record.priority.level(),
             m: record.message.clone(),
         })
         .map_err(std::io::Error::other)?;
@@ -215,7 +216,7 @@ impl Spill {
                         out.push_back(Item {
                             record: Record {
                                 timestamp_ms: parsed.t,
-                                priority: parsed.p.min(7),
+                                priority: Priority::from_level(parsed.p).unwrap_or(Priority::Debug),
                                 message: parsed.m,
                             },
                             spill_file: Some(file.seq),
@@ -265,7 +266,7 @@ pub enum Pushed {
     /// Written to the spill directory.
     Spilled,
     /// Queued, after evicting a less severe record (of this priority), counted as dropped.
-    Evicted(u8),
+    Evicted(Priority),
     /// Not queued: everything is full of records at least as severe. Counted as dropped.
     Dropped,
 }
@@ -359,14 +360,14 @@ impl Buffer {
         }
     }
 
-    fn count_drop(&mut self, priority: u8) {
-        let p = usize::from(priority.min(7));
+    fn count_drop(&mut self, priority: Priority) {
+        let p = usize::from(priority.level());
         self.unreported_drops[p] += 1;
         self.total_drops[p] += 1;
     }
 
     fn push_memory(&mut self, item: Item) {
-        self.by_priority[usize::from(item.record.priority.min(7))] += 1;
+        self.by_priority[usize::from(item.record.priority.level())] += 1;
         self.memory_bytes += prepared_bytes(&item.record.message);
         self.memory.push_back(item);
     }
@@ -376,20 +377,13 @@ impl Buffer {
     /// another record: that would need a report of its own.
     pub fn push_report(&mut self, record: Record) {
         self.push_memory(Item {
-            record: Record {
-                priority: record.priority.min(7),
-                ..record
-            },
+            record,
             spill_file: None,
         });
     }
 
     /// Offers a record to the buffer; never blocks, never fails (drops are counted).
     pub fn push(&mut self, record: Record) -> Pushed {
-        let record = Record {
-            priority: record.priority.min(7),
-            ..record
-        };
         let spill_has_unread = self.spilled() > 0;
         if !spill_has_unread && self.memory.len() < self.capacity {
             self.push_memory(Item {
@@ -423,10 +417,12 @@ impl Buffer {
     }
 
     fn evict_or_drop(&mut self, record: Record) -> Pushed {
-        let victim = (0..8u8)
+        // The least severe priority held in memory, if it is less severe than the newcomer.
+        let victim = Priority::ALL
+            .into_iter()
             .rev()
-            .find(|p| self.by_priority[usize::from(*p)] > 0)
-            .filter(|p| *p > record.priority);
+            .find(|p| self.by_priority[usize::from(p.level())] > 0)
+            .filter(|p| *p < record.priority);
         let Some(victim) = victim else {
             self.count_drop(record.priority);
             return Pushed::Dropped;
@@ -437,7 +433,7 @@ impl Buffer {
             .rposition(|item| item.record.priority == victim)
         {
             if let Some(evicted) = self.memory.remove(index) {
-                self.by_priority[usize::from(victim)] -= 1;
+                self.by_priority[usize::from(victim.level())] -= 1;
                 self.memory_bytes -= prepared_bytes(&evicted.record.message);
                 self.forget(&evicted);
             }
@@ -502,7 +498,7 @@ impl Buffer {
             let Some(item) = self.memory.pop_front() else {
                 break;
             };
-            self.by_priority[usize::from(item.record.priority)] -= 1;
+            self.by_priority[usize::from(item.record.priority.level())] -= 1;
             self.memory_bytes -= size;
             taken.push(item);
         }
@@ -513,7 +509,7 @@ impl Buffer {
     /// stops delivery. Memory may exceed its capacity by what was taken.
     pub fn put_back(&mut self, items: Vec<Item>) {
         for item in items.into_iter().rev() {
-            self.by_priority[usize::from(item.record.priority)] += 1;
+            self.by_priority[usize::from(item.record.priority.level())] += 1;
             self.memory_bytes += prepared_bytes(&item.record.message);
             self.memory.push_front(item);
         }
@@ -539,7 +535,8 @@ impl Buffer {
 mod tests {
     use super::*;
 
-    fn record(i: i64, priority: u8) -> Record {
+    fn record(i: i64, level: u8) -> Record {
+        let priority = Priority::from_level(level).unwrap_or(Priority::Debug);
         Record {
             timestamp_ms: 1_780_000_000_000 + i,
             priority,
@@ -573,12 +570,15 @@ mod tests {
         assert_eq!(buffer.push(record(1, 4)), Pushed::Memory);
         assert_eq!(buffer.push(record(2, 7)), Pushed::Memory);
         // Full: a warning evicts the newest debug record.
-        assert_eq!(buffer.push(record(3, 4)), Pushed::Evicted(7));
+        assert_eq!(buffer.push(record(3, 4)), Pushed::Evicted(Priority::Debug));
         // A debug record cannot evict anything more severe... but an equal-priority one? No.
         assert_eq!(buffer.push(record(4, 7)), Pushed::Dropped);
         // A critical one evicts the remaining debug one, then warnings.
-        assert_eq!(buffer.push(record(5, 2)), Pushed::Evicted(7));
-        assert_eq!(buffer.push(record(6, 2)), Pushed::Evicted(4));
+        assert_eq!(buffer.push(record(5, 2)), Pushed::Evicted(Priority::Debug));
+        assert_eq!(
+            buffer.push(record(6, 2)),
+            Pushed::Evicted(Priority::Warning)
+        );
         assert_eq!(buffer.push(record(7, 4)), Pushed::Dropped);
         let drops = buffer.take_unreported_drops();
         assert_eq!(drops, [0, 0, 0, 0, 2, 0, 0, 3]);
@@ -694,6 +694,9 @@ mod tests {
         let dropped = buffer.total_drops()[6];
         assert_eq!(2 + spilled + dropped, 8, "every record is kept or counted");
         // A critical record still gets in by evicting an informational one.
-        assert_eq!(buffer.push(record(99, 2)), Pushed::Evicted(6));
+        assert_eq!(
+            buffer.push(record(99, 2)),
+            Pushed::Evicted(Priority::Informational)
+        );
     }
 }

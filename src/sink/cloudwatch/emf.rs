@@ -23,24 +23,14 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::priority::Priority;
+
 /// The metric namespace.
 pub const NAMESPACE: &str = "TaskSentry";
 /// The EMF limit of metric definitions per directive.
 pub const MAX_METRICS: usize = 100;
 /// The EMF limit of keys per dimension set.
 pub const MAX_DIMENSIONS: usize = 30;
-
-/// The names of the per-priority alert metrics, index = priority (0 = emergency … 7 = debug).
-pub const ALERT_METRICS: [&str; 8] = [
-    "AlertsEmergency",
-    "AlertsAlert",
-    "AlertsCritical",
-    "AlertsError",
-    "AlertsWarning",
-    "AlertsNotice",
-    "AlertsInformational",
-    "AlertsDebug",
-];
 
 /// What a heartbeat reports. Counters are totals since the monitor started.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -137,8 +127,8 @@ pub fn build_emf(stats: &HeartbeatStats) -> String {
         root.insert(name.to_owned(), value);
     };
     metric("Heartbeat", "Count", json!(1));
-    for (name, count) in ALERT_METRICS.iter().zip(stats.alerts_by_priority) {
-        metric(name, "Count", json!(count));
+    for (priority, count) in Priority::ALL.iter().zip(stats.alerts_by_priority) {
+        metric(priority.metric_name(), "Count", json!(count));
     }
     metric("EventsProcessed", "Count", json!(stats.events_processed));
     metric("ProcessesMissed", "Count", json!(stats.processes_missed));

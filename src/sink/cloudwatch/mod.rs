@@ -54,47 +54,22 @@ use self::buffer::{Buffer, Item};
 use self::client::{Failure, Rejected};
 use self::emf::HeartbeatStats;
 use crate::alert::AlertEcs;
+use crate::priority::Priority;
 
 /// One record for CloudWatch: one log event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// Milliseconds since the Unix epoch (the alert's time).
     pub timestamp_ms: i64,
-    /// Falco priority number: 0 = emergency, 1 alert, 2 critical, 3 error, 4 warning, 5 notice,
-    /// 6 informational, 7 debug. TaskSentry's internal records use 2.
-    pub priority: u8,
+    /// The alert's priority (an event line counts as informational); what the buffer evicts
+    /// first when it is full is the least severe.
+    pub priority: Priority,
     /// One JSON object, no newline.
     pub message: String,
 }
 
 /// The priority of the sink's own records (drop reports, heartbeats).
-pub const INTERNAL_PRIORITY: u8 = 2;
-
-/// The Falco priority names, index = priority number.
-pub const PRIORITY_NAMES: [&str; 8] = [
-    "emergency",
-    "alert",
-    "critical",
-    "error",
-    "warning",
-    "notice",
-    "informational",
-    "debug",
-];
-
-/// The priority number of a priority name (case-insensitive; `info` = `informational`).
-pub fn priority_number(name: &str) -> Option<u8> {
-    let name = name.trim().to_ascii_lowercase();
-    let name = if name == "info" {
-        "informational"
-    } else {
-        name.as_str()
-    };
-    PRIORITY_NAMES
-        .iter()
-        .position(|n| *n == name)
-        .and_then(|p| u8::try_from(p).ok())
-}
+pub const INTERNAL_PRIORITY: Priority = Priority::Critical;
 
 /// Counters the rest of the pipeline fills in, for the heartbeat.
 #[derive(Debug, Default)]
@@ -143,8 +118,6 @@ pub struct CloudWatchSettings {
     /// How long shutdown may spend flushing (the caller passes the deadline; this is the
     /// configured default for it).
     pub flush_timeout: Duration,
-    /// Records less severe than this priority number are not sent (7 = everything).
-    pub min_priority: u8,
     /// Heartbeat interval; zero turns heartbeats off.
     pub heartbeat_interval: Duration,
     /// Heartbeat dimension `cluster`.
@@ -185,7 +158,6 @@ impl CloudWatchSettings {
             spill_dir: None,
             spill_max_bytes: 256 * 1024 * 1024,
             flush_timeout: Duration::from_secs(25),
-            min_priority: 7,
             heartbeat_interval: Duration::from_secs(60),
             cluster: "unknown".to_owned(),
             task_family: "unknown".to_owned(),
@@ -230,7 +202,6 @@ impl CloudWatchSettings {
         settings.connect_timeout = config.cloudwatch_connect_timeout;
         settings.attempt_timeout = config.cloudwatch_attempt_timeout;
         settings.retry_max = config.cloudwatch_retry_max;
-        settings.min_priority = priority_number(&config.cloudwatch_min_priority).unwrap_or(7);
         settings.proc_root = config.proc_root.clone();
         Some(settings)
     }
@@ -267,8 +238,6 @@ pub enum SinkError {
 pub struct SinkStats {
     /// Records received from the channel, by priority.
     pub received_by_priority: [u64; 8],
-    /// Records not sent because they are below `cloudwatch_min_priority`.
-    pub filtered: u64,
     /// Events the service accepted (excluding rejected ones).
     pub delivered: u64,
     /// PutLogEvents calls made (successful or not).
@@ -329,7 +298,6 @@ pub struct ShutdownReport {
 #[derive(Debug, Default)]
 struct Counters {
     received: [AtomicU64; 8],
-    filtered: AtomicU64,
     delivered: AtomicU64,
     put_calls: AtomicU64,
     put_ok: AtomicU64,
@@ -374,7 +342,6 @@ impl Shared {
         let buffer = self.buffer();
         SinkStats {
             received_by_priority: std::array::from_fn(|i| load(&c.received[i])),
-            filtered: load(&c.filtered),
             delivered: load(&c.delivered),
             put_calls: load(&c.put_calls),
             put_ok: load(&c.put_ok),
@@ -486,7 +453,7 @@ impl CloudWatchSink {
             .store(recovered, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(settings.channel_capacity.max(1));
         let (deadline_tx, deadline_rx) = watch::channel(None);
-        let intake = tokio::spawn(run_intake(shared.clone(), rx, settings.min_priority));
+        let intake = tokio::spawn(run_intake(shared.clone(), rx));
         let sender = Sender {
             shared: shared.clone(),
             client,
@@ -560,7 +527,9 @@ impl CloudWatchHandle {
     }
 }
 
-async fn run_intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Record>, min_priority: u8) {
+/// Takes records into the buffer. Which priorities reach CloudWatch is decided once, where
+/// the engine hands records to this output (`cloudwatch_min_priority`), not here.
+async fn run_intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Record>) {
     let mut records = Vec::with_capacity(256);
     let mut stopping = false;
     loop {
@@ -582,12 +551,8 @@ async fn run_intake(shared: Arc<Shared>, mut rx: mpsc::Receiver<Record>, min_pri
         let full = {
             let mut buffer = shared.buffer();
             for record in records.drain(..) {
-                let priority = record.priority.min(7);
-                shared.counters.received[usize::from(priority)].fetch_add(1, Ordering::Relaxed);
-                if priority > min_priority {
-                    shared.counters.filtered.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
+                shared.counters.received[usize::from(record.priority.level())]
+                    .fetch_add(1, Ordering::Relaxed);
                 buffer.push(record);
             }
             buffer.has_full_batch()
@@ -1127,7 +1092,9 @@ pub fn drop_report_message(
     let dropped_invalid = counts.invalid;
     let buffer_total: u64 = dropped_by_priority.iter().sum();
     let total = buffer_total + rejected_by_service + dropped_invalid;
-    let mut parts: Vec<String> = PRIORITY_NAMES
+    // Lower-case priority names, as the report has always spelled them.
+    let names = Priority::ALL.map(|p| p.as_str().to_ascii_lowercase());
+    let mut parts: Vec<String> = names
         .iter()
         .zip(dropped_by_priority)
         .filter(|(_, n)| **n > 0)
@@ -1147,11 +1114,11 @@ pub fn drop_report_message(
             "{dropped_invalid} in batches CloudWatch refused as invalid"
         ));
     }
-    let by_priority: serde_json::Map<String, serde_json::Value> = PRIORITY_NAMES
+    let by_priority: serde_json::Map<String, serde_json::Value> = names
         .iter()
         .zip(dropped_by_priority)
         .filter(|(_, n)| **n > 0)
-        .map(|(name, n)| ((*name).to_owned(), serde_json::json!(n)))
+        .map(|(name, n)| (name.clone(), serde_json::json!(n)))
         .collect();
     let millis = u64::try_from(timestamp_ms).unwrap_or(0);
     let time = UNIX_EPOCH + Duration::from_millis(millis);
@@ -1216,15 +1183,6 @@ mod tests {
             seen_large |= d > Duration::from_millis(1200);
         }
         assert!(seen_small && seen_large, "jitter spans the whole range");
-    }
-
-    #[test]
-    fn priority_names_map_to_numbers() {
-        assert_eq!(priority_number("Emergency"), Some(0));
-        assert_eq!(priority_number("critical"), Some(2));
-        assert_eq!(priority_number("info"), Some(6));
-        assert_eq!(priority_number("DEBUG"), Some(7));
-        assert_eq!(priority_number("loud"), None);
     }
 
     #[test]
