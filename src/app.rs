@@ -1,7 +1,7 @@
 //! `tasksentry run`: builds the pipeline from the configuration, runs it until SIGTERM or
 //! SIGINT, then stops the collectors, drains the queues and flushes the sinks.
 //!
-//! Signals are read by the watchdog thread ([`crate::alert::tamper`]): it reports who sent
+//! Signals are read by the watchdog thread ([`crate::guard::watchdog`]): it reports who sent
 //! them as an alert before acting, reloads the rules on SIGHUP (and when configured rule files
 //! change), and watches for a tracer. The order of start-up is: block the handled signals (before
 //! any thread exists), start the ECS metadata thread, build the processor, start the engine,
@@ -17,10 +17,7 @@ use tokio::sync::mpsc;
 use crate::alert::AlertSettings;
 use crate::alert::budget::BudgetConfig;
 use crate::alert::chain::EmitAlerts;
-use crate::alert::health::{CollectorHealth, Restart, spawn_health};
 use crate::alert::redact::Redactor;
-use crate::alert::supervise::WorkerContext;
-use crate::alert::tamper::{self, Watchdog};
 use crate::cli::exit;
 use crate::collect::{
     DriftRegistry, ExecSignal, FsWatchConfig, ProcScanConfig, SocketsConfig, TracerConfig,
@@ -32,6 +29,9 @@ use crate::config::{Config, Emit, Mode};
 use crate::ecs::{EcsMetadata, RefreshPolicy, spawn_enrichment};
 use crate::engine::{self, Counters, EmitEvents, OutputPort, Processor, Recording};
 use crate::event::Collector;
+use crate::guard::health::{CollectorHealth, Restart, spawn_health};
+use crate::guard::supervise::WorkerContext;
+use crate::guard::watchdog::{self, Watchdog};
 use crate::priority::Priority;
 use crate::sink::bridge;
 use crate::sink::cloudwatch::{
@@ -51,7 +51,7 @@ pub struct StartupError(String);
 pub fn run(config: Config) -> anyhow::Result<u8> {
     // Before any thread starts, so that every thread inherits the mask and the watchdog's
     // signalfd is the only reader of these signals.
-    tamper::block_signals().context("setting up signal handling")?;
+    watchdog::block_signals().context("setting up signal handling")?;
     // The tracer's wake-ups need SIGCHLD blocked in every thread, so before any thread starts.
     let trace = choose_trace(&config);
     if trace {
@@ -281,7 +281,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     )
     .context("starting the sockets collector")?;
     // Collector threads are watched: one that ends early is reported, and restarted where
-    // that is cheap (see `alert::health`).
+    // that is cheap (see `guard::health`).
     let mut health = CollectorHealth::default();
     health.add(Collector::Procscan, procscan, None);
     health.add(Collector::Sockets, sockets, {
@@ -357,7 +357,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
     let health = spawn_health(health, health_events, shutdown.clone())
         .context("starting the collector health thread")?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
-    let watchdog = tamper::spawn_watchdog(Watchdog {
+    let watchdog = watchdog::spawn_watchdog(Watchdog {
         events: watchdog_events,
         control: control_tx,
         shutdown: shutdown.clone(),

@@ -14,6 +14,7 @@ pub mod config;
 pub mod ecs;
 pub mod engine;
 pub mod event;
+pub mod guard;
 pub mod priority;
 pub mod rule_files;
 pub mod rules;

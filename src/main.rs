@@ -4,10 +4,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tasksentry::alert::supervise::{self, SupervisorSettings, WorkerContext};
 use tasksentry::cli::{Cli, Command, RulesCommand, exit};
 use tasksentry::commands::{self, RuleSelection};
 use tasksentry::config::{Config, LogFormat, RuleMatchingMode};
+use tasksentry::guard::supervise::{self, SupervisorSettings, WorkerContext};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use tasksentry::alert::health::CollectorHealth;
-use tasksentry::alert::supervise::RestartReport;
-use tasksentry::alert::tamper::{
-    StopNotice, stopped_event, supervisor_lost_event, supervisor_stopped_event,
-};
 use tasksentry::collect::sockets::UnattributedReporter;
 use tasksentry::event::{Collector, Event};
+use tasksentry::guard::health::CollectorHealth;
+use tasksentry::guard::supervise::RestartReport;
+use tasksentry::guard::watchdog::{
+    StopNotice, stopped_event, supervisor_lost_event, supervisor_stopped_event,
+};
 use tasksentry::rules::{LoadOptions, RuleSet, defaults};
 
 fn default_rules() -> RuleSet {

@@ -15,10 +15,7 @@
 pub mod aggregate;
 pub mod budget;
 pub mod chain;
-pub mod health;
 pub mod redact;
-pub mod supervise;
-pub mod tamper;
 
 use serde::Serialize;
 

@@ -9,7 +9,7 @@
 //! - Forwarding keeps the sender: a SIGTERM, SIGINT or SIGHUP received by the supervisor is
 //!   re-sent to the worker with `rt_sigqueueinfo` carrying the original sender's pid and uid
 //!   and [`FORWARD_MARK`] as its value, so the worker's watchdog
-//!   ([`super::tamper`]) names the process that signalled the *supervisor*, exactly as if it
+//!   ([`super::watchdog`]) names the process that signalled the *supervisor*, exactly as if it
 //!   had been signalled itself.
 //! - Stop: after a SIGTERM or SIGINT the supervisor no longer restarts and exits with the
 //!   worker's exit code (128 + signal if the worker died by a signal).
@@ -32,7 +32,7 @@
 //!   a SIGCONT marked by [`CONTINUE_MARK`] and the stop signal, which the worker's watchdog
 //!   reports as `monitor_stopped`. A stopped monitor is blind, and in trace mode every traced
 //!   process would block at its next fork or exec until the monitor runs again. The worker
-//!   in turn resumes a stopped supervisor ([`super::tamper`], `supervisor_stopped`).
+//!   in turn resumes a stopped supervisor ([`super::watchdog`], `supervisor_stopped`).
 //!
 //! Supervision is on by default and turned off with the `supervise` setting; `tasksentry run`
 //! is then the monitor itself, as before.
