@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::alert::redact::Redactor;
+use crate::priority::Priority;
+
 /// What `tasksentry run` writes to its outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -236,7 +239,7 @@ settings! {
         /// Do not evaluate rules less severe than this priority [default: debug].
         min_priority: String, "min-priority", "TASKSENTRY_MIN_PRIORITY", [value_name = "PRIORITY"],
             "debug", "rules less severe than this are not evaluated"
-            => String = "debug".to_owned(), checked(|text: &String| known_priority(text));
+            => Priority = Priority::Debug, priority;
         /// Rescan /proc at once when a container opens its loader or a PATH binary [default: true].
         triggers: bool, "triggers", "TASKSENTRY_TRIGGERS",
             [num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"],
@@ -339,7 +342,7 @@ settings! {
         cloudwatch_min_priority: String, "cloudwatch-min-priority", "TASKSENTRY_CLOUDWATCH_MIN_PRIORITY",
             [value_name = "PRIORITY"],
             "debug", "alerts less severe than this are not sent to CloudWatch"
-            => String = "debug".to_owned(), checked(|text: &String| known_priority(text));
+            => Priority = Priority::Debug, priority;
         /// Repeats of an alert within this window become one summary alert with a count
         /// [default: 60s; 0s disables].
         aggregation_window: String, "aggregation-window", "TASKSENTRY_AGGREGATION_WINDOW",
@@ -360,13 +363,13 @@ settings! {
         stdout_min_priority: String, "stdout-min-priority", "TASKSENTRY_STDOUT_MIN_PRIORITY",
             [value_name = "PRIORITY"],
             "debug", "alerts less severe than this are not printed on stdout; TaskSentry's own alerts always are"
-            => String = "debug".to_owned(), checked(|text: &String| known_priority(text));
+            => Priority = Priority::Debug, priority;
         /// Extra regular expression to redact from alerts (repeatable; the variable takes a
         /// newline-separated list).
         redact_patterns: Vec<String>, "redact-patterns", "TASKSENTRY_REDACT_PATTERNS",
             [value_name = "REGEX", value_delimiter = '\n'],
             "(none)", "extra regular expressions redacted from alerts (group `secret` or 1 if present), on top of the built-in secret patterns (repeatable; the variable takes a newline-separated list)"
-            => Vec<String> = Vec::new(), checked(|patterns: &Vec<String>| redaction_patterns(patterns));
+            => Redactor = Redactor::builtin(), redaction_patterns;
         /// How often configured rule files are checked for changes (which reload the rules)
         /// [default: 2s; 0s disables].
         rules_poll_interval: String, "rules-poll-interval", "TASKSENTRY_RULES_POLL_INTERVAL",
@@ -574,14 +577,17 @@ fn not_empty(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// A rule priority, as the engine parses it (case-insensitive; `info` is `informational`).
-fn known_priority(text: &str) -> Result<(), String> {
-    if text.parse::<crate::priority::Priority>().is_err() {
-        return Err(format!(
+/// A priority given as text (else the default), parsed as rules spell it (case-insensitive;
+/// `info` is `informational`).
+fn priority(text: Option<String>, default: Priority) -> Result<Priority, String> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    text.parse().map_err(|_| {
+        format!(
             "`{text}` is not a priority: use emergency, alert, critical, error, warning, notice, informational (info) or debug"
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 fn log_filter(filter: &str) -> Result<(), String> {
@@ -603,10 +609,15 @@ fn variable_names(names: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn redaction_patterns(patterns: &[String]) -> Result<(), String> {
-    crate::alert::redact::Redactor::with_extra(patterns)
-        .map(drop)
-        .map_err(|error| error.to_string())
+/// The built-in secret patterns plus the ones given, compiled (else the default).
+fn redaction_patterns(
+    patterns: Option<Vec<String>>,
+    default: Redactor,
+) -> Result<Redactor, String> {
+    match patterns {
+        Some(patterns) => Redactor::with_extra(&patterns).map_err(|error| error.to_string()),
+        None => Ok(default),
+    }
 }
 
 fn log_group_name(name: &str) -> Result<(), String> {
@@ -862,8 +873,8 @@ mod tests {
         assert_eq!(config.aggregation_window, Duration::from_secs(5));
         assert_eq!(config.rule_alert_budget, 7);
         assert_eq!(config.alert_budget, 0);
-        assert_eq!(config.stdout_min_priority, "warning");
-        assert_eq!(config.redact_patterns, vec!["tok-[0-9]+".to_owned()]);
+        assert_eq!(config.stdout_min_priority, Priority::Warning);
+        assert_eq!(config.redact_patterns.extra_sources(), vec!["tok-[0-9]+"]);
         assert_eq!(config.rules_poll_interval, Duration::from_secs(2));
 
         for (yaml, setting) in [
@@ -933,15 +944,14 @@ mod cloudwatch_config_tests {
         assert_eq!(config.retention_days, Some(30));
         assert_eq!(config.batch_interval, Duration::from_millis(250));
         assert_eq!(config.spill_dir, Some(PathBuf::from("/tmp/x")));
-        assert_eq!(config.cloudwatch_min_priority, "warning");
+        assert_eq!(config.cloudwatch_min_priority, Priority::Warning);
 
         let file = FileConfig::parse(
             "log_group: /security/runtime\ncloudwatch_connect_timeout: 500ms\ncloudwatch_attempt_timeout: 2s\ncloudwatch_retry_max: 5s\n",
         )
         .expect("parses");
         let config = Config::layer(Overrides::default(), file).expect("valid");
-        let settings =
-            crate::sink::cloudwatch::CloudWatchSettings::from_config(&config).expect("enabled");
+        let settings = crate::topology::outputs::cloudwatch_settings(&config).expect("enabled");
         assert_eq!(settings.connect_timeout, Duration::from_millis(500));
         assert_eq!(settings.attempt_timeout, Duration::from_secs(2));
         assert_eq!(settings.retry_max, Duration::from_secs(5));

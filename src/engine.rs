@@ -16,7 +16,7 @@
 //! `tasksentry` event as soon as there is room again. Collectors do the same with events.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::event::{Collector, Event, EventType, Internal, Timestamp};
 use crate::priority::Priority;
+use crate::telemetry::Telemetry;
 
 /// How often the engine ticks the processor (closing aggregation windows, reporting
 /// suppressions) even when no events arrive.
@@ -171,20 +172,6 @@ impl Processor for Recording {
     }
 }
 
-/// Counters shared by the pipeline's stages, for the heartbeat and for tests.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Events the engine received.
-    pub events: AtomicU64,
-    /// Output lines handed to the sinks.
-    pub lines: AtomicU64,
-    /// Output lines dropped because the sink queue was full.
-    pub lines_dropped: AtomicU64,
-    /// Output lines an output did not take because of its minimum priority (by design, not
-    /// a loss).
-    pub lines_filtered: AtomicU64,
-}
-
 /// One output of the engine: a queue to a sink, and the least severe alert it takes.
 #[derive(Debug)]
 pub struct OutputPort {
@@ -209,7 +196,7 @@ pub fn run_engine(
     outputs: Vec<OutputPort>,
     control: Receiver<Control>,
     shutdown: Arc<AtomicBool>,
-    counters: Arc<Counters>,
+    counters: Arc<Telemetry>,
 ) {
     run_engine_enriched(
         events,
@@ -235,7 +222,7 @@ pub fn run_engine_enriched(
     outputs: Vec<OutputPort>,
     control: Receiver<Control>,
     shutdown: Arc<AtomicBool>,
-    counters: Arc<Counters>,
+    counters: Arc<Telemetry>,
     mut enrich: Enrich,
 ) {
     let mut next_num: u64 = 1;
@@ -276,6 +263,11 @@ pub fn run_engine_enriched(
             event.evt.num = next_num;
             next_num += 1;
             counters.events.fetch_add(1, Ordering::Relaxed);
+            if let Some(internal) = &event.internal
+                && internal.kind == "processes_missed"
+            {
+                Telemetry::add(&counters.processes_missed, internal.count.unwrap_or(0));
+            }
             processor.process(&event, &mut out);
         }
         if last_tick.elapsed() >= TICK {
@@ -321,7 +313,7 @@ pub(crate) fn drop_report(dropped: u64, num: u64) -> Event {
 fn dispatch(
     out: &mut Vec<Record>,
     outputs: &[OutputPort],
-    counters: &Counters,
+    counters: &Telemetry,
     unreported_drops: &mut u64,
 ) {
     for record in out.drain(..) {
@@ -353,7 +345,7 @@ mod tests {
         let (event_tx, event_rx) = sync_channel(64);
         let (line_tx, mut line_rx) = mpsc::channel(16);
         let shutdown = Arc::new(AtomicBool::new(false));
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Telemetry::default());
         for _ in 0..40 {
             event_tx
                 .send(Event::new(EventType::Execve, Collector::Procscan))
@@ -402,7 +394,7 @@ mod tests {
         // informational and emergency alerts it takes warning and emergency, and counts the
         // two others as filtered (by design, not lost); an internal alert always passes.
         let (line_tx, mut line_rx) = mpsc::channel(16);
-        let counters = Counters::default();
+        let counters = Telemetry::default();
         let mut out: Vec<Record> = [
             (Priority::Debug, false),
             (Priority::Warning, false),

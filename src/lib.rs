@@ -6,7 +6,7 @@
 //! matches into alerts; sinks ([`sink`]) deliver them. [`ecs`] knows about the task's metadata.
 
 pub mod alert;
-pub mod app;
+
 pub mod cli;
 pub mod collect;
 pub mod commands;
@@ -19,4 +19,6 @@ pub mod priority;
 pub mod rule_files;
 pub mod rules;
 pub mod sink;
+pub mod telemetry;
+pub mod topology;
 pub mod yaml;

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
                 let settings = SupervisorSettings::from_current_process(config.max_restarts);
                 supervise::run(settings).map_err(anyhow::Error::from)
             } else {
-                tasksentry::app::run(config)
+                tasksentry::topology::run(config)
             }
         }
         Command::Fields(args) => commands::fields(args.json),
@@ -92,7 +92,7 @@ fn main() -> ExitCode {
 /// runtime failure.
 fn error_exit_code(error: &anyhow::Error) -> u8 {
     if error.chain().any(|cause| {
-        cause.is::<tasksentry::app::StartupError>()
+        cause.is::<tasksentry::topology::StartupError>()
             || cause.is::<tasksentry::rule_files::RuleFileError>()
     }) {
         exit::CONFIG

@@ -12,10 +12,11 @@ use serde_json::Value;
 use tasksentry::alert::AlertSettings;
 use tasksentry::alert::budget::BudgetConfig;
 use tasksentry::alert::chain::EmitAlerts;
-use tasksentry::engine::{Control, Counters, OutputPort, Processor, Record, run_engine};
+use tasksentry::engine::{Control, OutputPort, Processor, Record, run_engine};
 use tasksentry::event::{Collector, Container, Event, EventType, Process, Timestamp};
 use tasksentry::priority::Priority;
 use tasksentry::rules::{LoadOptions, RuleSet, RuleSource, defaults};
+use tasksentry::telemetry::Telemetry;
 use tokio::sync::mpsc;
 
 const MINER_RULE: &str = r#"
@@ -108,7 +109,7 @@ fn run(
         outputs,
         control_rx,
         Arc::new(AtomicBool::new(false)),
-        Arc::new(Counters::default()),
+        Arc::new(Telemetry::default()),
     );
     receivers
         .into_iter()

@@ -125,8 +125,8 @@ async fn heartbeats_are_valid_emf_in_the_same_stream() {
     config.cluster = "prod".into();
     config.task_family = "orders-api".into();
     config
-        .counters
-        .events_processed
+        .telemetry
+        .events
         .store(4242, std::sync::atomic::Ordering::Relaxed);
     let (handle, tx) = CloudWatchSink::start(config, stream.to_owned())
         .await

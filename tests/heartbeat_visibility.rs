@@ -10,6 +10,10 @@
 //!   and the fix, and the heartbeat says `VisibilityPercent` 0 and `ContainersDegraded` 1: what
 //!   the template's visibility alarm (the minimum `VisibilityPercent` of the family's tasks
 //!   below 100) needs to catch this one blind task among healthy ones.
+//!
+//! And the heartbeat counts what the monitor missed: after a burst of processes too short for
+//! the monitor to see (reported as `TaskSentry missed processes`), the next heartbeat's
+//! `ProcessesMissed` is at least the count that alert gave.
 
 #![allow(clippy::unwrap_used)]
 
@@ -31,14 +35,17 @@ const CONTAINER_DOC: &str = include_str!("../src/ecs/testdata/container-fargate.
 const TASK_ID: &str = "5f0e6b8f0c7e4a1d9b7c2a3e4f5a6b7c";
 const GROUP: &str = "/security/tasksentry/alerts";
 
-/// What one sidecar shipped: its first heartbeat, and its visibility alerts for the app.
+/// What one sidecar shipped: its first heartbeat (with the visibility figures, and after the
+/// first missed-processes alert when there was a burst), its visibility alerts for the app,
+/// and the count of its first missed-processes alert.
 struct Shipped {
     heartbeat: Value,
     degraded_alerts: Vec<Value>,
     app_id: String,
+    missed: Option<u64>,
 }
 
-fn run(caps: CapSet) -> Shipped {
+fn run(caps: CapSet, burst: bool) -> Shipped {
     let task = EmulatedTask::new().expect("task");
     let user = User::new("app", 1000);
     let app = task
@@ -65,7 +72,7 @@ fn run(caps: CapSet) -> Shipped {
     let mut spec = MonitorSpec::new(&[
         "run",
         "--outputs",
-        "cloudwatch",
+        "stdout,cloudwatch",
         "--log-group",
         GROUP,
         "--cloudwatch-endpoint",
@@ -92,6 +99,36 @@ fn run(caps: CapSet) -> Shipped {
         .spawn_as(1000, &["/bin/sleep", "600"])
         .expect("an app process");
 
+    // Bursts of processes that live a millisecond, until the monitor says it missed some.
+    let mut missed: Option<(u64, u128)> = None;
+    let burst_deadline = Instant::now() + Duration::from_secs(60);
+    while burst && missed.is_none() {
+        let cursor = mon.line_count();
+        app.run_as(
+            1000,
+            &[
+                "sh",
+                "-c",
+                "i=0; while [ $i -lt 300 ]; do /bin/true & i=$((i+1)); done; wait",
+            ],
+        )
+        .expect("a burst");
+        if let Ok(alert) = mon.wait_for_after(
+            cursor,
+            |a| a["rule"] == "TaskSentry missed processes",
+            Duration::from_secs(3),
+        ) {
+            let count = alert["output_fields"]["tasksentry.count"].as_u64().unwrap();
+            let at = tasksentry::event::Timestamp::parse_rfc3339(alert["time"].as_str().unwrap())
+                .unwrap()
+                .as_millis() as u128;
+            missed = Some((count, at));
+        }
+        assert!(
+            Instant::now() < burst_deadline,
+            "no missed processes reported after a minute of bursts"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -110,10 +147,16 @@ fn run(caps: CapSet) -> Shipped {
         // A heartbeat sent before the first check (the sink may start a few milliseconds
         // before the collectors, and heartbeats go out in the middle of each wall-clock minute)
         // leaves the figures out; the next one, a minute later, has them.
-        if let Some(heartbeat) = messages
-            .iter()
-            .find(|m| m["kind"] == "heartbeat" && m.get("VisibilityPercent").is_some())
-        {
+        let after_missed = |m: &Value| {
+            missed.is_none_or(|(_, at)| {
+                m["_aws"]["Timestamp"]
+                    .as_u64()
+                    .is_some_and(|t| u128::from(t) > at)
+            })
+        };
+        if let Some(heartbeat) = messages.iter().find(|m| {
+            m["kind"] == "heartbeat" && m.get("VisibilityPercent").is_some() && after_missed(m)
+        }) {
             break heartbeat.clone();
         }
         assert!(
@@ -136,22 +179,30 @@ fn run(caps: CapSet) -> Shipped {
         heartbeat,
         degraded_alerts,
         app_id: app.id().to_string(),
+        missed: missed.map(|(count, _)| count),
     }
 }
 
 #[test]
-fn the_heartbeat_says_how_much_of_the_task_the_monitor_sees() {
+fn the_heartbeat_says_how_much_of_the_task_the_monitor_sees_and_what_it_missed() {
     let shipped = shipped_sidecar_sets().expect("the shipped sidecar sets");
     let (seeing, _) = shipped.first().expect("a shipped sidecar set").clone();
     let blind = CapSet::from_names(&["DAC_OVERRIDE"]).unwrap();
     let (full, partial) = std::thread::scope(|scope| {
-        let full = scope.spawn(move || run(seeing));
-        let partial = scope.spawn(move || run(blind));
+        let full = scope.spawn(move || run(seeing, true));
+        let partial = scope.spawn(move || run(blind, false));
         (full.join().unwrap(), partial.join().unwrap())
     });
 
     let hb = &full.heartbeat;
     assert_eq!(hb["VisibilityPercent"].as_f64(), Some(100.0), "{hb}");
+    let missed = full.missed.expect("a missed-processes alert");
+    assert!(missed > 0);
+    let in_heartbeat = hb["ProcessesMissed"].as_u64().unwrap();
+    assert!(
+        in_heartbeat >= missed,
+        "the heartbeat after {missed} missed processes says {in_heartbeat}: {hb}"
+    );
     assert_eq!(hb["ContainersDegraded"], json!(0), "{hb}");
     assert!(
         full.degraded_alerts.is_empty(),

@@ -166,18 +166,10 @@ fn real_heartbeat() -> Heartbeat {
         let mut settings = support_cw::settings(&moto.url(), group);
         settings.apply_task_context(&task.task_context());
         settings.heartbeat_interval = Duration::from_millis(200);
-        settings
-            .counters
-            .containers_checked
-            .store(4, Ordering::Relaxed);
-        settings
-            .counters
-            .containers_degraded
-            .store(1, Ordering::Relaxed);
-        settings
-            .counters
-            .visibility_known
-            .store(true, Ordering::Relaxed);
+        let visibility = &settings.telemetry.visibility;
+        visibility.checked.store(4, Ordering::Relaxed);
+        visibility.degraded.store(1, Ordering::Relaxed);
+        visibility.known.store(true, Ordering::Relaxed);
         let (handle, tx) = CloudWatchSink::start(settings, stream.to_owned())
             .await
             .unwrap();

@@ -165,6 +165,18 @@ pub struct Redactor {
     patterns: Vec<Pattern>,
 }
 
+/// Two redactors are equal when they apply the same patterns (by source) in the same order.
+impl PartialEq for Redactor {
+    fn eq(&self, other: &Redactor) -> bool {
+        self.patterns.len() == other.patterns.len()
+            && self
+                .patterns
+                .iter()
+                .zip(&other.patterns)
+                .all(|(a, b)| a.kind == b.kind && a.regex.as_str() == b.regex.as_str())
+    }
+}
+
 impl Default for Redactor {
     fn default() -> Redactor {
         Redactor::builtin()
@@ -201,6 +213,15 @@ impl Redactor {
             });
         }
         Ok(redactor)
+    }
+
+    /// The sources of the patterns added to the built-in ones (the `redact_patterns` setting).
+    pub fn extra_sources(&self) -> Vec<&str> {
+        self.patterns
+            .iter()
+            .filter(|p| p.kind == "custom")
+            .map(|p| p.regex.as_str())
+            .collect()
     }
 
     /// Redacts one text; returns the result and how many secrets were replaced.

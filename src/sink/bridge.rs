@@ -1,17 +1,17 @@
 //! The bridge between the engine's CloudWatch output port and the CloudWatch sink: the engine's
 //! typed record becomes the sink's (milliseconds, priority, message) without parsing the line. The sink's queue being full never holds up the engine: what it could not take is
-//! counted (`PipelineCounters::alerts_dropped`, shipped in the heartbeat) and logged,
+//! counted (`Telemetry::alerts_dropped`, shipped in the heartbeat) and logged,
 //! rate-limited.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::cloudwatch::{PipelineCounters, Record};
+use super::cloudwatch::Record;
 use crate::engine;
 use crate::priority::Priority;
+use crate::telemetry::Telemetry;
 
 /// The CloudWatch record for an engine record: its own time and priority (an event line,
 /// which has none, counts as informational). Nothing is parsed: the engine said both.
@@ -27,13 +27,13 @@ pub fn record_for(record: &engine::Record) -> Record {
 pub async fn forward(
     mut records: mpsc::Receiver<engine::Record>,
     sink: mpsc::Sender<Record>,
-    counters: Arc<PipelineCounters>,
+    telemetry: Arc<Telemetry>,
 ) {
     let mut last_warning: Option<Instant> = None;
     let mut dropped_since_warning = 0u64;
     while let Some(record) = records.recv().await {
         if sink.try_send(record_for(&record)).is_err() {
-            counters.alerts_dropped.fetch_add(1, Ordering::Relaxed);
+            Telemetry::add(&telemetry.alerts_dropped, 1);
             dropped_since_warning += 1;
             if last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
                 tracing::warn!(
@@ -51,6 +51,7 @@ pub async fn forward(
 mod tests {
     use super::*;
     use crate::event::Timestamp;
+    use std::sync::atomic::Ordering;
 
     fn record(line: &str, time: &str, priority: Option<Priority>) -> engine::Record {
         engine::Record {
@@ -86,7 +87,7 @@ mod tests {
     async fn a_full_sink_queue_drops_and_counts_without_blocking() {
         let (line_tx, line_rx) = mpsc::channel(16);
         let (sink_tx, mut sink_rx) = mpsc::channel(1);
-        let counters = Arc::new(PipelineCounters::default());
+        let counters = Arc::new(Telemetry::default());
         let task = tokio::spawn(forward(line_rx, sink_tx, counters.clone()));
         for n in 0..5 {
             line_tx

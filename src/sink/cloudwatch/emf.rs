@@ -16,7 +16,7 @@
 //!
 //! **Visibility.** `VisibilityPercent` = 100 × (checked − degraded) / checked, 0 when no app
 //! container was checked (a sidecar that sees no application is blind), and
-//! `ContainersDegraded`, from [`super::PipelineCounters`]. Alarming on their `Minimum` over a
+//! `ContainersDegraded`, from [`crate::telemetry::Telemetry`]. Alarming on their `Minimum` over a
 //! task family catches one blind task among many. Both are left out of a heartbeat sent before
 //! the monitor has anything to say (no application container checked yet, within its start-up
 //! grace): "not known yet" must not read as "blind".

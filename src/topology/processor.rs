@@ -1,0 +1,77 @@
+//! What the engine thread runs, from the settings: every event printed (`emit: events`) or the
+//! alert chain over the loaded rules (`emit: alerts`, with reloads), optionally recording every
+//! event to a file.
+
+use crate::alert::AlertSettings;
+use crate::alert::budget::BudgetConfig;
+use crate::alert::chain::EmitAlerts;
+use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
+use crate::config::{Config, Emit};
+use crate::ecs::EnrichmentStatus;
+use crate::engine::{EmitEvents, Processor, Recording};
+
+use super::StartupError;
+
+/// Builds the processor; fails when the rules do not load or the recording file cannot be
+/// opened.
+pub(super) fn build(
+    config: &Config,
+    ecs: &EnrichmentStatus,
+) -> Result<Box<dyn Processor>, StartupError> {
+    let processor: Box<dyn Processor> = match config.emit {
+        Emit::Events => Box::new(EmitEvents),
+        Emit::Alerts => {
+            let selection = RuleSelection {
+                files: config.rules.clone(),
+                no_default_rules: config.no_default_rules,
+                strict: config.strict,
+                rule_matching: config.rule_matching,
+            };
+            let min_priority = config.min_priority;
+            let load = move || {
+                load_ruleset_or_fail(&selection).map(|mut ruleset| {
+                    ruleset.set_min_priority(min_priority);
+                    ruleset
+                })
+            };
+            let ruleset = load().map_err(|error| StartupError(format!("{error:#}")))?;
+            let counts = ruleset.counts();
+            tracing::info!(
+                rules = counts.compiled,
+                enabled = counts.enabled,
+                skipped = counts.skipped,
+                "Rules loaded."
+            );
+            let settings = AlertSettings {
+                aggregation_window: config.aggregation_window,
+                budget: BudgetConfig {
+                    per_rule_per_minute: config.rule_alert_budget,
+                    global_per_minute: config.alert_budget,
+                    ..BudgetConfig::default()
+                },
+                redactor: config.redact_patterns.clone(),
+                ..AlertSettings::default()
+            };
+            Box::new(
+                EmitAlerts::with_settings(
+                    ruleset,
+                    config.hostname.clone().unwrap_or_else(default_hostname),
+                    settings,
+                )
+                .with_reloader(Box::new(move || {
+                    load().map_err(|error| format!("{error:#}"))
+                }))
+                .with_task_view(ecs.task_view()),
+            )
+        }
+    };
+    Ok(match &config.record {
+        Some(path) => Box::new(Recording::new(processor, path).map_err(|error| {
+            StartupError(format!(
+                "invalid setting `record`: cannot open {}: {error}",
+                path.display()
+            ))
+        })?),
+        None => processor,
+    })
+}
