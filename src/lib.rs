@@ -21,4 +21,3 @@ pub mod rules;
 pub mod sink;
 pub mod telemetry;
 pub mod topology;
-pub mod yaml;

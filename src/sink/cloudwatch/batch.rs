@@ -1,7 +1,7 @@
 //! The PutLogEvents batcher: pure functions that make events acceptable to CloudWatch Logs and
 //! cut them into batches within the service's limits.
 //!
-//! The limits (see `reference/aws-ecs-fargate.md` §4.1): at most [`MAX_BATCH_EVENTS`] events and
+//! The limits (the CloudWatch Logs API reference, PutLogEvents): at most [`MAX_BATCH_EVENTS`] events and
 //! [`MAX_BATCH_BYTES`] bytes per call, counting the UTF-8 bytes of each message plus
 //! [`EVENT_OVERHEAD_BYTES`]; events in ascending timestamp order; one batch spanning less than
 //! 24 hours; events older than 14 days or more than 2 hours in the future are rejected one by one.
