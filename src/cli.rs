@@ -8,18 +8,6 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Overrides, RuleMatchingMode};
 
-/// Exit codes of the `tasksentry` binary.
-pub mod exit {
-    /// Success.
-    pub const OK: u8 = 0;
-    /// A runtime failure (or, for `rules validate`, rule files with errors).
-    pub const FAILURE: u8 = 1;
-    /// Bad command-line usage (clap's own code).
-    pub const USAGE: u8 = 2;
-    /// Invalid configuration or rules at start (`EX_CONFIG` from sysexits.h).
-    pub const CONFIG: u8 = 78;
-}
-
 /// TaskSentry: a runtime security monitor for ECS tasks on AWS Fargate.
 ///
 /// Run it as a sidecar container in a task with `pidMode: task`: it watches the other

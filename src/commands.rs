@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::alert::chain::EmitAlerts;
-use crate::cli::exit;
 use crate::config::RuleMatchingMode;
 use crate::engine::Processor;
 use crate::event::Event;
+use crate::exit;
 use crate::rule_files::read_rule_paths;
 use crate::rules::defaults::default_sources;
 use crate::rules::{self, LoadOptions, LoadOutcome, RuleMatching, RuleSet};

@@ -14,6 +14,7 @@ pub mod config;
 pub mod ecs;
 pub mod engine;
 pub mod event;
+pub mod exit;
 pub mod guard;
 pub mod priority;
 pub mod rule_files;

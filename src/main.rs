@@ -1,12 +1,13 @@
 //! The `tasksentry` binary: parses the command line, resolves the configuration and runs the
-//! chosen subcommand. Exit codes are documented in [`tasksentry::cli::exit`].
+//! chosen subcommand. Exit codes are documented in [`tasksentry::exit`].
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use tasksentry::cli::{Cli, Command, RulesCommand, exit};
+use tasksentry::cli::{Cli, Command, RulesCommand};
 use tasksentry::commands::{self, RuleSelection};
 use tasksentry::config::{Config, LogFormat, RuleMatchingMode};
+use tasksentry::exit;
 use tasksentry::guard::supervise::{self, SupervisorSettings, WorkerContext};
 
 fn main() -> ExitCode {

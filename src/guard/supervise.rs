@@ -50,8 +50,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::exit;
 use crate::event::{Collector, Event, EventType, Internal};
+use crate::exit;
 
 /// Set in the worker's environment to the supervisor's pid; its presence makes `tasksentry
 /// run` the worker.

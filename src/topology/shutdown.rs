@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use anyhow::Context;
 
 use super::outputs::Outputs;
-use crate::cli::exit;
+use crate::exit;
 use crate::guard::health::CollectorHealth;
 
 /// What the drain needs.

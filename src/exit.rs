@@ -1,0 +1,10 @@
+//! Exit codes of the `tasksentry` binary.
+
+/// Success.
+pub const OK: u8 = 0;
+/// A runtime failure (or, for `rules validate`, rule files with errors).
+pub const FAILURE: u8 = 1;
+/// Bad command-line usage (clap's own code).
+pub const USAGE: u8 = 2;
+/// Invalid configuration or rules at start (`EX_CONFIG` from sysexits.h).
+pub const CONFIG: u8 = 78;
