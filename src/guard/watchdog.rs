@@ -155,14 +155,7 @@ fn read_process(pid: i32, proc_root: &Path) -> Option<(Process, Option<Container
         .and_then(|text| crate::collect::cgroup::parse_cgroup(&text).container_id)
         .map(|id| Container {
             id,
-            name: None,
-            image: None,
-            image_digest: None,
-            cgroup: None,
-            mnt_ns: None,
-            root_pid: None,
-            start_time: None,
-            ecs: None,
+            ..Container::default()
         });
     let process = Process {
         pid,
