@@ -20,9 +20,9 @@ use std::sync::Arc;
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::{Anchored, MatchKind};
 
-use super::eval::{LhsMode, Node, Test};
-use super::fields::{EvalCtx, FieldArg, FieldId};
 use crate::event::Process;
+use crate::rules::eval::{EvalCtx, LhsMode, Node, Test};
+use crate::rules::fields::{FieldArg, FieldId};
 
 /// Words of the per-event needle bit set.
 pub const NEEDLE_WORDS: usize = 4;
@@ -174,13 +174,9 @@ impl NeedleIndex {
     }
 
     /// Number of needles.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.needles
-    }
-
-    /// Whether there are no needles (never: an index is only built with some).
-    pub fn is_empty(&self) -> bool {
-        self.needles == 0
     }
 
     /// Feeds `bytes` to the automaton from state `sid`, recording every needle that ends in
@@ -238,7 +234,7 @@ pub struct NeedleTest {
     pub index: Arc<NeedleIndex>,
     /// The needles this test looks for.
     pub mask: NeedleBits,
-    /// The test it replaces: the reference for [`Node::eval_uncached`].
+    /// The test it replaces: the reference for `Node::eval_uncached` (in tests).
     pub original: Box<Test>,
 }
 

@@ -33,7 +33,7 @@ pub enum Severity {
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
-    /// The file name as given in [`super::RuleSource::name`].
+    /// The file name as given in [`RuleSource::name`](crate::rules::RuleSource::name).
     pub file: String,
     /// 1-based line.
     pub line: u32,
