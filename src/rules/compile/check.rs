@@ -11,7 +11,7 @@ use crate::rules::syntax::diag::Loc;
 use crate::rules::syntax::text::PosText;
 
 /// Resolves an operand (field + argument + transformers).
-pub fn resolve_operand(o: &Operand, text: &PosText) -> Result<Lhs, Issue> {
+pub(crate) fn resolve_operand(o: &Operand, text: &PosText) -> Result<Lhs, Issue> {
     let at = text.loc(o.offset);
     let Some(def) = fields::lookup(&o.field) else {
         let msg = if fields::is_unprovided(&o.field) {

@@ -21,7 +21,7 @@ pub(crate) use output::{OutputTemplate, compile_output};
 
 /// A problem found while compiling.
 #[derive(Debug, Clone)]
-pub enum Issue {
+pub(crate) enum Issue {
     /// A load error.
     Error(Loc, String),
     /// A field TaskSentry does not provide (or does not know): the rule is skipped unless in
@@ -31,41 +31,41 @@ pub enum Issue {
 
 /// A macro after list substitution and parsing.
 #[derive(Debug)]
-pub struct ParsedMacro {
+pub(crate) struct ParsedMacro {
     /// The parsed condition (`None` when it did not parse; the error was reported).
-    pub expr: Option<Expr>,
+    pub(crate) expr: Option<Expr>,
     /// The condition text after list substitution, with locations.
-    pub text: PosText,
+    pub(crate) text: PosText,
     /// Sequence number of the first definition.
-    pub first_seq: u64,
+    pub(crate) first_seq: u64,
     /// Sequence number of the latest definition or append.
-    pub last_seq: u64,
+    pub(crate) last_seq: u64,
     /// File index of the first definition.
-    pub first_file: usize,
+    pub(crate) first_file: usize,
 }
 
 /// Compiles conditions against a set of macros.
-pub struct Compiler<'m> {
+pub(crate) struct Compiler<'m> {
     /// Macros by name.
-    pub macros: &'m HashMap<String, ParsedMacro>,
+    pub(crate) macros: &'m HashMap<String, ParsedMacro>,
     /// Macro names referenced (for the unused-macro warning).
-    pub used_macros: std::collections::HashSet<String>,
+    pub(crate) used_macros: std::collections::HashSet<String>,
 }
 
 /// Where a condition comes from, for macro visibility checks.
 #[derive(Debug, Clone, Copy)]
-pub struct Scope {
+pub(crate) struct Scope {
     /// For a rule: the file of its first definition (macros must be first defined in that file
     /// or an earlier one). For a macro: unused.
-    pub rule_file: usize,
+    pub(crate) rule_file: usize,
     /// For a macro: its latest definition sequence number (macros it uses must be first
     /// defined before that).
-    pub macro_last_seq: Option<u64>,
+    pub(crate) macro_last_seq: Option<u64>,
 }
 
 impl Compiler<'_> {
     /// Compiles a parsed condition.
-    pub fn compile(
+    pub(crate) fn compile(
         &mut self,
         expr: &Expr,
         text: &PosText,
@@ -170,10 +170,10 @@ impl Compiler<'_> {
 }
 
 /// A set of event types as a bit mask over [`EventType::ALL`].
-pub type TypeSet = u32;
+pub(crate) type TypeSet = u32;
 
 /// Every event type.
-pub const ALL_TYPES: TypeSet = (1 << EventType::ALL.len()) - 1;
+pub(crate) const ALL_TYPES: TypeSet = (1 << EventType::ALL.len()) - 1;
 
 /// The bit of the event type named `name` (none for a name TaskSentry does not produce).
 fn type_bit(name: &str) -> TypeSet {
@@ -182,7 +182,7 @@ fn type_bit(name: &str) -> TypeSet {
 
 /// Computes the event types a condition can match (as Falco's rule indexing does): `and` intersects, `or` unions,
 /// `not` is pushed to the leaves, checks on other fields are neutral, constants are exact.
-pub fn event_types(node: &Node, negated: bool) -> TypeSet {
+pub(crate) fn event_types(node: &Node, negated: bool) -> TypeSet {
     match node {
         Node::Const(b) => {
             if *b != negated {

@@ -11,7 +11,7 @@ use crate::rules::syntax::{self, Expr};
 
 /// One piece of an output template.
 #[derive(Debug)]
-pub enum Segment {
+pub(crate) enum Segment {
     /// Literal text.
     Text(String),
     /// A field token.
@@ -36,9 +36,9 @@ pub enum Segment {
 
 /// A compiled output template.
 #[derive(Debug, Default)]
-pub struct OutputTemplate {
+pub(crate) struct OutputTemplate {
     /// The pieces, in order.
-    pub segments: Vec<Segment>,
+    pub(crate) segments: Vec<Segment>,
 }
 
 fn read_field_name(b: &[u8], mut i: usize) -> usize {
@@ -91,7 +91,7 @@ fn token_end(b: &[u8], i: usize, depth: usize) -> Option<usize> {
 }
 
 /// Compiles an output template. `warnings` collects (loc, message) for unprovided fields.
-pub fn compile_output(
+pub(crate) fn compile_output(
     text: &PosText,
     warnings: &mut Vec<(Loc, String)>,
 ) -> Result<OutputTemplate, Issue> {
@@ -208,7 +208,10 @@ fn pad(text: &mut String, value: &str, width: Option<usize>) {
 
 impl OutputTemplate {
     /// Renders the template: the text and the typed output fields (plus `evt.time`).
-    pub fn render(&self, ev: &Event) -> (String, serde_json::Map<String, serde_json::Value>) {
+    pub(crate) fn render(
+        &self,
+        ev: &Event,
+    ) -> (String, serde_json::Map<String, serde_json::Value>) {
         let mut text = String::new();
         let mut map = serde_json::Map::new();
         map.insert(

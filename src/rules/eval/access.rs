@@ -10,7 +10,7 @@ use crate::rules::fields::{
 
 /// A direct accessor for a string field that can be borrowed from the event (or the per-event
 /// cache): the evaluator's fast path, with no `Val` wrapping.
-pub type StrAccessor = for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<&'c str>;
+pub(crate) type StrAccessor = for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<&'c str>;
 
 fn proc_of<'c>(cx: &'c EvalCtx<'_>) -> Option<&'c Process> {
     cx.ev.proc.as_deref()
@@ -18,7 +18,7 @@ fn proc_of<'c>(cx: &'c EvalCtx<'_>) -> Option<&'c Process> {
 
 /// The fast accessor for a field, when it has one (string fields without argument that are
 /// stored as such in the event).
-pub fn str_accessor(field: &FieldRef) -> Option<StrAccessor> {
+pub(crate) fn str_accessor(field: &FieldRef) -> Option<StrAccessor> {
     use FieldId as F;
     if field.arg != FieldArg::None {
         return None;
@@ -80,7 +80,7 @@ pub fn str_accessor(field: &FieldRef) -> Option<StrAccessor> {
 /// [`extract`](crate::rules::fields::extract). Each returns exactly what `extract` returns for
 /// the field (a test checks every one).
 #[derive(Clone, Copy)]
-pub enum DirectAccessor {
+pub(crate) enum DirectAccessor {
     /// An integer field.
     Int(for<'c, 'e> fn(&'c EvalCtx<'e>) -> Option<i64>),
     /// A boolean field.
@@ -103,7 +103,7 @@ impl std::fmt::Debug for DirectAccessor {
 /// The fast accessor for a number or boolean field without argument, when it has one (the
 /// process fields rules test most: ids, terminal, user, executable flags), or for a string
 /// field that [`direct_str`] reads.
-pub fn direct_accessor(field: &FieldRef) -> Option<DirectAccessor> {
+pub(crate) fn direct_accessor(field: &FieldRef) -> Option<DirectAccessor> {
     use DirectAccessor::{Bool, Int};
     use FieldId as F;
     match (field.id, &field.arg) {
@@ -143,7 +143,7 @@ pub fn direct_accessor(field: &FieldRef) -> Option<DirectAccessor> {
 /// for every other field; `Some(None)` when the event lacks the value. The same as `extract`,
 /// without its dispatch (a test checks it).
 #[inline]
-pub fn direct_str<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Option<&'c str>> {
+pub(crate) fn direct_str<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Option<&'c str>> {
     match (field.id, &field.arg) {
         (FieldId::ProcEnv, FieldArg::Key(k)) => Some(proc_of(cx).and_then(|p| p.env_var(k))),
         (FieldId::ProcAname, FieldArg::Index(0)) => Some(proc_of(cx).map(|p| p.name.as_str())),

@@ -15,15 +15,15 @@ const MEMO_WORDS: usize = 8;
 
 /// Number of memo slots a context has: sub-conditions given a higher slot number are simply
 /// evaluated each time.
-pub const MEMO_SLOTS: usize = MEMO_WORDS * 64;
+pub(crate) const MEMO_SLOTS: usize = MEMO_WORDS * 64;
 
 /// Per-event evaluation context: the event plus lazily computed values of the fields that
 /// need building (command lines, capability names, the environment, where `fd.name`'s last
 /// `/` is), so that each is built at most once per event however many rules test it, and the
 /// results of shared sub-conditions ([`Node::Memo`](super::Node::Memo)).
-pub struct EvalCtx<'e> {
+pub(crate) struct EvalCtx<'e> {
     /// The event.
-    pub ev: &'e Event,
+    pub(crate) ev: &'e Event,
     cmdline: std::cell::OnceCell<String>,
     args: std::cell::OnceCell<String>,
     pcmdline: std::cell::OnceCell<Option<String>>,
@@ -44,7 +44,7 @@ pub struct EvalCtx<'e> {
 
 impl<'e> EvalCtx<'e> {
     /// A context for one event.
-    pub fn new(ev: &'e Event) -> EvalCtx<'e> {
+    pub(crate) fn new(ev: &'e Event) -> EvalCtx<'e> {
         EvalCtx {
             ev,
             cmdline: std::cell::OnceCell::new(),
@@ -63,7 +63,7 @@ impl<'e> EvalCtx<'e> {
     /// The needles of `index` that occur in the command line: `scan` runs once per event
     /// (and again only if a second index is used with the same context).
     #[inline]
-    pub fn cmdline_needles(
+    pub(crate) fn cmdline_needles(
         &self,
         index: &NeedleIndex,
         scan: impl Fn() -> NeedleBits,
@@ -75,13 +75,13 @@ impl<'e> EvalCtx<'e> {
 
     /// Whether caches are bypassed (the reference evaluation); returns the previous setting.
     #[cfg(test)]
-    pub fn set_bypass(&self, on: bool) -> bool {
+    pub(crate) fn set_bypass(&self, on: bool) -> bool {
         self.bypass.replace(on)
     }
 
     /// Whether caches are bypassed.
     #[inline]
-    pub fn bypass(&self) -> bool {
+    pub(crate) fn bypass(&self) -> bool {
         self.bypass.get()
     }
 
@@ -89,7 +89,7 @@ impl<'e> EvalCtx<'e> {
     /// computed (by [`EvalCtx::memo_set`]). Conditions are pure functions of the event, so
     /// every rule sharing the slot gets the same answer it would have computed itself.
     #[inline]
-    pub fn memo_get(&self, slot: u32) -> Option<bool> {
+    pub(crate) fn memo_get(&self, slot: u32) -> Option<bool> {
         let word = (slot / 64) as usize;
         let bit = 1u64 << (slot % 64);
         let known = self.memo_known.get(word)?;
@@ -105,7 +105,7 @@ impl<'e> EvalCtx<'e> {
 
     /// Remembers the result of memo `slot` (slots past [`MEMO_SLOTS`] are not remembered).
     #[inline]
-    pub fn memo_set(&self, slot: u32, result: bool) {
+    pub(crate) fn memo_set(&self, slot: u32, result: bool) {
         let word = (slot / 64) as usize;
         let bit = 1u64 << (slot % 64);
         let (Some(known), Some(value)) = (self.memo_known.get(word), self.memo_value.get(word))
@@ -143,7 +143,7 @@ impl<'e> EvalCtx<'e> {
 }
 
 /// Extracts a field through the per-event cache.
-pub fn extract_ctx<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Val<'c>> {
+pub(crate) fn extract_ctx<'c>(field: &FieldRef, cx: &'c EvalCtx<'_>) -> Option<Val<'c>> {
     let p = cx.ev.proc.as_ref();
     let cached = |cell: &'c std::cell::OnceCell<String>, f: &dyn Fn(&Process) -> String| {
         p.map(|p| Val::Str(Cow::Borrowed(cell.get_or_init(|| f(p)).as_str())))

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 /// string sets. The keys come from rule files, not from the monitored workload, so hash
 /// flooding is not a concern; lookups hash event values, so speed matters.
 #[derive(Default)]
-pub struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {
@@ -40,7 +40,7 @@ impl Hasher for Fnv {
 /// A set of strings: small sets are scanned (length first), larger ones hashed with [`Fnv`]
 /// behind a filter that rejects most non-members without hashing.
 #[derive(Debug)]
-pub enum StrSet {
+pub(crate) enum StrSet {
     /// Up to [`StrSet::SMALL`] strings.
     Small(Vec<Box<str>>),
     /// A hash set, and a [`StrFilter`] of its members.
@@ -52,7 +52,7 @@ pub enum StrSet {
 /// values an event carries (a process name, an image, a path) differ from every member of a
 /// list in one of those, so they are rejected in a few instructions.
 #[derive(Debug, Default)]
-pub struct StrFilter([u64; 4]);
+pub(crate) struct StrFilter([u64; 4]);
 
 impl StrFilter {
     #[inline]
@@ -74,7 +74,7 @@ impl StrFilter {
 
     /// Whether `s` may be in the set.
     #[inline]
-    pub fn may_contain(&self, s: &str) -> bool {
+    pub(crate) fn may_contain(&self, s: &str) -> bool {
         let bit = Self::bit(s);
         self.0
             .get(bit / 64)
@@ -84,10 +84,10 @@ impl StrFilter {
 
 impl StrSet {
     /// Sets up to this size are scanned linearly.
-    pub const SMALL: usize = 6;
+    pub(crate) const SMALL: usize = 6;
 
     /// Builds a set.
-    pub fn new(items: impl IntoIterator<Item = Box<str>>) -> StrSet {
+    pub(crate) fn new(items: impl IntoIterator<Item = Box<str>>) -> StrSet {
         let mut v: Vec<Box<str>> = items.into_iter().collect();
         v.sort();
         v.dedup();
@@ -104,7 +104,7 @@ impl StrSet {
 
     /// Membership.
     #[inline]
-    pub fn contains(&self, s: &str) -> bool {
+    pub(crate) fn contains(&self, s: &str) -> bool {
         match self {
             StrSet::Small(v) => v.iter().any(|x| x.len() == s.len() && **x == *s),
             StrSet::Hashed(h, filter) => filter.may_contain(s) && h.contains(s),
@@ -112,7 +112,7 @@ impl StrSet {
     }
 
     /// The members.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = &Box<str>> + '_> {
+    pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = &Box<str>> + '_> {
         match self {
             StrSet::Small(v) => Box::new(v.iter()),
             StrSet::Hashed(h, _) => Box::new(h.iter()),
@@ -122,14 +122,14 @@ impl StrSet {
 
 /// An IP network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
+pub(crate) struct Cidr {
     addr: IpAddr,
     prefix: u8,
 }
 
 impl Cidr {
     /// Parses `a.b.c.d/len`, an IPv6 CIDR, or a bare address (a host network).
-    pub fn parse(text: &str) -> Option<Cidr> {
+    pub(crate) fn parse(text: &str) -> Option<Cidr> {
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
             None => (text.parse::<IpAddr>().ok()?, None),
@@ -143,7 +143,7 @@ impl Cidr {
     }
 
     /// Whether `ip` is inside the network (IPv4-mapped IPv6 addresses match IPv4 networks).
-    pub fn contains(&self, ip: &IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: &IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => mask_eq(
                 u128::from(u32::from(net)),
@@ -180,7 +180,7 @@ fn mask_eq(a: u128, b: u128, bits: u32, prefix: u8) -> bool {
 /// A compiled shell wildcard pattern (fnmatch without flags: `*` crosses `/`), matched on
 /// bytes like fnmatch in the C locale, without allocating.
 #[derive(Debug, Clone)]
-pub struct Glob {
+pub(crate) struct Glob {
     tokens: Vec<GlobTok>,
     fold: bool,
 }
@@ -198,7 +198,7 @@ enum GlobTok {
 
 impl Glob {
     /// Compiles a pattern; `fold` makes it ASCII case-insensitive (for `iglob`).
-    pub fn new(pattern: &str, fold: bool) -> Glob {
+    pub(crate) fn new(pattern: &str, fold: bool) -> Glob {
         let lowered;
         let chars: &[u8] = if fold {
             lowered = pattern.to_ascii_lowercase();
@@ -261,7 +261,7 @@ impl Glob {
     }
 
     /// Whether the whole of `text` matches.
-    pub fn matches(&self, text: &str) -> bool {
+    pub(crate) fn matches(&self, text: &str) -> bool {
         let t = text.as_bytes();
         let p = &self.tokens;
         let fold = self.fold;
@@ -322,7 +322,7 @@ fn has_glob_chars(s: &str) -> bool {
 
 /// A trie over path components for `pmatch`.
 #[derive(Debug, Default)]
-pub struct PathTrie {
+pub(crate) struct PathTrie {
     terminal: bool,
     /// Literal components, sorted by name: scanned when few (the usual case, a handful of
     /// directories), binary-searched otherwise; no hashing of the event's path.
@@ -335,7 +335,7 @@ impl PathTrie {
     const SCAN_UP_TO: usize = 8;
 
     /// Adds a path prefix.
-    pub fn insert(&mut self, path: &str) {
+    pub(crate) fn insert(&mut self, path: &str) {
         let mut node = self;
         for comp in path.split('/').filter(|c| !c.is_empty()) {
             node = if has_glob_chars(comp) {
@@ -358,7 +358,7 @@ impl PathTrie {
     }
 
     /// Whether some inserted path is a component-wise prefix of `path`.
-    pub fn matches(&self, path: &str) -> bool {
+    pub(crate) fn matches(&self, path: &str) -> bool {
         self.matches_from(path)
     }
 
@@ -420,7 +420,7 @@ impl PathTrie {
 /// turn; with more, one unanchored regex of the escaped alternatives (the regex crate runs it
 /// as a multi-substring search) finds any of them in one pass.
 #[derive(Debug)]
-pub struct MultiContains {
+pub(crate) struct MultiContains {
     needles: Vec<Box<str>>,
     regex: Option<regex::Regex>,
 }
@@ -430,7 +430,7 @@ impl MultiContains {
     const REGEX_FROM: usize = 4;
 
     /// Builds the matcher.
-    pub fn new(mut needles: Vec<Box<str>>) -> MultiContains {
+    pub(crate) fn new(mut needles: Vec<Box<str>>) -> MultiContains {
         needles.sort();
         needles.dedup();
         let regex = if needles.len() >= Self::REGEX_FROM && needles.iter().all(|n| !n.is_empty()) {
@@ -447,13 +447,13 @@ impl MultiContains {
     }
 
     /// The needles (sorted, deduplicated).
-    pub fn needles(&self) -> &[Box<str>] {
+    pub(crate) fn needles(&self) -> &[Box<str>] {
         &self.needles
     }
 
     /// Whether `hay` contains any needle.
     #[inline]
-    pub fn matches(&self, hay: &str) -> bool {
+    pub(crate) fn matches(&self, hay: &str) -> bool {
         match &self.regex {
             Some(r) => r.is_match(hay),
             None => self.needles.iter().any(|n| hay.contains(&**n)),

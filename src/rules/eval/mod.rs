@@ -25,7 +25,7 @@ use super::syntax::ast::{Modifier, Op, Transformer};
 
 /// How the left-hand side produces values.
 #[derive(Debug)]
-pub enum LhsMode {
+pub(crate) enum LhsMode {
     /// One value (or none).
     Single,
     /// Any ancestor (ancestor fields without an index).
@@ -36,23 +36,23 @@ pub enum LhsMode {
 
 /// A compiled left-hand side.
 #[derive(Debug)]
-pub struct Lhs {
+pub(crate) struct Lhs {
     /// The field.
-    pub field: FieldRef,
+    pub(crate) field: FieldRef,
     /// Transformers, innermost first.
-    pub transformers: Vec<Transformer>,
+    pub(crate) transformers: Vec<Transformer>,
     /// How values are produced.
-    pub mode: LhsMode,
+    pub(crate) mode: LhsMode,
     /// Direct accessor for plain string fields (fast path).
-    pub fast: Option<StrAccessor>,
+    pub(crate) fast: Option<StrAccessor>,
     /// Direct accessor for plain number and boolean fields, and a few string fields with an
     /// argument (fast path).
-    pub fast_direct: Option<DirectAccessor>,
+    pub(crate) fast_direct: Option<DirectAccessor>,
 }
 
 /// A compiled predicate on one value.
 #[derive(Debug)]
-pub enum Test {
+pub(crate) enum Test {
     /// `exists`.
     Exists,
     /// String `=`.
@@ -107,7 +107,7 @@ pub enum Test {
 
 /// A compiled condition.
 #[derive(Debug)]
-pub enum Node {
+pub(crate) enum Node {
     /// A constant (from `evt.num=0`).
     Const(bool),
     /// `evt.type` is one of a set of types (a bit mask over [`crate::event::EventType`]).
@@ -128,7 +128,7 @@ pub enum Node {
 
 impl Node {
     /// Evaluates the condition with a per-event context.
-    pub fn eval(&self, cx: &EvalCtx<'_>) -> bool {
+    pub(crate) fn eval(&self, cx: &EvalCtx<'_>) -> bool {
         match self {
             Node::Const(b) => *b,
             Node::TypeIn(mask) => mask & (1 << cx.ev.evt.evt_type.index()) != 0,
@@ -163,7 +163,7 @@ impl Node {
     /// sub-condition is recomputed): the reference that memoised evaluation must agree with.
     /// The per-event needle search is bypassed too: converted tests run their original test.
     #[cfg(test)]
-    pub fn eval_uncached(&self, cx: &EvalCtx<'_>) -> bool {
+    pub(crate) fn eval_uncached(&self, cx: &EvalCtx<'_>) -> bool {
         let before = cx.set_bypass(true);
         let result = self.eval_uncached_inner(cx);
         cx.set_bypass(before);
@@ -184,7 +184,7 @@ impl Node {
 
 impl Lhs {
     /// Extracts the (transformed) value of a single-valued side.
-    pub fn value<'c>(&self, cx: &'c EvalCtx<'_>) -> Option<Val<'c>> {
+    pub(crate) fn value<'c>(&self, cx: &'c EvalCtx<'_>) -> Option<Val<'c>> {
         let v = ctx::extract_ctx(&self.field, cx)?;
         if self.transformers.is_empty() {
             Some(v)
@@ -330,7 +330,7 @@ fn contains_ignore_ascii_case(hay: &str, lower_needle: &str) -> bool {
 impl Test {
     /// The result of the test on a value known at load time, for tests that do not read the
     /// event (`None` for comparisons with another field).
-    pub fn on_constant_str(&self, v: &str) -> Option<bool> {
+    pub(crate) fn on_constant_str(&self, v: &str) -> Option<bool> {
         Some(match self {
             Test::Field(..) => return None,
             Test::Modified(m, tests) => {

@@ -46,7 +46,7 @@ impl FieldType {
     }
 
     /// Whether values of this type compare as numbers.
-    pub fn is_numeric(self) -> bool {
+    pub(crate) fn is_numeric(self) -> bool {
         matches!(
             self,
             FieldType::Int | FieldType::Port | FieldType::AbsTime | FieldType::RelTime
@@ -972,7 +972,7 @@ static CATALOGUE: &[FieldDef] = &[
 ];
 
 /// The name of a catalogue row (the first, for ids with aliases).
-pub fn name_of(id: FieldId) -> Option<&'static str> {
+pub(crate) fn name_of(id: FieldId) -> Option<&'static str> {
     CATALOGUE
         .iter()
         .find(|def| def.id == id)
@@ -1047,7 +1047,7 @@ pub const UNPROVIDED_FIELDS: &[&str] = &[
 ];
 
 /// Looks a field name up in the catalogue (`evt.arg.NAME` resolves to the `evt.arg.*` row).
-pub fn lookup(name: &str) -> Option<&'static FieldDef> {
+pub(crate) fn lookup(name: &str) -> Option<&'static FieldDef> {
     if let Some(rest) = name.strip_prefix("evt.arg.")
         && !rest.is_empty()
     {

@@ -9,7 +9,7 @@ use crate::event::{Ancestor, Event, FdKind, Process};
 
 /// A field argument after resolution.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FieldArg {
+pub(crate) enum FieldArg {
     /// No argument.
     None,
     /// `[N]`.
@@ -20,7 +20,7 @@ pub enum FieldArg {
 
 /// An extracted value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Val<'a> {
+pub(crate) enum Val<'a> {
     /// Text (borrowed from the event when possible).
     Str(Cow<'a, str>),
     /// A number (integers, ports, times).
@@ -33,7 +33,7 @@ pub enum Val<'a> {
 
 impl Val<'_> {
     /// Renders the value as output text.
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         match self {
             Val::Str(s) => s.to_string(),
             Val::Int(n) => n.to_string(),
@@ -43,7 +43,7 @@ impl Val<'_> {
     }
 
     /// The value as typed JSON.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
             Val::Str(s) => serde_json::Value::String(s.to_string()),
             Val::Int(n) => serde_json::Value::from(*n),
@@ -55,19 +55,19 @@ impl Val<'_> {
 
 /// A resolved field reference: what to extract and with which argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldRef {
+pub(crate) struct FieldRef {
     /// The catalogue row.
-    pub id: FieldId,
+    pub(crate) id: FieldId,
     /// The argument.
-    pub arg: FieldArg,
+    pub(crate) arg: FieldArg,
     /// Value type.
-    pub ty: FieldType,
+    pub(crate) ty: FieldType,
 }
 
 impl FieldRef {
     /// Whether, in a condition, the reference stands for "any of several values" (ancestor
     /// fields without an index).
-    pub fn is_any_ancestor(&self) -> bool {
+    pub(crate) fn is_any_ancestor(&self) -> bool {
         matches!(
             self.id,
             FieldId::ProcAname
@@ -80,7 +80,7 @@ impl FieldRef {
 
     /// For fields that match either end of a connection (`fd.ip`, `fd.port`, `fd.net`), the
     /// two concrete fields; a check is true if it holds for either.
-    pub fn either_pair(&self) -> Option<(FieldId, FieldId)> {
+    pub(crate) fn either_pair(&self) -> Option<(FieldId, FieldId)> {
         match self.id {
             FieldId::FdIp | FieldId::FdNet => Some((FieldId::FdCip, FieldId::FdSip)),
             FieldId::FdPort => Some((FieldId::FdCport, FieldId::FdSport)),
@@ -151,13 +151,13 @@ const CAP_NAMES: [&str; 41] = [
 ];
 
 /// Whether [`decode_caps`] names at least one capability of `mask` (it is not empty).
-pub fn has_named_caps(mask: u64) -> bool {
+pub(crate) fn has_named_caps(mask: u64) -> bool {
     const KNOWN: u64 = u64::MAX >> (64 - CAP_NAMES.len());
     mask & KNOWN != 0
 }
 
 /// Decodes a capability mask into space-separated `CAP_*` names (Falco's rendering).
-pub fn decode_caps(mask: u64) -> String {
+pub(crate) fn decode_caps(mask: u64) -> String {
     let mut out = String::new();
     for (bit, name) in CAP_NAMES.iter().enumerate() {
         if mask & (1u64 << bit) != 0 {
@@ -171,7 +171,7 @@ pub fn decode_caps(mask: u64) -> String {
 }
 
 /// Splits an image reference into (repository, tag, digest).
-pub fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
+pub(crate) fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
     let (rest, digest) = match image.split_once('@') {
         Some((rest, digest)) => (rest, Some(digest)),
         None => (image, None),
@@ -209,7 +209,7 @@ pub(crate) fn is_file_like(kind: Option<FdKind>) -> bool {
 }
 
 /// Directory part of a path, Falco style (`/etc/passwd` → `/etc`, `/x` → `/`).
-pub fn dirname(path: &str) -> &str {
+pub(crate) fn dirname(path: &str) -> &str {
     match path.rfind('/') {
         Some(0) => "/",
         Some(i) => &path[..i],
@@ -218,7 +218,7 @@ pub fn dirname(path: &str) -> &str {
 }
 
 /// File-name part of a path (`/etc/passwd` → `passwd`, `/etc/` → ``).
-pub fn basename(path: &str) -> &str {
+pub(crate) fn basename(path: &str) -> &str {
     match path.rfind('/') {
         Some(i) => &path[i + 1..],
         None => path,
@@ -257,7 +257,7 @@ fn self_as_ancestor_value(id: FieldId, p: &Process) -> Option<Val<'_>> {
 
 /// Calls `f` for each value of a multi-valued reference (ancestors without an index) and
 /// returns whether `f` returned true for any of them.
-pub fn any_ancestor(
+pub(crate) fn any_ancestor(
     field: &FieldRef,
     event: &Event,
     f: &mut dyn FnMut(Option<Val<'_>>) -> bool,
@@ -269,10 +269,10 @@ pub fn any_ancestor(
 }
 
 /// `evt.dir` of every event: TaskSentry reports completed calls (Falco's exit direction).
-pub const EVT_DIR: &str = "<";
+pub(crate) const EVT_DIR: &str = "<";
 
 /// Extracts a field's value from an event; `None` when the event does not provide it.
-pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
+pub(crate) fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
     use FieldId as F;
     let p = ev.proc.as_ref();
     let fd = ev.fd.as_ref();
@@ -522,7 +522,7 @@ pub fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
 
 /// Extracts a field for output rendering: like [`extract`], with the "either end" fields
 /// rendered as the server side (Falco prints `fd.ip`/`fd.port` that way).
-pub fn extract_for_output<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
+pub(crate) fn extract_for_output<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
     if let Some((_, server)) = field.either_pair() {
         let server = FieldRef {
             id: server,

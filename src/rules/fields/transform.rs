@@ -7,7 +7,7 @@ use super::extract::{Val, basename};
 use crate::rules::syntax::ast::Transformer;
 
 /// Applies transformers to a value; `None` when one fails (e.g. invalid base64).
-pub fn apply_transformers<'a>(v: Val<'a>, transformers: &[Transformer]) -> Option<Val<'a>> {
+pub(crate) fn apply_transformers<'a>(v: Val<'a>, transformers: &[Transformer]) -> Option<Val<'a>> {
     let mut v = v;
     for t in transformers {
         v = match (t, v) {
@@ -25,7 +25,7 @@ pub fn apply_transformers<'a>(v: Val<'a>, transformers: &[Transformer]) -> Optio
 }
 
 /// Decodes standard base64 (with or without padding); `None` when invalid.
-pub fn b64_decode(text: &str) -> Option<String> {
+pub(crate) fn b64_decode(text: &str) -> Option<String> {
     fn val(c: u8) -> Option<u32> {
         Some(match c {
             b'A'..=b'Z' => u32::from(c - b'A'),

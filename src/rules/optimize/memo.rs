@@ -165,7 +165,7 @@ fn is_cheap_shared(node: &Node) -> bool {
 
 /// Memoises the sub-conditions the given conditions share (see the module documentation);
 /// returns the number of memo slots used.
-pub fn share(conds: &mut [&mut Node]) -> usize {
+pub(crate) fn share(conds: &mut [&mut Node]) -> usize {
     let mut sharing = Sharing::default();
     for cond in conds.iter() {
         sharing.count(cond);

@@ -38,7 +38,7 @@ pub(crate) fn rank_in_and(n: &Node) -> u8 {
 /// children of `and`/`or` are ordered cheap-and-selective first. Evaluation has no side
 /// effects and a missing field is just `false`, so the order of operands cannot change a
 /// result.
-pub fn simplify(node: Node) -> Node {
+pub(crate) fn simplify(node: Node) -> Node {
     match node {
         Node::Not(inner) => match simplify(*inner) {
             Node::Const(b) => Node::Const(!b),
@@ -225,7 +225,7 @@ fn merge_or_leaves(items: Vec<Node>) -> Vec<Node> {
 
 /// Drops top-level `evt.type` tests that the event-type index already guarantees (a rule is
 /// only evaluated for events of its types).
-pub fn hoist_types(node: Node, types: TypeSet) -> Node {
+pub(crate) fn hoist_types(node: Node, types: TypeSet) -> Node {
     let implied = |n: &Node| matches!(n, Node::TypeIn(mask) if types & !mask == 0);
     match node {
         n if implied(&n) => Node::Const(true),

@@ -28,7 +28,7 @@ pub enum Op {
 
 impl Op {
     /// Parses an operator as written in conditions and in exception `comps`.
-    pub fn from_token(token: &str) -> Option<Op> {
+    pub(crate) fn from_token(token: &str) -> Option<Op> {
         Some(match token {
             "=" | "==" => Op::Eq,
             "!=" => Op::Ne,
@@ -54,17 +54,17 @@ impl Op {
     }
 
     /// Whether the operator takes a list on the right (`in`, `intersects`, `pmatch`).
-    pub fn is_list(self) -> bool {
+    pub(crate) fn is_list(self) -> bool {
         matches!(self, Op::In | Op::Intersects | Op::Pmatch)
     }
 
     /// Whether the operator needs a number on the right.
-    pub fn is_numeric(self) -> bool {
+    pub(crate) fn is_numeric(self) -> bool {
         matches!(self, Op::Lt | Op::Le | Op::Gt | Op::Ge)
     }
 
     /// The operator's canonical spelling.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Op::Eq => "=",
             Op::Ne => "!=",

@@ -8,7 +8,7 @@
 use super::ast::{Expr, Modifier, Op, Operand, ParseError, Rhs, Transformer, Value};
 
 /// Maximum nesting of parentheses, `not` and transformers (libsinsp's loader uses 1000).
-pub const MAX_DEPTH: usize = 1000;
+pub(crate) const MAX_DEPTH: usize = 1000;
 
 /// Names of transformers Falco has that TaskSentry does not implement.
 const UNSUPPORTED_TRANSFORMERS: &[&str] = &["join", "concat", "getopt"];

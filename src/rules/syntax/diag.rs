@@ -7,15 +7,15 @@
 use std::fmt;
 
 /// A packed source location: file index in the high 32 bits, byte offset in the low 32.
-pub type Loc = u64;
+pub(crate) type Loc = u64;
 
 /// Packs a location.
-pub fn loc(file: usize, offset: usize) -> Loc {
+pub(crate) fn loc(file: usize, offset: usize) -> Loc {
     ((file as u64) << 32) | (offset.min(u32::MAX as usize) as u64)
 }
 
 /// Unpacks a location.
-pub fn unpack(l: Loc) -> (usize, usize) {
+pub(crate) fn unpack(l: Loc) -> (usize, usize) {
     ((l >> 32) as usize, (l & 0xffff_ffff) as usize)
 }
 
@@ -49,7 +49,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// Builds a diagnostic for a byte offset of `text`.
-    pub fn at(
+    pub(crate) fn at(
         severity: Severity,
         file: &str,
         text: &str,
@@ -79,7 +79,7 @@ impl Diagnostic {
     }
 
     /// `file:line:col`.
-    pub fn position(&self) -> String {
+    pub(crate) fn position(&self) -> String {
         format!("{}:{}:{}", self.file, self.line, self.column)
     }
 }

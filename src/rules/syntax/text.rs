@@ -3,7 +3,7 @@
 //! the position it came from in the rules file.
 
 /// Quotes a list item or exception value that contains a space (as Falco's loader does).
-pub fn quote_item(item: &str) -> String {
+pub(crate) fn quote_item(item: &str) -> String {
     if item.contains(' ') && !item.starts_with('"') && !item.starts_with('\'') {
         format!("\"{item}\"")
     } else {
@@ -32,21 +32,21 @@ impl PosText {
 
     /// A text with explicit locations (`locs.len()` must be `text.len() + 1`; it is fixed up
     /// otherwise).
-    pub fn with_locs(text: String, mut locs: Vec<u64>) -> PosText {
+    pub(crate) fn with_locs(text: String, mut locs: Vec<u64>) -> PosText {
         let last = locs.last().copied().unwrap_or(0);
         locs.resize(text.len() + 1, last);
         PosText { text, locs }
     }
 
     /// Appends another text.
-    pub fn push(&mut self, other: &PosText) {
+    pub(crate) fn push(&mut self, other: &PosText) {
         self.locs.pop();
         self.text.push_str(&other.text);
         self.locs.extend_from_slice(&other.locs);
     }
 
     /// Appends synthetic text mapped to `loc`.
-    pub fn push_str(&mut self, s: &str, loc: u64) {
+    pub(crate) fn push_str(&mut self, s: &str, loc: u64) {
         let end = self.locs.pop().unwrap_or(loc);
         self.text.push_str(s);
         self.locs.extend(std::iter::repeat_n(loc, s.len()));
@@ -55,13 +55,13 @@ impl PosText {
 
     /// Appends `more` after a space mapped to `at`: how an append joins a condition or an
     /// output to the text before it.
-    pub fn append_clause(&mut self, more: &PosText, at: u64) {
+    pub(crate) fn append_clause(&mut self, more: &PosText, at: u64) {
         self.push_str(" ", at);
         self.push(more);
     }
 
     /// The location of a byte offset.
-    pub fn loc(&self, offset: usize) -> u64 {
+    pub(crate) fn loc(&self, offset: usize) -> u64 {
         self.locs
             .get(offset)
             .or(self.locs.last())
