@@ -1,4 +1,5 @@
-//! The golden examples of the rule-language spec, section 6, verbatim.
+//! Golden examples of Falco's rule language: exception compilation, list substitution,
+//! parsing, and whole rules, with their expected results verbatim.
 
 mod common;
 
