@@ -38,10 +38,9 @@ impl Loader<'_> {
                     match it.as_str() {
                         Some(s) => out.push((s.to_string(), self.loc(it.offset))),
                         None => {
-                            let at = self.loc(it.offset);
-                            self.error(
-                                at,
-                                Some(label.to_string()),
+                            self.error_at(
+                                it,
+                                label,
                                 "exception values may nest at most one list deep",
                             );
                             return None;
@@ -51,12 +50,7 @@ impl Loader<'_> {
                 Some(ExItem::List(out))
             }
             Kind::Map(_) => {
-                let at = self.loc(node.offset);
-                self.error(
-                    at,
-                    Some(label.to_string()),
-                    "exception values must be scalars or lists",
-                );
+                self.error_at(node, label, "exception values must be scalars or lists");
                 None
             }
         }
@@ -73,12 +67,7 @@ impl Loader<'_> {
             if node.is_null() {
                 return Some(Vec::new());
             }
-            let at = self.loc(node.offset);
-            self.error(
-                at,
-                Some(label.to_string()),
-                "'exceptions' must be a sequence",
-            );
+            self.error_at(node, label, "'exceptions' must be a sequence");
             return None;
         };
         let mut out: Vec<Exception> = Vec::new();
@@ -152,12 +141,7 @@ impl Loader<'_> {
                     }
                     _ if vnode.is_null() => {}
                     _ => {
-                        let vat = self.loc(vnode.offset);
-                        self.error(
-                            vat,
-                            Some(label.to_string()),
-                            "exception 'values' must be a sequence",
-                        );
+                        self.error_at(vnode, label, "exception 'values' must be a sequence");
                         ok = false;
                         continue;
                     }
@@ -166,8 +150,7 @@ impl Loader<'_> {
             if let Some(prior) = prior {
                 for key in ["fields", "comps"] {
                     if let Some(k) = ex.get(key) {
-                        let kat = self.loc(k.offset);
-                        self.error(kat, Some(label.to_string()), format!("Can not append exception '{name}': '{key}' may not be given when appending values to an existing exception"));
+                        self.error_at(k, label, format!("Can not append exception '{name}': '{key}' may not be given when appending values to an existing exception"));
                         ok = false;
                     }
                 }
@@ -195,12 +178,7 @@ impl Loader<'_> {
                         match f.as_str() {
                             Some(s) => v.push((s.to_string(), self.loc(f.offset))),
                             None => {
-                                let fat = self.loc(f.offset);
-                                self.error(
-                                    fat,
-                                    Some(label.to_string()),
-                                    "exception fields must be strings",
-                                );
+                                self.error_at(f, label, "exception fields must be strings");
                                 ok = false;
                             }
                         }
@@ -208,10 +186,9 @@ impl Loader<'_> {
                     (v, true)
                 }
                 Kind::Map(_) => {
-                    let fat = self.loc(fnode.offset);
-                    self.error(
-                        fat,
-                        Some(label.to_string()),
+                    self.error_at(
+                        fnode,
+                        label,
                         "exception 'fields' must be a field or a list of fields",
                     );
                     ok = false;
@@ -238,8 +215,7 @@ impl Loader<'_> {
                         })
                         .collect(),
                     _ => {
-                        let cat = self.loc(c.offset);
-                        self.error(cat, Some(label.to_string()), "exception 'comps' must be a list when 'fields' is a list, and a single operator otherwise");
+                        self.error_at(c, label, "exception 'comps' must be a list when 'fields' is a list, and a single operator otherwise");
                         ok = false;
                         continue;
                     }

@@ -7,6 +7,7 @@ use super::exceptions::merge_exceptions;
 use super::read::RuleItem;
 use super::{Definition, Loader, RuleDef};
 use crate::rules::syntax::diag::Loc;
+use crate::rules::syntax::text::PosText;
 use crate::rules::syntax::yaml::{Kind, Node};
 
 /// `override` entries: key -> (append|replace, location of the key).
@@ -26,8 +27,7 @@ impl Loader<'_> {
             Some(v) => match super::read::parse_bool(v) {
                 Some(b) => b,
                 None => {
-                    let at = self.loc(v.offset);
-                    self.error(at, Some(label.to_string()), "'append' must be a boolean");
+                    self.error_at(v, label, "'append' must be a boolean");
                     return None;
                 }
             },
@@ -97,8 +97,7 @@ impl Loader<'_> {
                     && !overrides.contains_key(key)
                     && !pairs.iter().any(|(pk, _)| pk.as_str() == Some(key))
                 {
-                    let kat = self.loc(k.offset);
-                    self.error(kat, Some(label.to_string()), format!("Unexpected key '{key}': no corresponding entry under 'override' is defined."));
+                    self.error_at(k, label, format!("Unexpected key '{key}': no corresponding entry under 'override' is defined."));
                     ok = false;
                 }
             }
@@ -223,24 +222,8 @@ impl Loader<'_> {
                 }
                 let is_append = phase == "append";
                 match key.as_str() {
-                    "condition" => {
-                        if let Some(c) = &new.cond {
-                            if is_append {
-                                rule.cond.append_clause(c, at);
-                            } else {
-                                rule.cond = c.clone();
-                            }
-                        }
-                    }
-                    "output" => {
-                        if let Some(o) = &new.output {
-                            if is_append {
-                                rule.output.append_clause(o, at);
-                            } else {
-                                rule.output = o.clone();
-                            }
-                        }
-                    }
+                    "condition" => append_or_replace(&mut rule.cond, &new.cond, is_append, at),
+                    "output" => append_or_replace(&mut rule.output, &new.output, is_append, at),
                     "desc" => {
                         if let Some(d) = &new.desc {
                             rule.desc = if is_append {
@@ -365,5 +348,15 @@ impl Loader<'_> {
             }
             None => self.rules.insert(name, def),
         }
+    }
+}
+
+/// Appends an override's text to a rule's (after a space mapped to `at`), or replaces it;
+/// nothing when the item does not give the key.
+fn append_or_replace(text: &mut PosText, new: &Option<PosText>, append: bool, at: Loc) {
+    match new {
+        Some(more) if append => text.append_clause(more, at),
+        Some(new) => *text = new.clone(),
+        None => {}
     }
 }

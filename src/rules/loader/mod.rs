@@ -22,6 +22,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::syntax::diag::{self, Diagnostic, Loc, Severity};
 use super::syntax::text::PosText;
+use super::syntax::yaml::Node;
 use super::{LoadOptions, LoadOutcome, RuleSource};
 use crate::priority::Priority;
 
@@ -264,6 +265,12 @@ impl<'s> Loader<'s> {
 
     fn warn(&mut self, at: Loc, item: Option<String>, message: impl Into<String>) {
         self.report(Severity::Warning, at, item, message.into());
+    }
+
+    /// An error about the item `label`, at `node` of the file being read.
+    fn error_at(&mut self, node: &Node, label: &str, message: impl Into<String>) {
+        let at = self.loc(node.offset);
+        self.error(at, Some(label.to_string()), message);
     }
 
     /// Where `at` is, as `file:line:col` (for messages that point at a second place).

@@ -339,10 +339,9 @@ impl Loader<'_> {
                     match it.as_str() {
                         Some(s) => items.push((s.to_string(), self.loc(it.offset))),
                         None => {
-                            let iat = self.loc(it.offset);
-                            self.error(
-                                iat,
-                                Some(label.to_string()),
+                            self.error_at(
+                                it,
+                                label,
                                 format!("list items must be scalars, found {}", it.kind_name()),
                             );
                         }
@@ -351,8 +350,7 @@ impl Loader<'_> {
             }
             _ if node.is_null() => {}
             _ => {
-                let iat = self.loc(node.offset);
-                self.error(iat, Some(label.to_string()), "'items' must be a sequence");
+                self.error_at(node, label, "'items' must be a sequence");
                 return None;
             }
         }
@@ -368,12 +366,7 @@ impl Loader<'_> {
     fn read_macro_condition(&mut self, node: &Node, label: &str, at: Loc) -> Option<MacroDef> {
         let cond = self.scalar_text(node);
         if cond.text.trim().is_empty() {
-            let cat = self.loc(node.offset);
-            self.error(
-                cat,
-                Some(label.to_string()),
-                "Macro condition must be a non-empty string",
-            );
+            self.error_at(node, label, "Macro condition must be a non-empty string");
             return None;
         }
         Some(MacroDef {
@@ -396,8 +389,7 @@ impl Loader<'_> {
                             tags.insert(s.to_string());
                         }
                         None => {
-                            let at = self.loc(t.offset);
-                            self.error(at, Some(label.to_string()), "tags must be strings");
+                            self.error_at(t, label, "tags must be strings");
                             return None;
                         }
                     }
@@ -406,12 +398,7 @@ impl Loader<'_> {
             }
             _ if node.is_null() => Some(BTreeSet::new()),
             _ => {
-                let at = self.loc(node.offset);
-                self.error(
-                    at,
-                    Some(label.to_string()),
-                    "'tags' must be a sequence of strings",
-                );
+                self.error_at(node, label, "'tags' must be a sequence of strings");
                 None
             }
         }
@@ -438,12 +425,7 @@ impl Loader<'_> {
         match parse_bool(v) {
             Some(b) => Some(Some(b)),
             None => {
-                let at = self.loc(v.offset);
-                self.error(
-                    at,
-                    Some(label.to_string()),
-                    format!("'{key}' must be a boolean"),
-                );
+                self.error_at(v, label, format!("'{key}' must be a boolean"));
                 None
             }
         }
