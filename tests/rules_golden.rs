@@ -1,11 +1,12 @@
-//! The golden examples of the rule-language spec, section 6, verbatim.
+//! Golden examples of Falco's rule language: exception compilation, list substitution,
+//! parsing, and whole rules, with their expected results verbatim.
 
 mod common;
 
 use common::{fires, fixture, load_text, load_texts, rule_yaml};
 use tasksentry::event::{Fd, FdKind};
-use tasksentry::rules::condition::{Expr, PosText, parse, substitute_list};
 use tasksentry::rules::loader::exception_text_for_test;
+use tasksentry::rules::syntax::{Expr, PosText, parse, substitute_list};
 
 const EXCEPTIONS_YAML: &str = r#"
   - name: proc_writer

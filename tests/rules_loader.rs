@@ -1,6 +1,6 @@
-//! Loader semantics: append/override (spec §1.9), multi-file ordering and visibility (§1.2,
-//! §1.8), exceptions merging (§1.10), rule indexing and matching modes (§1.11), versions
-//! (§1.3, §1.4), skipping of fields TaskSentry lacks, outputs (§3.1) and the alert JSON (§3.3).
+//! Loader semantics: append/override, multi-file ordering and visibility, exceptions merging,
+//! rule indexing and matching modes, engine and plugin versions, skipping of fields
+//! TaskSentry lacks, outputs and the alert JSON.
 
 mod common;
 
@@ -266,7 +266,7 @@ fn lists_in_lists_only_if_defined_before() {
         rule("rc", "proc.name in (c)")
     ));
     // In `a`, `b` is literal: `a` holds the string "b", which is then itself substituted in
-    // the condition text (textual substitution is global, spec §2.10.1), so both match.
+    // the condition text (textual substitution is global, as in Falco), so both match.
     assert!(fires(&outcome, "rc", &fixture("curl")));
     assert!(fires(&outcome, "ra", &fixture("curl")));
 }

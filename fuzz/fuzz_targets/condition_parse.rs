@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use tasksentry::event::{Collector, Event, EventType, Process};
-use tasksentry::rules::condition::{PosText, parse, substitute_list};
+use tasksentry::rules::syntax::{PosText, parse, substitute_list};
 use tasksentry::rules::{LoadOptions, RuleSource, load};
 
 fuzz_target!(|data: &[u8]| {

@@ -6,7 +6,7 @@ use super::RuleSource;
 
 /// `(name, text)` of every embedded rules file, in load order. The name is the path in the
 /// repository, which diagnostics show.
-pub const DEFAULT_RULE_FILES: &[(&str, &str)] = &[
+pub(crate) const DEFAULT_RULE_FILES: &[(&str, &str)] = &[
     (
         "rules/tasksentry_process_rules.yaml",
         include_str!("../../rules/tasksentry_process_rules.yaml"),

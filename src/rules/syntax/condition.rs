@@ -1,212 +1,17 @@
-//! The condition language: textual list substitution and a recursive-descent parser that
-//! turns a condition string into an [`Expr`] tree (spec §2.1–§2.4).
+//! The condition parser: recursive descent from a condition string to an [`Expr`] tree.
 //!
 //! The parser mirrors libsinsp's grammar, including its whitespace rules (`a and(b)` is valid,
 //! `a andb` is not, word operators need a following blank) and its escape rules for quoted
 //! strings (with the `"\ "` quirk). Every node carries the byte offset of its token in the
 //! parsed text so that errors can point into the rules file.
 
+use super::ast::{Expr, Modifier, Op, Operand, ParseError, Rhs, Transformer, Value};
+
 /// Maximum nesting of parentheses, `not` and transformers (libsinsp's loader uses 1000).
-pub const MAX_DEPTH: usize = 1000;
-
-/// A comparison operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum Op {
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    Contains,
-    IContains,
-    BContains,
-    StartsWith,
-    BStartsWith,
-    EndsWith,
-    Glob,
-    IGlob,
-    Regex,
-    In,
-    Intersects,
-    Pmatch,
-    Exists,
-}
-
-impl Op {
-    /// Parses an operator as written in conditions and in exception `comps`.
-    pub fn from_token(token: &str) -> Option<Op> {
-        Some(match token {
-            "=" | "==" => Op::Eq,
-            "!=" => Op::Ne,
-            "<" => Op::Lt,
-            "<=" => Op::Le,
-            ">" => Op::Gt,
-            ">=" => Op::Ge,
-            "contains" => Op::Contains,
-            "icontains" => Op::IContains,
-            "bcontains" => Op::BContains,
-            "startswith" => Op::StartsWith,
-            "bstartswith" => Op::BStartsWith,
-            "endswith" => Op::EndsWith,
-            "glob" => Op::Glob,
-            "iglob" => Op::IGlob,
-            "regex" => Op::Regex,
-            "in" => Op::In,
-            "intersects" => Op::Intersects,
-            "pmatch" => Op::Pmatch,
-            "exists" => Op::Exists,
-            _ => return None,
-        })
-    }
-
-    /// Whether the operator takes a list on the right (`in`, `intersects`, `pmatch`).
-    pub fn is_list(self) -> bool {
-        matches!(self, Op::In | Op::Intersects | Op::Pmatch)
-    }
-
-    /// Whether the operator needs a number on the right.
-    pub fn is_numeric(self) -> bool {
-        matches!(self, Op::Lt | Op::Le | Op::Gt | Op::Ge)
-    }
-
-    /// The operator's canonical spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Op::Eq => "=",
-            Op::Ne => "!=",
-            Op::Lt => "<",
-            Op::Le => "<=",
-            Op::Gt => ">",
-            Op::Ge => ">=",
-            Op::Contains => "contains",
-            Op::IContains => "icontains",
-            Op::BContains => "bcontains",
-            Op::StartsWith => "startswith",
-            Op::BStartsWith => "bstartswith",
-            Op::EndsWith => "endswith",
-            Op::Glob => "glob",
-            Op::IGlob => "iglob",
-            Op::Regex => "regex",
-            Op::In => "in",
-            Op::Intersects => "intersects",
-            Op::Pmatch => "pmatch",
-            Op::Exists => "exists",
-        }
-    }
-}
-
-/// A list modifier on a string operator (`startswith anyof (...)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Modifier {
-    OneOf,
-    AnyOf,
-    AllOf,
-}
-
-/// A transformer applied to a field.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Transformer {
-    ToLower,
-    ToUpper,
-    B64,
-    Basename,
-    Len,
-}
-
-impl Transformer {
-    fn from_name(name: &str) -> Option<Transformer> {
-        Some(match name {
-            "tolower" => Transformer::ToLower,
-            "toupper" => Transformer::ToUpper,
-            "b64" => Transformer::B64,
-            "basename" => Transformer::Basename,
-            "len" => Transformer::Len,
-            _ => return None,
-        })
-    }
-}
+pub(crate) const MAX_DEPTH: usize = 1000;
 
 /// Names of transformers Falco has that TaskSentry does not implement.
 const UNSUPPORTED_TRANSFORMERS: &[&str] = &["join", "concat", "getopt"];
-
-/// A field operand, possibly transformed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Operand {
-    /// The field name (`proc.aname`).
-    pub field: String,
-    /// The raw argument between brackets, if any.
-    pub arg: Option<String>,
-    /// Transformers, innermost first.
-    pub transformers: Vec<Transformer>,
-    /// Offset of the field name.
-    pub offset: usize,
-}
-
-/// A constant with its offset.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Value {
-    /// The text after escape processing.
-    pub text: String,
-    /// Offset of the token.
-    pub offset: usize,
-}
-
-/// The right-hand side of a check.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Rhs {
-    /// Unary operator (`exists`).
-    None,
-    /// A scalar.
-    Value(Value),
-    /// A list (`in`, `intersects`, `pmatch`, or a modifier).
-    List(Vec<Value>),
-    /// Another field (`val(f)` or a transformer).
-    Field(Operand),
-}
-
-/// A parsed condition.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
-    /// All must hold.
-    And(Vec<Expr>),
-    /// Any must hold.
-    Or(Vec<Expr>),
-    /// Negation.
-    Not(Box<Expr>),
-    /// A macro reference (a bare identifier).
-    Macro {
-        /// Macro name.
-        name: String,
-        /// Offset of the identifier.
-        offset: usize,
-    },
-    /// A field check.
-    Check {
-        /// Left-hand side.
-        lhs: Operand,
-        /// Operator.
-        op: Op,
-        /// Offset of the operator.
-        op_offset: usize,
-        /// Optional list modifier.
-        modifier: Option<Modifier>,
-        /// Right-hand side.
-        rhs: Rhs,
-    },
-}
-
-/// A syntax error at a byte offset of the parsed text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// Byte offset in the parsed text.
-    pub offset: usize,
-    /// What is wrong.
-    pub message: String,
-}
 
 fn is_blank(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\x08' | b'\r' | b'\n')
@@ -837,7 +642,7 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Processes the escapes of a quoted string body (spec §2.2).
+/// Processes the escapes of a quoted string body, as libsinsp does.
 fn unescape(raw: &str, quote: u8, base: usize) -> PResult<String> {
     if !raw.contains('\\') {
         return Ok(raw.to_string());
@@ -907,139 +712,6 @@ fn unescape(raw: &str, quote: u8, base: usize) -> PResult<String> {
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-/// Applies `quote if it contains a space` to a list item or exception value (spec §1.5).
-pub fn quote_item(item: &str) -> String {
-    if item.contains(' ') && !item.starts_with('"') && !item.starts_with('\'') {
-        format!("\"{item}\"")
-    } else {
-        item.to_string()
-    }
-}
-
-/// A text with, for each byte, the location it came from (an opaque `u64` chosen by the
-/// caller), so positions survive textual rewriting.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PosText {
-    /// The text.
-    pub text: String,
-    /// One location per byte of `text`, plus one for the end.
-    pub locs: Vec<u64>,
-}
-
-impl PosText {
-    /// A text whose every byte maps to the same location.
-    pub fn synthetic(text: &str, loc: u64) -> PosText {
-        PosText {
-            text: text.to_string(),
-            locs: vec![loc; text.len() + 1],
-        }
-    }
-
-    /// A text with explicit locations (`locs.len()` must be `text.len() + 1`; it is fixed up
-    /// otherwise).
-    pub fn with_locs(text: String, mut locs: Vec<u64>) -> PosText {
-        let last = locs.last().copied().unwrap_or(0);
-        locs.resize(text.len() + 1, last);
-        PosText { text, locs }
-    }
-
-    /// Appends another text.
-    pub fn push(&mut self, other: &PosText) {
-        self.locs.pop();
-        self.text.push_str(&other.text);
-        self.locs.extend_from_slice(&other.locs);
-    }
-
-    /// Appends synthetic text mapped to `loc`.
-    pub fn push_str(&mut self, s: &str, loc: u64) {
-        let end = self.locs.pop().unwrap_or(loc);
-        self.text.push_str(s);
-        self.locs.extend(std::iter::repeat_n(loc, s.len()));
-        self.locs.push(end);
-    }
-
-    /// The location of a byte offset.
-    pub fn loc(&self, offset: usize) -> u64 {
-        self.locs
-            .get(offset)
-            .or(self.locs.last())
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
-/// Replaces every delimited occurrence of `name` by the list items, exactly as Falco's
-/// `resolve_list` does (spec §2.1 step 2). Returns whether the name occurred.
-pub fn substitute_list(cond: &mut PosText, name: &str, items: &[String]) -> bool {
-    const BLANKS: &[u8] = b" \t\n\r";
-    const DELIMS: &[u8] = b" \t\n\r(),=";
-    if name.is_empty() {
-        return false;
-    }
-    let mut used = false;
-    let mut start_search = 0usize;
-    loop {
-        while start_search < cond.text.len() && !cond.text.is_char_boundary(start_search) {
-            start_search += 1;
-        }
-        let Some(found) = cond.text.get(start_search..).and_then(|t| t.find(name)) else {
-            break;
-        };
-        let mut start = start_search + found;
-        let mut end = start + name.len();
-        let b = cond.text.as_bytes();
-        let left_ok = start == 0 || DELIMS.contains(&b[start - 1]);
-        let right_ok = end >= b.len() || DELIMS.contains(&b[end]);
-        if !(left_ok && right_ok) {
-            start_search = start + 1;
-            continue;
-        }
-        let loc = cond.loc(start);
-        while start > 0 && BLANKS.contains(&b[start - 1]) {
-            start -= 1;
-        }
-        while end < b.len() && BLANKS.contains(&b[end]) {
-            end += 1;
-        }
-        let sub = items
-            .iter()
-            .map(|i| quote_item(i))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if sub.is_empty() {
-            if start > 0 && b[start - 1] == b',' {
-                start -= 1;
-            } else if end < b.len() && b[end] == b',' {
-                end += 1;
-            }
-        }
-        let mut out = PosText {
-            text: String::new(),
-            locs: Vec::new(),
-        };
-        out.text.push_str(&cond.text[..start]);
-        out.locs.extend_from_slice(&cond.locs[..start]);
-        if start > 0 {
-            out.text.push(' ');
-            out.locs.push(loc);
-        }
-        out.text.push_str(&sub);
-        out.text.push(' ');
-        out.locs.extend(std::iter::repeat_n(loc, sub.len() + 1));
-        let next = out.text.len();
-        out.text.push_str(&cond.text[end..]);
-        out.locs.extend_from_slice(&cond.locs[end..]);
-        *cond = out;
-        used = true;
-        // Falco resumes the search one past the end of the substitution.
-        start_search = next;
-        if start_search >= cond.text.len() {
-            break;
-        }
-    }
-    used
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1057,20 +729,5 @@ mod tests {
         assert!(parse("not(a)").is_ok());
         assert!(matches!(p("not not a"), Expr::Macro { .. }));
         assert!(matches!(p("not not not a"), Expr::Not(_)));
-    }
-
-    #[test]
-    fn substitution_golden() {
-        let mut t = PosText::synthetic(
-            "proc.name in (shell_binaries, \"my tool\") and not proc.pname in (empty_list)",
-            0,
-        );
-        substitute_list(&mut t, "shell_binaries", &["sh".into(), "bash".into()]);
-        substitute_list(&mut t, "empty_list", &[]);
-        assert_eq!(
-            t.text,
-            "proc.name in ( sh, bash , \"my tool\") and not proc.pname in (  )"
-        );
-        assert_eq!(t.locs.len(), t.text.len() + 1);
     }
 }

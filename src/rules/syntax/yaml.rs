@@ -14,7 +14,7 @@ const MAX_NODES: usize = 2_000_000;
 
 /// The style of a scalar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
+pub(crate) enum Style {
     /// Plain.
     Plain,
     /// `'...'`.
@@ -29,16 +29,16 @@ pub enum Style {
 
 /// A YAML node with the byte offset where it starts.
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     /// What the node is.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Byte offset of the node's first character in the file.
-    pub offset: usize,
+    pub(crate) offset: usize,
 }
 
 /// Node kinds.
 #[derive(Debug, Clone)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A scalar (null is a plain `~`, `null` or empty scalar).
     Scalar(String, Style),
     /// A sequence.
@@ -49,7 +49,7 @@ pub enum Kind {
 
 impl Node {
     /// The scalar text, if this is a scalar.
-    pub fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         match &self.kind {
             Kind::Scalar(s, _) => Some(s),
             _ => None,
@@ -57,12 +57,12 @@ impl Node {
     }
 
     /// Whether the node is a YAML null.
-    pub fn is_null(&self) -> bool {
+    pub(crate) fn is_null(&self) -> bool {
         matches!(&self.kind, Kind::Scalar(s, Style::Plain) if s.is_empty() || s == "~" || s == "null" || s == "Null" || s == "NULL")
     }
 
     /// Looks a key up in a mapping (first occurrence).
-    pub fn get(&self, key: &str) -> Option<&Node> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Node> {
         match &self.kind {
             Kind::Map(entries) => entries
                 .iter()
@@ -73,7 +73,7 @@ impl Node {
     }
 
     /// A short name of the node kind for messages.
-    pub fn kind_name(&self) -> &'static str {
+    pub(crate) fn kind_name(&self) -> &'static str {
         match &self.kind {
             Kind::Scalar(..) if self.is_null() => "null",
             Kind::Scalar(..) => "a scalar",
@@ -85,11 +85,11 @@ impl Node {
 
 /// A YAML syntax error.
 #[derive(Debug, Clone)]
-pub struct YamlError {
+pub(crate) struct YamlError {
     /// Byte offset.
-    pub offset: usize,
+    pub(crate) offset: usize,
     /// Message from the scanner.
-    pub message: String,
+    pub(crate) message: String,
 }
 
 enum Frame {
@@ -235,7 +235,7 @@ impl MarkedEventReceiver for Builder {
 /// scanner reports "invalid indentation" exactly at a `]` or `}` that starts its line, the
 /// bracket is shifted right by one space in a working copy and the parse is retried; node
 /// offsets are mapped back to the original text.
-pub fn parse(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
     let mut work = text.to_string();
     // Insertion points, in working-copy coordinates, ascending.
     let mut inserts: Vec<usize> = Vec::new();
@@ -375,7 +375,12 @@ fn parse_once(text: &str) -> Result<Vec<Option<Node>>, YamlError> {
 /// break into a space (multi-line plain/quoted scalars and `>` blocks) the space maps to the
 /// line break, and indentation of more-indented lines in `>` blocks may be matched
 /// approximately (within the same line).
-pub fn scalar_offsets(file: &str, node_offset: usize, style: Style, value: &str) -> Vec<usize> {
+pub(crate) fn scalar_offsets(
+    file: &str,
+    node_offset: usize,
+    style: Style,
+    value: &str,
+) -> Vec<usize> {
     let raw = file.as_bytes();
     let mut p = node_offset.min(raw.len());
     match style {

@@ -5,7 +5,7 @@
 //! finds every compiled sub-condition that occurs more than once across the rule set
 //! (structurally identical nodes, found by hash-consing), gives each a memo slot and wraps it
 //! in [`Node::Memo`]: the first rule that needs it for an event evaluates it, the others read
-//! the result from the event's [`EvalCtx`](super::fields::EvalCtx). Inside an `and`/`or`,
+//! the result from the event's [`EvalCtx`](crate::rules::eval::EvalCtx). Inside an `and`/`or`,
 //! shared cheap checks are moved first: after their first evaluation for an event they cost a
 //! bit test, and a false one ends the conjunction before any unshared work. Conditions are
 //! pure functions of the event (a missing field is just `false`), so neither remembering a
@@ -13,8 +13,9 @@
 
 use std::collections::HashMap;
 
-use super::eval::{LhsMode, Node, Test};
-use super::fields::{FieldId, MEMO_SLOTS};
+use crate::rules::eval::ctx::MEMO_SLOTS;
+use crate::rules::eval::{LhsMode, Node, Test};
+use crate::rules::fields::FieldId;
 
 /// Structural identities of sub-conditions, their occurrence counts and memo slots.
 #[derive(Default)]
@@ -164,7 +165,7 @@ fn is_cheap_shared(node: &Node) -> bool {
 
 /// Memoises the sub-conditions the given conditions share (see the module documentation);
 /// returns the number of memo slots used.
-pub fn share(conds: &mut [&mut Node]) -> usize {
+pub(crate) fn share(conds: &mut [&mut Node]) -> usize {
     let mut sharing = Sharing::default();
     for cond in conds.iter() {
         sharing.count(cond);

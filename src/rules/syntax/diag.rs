@@ -7,15 +7,15 @@
 use std::fmt;
 
 /// A packed source location: file index in the high 32 bits, byte offset in the low 32.
-pub type Loc = u64;
+pub(crate) type Loc = u64;
 
 /// Packs a location.
-pub fn loc(file: usize, offset: usize) -> Loc {
+pub(crate) fn loc(file: usize, offset: usize) -> Loc {
     ((file as u64) << 32) | (offset.min(u32::MAX as usize) as u64)
 }
 
 /// Unpacks a location.
-pub fn unpack(l: Loc) -> (usize, usize) {
+pub(crate) fn unpack(l: Loc) -> (usize, usize) {
     ((l >> 32) as usize, (l & 0xffff_ffff) as usize)
 }
 
@@ -33,7 +33,7 @@ pub enum Severity {
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
-    /// The file name as given in [`super::RuleSource::name`].
+    /// The file name as given in [`RuleSource::name`](crate::rules::RuleSource::name).
     pub file: String,
     /// 1-based line.
     pub line: u32,
@@ -49,7 +49,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// Builds a diagnostic for a byte offset of `text`.
-    pub fn at(
+    pub(crate) fn at(
         severity: Severity,
         file: &str,
         text: &str,
@@ -79,7 +79,7 @@ impl Diagnostic {
     }
 
     /// `file:line:col`.
-    pub fn position(&self) -> String {
+    pub(crate) fn position(&self) -> String {
         format!("{}:{}:{}", self.file, self.line, self.column)
     }
 }

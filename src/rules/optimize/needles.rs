@@ -20,18 +20,18 @@ use std::sync::Arc;
 use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::{Anchored, MatchKind};
 
-use super::eval::{LhsMode, Node, Test};
-use super::fields::{EvalCtx, FieldArg, FieldId};
 use crate::event::Process;
+use crate::rules::eval::{EvalCtx, LhsMode, Node, Test};
+use crate::rules::fields::{FieldArg, FieldId};
 
 /// Words of the per-event needle bit set.
-pub const NEEDLE_WORDS: usize = 4;
+pub(crate) const NEEDLE_WORDS: usize = 4;
 
 /// The most needles one rule set's automaton holds.
-pub const NEEDLE_BITS: usize = NEEDLE_WORDS * 64;
+pub(crate) const NEEDLE_BITS: usize = NEEDLE_WORDS * 64;
 
 /// Which needles occur in a value (bit `i` = needle `i`).
-pub type NeedleBits = [u64; NEEDLE_WORDS];
+pub(crate) type NeedleBits = [u64; NEEDLE_WORDS];
 
 /// The automaton over every converted needle of a rule set, as a dense transition table.
 ///
@@ -42,7 +42,7 @@ pub type NeedleBits = [u64; NEEDLE_WORDS];
 /// stride (a power of two), and the states where needles end come last, so "does a needle end
 /// here" is one comparison. The aho-corasick DFA's own `next_state` goes through its generic
 /// API and costs several times more per byte.
-pub struct NeedleIndex {
+pub(crate) struct NeedleIndex {
     /// Byte → equivalence class (column of the table).
     classes: [u8; 256],
     /// Row stride as a shift: a state's premultiplied number is its index << `stride2`.
@@ -71,7 +71,7 @@ impl std::fmt::Debug for NeedleIndex {
 impl NeedleIndex {
     /// Builds the index of `needles` (needle `i` is bit `i`; at most [`NEEDLE_BITS`] of them,
     /// all non-empty); `None` if the automaton cannot be built.
-    pub fn new<N: AsRef<[u8]>>(needles: &[N]) -> Option<NeedleIndex> {
+    pub(crate) fn new<N: AsRef<[u8]>>(needles: &[N]) -> Option<NeedleIndex> {
         if needles.is_empty()
             || needles.len() > NEEDLE_BITS
             || needles.iter().any(|n| n.as_ref().is_empty())
@@ -174,13 +174,9 @@ impl NeedleIndex {
     }
 
     /// Number of needles.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.needles
-    }
-
-    /// Whether there are no needles (never: an index is only built with some).
-    pub fn is_empty(&self) -> bool {
-        self.needles == 0
     }
 
     /// Feeds `bytes` to the automaton from state `sid`, recording every needle that ends in
@@ -213,7 +209,7 @@ impl NeedleIndex {
 
     /// The needles that occur in a process's command line (`name arg1 arg2 ...`), without
     /// building it.
-    pub fn scan_cmdline(&self, p: &Process) -> NeedleBits {
+    pub(crate) fn scan_cmdline(&self, p: &Process) -> NeedleBits {
         let mut hits = [0; NEEDLE_WORDS];
         let mut sid = self.feed(self.start, p.name.as_bytes(), &mut hits);
         for arg in &p.args {
@@ -224,7 +220,7 @@ impl NeedleIndex {
     }
 
     /// The needles that occur in `text`.
-    pub fn scan(&self, text: &str) -> NeedleBits {
+    pub(crate) fn scan(&self, text: &str) -> NeedleBits {
         let mut hits = [0; NEEDLE_WORDS];
         self.feed(self.start, text.as_bytes(), &mut hits);
         hits
@@ -233,31 +229,31 @@ impl NeedleIndex {
 
 /// A `contains` test on `proc.cmdline` answered from the per-event needle bit set.
 #[derive(Debug)]
-pub struct NeedleTest {
+pub(crate) struct NeedleTest {
     /// The automaton of the rule set.
-    pub index: Arc<NeedleIndex>,
+    pub(crate) index: Arc<NeedleIndex>,
     /// The needles this test looks for.
-    pub mask: NeedleBits,
-    /// The test it replaces: the reference for [`Node::eval_uncached`].
-    pub original: Box<Test>,
+    pub(crate) mask: NeedleBits,
+    /// The test it replaces: the reference for `Node::eval_uncached` (in tests).
+    pub(crate) original: Box<Test>,
 }
 
 impl NeedleTest {
     /// Whether one of the needles occurs in the command line whose hits are `hits`.
     #[inline]
-    pub fn holds(&self, hits: &NeedleBits) -> bool {
+    pub(crate) fn holds(&self, hits: &NeedleBits) -> bool {
         self.mask.iter().zip(hits).any(|(m, h)| m & h != 0)
     }
 
     /// The test on the event's command line (`None` without a process), scanning it once per
     /// event.
-    pub fn on_event(&self, cx: &EvalCtx<'_>) -> Option<bool> {
+    pub(crate) fn on_event(&self, cx: &EvalCtx<'_>) -> Option<bool> {
         let p = cx.ev.proc.as_deref()?;
         Some(self.holds(&cx.cmdline_needles(&self.index, || self.index.scan_cmdline(p))))
     }
 
     /// The test on `v`, the command line itself (when it is tested inside a list of tests).
-    pub fn on_value(&self, v: &str, cx: &EvalCtx<'_>) -> bool {
+    pub(crate) fn on_value(&self, v: &str, cx: &EvalCtx<'_>) -> bool {
         self.holds(&cx.cmdline_needles(&self.index, || self.index.scan(v)))
     }
 }
@@ -303,7 +299,7 @@ fn each_test(test: &mut Test, f: &mut dyn FnMut(&mut Test)) {
 
 /// Converts the `contains` tests on `proc.cmdline` of the given conditions (see the module
 /// documentation); returns the number of needles in the automaton.
-pub fn index(conds: &mut [&mut Node]) -> usize {
+pub(crate) fn index(conds: &mut [&mut Node]) -> usize {
     // Number the needles, in order of first use, up to the limit.
     let mut ids: std::collections::HashMap<Box<str>, usize> = std::collections::HashMap::new();
     let mut order: Vec<Box<str>> = Vec::new();
