@@ -13,9 +13,6 @@
 //! Needs root, like the integration tests. Example:
 //! `bench_capture --monitor target/release/tasksentry --runs 100 --lifetimes 1,5,20,100`.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;

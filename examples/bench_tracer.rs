@@ -27,9 +27,6 @@
 //! Needs root, like the integration tests. Example:
 //! `bench_tracer --monitor target/release/tasksentry --rounds 5 --forks 1000 --emit events`.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};

@@ -5,7 +5,7 @@
 //! - The capability sets themselves: Docker's (and containerd's) default set, which is
 //!   Fargate's, the ECS `KernelCapabilities` add/drop semantics, and the sidecar set of every
 //!   shipped task definition, read from `task-definitions/*.json` (so this file and the task
-//!   definitions cannot drift apart). See `tests/support/caps.rs`.
+//!   definitions cannot drift apart). See `tests/support/src/caps.rs`.
 //! - The monitor runs with exactly the set it is given (supervisor and worker).
 //! - The capability matrix: the same workload (three execs, one a reverse shell with its stdin
 //!   on a TCP socket and one with `LD_PRELOAD` in its environment; two outbound connections;
@@ -17,8 +17,6 @@
 //!   capability sees, or the monitor reported the loss with a `visibility_degraded` event for
 //!   the app container whose `unreadable` argument names each missing facet.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -29,7 +27,7 @@ use serde_json::Value;
 use support::caps::{CAP_NAMES, DOCKER_DEFAULT, shipped_sidecar_sets};
 use support::{
     CapSet, Container, ContainerProcess, ContainerSpec, EmulatedTask, Monitor, MonitorSpec,
-    ProcCaps, TaskDefinition, User,
+    ProcCaps, TaskDefinition, User, evt_arg,
 };
 
 fn set(names: &[&str]) -> CapSet {
@@ -453,15 +451,6 @@ fn start_workload(app: &Container) -> Workload {
         files,
         _processes: processes,
     }
-}
-
-/// The `evt.arg.NAME` value of an event.
-fn evt_arg<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
-    event["evt"]["args"]
-        .as_array()?
-        .iter()
-        .find(|pair| pair[0] == name)
-        .and_then(|pair| pair[1].as_str())
 }
 
 fn count(events: &[Value], app_id: &str, workload: &Workload) -> Seen {

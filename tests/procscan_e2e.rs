@@ -7,8 +7,6 @@
 //! `sleeper` program (`tests/programs/sleeper.c`) ignores its arguments after the first and
 //! takes free-form markers.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;

@@ -1,8 +1,7 @@
 //! The golden examples of the rule-language spec, section 6, verbatim.
 
-mod common;
-
-use common::{fires, fixture, load_text, load_texts, rule_yaml};
+use support::events::fixture;
+use support::rules::{fires, load_text, load_texts, rule_yaml};
 use tasksentry::event::{Fd, FdKind};
 use tasksentry::rules::condition::{Expr, PosText, parse, substitute_list};
 use tasksentry::rules::loader::exception_text_for_test;

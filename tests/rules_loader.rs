@@ -2,9 +2,8 @@
 //! §1.8), exceptions merging (§1.10), rule indexing and matching modes (§1.11), versions
 //! (§1.3, §1.4), skipping of fields TaskSentry lacks, outputs (§3.1) and the alert JSON (§3.3).
 
-mod common;
-
-use common::{fires, fixture, load_text, load_texts, rule_yaml};
+use support::events::fixture;
+use support::rules::{fires, load_text, load_texts, rule_yaml};
 use tasksentry::alert::Alert;
 use tasksentry::event::EventType;
 use tasksentry::priority::Priority;

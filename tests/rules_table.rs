@@ -3,9 +3,8 @@
 //! loaded as a one-rule file on top of a shared prelude of lists and macros, and evaluated
 //! against a fixture from `common` (e.g. `curl` is `nginx -> sh -> curl` in a container).
 
-mod common;
-
-use common::{fixture, load_text, rule_yaml};
+use support::events::fixture;
+use support::rules::{load_text, rule_yaml};
 
 const PRELUDE: &str = r#"
 - list: shell_binaries

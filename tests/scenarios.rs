@@ -25,8 +25,6 @@
 //! capability sets (issue 16; see
 //! `non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not`).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,6 +34,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{
     CapSet, Container, ContainerProcess, ContainerSpec, EmulatedTask, Monitor, MonitorSpec, User,
+    evt_arg, recorded_events, tracer_pid,
 };
 
 const SCENARIO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios");
@@ -381,31 +380,6 @@ impl ModeRun {
                 .get(&scenario.file)
                 .is_some_and(|(rc, _)| rc.is_some_and(|rc| rc != 0))
     }
-}
-
-fn tracer_pid(host_pid: i32) -> Option<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// The `evt.arg.NAME` value of an event.
-fn evt_arg<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
-    event["evt"]["args"]
-        .as_array()?
-        .iter()
-        .find(|pair| pair[0] == name)
-        .and_then(|pair| pair[1].as_str())
-}
-
-fn recorded_events(recording: &Path) -> Vec<Value> {
-    std::fs::read_to_string(recording)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
 }
 
 /// The container id an alert names, when it names one (an event without a process has no

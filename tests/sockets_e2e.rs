@@ -4,10 +4,8 @@
 //! (and 2001:db8::1/64, added here), with real listeners and clients in its containers. No
 //! address outside the task's own namespace is ever used.
 
-mod support;
-
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::{Container, ContainerSpec, EmulatedTask, Monitor};
@@ -305,30 +303,13 @@ fn network_rules_alert_on_metadata_endpoints_listeners_raw_sockets_and_reverse_s
         env!("CARGO_MANIFEST_DIR"),
         "/rules/tasksentry_network_rules.yaml"
     );
-    let recording = task.dir().join("recording.ndjson");
-    let recording_arg = recording.to_str().expect("utf-8 path").to_owned();
-    let mon = task
-        .start_monitor(&[
-            "run",
-            "--rule-matching",
-            "all",
-            "--rules",
-            rules,
-            "--record",
-            &recording_arg,
-        ])
+    let (mon, recording) = task
+        .start_monitor_recording(
+            &["run", "--rule-matching", "all", "--rules", rules],
+            &app,
+            TIMEOUT,
+        )
         .expect("starting tasksentry run");
-    let deadline = Instant::now() + TIMEOUT;
-    while !std::fs::read_to_string(&recording)
-        .unwrap_or_default()
-        .contains(app.id())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the monitor never recorded the task"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let in_app = |a: &Value| field(a, "container.id") == app.id();
 
     // The credentials endpoint, from python3.

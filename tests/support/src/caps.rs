@@ -281,7 +281,7 @@ impl ProcCaps {
 
 /// The directory of the shipped task definitions.
 pub fn task_definitions_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("task-definitions")
+    crate::repo_path("task-definitions")
 }
 
 /// A task definition JSON, as registered with `aws ecs register-task-definition
