@@ -28,13 +28,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
     CapSet, Container, ContainerProcess, ContainerSpec, EmulatedTask, Monitor, MonitorSpec, User,
-    evt_arg, recorded_events, tracer_pid,
+    evt_arg, recorded_events, spawn_ready, tracer_pid,
 };
 
 const SCENARIO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios");
@@ -143,6 +142,17 @@ struct Scenario {
     /// `non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not`).
     nonroot: bool,
     script: String,
+}
+
+impl Scenario {
+    /// The rules it expects, for the tables: `a *or* b; c`.
+    fn expected_rules(&self) -> String {
+        self.expect
+            .iter()
+            .map(|alts| alts.join(" *or* "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 fn parse_scenario(file: &str, script: &str) -> Result<Scenario, String> {
@@ -390,15 +400,6 @@ fn alert_container(alert: &Value) -> Option<&str> {
         .filter(|id| !id.is_empty() && *id != "<NA>" && *id != "host")
 }
 
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Opens the FIFO gate of a container (the runner waits in `open` for a writer).
 fn open_gate(container: &Container, deadline: Instant) -> Result<(), String> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -427,20 +428,13 @@ fn open_gate(container: &Container, deadline: Instant) -> Result<(), String> {
 fn run_mode(config: &RunConfig, scenarios: &[Scenario]) -> ModeRun {
     let mode = config.mode;
     let task = EmulatedTask::new().expect("task");
-    let mut peers = task
-        .netns_command("/usr/bin/python3")
-        .arg("-c")
-        .arg(PEER_SERVER)
-        .args(PEERS)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starting the peers");
-    let mut ready = String::new();
-    let stdout = peers.stdout.take().expect("piped stdout");
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready)
-        .expect("reading the peers' stdout");
-    assert_eq!(ready.trim(), "ready", "the peers started");
-    let _peers = KillOnDrop(peers);
+    let _peers = spawn_ready(
+        task.netns_command("/usr/bin/python3")
+            .arg("-c")
+            .arg(PEER_SERVER)
+            .args(PEERS),
+        "the peers",
+    );
 
     // One container per scenario, its script at /scenario.sh, its setup done, its gate made.
     let mut containers = Vec::new();
@@ -895,12 +889,7 @@ fn coverage_table(scenarios: &[Scenario], trace: &ModeRun, poll: &ModeRun) -> St
     let cell = |s: &str| s.replace('|', "\\|");
     for scenario in scenarios.iter().filter(|s| !s.benign) {
         let expected: BTreeSet<String> = scenario.expect.iter().flatten().cloned().collect();
-        let rules = scenario
-            .expect
-            .iter()
-            .map(|alts| alts.join(" *or* "))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let rules = scenario.expected_rules();
         let also: Vec<String> = trace
             .fired
             .get(&scenario.file)
@@ -1196,12 +1185,7 @@ fn non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not() {
     table.push('\n');
     let mut failures = Vec::new();
     for scenario in &scenarios {
-        let rules = scenario
-            .expect
-            .iter()
-            .map(|alts| alts.join(" *or* "))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let rules = scenario.expected_rules();
         table.push_str(&format!(
             "| `{}` | {} |",
             scenario.file,

@@ -46,7 +46,9 @@ use serde_json::Value;
 pub use caps::{CapSet, ProcCaps, TaskDefinition};
 pub use container::{Container, ContainerProcess, ContainerSpec, User};
 pub use monitor::{Monitor, MonitorSpec, WaitError};
-pub use task::{EmulatedTask, PATH, TASK_ADDRESSES, children_of, ns_pid_of, tracer_pid};
+pub use task::{
+    EmulatedTask, KillOnDrop, PATH, TASK_ADDRESSES, children_of, ns_pid_of, spawn_ready, tracer_pid,
+};
 
 /// The repository's root directory (where `Cargo.toml`, `rules/` and `docs/` are).
 pub fn repo_root() -> PathBuf {
@@ -96,6 +98,16 @@ pub fn random_hex(n: usize) -> String {
 /// A unique marker for command lines: `<prefix>-<16 hex>`.
 pub fn marker(prefix: &str) -> String {
     format!("{prefix}-{}", random_hex(8))
+}
+
+/// `<seconds>.<8 random digits>`: a `sleep` argument that names one process (its events can
+/// be told apart by it) and lasts about `seconds`.
+pub fn unique_duration(seconds: u32) -> String {
+    let digits: String = random_hex(8)
+        .bytes()
+        .map(|b| char::from(b'0' + b % 10))
+        .collect();
+    format!("{seconds}.{digits}")
 }
 
 /// `proc.args` of an event or alert line as strings (empty when it has none).

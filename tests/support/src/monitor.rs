@@ -21,10 +21,10 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::CapSet;
 use crate::task::{
     PATH, TaskInner, children_of, lock, ns_pid_of, wait_for_grandchild, wait_with_timeout,
 };
+use crate::{CapSet, Container, proc_args, unique_duration};
 
 /// The stderr kept for diagnostics (the tail beyond this is dropped from the front).
 const STDERR_KEEP: usize = 256 * 1024;
@@ -400,6 +400,35 @@ impl Monitor {
                 .wait_timeout(guard, deadline - now)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+
+    /// Waits until the monitor reports the exec of a probe in `container`: `/bin/sleep` for a
+    /// [`unique_duration`], run as `uid`, again until one is seen (a monitor may take the
+    /// processes of its first scan as already known, and its watches may not be in place
+    /// yet). Fails after `timeout`, or at once when the monitor exits.
+    pub fn wait_until_monitoring(
+        &self,
+        container: &Container,
+        uid: u32,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let duration = unique_duration(600);
+            let mut probe = container.spawn_as(uid, &["/bin/sleep", &duration])?;
+            let seen = self.wait_for(
+                |e| e["evt"]["type"] == "execve" && proc_args(e) == [duration.as_str()],
+                Duration::from_secs(2),
+            );
+            let _ = probe.kill();
+            match seen {
+                Ok(_) => return Ok(()),
+                Err(error) if error.eof || Instant::now() >= deadline => {
+                    bail!("the monitor never reported a probe process: {error}")
+                }
+                Err(_) => {}
+            }
         }
     }
 

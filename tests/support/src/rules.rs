@@ -6,6 +6,11 @@ use tasksentry::rules::{LoadOptions, LoadOutcome, RuleMatching, RuleSource, defa
 
 /// Loads `(file name, text)` pairs in order, not strict, every matching rule reported.
 pub fn load_named(files: &[(&str, &str)]) -> LoadOutcome {
+    load_with(files, false, RuleMatching::All)
+}
+
+/// Loads `(file name, text)` pairs in order with the given strictness and matching mode.
+pub fn load_with(files: &[(&str, &str)], strict: bool, rule_matching: RuleMatching) -> LoadOutcome {
     let sources: Vec<RuleSource> = files
         .iter()
         .map(|(name, text)| RuleSource {
@@ -16,8 +21,8 @@ pub fn load_named(files: &[(&str, &str)]) -> LoadOutcome {
     load(
         &sources,
         &LoadOptions {
-            strict: false,
-            rule_matching: RuleMatching::All,
+            strict,
+            rule_matching,
         },
     )
 }

@@ -26,6 +26,7 @@
 //!
 //! The harness needs root; without it [`EmulatedTask::new`] fails with a message saying so.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -92,6 +93,34 @@ pub(crate) fn wait_for_grandchild(child: &mut Child, what: &str, timeout: Durati
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// A host process, killed and reaped when this is dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` with its stdout piped and waits for its first line, which must be
+/// `ready`: for peers (listeners, servers, often from [`EmulatedTask::netns_command`]) that
+/// print it once they listen. `what` names them in failures.
+pub fn spawn_ready(command: &mut Command, what: &str) -> KillOnDrop {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("starting {what}: {error}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let child = KillOnDrop(child);
+    let mut ready = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut ready)
+        .unwrap_or_else(|error| panic!("reading the stdout of {what}: {error}"));
+    assert_eq!(ready.trim(), "ready", "{what} started");
+    child
 }
 
 /// Fails with a clear message unless the harness can work here.
