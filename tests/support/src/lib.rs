@@ -39,6 +39,7 @@ mod task;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -75,6 +76,22 @@ fn profile_dir() -> Result<PathBuf> {
         .and_then(Path::parent)
         .map(Path::to_path_buf)
         .with_context(|| format!("{} is not in a Cargo profile directory", exe.display()))
+}
+
+/// The CPU time (user + system) the calling thread has used: what a benchmark charges to the
+/// work it runs on this thread, however busy the shared machine is.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// `n` random bytes as lowercase hex.

@@ -1,4 +1,4 @@
-//! Capture-rate benchmark of the procscan collector, run by `scripts/bench-capture`.
+//! Capture-rate benchmark of the procscan collector, run by `bench/capture`.
 //!
 //! In an emulated Fargate task (the integration tests' harness, `tests/support`), with the
 //! monitor running as the sidecar (`tasksentry run --emit events`), a container runs the

@@ -1,4 +1,4 @@
-//! Overhead benchmark of the tracer, run by `scripts/bench-tracer`.
+//! Overhead benchmark of the tracer, run by `bench/tracer`.
 //!
 //! Two emulated Fargate tasks (the integration tests' harness, `tests/support`) with the same
 //! busybox container: task T has `tasksentry run --mode trace` as its sidecar for the whole
