@@ -6,8 +6,8 @@
 //! reject what ECS or CloudFormation would reject.
 //!
 //! Sources for the ECS rules: the ECS API model (RegisterTaskDefinition, ContainerDefinition,
-//! KernelCapabilities, LogConfiguration, HealthCheck, ContainerDependency), as summarised in
-//! `shared/reference/aws-ecs-fargate.md` §1 and §5.
+//! KernelCapabilities, LogConfiguration, HealthCheck, ContainerDependency) and the Fargate
+//! task definition limits of the ECS developer guide.
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a failure is a test failure.
 
@@ -645,7 +645,7 @@ fn check_task_definition(task: &Value) -> Vec<String> {
     problems
 }
 
-/// What the TaskSentry sidecar itself needs (DESIGN.md §1, docs/platform-engineers.md).
+/// What the TaskSentry sidecar itself needs (docs/platform-engineers.md).
 fn check_sidecar(
     name: &str,
     sidecar: &Value,

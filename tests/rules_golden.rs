@@ -1,4 +1,6 @@
-//! The golden examples of the rule-language spec, section 6, verbatim.
+//! Golden examples of Falco's rule language, each stating the exact result Falco gives:
+//! exception compilation, list substitution, precedence, missing values, ancestors, `pmatch`
+//! and `glob`, escapes, overrides.
 
 use support::events::fixture;
 use support::rules::{fires, load_text, load_texts, rule_yaml};

@@ -1,6 +1,7 @@
-//! Loader semantics: append/override (spec §1.9), multi-file ordering and visibility (§1.2,
-//! §1.8), exceptions merging (§1.10), rule indexing and matching modes (§1.11), versions
-//! (§1.3, §1.4), skipping of fields TaskSentry lacks, outputs (§3.1) and the alert JSON (§3.3).
+//! Loader semantics, as Falco's loader has them: append/override, multi-file ordering and
+//! visibility, exceptions merging, rule indexing and matching modes, `required_engine_version`
+//! and `required_plugin_versions`, skipping of fields TaskSentry lacks, output templates and the
+//! alert JSON.
 
 use support::events::fixture;
 use support::rules::{fires, load_text, load_texts, load_with, rule_yaml};
@@ -245,7 +246,7 @@ fn lists_in_lists_only_if_defined_before() {
         rule("rc", "proc.name in (c)")
     ));
     // In `a`, `b` is literal: `a` holds the string "b", which is then itself substituted in
-    // the condition text (textual substitution is global, spec §2.10.1), so both match.
+    // the condition text (textual substitution is global, a Falco quirk), so both match.
     assert!(fires(&outcome, "rc", &fixture("curl")));
     assert!(fires(&outcome, "ra", &fixture("curl")));
 }

@@ -1,4 +1,4 @@
-//! Multi-file visibility of macros for redefined and appended rules (spec §1.2, §1.8): Falco
+//! Multi-file visibility of macros for redefined and appended rules: Falco
 //! recompiles the whole collection after each file, so a rule redefined, appended or
 //! overridden in a later file may use that file's macros, while its position (evaluation
 //! order) stays where it was first defined.

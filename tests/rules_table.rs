@@ -1,7 +1,8 @@
-//! Data-driven condition tests: `(condition, event fixture, expected)` rows, each group
-//! derived from a section of the rule-language spec (falco-rule-language.md). Every row is
-//! loaded as a one-rule file on top of a shared prelude of lists and macros, and evaluated
-//! against a fixture from `common` (e.g. `curl` is `nginx -> sh -> curl` in a container).
+//! Data-driven condition tests: `(condition, event fixture, expected)` rows, each group one
+//! part of Falco's condition language as Falco and libsinsp behave (operators, precedence,
+//! macros and lists, missing values, fields, transformers, escapes). Every row is loaded as a
+//! one-rule file on top of a shared prelude of lists and macros, and evaluated against a
+//! fixture from `support::events` (e.g. `curl` is `nginx -> sh -> curl` in a container).
 
 use support::events::fixture;
 use support::rules::{load_text, rule_yaml};
@@ -39,7 +40,7 @@ const PRELUDE: &str = r#"
 type Row = (&'static str, &'static str, bool);
 
 const ROWS: &[Row] = &[
-    // §2.5 equality and inequality, strings.
+    // Comparison operators: equality and inequality, strings.
     ("proc.name = curl", "curl", true),
     ("proc.name == curl", "curl", true),
     ("proc.name = cur", "curl", false),
@@ -56,10 +57,11 @@ const ROWS: &[Row] = &[
     ),
     ("proc.args = \"-s http://198.51.100.7/x.sh\"", "curl", true),
     ("proc.args[1] = http://198.51.100.7/x.sh", "curl", true),
-    // §2.5 ordering on strings is byte-wise; numeric ops need numbers (quirk §2.10.5).
+    // Ordering on strings is byte-wise; numeric operators need a number on the right (a
+    // libsinsp quirk: `proc.name > abc` is an error).
     ("proc.name < 5", "curl", false),
     ("proc.name > 5", "curl", true),
-    // §2.5 numeric comparisons (§2.6 typed parsing).
+    // Numeric comparisons (right-hand values parsed by the field's type).
     ("proc.pid = 300", "curl", true),
     ("proc.pid != 300", "curl", false),
     ("proc.pid > 299", "curl", true),
@@ -90,7 +92,7 @@ const ROWS: &[Row] = &[
     ("evt.num = 42", "curl", true),
     ("evt.rawres >= 0", "curl", true),
     ("evt.res = SUCCESS", "curl", true),
-    // §2.5 substring operators.
+    // Substring operators.
     ("proc.cmdline contains 198.51", "curl", true),
     ("proc.cmdline contains xyz", "curl", false),
     ("proc.cmdline icontains \"CURL -S\"", "curl", true),
@@ -99,7 +101,7 @@ const ROWS: &[Row] = &[
     ("proc.exepath startswith /bin/", "curl", false),
     ("proc.exepath endswith /curl", "curl", true),
     ("proc.exepath endswith /wget", "curl", false),
-    // §2.5 glob/iglob (fnmatch without FNM_PATHNAME, §6).
+    // glob/iglob (fnmatch without FNM_PATHNAME).
     ("proc.exepath glob /usr/*/curl", "curl", true),
     ("proc.exepath glob '/usr/b?n/c*'", "curl", true),
     ("proc.exepath glob /usr/bin/[abc]url", "curl", true),
@@ -109,12 +111,12 @@ const ROWS: &[Row] = &[
     ("proc.exepath iglob /USR/*/CURL", "curl", true),
     ("proc.exepath glob /USR/*/CURL", "curl", false),
     ("fd.name glob '/etc/*'", "open_passwd", true),
-    // §2.5 regex: anchored full match.
+    // regex: anchored full match.
     ("proc.name regex 'c.rl'", "curl", true),
     ("proc.name regex 'ur'", "curl", false),
     ("proc.name regex '.*ur.*'", "curl", true),
     ("proc.exepath regex '/usr/(bin|sbin)/[a-z]+'", "curl", true),
-    // §2.5 in / intersects / pmatch.
+    // in / intersects / pmatch.
     ("proc.name in (wget, curl)", "curl", true),
     ("proc.name in (wget, nc)", "curl", false),
     ("proc.name in ()", "curl", false),
@@ -127,13 +129,13 @@ const ROWS: &[Row] = &[
     ("proc.exepath pmatch (/usr/*)", "curl", true),
     ("fd.name pmatch (/etc)", "open_passwd", true),
     ("fd.name pmatch (/et)", "open_passwd", false),
-    // §2.5 exists.
+    // exists.
     ("proc.name exists", "curl", true),
     ("fd.name exists", "curl", false),
     ("proc.name exists", "file_noproc", false),
     ("proc.env[HOME] exists", "curl", true),
     ("proc.env[NOPE] exists", "curl", false),
-    // §2.5 modifiers (libs 0.25).
+    // Operator modifiers oneof/anyof/allof (libs 0.25).
     ("proc.exepath startswith anyof (/opt, /usr)", "curl", true),
     ("proc.exepath startswith anyof (/opt, /srv)", "curl", false),
     (
@@ -150,7 +152,7 @@ const ROWS: &[Row] = &[
     ("proc.exepath startswith oneof (/usr, /opt)", "curl", true),
     ("proc.name != allof (a, b)", "curl", true),
     ("proc.name != allof (a, curl)", "curl", false),
-    // §2.4 precedence: not > and > or; n-ary; parentheses.
+    // Precedence: not > and > or; n-ary; parentheses.
     ("proc.name = curl and proc.pid = 300", "curl", true),
     ("proc.name = curl and proc.pid = 1", "curl", false),
     ("proc.name = x or proc.pid = 300", "curl", true),
@@ -189,7 +191,7 @@ const ROWS: &[Row] = &[
         true,
     ),
     ("proc.name = curl\n      and proc.pid = 300", "curl", true),
-    // §1.6/§2.1 macros are parsed sub-trees (behave as parenthesised).
+    // Macros are parsed sub-trees (they behave as parenthesised).
     ("is_curl", "curl", true),
     ("not is_curl", "curl", false),
     ("curl_or_cat and proc.pid = 300", "curl", true),
@@ -202,7 +204,7 @@ const ROWS: &[Row] = &[
     ("never_true", "curl", false),
     ("shell_procs", "host_bash", true),
     ("shell_procs", "curl", false),
-    // §2.1 step 2 list substitution (textual, with quoting of items containing spaces).
+    // List substitution, before parsing (textual, with quoting of items containing spaces).
     ("proc.name in (shell_binaries)", "host_bash", true),
     ("proc.name in (shell_binaries, curl)", "curl", true),
     ("proc.name in (shell_binaries)", "curl", false),
@@ -215,7 +217,7 @@ const ROWS: &[Row] = &[
     ("fd.snet in (private_nets)", "connect", false),
     ("fd.cnet in (private_nets)", "connect", true),
     ("fd.sport in (web_ports)", "connect", true),
-    // §2.9 missing values: every comparison false, not inverts.
+    // Missing values: every comparison is false, `not` inverts.
     ("fd.name = /etc/passwd", "curl", false),
     ("fd.name != /etc/passwd", "curl", false),
     ("not fd.name = /etc/passwd", "curl", true),
@@ -231,7 +233,7 @@ const ROWS: &[Row] = &[
     ("container.id = host", "host_bash", true),
     ("container.name = host", "host_bash", true),
     ("container.id != host", "file_noproc", true),
-    // §2.7 ancestors (spec §6 golden chain nginx -> sh -> curl).
+    // Ancestors (the `curl` fixture's chain nginx -> sh -> curl).
     ("proc.pname = sh", "curl", true),
     ("proc.aname[1] = sh", "curl", true),
     ("proc.aname[2] = nginx", "curl", true),
@@ -249,7 +251,7 @@ const ROWS: &[Row] = &[
     ("proc.pcmdline startswith \"sh -c\"", "curl", true),
     ("proc.pexe = /bin/sh", "curl", true),
     ("proc.sname = nginx", "curl", true),
-    // §2.8 transformers and val().
+    // Transformers and val().
     ("tolower(proc.name) = curl", "curl", true),
     ("toupper(proc.name) = CURL", "curl", true),
     ("toupper(proc.name) = curl", "curl", false),
@@ -264,12 +266,12 @@ const ROWS: &[Row] = &[
     ("tolower(proc.name) = tolower(proc.name)", "curl", true),
     ("proc.exepath endswith val(proc.name)", "curl", true),
     ("proc.pid > val(proc.ppid)", "curl", true),
-    // §2.2 escapes in quoted strings.
+    // Escapes in quoted strings.
     ("proc.name = \"cu\\x72l\"", "curl", true),
     ("proc.name = 'cu\\x72l'", "curl", true),
     ("proc.cmdline contains \"\\x2ds\"", "curl", true),
     ("proc.env[PATH] = \"/usr/bin:\\/bin\"", "curl", true),
-    // §2.5/§2.6 IP, network and port fields.
+    // IP, network and port fields.
     ("fd.sip = 198.51.100.7", "connect", true),
     ("fd.sip != 198.51.100.7", "connect", false),
     ("fd.cip = 10.0.0.5", "connect", true),
@@ -300,7 +302,7 @@ const ROWS: &[Row] = &[
         "connect",
         true,
     ),
-    // File fields and open flags (§4.1).
+    // File fields and open flags.
     ("fd.directory = /etc", "open_passwd", true),
     ("fd.filename = passwd", "open_passwd", true),
     ("fd.typechar = f", "open_passwd", true),
@@ -401,8 +403,8 @@ fn condition_table() {
     );
 }
 
-/// Conditions that must fail to load (spec §2.2, §2.3, §2.5, §2.6), with the text of the
-/// message expected.
+/// Conditions that must fail to load (lexical errors, grammar errors, operators given the
+/// wrong right-hand value), with the text of the message expected.
 const BAD: &[(&str, &str)] = &[
     ("proc.name = curl andb proc.pid = 1", "unexpected token"),
     ("fd.name startswith\"/x\"", "must be followed by a blank"),
