@@ -192,13 +192,8 @@ const PROBE_RULE: &str = r#"
 fn monitor_spec(task: &EmulatedTask, uri: &str) -> (MonitorSpec, std::path::PathBuf) {
     let rules = task.dir().join("probe.yaml");
     std::fs::write(&rules, PROBE_RULE).expect("write the probe rule");
-    let mut spec = MonitorSpec::new(&[
-        "run".to_owned(),
-        "--rules".to_owned(),
-        rules.to_str().expect("utf-8").to_owned(),
-    ]);
-    spec.env
-        .push(("ECS_CONTAINER_METADATA_URI_V4".to_owned(), uri.to_owned()));
+    let spec = MonitorSpec::new(&["run", "--rules", rules.to_str().expect("utf-8")])
+        .with_env("ECS_CONTAINER_METADATA_URI_V4", uri);
     (spec, rules)
 }
 

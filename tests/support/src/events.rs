@@ -7,7 +7,7 @@ use tasksentry::event::{
 };
 
 /// 2026-01-01T00:00:10Z.
-pub const T0: u64 = 1_767_225_610_000_000_000;
+const T0: u64 = 1_767_225_610_000_000_000;
 
 fn anc(pid: i32, name: &str, exe: &str, args: &[&str]) -> Ancestor {
     Ancestor {

@@ -52,7 +52,7 @@ pub use task::{
 };
 
 /// The repository's root directory (where `Cargo.toml`, `rules/` and `docs/` are).
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     // This crate is `tests/support` of the repository.
     let support = Path::new(env!("CARGO_MANIFEST_DIR"));
     support

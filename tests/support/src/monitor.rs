@@ -34,7 +34,8 @@ const STDERR_KEEP: usize = 256 * 1024;
 pub struct MonitorSpec {
     /// The binary; default: the `TASKSENTRY_BIN` environment variable when set (to test
     /// another build, such as a release binary), else the crate's `tasksentry` as Cargo built
-    /// it for the running tests or benches (see [`MonitorSpec::default_program`]).
+    /// it for the running tests or benches (nextest names it; otherwise it is in the Cargo
+    /// profile directory of the running executable).
     pub program: Option<PathBuf>,
     /// Command-line arguments.
     pub args: Vec<OsString>,
@@ -92,7 +93,7 @@ impl MonitorSpec {
     /// running executable, where Cargo builds a package's binaries before its integration
     /// tests and benches (`CARGO_BIN_EXE_tasksentry` names the same file, but only to the
     /// compiler of a test of the root package, not to this library).
-    pub fn default_program() -> Result<PathBuf> {
+    fn default_program() -> Result<PathBuf> {
         if let Some(program) = std::env::var_os("NEXTEST_BIN_EXE_tasksentry") {
             return Ok(PathBuf::from(program));
         }

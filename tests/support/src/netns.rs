@@ -23,7 +23,7 @@ use std::time::Duration;
 
 /// Creates a listening TCP socket bound to `addr` inside the network namespace `ns` (a
 /// `/proc/<pid>/ns/net` path). Port 0 picks a free port; see `local_addr`.
-pub fn bind_in_netns(ns: &Path, addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_in_netns(ns: &Path, addr: SocketAddr) -> io::Result<TcpListener> {
     let ns: PathBuf = ns.to_owned();
     // A thread of its own: `setns` changes the namespace of the calling thread only, and this
     // one ends right after binding, so no other thread of the test ever runs in the task's
@@ -286,7 +286,10 @@ impl HttpServer {
     }
 
     /// Serves `documents` (path → JSON body) on a free port of 127.0.0.1 in `ns`.
-    pub fn with_documents(ns: &Path, documents: HashMap<String, String>) -> io::Result<HttpServer> {
+    pub(crate) fn with_documents(
+        ns: &Path,
+        documents: HashMap<String, String>,
+    ) -> io::Result<HttpServer> {
         let addr = "127.0.0.1:0".parse().map_err(io::Error::other)?;
         HttpServer::start(ns, addr, move |path| documents.get(path).cloned())
     }

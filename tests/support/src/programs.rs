@@ -14,7 +14,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// The directory holding the C sources.
-pub fn source_dir() -> PathBuf {
+fn source_dir() -> PathBuf {
     crate::repo_path("tests/programs")
 }
 

@@ -5,7 +5,7 @@ use tasksentry::event::Event;
 use tasksentry::rules::{LoadOptions, LoadOutcome, RuleMatching, RuleSource, defaults, load};
 
 /// Loads `(file name, text)` pairs in order, not strict, every matching rule reported.
-pub fn load_named(files: &[(&str, &str)]) -> LoadOutcome {
+fn load_named(files: &[(&str, &str)]) -> LoadOutcome {
     load_with(files, false, RuleMatching::All)
 }
 

@@ -13,11 +13,11 @@ use aws_sdk_cloudwatchlogs::Client;
 use serde_json::Value;
 use tasksentry::sink::cloudwatch::CloudWatchSettings;
 
-pub use moto::{Moto, moto_server_path};
+pub use moto::Moto;
 pub use proxy::{Fault, FaultProxy, Plan, ProxyCounters};
 
 /// The region and credentials every test uses against moto.
-pub const REGION: &str = "eu-west-1";
+pub(crate) const REGION: &str = "eu-west-1";
 
 /// Sink settings for tests: the endpoint, a fixed region, static credentials, short timeouts
 /// and backoff, heartbeats off.

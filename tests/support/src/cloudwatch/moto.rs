@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The moto_server executable, installing it (once, under a lock) when missing.
-pub fn moto_server_path() -> PathBuf {
+fn moto_server_path() -> PathBuf {
     if let Ok(path) = std::env::var("TASKSENTRY_MOTO_SERVER") {
         return PathBuf::from(path);
     }
