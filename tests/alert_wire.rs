@@ -1,6 +1,6 @@
 //! What TaskSentry puts on the wire, checked line by line against the consumers' own rules:
 //!
-//! - **falcosidekick accepts every alert line** (`support_falco`: its decoding and `Check()`,
+//! - **falcosidekick accepts every alert line** (`support::falco`: its decoding and `Check()`,
 //!   re-implemented from its source), of every kind the binary writes to its alert outputs,
 //!   produced for real: rule alerts, aggregated summaries (count > 1), TaskSentry's internal
 //!   alerts (reload, suppression, missed processes, stop, degraded visibility), the CloudWatch
@@ -11,7 +11,7 @@
 //!   still accepts the line.
 //! - **The only other lines on the alert stream are heartbeats** (valid EMF, `kind:
 //!   heartbeat`), and every filter pattern the documentation and the alerting template give
-//!   (`support_filter` evaluates CloudWatch's syntax) selects exactly the lines it claims, on
+//!   (`support::filter` evaluates CloudWatch's syntax) selects exactly the lines it claims, on
 //!   real alert and heartbeat lines, without relying on behaviour the CloudWatch user guide
 //!   leaves undefined.
 //!
@@ -22,32 +22,24 @@
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a failure is a test failure.
 
-mod support;
-mod support_cw;
-mod support_falco;
-mod support_filter;
-
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::os::unix::fs::PermissionsExt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{CapSet, Container, ContainerSpec, EmulatedTask, Monitor, MonitorSpec, User};
-use support_cw::netns::{Relay, RelayMode, StaticHttp};
-use support_cw::{Moto, REGION};
-use support_filter::Outcome;
+use support::filter::Outcome;
+use support::netns::RelayMode;
+use support::sidecar::{EcsMetadata, TASK_DOC, TASK_ID, TaskCloudWatch, task_document};
+use support::{
+    CapSet, Container, ContainerSpec, EmulatedTask, Monitor, MonitorSpec, User, repo_path,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The family of the shipped worker task definition, which the documentation's per-service
 /// pattern names.
 const FAMILY: &str = "orders-worker-with-tasksentry";
-const TASK_DOC: &str = include_str!("../src/ecs/testdata/task-fargate.json");
-const CONTAINER_DOC: &str = include_str!("../src/ecs/testdata/container-fargate.json");
-/// The task id in `TASK_DOC`'s TaskARN: the default stream name.
-const TASK_ID: &str = "5f0e6b8f0c7e4a1d9b7c2a3e4f5a6b7c";
 const HOSTNAME: &str = "ip-10-20-3-57.eu-west-1.compute.internal";
 
 /// One alert per marker file created under `/tmp/tswire-…`: a cheap flood of distinct alerts.
@@ -59,10 +51,6 @@ const MARKER_RULES: &str = r"
   priority: WARNING
   tags: [test]
 ";
-
-fn repo_path(relative: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
-}
 
 fn is_alert(line: &Value) -> bool {
     line["rule"].is_string()
@@ -116,7 +104,7 @@ fn claims() -> Vec<(&'static str, Claim)> {
 }
 
 /// Every filter pattern in `docs/*.md`, `README.md` and the alerting template.
-fn documented_patterns() -> Vec<support_filter::Found> {
+fn documented_patterns() -> Vec<support::filter::Found> {
     let mut found = Vec::new();
     let mut markdown: Vec<std::path::PathBuf> = std::fs::read_dir(repo_path("docs"))
         .unwrap()
@@ -132,11 +120,11 @@ fn documented_patterns() -> Vec<support_filter::Found> {
             .unwrap()
             .display()
             .to_string();
-        found.extend(support_filter::patterns_in_markdown(&name, &text));
+        found.extend(support::filter::patterns_in_markdown(&name, &text));
     }
     let template = "task-definitions/cloudformation/tasksentry-alerting.yaml";
     let text = std::fs::read_to_string(repo_path(template)).unwrap();
-    found.extend(support_filter::patterns_in_template(template, &text));
+    found.extend(support::filter::patterns_in_template(template, &text));
     found
 }
 
@@ -169,7 +157,7 @@ fn check_documented_patterns(lines: &[String], coverage: bool) -> BTreeMap<Strin
             ));
             continue;
         }
-        let parsed = match support_filter::parse(&f.pattern) {
+        let parsed = match support::filter::parse(&f.pattern) {
             Ok(parsed) => parsed,
             Err(error) => {
                 failures.push(format!("{}: `{}` does not parse: {error}", f.at, f.pattern));
@@ -186,7 +174,7 @@ fn check_documented_patterns(lines: &[String], coverage: bool) -> BTreeMap<Strin
         let mut hits = 0;
         for (line, value) in lines.iter().zip(&values) {
             let want = claim(value);
-            match support_filter::evaluate(&parsed, line) {
+            match support::filter::evaluate(&parsed, line) {
                 Outcome::Undefined(why) => failures.push(format!(
                     "{}: `{}` depends on undefined behaviour ({why}) on {line}",
                     f.at, f.pattern
@@ -238,7 +226,7 @@ const STRING_CONTEXT_KEYS: [&str; 9] = [
 /// `output_fields` equal to the `tasksentry` object's, no empty context string). Returns the
 /// parsed line.
 fn check_alert_line(line: &str, hostname: &str) -> Value {
-    let accepted = support_falco::check(line)
+    let accepted = support::falco::check(line)
         .unwrap_or_else(|why| panic!("falcosidekick refuses this alert line ({why}):\n{line}"));
     let alert: Value = serde_json::from_str(line).unwrap();
     assert_eq!(alert["hostname"], hostname, "{line}");
@@ -401,7 +389,7 @@ fn lines_the_cloudwatch_sink_rewrites_or_writes_itself_pass_falcosidekick() {
     use tasksentry::alert::AlertEcs;
     use tasksentry::sink::cloudwatch::{DropCounts, batch, drop_report_message};
     let lines = replay(&walkthrough_recording(), HOSTNAME);
-    let now = support_cw::now_ms();
+    let now = support::cloudwatch::now_ms();
     // An alert over the 1 MB event limit is truncated: still an alert, context kept.
     let mut huge: Value = serde_json::from_str(&lines[0]).unwrap();
     let giant = "x".repeat(2 * 1024 * 1024);
@@ -446,75 +434,12 @@ fn lines_the_cloudwatch_sink_rewrites_or_writes_itself_pass_falcosidekick() {
     }
 }
 
-/// A runtime and a client to read moto directly.
-struct Reader {
-    runtime: tokio::runtime::Runtime,
-    client: aws_sdk_cloudwatchlogs::Client,
-}
-
-impl Reader {
-    fn new(moto: &Moto) -> Reader {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let client = runtime.block_on(support_cw::client(&moto.url()));
-        Reader { runtime, client }
-    }
-
-    fn messages(&self, group: &str, stream: &str) -> Vec<String> {
-        self.runtime
-            .block_on(support_cw::try_read_stream(&self.client, group, stream))
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(_, message)| message)
-            .collect()
-    }
-
-    /// Polls the stream until a message satisfies `check`.
-    fn wait_for(
-        &self,
-        group: &str,
-        stream: &str,
-        timeout: Duration,
-        what: &str,
-        check: fn(&Value) -> bool,
-    ) {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self
-                .messages(group, stream)
-                .iter()
-                .filter_map(|m| serde_json::from_str::<Value>(m).ok())
-                .any(|v| check(&v))
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not in the stream within {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
-
-fn install_fake_tool(app: &Container, path: &str) {
-    let host = app.host_path(path);
-    std::fs::create_dir_all(host.parent().unwrap()).unwrap();
-    std::fs::write(&host, "#!/bin/sh\nsleep 0.5\n").unwrap();
-    std::fs::set_permissions(&host, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// The task document the metadata endpoint serves: the test document, with the shipped worker
 /// task definition's family and the emulated app container's id.
-fn task_document(app: &Container) -> String {
-    let mut doc: Value = serde_json::from_str(TASK_DOC).unwrap();
+fn worker_task_document(app: &Container) -> Value {
+    let mut doc = task_document(app);
     doc["Family"] = json!(FAMILY);
-    let containers = doc["Containers"].as_array_mut().unwrap();
-    let entry = containers.iter_mut().find(|c| c["Name"] == "app").unwrap();
-    entry["DockerId"] = json!(app.id());
-    doc.to_string()
+    doc
 }
 
 /// Runs `command` in the app container until the monitor prints an alert `wanted` accepts.
@@ -548,64 +473,36 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_docume
     let app = task
         .add_container_with("app", ContainerSpec::default())
         .expect("container");
-    for tool in ["/usr/local/bin/xmrig", "/usr/local/bin/apt-get"] {
-        install_fake_tool(&app, tool);
+    for tool in ["xmrig", "apt-get"] {
+        app.install_script(tool, "sleep 0.5").unwrap();
     }
     // A real executable in /tmp (a script's executable would be its interpreter): busybox,
     // named after one of its applets.
     app.install(Path::new("/bin/busybox"), "/tmp/sleep")
         .expect("busybox in /tmp");
-    let moto = Moto::start();
-    let relay = Relay::start(&task.ns_path("net"), moto.addr, RelayMode::Pass).expect("relay");
-    let reader = Reader::new(&moto);
-    let metadata = StaticHttp::start(
-        &task.ns_path("net"),
-        HashMap::from([
-            ("/v4/sidecar/task".to_owned(), task_document(&app)),
-            ("/v4/sidecar".to_owned(), CONTAINER_DOC.to_owned()),
-        ]),
-    )
-    .expect("metadata endpoint");
+    let cloudwatch = TaskCloudWatch::start(&task, RelayMode::Pass);
+    let (relay, reader) = (&cloudwatch.relay, &cloudwatch.reader);
+    let metadata = EcsMetadata::start(&task, &worker_task_document(&app).to_string());
     let rules = task.dir().join("wire-rules.yaml");
     std::fs::write(&rules, MARKER_RULES).unwrap();
     let group = "/security/tasksentry/alerts";
-    let endpoint = relay.url();
-    let args = [
-        "run",
-        "--outputs",
-        "stdout,cloudwatch",
-        "--log-group",
-        group,
-        "--cloudwatch-endpoint",
-        &endpoint,
-        "--cloudwatch-region",
-        REGION,
-        "--batch-interval",
-        "200ms",
-        "--cloudwatch-retry-max",
-        "1s",
-        "--buffer-capacity",
-        "100",
-        "--aggregation-window",
-        "2s",
-        "--rule-alert-budget",
-        "300",
-        "--hostname",
-        HOSTNAME,
-        "--rules",
-        rules.to_str().unwrap(),
-    ];
-    let mut spec = MonitorSpec::new(&args);
-    for (key, value) in [
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        (
-            "ECS_CONTAINER_METADATA_URI_V4",
-            format!("{}/v4/sidecar", metadata.url()),
-        ),
-    ] {
-        spec.env.push((key.to_owned(), value));
-    }
+    let spec = cloudwatch
+        .monitor_spec("stdout,cloudwatch", group)
+        .with_args(&[
+            "--cloudwatch-retry-max",
+            "1s",
+            "--buffer-capacity",
+            "100",
+            "--aggregation-window",
+            "2s",
+            "--rule-alert-budget",
+            "300",
+            "--hostname",
+            HOSTNAME,
+            "--rules",
+            rules.to_str().unwrap(),
+        ])
+        .with_ecs_metadata(&metadata);
     let started = Instant::now();
     let mut mon = task.start_monitor_with(spec).expect("tasksentry run");
 
@@ -675,7 +572,7 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_docume
     // CloudWatch down while 700 distinct alerts of one rule are raised: 300 pass the rule
     // budget (the rest are suppressed and reported), more than the 100-record buffer holds
     // (dropped and reported once CloudWatch is back).
-    reader.wait_for(group, TASK_ID, TIMEOUT, "the first alerts", |v| {
+    reader.wait_for_message(group, TASK_ID, TIMEOUT, "the first alerts", |v| {
         v["rule"] == "Crypto miner launched"
     });
     relay.set_mode(RelayMode::Drop);
@@ -700,7 +597,7 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_docume
     .unwrap_or_else(|e| panic!("the markers were not alerted: {e}"));
     std::thread::sleep(Duration::from_secs(2));
     relay.set_mode(RelayMode::Pass);
-    reader.wait_for(
+    reader.wait_for_message(
         group,
         TASK_ID,
         Duration::from_secs(60),
@@ -709,7 +606,7 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_docume
     );
     // The first heartbeat comes a minute after the sink started.
     let heartbeat_due = Duration::from_secs(100).saturating_sub(started.elapsed());
-    reader.wait_for(
+    reader.wait_for_message(
         group,
         TASK_ID,
         heartbeat_due.max(TIMEOUT),
@@ -739,7 +636,7 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_docume
             tasksentry::sink::cloudwatch::emf::validate_emf(line)
                 .unwrap_or_else(|e| panic!("invalid heartbeat ({e}): {line}"));
             assert!(
-                support_falco::check(line).is_err(),
+                support::falco::check(line).is_err(),
                 "a heartbeat is not an alert to falcosidekick"
             );
             heartbeats += 1;

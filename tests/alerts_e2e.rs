@@ -10,25 +10,14 @@
 //!   directory reloads too.
 //! - A tracer attached to the monitor from an app container is reported.
 
-mod support;
-
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::{EmulatedTask, Monitor};
+use support::{EmulatedTask, Monitor, recorded_events};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
-
-fn recorded_events(recording: &Path) -> Vec<Value> {
-    std::fs::read_to_string(recording)
-        .expect("the recording")
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
-}
 
 fn stop(mut mon: Monitor) -> Monitor {
     mon.terminate().expect("SIGTERM");

@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use support::rules::internal_rules_and;
 use tasksentry::alert::AlertSettings;
 use tasksentry::alert::budget::BudgetConfig;
 use tasksentry::alert::chain::EmitAlerts;
 use tasksentry::engine::{Control, OutputPort, Processor, Record, run_engine};
 use tasksentry::event::{Collector, Container, Event, EventType, Process, Timestamp};
 use tasksentry::priority::Priority;
-use tasksentry::rules::{LoadOptions, RuleSet, RuleSource, defaults};
+use tasksentry::rules::{LoadOptions, RuleSet};
 use tasksentry::telemetry::Telemetry;
 use tokio::sync::mpsc;
 
@@ -34,14 +35,7 @@ const MINER_RULE: &str = r#"
 
 /// The given rules plus the embedded internal rules (visibility, suppression, reload).
 fn ruleset(text: &str) -> Result<RuleSet, String> {
-    let mut sources: Vec<RuleSource> = defaults::default_sources()
-        .into_iter()
-        .filter(|s| s.name.contains("internal"))
-        .collect();
-    sources.push(RuleSource {
-        name: "test.yaml".into(),
-        text: text.into(),
-    });
+    let sources = internal_rules_and("test.yaml", text);
     let outcome = tasksentry::rules::load(&sources, &LoadOptions::default());
     let errors: Vec<String> = outcome.errors().map(|d| d.to_string()).collect();
     match outcome.ruleset {
@@ -64,13 +58,7 @@ fn exec(name: &str, args: &[&str], pid: i32, time: Timestamp) -> Event {
     event.container = Some(Box::new(Container {
         id: "0123456789ab".into(),
         name: Some("app".into()),
-        image: None,
-        image_digest: None,
-        cgroup: None,
-        mnt_ns: None,
-        root_pid: None,
-        start_time: None,
-        ecs: None,
+        ..Container::default()
     }));
     event
 }

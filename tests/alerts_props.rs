@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::Value;
+use support::rules::internal_rules_and;
 use tasksentry::alert::AlertSettings;
 use tasksentry::alert::budget::BudgetConfig;
 use tasksentry::alert::chain::EmitAlerts;
 use tasksentry::alert::redact::Redactor;
 use tasksentry::engine::{Processor, Record};
 use tasksentry::event::{Collector, Container, Event, EventType, Process, Timestamp};
-use tasksentry::rules::{LoadOptions, RuleSet, RuleSource, defaults};
+use tasksentry::rules::{LoadOptions, RuleSet};
 
 const RULES: &str = r#"
 - rule: Miner
@@ -23,14 +24,7 @@ const RULES: &str = r#"
 "#;
 
 fn ruleset() -> RuleSet {
-    let mut sources: Vec<RuleSource> = defaults::default_sources()
-        .into_iter()
-        .filter(|s| s.name.contains("internal"))
-        .collect();
-    sources.push(RuleSource {
-        name: "t.yaml".into(),
-        text: RULES.into(),
-    });
+    let sources = internal_rules_and("t.yaml", RULES);
     tasksentry::rules::load(&sources, &LoadOptions::default())
         .ruleset
         .expect("valid rules")
@@ -48,14 +42,7 @@ fn exec(name: &str, arg: &str, pid: i32, time: u64) -> Event {
     }));
     event.container = Some(Box::new(Container {
         id: "c".into(),
-        name: None,
-        image: None,
-        image_digest: None,
-        cgroup: None,
-        mnt_ns: None,
-        root_pid: None,
-        start_time: None,
-        ecs: None,
+        ..Container::default()
     }));
     event
 }

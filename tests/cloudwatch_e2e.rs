@@ -2,9 +2,10 @@
 //! emulated Fargate task, shipping to a moto server on the host.
 //!
 //! The monitor lives in the task's network namespace, where the host's loopback does not exist:
-//! a relay listening *inside* that namespace (`support_cw::netns`) forwards its connections to
-//! moto, and plays outages on command (connections held unanswered, or dropped). A stand-in for
-//! the ECS task metadata endpoint, in the same namespace, gives the monitor its task id.
+//! a relay listening *inside* that namespace (`support::sidecar`, `support::netns`) forwards its
+//! connections to moto, and plays outages on command (connections held unanswered, or
+//! dropped). A stand-in for the ECS task metadata endpoint, in the same namespace, gives the
+//! monitor its task id.
 //!
 //! - Alerts raised by behaviours in an app container arrive in the configured group, in the
 //!   stream named after the ECS task id, in chronological order, each message the very JSON
@@ -25,27 +26,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-mod support_cw;
-
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatchlogs::Client;
 use serde_json::Value;
-use support::{Container, ContainerSpec, EmulatedTask, Monitor, MonitorSpec};
-use support_cw::netns::{Relay, RelayMode, StaticHttp};
-use support_cw::{Moto, REGION};
+use support::cloudwatch::{Moto, StreamReader};
+use support::netns::{Relay, RelayMode};
+use support::sidecar::{EcsMetadata, TASK_DOC, TASK_ID, TaskCloudWatch};
+use support::{Container, ContainerSpec, EmulatedTask, Monitor, MonitorSpec, repo_path};
 
 /// How long a single awaited condition may take (generous: the machine is shared).
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-const TASK_DOC: &str = include_str!("../src/ecs/testdata/task-fargate.json");
-const CONTAINER_DOC: &str = include_str!("../src/ecs/testdata/container-fargate.json");
-/// The task id in `TASK_DOC`'s TaskARN: the documented default stream name.
-const TASK_ID: &str = "5f0e6b8f0c7e4a1d9b7c2a3e4f5a6b7c";
 
 /// One alert per file created under `/tmp/tsmark-…` (fswatch `creat`): a cheap way to make
 /// thousands of distinct alerts, the marker being in `fd.name`.
@@ -57,77 +49,6 @@ const MARKER_RULES: &str = r"
   priority: WARNING
   tags: [test]
 ";
-
-fn repo_path(relative: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join(relative)
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
-/// A runtime and a client to read moto directly.
-struct Reader {
-    runtime: tokio::runtime::Runtime,
-    client: Client,
-}
-
-impl Reader {
-    fn new(moto: &Moto) -> Reader {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let client = runtime.block_on(support_cw::client(&moto.url()));
-        Reader { runtime, client }
-    }
-
-    /// Every event of the stream, oldest first: (timestamp, message); an error when the group
-    /// or stream does not exist (yet).
-    fn events(&self, group: &str, stream: &str) -> Result<Vec<(i64, String)>, String> {
-        self.runtime
-            .block_on(support_cw::try_read_stream(&self.client, group, stream))
-    }
-
-    /// The stream's events without heartbeats (EMF records).
-    fn alerts(&self, group: &str, stream: &str) -> Result<Vec<(i64, String)>, String> {
-        Ok(self
-            .events(group, stream)?
-            .into_iter()
-            .filter(|(_, m)| !m.contains("\"_aws\""))
-            .collect())
-    }
-
-    /// Polls until `check` accepts the stream's alerts; returns them.
-    fn wait_for_alerts(
-        &self,
-        group: &str,
-        stream: &str,
-        timeout: Duration,
-        what: &str,
-        mut check: impl FnMut(&[(i64, String)]) -> bool,
-    ) -> Vec<(i64, String)> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let read = self.alerts(group, stream);
-            if let Ok(alerts) = &read {
-                if check(alerts) {
-                    return alerts.clone();
-                }
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "{what}: not in CloudWatch within {timeout:?}; last read: {}",
-                    match read {
-                        Ok(alerts) => format!("{} alerts", alerts.len()),
-                        Err(error) => error,
-                    }
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-    }
-}
 
 /// The marker (`/tmp/tsmark-…` path) of a marker alert.
 fn marker_of(alert: &Value) -> Option<String> {
@@ -163,16 +84,18 @@ struct Setup {
     /// Kept alive for the test (dropping it stops moto).
     _moto: Moto,
     relay: Relay,
-    reader: Reader,
+    reader: StreamReader,
     dir: PathBuf,
 }
 
 fn setup(spec: ContainerSpec, relay_mode: RelayMode) -> Setup {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container_with("app", spec).expect("container");
-    let moto = Moto::start();
-    let relay = Relay::start(&task.ns_path("net"), moto.addr, relay_mode).expect("relay");
-    let reader = Reader::new(&moto);
+    let TaskCloudWatch {
+        moto,
+        relay,
+        reader,
+    } = TaskCloudWatch::start(&task, relay_mode);
     let dir = task.dir().to_owned();
     Setup {
         task,
@@ -185,38 +108,9 @@ fn setup(spec: ContainerSpec, relay_mode: RelayMode) -> Setup {
 }
 
 impl Setup {
-    /// Starts the monitor shipping to `group` through the relay, with `extra` arguments.
-    fn start_monitor(&self, group: &str, extra: &[&str], env: &[(&str, String)]) -> Monitor {
-        let endpoint = self.relay.url();
-        let mut args: Vec<String> = [
-            "run",
-            "--outputs",
-            "stdout,cloudwatch",
-            "--log-group",
-            group,
-            "--cloudwatch-endpoint",
-            &endpoint,
-            "--cloudwatch-region",
-            REGION,
-            "--batch-interval",
-            "200ms",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut spec = MonitorSpec::new(&args);
-        // The SDK's default credential chain reads these first (the task role in ECS).
-        spec.env
-            .push(("AWS_ACCESS_KEY_ID".into(), "testing".into()));
-        spec.env
-            .push(("AWS_SECRET_ACCESS_KEY".into(), "testing".into()));
-        for (key, value) in env {
-            spec.env.push(((*key).to_owned(), value.clone()));
-        }
-        self.task
-            .start_monitor_with(spec)
-            .expect("starting tasksentry run")
+    /// The monitor shipping to `group` through the relay, printing its alerts on stdout too.
+    fn monitor_spec(&self, group: &str) -> MonitorSpec {
+        TaskCloudWatch::monitor_spec_through(&self.relay, "stdout,cloudwatch", group)
     }
 
     /// Writes the marker rules and returns the arguments loading only them and the internal
@@ -228,7 +122,10 @@ impl Setup {
         vec![
             "--no-default-rules".into(),
             "--rules".into(),
-            repo_path("rules/tasksentry_internal_rules.yaml"),
+            repo_path("rules/tasksentry_internal_rules.yaml")
+                .to_str()
+                .unwrap()
+                .to_owned(),
             "--rules".into(),
             rules.to_str().unwrap().to_owned(),
             "--aggregation-window".into(),
@@ -242,10 +139,13 @@ impl Setup {
 
     /// Starts the monitor shipping to `group` with [`Setup::marker_args`] and `more`.
     fn start_marker_monitor(&self, group: &str, more: &[&str]) -> Monitor {
-        let mut args = self.marker_args();
-        args.extend(more.iter().map(|a| (*a).to_owned()));
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.start_monitor(group, &args, &[])
+        let spec = self
+            .monitor_spec(group)
+            .with_args(&self.marker_args())
+            .with_args(more);
+        self.task
+            .start_monitor_with(spec)
+            .expect("starting tasksentry run")
     }
 
     /// Connections the relay has held unanswered so far: each is one attempt of the sink.
@@ -365,13 +265,6 @@ fn flushed_count(stderr: &str) -> Option<u64> {
         .ok()
 }
 
-fn install_fake_tool(app: &Container, name: &str) {
-    let path = app.host_path(&format!("/usr/local/bin/{name}"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, "#!/bin/sh\nsleep 1.5\n").unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 #[test]
 fn alerts_arrive_in_the_task_stream_in_order_as_printed_on_stdout() {
     let s = setup(
@@ -381,42 +274,25 @@ fn alerts_arrive_in_the_task_stream_in_order_as_printed_on_stdout() {
         RelayMode::Pass,
     );
     for tool in ["xmrig", "nmap", "apt-get"] {
-        install_fake_tool(&s.app, tool);
+        s.app
+            .install_script(tool, "sleep 1.5")
+            .expect("a fake tool");
     }
-    let metadata = StaticHttp::start(
-        &s.task.ns_path("net"),
-        HashMap::from([
-            ("/v4/sidecar/task".to_owned(), TASK_DOC.to_owned()),
-            ("/v4/sidecar".to_owned(), CONTAINER_DOC.to_owned()),
-        ]),
-    )
-    .expect("metadata endpoint");
+    let metadata = EcsMetadata::start(&s.task, TASK_DOC);
     let group = "/ecs/tasksentry-e2e";
-    let recording = s.dir.join("recording.ndjson");
-    let recording_arg = recording.to_str().unwrap().to_owned();
-    let mut mon = s.start_monitor(
-        group,
-        &["--hostname", "test-host", "--record", &recording_arg],
-        &[(
-            "ECS_CONTAINER_METADATA_URI_V4",
-            format!("{}/v4/sidecar", metadata.url()),
-        )],
-    );
     // Ready once the monitor has read the task (the recording shows the app container).
-    let deadline = Instant::now() + TIMEOUT;
-    while !std::fs::read_to_string(&recording)
-        .unwrap_or_default()
-        .contains(s.app.id())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the monitor never recorded the task:\n{}",
-            mon.stderr_so_far()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mut mon, _recording) = s
+        .task
+        .start_monitor_recording_with(
+            s.monitor_spec(group)
+                .with_args(&["--hostname", "test-host"])
+                .with_ecs_metadata(&metadata),
+            &s.app,
+            TIMEOUT,
+        )
+        .expect("starting tasksentry run");
     assert!(
-        metadata.requests.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        metadata.requests() >= 1,
         "the monitor asked the metadata endpoint for its task"
     );
 
@@ -836,7 +712,7 @@ fn an_outage_longer_than_memory_spills_and_loses_nothing() {
         &missing[..missing.len().min(5)]
     );
     assert!(
-        support_cw::dir_is_empty(&spill),
+        support::cloudwatch::dir_is_empty(&spill),
         "the spill directory is empty once everything is delivered"
     );
 }

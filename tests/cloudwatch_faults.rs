@@ -11,12 +11,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support_cw;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use support_cw::{
+use support::cloudwatch::{
     Fault, FaultProxy, Moto, Plan, alert_message, client, dir_is_empty, now_ms,
     padded_alert_message, read_stream, seq_of, settings, wait_for,
 };

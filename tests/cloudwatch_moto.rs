@@ -4,12 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support_cw;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support_cw::{Moto, alert_message, client, now_ms, read_stream, seq_of, settings, wait_for};
+use support::cloudwatch::{
+    Moto, alert_message, client, now_ms, read_stream, seq_of, settings, wait_for,
+};
 use tasksentry::priority::Priority;
 use tasksentry::sink::cloudwatch::emf::validate_emf;
 use tasksentry::sink::cloudwatch::{CloudWatchSink, Record};

@@ -12,16 +12,11 @@
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a failure is a test failure.
 
-mod support;
-
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::netns::HttpServer;
 use support::{Container, EmulatedTask, MonitorSpec};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -99,51 +94,33 @@ fn task_doc(task_id: &str, containers: Vec<Value>) -> Value {
     })
 }
 
-/// The metadata endpoint, listening on 169.254.170.2:80 inside the task's network namespace.
+/// The metadata endpoint, listening on 169.254.170.2:80 inside the task's network namespace:
+/// `/v4/<id>/task` is the task document, `/v4/<DockerId>` the entry of that container.
 struct MetadataServer {
     task_doc: Arc<Mutex<Value>>,
     /// For every `/task` request served: the DockerIds the document listed.
     served: Arc<Mutex<Vec<Vec<String>>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: HttpServer,
 }
 
 impl MetadataServer {
-    /// Binds inside `task`'s network namespace: a thread enters it (`setns` changes only the
-    /// calling thread) and binds there; the socket stays in that namespace.
     fn start(task: &EmulatedTask, doc: Value) -> MetadataServer {
-        let netns = task.ns_path("net");
         let task_doc = Arc::new(Mutex::new(doc));
         let served = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let thread = {
+        let server = {
             let task_doc = task_doc.clone();
             let served = served.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let ns = std::fs::File::open(&netns).expect("open the task's netns");
-                nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-                let listener =
-                    TcpListener::bind("169.254.170.2:80").expect("bind 169.254.170.2:80");
-                listener.set_nonblocking(true).expect("nonblocking");
-                ready_tx.send(()).expect("ready");
-                while !stop.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => serve(stream, &task_doc, &served),
-                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                    }
-                }
-            })
+            HttpServer::start(
+                &task.ns_path("net"),
+                "169.254.170.2:80".parse().unwrap(),
+                move |path| respond(path, &task_doc, &served),
+            )
+            .expect("bind 169.254.170.2:80 in the task")
         };
-        ready_rx
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the metadata server is listening");
         MetadataServer {
             task_doc,
             served,
-            stop,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -164,34 +141,13 @@ impl MetadataServer {
     }
 }
 
-impl Drop for MetadataServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(stream: TcpStream, task_doc: &Mutex<Value>, served: &Mutex<Vec<Vec<String>>>) {
-    stream.set_nonblocking(false).expect("blocking");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).is_err() {
-        return;
-    }
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-    }
-    let path = request_line.split(' ').nth(1).unwrap_or("").to_owned();
+fn respond(
+    path: &str,
+    task_doc: &Mutex<Value>,
+    served: &Mutex<Vec<Vec<String>>>,
+) -> Option<String> {
     let doc = task_doc.lock().unwrap().clone();
-    let (status, body) = if path.starts_with("/v4/") && path.ends_with("/task") {
+    if path.starts_with("/v4/") && path.ends_with("/task") {
         let ids = doc["Containers"]
             .as_array()
             .into_iter()
@@ -199,30 +155,18 @@ fn serve(stream: TcpStream, task_doc: &Mutex<Value>, served: &Mutex<Vec<Vec<Stri
             .filter_map(|c| c["DockerId"].as_str().map(str::to_owned))
             .collect();
         served.lock().unwrap().push(ids);
-        ("200 OK", doc.to_string())
+        Some(doc.to_string())
     } else if let Some(id) = path.strip_prefix("/v4/") {
         // The container document of the caller: the monitor's entry.
-        let own = doc["Containers"]
+        doc["Containers"]
             .as_array()
             .into_iter()
             .flatten()
             .find(|c| c["DockerId"].as_str() == Some(id))
-            .cloned();
-        match own {
-            Some(container) => ("200 OK", container.to_string()),
-            None => ("404 Not Found", "404 page not found\n".to_owned()),
-        }
+            .map(Value::to_string)
     } else {
-        ("404 Not Found", "404 page not found\n".to_owned())
-    };
-    let mut stream = stream;
-    let _ = stream.write_all(
-        format!(
-            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .as_bytes(),
-    );
+        None
+    }
 }
 
 /// The body of the scripts the tests run: long enough for a poll to read the process whole.
@@ -248,13 +192,8 @@ const PROBE_RULE: &str = r#"
 fn monitor_spec(task: &EmulatedTask, uri: &str) -> (MonitorSpec, std::path::PathBuf) {
     let rules = task.dir().join("probe.yaml");
     std::fs::write(&rules, PROBE_RULE).expect("write the probe rule");
-    let mut spec = MonitorSpec::new(&[
-        "run".to_owned(),
-        "--rules".to_owned(),
-        rules.to_str().expect("utf-8").to_owned(),
-    ]);
-    spec.env
-        .push(("ECS_CONTAINER_METADATA_URI_V4".to_owned(), uri.to_owned()));
+    let spec = MonitorSpec::new(&["run", "--rules", rules.to_str().expect("utf-8")])
+        .with_env("ECS_CONTAINER_METADATA_URI_V4", uri);
     (spec, rules)
 }
 

@@ -5,7 +5,7 @@
 //! - The capability sets themselves: Docker's (and containerd's) default set, which is
 //!   Fargate's, the ECS `KernelCapabilities` add/drop semantics, and the sidecar set of every
 //!   shipped task definition, read from `task-definitions/*.json` (so this file and the task
-//!   definitions cannot drift apart). See `tests/support/caps.rs`.
+//!   definitions cannot drift apart). See `tests/support/src/caps.rs`.
 //! - The monitor runs with exactly the set it is given (supervisor and worker).
 //! - The capability matrix: the same workload (three execs, one a reverse shell with its stdin
 //!   on a TCP socket and one with `LD_PRELOAD` in its environment; two outbound connections;
@@ -17,10 +17,7 @@
 //!   capability sees, or the monitor reported the loss with a `visibility_degraded` event for
 //!   the app container whose `unreadable` argument names each missing facet.
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -29,7 +26,7 @@ use serde_json::Value;
 use support::caps::{CAP_NAMES, DOCKER_DEFAULT, shipped_sidecar_sets};
 use support::{
     CapSet, Container, ContainerProcess, ContainerSpec, EmulatedTask, Monitor, MonitorSpec,
-    ProcCaps, TaskDefinition, User,
+    ProcCaps, TaskDefinition, User, evt_arg, spawn_ready, unique_duration,
 };
 
 fn set(names: &[&str]) -> CapSet {
@@ -371,20 +368,11 @@ struct Workload {
     _processes: Vec<ContainerProcess>,
 }
 
-/// A unique busybox `sleep` duration (it sums its arguments and rejects anything else).
-fn unique_duration() -> String {
-    let digits: String = support::random_hex(8)
-        .bytes()
-        .map(|b| char::from(b'0' + b % 10))
-        .collect();
-    format!("600.{digits}")
-}
-
 fn start_workload(app: &Container) -> Workload {
     let uid = app.user().uid;
-    let reverse_shell = unique_duration();
-    let ld_preload = unique_duration();
-    let plain = unique_duration();
+    let reverse_shell = unique_duration(600);
+    let ld_preload = unique_duration(600);
+    let plain = unique_duration(600);
     let mut processes = Vec::new();
     let peer = "198.51.100.1";
     // A reverse shell: busybox nc connects, then execs the program with the socket as its
@@ -453,15 +441,6 @@ fn start_workload(app: &Container) -> Workload {
         files,
         _processes: processes,
     }
-}
-
-/// The `evt.arg.NAME` value of an event.
-fn evt_arg<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
-    event["evt"]["args"]
-        .as_array()?
-        .iter()
-        .find(|pair| pair[0] == name)
-        .and_then(|pair| pair[1].as_str())
 }
 
 fn count(events: &[Value], app_id: &str, workload: &Workload) -> Seen {
@@ -563,24 +542,17 @@ fn complete(seen: &Seen) -> bool {
 /// returns what the monitor saw and its stderr's tail.
 fn run_row(row: &RowSpec) -> (Seen, String) {
     let task = EmulatedTask::new().expect("task");
-    let mut listener = task
-        .netns_command("/usr/bin/python3")
-        .arg("-c")
-        .arg(LISTENER)
-        .args(
-            std::iter::once(REVERSE_SHELL_PORT)
-                .chain(CONNECT_PORTS)
-                .map(|p| p.to_string()),
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starting the listeners");
-    let mut ready = String::new();
-    std::io::BufReader::new(listener.stdout.take().expect("piped stdout"))
-        .read_line(&mut ready)
-        .expect("reading the listeners' stdout");
-    assert_eq!(ready.trim(), "ready", "the listeners started");
-    let _listener = KillOnDrop(listener);
+    let _listener = spawn_ready(
+        task.netns_command("/usr/bin/python3")
+            .arg("-c")
+            .arg(LISTENER)
+            .args(
+                std::iter::once(REVERSE_SHELL_PORT)
+                    .chain(CONNECT_PORTS)
+                    .map(|p| p.to_string()),
+            ),
+        "the listeners",
+    );
 
     let user = row.app.clone();
     let app = task
@@ -599,7 +571,8 @@ fn run_row(row: &RowSpec) -> (Seen, String) {
     let mut spec = MonitorSpec::new(&["run", "--emit", "events", "--mode", row.mode]);
     spec.capabilities = row.caps;
     let mon = task.start_monitor_with(spec).expect("starting the monitor");
-    wait_until_monitoring(&mon, &app);
+    mon.wait_until_monitoring(&app, app.user().uid, Duration::from_secs(30))
+        .unwrap_or_else(|error| panic!("{error:#}"));
     wait_until_watched_or_degraded(&mon, &app);
 
     let workload = start_workload(&app);
@@ -632,39 +605,6 @@ fn run_row(row: &RowSpec) -> (Seen, String) {
         chars[chars.len().saturating_sub(3000)..].iter().collect()
     };
     (seen, tail)
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Waits until the process collector reports a probe exec of the app user in `app` (probes
-/// are repeated: a monitor may count the processes of its first scan as already known).
-fn wait_until_monitoring(mon: &Monitor, app: &Container) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let duration = unique_duration();
-        let mut probe = app
-            .spawn_as(app.user().uid, &["/bin/sleep", &duration])
-            .expect("spawning a probe");
-        let seen = mon.wait_for(
-            |e| e["evt"]["type"] == "execve" && support::proc_args(e) == [duration.as_str()],
-            Duration::from_secs(2),
-        );
-        let _ = probe.kill();
-        match seen {
-            Ok(_) => return,
-            Err(error) if error.eof || Instant::now() >= deadline => {
-                panic!("the monitor never reported a probe exec: {error}")
-            }
-            Err(_) => {}
-        }
-    }
 }
 
 /// Writes probe files into the app container's /tmp from the host until the file collector

@@ -2,14 +2,12 @@
 //! rules, `--record` keeping every event) as the sidecar of an emulated Fargate task, real file
 //! behaviours played inside containers, and the alerts and events it reports.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Container, EmulatedTask, Monitor};
+use support::{Container, EmulatedTask, Monitor, recorded_events};
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -95,14 +93,6 @@ fn wait_until_watched(mon: &Monitor, container: &Container) {
             Err(_) => {}
         }
     }
-}
-
-fn recorded_events(recording: &Path) -> Vec<Value> {
-    std::fs::read_to_string(recording)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
 }
 
 /// Waits until the recording holds an event satisfying `predicate`.

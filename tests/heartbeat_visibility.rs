@@ -17,22 +17,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-mod support_cw;
-
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::caps::{CapSet, shipped_sidecar_sets};
-use support::{ContainerSpec, EmulatedTask, MonitorSpec, User};
-use support_cw::netns::{Relay, RelayMode, StaticHttp};
-use support_cw::{Moto, REGION};
+use support::netns::RelayMode;
+use support::sidecar::{EcsMetadata, TASK_ID, TaskCloudWatch, task_document};
+use support::{ContainerSpec, EmulatedTask, User};
 
-const TASK_DOC: &str = include_str!("../src/ecs/testdata/task-fargate.json");
-const CONTAINER_DOC: &str = include_str!("../src/ecs/testdata/container-fargate.json");
-/// The task id in `TASK_DOC`'s TaskARN: the stream the sidecar writes to.
-const TASK_ID: &str = "5f0e6b8f0c7e4a1d9b7c2a3e4f5a6b7c";
 const GROUP: &str = "/security/tasksentry/alerts";
 
 /// What one sidecar shipped: its first heartbeat (with the visibility figures, and after the
@@ -54,45 +46,12 @@ fn run(caps: CapSet, burst: bool) -> Shipped {
             ContainerSpec::with_users(vec![user.clone()]).with_user(user),
         )
         .expect("the app container");
-    let moto = Moto::start();
-    let relay = Relay::start(&task.ns_path("net"), moto.addr, RelayMode::Pass).expect("relay");
-    let mut doc: Value = serde_json::from_str(TASK_DOC).unwrap();
-    let containers = doc["Containers"].as_array_mut().unwrap();
-    let entry = containers.iter_mut().find(|c| c["Name"] == "app").unwrap();
-    entry["DockerId"] = json!(app.id());
-    let metadata = StaticHttp::start(
-        &task.ns_path("net"),
-        HashMap::from([
-            ("/v4/sidecar/task".to_owned(), doc.to_string()),
-            ("/v4/sidecar".to_owned(), CONTAINER_DOC.to_owned()),
-        ]),
-    )
-    .expect("metadata endpoint");
-    let endpoint = relay.url();
-    let mut spec = MonitorSpec::new(&[
-        "run",
-        "--outputs",
-        "stdout,cloudwatch",
-        "--log-group",
-        GROUP,
-        "--cloudwatch-endpoint",
-        &endpoint,
-        "--cloudwatch-region",
-        REGION,
-        "--batch-interval",
-        "200ms",
-    ]);
-    spec.capabilities = Some(caps);
-    for (key, value) in [
-        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        (
-            "ECS_CONTAINER_METADATA_URI_V4",
-            format!("{}/v4/sidecar", metadata.url()),
-        ),
-    ] {
-        spec.env.push((key.to_owned(), value));
-    }
+    let cloudwatch = TaskCloudWatch::start(&task, RelayMode::Pass);
+    let metadata = EcsMetadata::start(&task, &task_document(&app).to_string());
+    let spec = cloudwatch
+        .monitor_spec("stdout,cloudwatch", GROUP)
+        .with_capabilities(caps)
+        .with_ecs_metadata(&metadata);
     let mon = task.start_monitor_with(spec).expect("tasksentry run");
     // The app runs something of its own (as its user) while the monitor starts.
     let _work = app
@@ -129,20 +88,15 @@ fn run(caps: CapSet, burst: bool) -> Shipped {
             "no missed processes reported after a minute of bursts"
         );
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = runtime.block_on(support_cw::client(&moto.url()));
     // The heartbeat goes out once per wall-clock minute, in its middle: the second one within
     // 130 s.
     let deadline = Instant::now() + Duration::from_secs(130);
     let heartbeat = loop {
-        let messages: Vec<Value> = runtime
-            .block_on(support_cw::try_read_stream(&client, GROUP, TASK_ID))
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(_, m)| serde_json::from_str(&m).ok())
+        let messages: Vec<Value> = cloudwatch
+            .reader
+            .messages(GROUP, TASK_ID)
+            .iter()
+            .filter_map(|m| serde_json::from_str(m).ok())
             .collect();
         // A heartbeat sent before the first check (the sink may start a few milliseconds
         // before the collectors, and heartbeats go out in the middle of each wall-clock minute)
@@ -168,11 +122,11 @@ fn run(caps: CapSet, burst: bool) -> Shipped {
     };
     // Alerts raised before the heartbeat was built are delivered by then (200 ms batches).
     std::thread::sleep(Duration::from_secs(1));
-    let degraded_alerts = runtime
-        .block_on(support_cw::try_read_stream(&client, GROUP, TASK_ID))
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|(_, m)| serde_json::from_str::<Value>(&m).ok())
+    let degraded_alerts = cloudwatch
+        .reader
+        .messages(GROUP, TASK_ID)
+        .iter()
+        .filter_map(|m| serde_json::from_str::<Value>(m).ok())
         .filter(|a| a["rule"] == "TaskSentry visibility degraded")
         .collect();
     Shipped {

@@ -231,7 +231,7 @@ fn dockerignore_keeps_build_output_and_git_out_of_the_context() {
         "src/",
         "rules",
         "rules/",
-        "benches",
+        "bench",
         "tests",
     ] {
         assert!(!entries.contains(&kept), "{kept} must not be ignored");

@@ -24,17 +24,16 @@
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a failure is a test failure.
 
-mod support_cfn;
-mod support_cw;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support_cfn::{Pseudo, Resolver, Template};
-use support_cw::{Fault, FaultProxy, Moto, Plan, alert_message, client, now_ms, read_stream};
+use support::cfn::{Pseudo, Resolver, Template};
+use support::cloudwatch::{
+    Fault, FaultProxy, Moto, Plan, alert_message, client, now_ms, read_stream,
+};
 use tasksentry::ecs::metadata::TaskMetadata;
 use tasksentry::priority::Priority;
 use tasksentry::sink::cloudwatch::client::API_CALLS;
@@ -163,7 +162,7 @@ fn real_heartbeat() -> Heartbeat {
         let group = "/security/tasksentry/alerts";
         let stream = "5f0e6b8f0c7e4a1d9b7c2a3e4f5a6b7c";
         let task = TaskMetadata::from_json(TASK_DOC.as_bytes()).unwrap();
-        let mut settings = support_cw::settings(&moto.url(), group);
+        let mut settings = support::cloudwatch::settings(&moto.url(), group);
         settings.apply_task_context(&task.task_context());
         settings.heartbeat_interval = Duration::from_millis(200);
         let visibility = &settings.telemetry.visibility;
@@ -174,7 +173,9 @@ fn real_heartbeat() -> Heartbeat {
             .await
             .unwrap();
         assert!(
-            support_cw::wait_for(Duration::from_secs(30), || handle.stats().heartbeats >= 1).await
+            support::cloudwatch::wait_for(Duration::from_secs(30), || handle.stats().heartbeats
+                >= 1)
+            .await
         );
         drop(tx);
         let report = handle.shutdown(Duration::from_secs(30)).await;
@@ -1231,7 +1232,7 @@ async fn run_through_proxy(
             .unwrap();
     }
     let proxy = FaultProxy::start(moto.addr, plan, Duration::from_secs(1)).await;
-    let mut settings = support_cw::settings(&proxy.url(), group);
+    let mut settings = support::cloudwatch::settings(&proxy.url(), group);
     settings.retention_days = retention;
     let (handle, tx) = CloudWatchSink::start(settings, stream.to_owned())
         .await
@@ -1247,7 +1248,7 @@ async fn run_through_proxy(
     }
     drop(tx);
     let report = handle.shutdown(flush).await;
-    let events = support_cw::try_read_stream(&cw, group, stream)
+    let events = support::cloudwatch::try_read_stream(&cw, group, stream)
         .await
         .unwrap_or_default();
     let operations = proxy.counters.operations.lock().unwrap().clone();
@@ -1290,7 +1291,7 @@ async fn the_sink_delivers_when_create_log_group_is_denied_and_the_group_exists(
     );
     let seqs: Vec<u64> = events
         .iter()
-        .filter_map(|(_, m)| support_cw::seq_of(m))
+        .filter_map(|(_, m)| support::cloudwatch::seq_of(m))
         .collect();
     assert_eq!(seqs, (0..50).collect::<Vec<_>>());
     assert!(

@@ -6,8 +6,8 @@
 //! reject what ECS or CloudFormation would reject.
 //!
 //! Sources for the ECS rules: the ECS API model (RegisterTaskDefinition, ContainerDefinition,
-//! KernelCapabilities, LogConfiguration, HealthCheck, ContainerDependency), as summarised in
-//! `shared/reference/aws-ecs-fargate.md` §1 and §5.
+//! KernelCapabilities, LogConfiguration, HealthCheck, ContainerDependency) and the Fargate
+//! task definition limits of the ECS developer guide.
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a failure is a test failure.
 
@@ -17,9 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-#[allow(dead_code)]
-#[path = "support/caps.rs"]
-mod caps;
+use support::CapSet;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -647,7 +645,7 @@ fn check_task_definition(task: &Value) -> Vec<String> {
     problems
 }
 
-/// What the TaskSentry sidecar itself needs (DESIGN.md §1, docs/platform-engineers.md).
+/// What the TaskSentry sidecar itself needs (docs/platform-engineers.md).
 fn check_sidecar(
     name: &str,
     sidecar: &Value,
@@ -673,10 +671,10 @@ fn check_sidecar(
     let capabilities = &sidecar["linuxParameters"]["capabilities"];
     let add = str_list(capabilities.get("add"));
     let drop = str_list(capabilities.get("drop"));
-    match caps::CapSet::from_fargate_kernel_capabilities(&add, &drop) {
+    match CapSet::from_fargate_kernel_capabilities(&add, &drop) {
         Ok(set) => {
-            let wanted = caps::CapSet::from_names(&["DAC_OVERRIDE", "SYS_PTRACE"])
-                .expect("capability names");
+            let wanted =
+                CapSet::from_names(&["DAC_OVERRIDE", "SYS_PTRACE"]).expect("capability names");
             if set != wanted {
                 problems.push(format!(
                     "sidecar `{name}`: its capabilities are {set}; they must be exactly DAC_OVERRIDE,SYS_PTRACE (add [\"SYS_PTRACE\"], drop every other default by name)"
@@ -832,8 +830,7 @@ fn check_policy(policy: &Value) -> Vec<String> {
 // CloudFormation (YAML with short-form intrinsic function tags).
 // ------------------------------------------------------------------------------------------
 
-mod support_cfn;
-use support_cfn as cfn;
+use support::cfn;
 
 const PSEUDO_PARAMETERS: &[&str] = &[
     "AWS::AccountId",

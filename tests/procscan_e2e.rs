@@ -7,15 +7,13 @@
 //! `sleeper` program (`tests/programs/sleeper.c`) ignores its arguments after the first and
 //! takes free-form markers.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use support::{Container, ContainerSpec, EmulatedTask, Monitor, User};
+use support::{ContainerSpec, EmulatedTask, Monitor, User, unique_duration};
 
 /// How long to wait for an event that should come within a few scan intervals. Generous:
 /// the test machine is small and shared.
@@ -40,40 +38,6 @@ fn is_execve_with_args(event: &Value, name: &str, wanted: &[&str]) -> bool {
         && support::proc_args(event) == wanted
 }
 
-/// A unique busybox `sleep` duration of about `seconds` seconds, usable as a marker.
-fn unique_duration(seconds: u32) -> String {
-    let digits: String = support::random_hex(8)
-        .bytes()
-        .map(|b| char::from(b'0' + b % 10))
-        .collect();
-    format!("{seconds}.{digits}")
-}
-
-/// Waits until the monitor reports a probe process started in `container`. A monitor may
-/// treat the processes of its first scan as already known, so probes are repeated until one
-/// started after that scan is reported.
-fn wait_until_monitoring(mon: &Monitor, container: &Container) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let duration = unique_duration(600);
-        let mut probe = container
-            .spawn(&["sleep", &duration])
-            .expect("spawning a probe");
-        let seen = mon.wait_for(
-            |e| is_execve_with_args(e, "sleep", &[&duration]),
-            Duration::from_secs(2),
-        );
-        let _ = probe.kill();
-        match seen {
-            Ok(_) => return,
-            Err(error) if error.eof || Instant::now() >= deadline => {
-                panic!("the monitor never reported a probe process: {error}")
-            }
-            Err(_) => {}
-        }
-    }
-}
-
 #[test]
 fn execve_and_procexit_carry_container_user_and_parents() {
     let task = EmulatedTask::new().expect("task");
@@ -85,7 +49,8 @@ fn execve_and_procexit_carry_container_user_and_parents() {
         )
         .expect("container b");
     let mon = start_monitor(&task);
-    wait_until_monitoring(&mon, &a);
+    mon.wait_until_monitoring(&a, 0, Duration::from_secs(30))
+        .unwrap_or_else(|error| panic!("{error:#}"));
 
     // In container B, as uid 1000 (`worker` in B's /etc/passwd), from a shell.
     let duration_b = unique_duration(2);
@@ -169,7 +134,8 @@ fn exec_in_place_is_a_new_execve_for_the_same_pid() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app-a").expect("container");
     let mon = start_monitor(&task);
-    wait_until_monitoring(&mon, &app);
+    mon.wait_until_monitoring(&app, 0, Duration::from_secs(30))
+        .unwrap_or_else(|error| panic!("{error:#}"));
 
     let duration = unique_duration(1);
     let shell = app
@@ -206,7 +172,8 @@ fn a_process_living_20_ms_is_seen_in_19_of_20_runs() {
     let app = task.add_container("app-a").expect("container");
     app.install_program("sleeper").expect("installing sleeper");
     let mon = start_monitor(&task);
-    wait_until_monitoring(&mon, &app);
+    mon.wait_until_monitoring(&app, 0, Duration::from_secs(30))
+        .unwrap_or_else(|error| panic!("{error:#}"));
 
     let run = support::marker("short");
     let markers: Vec<String> = (0..20).map(|i| format!("{run}-{i}")).collect();
@@ -262,7 +229,8 @@ fn a_burst_of_short_processes_is_seen_or_counted_as_missed() {
     let app = task.add_container("app-a").expect("container");
     app.install_program("sleeper").expect("installing sleeper");
     let mon = start_monitor(&task);
-    wait_until_monitoring(&mon, &app);
+    mon.wait_until_monitoring(&app, 0, Duration::from_secs(30))
+        .unwrap_or_else(|error| panic!("{error:#}"));
 
     let marker = support::marker("burst");
     let start = mon.line_count();
@@ -329,7 +297,8 @@ fn hostile_processes_are_reported_escaped_and_do_not_stop_the_monitor() {
     std::os::unix::fs::symlink("sleeper", app.host_path(&format!("/usr/local/bin/{evil}")))
         .expect("symlinking the evil name");
     let mon = start_monitor(&task);
-    wait_until_monitoring(&mon, &app);
+    mon.wait_until_monitoring(&app, 0, Duration::from_secs(30))
+        .unwrap_or_else(|error| panic!("{error:#}"));
     let m = support::marker("hostile");
 
     let newline_arg = format!("nl-{m}\nsecond line\r\t\"quoted\" \\ \u{7}");
@@ -457,7 +426,8 @@ fn the_monitor_and_the_pause_process_are_never_reported() {
     let task = EmulatedTask::new().expect("task");
     let app = task.add_container("app-a").expect("container");
     let mon = start_monitor(&task);
-    wait_until_monitoring(&mon, &app);
+    mon.wait_until_monitoring(&app, 0, Duration::from_secs(30))
+        .unwrap_or_else(|error| panic!("{error:#}"));
     // Some activity, so that scans run while the monitor works.
     for _ in 0..5 {
         app.run_ok(&["sh", "-c", "ls / > /dev/null; cat /etc/passwd > /dev/null"])

@@ -2,8 +2,6 @@
 //! host or from inside the task, one property of a Fargate task with `pidMode: task` that the
 //! monitor's integration tests rely on.
 
-mod support;
-
 use std::path::Path;
 use std::time::Duration;
 

@@ -3,10 +3,7 @@
 //! container, and the alerts it prints. Also: `rules test` replaying the run's recording
 //! (`--record`) reproduces exactly the alerts of the live run.
 
-mod support;
-
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -16,13 +13,6 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Installs an executable shell script `name` in the container's `/usr/local/bin` that lives
 /// about a second: the kernel names the process after the script, like the real tool.
-fn install_fake_tool(app: &Container, name: &str) {
-    let path = app.host_path(&format!("/usr/local/bin/{name}"));
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(&path, "#!/bin/sh\nsleep 1.5\n").expect("write the script");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
 fn alert_for<'a>(alerts: &'a [Value], rule: &str) -> Option<&'a Value> {
     alerts.iter().find(|a| a["rule"] == rule)
 }
@@ -53,34 +43,17 @@ fn default_process_rules_fire_on_their_behaviours_and_replay_reproduces_them() {
         .expect("container");
     let quiet = task.add_container("quiet").expect("second container");
     for tool in ["apt-get", "xmrig", "nmap", "scp", "wget", "useradd"] {
-        install_fake_tool(&app, tool);
+        app.install_script(tool, "sleep 1.5").expect("a fake tool");
     }
-    let recording = task.dir().join("recording.ndjson");
-    let recording_arg = recording.to_str().expect("utf-8 path").to_owned();
-    let mon = task
-        .start_monitor(&[
-            "run",
-            "--rule-matching",
-            "all",
-            "--hostname",
-            "test-host",
-            "--record",
-            &recording_arg,
-        ])
-        .expect("starting tasksentry run");
     // The monitor is ready once it has read the task: wait for the recording to show the
     // quiet container's first process.
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    while !std::fs::read_to_string(&recording)
-        .unwrap_or_default()
-        .contains(quiet.id())
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the monitor never recorded the task"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (mon, recording) = task
+        .start_monitor_recording(
+            &["run", "--rule-matching", "all", "--hostname", "test-host"],
+            &quiet,
+            TIMEOUT,
+        )
+        .expect("starting tasksentry run");
 
     // Each behaviour, and the rule that must report it.
     let mut running = Vec::new();

@@ -72,8 +72,8 @@ fn tab_indentation_points_at_the_tab() {
 
 #[test]
 fn list_used_before_definition_in_a_list_is_a_positioned_warning() {
-    // As in Falco, a list item naming a list defined later is taken literally (not an
-    // error); TaskSentry warns at the item.
+    // As in Falco, a list item naming a list defined later is taken literally (not an error);
+    // TaskSentry warns at the item.
     let (diags, ok) = load_broken("list_before_definition.yaml");
     assert!(ok);
     let w = diags

@@ -1,9 +1,9 @@
-//! Golden examples of Falco's rule language: exception compilation, list substitution,
-//! parsing, and whole rules, with their expected results verbatim.
+//! Golden examples of Falco's rule language, each stating the exact result Falco gives:
+//! exception compilation, list substitution, precedence, missing values, ancestors, `pmatch`
+//! and `glob`, escapes, overrides.
 
-mod common;
-
-use common::{fires, fixture, load_text, load_texts, rule_yaml};
+use support::events::fixture;
+use support::rules::{fires, load_text, load_texts, rule_yaml};
 use tasksentry::event::{Fd, FdKind};
 use tasksentry::rules::loader::exception_text_for_test;
 use tasksentry::rules::syntax::{Expr, PosText, parse, substitute_list};

@@ -1,14 +1,14 @@
-//! Loader semantics: append/override, multi-file ordering and visibility, exceptions merging,
-//! rule indexing and matching modes, engine and plugin versions, skipping of fields
-//! TaskSentry lacks, outputs and the alert JSON.
+//! Loader semantics, as Falco's loader has them: append/override, multi-file ordering and
+//! visibility, exceptions merging, rule indexing and matching modes, `required_engine_version`
+//! and `required_plugin_versions`, skipping of fields TaskSentry lacks, output templates and the
+//! alert JSON.
 
-mod common;
-
-use common::{fires, fixture, load_text, load_texts, rule_yaml};
+use support::events::fixture;
+use support::rules::{fires, load_text, load_texts, load_with, rule_yaml};
 use tasksentry::alert::Alert;
 use tasksentry::event::EventType;
 use tasksentry::priority::Priority;
-use tasksentry::rules::{LoadOptions, RuleMatching, RuleSource, Severity, load};
+use tasksentry::rules::{RuleMatching, Severity};
 
 fn rule(name: &str, cond: &str) -> String {
     rule_yaml(name, cond)
@@ -207,23 +207,9 @@ fn multi_file_visibility_and_order() {
         rule("a", "proc.name = curl"),
         rule("b", "proc.name = curl")
     );
-    let sources = [
-        RuleSource {
-            name: "1.yaml".into(),
-            text: two,
-        },
-        RuleSource {
-            name: "2.yaml".into(),
-            text: rule("a", "proc.pid = 300"),
-        },
-    ];
-    let outcome = load(
-        &sources,
-        &LoadOptions {
-            strict: false,
-            rule_matching: RuleMatching::First,
-        },
-    );
+    let second = rule("a", "proc.pid = 300");
+    let files = [("1.yaml", two.as_str()), ("2.yaml", second.as_str())];
+    let outcome = load_with(&files, false, RuleMatching::First);
     let set = outcome.ruleset.as_ref().expect("loads");
     let names: Vec<&str> = set.rules().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
@@ -233,13 +219,7 @@ fn multi_file_visibility_and_order() {
     assert_eq!(out[0].rule.name, "a");
     assert_eq!(set.rules().next().expect("a").condition, "proc.pid = 300");
     // With `all`, both alert.
-    let outcome = load(
-        &sources,
-        &LoadOptions {
-            strict: false,
-            rule_matching: RuleMatching::All,
-        },
-    );
+    let outcome = load_with(&files, false, RuleMatching::All);
     let mut out = Vec::new();
     outcome
         .ruleset
@@ -266,7 +246,7 @@ fn lists_in_lists_only_if_defined_before() {
         rule("rc", "proc.name in (c)")
     ));
     // In `a`, `b` is literal: `a` holds the string "b", which is then itself substituted in
-    // the condition text (textual substitution is global, as in Falco), so both match.
+    // the condition text (textual substitution is global, a Falco quirk), so both match.
     assert!(fires(&outcome, "rc", &fixture("curl")));
     assert!(fires(&outcome, "ra", &fixture("curl")));
 }
@@ -369,17 +349,7 @@ fn rule_matching_all_skips_untyped_rules_when_a_typed_rule_matched() {
         out.iter().map(|m| m.rule.name.as_str()).collect::<Vec<_>>(),
         ["typed"]
     );
-    let sources = [RuleSource {
-        name: "x".into(),
-        text,
-    }];
-    let outcome = load(
-        &sources,
-        &LoadOptions {
-            strict: false,
-            rule_matching: RuleMatching::First,
-        },
-    );
+    let outcome = load_with(&[("x", text.as_str())], false, RuleMatching::First);
     out.clear();
     outcome
         .ruleset
@@ -482,17 +452,7 @@ fn unprovided_fields_skip_the_rule_or_fail_in_strict_mode() {
         .expect("warning");
     assert_eq!(w.item.as_deref(), Some("rule 'k8s'"));
     assert_eq!((w.line, w.column), (3, 36));
-    let sources = [RuleSource {
-        name: "s.yaml".into(),
-        text: text.clone(),
-    }];
-    let strict = load(
-        &sources,
-        &LoadOptions {
-            strict: true,
-            rule_matching: RuleMatching::First,
-        },
-    );
+    let strict = load_with(&[("s.yaml", text.as_str())], true, RuleMatching::First);
     assert!(strict.ruleset.is_none());
     assert!(
         strict
@@ -501,17 +461,7 @@ fn unprovided_fields_skip_the_rule_or_fail_in_strict_mode() {
     );
     // skip-if-unknown-filter: skipped even in strict mode; typos are skipped too.
     let text = "- rule: r\n  desc: d\n  condition: proc.nmae = curl\n  output: o\n  priority: INFO\n  skip-if-unknown-filter: true\n";
-    let sources = [RuleSource {
-        name: "s.yaml".into(),
-        text: text.into(),
-    }];
-    let strict = load(
-        &sources,
-        &LoadOptions {
-            strict: true,
-            rule_matching: RuleMatching::First,
-        },
-    );
+    let strict = load_with(&[("s.yaml", text)], true, RuleMatching::First);
     assert!(strict.ruleset.is_some());
     assert!(
         strict

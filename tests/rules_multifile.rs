@@ -3,9 +3,8 @@
 //! overridden in a later file may use that file's macros, while its position (evaluation
 //! order) stays where it was first defined.
 
-mod common;
-
-use common::{fires, fixture, load_texts};
+use support::events::fixture;
+use support::rules::{fires, load_texts};
 
 const BASE: &str = "- rule: r\n  desc: d\n  condition: evt.type = execve and proc.name = never\n  output: o\n  priority: NOTICE\n";
 

@@ -1,12 +1,11 @@
-//! Data-driven condition tests: `(condition, event fixture, expected)` rows, each group
-//! about one part of Falco's rule language (operators, precedence, macros, lists, missing
-//! values, ancestors, transformers, escapes, network and file fields). Every row is
-//! loaded as a one-rule file on top of a shared prelude of lists and macros, and evaluated
-//! against a fixture from `common` (e.g. `curl` is `nginx -> sh -> curl` in a container).
+//! Data-driven condition tests: `(condition, event fixture, expected)` rows, each group one
+//! part of Falco's condition language as Falco and libsinsp behave (operators, precedence,
+//! macros and lists, missing values, fields, transformers, escapes). Every row is loaded as a
+//! one-rule file on top of a shared prelude of lists and macros, and evaluated against a
+//! fixture from `support::events` (e.g. `curl` is `nginx -> sh -> curl` in a container).
 
-mod common;
-
-use common::{fixture, load_text, rule_yaml};
+use support::events::fixture;
+use support::rules::{load_text, rule_yaml};
 
 const PRELUDE: &str = r#"
 - list: shell_binaries
@@ -41,7 +40,7 @@ const PRELUDE: &str = r#"
 type Row = (&'static str, &'static str, bool);
 
 const ROWS: &[Row] = &[
-    // Equality and inequality, strings.
+    // Comparison operators: equality and inequality, strings.
     ("proc.name = curl", "curl", true),
     ("proc.name == curl", "curl", true),
     ("proc.name = cur", "curl", false),
@@ -58,10 +57,11 @@ const ROWS: &[Row] = &[
     ),
     ("proc.args = \"-s http://198.51.100.7/x.sh\"", "curl", true),
     ("proc.args[1] = http://198.51.100.7/x.sh", "curl", true),
-    // Ordering on strings is byte-wise; numeric ops need numbers (a libsinsp quirk).
+    // Ordering on strings is byte-wise; numeric operators need a number on the right (a
+    // libsinsp quirk: `proc.name > abc` is an error).
     ("proc.name < 5", "curl", false),
     ("proc.name > 5", "curl", true),
-    // Numeric comparisons (values parsed into the field's type).
+    // Numeric comparisons (right-hand values parsed by the field's type).
     ("proc.pid = 300", "curl", true),
     ("proc.pid != 300", "curl", false),
     ("proc.pid > 299", "curl", true),
@@ -135,7 +135,7 @@ const ROWS: &[Row] = &[
     ("proc.name exists", "file_noproc", false),
     ("proc.env[HOME] exists", "curl", true),
     ("proc.env[NOPE] exists", "curl", false),
-    // List modifiers (libs 0.25).
+    // Operator modifiers oneof/anyof/allof (libs 0.25).
     ("proc.exepath startswith anyof (/opt, /usr)", "curl", true),
     ("proc.exepath startswith anyof (/opt, /srv)", "curl", false),
     (
@@ -191,7 +191,7 @@ const ROWS: &[Row] = &[
         true,
     ),
     ("proc.name = curl\n      and proc.pid = 300", "curl", true),
-    // Macros are parsed sub-trees (behave as parenthesised).
+    // Macros are parsed sub-trees (they behave as parenthesised).
     ("is_curl", "curl", true),
     ("not is_curl", "curl", false),
     ("curl_or_cat and proc.pid = 300", "curl", true),
@@ -204,7 +204,7 @@ const ROWS: &[Row] = &[
     ("never_true", "curl", false),
     ("shell_procs", "host_bash", true),
     ("shell_procs", "curl", false),
-    // List substitution (textual, with quoting of items containing spaces).
+    // List substitution, before parsing (textual, with quoting of items containing spaces).
     ("proc.name in (shell_binaries)", "host_bash", true),
     ("proc.name in (shell_binaries, curl)", "curl", true),
     ("proc.name in (shell_binaries)", "curl", false),
@@ -217,7 +217,7 @@ const ROWS: &[Row] = &[
     ("fd.snet in (private_nets)", "connect", false),
     ("fd.cnet in (private_nets)", "connect", true),
     ("fd.sport in (web_ports)", "connect", true),
-    // Missing values: every comparison false, not inverts.
+    // Missing values: every comparison is false, `not` inverts.
     ("fd.name = /etc/passwd", "curl", false),
     ("fd.name != /etc/passwd", "curl", false),
     ("not fd.name = /etc/passwd", "curl", true),
@@ -233,7 +233,7 @@ const ROWS: &[Row] = &[
     ("container.id = host", "host_bash", true),
     ("container.name = host", "host_bash", true),
     ("container.id != host", "file_noproc", true),
-    // Ancestors (the chain nginx -> sh -> curl).
+    // Ancestors (the `curl` fixture's chain nginx -> sh -> curl).
     ("proc.pname = sh", "curl", true),
     ("proc.aname[1] = sh", "curl", true),
     ("proc.aname[2] = nginx", "curl", true),
@@ -403,8 +403,8 @@ fn condition_table() {
     );
 }
 
-/// Conditions that must fail to load (bad escapes, syntax, operators and typed values), with
-/// the text of the message expected.
+/// Conditions that must fail to load (lexical errors, grammar errors, operators given the
+/// wrong right-hand value), with the text of the message expected.
 const BAD: &[(&str, &str)] = &[
     ("proc.name = curl andb proc.pid = 1", "unexpected token"),
     ("fd.name startswith\"/x\"", "must be followed by a blank"),

@@ -25,17 +25,15 @@
 //! capability sets (issue 16; see
 //! `non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not`).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::{
     CapSet, Container, ContainerProcess, ContainerSpec, EmulatedTask, Monitor, MonitorSpec, User,
+    evt_arg, recorded_events, spawn_ready, tracer_pid,
 };
 
 const SCENARIO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios");
@@ -144,6 +142,17 @@ struct Scenario {
     /// `non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not`).
     nonroot: bool,
     script: String,
+}
+
+impl Scenario {
+    /// The rules it expects, for the tables: `a *or* b; c`.
+    fn expected_rules(&self) -> String {
+        self.expect
+            .iter()
+            .map(|alts| alts.join(" *or* "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 fn parse_scenario(file: &str, script: &str) -> Result<Scenario, String> {
@@ -383,46 +392,12 @@ impl ModeRun {
     }
 }
 
-fn tracer_pid(host_pid: i32) -> Option<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// The `evt.arg.NAME` value of an event.
-fn evt_arg<'a>(event: &'a Value, name: &str) -> Option<&'a str> {
-    event["evt"]["args"]
-        .as_array()?
-        .iter()
-        .find(|pair| pair[0] == name)
-        .and_then(|pair| pair[1].as_str())
-}
-
-fn recorded_events(recording: &Path) -> Vec<Value> {
-    std::fs::read_to_string(recording)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect()
-}
-
 /// The container id an alert names, when it names one (an event without a process has no
 /// container, and `container.id` then reads `host`).
 fn alert_container(alert: &Value) -> Option<&str> {
     alert["output_fields"]["container.id"]
         .as_str()
         .filter(|id| !id.is_empty() && *id != "<NA>" && *id != "host")
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Opens the FIFO gate of a container (the runner waits in `open` for a writer).
@@ -453,20 +428,13 @@ fn open_gate(container: &Container, deadline: Instant) -> Result<(), String> {
 fn run_mode(config: &RunConfig, scenarios: &[Scenario]) -> ModeRun {
     let mode = config.mode;
     let task = EmulatedTask::new().expect("task");
-    let mut peers = task
-        .netns_command("/usr/bin/python3")
-        .arg("-c")
-        .arg(PEER_SERVER)
-        .args(PEERS)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starting the peers");
-    let mut ready = String::new();
-    let stdout = peers.stdout.take().expect("piped stdout");
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready)
-        .expect("reading the peers' stdout");
-    assert_eq!(ready.trim(), "ready", "the peers started");
-    let _peers = KillOnDrop(peers);
+    let _peers = spawn_ready(
+        task.netns_command("/usr/bin/python3")
+            .arg("-c")
+            .arg(PEER_SERVER)
+            .args(PEERS),
+        "the peers",
+    );
 
     // One container per scenario, its script at /scenario.sh, its setup done, its gate made.
     let mut containers = Vec::new();
@@ -921,12 +889,7 @@ fn coverage_table(scenarios: &[Scenario], trace: &ModeRun, poll: &ModeRun) -> St
     let cell = |s: &str| s.replace('|', "\\|");
     for scenario in scenarios.iter().filter(|s| !s.benign) {
         let expected: BTreeSet<String> = scenario.expect.iter().flatten().cloned().collect();
-        let rules = scenario
-            .expect
-            .iter()
-            .map(|alts| alts.join(" *or* "))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let rules = scenario.expected_rules();
         let also: Vec<String> = trace
             .fired
             .get(&scenario.file)
@@ -1222,12 +1185,7 @@ fn non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not() {
     table.push('\n');
     let mut failures = Vec::new();
     for scenario in &scenarios {
-        let rules = scenario
-            .expect
-            .iter()
-            .map(|alts| alts.join(" *or* "))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let rules = scenario.expected_rules();
         table.push_str(&format!(
             "| `{}` | {} |",
             scenario.file,

@@ -11,8 +11,6 @@
 //! - SIGSTOP of the monitor or of its supervisor is undone and alerted; unsupervised, the
 //!   stop is reported when the monitor is resumed, naming who resumed it.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 

@@ -4,13 +4,10 @@
 //! (and 2001:db8::1/64, added here), with real listeners and clients in its containers. No
 //! address outside the task's own namespace is ever used.
 
-mod support;
-
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
-use support::{Container, ContainerSpec, EmulatedTask, Monitor};
+use support::{Container, ContainerSpec, EmulatedTask, Monitor, spawn_ready};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -265,24 +262,14 @@ fn wait_rule(mon: &Monitor, rule: &str, mut extra: impl FnMut(&Value) -> bool) -
         .unwrap_or_else(|error| panic!("no alert of rule {rule:?}: {error}"))
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn network_rules_alert_on_metadata_endpoints_listeners_raw_sockets_and_reverse_shells() {
     let task = EmulatedTask::new().expect("task");
     let app = python_container(&task, "app");
     // The "remote" ends live in the task's network namespace but outside its PID namespace:
     // the credentials endpoint, the instance metadata address and an attacker's listener.
-    let mut endpoints = task
-        .netns_command("/usr/bin/python3")
-        .args([
+    let _endpoints = spawn_ready(
+        task.netns_command("/usr/bin/python3").args([
             "-c",
             SERVER,
             "169.254.170.2",
@@ -291,44 +278,20 @@ fn network_rules_alert_on_metadata_endpoints_listeners_raw_sockets_and_reverse_s
             "80",
             "198.51.100.1",
             "4444",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starting the endpoint listeners");
-    let mut ready = String::new();
-    let stdout = endpoints.stdout.take().expect("piped stdout");
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut ready)
-        .expect("reading the endpoint listeners' stdout");
-    assert_eq!(ready.trim(), "ready", "the endpoint listeners started");
-    let _endpoints = KillOnDrop(endpoints);
+        ]),
+        "the endpoint listeners",
+    );
     let rules = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/rules/tasksentry_network_rules.yaml"
     );
-    let recording = task.dir().join("recording.ndjson");
-    let recording_arg = recording.to_str().expect("utf-8 path").to_owned();
-    let mon = task
-        .start_monitor(&[
-            "run",
-            "--rule-matching",
-            "all",
-            "--rules",
-            rules,
-            "--record",
-            &recording_arg,
-        ])
+    let (mon, recording) = task
+        .start_monitor_recording(
+            &["run", "--rule-matching", "all", "--rules", rules],
+            &app,
+            TIMEOUT,
+        )
         .expect("starting tasksentry run");
-    let deadline = Instant::now() + TIMEOUT;
-    while !std::fs::read_to_string(&recording)
-        .unwrap_or_default()
-        .contains(app.id())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the monitor never recorded the task"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let in_app = |a: &Value| field(a, "container.id") == app.id();
 
     // The credentials endpoint, from python3.

@@ -8,13 +8,11 @@
 //! Behaviour scripts write their observations to `/out`, and are run once untraced and once
 //! traced; the two outputs must be the same.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Container, ContainerProcess, EmulatedTask, Monitor};
+use support::{Container, ContainerProcess, EmulatedTask, Monitor, tracer_pid};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -24,14 +22,6 @@ const GATE: &str = "while [ ! -e /go ]; do sleep 0.01; done; rm -f /go; ";
 fn start_trace_monitor(task: &EmulatedTask) -> Monitor {
     task.start_monitor(&["run", "--emit", "events", "--mode", "trace"])
         .expect("starting tasksentry run --emit events --mode trace")
-}
-
-fn tracer_pid(host_pid: i32) -> Option<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("TracerPid:"))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 fn state(host_pid: i32) -> Option<char> {

@@ -1,20 +1,17 @@
 //! The two test oracles of `tests/alert_wire.rs`, checked on their sources' own examples:
 //!
-//! - the CloudWatch Logs filter-pattern evaluator (`support_filter`) on every example of the
+//! - the CloudWatch Logs filter-pattern evaluator (`support::filter`) on every example of the
 //!   user guide's "Filter and Pattern Syntax" page (`awsdocs/amazon-cloudwatch-logs-user-guide`,
 //!   `doc_source/FilterAndPatternSyntax.md`, commit `1487b9496d8366bf7039a1efbeeb3a0702b42c50`):
 //!   the JSON examples, the compound conditions, the numeric comparisons, the wildcards and the
 //!   term patterns, each with the result the guide gives;
-//! - falcosidekick's input check (`support_falco`) on falcosidekick's own test event (the body
+//! - falcosidekick's input check (`support::falco`) on falcosidekick's own test event (the body
 //!   `testHandler` in `handlers.go` posts) and on payloads its `Check()` or decoding refuses.
 
 #![allow(clippy::unwrap_used)]
 
-mod support_falco;
-mod support_filter;
-
 use serde_json::json;
-use support_filter::{Outcome, matches, parse};
+use support::filter::{Outcome, matches, parse};
 
 fn outcome(pattern: &str, message: &str) -> Outcome {
     matches(pattern, message).unwrap_or_else(|e| panic!("{pattern}: {e}"))
@@ -276,7 +273,7 @@ fn falcosidekick_test_event() -> serde_json::Value {
 
 #[test]
 fn falcosidekick_accepts_its_own_test_event() {
-    let accepted = support_falco::check(&falcosidekick_test_event().to_string()).unwrap();
+    let accepted = support::falco::check(&falcosidekick_test_event().to_string()).unwrap();
     assert_eq!(accepted.rule, "Test rule");
     assert_eq!(accepted.priority, "Debug");
     assert_eq!(accepted.time_unix_nanos, 1_786_960_041_000_000_000);
@@ -287,7 +284,7 @@ fn falcosidekick_accepts_its_own_test_event() {
     event["Hostname"] = json!(null);
     event.as_object_mut().unwrap().remove("hostname");
     assert_eq!(
-        support_falco::check(&event.to_string()).unwrap().priority,
+        support::falco::check(&event.to_string()).unwrap().priority,
         "Informational"
     );
 }
@@ -368,13 +365,13 @@ fn falcosidekick_refuses_what_check_or_decoding_refuses() {
         let mut event = falcosidekick_test_event();
         mutate(&mut event);
         assert!(
-            support_falco::check(&event.to_string()).is_err(),
+            support::falco::check(&event.to_string()).is_err(),
             "{what}: {event}"
         );
     }
-    assert!(support_falco::check("[]").is_err());
-    assert!(support_falco::check("null").is_err());
-    assert!(support_falco::check("{").is_err());
+    assert!(support::falco::check("[]").is_err());
+    assert!(support::falco::check("null").is_err());
+    assert!(support::falco::check("{").is_err());
 }
 
 #[test]
@@ -389,7 +386,7 @@ fn falcosidekick_times_are_parsed_as_go_does() {
         ("2024-02-29T00:00:00Z", 1_709_164_800_000_000_000),
         ("1970-01-01T00:00:00.1234567891Z", 123_456_789),
     ] {
-        assert_eq!(support_falco::parse_rfc3339(text), Ok(nanos), "{text}");
+        assert_eq!(support::falco::parse_rfc3339(text), Ok(nanos), "{text}");
     }
 }
 
@@ -405,7 +402,7 @@ aws logs put-subscription-filter --filter-name x --filter-pattern '' \
 aws logs put-metric-filter --filter-pattern '{ $.rule = * }' --metric-transformations m
 ```
 "#;
-    let found: Vec<String> = support_filter::patterns_in_markdown("doc.md", markdown)
+    let found: Vec<String> = support::filter::patterns_in_markdown("doc.md", markdown)
         .into_iter()
         .map(|f| f.pattern)
         .collect();
@@ -421,7 +418,7 @@ aws logs put-metric-filter --filter-pattern '{ $.rule = * }' --metric-transforma
     );
     let template =
         "  Filter:\n    Properties:\n      FilterPattern: '{ $.a = \"it''s\" }'\n      Other: x\n";
-    let found = support_filter::patterns_in_template("t.yaml", template);
+    let found = support::filter::patterns_in_template("t.yaml", template);
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].pattern, r#"{ $.a = "it's" }"#);
     assert_eq!(found[0].at, "t.yaml:3");

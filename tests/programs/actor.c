@@ -1,5 +1,5 @@
 /*
- * `actor MODE ...`: the workload side of the benchmark report (examples/bench_report.rs).
+ * `actor MODE ...`: the workload side of the benchmark report (bench/live/report.rs).
  *
  *   actor exec COUNT GAP_MS MARKER   COUNT times: print "<realtime ns> MARKER-<i>", then fork
  *                                    and exec `/bin/sh -c ": MARKER-<i>; sleep 0.2"` (a shell

@@ -22,7 +22,7 @@
  *
  * Then it execs PROGRAM, searched in the container's PATH. Exit codes of its own: 125 (setup
  * failed, with a message on stderr), 126 (PROGRAM could not be executed), 127 (not found).
- * Built with `cc -static -O2` by the test harness (tests/support/programs.rs).
+ * Built with `cc -static -O2` by the test harness (tests/support/src/programs.rs).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1,6 +1,6 @@
 /*
  * `mintracer [--exit] PID`: the least a ptrace tracer can do, for measuring the floor of the
- * tracer's overhead (examples/bench_tracer.rs runs it side by side with tasksentry). It seizes
+ * tracer's overhead (bench/live/tracer.rs runs it side by side with tasksentry). It seizes
  * PID with the options tasksentry uses (TRACEFORK | TRACEVFORK | TRACECLONE | TRACEEXEC, plus
  * TRACEEXIT with --exit), then blocks in waitpid(-1, __WALL) and resumes every stop at once,
  * reading nothing: signal-delivery stops get their signal back, group-stops PTRACE_LISTEN.

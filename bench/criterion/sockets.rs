@@ -16,6 +16,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use support::thread_cpu_time;
 use tasksentry::collect::Tables;
 use tasksentry::collect::sockets::{
     FULL_TCP_PERIOD, SockEntry, SocketSource, SocketTracker, SocketsConfig,
@@ -75,27 +76,14 @@ fn connections(n: usize) -> (TcpListener, Vec<TcpStream>, Vec<TcpStream>) {
     (listener, clients, servers)
 }
 
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
-}
-
 /// Runs `f` `iters` times and returns the CPU time this thread spent (user + system: the
 /// kernel's work for a `sock_diag` dump is done in the `recvmsg` calls of this thread).
 fn cpu_of(iters: u64, mut f: impl FnMut()) -> Duration {
-    let before = thread_cpu();
+    let before = thread_cpu_time();
     for _ in 0..iters {
         f();
     }
-    thread_cpu() - before
+    thread_cpu_time() - before
 }
 
 fn main() {

@@ -1,4 +1,4 @@
-//! Capture-rate benchmark of the procscan collector, run by `scripts/bench-capture`.
+//! Capture-rate benchmark of the procscan collector, run by `bench/capture`.
 //!
 //! In an emulated Fargate task (the integration tests' harness, `tests/support`), with the
 //! monitor running as the sidecar (`tasksentry run --emit events`), a container runs the
@@ -12,9 +12,6 @@
 //!
 //! Needs root, like the integration tests. Example:
 //! `bench_capture --monitor target/release/tasksentry --runs 100 --lifetimes 1,5,20,100`.
-
-#[path = "../tests/support/mod.rs"]
-mod support;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -80,7 +77,7 @@ fn run(args: Args) -> Result<bool> {
     let mut spec = MonitorSpec::new(&monitor_args);
     spec.program = Some(monitor);
     let mon = task.start_monitor_with(spec)?;
-    wait_until_monitoring(&mon, &app)?;
+    mon.wait_until_monitoring(&app, 0, Duration::from_secs(30))?;
 
     let mut rows = Vec::new();
     for &lifetime in &args.lifetimes {
@@ -170,24 +167,4 @@ fn run(args: Args) -> Result<bool> {
 
 fn is_execve(event: &Value) -> bool {
     event["evt"]["type"] == "execve"
-}
-
-/// Repeats a probe process until the monitor reports one (its first scan may take the
-/// processes it finds as already known).
-fn wait_until_monitoring(mon: &support::Monitor, app: &support::Container) -> Result<()> {
-    for _ in 0..15 {
-        let probe = support::marker("probe");
-        let mut process = app.spawn(&["sleeper", "60000", &probe])?;
-        let seen = mon.wait_for(
-            |e| is_execve(e) && support::proc_args(e).iter().any(|a| a == &probe),
-            Duration::from_secs(2),
-        );
-        let _ = process.kill();
-        match seen {
-            Ok(_) => return Ok(()),
-            Err(error) if error.eof => bail!("the monitor exited: {error}"),
-            Err(_) => {}
-        }
-    }
-    bail!("the monitor reported no probe process within 30 s")
 }

@@ -1,14 +1,13 @@
-//! Shared test helpers: a compact event builder with named fixtures, and a one-rule loader.
-#![allow(dead_code)]
+//! Events built in memory for rule tests: named fixtures with every field a rule may read
+//! ([`fixture`]), all in one container of an ECS task at [`T0`].
 
 use tasksentry::event::{
     Ancestor, Collector, Container, EcsContext, Event, EventType, Fd, FdKind, Internal, Process,
     StdFd, Timestamp,
 };
-use tasksentry::rules::{LoadOptions, LoadOutcome, RuleMatching, RuleSource, load};
 
 /// 2026-01-01T00:00:10Z.
-pub const T0: u64 = 1_767_225_610_000_000_000;
+const T0: u64 = 1_767_225_610_000_000_000;
 
 fn anc(pid: i32, name: &str, exe: &str, args: &[&str]) -> Ancestor {
     Ancestor {
@@ -48,7 +47,8 @@ fn base(t: EventType, c: Collector) -> Event {
     e
 }
 
-/// `nginx -> sh -> curl` exec in a container (spec §6 ancestors example).
+/// `nginx -> sh -> curl` exec in a container: the ancestors example of Falco's rule language
+/// (`proc.aname[1]` is `sh`, `proc.aname[2]` is `nginx`).
 pub fn curl() -> Event {
     let mut e = base(EventType::Execve, Collector::Procscan);
     e.proc = Some(Box::new(Process {
@@ -254,56 +254,4 @@ pub fn fixture(name: &str) -> Event {
         "chmod" => chmod(),
         other => panic!("unknown fixture {other}"),
     }
-}
-
-/// Loads one text as `test.yaml`.
-pub fn load_text(text: &str) -> LoadOutcome {
-    load(
-        &[RuleSource {
-            name: "test.yaml".into(),
-            text: text.into(),
-        }],
-        &LoadOptions {
-            strict: false,
-            rule_matching: RuleMatching::All,
-        },
-    )
-}
-
-/// Loads several texts named `a.yaml`, `b.yaml`, ...
-pub fn load_texts(texts: &[&str]) -> LoadOutcome {
-    let sources: Vec<RuleSource> = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| RuleSource {
-            name: format!("{}.yaml", (b'a' + i as u8) as char),
-            text: t.to_string(),
-        })
-        .collect();
-    load(
-        &sources,
-        &LoadOptions {
-            strict: false,
-            rule_matching: RuleMatching::All,
-        },
-    )
-}
-
-/// Whether the rule named `r` fires on `event` in `outcome` (panics on load errors).
-pub fn fires(outcome: &LoadOutcome, rule: &str, event: &Event) -> bool {
-    let set = outcome.ruleset.as_ref().unwrap_or_else(|| {
-        let errs: Vec<String> = outcome.errors().map(|d| d.to_string()).collect();
-        panic!("load failed:\n{}", errs.join("\n"))
-    });
-    let mut out = Vec::new();
-    set.evaluate(event, &mut out);
-    out.iter().any(|m| m.rule.name == rule)
-}
-
-/// A YAML rule item with the given condition (YAML single-quoted).
-pub fn rule_yaml(name: &str, condition: &str) -> String {
-    format!(
-        "- rule: {name}\n  desc: d\n  condition: '{}'\n  output: out %proc.name\n  priority: WARNING\n",
-        condition.replace('\'', "''")
-    )
 }

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 /// The v1 hierarchies the harness places tasks in.
-pub const HIERARCHIES: [&str; 2] = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids"];
+pub(crate) const HIERARCHIES: [&str; 2] = ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/pids"];
 
 /// Fails with a clear message when a hierarchy the harness needs is not mounted.
-pub fn check_hierarchies() -> Result<()> {
+pub(crate) fn check_hierarchies() -> Result<()> {
     for hierarchy in HIERARCHIES {
         if !Path::new(hierarchy).join("cgroup.procs").exists() {
             bail!(
@@ -33,14 +33,14 @@ pub fn check_hierarchies() -> Result<()> {
 
 /// One cgroup, present under the same relative path in every hierarchy of [`HIERARCHIES`].
 #[derive(Debug, Clone)]
-pub struct Cgroup {
+pub(crate) struct Cgroup {
     /// The path relative to each hierarchy's root, as `/proc/<pid>/cgroup` shows it.
-    pub path: String,
+    pub(crate) path: String,
 }
 
 impl Cgroup {
     /// Creates the cgroup (and missing parents) in every hierarchy.
-    pub fn create(path: String) -> Result<Cgroup> {
+    pub(crate) fn create(path: String) -> Result<Cgroup> {
         for dir in Self::dirs_of(&path) {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("creating cgroup directory {}", dir.display()))?;
@@ -56,14 +56,14 @@ impl Cgroup {
     }
 
     /// The directories of this cgroup, one per hierarchy.
-    pub fn dirs(&self) -> Vec<PathBuf> {
+    fn dirs(&self) -> Vec<PathBuf> {
         Self::dirs_of(&self.path)
     }
 
     /// Makes `command`'s process join this cgroup before it execs. With `die_with_parent`, the
     /// process also gets SIGKILL when the thread that spawned it exits, so that a test process
     /// that dies without running destructors does not leave a task behind.
-    pub fn join_on_exec(&self, command: &mut Command, die_with_parent: bool) {
+    pub(crate) fn join_on_exec(&self, command: &mut Command, die_with_parent: bool) {
         let files: Vec<CString> = self
             .dirs()
             .iter()
@@ -103,7 +103,7 @@ impl Cgroup {
     }
 
     /// Removes the cgroup's directories, retrying briefly while exiting processes leave it.
-    pub fn remove(&self) -> Result<()> {
+    pub(crate) fn remove(&self) -> Result<()> {
         for dir in self.dirs() {
             remove_dir_retrying(&dir)?;
         }
@@ -112,7 +112,7 @@ impl Cgroup {
 }
 
 /// `rmdir` with retries: a cgroup stays busy for a moment after its last process exited.
-pub fn remove_dir_retrying(dir: &Path) -> Result<()> {
+pub(crate) fn remove_dir_retrying(dir: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match std::fs::remove_dir(dir) {

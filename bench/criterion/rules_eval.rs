@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, black_box};
+use support::thread_cpu_time;
 use tasksentry::event::{
     Ancestor, Collector, Container, Event, EventType, Fd, FdKind, Process, Timestamp,
 };
@@ -167,30 +168,16 @@ fn rules_eval_batch(set: &RuleSet, ev: &Event, n: u64) -> usize {
     total
 }
 
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    Duration::new(
-        u64::try_from(ts.tv_sec).expect("secs"),
-        u32::try_from(ts.tv_nsec).expect("nanos"),
-    )
-}
-
 /// Events per second per core: repeats batches until at least `budget` of thread CPU time.
 fn per_core(set: &RuleSet, ev: &Event, budget: Duration) -> f64 {
     rules_eval_batch(set, ev, 1000);
-    let start = thread_cpu();
+    let start = thread_cpu_time();
     let mut n = 0u64;
     let mut batch = 1000u64;
     loop {
         rules_eval_batch(set, ev, batch);
         n += batch;
-        let spent = thread_cpu() - start;
+        let spent = thread_cpu_time() - start;
         if spent >= budget {
             return n as f64 / spent.as_secs_f64();
         }
@@ -261,9 +248,9 @@ fn main() {
                 for rule in &names {
                     set.set_enabled_by_name("*", false);
                     set.set_enabled_by_name(rule, true);
-                    let start = thread_cpu();
+                    let start = thread_cpu_time();
                     let matches = rules_eval_batch(&set, ev, n);
-                    let ns = (thread_cpu() - start).as_nanos() as f64 / n as f64;
+                    let ns = (thread_cpu_time() - start).as_nanos() as f64 / n as f64;
                     println!("{name}\t{rule}\t{matches}\t{ns:.1} ns");
                 }
             }

@@ -21,9 +21,6 @@
 //! Needs root, like the integration tests. Example:
 //! `bench_report --monitor target/release/tasksentry [--quick]`.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;

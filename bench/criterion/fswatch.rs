@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
+use support::thread_cpu_time;
 use tasksentry::collect::fswatch::{DriftRegistry, FsWatchConfig, FsWatcher};
 use tasksentry::event::{Container, Event, EventType};
 use tasksentry::rules::{LoadOptions, RuleSet, load};
@@ -63,20 +64,6 @@ fn watched_fake_root() -> (tempfile::TempDir, FsWatcher, Vec<Event>) {
     w.add_container(container("c"), root.path(), &mut out)
         .expect("watching the fake root");
     (root, w, out)
-}
-
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
 }
 
 fn wait_readable(w: &FsWatcher, millis: u16) {
@@ -188,7 +175,7 @@ fn report_summary(rules: &RuleSet) {
             std::fs::remove_file(&path).expect("remove");
         }
         let target = w.stats().raw_events + 10_000;
-        let before = thread_cpu();
+        let before = thread_cpu_time();
         while w.stats().raw_events < target {
             w.read_events(&mut out).expect("read");
             if w.stats().raw_events < target {
@@ -196,7 +183,7 @@ fn report_summary(rules: &RuleSet) {
             }
         }
         w.flush_opens(Duration::ZERO, &mut out);
-        cpu.push(thread_cpu() - before);
+        cpu.push(thread_cpu_time() - before);
         out.clear();
     }
     cpu.sort();
@@ -261,7 +248,7 @@ fn bench(c: &mut Criterion) {
                     std::fs::remove_file(&path).expect("remove");
                 }
                 let target = w.stats().raw_events + 10_000;
-                let cpu = thread_cpu();
+                let cpu = thread_cpu_time();
                 while w.stats().raw_events < target {
                     w.read_events(&mut out).expect("read");
                     if w.stats().raw_events < target {
@@ -269,7 +256,7 @@ fn bench(c: &mut Criterion) {
                     }
                 }
                 w.flush_opens(Duration::ZERO, &mut out);
-                total += thread_cpu() - cpu;
+                total += thread_cpu_time() - cpu;
                 out.clear();
             }
             total

@@ -1,6 +1,5 @@
 //! The emulated Fargate task: Linux namespaces and cgroups that reproduce, on one machine
-//! without Docker or AWS, what a Fargate task with `pidMode: task` looks like from inside
-//! (see `DESIGN.md` section 8 and `reference/aws-ecs-fargate.md` section 2).
+//! without Docker or AWS, what a Fargate task with `pidMode: task` looks like from inside.
 //!
 //! - [`EmulatedTask::new`] creates the task: a new PID namespace and network namespace whose
 //!   PID 1 is a reaper that does nothing else (like Fargate's pause process), `lo` up with the
@@ -12,30 +11,22 @@
 //!   a first process whose parent is outside the namespace (ppid 0), as on Fargate. Like a
 //!   container runtime, the harness gives every process of the container (the first one and
 //!   those run in it later, as `docker exec` and ECS Exec do) the container's capability set
-//!   (default: Docker's, which Fargate grants; see [`caps`]) and runs the first process as the
-//!   image's user ([`ContainerSpec::user`], default root).
+//!   (default: Docker's, which Fargate grants; see [`crate::caps`]) and runs the first process
+//!   as the image's user ([`crate::ContainerSpec::user`], default root).
 //! - [`EmulatedTask::start_monitor`] runs the real `tasksentry` binary as a sidecar: in the
 //!   task's PID and network namespaces, in its own mount namespace with `/proc` remounted and
 //!   in its own container cgroup, as root with every capability of the test process or with a
-//!   given capability set ([`MonitorSpec::capabilities`]); its stdout is collected line by
-//!   line ([`Monitor`]).
+//!   given capability set ([`crate::MonitorSpec::capabilities`]); its stdout is collected line
+//!   by line ([`crate::Monitor`]).
 //!
-//! Dropping the task (after its last [`Container`] and [`Monitor`] handle) kills its PID 1,
-//! which kills every process of the namespace, then removes its cgroups and temporary files.
-//! Mounts live only in the namespaces that die with the task, so nothing needs unmounting on
-//! the host. Every id is random, so tests can build tasks in parallel.
+//! Dropping the task (after its last [`crate::Container`] and [`crate::Monitor`] handle) kills
+//! its PID 1, which kills every process of the namespace, then removes its cgroups and
+//! temporary files. Mounts live only in the namespaces that die with the task, so nothing needs
+//! unmounting on the host. Every id is random, so tests can build tasks in parallel.
 //!
 //! The harness needs root; without it [`EmulatedTask::new`] fails with a message saying so.
 
-#![allow(dead_code, unused_imports)]
-
-pub mod caps;
-mod cgroup;
-mod container;
-mod monitor;
-pub mod programs;
-
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -43,10 +34,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-pub use caps::{CapSet, ProcCaps, TaskDefinition};
-pub use cgroup::Cgroup;
-pub use container::{Container, ContainerProcess, ContainerSpec, User};
-pub use monitor::{Monitor, MonitorSpec, WaitError};
+use crate::cgroup::{self, Cgroup};
+use crate::{Container, ContainerSpec, Monitor, MonitorSpec, programs, random_hex};
 
 /// The search path given to every process the harness starts (Docker's default).
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -55,29 +44,6 @@ pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 /// peers, the instance metadata address and the ECS task metadata/credentials address.
 pub const TASK_ADDRESSES: [&str; 3] = ["198.51.100.1/24", "169.254.169.254/32", "169.254.170.2/32"];
 
-/// `n` random bytes as lowercase hex.
-pub fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if read.is_err() {
-        // Without /dev/urandom, fall back to something unique enough for test ids.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let seed = nanos ^ (u128::from(std::process::id()) << 64);
-        for (i, byte) in bytes.iter_mut().enumerate() {
-            *byte = (seed >> ((i % 16) * 8)) as u8 ^ (i as u8);
-        }
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A unique marker for command lines: `<prefix>-<16 hex>`.
-pub fn marker(prefix: &str) -> String {
-    format!("{prefix}-{}", random_hex(8))
-}
-
 /// A random container id suffix: ten digits, like Fargate's `<task id>-1053176469`.
 fn container_digits() -> String {
     let hex = random_hex(8);
@@ -85,23 +51,20 @@ fn container_digits() -> String {
     format!("{}", 1_000_000_000 + value % 9_000_000_000)
 }
 
-/// `proc.args` of an event or alert line as strings (empty when it has none).
-pub fn proc_args(event: &serde_json::Value) -> Vec<String> {
-    event["proc"]["args"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The pid of `host_pid` in the innermost PID namespace it belongs to (`NSpid`'s last field).
 pub fn ns_pid_of(host_pid: i32) -> Option<i32> {
     let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
     line.split_whitespace().last()?.parse().ok()
+}
+
+/// The `TracerPid` of a host process (0 when nothing traces it).
+pub fn tracer_pid(host_pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{host_pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("TracerPid:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The children of a single-threaded host process.
@@ -116,7 +79,7 @@ pub fn children_of(host_pid: u32) -> Vec<i32> {
 /// Waits until `child` (a process that forks exactly once, like `nsenter --pid` or
 /// `unshare --fork`) has a child, and returns that child's host pid. Fails if `child` exits
 /// first or nothing appears within `timeout`.
-fn wait_for_grandchild(child: &mut Child, what: &str, timeout: Duration) -> Result<i32> {
+pub(crate) fn wait_for_grandchild(child: &mut Child, what: &str, timeout: Duration) -> Result<i32> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(&pid) = children_of(child.id()).first() {
@@ -130,6 +93,34 @@ fn wait_for_grandchild(child: &mut Child, what: &str, timeout: Duration) -> Resu
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// A host process, killed and reaped when this is dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` with its stdout piped and waits for its first line, which must be
+/// `ready`: for peers (listeners, servers, often from [`EmulatedTask::netns_command`]) that
+/// print it once they listen. `what` names them in failures.
+pub fn spawn_ready(command: &mut Command, what: &str) -> KillOnDrop {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| panic!("starting {what}: {error}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let child = KillOnDrop(child);
+    let mut ready = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut ready)
+        .unwrap_or_else(|error| panic!("reading the stdout of {what}: {error}"));
+    assert_eq!(ready.trim(), "ready", "{what} started");
+    child
 }
 
 /// Fails with a clear message unless the harness can work here.
@@ -165,7 +156,7 @@ pub(crate) struct TaskInner {
     /// Cgroups to remove at teardown, in creation order (removed in reverse).
     cgroups: Mutex<Vec<Cgroup>>,
     /// Host-side launchers (`nsenter`) of long-lived processes, reaped at teardown.
-    launchers: Mutex<Vec<Child>>,
+    pub(crate) launchers: Mutex<Vec<Child>>,
 }
 
 impl TaskInner {
@@ -187,7 +178,7 @@ impl TaskInner {
         command
     }
 
-    fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir
             .as_ref()
             .map(|d| d.path())
@@ -196,7 +187,7 @@ impl TaskInner {
 
     /// Creates a new container-like cgroup `/ecs/<task>/<task>-<digits>`; returns it and its
     /// container id (`<task>-<digits>`).
-    fn new_container_cgroup(&self) -> Result<(Cgroup, String)> {
+    pub(crate) fn new_container_cgroup(&self) -> Result<(Cgroup, String)> {
         let id = format!("{}-{}", self.task_id, container_digits());
         let cgroup = Cgroup::create(format!("/ecs/{}/{id}", self.task_id))?;
         lock(&self.cgroups).push(cgroup.clone());
@@ -266,7 +257,7 @@ impl Drop for TaskInner {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -285,7 +276,10 @@ fn exits_within(child: &mut Child, timeout: Duration) -> bool {
 }
 
 /// Waits for a child, SIGKILLing it if it has not exited after `timeout`.
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<std::process::ExitStatus> {
+pub(crate) fn wait_with_timeout(
+    child: &mut Child,
+    timeout: Duration,
+) -> Result<std::process::ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
@@ -453,13 +447,21 @@ impl EmulatedTask {
         container: &Container,
         timeout: Duration,
     ) -> Result<(Monitor, PathBuf)> {
+        self.start_monitor_recording_with(MonitorSpec::new(args), container, timeout)
+    }
+
+    /// [`EmulatedTask::start_monitor_recording`] for the monitor described by `spec`.
+    pub fn start_monitor_recording_with(
+        &self,
+        spec: MonitorSpec,
+        container: &Container,
+        timeout: Duration,
+    ) -> Result<(Monitor, PathBuf)> {
         let recording = self.dir().join("recording.ndjson");
         let recording_arg = recording
             .to_str()
             .context("the task directory is not UTF-8")?;
-        let mut all = args.to_vec();
-        all.extend(["--record", recording_arg]);
-        let mon = self.start_monitor(&all)?;
+        let mon = self.start_monitor_with(spec.with_args(&["--record", recording_arg]))?;
         let deadline = Instant::now() + timeout;
         while !std::fs::read_to_string(&recording)
             .unwrap_or_default()

@@ -8,23 +8,23 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
 /// The directory holding the C sources.
-pub fn source_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs")
+fn source_dir() -> PathBuf {
+    crate::repo_path("tests/programs")
 }
 
-/// The cache (`programs-by-name`: the earlier flat layout, `programs/<name>-<hash>` files, may
-/// still be in a developer's target directory, where its files would block these directories).
-fn cache_dir() -> PathBuf {
-    match option_env!("CARGO_TARGET_TMPDIR") {
-        Some(dir) => PathBuf::from(dir).join("programs-by-name"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tmp/programs-by-name"),
-    }
+/// The cache: `<target dir>/tmp/programs-by-name`, Cargo's `CARGO_TARGET_TMPDIR` (the earlier
+/// flat layout, `programs/<name>-<hash>` files, may still be in a developer's target
+/// directory, where its files would block these directories).
+fn cache_dir() -> Result<PathBuf> {
+    let profile = crate::profile_dir()?;
+    let target = profile.parent().unwrap_or(&profile);
+    Ok(target.join("tmp/programs-by-name"))
 }
 
 /// Returns the path of the static binary built from `tests/programs/<name>.c`, building it
@@ -35,7 +35,7 @@ pub fn program(name: &str) -> Result<PathBuf> {
         .with_context(|| format!("reading test program source {}", source.display()))?;
     let mut hasher = DefaultHasher::new();
     text.hash(&mut hasher);
-    let dir = cache_dir().join(format!("{name}-{:016x}", hasher.finish()));
+    let dir = cache_dir()?.join(format!("{name}-{:016x}", hasher.finish()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let out = dir.join(name);
     if out.exists() {
@@ -44,7 +44,7 @@ pub fn program(name: &str) -> Result<PathBuf> {
     let tmp = dir.join(format!(
         ".{name}-{}-{}.tmp",
         std::process::id(),
-        super::random_hex(4)
+        crate::random_hex(4)
     ));
     let output = Command::new("cc")
         .args(["-static", "-O2", "-Wall", "-o"])

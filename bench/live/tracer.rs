@@ -1,4 +1,4 @@
-//! Overhead benchmark of the tracer, run by `scripts/bench-tracer`.
+//! Overhead benchmark of the tracer, run by `bench/tracer`.
 //!
 //! Two emulated Fargate tasks (the integration tests' harness, `tests/support`) with the same
 //! busybox container: task T has `tasksentry run --mode trace` as its sidecar for the whole
@@ -26,9 +26,6 @@
 //!
 //! Needs root, like the integration tests. Example:
 //! `bench_tracer --monitor target/release/tasksentry --rounds 5 --forks 1000 --emit events`.
-
-#[path = "../tests/support/mod.rs"]
-mod support;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -36,8 +36,6 @@
 //! the last in document order); unknown keys are ignored; a member of the wrong JSON type is an
 //! error; `null` leaves a member empty; `tags` must be an array of strings (or `null`s).
 
-#![allow(dead_code)] // Each test binary uses a part.
-
 use serde_json::Value;
 
 /// The members of `FalcoPayload` as `encoding/json` names them.

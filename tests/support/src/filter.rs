@@ -34,8 +34,6 @@
 //! Space-delimited (`[a, b]`) and regular-expression (`%…%`) patterns are refused as
 //! unsupported.
 
-#![allow(dead_code)] // Each test binary uses a part.
-
 use serde_json::Value;
 
 /// The result of a pattern on one log message.

@@ -8,22 +8,22 @@
 //! namespace.
 //!
 //! [`Relay`] forwards each connection accepted there to a host address (moto on 127.0.0.1),
-//! and can play a network outage on command ([`RelayMode`]). [`StaticHttp`] answers plain HTTP
-//! GETs with fixed documents (a stand-in for the ECS task metadata endpoint).
+//! and can play a network outage on command ([`RelayMode`]). [`HttpServer`] answers plain HTTP
+//! GETs (a stand-in for the ECS task metadata endpoint).
 
 use std::collections::HashMap;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Creates a listening TCP socket bound to `addr` inside the network namespace `ns` (a
 /// `/proc/<pid>/ns/net` path). Port 0 picks a free port; see `local_addr`.
-pub fn bind_in_netns(ns: &Path, addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_in_netns(ns: &Path, addr: SocketAddr) -> io::Result<TcpListener> {
     let ns: PathBuf = ns.to_owned();
     // A thread of its own: `setns` changes the namespace of the calling thread only, and this
     // one ends right after binding, so no other thread of the test ever runs in the task's
@@ -239,22 +239,26 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
     let _ = to.shutdown(Shutdown::Write);
 }
 
-/// A plain HTTP/1.1 server inside a network namespace answering GETs with fixed documents by
-/// path (404 otherwise), one request per connection.
-pub struct StaticHttp {
-    /// The port on the task's 127.0.0.1.
-    pub port: u16,
-    /// Requests answered.
-    pub requests: Arc<AtomicU64>,
+/// A plain HTTP/1.1 server inside a network namespace, one request per connection: a GET
+/// is answered with the JSON body `respond` gives for its path (200), or 404 when it gives
+/// none. Stands in for the ECS task metadata endpoint.
+pub struct HttpServer {
+    /// Where it listens, in the namespace.
+    pub addr: SocketAddr,
+    requests: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl StaticHttp {
-    /// Serves `documents` (path → JSON body) on a free port of 127.0.0.1 in `ns`.
-    pub fn start(ns: &Path, documents: HashMap<String, String>) -> io::Result<StaticHttp> {
-        let listener = bind_in_netns(ns, "127.0.0.1:0".parse().map_err(io::Error::other)?)?;
-        let port = listener.local_addr()?.port();
+impl HttpServer {
+    /// Serves on `addr` (port 0: a free one) in the network namespace `ns`.
+    pub fn start(
+        ns: &Path,
+        addr: SocketAddr,
+        respond: impl Fn(&str) -> Option<String> + Send + 'static,
+    ) -> io::Result<HttpServer> {
+        let listener = bind_in_netns(ns, addr)?;
+        let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicU64::new(0));
@@ -266,29 +270,42 @@ impl StaticHttp {
                     match listener.accept() {
                         Ok((stream, _)) => {
                             requests.fetch_add(1, Ordering::Relaxed);
-                            let _ = stream.set_nonblocking(false);
-                            let _ = answer(stream, &documents);
+                            let _ = answer(stream, &respond);
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(2)),
                     }
                 }
             })
         };
-        Ok(StaticHttp {
-            port,
+        Ok(HttpServer {
+            addr,
             requests,
             stop,
             thread: Some(thread),
         })
     }
 
+    /// Serves `documents` (path → JSON body) on a free port of 127.0.0.1 in `ns`.
+    pub(crate) fn with_documents(
+        ns: &Path,
+        documents: HashMap<String, String>,
+    ) -> io::Result<HttpServer> {
+        let addr = "127.0.0.1:0".parse().map_err(io::Error::other)?;
+        HttpServer::start(ns, addr, move |path| documents.get(path).cloned())
+    }
+
     /// The base URL, as seen from inside the task.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", self.addr)
+    }
+
+    /// The connections accepted so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 }
 
-impl Drop for StaticHttp {
+impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
@@ -297,26 +314,30 @@ impl Drop for StaticHttp {
     }
 }
 
-fn answer(mut stream: TcpStream, documents: &HashMap<String, String>) -> io::Result<()> {
+fn answer(stream: TcpStream, respond: &impl Fn(&str) -> Option<String>) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    let started = Instant::now();
-    while !head.ends_with(b"\r\n\r\n") && started.elapsed() < Duration::from_secs(5) {
-        if stream.read(&mut byte)? == 0 {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
-        head.push(byte[0]);
     }
-    let head = String::from_utf8_lossy(&head);
-    let path = head.split_whitespace().nth(1).unwrap_or("/");
-    let response = match documents.get(path) {
-        Some(body) => format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-        None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let (status, body) = match respond(path) {
+        Some(body) => ("200 OK", body),
+        None => ("404 Not Found", "404 page not found\n".to_owned()),
     };
-    stream.write_all(response.as_bytes())?;
+    let mut stream = stream;
+    stream.write_all(
+        format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )?;
     stream.shutdown(Shutdown::Write)
 }

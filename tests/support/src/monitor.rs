@@ -14,14 +14,17 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::{CapSet, PATH, TaskInner, lock, wait_for_grandchild, wait_with_timeout};
+use crate::task::{
+    PATH, TaskInner, children_of, lock, ns_pid_of, wait_for_grandchild, wait_with_timeout,
+};
+use crate::{CapSet, Container, proc_args, unique_duration};
 
 /// The stderr kept for diagnostics (the tail beyond this is dropped from the front).
 const STDERR_KEEP: usize = 256 * 1024;
@@ -31,7 +34,8 @@ const STDERR_KEEP: usize = 256 * 1024;
 pub struct MonitorSpec {
     /// The binary; default: the `TASKSENTRY_BIN` environment variable when set (to test
     /// another build, such as a release binary), else the crate's `tasksentry` as Cargo built
-    /// it for the tests (`CARGO_BIN_EXE_tasksentry`).
+    /// it for the running tests or benches (nextest names it; otherwise it is in the Cargo
+    /// profile directory of the running executable).
     pub program: Option<PathBuf>,
     /// Command-line arguments.
     pub args: Vec<OsString>,
@@ -39,7 +43,7 @@ pub struct MonitorSpec {
     pub env: Vec<(String, String)>,
     /// The capability set of the monitor (supervisor and worker: bounding, permitted and
     /// effective), like a task definition's `linuxParameters.capabilities` for the sidecar
-    /// (see [`super::caps::TaskDefinition::sidecar_caps`]); `None`: every capability of the
+    /// (see [`crate::TaskDefinition::sidecar_caps`]); `None`: every capability of the
     /// test process.
     pub capabilities: Option<CapSet>,
 }
@@ -61,6 +65,19 @@ impl MonitorSpec {
         self
     }
 
+    /// Appends `args` to the command line.
+    pub fn with_args<S: AsRef<OsStr>>(mut self, args: &[S]) -> MonitorSpec {
+        self.args
+            .extend(args.iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    /// Adds the environment variable `key=value`.
+    pub fn with_env(mut self, key: &str, value: impl Into<String>) -> MonitorSpec {
+        self.env.push((key.to_owned(), value.into()));
+        self
+    }
+
     fn program(&self) -> Result<PathBuf> {
         if let Some(program) = &self.program {
             return Ok(program.clone());
@@ -68,10 +85,27 @@ impl MonitorSpec {
         if let Some(program) = std::env::var_os("TASKSENTRY_BIN") {
             return Ok(PathBuf::from(program));
         }
-        match option_env!("CARGO_BIN_EXE_tasksentry") {
-            Some(program) => Ok(PathBuf::from(program)),
-            None => bail!("no monitor binary: set MonitorSpec::program or TASKSENTRY_BIN"),
+        MonitorSpec::default_program()
+    }
+
+    /// The `tasksentry` binary Cargo built along with the running test or bench: nextest names
+    /// it (`NEXTEST_BIN_EXE_tasksentry`); otherwise it is in the Cargo profile directory of the
+    /// running executable, where Cargo builds a package's binaries before its integration
+    /// tests and benches (`CARGO_BIN_EXE_tasksentry` names the same file, but only to the
+    /// compiler of a test of the root package, not to this library).
+    fn default_program() -> Result<PathBuf> {
+        if let Some(program) = std::env::var_os("NEXTEST_BIN_EXE_tasksentry") {
+            return Ok(PathBuf::from(program));
         }
+        let program = crate::profile_dir()?.join("tasksentry");
+        if !program.exists() {
+            bail!(
+                "no monitor binary at {} (build it with `cargo build`, or set \
+                 MonitorSpec::program or TASKSENTRY_BIN)",
+                program.display()
+            );
+        }
+        Ok(program)
     }
 }
 
@@ -95,7 +129,8 @@ struct Shared {
 
 /// A running monitor. Dropping it kills the monitor.
 pub struct Monitor {
-    task: Arc<TaskInner>,
+    /// Keeps the task (its namespaces and cgroups) alive as long as this handle.
+    _task: Arc<TaskInner>,
     launcher: Child,
     host_pid: i32,
     pid: i32,
@@ -233,13 +268,13 @@ impl Monitor {
                 bail!("{error:#}; monitor stderr:\n{stderr}");
             }
         };
-        let Some(pid) = super::ns_pid_of(host_pid) else {
+        let Some(pid) = ns_pid_of(host_pid) else {
             let _ = launcher.wait();
             let stderr = String::from_utf8_lossy(&lock(&shared.stderr)).into_owned();
             bail!("the monitor exited at once; stderr:\n{stderr}");
         };
         Ok(Monitor {
-            task,
+            _task: task,
             launcher,
             host_pid,
             pid,
@@ -265,7 +300,7 @@ impl Monitor {
     /// to act on the monitoring itself (SIGSTOP to starve it); signals that ECS would send go
     /// to [`Monitor::host_pid`], the container's main process.
     pub fn worker_host_pid(&self) -> i32 {
-        match super::children_of(u32::try_from(self.host_pid).unwrap_or(0))[..] {
+        match children_of(u32::try_from(self.host_pid).unwrap_or(0))[..] {
             [worker] => worker,
             _ => self.host_pid,
         }
@@ -366,6 +401,35 @@ impl Monitor {
                 .wait_timeout(guard, deadline - now)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+
+    /// Waits until the monitor reports the exec of a probe in `container`: `/bin/sleep` for a
+    /// [`unique_duration`], run as `uid`, again until one is seen (a monitor may take the
+    /// processes of its first scan as already known, and its watches may not be in place
+    /// yet). Fails after `timeout`, or at once when the monitor exits.
+    pub fn wait_until_monitoring(
+        &self,
+        container: &Container,
+        uid: u32,
+        timeout: Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let duration = unique_duration(600);
+            let mut probe = container.spawn_as(uid, &["/bin/sleep", &duration])?;
+            let seen = self.wait_for(
+                |e| e["evt"]["type"] == "execve" && proc_args(e) == [duration.as_str()],
+                Duration::from_secs(2),
+            );
+            let _ = probe.kill();
+            match seen {
+                Ok(_) => return Ok(()),
+                Err(error) if error.eof || Instant::now() >= deadline => {
+                    bail!("the monitor never reported a probe process: {error}")
+                }
+                Err(_) => {}
+            }
         }
     }
 

@@ -8,12 +8,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "../tests/support_cw/mod.rs"]
-mod support_cw;
-
 use std::time::{Duration, Instant};
 
-use support_cw::{Moto, now_ms, padded_alert_message, settings};
+use support::cloudwatch::{Moto, now_ms, padded_alert_message, settings};
 use tasksentry::priority::Priority;
 use tasksentry::sink::cloudwatch::batch::{
     EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS,

@@ -98,7 +98,7 @@ pub const DOCKER_DEFAULT: [&str; 14] = [
 pub struct CapSet(pub u64);
 
 /// The bit of a capability name (`SYS_PTRACE`, `CAP_SYS_PTRACE`, any case).
-pub fn cap_bit(name: &str) -> Result<u32> {
+fn cap_bit(name: &str) -> Result<u32> {
     let upper = name.trim().to_ascii_uppercase();
     let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
     CAP_NAMES
@@ -280,8 +280,8 @@ impl ProcCaps {
 }
 
 /// The directory of the shipped task definitions.
-pub fn task_definitions_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("task-definitions")
+fn task_definitions_dir() -> PathBuf {
+    crate::repo_path("task-definitions")
 }
 
 /// A task definition JSON, as registered with `aws ecs register-task-definition

@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::{CapSet, Cgroup, PATH, TaskInner, lock, wait_for_grandchild};
+use crate::cgroup::Cgroup;
+use crate::task::{PATH, TaskInner, lock, wait_for_grandchild};
+use crate::{CapSet, ns_pid_of, programs};
 
 /// A user of a container's `/etc/passwd` (and a group of the same name and id in
 /// `/etc/group`).
@@ -172,7 +174,8 @@ impl ContainerSpec {
 
 /// A container of an emulated task.
 pub struct Container {
-    task: Arc<TaskInner>,
+    /// Keeps the task (its namespaces and cgroups) alive as long as this handle.
+    _task: Arc<TaskInner>,
     name: String,
     id: String,
     cgroup: Cgroup,
@@ -243,7 +246,7 @@ impl Container {
                     )
                 })?
         };
-        let ctrexec = super::programs::program("ctrexec")?;
+        let ctrexec = programs::program("ctrexec")?;
         let (cgroup, id) = task.new_container_cgroup()?;
         let base = task.dir().join(format!("{name}-{}", &id[33..]));
         let root = base.join("root");
@@ -326,10 +329,10 @@ impl Container {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let first_pid = super::ns_pid_of(first_host_pid)
+        let first_pid = ns_pid_of(first_host_pid)
             .with_context(|| format!("reading the task pid of container {name}'s first process"))?;
         Ok(Container {
-            task,
+            _task: task,
             name: name.to_string(),
             id,
             cgroup,
@@ -344,7 +347,7 @@ impl Container {
         })
     }
 
-    /// The name given to [`super::EmulatedTask::add_container`].
+    /// The name given to [`crate::EmulatedTask::add_container`].
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -423,7 +426,7 @@ impl Container {
 
     /// Builds `tests/programs/<name>.c` (static) and installs it as `/usr/local/bin/<name>`.
     pub fn install_program(&self, name: &str) -> Result<String> {
-        let binary = super::programs::program(name)?;
+        let binary = programs::program(name)?;
         let path = format!("/usr/local/bin/{name}");
         self.install(&binary, &path)?;
         Ok(path)
@@ -491,7 +494,7 @@ impl Container {
                 return Err(error);
             }
         };
-        let pid = super::ns_pid_of(host_pid);
+        let pid = ns_pid_of(host_pid);
         let Some(pid) = pid else {
             let _ = launcher.wait();
             bail!(

@@ -4,8 +4,6 @@
 //! `GetAtt` (the attributes the templates use), `If` with conditions, `ImportValue`, `Join`
 //! and `AWS::NoValue`, into JSON values the tests compare with what the code produces.
 
-#![allow(dead_code, clippy::unwrap_used)]
-
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
