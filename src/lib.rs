@@ -15,6 +15,7 @@ pub mod ecs;
 pub mod event;
 pub mod pipeline;
 pub mod priority;
+pub mod procfs;
 pub mod rule_files;
 pub mod rules;
 pub mod sink;

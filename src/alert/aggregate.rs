@@ -358,14 +358,7 @@ mod tests {
         }));
         event.container = Some(Box::new(Container {
             id: container.into(),
-            name: None,
-            image: None,
-            image_digest: None,
-            cgroup: None,
-            mnt_ns: None,
-            root_pid: None,
-            start_time: None,
-            ecs: None,
+            ..Container::default()
         }));
         event
     }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::collect::table::{ProcKey, Tables};
+use crate::collect::shared::{ProcKey, Tables};
 
 /// Most descriptors read per process.
 const MAX_FDS_PER_PROCESS: usize = 4096;

@@ -12,7 +12,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::{Family, Proto, SockEntry};
+use crate::procfs::net::{Family, Proto, SockEntry};
 
 /// `NETLINK_SOCK_DIAG` (linux/netlink.h).
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -159,7 +159,7 @@ impl DiagSocket {
     /// Like [`DiagSocket::dump_tcp_all`], listening sockets only: the kernel then walks only
     /// its (small) listening hash table, not the established one.
     pub fn dump_tcp_listeners(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
-        self.dump_tcp_states(1 << super::tcp_state::LISTEN, out)
+        self.dump_tcp_states(1 << crate::procfs::net::tcp_state::LISTEN, out)
     }
 
     fn dump_tcp_states(&mut self, states: u32, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {

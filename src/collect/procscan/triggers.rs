@@ -18,17 +18,17 @@
 //! on Fargate; when it is hit the scanner reports it once and keeps polling.
 //!
 //! Other collectors can follow the triggers through an [`ExecSignal`]: the scanner raises it
-//! whenever it drains trigger events, and the sockets collector waits on it to poll the socket
-//! tables soon after an exec (a connection made right after an exec is seen while it is open).
+//! whenever it drains trigger events.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+
+use crate::collect::shared::ExecSignal;
 
 /// PATH directories watched in every container (relative to its root).
 pub const PATH_DIRS: &[&str] = &[
@@ -74,50 +74,6 @@ pub fn watch_paths(root: &Path) -> Vec<std::path::PathBuf> {
     }
     paths.extend(PATH_DIRS.iter().map(|dir| root.join(dir)));
     paths
-}
-
-/// A counter of trigger bursts that other threads can wait on. Cloning shares it.
-#[derive(Debug, Clone, Default)]
-pub struct ExecSignal {
-    inner: Arc<(Mutex<u64>, Condvar)>,
-}
-
-impl ExecSignal {
-    /// A new signal, never raised.
-    pub fn new() -> ExecSignal {
-        ExecSignal::default()
-    }
-
-    /// Counts one more trigger burst and wakes every waiter.
-    pub fn raise(&self) {
-        let (count, wake) = &*self.inner;
-        *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        wake.notify_all();
-    }
-
-    /// How many times the signal was raised.
-    pub fn count(&self) -> u64 {
-        *self.inner.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits until the count differs from `seen` or `timeout` has passed, and returns the
-    /// count then (equal to `seen` on a timeout).
-    pub fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
-        let (count, wake) = &*self.inner;
-        let deadline = Instant::now() + timeout;
-        let mut current = count.lock().unwrap_or_else(PoisonError::into_inner);
-        while *current == seen {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            current = wake
-                .wait_timeout(current, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        *current
-    }
 }
 
 /// Outcome of adding a container's watches.

@@ -9,9 +9,11 @@
 //! attribute. Entries are kept for [`KEEP`] (longer than `TIME_WAIT` lasts) and bounded in number.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::procfs::net::unmap;
 
 /// How long a registered connection is remembered (Linux keeps `TIME_WAIT` for 60 s).
 pub const KEEP: Duration = Duration::from_secs(180);
@@ -19,13 +21,6 @@ pub const KEEP: Duration = Duration::from_secs(180);
 const MAX: usize = 4096;
 
 static OWN: Mutex<VecDeque<(SocketAddr, SocketAddr, Instant)>> = Mutex::new(VecDeque::new());
-
-fn unmap(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
 
 fn normal(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(unmap(addr.ip()), addr.port())
