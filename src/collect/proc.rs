@@ -10,7 +10,7 @@
 //! two different processes that happened to share a recycled pid.
 //!
 //! The files are parsed by [`crate::procfs`]; what is read becomes the event's [`Process`] in
-//! one place, [`build_process`], for procscan's reads here and the tracer's at exec stops alike.
+//! one place, `build_process`, for procscan's reads here and the tracer's at exec stops alike.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -25,14 +25,14 @@ use crate::procfs::{
 };
 
 /// How many bytes of `/proc/<pid>/environ` are read at most, to find allowlisted keys.
-pub const MAX_ENVIRON_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_ENVIRON_BYTES: usize = 256 * 1024;
 
 /// How many bytes of `/proc/<pid>/cgroup` are read at most.
 pub(crate) const MAX_CGROUP_BYTES: usize = 16 * 1024;
 
 /// Reads at most `limit` bytes of a file into `buf` (cleared first). Returns whether the file
 /// had more.
-pub fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
+pub(crate) fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
     buf.clear();
     let file = File::open(path)?;
     let limit_plus_one = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
@@ -49,9 +49,9 @@ pub fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: usize) -> io::Result<b
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     /// Boot time, seconds since the epoch (`btime` in `/proc/stat`).
-    pub btime: u64,
+    pub(crate) btime: u64,
     /// Clock ticks per second (`_SC_CLK_TCK`).
-    pub ticks_per_sec: u64,
+    pub(crate) ticks_per_sec: u64,
 }
 
 impl Clock {
@@ -513,14 +513,14 @@ pub(crate) fn std_fd_of(proc_root: &Path, pid: i32, kind: FdKind, target: String
 }
 
 /// `readlink` as a lossy string; `None` on any error.
-pub fn read_link_string(path: &Path) -> Option<String> {
+pub(crate) fn read_link_string(path: &Path) -> Option<String> {
     std::fs::read_link(path)
         .ok()
         .map(|target| target.to_string_lossy().into_owned())
 }
 
 /// `<proc_root>/<pid>/<file>`.
-pub fn pid_path(proc_root: &Path, pid: i32, file: &str) -> PathBuf {
+pub(crate) fn pid_path(proc_root: &Path, pid: i32, file: &str) -> PathBuf {
     let mut path = proc_root.join(pid.to_string());
     path.push(file);
     path

@@ -22,7 +22,7 @@
 //!   `/kubepods`, which gives the id the ECS agent knows the container by (its `DockerId`).
 
 /// The container id given to processes outside any recognised container.
-pub const HOST_ID: &str = "host";
+pub(crate) const HOST_ID: &str = "host";
 
 /// What the cgroup text says about the container of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ fn parse(text: &str, cut_kubepods: bool) -> CgroupInfo {
 /// or `<32 hex>-<digits>`, bare or as a runtime's systemd unit (`docker-<id>.scope`,
 /// `cri-containerd-<id>.scope`, `crio-<id>.scope`, `libpod-<id>.scope`, and the same without
 /// `.scope`).
-pub fn container_id_of(segment: &str) -> Option<String> {
+pub(crate) fn container_id_of(segment: &str) -> Option<String> {
     let unit = segment.strip_suffix(".scope").unwrap_or(segment);
     let core = ["docker-", "cri-containerd-", "crio-", "libpod-"]
         .iter()

@@ -1,7 +1,7 @@
 //! `/proc/<pid>/cmdline` and `/proc/<pid>/environ`: NUL-separated, workload-controlled bytes.
 
 /// The default allowlist of environment variable names kept in `Process::env`.
-pub const DEFAULT_ENV_ALLOWLIST: &[&str] = &[
+pub(crate) const DEFAULT_ENV_ALLOWLIST: &[&str] = &[
     "LD_PRELOAD",
     "LD_LIBRARY_PATH",
     "LD_AUDIT",

@@ -22,13 +22,13 @@ pub fn parse_exe_link(target: &str) -> (String, bool, bool) {
 
 /// Classifies a standard fd from its link target and, when available, the file type of what it
 /// points at (`stat` through the magic link).
-pub fn classify_fd(target: &str, meta: Option<&std::fs::Metadata>) -> FdKind {
+pub(crate) fn classify_fd(target: &str, meta: Option<&std::fs::Metadata>) -> FdKind {
     classify_fd_mode(target, meta.map(|m| (m.mode(), m.rdev())))
 }
 
 /// [`classify_fd`] from the raw `st_mode` and `st_rdev` of a `stat` through the magic link
 /// (for callers that use `fstatat` rather than `std::fs::metadata`).
-pub fn classify_fd_mode(target: &str, mode_rdev: Option<(u32, u64)>) -> FdKind {
+pub(crate) fn classify_fd_mode(target: &str, mode_rdev: Option<(u32, u64)>) -> FdKind {
     if target.starts_with("pipe:[") {
         return FdKind::Pipe;
     }
@@ -71,7 +71,7 @@ pub fn classify_fd_mode(target: &str, mode_rdev: Option<(u32, u64)>) -> FdKind {
 }
 
 /// The inode of a `socket:[N]` link target.
-pub fn socket_inode(target: &str) -> Option<u64> {
+pub(crate) fn socket_inode(target: &str) -> Option<u64> {
     target
         .strip_prefix("socket:[")?
         .strip_suffix(']')?

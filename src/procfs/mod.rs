@@ -23,10 +23,14 @@ pub mod stat;
 pub mod status;
 pub mod users;
 
-pub use cgroup::{CgroupInfo, HOST_ID, ecs_container_id, parse_cgroup};
-pub use cmdline::{Cmdline, DEFAULT_ENV_ALLOWLIST, parse_cmdline, parse_environ};
-pub use links::{classify_fd, classify_fd_mode, parse_exe_link, parse_ns_link, socket_inode};
-pub use stat::{Stat, parse_boot_time, parse_stat, parse_stat_areas};
+pub(crate) use cgroup::HOST_ID;
+pub use cgroup::{CgroupInfo, ecs_container_id, parse_cgroup};
+pub(crate) use cmdline::DEFAULT_ENV_ALLOWLIST;
+pub use cmdline::{Cmdline, parse_cmdline, parse_environ};
+pub(crate) use links::{classify_fd, classify_fd_mode, socket_inode};
+pub use links::{parse_exe_link, parse_ns_link};
+pub use stat::{Stat, parse_stat};
+pub(crate) use stat::{parse_boot_time, parse_stat_areas};
 pub use status::{Status, parse_loginuid, parse_status};
 
 /// Captured `/proc/<pid>` files of real processes (`fixtures/<dir>/<file>`), for tests.

@@ -55,9 +55,9 @@ pub struct SockEntry {
     /// Owner uid as the kernel records it.
     pub uid: u32,
     /// `SOCK_STREAM`, `SOCK_DGRAM` or `SOCK_RAW`.
-    pub sock_type: u16,
+    pub(crate) sock_type: u16,
     /// Raw sockets: the IP protocol; packet sockets: the ethertype.
-    pub protocol: u16,
+    pub(crate) protocol: u16,
 }
 
 /// TCP states (include/net/tcp_states.h).
@@ -79,7 +79,7 @@ pub mod tcp_state {
 }
 
 /// Maps an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) to its IPv4 form.
-pub fn unmap(ip: IpAddr) -> IpAddr {
+pub(crate) fn unmap(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         IpAddr::V4(_) => ip,

@@ -15,36 +15,36 @@ pub struct Stat {
     /// Parent pid (field 4).
     pub ppid: i32,
     /// Process group (field 5).
-    pub pgrp: i32,
+    pub(crate) pgrp: i32,
     /// Session (field 6).
     pub session: i32,
     /// Controlling terminal (field 7).
-    pub tty_nr: u32,
+    pub(crate) tty_nr: u32,
     /// Kernel flags (field 9).
     pub flags: u64,
     /// Number of threads (field 20).
-    pub num_threads: u32,
+    pub(crate) num_threads: u32,
     /// Start time in clock ticks after boot (field 22).
-    pub starttime: u64,
+    pub(crate) starttime: u64,
     /// Addresses of the memory map that change on every exec (fields 26, 27, 28, 48, 49).
     /// All zero when the process has no memory map (zombie, kernel thread) or the reader is
     /// not allowed to see them.
-    pub mm: [u64; 5],
+    pub(crate) mm: [u64; 5],
 }
 
 impl Stat {
     /// Whether this is a kernel thread.
-    pub fn is_kernel_thread(&self) -> bool {
+    pub(crate) fn is_kernel_thread(&self) -> bool {
         self.flags & PF_KTHREAD != 0
     }
 
     /// Whether the process is a zombie or dead.
-    pub fn is_zombie(&self) -> bool {
+    pub(crate) fn is_zombie(&self) -> bool {
         matches!(self.state, 'Z' | 'X' | 'x')
     }
 
     /// Whether the memory-map fingerprint is known.
-    pub fn has_mm(&self) -> bool {
+    pub(crate) fn has_mm(&self) -> bool {
         self.mm.iter().any(|&v| v != 0)
     }
 
@@ -54,7 +54,7 @@ impl Stat {
     /// case is an exec that was in progress at the earlier reading: the kernel installs the
     /// new, empty memory map and sets the new `comm` first, and fills the map's addresses
     /// (and the command line) while it loads the program.
-    pub fn image_changed_since(&self, earlier: &Stat) -> bool {
+    pub(crate) fn image_changed_since(&self, earlier: &Stat) -> bool {
         if self.is_zombie() || earlier.is_zombie() {
             return false;
         }
@@ -116,7 +116,7 @@ pub fn parse_stat(bytes: &[u8]) -> Option<Stat> {
 
 /// `[arg_start, arg_end]` and `[env_start, env_end]` from `stat` bytes (fields 48-51), or
 /// `None` when they are missing or zero (no memory map, or not allowed to see them).
-pub fn parse_stat_areas(bytes: &[u8]) -> Option<[[u64; 2]; 2]> {
+pub(crate) fn parse_stat_areas(bytes: &[u8]) -> Option<[[u64; 2]; 2]> {
     let close = bytes.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(bytes.get(close + 1..)?).ok()?;
     // The first field after the name is field 3.
@@ -127,7 +127,7 @@ pub fn parse_stat_areas(bytes: &[u8]) -> Option<[[u64; 2]; 2]> {
 }
 
 /// The boot time (`btime`, seconds since the epoch) in the text of `/proc/stat`.
-pub fn parse_boot_time(text: &str) -> Option<u64> {
+pub(crate) fn parse_boot_time(text: &str) -> Option<u64> {
     text.lines()
         .find_map(|line| line.strip_prefix("btime "))
         .and_then(|v| v.trim().parse().ok())

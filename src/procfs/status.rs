@@ -4,29 +4,29 @@
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Status {
     /// Thread group id: the process a thread belongs to.
-    pub tgid: Option<i32>,
+    pub(crate) tgid: Option<i32>,
     /// Real uid.
     pub uid: Option<u32>,
     /// Effective uid.
     pub euid: Option<u32>,
     /// Saved uid.
-    pub suid: Option<u32>,
+    pub(crate) suid: Option<u32>,
     /// Real gid.
     pub gid: Option<u32>,
     /// Effective gid.
     pub egid: Option<u32>,
     /// Saved gid.
-    pub sgid: Option<u32>,
+    pub(crate) sgid: Option<u32>,
     /// Inheritable capabilities.
-    pub cap_inh: Option<u64>,
+    pub(crate) cap_inh: Option<u64>,
     /// Permitted capabilities.
-    pub cap_prm: Option<u64>,
+    pub(crate) cap_prm: Option<u64>,
     /// Effective capabilities.
     pub cap_eff: Option<u64>,
     /// Pid of the tracer, 0 when none.
     pub tracer_pid: Option<i32>,
     /// The pid in each nested PID namespace, outermost first.
-    pub nspid: Vec<i32>,
+    pub(crate) nspid: Vec<i32>,
     /// Number of threads.
     pub threads: Option<u32>,
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 /// One `/etc/passwd` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
+pub(crate) struct PasswdEntry {
     /// Login name.
     pub name: String,
     /// Home directory.
@@ -15,7 +15,7 @@ pub struct PasswdEntry {
 }
 
 /// Parses `/etc/passwd` text into uid -> entry. The first entry for a uid wins, as in glibc.
-pub fn parse_passwd(text: &str) -> HashMap<u32, PasswdEntry> {
+pub(crate) fn parse_passwd(text: &str) -> HashMap<u32, PasswdEntry> {
     let mut out = HashMap::new();
     for (uid, fields) in entries(text, 7) {
         out.entry(uid).or_insert_with(|| PasswdEntry {
@@ -28,7 +28,7 @@ pub fn parse_passwd(text: &str) -> HashMap<u32, PasswdEntry> {
 }
 
 /// Parses `/etc/group` text into gid -> name. The first entry for a gid wins.
-pub fn parse_group(text: &str) -> HashMap<u32, String> {
+pub(crate) fn parse_group(text: &str) -> HashMap<u32, String> {
     let mut out = HashMap::new();
     for (id, fields) in entries(text, 3) {
         out.entry(id).or_insert_with(|| fields[0].to_string());

@@ -496,7 +496,7 @@ pub(super) fn attach_process(
 
 /// Falco's rendering of a mode argument: octal, then the set bits by name
 /// (`0104755(S_ISUID|S_IRUSR|S_IWUSR|S_IXUSR|...)` minus the file-type bits).
-pub fn render_mode(mode: u32) -> String {
+pub(crate) fn render_mode(mode: u32) -> String {
     const BITS: [(u32, &str); 12] = [
         (0o4000, "S_ISUID"),
         (0o2000, "S_ISGID"),

@@ -1,9 +1,9 @@
 //! The fswatch collector: inotify watches inside every container's file system.
 //!
-//! For every container in procscan's [`ContainerTable`](super::ContainerTable) (not the
+//! For every container in procscan's container table (not the
 //! monitor's own, not the pause container), the collector opens the container root
 //! `/proc/<root_pid>/root` once and places the watch set of [`FsWatchConfig::groups`] below it,
-//! resolving every path inside that root (see [`resolve`]). Watches follow new subdirectories
+//! resolving every path inside that root (see `resolve.rs`). Watches follow new subdirectories
 //! of recursive specs, and a pattern whose path does not exist yet (`/root/.ssh`,
 //! `/var/spool/cron`) gets a creation watch on its deepest existing parent so it is picked up
 //! when it appears. Containers that go lose their watches.
@@ -14,7 +14,7 @@
 //! the file and rendered in `evt.arg.mode` the way Falco does: `04755(S_ISUID|S_IRUSR|...)`),
 //! and `open` for content reads and writes, coalesced per path over `coalesce_window` so that
 //! one write is one event. A process holding the path open in the same container is attached
-//! when found (see [`attribution`]); otherwise `proc` is absent.
+//! when found (see `attribution.rs`); otherwise `proc` is absent.
 //!
 //! Limits: the per-user watch count (`max_user_watches`) cannot be raised on Fargate. The
 //! collector keeps within a budget and, when it is exhausted, drops whole groups by priority
@@ -26,12 +26,17 @@
 //! Drift: every regular file created, written or moved in below a watched path is recorded in
 //! the shared [`DriftRegistry`] so that procscan can mark a later exec of it with
 //! `proc.exe_written_after_start`.
+//!
+//! Files: this one holds the watcher, its containers and its thread; `watches.rs` builds the
+//! watch set within the budget, `events.rs` turns inotify events into file events,
+//! `rescan.rs` recovers from overflows, `config.rs` holds the watch groups and settings,
+//! `resolve.rs` resolves paths inside a container root, `attribution.rs` finds the process.
 
-pub mod attribution;
-pub mod config;
+pub(crate) mod attribution;
+pub(crate) mod config;
 mod events;
 mod rescan;
-pub mod resolve;
+pub(crate) mod resolve;
 mod watches;
 
 use std::collections::{HashMap, HashSet};
@@ -58,12 +63,9 @@ use events::{PendingMove, PendingOpen};
 use watches::WatchEntry;
 
 pub use super::shared::DriftRegistry;
-pub use attribution::Attributor;
-pub use config::{
-    FsWatchConfig, Interest, UserWatch, WatchGroup, WatchSetError, WatchSpec, build_groups,
-    default_groups,
-};
-pub use events::render_mode;
+pub(crate) use attribution::Attributor;
+pub use config::FsWatchConfig;
+pub(crate) use config::{UserWatch, WatchGroup, WatchSetError, build_groups, default_groups};
 
 /// Errors starting the fswatch collector.
 #[derive(Debug, thiserror::Error)]
@@ -100,10 +102,10 @@ pub struct FsWatchStats {
     /// Rescans done.
     pub rescans: u64,
     /// Watches that could not be added because of the limit.
-    pub limited_watches: u64,
+    pub(crate) limited_watches: u64,
 }
 
-/// The fswatch core. Single-threaded; feed it containers and call [`FsWatcher::poll`].
+/// The fswatch core. Single-threaded; feed it containers and call [`FsWatcher::read_events`].
 pub struct FsWatcher {
     config: FsWatchConfig,
     inotify: Inotify,
@@ -201,11 +203,6 @@ impl FsWatcher {
         &self.stats
     }
 
-    /// Ids of watched containers.
-    pub fn watched_containers(&self) -> Vec<String> {
-        self.containers.keys().map(|k| k.to_string()).collect()
-    }
-
     /// Watches per group name that cover `container` (a watch shared by groups counts for
     /// each).
     pub fn watches_by_group(&self, container: &str) -> Vec<(String, usize)> {
@@ -239,7 +236,7 @@ impl FsWatcher {
     }
 
     /// Starts watching a container whose root directory is already open (`O_PATH`).
-    pub fn add_container_fd(
+    pub(crate) fn add_container_fd(
         &mut self,
         container: Container,
         root_fd: std::os::fd::OwnedFd,
@@ -271,7 +268,7 @@ impl FsWatcher {
     }
 
     /// Stops watching a container.
-    pub fn remove_container(&mut self, id: &str) {
+    pub(crate) fn remove_container(&mut self, id: &str) {
         if self.containers.remove(id).is_none() {
             return;
         }
@@ -293,7 +290,7 @@ impl FsWatcher {
 
     /// Brings the watched containers in line with the container table: new containers get
     /// watches, gone ones lose them.
-    pub fn sync_containers(&mut self, tables: &Tables, out: &mut Vec<Event>) {
+    pub(crate) fn sync_containers(&mut self, tables: &Tables, out: &mut Vec<Event>) {
         let mut live = HashSet::new();
         for (id, entry) in tables.containers.iter() {
             if entry.excluded.is_some() || entry.gone_at.is_some() || &**id == HOST_ID {
@@ -348,7 +345,7 @@ impl FsWatcher {
 /// Events go to `tx` with `try_send` (drops are counted and reported as
 /// `tasksentry`/`events_dropped`). The thread ends when `shutdown` is set or the receiver is
 /// dropped.
-pub fn spawn_fswatch(
+pub(crate) fn spawn_fswatch(
     config: FsWatchConfig,
     tables: SharedTables,
     drift: Arc<DriftRegistry>,

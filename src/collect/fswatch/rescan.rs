@@ -10,12 +10,12 @@ use crate::event::{Collector, Event, EventType, Internal};
 
 impl FsWatcher {
     /// Whether a rescan is due (after an overflow).
-    pub fn rescan_needed(&self) -> bool {
+    pub(crate) fn rescan_needed(&self) -> bool {
         self.rescan_needed
     }
 
     /// Re-adds every watch and reports files changed since shortly before the last overflow.
-    pub fn rescan(&mut self, out: &mut Vec<Event>) {
+    pub(crate) fn rescan(&mut self, out: &mut Vec<Event>) {
         self.rescan_needed = false;
         self.stats.rescans += 1;
         // Events already queued (and any pending halves) belong to before the rescan.

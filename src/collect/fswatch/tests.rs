@@ -1,6 +1,6 @@
 //! Tests of the fswatch core against real directories standing in for container roots.
 
-use super::events::attach_process;
+use super::events::{attach_process, render_mode};
 use super::*;
 use crate::collect::shared::{ExecImages, ProcKey};
 use crate::event::{EventType, Internal};

@@ -40,13 +40,19 @@
 //! its container (same container id, or same mount namespace); with `exclude_pause`, pid 1 of
 //! the namespace (the task's pause process) and every process of its container when pid 1 is in
 //! a recognised container.
+//!
+//! Files: this one holds the scan itself (classifying the listed pids, exits, events);
+//! `images.rs` reads new processes and execs until settled and reports their image,
+//! `missed.rs` counts missed pids, `exclusion.rs` decides what is never reported, `roots.rs`
+//! opens container roots (user names, exec triggers, visibility checks), `triggers.rs` holds
+//! the inotify triggers and `run.rs` the thread.
 
 mod exclusion;
 mod images;
 mod missed;
 mod roots;
 mod run;
-pub mod triggers;
+mod triggers;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -59,10 +65,11 @@ use super::CollectError;
 use super::access::Access;
 use super::proc::{Clock, ReadOptions, list_pids, read_stat};
 use super::shared::log_limit::LogLimit;
+#[cfg(test)]
+use super::shared::table::{ContainerTable, ProcessTable};
 use super::shared::users::UserDbCache;
 use super::shared::{
-    ContainerTable, DriftRegistry, ExecSignal, MemberInfo, ProcEntry, ProcKey, ProcessTable,
-    SharedTables, Tables, TracerLink,
+    DriftRegistry, ExecSignal, MemberInfo, ProcEntry, ProcKey, SharedTables, Tables, TracerLink,
 };
 use super::visibility::{Visibility, VisibilityCounts};
 use crate::event::{Collector, Event, EventType, Internal};
@@ -73,7 +80,8 @@ use missed::AllocRange;
 use roots::RootHandle;
 use triggers::Triggers;
 
-pub use run::{spawn_procscan, spawn_procscan_shared};
+pub use run::spawn_procscan;
+pub(crate) use run::spawn_procscan_shared;
 
 /// Settings of the procscan collector.
 #[derive(Debug, Clone)]
@@ -107,10 +115,10 @@ pub struct ProcScanConfig {
     /// binary is opened before the new image is committed) is seen complete.
     pub trigger_delay: Duration,
     /// Files the fswatch collector saw written in each container after it started; consulted
-    /// for `proc.exe_written_after_start` (see [`super::shared::drift::drift_fact`]).
+    /// for `proc.exe_written_after_start` (see `shared::drift::drift_fact`).
     pub drift: Option<Arc<DriftRegistry>>,
     /// In trace mode, the link to the tracer: new processes are handed to it to seize, and
-    /// exec/exit events of the pids it holds are left to it (see [`super::tracer`]).
+    /// exec/exit events of the pids it holds are left to it (see `collect::tracer`).
     pub tracer: Option<TracerLink>,
     /// Raised whenever triggers fire, for other collectors that react to execs (the sockets
     /// collector polls soon after).
@@ -307,18 +315,20 @@ impl ProcScanner {
     }
 
     /// The process table as of the last scan.
-    pub fn process_table(&self) -> &ProcessTable {
+    #[cfg(test)]
+    pub(crate) fn process_table(&self) -> &ProcessTable {
         &self.tables.processes
     }
 
     /// The container table as of the last scan.
-    pub fn container_table(&self) -> &ContainerTable {
+    #[cfg(test)]
+    pub(crate) fn container_table(&self) -> &ContainerTable {
         &self.tables.containers
     }
 
     /// A handle other collectors use to read the tables (published after each scan that
     /// changed them).
-    pub fn shared_tables(&self) -> SharedTables {
+    pub(crate) fn shared_tables(&self) -> SharedTables {
         self.shared.clone()
     }
 
@@ -327,18 +337,13 @@ impl ProcScanner {
         &self.stats
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &ProcScanConfig {
-        &self.config
-    }
-
     /// The inotify trigger descriptor, when triggers are on.
-    pub fn trigger_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+    pub(crate) fn trigger_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.triggers.as_ref().map(Triggers::fd)
     }
 
     /// Reads pending trigger events without blocking; returns how many there were.
-    pub fn drain_triggers(&mut self) -> usize {
+    pub(crate) fn drain_triggers(&mut self) -> usize {
         let Some(triggers) = self.triggers.as_mut() else {
             return 0;
         };

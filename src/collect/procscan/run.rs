@@ -26,7 +26,7 @@ pub fn spawn_procscan(
 
 /// Like [`spawn_procscan`], and also returns the handle other collectors read the process and
 /// container tables through.
-pub fn spawn_procscan_shared(
+pub(crate) fn spawn_procscan_shared(
     config: ProcScanConfig,
     tx: SyncSender<Event>,
     shutdown: Arc<AtomicBool>,

@@ -37,11 +37,11 @@ impl Default for DriftRegistry {
 }
 
 /// Files remembered per container by default.
-pub const DEFAULT_DRIFT_CAPACITY: usize = 4096;
+pub(crate) const DEFAULT_DRIFT_CAPACITY: usize = 4096;
 
 impl DriftRegistry {
     /// An empty registry that keeps at most `capacity` files per container.
-    pub fn new(capacity: usize) -> DriftRegistry {
+    pub(crate) fn new(capacity: usize) -> DriftRegistry {
         DriftRegistry {
             capacity: capacity.max(1),
             inner: Mutex::new(HashMap::new()),
@@ -50,7 +50,7 @@ impl DriftRegistry {
 
     /// Remembers that `path` (absolute inside the container) was written; `inode` is its
     /// `(st_dev, st_ino)` when it could be stat'ed.
-    pub fn record(&self, container: &str, path: &str, inode: Option<(u64, u64)>) {
+    pub(crate) fn record(&self, container: &str, path: &str, inode: Option<(u64, u64)>) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let drift = inner.entry(container.to_string()).or_default();
         let new_path = drift.paths.insert(path.to_string());
@@ -76,7 +76,12 @@ impl DriftRegistry {
 
     /// Whether the executable at `path` (inside the container) or with this inode was written
     /// after the container started.
-    pub fn contains(&self, container: &str, path: Option<&str>, inode: Option<(u64, u64)>) -> bool {
+    pub(crate) fn contains(
+        &self,
+        container: &str,
+        path: Option<&str>,
+        inode: Option<(u64, u64)>,
+    ) -> bool {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(drift) = inner.get(container) else {
             return false;
@@ -86,7 +91,7 @@ impl DriftRegistry {
     }
 
     /// Forgets a container that is gone.
-    pub fn forget(&self, container: &str) {
+    pub(crate) fn forget(&self, container: &str) {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -94,7 +99,8 @@ impl DriftRegistry {
     }
 
     /// Number of files remembered for a container.
-    pub fn len(&self, container: &str) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self, container: &str) -> usize {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -107,7 +113,7 @@ impl DriftRegistry {
 /// container's start time can be off by up to a second: an executable's ctime must be later
 /// than the start by more than this to count as written after the start (the file collector
 /// covers the first second).
-pub const DRIFT_CLOCK_SLACK: Duration = Duration::from_secs(1);
+pub(crate) const DRIFT_CLOCK_SLACK: Duration = Duration::from_secs(1);
 
 /// `proc.exe_written_after_start`: true when the file collector saw the executable written in
 /// this container (by path inside the container or by inode; immune to forged timestamps), or

@@ -34,7 +34,7 @@ struct FreshEntry {
 /// given to [`ExecImages::purge`]. Cheap to clone (one shared map behind a mutex: one short
 /// lock per exec, fork and exit, and per lookup).
 #[derive(Debug, Clone, Default)]
-pub struct ExecImages {
+pub(crate) struct ExecImages {
     inner: Arc<Mutex<HashMap<i32, FreshEntry>>>,
 }
 
@@ -45,7 +45,7 @@ impl ExecImages {
 
     /// The tracer saw `process` exec (its `pid` and `start_ticks` are set) in the container
     /// `container_id`.
-    pub fn record_exec(&self, process: Arc<Process>, container_id: Arc<str>) {
+    pub(crate) fn record_exec(&self, process: Arc<Process>, container_id: Arc<str>) {
         self.map().insert(
             process.pid,
             FreshEntry {
@@ -60,7 +60,7 @@ impl ExecImages {
 
     /// The tracer saw `pid` forked at `at`. A live exec image of the pid is kept: the child's
     /// exec can be handled before its parent's fork event.
-    pub fn record_fork(&self, pid: i32, at: Instant) {
+    pub(crate) fn record_fork(&self, pid: i32, at: Instant) {
         let mut map = self.map();
         if map
             .get(&pid)
@@ -78,14 +78,14 @@ impl ExecImages {
     }
 
     /// The tracer saw `pid` exit at `at`.
-    pub fn record_exit(&self, pid: i32, at: Instant) {
+    pub(crate) fn record_exit(&self, pid: i32, at: Instant) {
         if let Some(entry) = self.map().get_mut(&pid) {
             entry.exited_at.get_or_insert(at);
         }
     }
 
     /// Drops what exited longer than `grace` ago; returns how many entries are left.
-    pub fn purge(&self, now: Instant, grace: Duration) -> usize {
+    pub(crate) fn purge(&self, now: Instant, grace: Duration) -> usize {
         let mut map = self.map();
         map.retain(|_, e| {
             e.exited_at
@@ -95,7 +95,7 @@ impl ExecImages {
     }
 
     /// The image the process `key` runs since its last exec, when the tracer saw that exec.
-    pub fn image(&self, key: ProcKey) -> Option<Arc<Process>> {
+    pub(crate) fn image(&self, key: ProcKey) -> Option<Arc<Process>> {
         match &self.map().get(&key.pid)?.fresh {
             Fresh::Execed { process, .. } if process.start_ticks == key.start_ticks => {
                 Some(process.clone())
@@ -108,7 +108,7 @@ impl ExecImages {
     /// before procscan has read it: when that process is alive, or exited no earlier than
     /// `seen_at` (the moment the caller saw the pid alive; an image that exited before then
     /// belongs to an earlier process with a recycled pid).
-    pub fn latest(&self, pid: i32, seen_at: Instant) -> Option<(Arc<Process>, Arc<str>)> {
+    pub(crate) fn latest(&self, pid: i32, seen_at: Instant) -> Option<(Arc<Process>, Arc<str>)> {
         let map = self.map();
         let entry = map.get(&pid)?;
         if entry.exited_at.is_some_and(|at| at < seen_at) {
@@ -126,7 +126,12 @@ impl ExecImages {
     /// When the live process `pid` was forked, if it was forked at most `recent` before
     /// `when` and has not exec'd since (it still runs its parent's image, and may be about to
     /// exec: `cmd > /dev/tcp/...` connects in the forked shell, then execs `cmd`).
-    pub fn forked_recently(&self, pid: i32, when: Instant, recent: Duration) -> Option<Instant> {
+    pub(crate) fn forked_recently(
+        &self,
+        pid: i32,
+        when: Instant,
+        recent: Duration,
+    ) -> Option<Instant> {
         let map = self.map();
         let entry = map.get(&pid)?;
         match entry.fresh {

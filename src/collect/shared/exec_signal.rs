@@ -14,25 +14,25 @@ pub struct ExecSignal {
 
 impl ExecSignal {
     /// A new signal, never raised.
-    pub fn new() -> ExecSignal {
+    pub(crate) fn new() -> ExecSignal {
         ExecSignal::default()
     }
 
     /// Counts one more trigger burst and wakes every waiter.
-    pub fn raise(&self) {
+    pub(crate) fn raise(&self) {
         let (count, wake) = &*self.inner;
         *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
         wake.notify_all();
     }
 
     /// How many times the signal was raised.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         *self.inner.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Waits until the count differs from `seen` or `timeout` has passed, and returns the
     /// count then (equal to `seen` on a timeout).
-    pub fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
+    pub(crate) fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
         let (count, wake) = &*self.inner;
         let deadline = Instant::now() + timeout;
         let mut current = count.lock().unwrap_or_else(PoisonError::into_inner);

@@ -4,20 +4,18 @@
 //! ([`tracer_link`]), the monitor's own connections ([`own_sockets`]), container user
 //! databases ([`users`]) and the rate limiter of their warnings.
 
-pub mod drift;
-pub mod exec_images;
-pub mod exec_signal;
+pub(crate) mod drift;
+pub(crate) mod exec_images;
+pub(crate) mod exec_signal;
 pub(crate) mod log_limit;
-pub mod own_sockets;
-pub mod table;
-pub mod tracer_link;
-pub mod users;
+pub(crate) mod own_sockets;
+pub(crate) mod table;
+pub(crate) mod tracer_link;
+pub(crate) mod users;
 
 pub use drift::DriftRegistry;
-pub use exec_images::ExecImages;
-pub use exec_signal::ExecSignal;
-pub use table::{
-    ContainerEntry, ContainerTable, Exclusion, MemberInfo, ProcEntry, ProcKey, ProcessTable,
-    SharedTables, Tables,
-};
-pub use tracer_link::{ScannedImage, TracerLink};
+pub(crate) use exec_images::ExecImages;
+pub(crate) use exec_signal::ExecSignal;
+pub use table::Tables;
+pub(crate) use table::{ContainerTable, Exclusion, MemberInfo, ProcEntry, ProcKey, SharedTables};
+pub(crate) use tracer_link::{ScannedImage, TracerLink};

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::procfs::net::unmap;
 
 /// How long a registered connection is remembered (Linux keeps `TIME_WAIT` for 60 s).
-pub const KEEP: Duration = Duration::from_secs(180);
+pub(crate) const KEEP: Duration = Duration::from_secs(180);
 /// The most connections remembered; the oldest is forgotten first.
 const MAX: usize = 4096;
 
@@ -27,7 +27,7 @@ fn normal(addr: SocketAddr) -> SocketAddr {
 }
 
 /// Remembers a connection the monitor opened (its local and remote addresses).
-pub fn register(local: SocketAddr, remote: SocketAddr) {
+pub(crate) fn register(local: SocketAddr, remote: SocketAddr) {
     let now = Instant::now();
     let mut own = OWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     while own
@@ -41,7 +41,7 @@ pub fn register(local: SocketAddr, remote: SocketAddr) {
 }
 
 /// Whether the monitor registered a connection with these ends recently.
-pub fn is_own(local: SocketAddr, remote: SocketAddr) -> bool {
+pub(crate) fn is_own(local: SocketAddr, remote: SocketAddr) -> bool {
     let (local, remote) = (normal(local), normal(remote));
     let now = Instant::now();
     OWN.lock()

@@ -33,7 +33,7 @@ use crate::event::{Ancestor, Container, Process};
 
 /// Identifies a process for its whole life: its pid and its start time in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcKey {
+pub(crate) struct ProcKey {
     /// Process id in the proc root's PID namespace.
     pub pid: i32,
     /// Field 22 of `/proc/<pid>/stat`.
@@ -42,7 +42,7 @@ pub struct ProcKey {
 
 /// Why a process is in the table but never reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exclusion {
+pub(crate) enum Exclusion {
     /// The monitor itself, its children, or a process of the monitor's own container.
     Monitor,
     /// The task's pause process (pid 1) or a process of its container.
@@ -53,7 +53,7 @@ pub enum Exclusion {
 
 /// What the table knows about one process.
 #[derive(Debug, Clone)]
-pub struct ProcEntry {
+pub(crate) struct ProcEntry {
     /// The process as last read (its `ancestors` are empty; see [`ProcessTable::ancestors`]).
     pub process: Arc<Process>,
     /// The id of its container ([`crate::procfs::HOST_ID`] outside any container).
@@ -61,7 +61,7 @@ pub struct ProcEntry {
     /// Set when the process must not be reported (events attributed to it are dropped).
     pub excluded: Option<Exclusion>,
     /// When the process was seen gone; `None` while it is alive.
-    pub exited_at: Option<Instant>,
+    pub(crate) exited_at: Option<Instant>,
 }
 
 /// Live and recently exited processes.
@@ -72,14 +72,14 @@ pub struct ProcessTable {
 }
 
 /// The most ancestors attached to a process.
-pub const MAX_ANCESTORS: usize = 32;
+pub(crate) const MAX_ANCESTORS: usize = 32;
 
 /// Ancestors past the parent keep at most this many bytes of arguments.
 pub(crate) const ANCESTOR_ARGS_BYTES: usize = 4096;
 
 impl ProcessTable {
     /// Inserts or replaces a live process.
-    pub fn insert(&mut self, key: ProcKey, entry: ProcEntry) {
+    pub(crate) fn insert(&mut self, key: ProcKey, entry: ProcEntry) {
         if entry.exited_at.is_none() {
             self.live.insert(key.pid, key.start_ticks);
         }
@@ -87,7 +87,7 @@ impl ProcessTable {
     }
 
     /// Replaces the process record of a known process (after an exec in place).
-    pub fn update_process(&mut self, key: ProcKey, process: Arc<Process>) -> bool {
+    pub(crate) fn update_process(&mut self, key: ProcKey, process: Arc<Process>) -> bool {
         match self.entries.get_mut(&key) {
             Some(entry) => {
                 entry.process = process;
@@ -98,18 +98,18 @@ impl ProcessTable {
     }
 
     /// The entry for a key, live or exited.
-    pub fn get(&self, key: &ProcKey) -> Option<&ProcEntry> {
+    pub(crate) fn get(&self, key: &ProcKey) -> Option<&ProcEntry> {
         self.entries.get(key)
     }
 
     /// The start time of the live process with this pid.
-    pub fn live_start(&self, pid: i32) -> Option<u64> {
+    pub(crate) fn live_start(&self, pid: i32) -> Option<u64> {
         self.live.get(&pid).copied()
     }
 
     /// The live process with this pid, or else the most recently exited one still in the
     /// grace period (for late attribution).
-    pub fn lookup_pid(&self, pid: i32) -> Option<(ProcKey, &ProcEntry)> {
+    pub(crate) fn lookup_pid(&self, pid: i32) -> Option<(ProcKey, &ProcEntry)> {
         if let Some(&start_ticks) = self.live.get(&pid) {
             let key = ProcKey { pid, start_ticks };
             return self.entries.get(&key).map(|entry| (key, entry));
@@ -122,7 +122,7 @@ impl ProcessTable {
     }
 
     /// Marks a process exited now. Returns its entry.
-    pub fn mark_exited(&mut self, key: ProcKey, now: Instant) -> Option<&ProcEntry> {
+    pub(crate) fn mark_exited(&mut self, key: ProcKey, now: Instant) -> Option<&ProcEntry> {
         if self.live.get(&key.pid) == Some(&key.start_ticks) {
             self.live.remove(&key.pid);
         }
@@ -132,7 +132,7 @@ impl ProcessTable {
     }
 
     /// Drops exited processes older than `grace`. Returns how many were dropped.
-    pub fn purge(&mut self, now: Instant, grace: Duration) -> usize {
+    pub(crate) fn purge(&mut self, now: Instant, grace: Duration) -> usize {
         let before = self.entries.len();
         self.entries.retain(|_, entry| {
             entry
@@ -143,31 +143,22 @@ impl ProcessTable {
     }
 
     /// Live processes.
-    pub fn live(&self) -> impl Iterator<Item = (ProcKey, &ProcEntry)> {
+    pub(crate) fn live(&self) -> impl Iterator<Item = (ProcKey, &ProcEntry)> {
         self.live.iter().filter_map(|(&pid, &start_ticks)| {
             let key = ProcKey { pid, start_ticks };
             self.entries.get(&key).map(|entry| (key, entry))
         })
     }
 
-    /// Number of live processes (including excluded ones).
-    pub fn live_count(&self) -> usize {
-        self.live.len()
-    }
-
     /// Number of entries, live and exited.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// The parent of a process, if it is known: the live (or recently exited) process with the
     /// parent pid that started no later than the child.
-    pub fn parent(&self, key: &ProcKey) -> Option<(ProcKey, &ProcEntry)> {
+    pub(crate) fn parent(&self, key: &ProcKey) -> Option<(ProcKey, &ProcEntry)> {
         let entry = self.entries.get(key)?;
         let ppid = entry.process.ppid;
         if ppid <= 0 {
@@ -180,7 +171,7 @@ impl ProcessTable {
     /// Ancestors of a process, parent first, up to its container's first process: the walk
     /// stops at a parent in another container, at pid 1 or 0, at an unknown or excluded
     /// parent, or after [`MAX_ANCESTORS`].
-    pub fn ancestors(&self, key: &ProcKey) -> Vec<Ancestor> {
+    pub(crate) fn ancestors(&self, key: &ProcKey) -> Vec<Ancestor> {
         self.ancestors_with(key, |_| None)
     }
 
@@ -188,7 +179,7 @@ impl ProcessTable {
     /// read it (`images`, trace mode), else the table's, with its ancestors chosen the same way.
     /// `None` when the table does not hold it. Excluded processes are returned too: callers
     /// must check [`ProcEntry::excluded`].
-    pub fn view(&self, key: ProcKey, images: Option<&ExecImages>) -> Option<Process> {
+    pub(crate) fn view(&self, key: ProcKey, images: Option<&ExecImages>) -> Option<Process> {
         let entry = self.entries.get(&key)?;
         let fresh = |k| images.and_then(|i| i.image(k));
         let mut process = match fresh(key) {
@@ -201,7 +192,7 @@ impl ProcessTable {
 
     /// Like [`ProcessTable::ancestors`], with each ancestor's image taken from `fresh` when it
     /// knows a newer one for that process (see [`ExecImages`]).
-    pub fn ancestors_with(
+    pub(crate) fn ancestors_with(
         &self,
         key: &ProcKey,
         fresh: impl Fn(ProcKey) -> Option<Arc<Process>>,
@@ -263,7 +254,7 @@ pub(crate) fn capped_args(args: &[String], limit: usize) -> Vec<String> {
 
 /// What the table knows about one container.
 #[derive(Debug, Clone)]
-pub struct ContainerEntry {
+pub(crate) struct ContainerEntry {
     /// The event form (`root_pid`, `mnt_ns` and `start_time` follow its oldest live process).
     pub container: Container,
     /// Set when the container's processes are never reported.
@@ -271,19 +262,12 @@ pub struct ContainerEntry {
     /// Live member processes, oldest first.
     members: BTreeSet<(u64, i32)>,
     /// When the last member exited; `None` while it has live members.
-    pub gone_at: Option<Instant>,
-}
-
-impl ContainerEntry {
-    /// Number of live member processes.
-    pub fn member_count(&self) -> usize {
-        self.members.len()
-    }
+    pub(crate) gone_at: Option<Instant>,
 }
 
 /// What a new member contributes to its container.
 #[derive(Debug, Clone)]
-pub struct MemberInfo {
+pub(crate) struct MemberInfo {
     /// The process key.
     pub key: ProcKey,
     /// The cgroup path the container was recognised by.
@@ -302,38 +286,28 @@ pub struct ContainerTable {
 
 impl ContainerTable {
     /// The container with this id.
-    pub fn get(&self, id: &str) -> Option<&ContainerEntry> {
+    pub(crate) fn get(&self, id: &str) -> Option<&ContainerEntry> {
         self.containers.get(id)
     }
 
     /// The container with this id, with its interned key.
-    pub fn get_key_value(&self, id: &str) -> Option<(&Arc<str>, &ContainerEntry)> {
+    pub(crate) fn get_key_value(&self, id: &str) -> Option<(&Arc<str>, &ContainerEntry)> {
         self.containers.get_key_value(id)
     }
 
     /// All containers, including gone ones still in their grace period.
-    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &ContainerEntry)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &ContainerEntry)> {
         self.containers.iter()
     }
 
-    /// Number of containers.
-    pub fn len(&self) -> usize {
-        self.containers.len()
-    }
-
-    /// Whether there are no containers.
-    pub fn is_empty(&self) -> bool {
-        self.containers.is_empty()
-    }
-
     /// The container's root as seen from the monitor: `<proc_root>/<root_pid>/root`.
-    pub fn root_path(&self, id: &str, proc_root: &Path) -> Option<PathBuf> {
+    pub(crate) fn root_path(&self, id: &str, proc_root: &Path) -> Option<PathBuf> {
         let pid = self.containers.get(id)?.container.root_pid?;
         Some(proc_root.join(pid.to_string()).join("root"))
     }
 
     /// The interned id for a container, creating the container if it is new.
-    pub fn intern(&mut self, id: &str, excluded: Option<Exclusion>) -> Arc<str> {
+    pub(crate) fn intern(&mut self, id: &str, excluded: Option<Exclusion>) -> Arc<str> {
         if let Some((key, _)) = self.containers.get_key_value(id) {
             return key.clone();
         }
@@ -354,7 +328,7 @@ impl ContainerTable {
     }
 
     /// Adds a live member; the oldest member becomes the container's root process.
-    pub fn add_member(&mut self, id: &str, member: MemberInfo) {
+    pub(crate) fn add_member(&mut self, id: &str, member: MemberInfo) {
         let Some(entry) = self.containers.get_mut(id) else {
             return;
         };
@@ -375,7 +349,12 @@ impl ContainerTable {
     /// becomes the root (its start time, mount namespace and cgroup are taken from the
     /// process table by the caller through `set_root`). Returns the new root key when the
     /// root changed, and marks the container gone when it has no members left.
-    pub fn remove_member(&mut self, id: &str, key: ProcKey, now: Instant) -> Option<ProcKey> {
+    pub(crate) fn remove_member(
+        &mut self,
+        id: &str,
+        key: ProcKey,
+        now: Instant,
+    ) -> Option<ProcKey> {
         let entry = self.containers.get_mut(id)?;
         entry.members.remove(&(key.start_ticks, key.pid));
         if entry.container.root_pid != Some(key.pid) {
@@ -394,7 +373,7 @@ impl ContainerTable {
     }
 
     /// Updates the root process details after a re-pick.
-    pub fn set_root_details(&mut self, id: &str, member: MemberInfo) {
+    pub(crate) fn set_root_details(&mut self, id: &str, member: MemberInfo) {
         if let Some(entry) = self.containers.get_mut(id)
             && entry.container.root_pid == Some(member.key.pid)
         {
@@ -405,7 +384,7 @@ impl ContainerTable {
     }
 
     /// Drops containers gone for longer than `grace`; returns their ids.
-    pub fn purge(&mut self, now: Instant, grace: Duration) -> Vec<Arc<str>> {
+    pub(crate) fn purge(&mut self, now: Instant, grace: Duration) -> Vec<Arc<str>> {
         let mut gone = Vec::new();
         self.containers.retain(|id, entry| {
             let keep = entry
@@ -432,7 +411,7 @@ pub struct Tables {
 impl Tables {
     /// A process and its container, by pid (live, or exited within the grace period).
     /// Excluded processes are returned too: callers must drop events attributed to them.
-    pub fn lookup_pid(&self, pid: i32) -> Option<(&ProcEntry, Option<&ContainerEntry>)> {
+    pub(crate) fn lookup_pid(&self, pid: i32) -> Option<(&ProcEntry, Option<&ContainerEntry>)> {
         let (_, entry) = self.processes.lookup_pid(pid)?;
         Some((entry, self.containers.get(&entry.container_id)))
     }
@@ -448,7 +427,7 @@ pub struct SharedTables {
 
 impl SharedTables {
     /// The latest snapshot.
-    pub fn snapshot(&self) -> Arc<Tables> {
+    pub(crate) fn snapshot(&self) -> Arc<Tables> {
         self.inner
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -456,13 +435,13 @@ impl SharedTables {
     }
 
     /// Publishes a new snapshot (the scanner does this).
-    pub fn publish(&self, tables: Tables) {
+    pub(crate) fn publish(&self, tables: Tables) {
         let tables = Arc::new(tables);
         *self.inner.write().unwrap_or_else(PoisonError::into_inner) = tables;
     }
 
     /// The overlay of images the tracer saw exec (empty in poll mode).
-    pub fn exec_images(&self) -> ExecImages {
+    pub(crate) fn exec_images(&self) -> ExecImages {
         self.images.clone()
     }
 }

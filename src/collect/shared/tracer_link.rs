@@ -37,11 +37,11 @@ struct LinkInner {
 /// runs another one once seized, it exec'd in between, unseen by the tracer and too late for
 /// procscan's report, and the tracer reports that exec.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ScannedImage {
+pub(crate) struct ScannedImage {
     /// `comm`.
     pub name: String,
     /// `(device, inode)` of the executable, when known.
-    pub exe_id: Option<(u64, u64)>,
+    pub(crate) exe_id: Option<(u64, u64)>,
 }
 
 impl ScannedImage {
@@ -60,7 +60,7 @@ pub struct TracerLink {
 
 impl TracerLink {
     /// A new link (creates the wake-up `eventfd`).
-    pub fn new() -> io::Result<TracerLink> {
+    pub(crate) fn new() -> io::Result<TracerLink> {
         // SAFETY: `eventfd` takes no pointers; a non-negative return is a new descriptor that
         // nothing else owns, so `OwnedFd` may take it.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -99,7 +99,7 @@ impl TracerLink {
 
     /// Asks the tracer to seize `pid` (all of its threads), unless it already holds it or
     /// could not seize it before.
-    pub fn request_seize(&self, pid: i32, seen: ScannedImage) {
+    pub(crate) fn request_seize(&self, pid: i32, seen: ScannedImage) {
         if self.held().contains_key(&pid) {
             return;
         }
@@ -116,7 +116,7 @@ impl TracerLink {
 
     /// Whether the tracer reports exec and exit events of `pid` (it holds it now, or held it
     /// until it exited moments ago), so that procscan must not report them too.
-    pub fn covers(&self, pid: i32) -> bool {
+    pub(crate) fn covers(&self, pid: i32) -> bool {
         matches!(
             self.held().get(&pid),
             Some(Held::Live) | Some(Held::Exited(_))
@@ -125,7 +125,7 @@ impl TracerLink {
 
     /// Procscan saw `pid` go: the tracer's record of it is no longer needed (unless it is
     /// traced now, which means the pid was already reused by a traced process).
-    pub fn forget(&self, pid: i32) {
+    pub(crate) fn forget(&self, pid: i32) {
         let mut held = self.held();
         if held.get(&pid).is_some_and(|h| *h != Held::Live) {
             held.remove(&pid);
@@ -133,23 +133,14 @@ impl TracerLink {
     }
 
     /// Whether the tracer holds `pid` right now.
-    pub fn holds(&self, pid: i32) -> bool {
+    pub(crate) fn holds(&self, pid: i32) -> bool {
         self.held().get(&pid) == Some(&Held::Live)
     }
 
     /// Whether a process with this `TracerPid` is traced by the monitor: a child of a held
     /// process that the tracer has not registered yet (its fork event is still queued).
-    pub fn is_tracer(&self, tracer_pid: i32) -> bool {
+    pub(crate) fn is_tracer(&self, tracer_pid: i32) -> bool {
         tracer_pid != 0 && tracer_pid == self.inner.tracer_pid.load(Ordering::Relaxed)
-    }
-
-    /// The pids the tracer holds now.
-    pub fn live_pids(&self) -> Vec<i32> {
-        self.held()
-            .iter()
-            .filter(|(_, h)| **h == Held::Live)
-            .map(|(p, _)| *p)
-            .collect()
     }
 
     /// Records what the tracer says about `pid` (the tracer thread does this).

@@ -17,7 +17,7 @@ use crate::event::Process;
 use crate::procfs::users::{PasswdEntry, parse_group, parse_passwd};
 
 /// The most bytes of `/etc/passwd` or `/etc/group` that are read.
-pub const MAX_DB_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_DB_BYTES: usize = 4 * 1024 * 1024;
 
 /// Identity of a file version: modification time, size and inode.
 type FileStamp = Option<(i64, i64, u64, u64)>;
@@ -70,27 +70,27 @@ impl ContainerDb {
 
 /// Per-container user and group databases.
 #[derive(Debug)]
-pub struct UserDbCache {
+pub(crate) struct UserDbCache {
     containers: HashMap<String, ContainerDb>,
     recheck: Duration,
 }
 
 /// Names resolved for one process.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ResolvedUser {
+pub(crate) struct ResolvedUser {
     /// User name.
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Home directory.
-    pub home: Option<String>,
+    pub(crate) home: Option<String>,
     /// Login shell.
-    pub shell: Option<String>,
+    pub(crate) shell: Option<String>,
     /// Group name.
-    pub group: Option<String>,
+    pub(crate) group: Option<String>,
 }
 
 impl UserDbCache {
     /// A cache that re-checks the files' modification times at most every `recheck`.
-    pub fn new(recheck: Duration) -> UserDbCache {
+    pub(crate) fn new(recheck: Duration) -> UserDbCache {
         UserDbCache {
             containers: HashMap::new(),
             recheck,
@@ -100,7 +100,7 @@ impl UserDbCache {
     /// Resolves a uid and gid in the container `container_id` whose root is `root` (for
     /// example `/proc/<root_pid>/root`). A changed root (the container's first process was
     /// replaced) forces a re-read.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &mut self,
         container_id: &str,
         root: &Path,
@@ -142,7 +142,7 @@ impl UserDbCache {
     }
 
     /// Forgets a container that is gone.
-    pub fn forget(&mut self, container_id: &str) {
+    pub(crate) fn forget(&mut self, container_id: &str) {
         self.containers.remove(container_id);
     }
 }

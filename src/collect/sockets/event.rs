@@ -11,7 +11,7 @@ use crate::event::{Collector, Event, EventType, Fd, FdKind};
 use crate::procfs::net::{Family, Proto, unmap};
 
 /// `ip:port` the way Falco prints it: IPv6 addresses without brackets (`::1:8080`).
-pub fn falco_endpoint(ip: IpAddr, port: u16) -> String {
+pub(crate) fn falco_endpoint(ip: IpAddr, port: u16) -> String {
     format!("{ip}:{port}")
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 /// few nanoseconds per key instead of SipHash's tens, for the per-entry lookups of every poll.
 /// The seed keeps the workload, which chooses ports and peers, from predicting collisions.
 #[derive(Debug, Clone, Copy)]
-pub struct KeyedFxHasher {
+pub(crate) struct KeyedFxHasher {
     hash: u64,
 }
 
@@ -71,7 +71,7 @@ impl std::hash::Hasher for KeyedFxHasher {
 
 /// Builds [`KeyedFxHasher`]s with this process's seed.
 #[derive(Debug, Clone, Copy)]
-pub struct KeyedFxBuild {
+pub(crate) struct KeyedFxBuild {
     seed: u64,
 }
 

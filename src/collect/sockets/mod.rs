@@ -6,7 +6,7 @@
 //! Fargate tasks share one network namespace (awsvpc) and the monitor runs in it, so one dump
 //! of each table sees every socket of the task. TCP and UDP (IPv4 and IPv6) and `AF_PACKET`
 //! tables come from `NETLINK_SOCK_DIAG` ([`netlink`]); raw sockets, and any table whose diag
-//! module the kernel lacks, come from `/proc/net/*` ([`procnet`]).
+//! module the kernel lacks, come from `/proc/net/*` ([`crate::procfs::net`]).
 //!
 //! [`SocketTracker`] is the testable core. A socket is identified by its 4-tuple (connections,
 //! whose inode goes to 0 in `TIME_WAIT`), its bound address and inode (listeners and unconnected
@@ -21,23 +21,28 @@
 //! (see [`SocketsConfig::owner_wait`]). A connection first seen without an inode (already
 //! in `TIME_WAIT`, or not yet accepted) is reported without a process unless the same
 //! 4-tuple was attributed earlier; owners are never guessed from the other end of a loopback
-//! pair. In trace mode the owner is named from the tracer's [`ExecImages`] when the tracer saw
+//! pair. In trace mode the owner is named from the tracer's exec-image overlay when the tracer saw
 //! it exec since procscan last read it, or when procscan has not read it at all yet (under load
 //! its scans can lag by more than a second, longer than short clients live); a socket of a
-//! process forked moments ago waits briefly for that exec ([`FORK_EXEC_WAIT`]): a shell
+//! process forked moments ago waits briefly for that exec (`FORK_EXEC_WAIT`): a shell
 //! redirection connects before the exec.
 //!
 //! Cost: a dump of thousands of connections is mostly the kernel's work (walking its
 //! established hash table and filling one record per socket), so [`SocketSource::poll`] dumps
 //! TCP connections again only when the namespace's TCP open counters moved (or something is
 //! still pending, or every [`FULL_TCP_PERIOD`]), and [`SocketTracker::poll`] skips the diff
-//! when a dump equals the previous one. Procscan's exec triggers ([`ExecSignal`]) make the
+//! when a dump equals the previous one. Procscan's exec triggers (the exec signal) make the
 //! collector poll every `trigger_spacing` (10 ms) for `trigger_window` (250 ms), so that a
 //! connection made right after an exec is seen while open, with its process.
 //!
 //! UDP without `connect(2)` has no peer in the tables, so datagrams sent with `sendto` are not
 //! seen; an unconnected UDP socket bound to a port below the ephemeral range is reported as
 //! `listen`.
+//!
+//! Files: `source.rs` reads the tables, `tracker.rs` diffs them, `owners.rs` finds and names
+//! owners, `event.rs` builds the events, `hasher.rs` is the keyed hasher of the per-entry
+//! lookups, `schedule.rs` decides when to poll, `refine.rs` serves procscan's standard
+//! descriptors, `netlink.rs` speaks `sock_diag`.
 
 mod event;
 mod hasher;
@@ -68,11 +73,11 @@ use owners::{Owner, Seen};
 use tracker::{Known, SockId};
 
 pub use crate::procfs::net::SockEntry;
-pub use event::falco_endpoint;
-pub use refine::refine_socket_fd;
-pub use schedule::PollSchedule;
-pub use source::{FULL_TCP_PERIOD, SocketSource, SourceStats};
-pub use tracker::{FORK_EXEC_WAIT, RECENT_FORK};
+pub(crate) use refine::refine_socket_fd;
+pub(crate) use schedule::PollSchedule;
+pub use source::{FULL_TCP_PERIOD, SocketSource};
+#[cfg(test)]
+use tracker::{FORK_EXEC_WAIT, RECENT_FORK};
 
 /// Settings of the sockets collector.
 #[derive(Debug, Clone)]
@@ -126,13 +131,13 @@ pub struct SocketStats {
     /// Events produced.
     pub events: u64,
     /// Owner scans (polls that looked through `/proc/*/fd`).
-    pub owner_scans: u64,
+    pub(crate) owner_scans: u64,
     /// Fd links read by owner scans.
     pub fd_links_read: u64,
     /// Events reported without a process.
     pub unattributed: u64,
     /// Polls whose dump equalled the previous one (nothing to diff).
-    pub unchanged_polls: u64,
+    pub(crate) unchanged_polls: u64,
 }
 
 /// The diffing core: feed it the entries of each poll and the latest tables.
@@ -160,7 +165,7 @@ pub struct SocketTracker {
 }
 
 /// How often at most a `sockets_unattributed` summary is emitted.
-pub const UNATTRIBUTED_REPORT_PERIOD: Duration = Duration::from_secs(60);
+pub(crate) const UNATTRIBUTED_REPORT_PERIOD: Duration = Duration::from_secs(60);
 
 /// Rate-limited `tasksentry`/`sockets_unattributed` summaries: how many sockets were reported
 /// without an owning process (its fd was not found in any `/proc/<pid>/fd`: a process that
@@ -203,7 +208,7 @@ impl UnattributedReporter {
 /// `config.exec_signal` was raised; attributes sockets with `tables` (procscan's shared
 /// tables) and sends events to `tx` without blocking. Ends when `shutdown` is set or the
 /// receiver is dropped.
-pub fn spawn_sockets(
+pub(crate) fn spawn_sockets(
     config: SocketsConfig,
     tx: SyncSender<Event>,
     shutdown: Arc<AtomicBool>,

@@ -18,7 +18,8 @@ use crate::procfs::{Cmdline, parse_cmdline, parse_exe_link, socket_inode};
 
 /// Where an owner's process record comes from.
 pub(super) enum OwnerView<'t> {
-    /// Procscan's entry (named with the tracer's newer image, see [`ProcessTable::view`]).
+    /// Procscan's entry (named with the tracer's newer image, see
+    /// [`crate::collect::shared::table::ProcessTable::view`]).
     Table(ProcKey, &'t ProcEntry),
     /// Trace mode: the image the tracer saw the process exec, and its container, when
     /// procscan has not read the process yet (its scans lag behind a busy task).

@@ -13,7 +13,7 @@ use crate::procfs::net::{self as procnet, Family, Proto, unmap};
 /// (IPv6 in Falco's form, without brackets). `None` when the inode is in none of them (another
 /// family, or the socket closed meanwhile). Meant for the rare case where fd 0, 1 or 2 is a
 /// socket: it reads whole tables.
-pub fn refine_socket_fd(
+pub(crate) fn refine_socket_fd(
     proc_root: &Path,
     pid: i32,
     inode: u64,

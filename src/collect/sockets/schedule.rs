@@ -8,7 +8,7 @@ use super::SocketsConfig;
 /// `trigger_spacing` (or the duration of the last poll, if longer) after the end of the last
 /// poll.
 #[derive(Debug, Clone)]
-pub struct PollSchedule {
+pub(crate) struct PollSchedule {
     interval: Duration,
     spacing: Duration,
     window: Duration,
@@ -20,7 +20,7 @@ pub struct PollSchedule {
 
 impl PollSchedule {
     /// The schedule of a collector with this configuration; the first poll is due at once.
-    pub fn new(config: &SocketsConfig) -> PollSchedule {
+    pub(crate) fn new(config: &SocketsConfig) -> PollSchedule {
         PollSchedule {
             interval: config.interval.max(Duration::from_millis(1)),
             spacing: config.trigger_spacing,
@@ -33,19 +33,19 @@ impl PollSchedule {
     }
 
     /// Records a poll that ran from `started` to `finished`.
-    pub fn polled(&mut self, started: Instant, finished: Instant) {
+    pub(crate) fn polled(&mut self, started: Instant, finished: Instant) {
         self.last_start = Some(started);
         self.last_end = Some(finished);
         self.last_took = finished.saturating_duration_since(started);
     }
 
     /// Records a trigger at `now`: polls follow every spacing until `now + window`.
-    pub fn triggered(&mut self, now: Instant) {
+    pub(crate) fn triggered(&mut self, now: Instant) {
         self.burst_until = Some(now + self.window);
     }
 
     /// When the next poll is due, as seen at `now`.
-    pub fn next_poll(&self, now: Instant) -> Instant {
+    pub(crate) fn next_poll(&self, now: Instant) -> Instant {
         let (Some(start), Some(end)) = (self.last_start, self.last_end) else {
             return now;
         };

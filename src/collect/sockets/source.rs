@@ -20,7 +20,7 @@ pub const FULL_TCP_PERIOD: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourceStats {
     /// Polls that dumped every TCP socket.
-    pub full_tcp_dumps: u64,
+    pub(crate) full_tcp_dumps: u64,
     /// Polls that dumped only TCP listeners (the TCP open counters had not moved).
     pub listener_only_dumps: u64,
 }

@@ -77,14 +77,14 @@ const INODE_WAIT: Duration = Duration::from_millis(250);
 
 /// Trace mode: a socket whose owner was forked less than this before the socket was first
 /// seen, and has not exec'd since, waits for the exec (see [`FORK_EXEC_WAIT`]).
-pub const RECENT_FORK: Duration = Duration::from_secs(1);
+pub(crate) const RECENT_FORK: Duration = Duration::from_secs(1);
 
 /// Trace mode: how long such a socket waits for its owner's exec. A shell redirection
 /// (`cat < /dev/tcp/host/port`) connects in the forked child, then execs the program that
 /// owns the connection from then on; the tracer records the exec at once, so the wait ends a
 /// poll after the exec (a fork that never execs, such as a pre-fork server worker, is only
 /// reported this much later).
-pub const FORK_EXEC_WAIT: Duration = Duration::from_millis(100);
+pub(crate) const FORK_EXEC_WAIT: Duration = Duration::from_millis(100);
 
 impl SocketTracker {
     /// A tracker; reads the monitor's own pid and the ephemeral port range from the proc root.
@@ -120,7 +120,7 @@ impl SocketTracker {
     /// reported with the image it exec'd even while procscan's table still holds the one
     /// before, and a socket of a process forked moments ago waits up to [`FORK_EXEC_WAIT`]
     /// for its exec.
-    pub fn set_exec_images(&mut self, images: ExecImages) {
+    pub(crate) fn set_exec_images(&mut self, images: ExecImages) {
         self.images = Some(images);
     }
 

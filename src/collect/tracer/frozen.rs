@@ -72,9 +72,9 @@ pub(super) struct Frozen {
     /// `exe` link target, unparsed.
     pub exe: Option<String>,
     /// `(ctime, mtime)` of the executable.
-    pub exe_times: (Option<Timestamp>, Option<Timestamp>),
+    pub(crate) exe_times: (Option<Timestamp>, Option<Timestamp>),
     /// `(device, inode)` of the executable, for the drift registry.
-    pub exe_id: Option<(u64, u64)>,
+    pub(crate) exe_id: Option<(u64, u64)>,
     pub cwd: Option<String>,
     pub fds: [Option<StdFd>; 3],
     pub env: Vec<(String, String)>,
@@ -84,7 +84,7 @@ pub(super) struct Frozen {
     pub loginuid: Option<i64>,
     /// The process had exec'd again by the time `status` was read: its values (credentials,
     /// threads) describe the next image and must not be reported for this one.
-    pub crossed_exec: bool,
+    pub(crate) crossed_exec: bool,
 }
 
 /// `/proc/<pid>` of one process, open for the duration of one exec stop.

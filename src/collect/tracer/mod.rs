@@ -48,6 +48,10 @@
 //!
 //! Events leave through the same bounded queue as procscan's, with `try_send`; drops are
 //! counted and reported as `tasksentry`/`events_dropped`.
+//!
+//! Files: this one holds the thread's loop and batching; `stops.rs` the hot path (statuses,
+//! seizing), `frozen.rs` the reads at an exec stop, `work.rs` what is done between stops,
+//! `ptrace.rs` the raw ptrace calls; the link to procscan is `shared/tracer_link.rs`.
 
 mod frozen;
 mod ptrace;
@@ -92,7 +96,7 @@ const MAX_BATCH: usize = 512;
 
 /// Settings of the tracer.
 #[derive(Debug, Clone)]
-pub struct TracerConfig {
+pub(crate) struct TracerConfig {
     /// Where `/proc` is.
     pub proc_root: PathBuf,
     /// Environment variable names kept in `proc.env`.
@@ -102,7 +106,7 @@ pub struct TracerConfig {
     /// What the file collector saw written, for `proc.exe_written_after_start` (as procscan).
     pub drift: Option<Arc<DriftRegistry>>,
     /// Raised after each exec (once the tracee runs again) so the sockets collector polls soon.
-    pub exec_signal: Option<ExecSignal>,
+    pub(crate) exec_signal: Option<ExecSignal>,
 }
 
 impl Default for TracerConfig {
@@ -122,7 +126,7 @@ impl Default for TracerConfig {
 
 /// Blocks `SIGCHLD` in the calling thread, and so in every thread it starts afterwards. Call it
 /// on the main thread before any other thread is started (see the module documentation).
-pub fn block_sigchld() -> nix::Result<()> {
+pub(crate) fn block_sigchld() -> nix::Result<()> {
     let mut set = SigSet::empty();
     set.add(Signal::SIGCHLD);
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
@@ -130,7 +134,7 @@ pub fn block_sigchld() -> nix::Result<()> {
 
 /// Why tracing is not possible here (for `--mode auto`), or `Ok` when it should work: the
 /// monitor has `CAP_SYS_PTRACE` in its effective set and Yama does not forbid attaching.
-pub fn trace_possible(proc_root: &Path) -> Result<(), String> {
+pub(crate) fn trace_possible(proc_root: &Path) -> Result<(), String> {
     let status = std::fs::read_to_string(proc_root.join("self/status"))
         .map_err(|error| format!("cannot read {}/self/status: {error}", proc_root.display()))?;
     let caps = parse_status(&status).cap_eff.unwrap_or(0);
@@ -148,7 +152,7 @@ pub fn trace_possible(proc_root: &Path) -> Result<(), String> {
 
 /// Starts the tracer thread. `link` must be the one given to procscan; `tables` are procscan's
 /// shared tables (for container attribution and ancestry). Call [`block_sigchld`] first.
-pub fn spawn_tracer(
+pub(crate) fn spawn_tracer(
     config: TracerConfig,
     link: TracerLink,
     tables: SharedTables,
