@@ -60,6 +60,25 @@ pub struct SockEntry {
     pub(crate) protocol: u16,
 }
 
+impl SockEntry {
+    /// An `AF_PACKET` socket: it has no addresses, ports or state.
+    pub(crate) fn packet(sock_type: u16, protocol: u16, inode: u64, uid: u32) -> SockEntry {
+        SockEntry {
+            family: Family::Packet,
+            proto: Proto::Packet,
+            state: 0,
+            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            lport: 0,
+            remote: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            rport: 0,
+            inode,
+            uid,
+            sock_type,
+            protocol,
+        }
+    }
+}
+
 /// TCP states (include/net/tcp_states.h).
 pub mod tcp_state {
     /// `TCP_ESTABLISHED`.
@@ -171,19 +190,7 @@ pub fn parse_packet_table(text: &str, out: &mut Vec<SockEntry>) {
         ) else {
             continue;
         };
-        out.push(SockEntry {
-            family: Family::Packet,
-            proto: Proto::Packet,
-            state: 0,
-            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            lport: 0,
-            remote: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            rport: 0,
-            inode,
-            uid,
-            sock_type,
-            protocol,
-        });
+        out.push(SockEntry::packet(sock_type, protocol, inode, uid));
     }
 }
 

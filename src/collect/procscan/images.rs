@@ -104,14 +104,7 @@ impl ProcScanner {
             return false;
         };
         let settled = read.settled;
-        self.visibility.note_process(
-            &id,
-            key.pid,
-            &read.process.name,
-            read.process.uid,
-            read.unreadable,
-            read.diagnosis,
-        );
+        self.note_visibility(&id, &read);
         let mut process = read.process;
         self.tables.containers.add_member(
             &id,
@@ -338,14 +331,7 @@ impl ProcScanner {
             return;
         }
         let settled = read.settled;
-        self.visibility.note_process(
-            &entry.container_id,
-            key.pid,
-            &read.process.name,
-            read.process.uid,
-            read.unreadable,
-            read.diagnosis,
-        );
+        self.note_visibility(&entry.container_id, &read);
         let mut process = read.process;
         self.resolve_users(&entry.container_id, &mut process, now);
         process.exe_written_after_start =
@@ -372,6 +358,18 @@ impl ProcScanner {
             return;
         }
         self.emit_image(key, new, owned, out);
+    }
+
+    /// Notes what the kernel refused of a read of a process of container `id`.
+    fn note_visibility(&mut self, id: &Arc<str>, read: &ProcRead) {
+        self.visibility.note_process(
+            id,
+            read.process.pid,
+            &read.process.name,
+            read.process.uid,
+            read.unreadable,
+            read.diagnosis,
+        );
     }
 
     /// `proc.exe_written_after_start` of `process` (see [`drift_fact`]), given its

@@ -65,8 +65,6 @@ use super::CollectError;
 use super::access::Access;
 use super::proc::{Clock, ReadOptions, list_pids, read_stat};
 use super::shared::log_limit::LogLimit;
-#[cfg(test)]
-use super::shared::table::{ContainerTable, ProcessTable};
 use super::shared::users::UserDbCache;
 use super::shared::{
     DriftRegistry, ExecSignal, MemberInfo, ProcEntry, ProcKey, SharedTables, Tables, TracerLink,
@@ -314,18 +312,6 @@ impl ProcScanner {
         })
     }
 
-    /// The process table as of the last scan.
-    #[cfg(test)]
-    pub(crate) fn process_table(&self) -> &ProcessTable {
-        &self.tables.processes
-    }
-
-    /// The container table as of the last scan.
-    #[cfg(test)]
-    pub(crate) fn container_table(&self) -> &ContainerTable {
-        &self.tables.containers
-    }
-
     /// A handle other collectors use to read the tables (published after each scan that
     /// changed them).
     pub(crate) fn shared_tables(&self) -> SharedTables {
@@ -564,6 +550,21 @@ impl ProcScanner {
             .get(&entry.container_id)
             .map(|c| Box::new(c.container.clone()));
         event
+    }
+}
+
+// Test-only accessors, after every producer of internal events (a test reads the code above
+// the first `cfg(test)` for their kinds).
+#[cfg(test)]
+impl ProcScanner {
+    /// The process table as of the last scan.
+    pub(crate) fn process_table(&self) -> &super::shared::table::ProcessTable {
+        &self.tables.processes
+    }
+
+    /// The container table as of the last scan.
+    pub(crate) fn container_table(&self) -> &super::shared::table::ContainerTable {
+        &self.tables.containers
     }
 }
 

@@ -47,25 +47,34 @@ impl ContainerDb {
         }
         self.checked = Some(now);
         let mut buf = Vec::new();
-        let passwd_path = self.root.join("etc/passwd");
-        let new_stamp = stamp(&passwd_path);
-        if new_stamp != self.passwd_stamp {
-            self.passwd_stamp = new_stamp;
-            self.passwd = match read_capped(&passwd_path, &mut buf, MAX_DB_BYTES) {
-                Ok(_) => parse_passwd(&String::from_utf8_lossy(&buf)),
-                Err(_) => HashMap::new(),
-            };
+        let passwd = self.root.join("etc/passwd");
+        if let Some(parsed) = reload(&passwd, &mut self.passwd_stamp, &mut buf, parse_passwd) {
+            self.passwd = parsed;
         }
-        let group_path = self.root.join("etc/group");
-        let new_stamp = stamp(&group_path);
-        if new_stamp != self.group_stamp {
-            self.group_stamp = new_stamp;
-            self.group = match read_capped(&group_path, &mut buf, MAX_DB_BYTES) {
-                Ok(_) => parse_group(&String::from_utf8_lossy(&buf)),
-                Err(_) => HashMap::new(),
-            };
+        let group = self.root.join("etc/group");
+        if let Some(parsed) = reload(&group, &mut self.group_stamp, &mut buf, parse_group) {
+            self.group = parsed;
         }
     }
+}
+
+/// The database at `path` parsed again when its stamp differs from `known` (which is then
+/// updated); empty when it cannot be read; `None` when it did not change.
+fn reload<T>(
+    path: &Path,
+    known: &mut FileStamp,
+    buf: &mut Vec<u8>,
+    parse: fn(&str) -> HashMap<u32, T>,
+) -> Option<HashMap<u32, T>> {
+    let now = stamp(path);
+    if now == *known {
+        return None;
+    }
+    *known = now;
+    Some(match read_capped(path, buf, MAX_DB_BYTES) {
+        Ok(_) => parse(&String::from_utf8_lossy(buf)),
+        Err(_) => HashMap::new(),
+    })
 }
 
 /// Per-container user and group databases.

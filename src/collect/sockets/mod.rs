@@ -76,8 +76,6 @@ pub use crate::procfs::net::SockEntry;
 pub(crate) use refine::refine_socket_fd;
 pub(crate) use schedule::PollSchedule;
 pub use source::{FULL_TCP_PERIOD, SocketSource};
-#[cfg(test)]
-use tracker::{FORK_EXEC_WAIT, RECENT_FORK};
 
 /// Settings of the sockets collector.
 #[derive(Debug, Clone)]
@@ -267,5 +265,7 @@ pub(crate) fn spawn_sockets(
         })
 }
 
+#[cfg(test)]
+use tracker::{FORK_EXEC_WAIT, RECENT_FORK};
 #[cfg(test)]
 mod tests;

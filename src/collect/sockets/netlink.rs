@@ -371,17 +371,5 @@ pub fn parse_packet_record(payload: &[u8], out: &mut Vec<SockEntry>) {
     // The kernel stores `ntohs(po->num)`: host byte order.
     let protocol = u16::from_ne_bytes([payload[2], payload[3]]);
     let inode = u32::from_ne_bytes([payload[4], payload[5], payload[6], payload[7]]);
-    out.push(SockEntry {
-        family: Family::Packet,
-        proto: Proto::Packet,
-        state: 0,
-        local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        lport: 0,
-        remote: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        rport: 0,
-        inode: u64::from(inode),
-        uid: 0,
-        sock_type,
-        protocol,
-    });
+    out.push(SockEntry::packet(sock_type, protocol, u64::from(inode), 0));
 }
