@@ -75,7 +75,7 @@ pub struct ProcessTable {
 pub(crate) const MAX_ANCESTORS: usize = 32;
 
 /// Ancestors past the parent keep at most this many bytes of arguments.
-pub(crate) const ANCESTOR_ARGS_BYTES: usize = 4096;
+const ANCESTOR_ARGS_BYTES: usize = 4096;
 
 impl ProcessTable {
     /// Inserts or replaces a live process.
@@ -213,26 +213,31 @@ impl ProcessTable {
             }
             let newer = fresh(parent_key);
             let p = newer.as_ref().unwrap_or(&parent.process);
-            let args = if out.is_empty() {
-                p.args.clone()
-            } else {
-                capped_args(&p.args, ANCESTOR_ARGS_BYTES)
-            };
-            out.push(Ancestor {
-                pid: p.pid,
-                name: p.name.clone(),
-                exe: p.exe.clone(),
-                exepath: p.exepath.clone(),
-                args,
-            });
+            out.push(ancestor(p, p.pid, out.is_empty()));
             current = parent_key;
         }
         out
     }
 }
 
+/// `process` (running as `pid`) as an ancestor; past the parent (`parent` false) its
+/// arguments are capped to [`ANCESTOR_ARGS_BYTES`].
+pub(crate) fn ancestor(process: &Process, pid: i32, parent: bool) -> Ancestor {
+    Ancestor {
+        pid,
+        name: process.name.clone(),
+        exe: process.exe.clone(),
+        exepath: process.exepath.clone(),
+        args: if parent {
+            process.args.clone()
+        } else {
+            capped_args(&process.args, ANCESTOR_ARGS_BYTES)
+        },
+    }
+}
+
 /// The first arguments that fit in `limit` bytes (the last one cut at a character boundary).
-pub(crate) fn capped_args(args: &[String], limit: usize) -> Vec<String> {
+fn capped_args(args: &[String], limit: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut used = 0;
     for arg in args {

@@ -10,7 +10,7 @@ use super::{Ident, Known, Tracer, Work};
 use crate::collect::proc::{ImageFiles, build_process};
 use crate::collect::shared::Tables;
 use crate::collect::shared::drift::drift_fact;
-use crate::collect::shared::table::{ANCESTOR_ARGS_BYTES, MAX_ANCESTORS, capped_args};
+use crate::collect::shared::table::{MAX_ANCESTORS, ancestor};
 use crate::collect::shared::tracer_link::Held;
 use crate::event::{Ancestor, Collector, Event, EventType, Process, Timestamp};
 
@@ -231,18 +231,7 @@ impl Tracer {
                 break;
             }
             // As procscan's: past the parent, arguments are capped.
-            let args = if out.is_empty() {
-                parent.args.clone()
-            } else {
-                capped_args(&parent.args, ANCESTOR_ARGS_BYTES)
-            };
-            out.push(Ancestor {
-                pid,
-                name: parent.name.clone(),
-                exe: parent.exe.clone(),
-                exepath: parent.exepath.clone(),
-                args,
-            });
+            out.push(ancestor(&parent, pid, out.is_empty()));
             ppid = next;
         }
         out
