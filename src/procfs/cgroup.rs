@@ -59,9 +59,9 @@ fn parse(text: &str, cut_kubepods: bool) -> CgroupInfo {
         if hierarchy == "0" {
             unified.get_or_insert(path);
         }
-        let searched = match path.find("/kubepods") {
-            Some(index) if cut_kubepods => &path[..index],
-            _ => path,
+        let searched = match cut_kubepods.then(|| path.find("/kubepods")).flatten() {
+            Some(index) => &path[..index],
+            None => path,
         };
         let segments: Vec<&str> = searched
             .split('/')
