@@ -17,6 +17,7 @@ pub mod event;
 pub mod exit;
 pub mod guard;
 pub mod priority;
+pub mod procfs;
 pub mod rule_files;
 pub mod rules;
 pub mod sink;

@@ -13,10 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use tasksentry::ecs::{
-    EcsClient, EcsError, EcsMetadata, HttpLimits, container_id_from_proc_cgroup,
-};
+use tasksentry::ecs::{EcsClient, EcsError, EcsMetadata, HttpLimits};
 use tasksentry::event::Container;
+use tasksentry::procfs::ecs_container_id;
 
 const TASK_DOC: &str = include_str!("../src/ecs/testdata/task-fargate.json");
 const CONTAINER_DOC: &str = include_str!("../src/ecs/testdata/container-fargate.json");
@@ -230,7 +229,7 @@ fn enriches_a_container_found_through_its_cgroup() {
     let cgroup = format!(
         "11:hugetlb:/ecs/{TASK_ID}/{APP_ID}\n4:memory:/ecs/{TASK_ID}/{APP_ID}\n1:name=systemd:/ecs/{TASK_ID}/{APP_ID}\n"
     );
-    let id = container_id_from_proc_cgroup(&cgroup).expect("Fargate container id");
+    let id = ecs_container_id(&cgroup).expect("Fargate container id");
     let mut container = Container {
         id,
         ..Container::default()

@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tasksentry::config::{Config, FileConfig, Overrides};
-use tasksentry::ecs::cgroup::container_id_from_proc_cgroup;
 use tasksentry::ecs::metadata::{ContainerMetadata, TaskMetadata, task_id_from_arn};
+use tasksentry::procfs::ecs_container_id;
 
 fuzz_target!(|data: &[u8]| {
     let _ = TaskMetadata::from_json(data);
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     if let Some(id) = task_id_from_arn(&text) {
         assert!(!id.is_empty() && !id.contains('/'), "{id:?}");
     }
-    let _ = container_id_from_proc_cgroup(&text);
+    let _ = ecs_container_id(&text);
     match FileConfig::parse(&text) {
         Ok(file) => {
             if let Err(error) = Config::layer(Overrides::default(), file) {

@@ -6,12 +6,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tasksentry::collect::cgroup::parse_cgroup;
-use tasksentry::collect::proc::{
-    parse_cmdline, parse_environ, parse_exe_link, parse_loginuid, parse_ns_link, parse_stat,
-    parse_status,
-};
 use tasksentry::event::{Collector, Container, Event, EventType, Process};
+use tasksentry::procfs::{
+    parse_cgroup, parse_cmdline, parse_environ, parse_exe_link, parse_loginuid, parse_ns_link,
+    parse_stat, parse_status,
+};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -7,10 +7,10 @@ use libfuzzer_sys::fuzz_target;
 use tasksentry::collect::sockets::netlink::{
     parse_inet_record, parse_messages, parse_packet_record,
 };
-use tasksentry::collect::sockets::procnet::{
-    parse_addr, parse_inet_table, parse_packet_table, tcp_opens, unix_table_has_inode,
+use tasksentry::procfs::net::{
+    Family, Proto, SockEntry, parse_addr, parse_inet_table, parse_packet_table, tcp_opens,
+    unix_table_has_inode,
 };
-use tasksentry::collect::sockets::{Family, Proto, SockEntry};
 
 fuzz_target!(|data: &[u8]| {
     let seq = data

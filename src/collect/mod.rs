@@ -1,34 +1,40 @@
 //! Collectors: turn observations of `/proc`, sockets and files into events.
 //!
-//! The `procscan` collector lives in [`procscan`]: it polls `/proc` (plus inotify triggers) and
-//! maintains the shared [`table::ProcessTable`] and [`table::ContainerTable`] that the other
-//! collectors use for attribution. [`proc`] reads one process, [`cgroup`] recognises
-//! containers, [`users`] resolves names from a container's own `/etc/passwd`. The opt-in
-//! [`tracer`] (`--mode trace`) sees every exec, fork and exit of the processes procscan hands
-//! it, through event-only ptrace.
+//! - `procscan/` polls `/proc` (plus inotify triggers) and maintains the process and
+//!   container tables (`shared/table.rs`) that the other collectors use for attribution;
+//! - [`sockets`] diffs the task's socket tables into connections, listeners and raw sockets;
+//! - [`fswatch`] places inotify watches in every container root;
+//! - `tracer/` (opt-in, `--mode trace`) sees every exec, fork and exit of the processes
+//!   procscan hands it, through event-only ptrace.
+//!
+//! What they share is in `shared/` (the tables, the tracer's exec-image overlay, the drift
+//! registry, the exec signal, the procscan-tracer link, the monitor's own sockets, container
+//! user databases); [`proc`] reads one process (the files are parsed by [`crate::procfs`]),
+//! [`access`] reads other users' private `/proc` entries with the capabilities Fargate gives,
+//! [`visibility`] reports what the kernel refused, and every collector hands its events to
+//! the engine through one non-blocking, drop-counting sender (`sender.rs`).
 
 pub mod access;
-pub mod cgroup;
 pub mod fswatch;
-pub mod own_sockets;
 pub mod proc;
-pub mod procscan;
+pub(crate) mod procscan;
 mod sender;
+pub(crate) mod shared;
 pub mod sockets;
-pub mod table;
-pub mod tracer;
-pub mod triggers;
-pub mod users;
+pub(crate) mod tracer;
 pub mod visibility;
 
 use std::path::PathBuf;
 
-pub use fswatch::{DriftRegistry, FsWatchConfig, FsWatcher, spawn_fswatch};
-pub use procscan::{ProcScanConfig, ProcScanner, spawn_procscan, spawn_procscan_shared};
-pub use sockets::{SocketTracker, SocketsConfig, refine_socket_fd, spawn_sockets};
-pub use table::{ContainerTable, ProcKey, ProcessTable, SharedTables, Tables};
-pub use tracer::{TracerConfig, TracerLink, block_sigchld, spawn_tracer, trace_possible};
-pub use triggers::ExecSignal;
+pub(crate) use fswatch::spawn_fswatch;
+pub use fswatch::{FsWatchConfig, FsWatcher};
+pub(crate) use procscan::spawn_procscan_shared;
+pub use procscan::{ProcScanConfig, ProcScanner, spawn_procscan};
+pub use shared::{DriftRegistry, Tables};
+pub(crate) use shared::{ExecSignal, SharedTables, TracerLink};
+pub(crate) use sockets::spawn_sockets;
+pub use sockets::{SocketTracker, SocketsConfig};
+pub(crate) use tracer::{TracerConfig, block_sigchld, spawn_tracer, trace_possible};
 
 /// Errors starting a collector.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +54,3 @@ pub enum CollectError {
         source: std::io::Error,
     },
 }
-
-#[cfg(test)]
-mod tests_fixture;
-#[cfg(test)]
-mod tests_real;

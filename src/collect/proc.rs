@@ -8,6 +8,9 @@
 //! `max_cmdline_bytes` of memory and one bounded read. [`read_process`] re-reads `stat` at the
 //! end and drops the result if the start time changed, so a process is never assembled from
 //! two different processes that happened to share a recycled pid.
+//!
+//! The files are parsed by [`crate::procfs`]; what is read becomes the event's [`Process`] in
+//! one place, `build_process`, for procscan's reads here and the tracer's at exec stops alike.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -16,364 +19,20 @@ use std::path::{Path, PathBuf};
 
 use super::access::{Access, Diagnosis, Facets, Owner, is_denied};
 use crate::event::{FdKind, Process, StdFd, Timestamp};
-
-/// The `PF_KTHREAD` bit in the `flags` field of `/proc/<pid>/stat`.
-const PF_KTHREAD: u64 = 0x0020_0000;
-
-/// The default allowlist of environment variable names kept in `Process::env`.
-pub const DEFAULT_ENV_ALLOWLIST: &[&str] = &[
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "LD_AUDIT",
-    "GLIBC_TUNABLES",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "HOME",
-    "PATH",
-    "USER",
-    "SHELL",
-    "PWD",
-    "AWS_EXECUTION_ENV",
-    "ECS_CONTAINER_METADATA_URI_V4",
-];
+use crate::procfs::{
+    Cmdline, Stat, Status, classify_fd, parse_boot_time, parse_cmdline, parse_environ,
+    parse_exe_link, parse_loginuid, parse_ns_link, parse_stat, parse_status,
+};
 
 /// How many bytes of `/proc/<pid>/environ` are read at most, to find allowlisted keys.
-pub const MAX_ENVIRON_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_ENVIRON_BYTES: usize = 256 * 1024;
 
 /// How many bytes of `/proc/<pid>/cgroup` are read at most.
-const MAX_CGROUP_BYTES: usize = 16 * 1024;
-
-/// The fields of `/proc/<pid>/stat` that TaskSentry uses.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Stat {
-    /// The process id (field 1).
-    pub pid: i32,
-    /// `comm`, lossily decoded (field 2, between the first `(` and the last `)`).
-    pub comm: String,
-    /// Process state letter (field 3): `R`, `S`, `D`, `Z`, ...
-    pub state: char,
-    /// Parent pid (field 4).
-    pub ppid: i32,
-    /// Process group (field 5).
-    pub pgrp: i32,
-    /// Session (field 6).
-    pub session: i32,
-    /// Controlling terminal (field 7).
-    pub tty_nr: u32,
-    /// Kernel flags (field 9).
-    pub flags: u64,
-    /// Number of threads (field 20).
-    pub num_threads: u32,
-    /// Start time in clock ticks after boot (field 22).
-    pub starttime: u64,
-    /// Addresses of the memory map that change on every exec (fields 26, 27, 28, 48, 49).
-    /// All zero when the process has no memory map (zombie, kernel thread) or the reader is
-    /// not allowed to see them.
-    pub mm: [u64; 5],
-}
-
-impl Stat {
-    /// Whether this is a kernel thread.
-    pub fn is_kernel_thread(&self) -> bool {
-        self.flags & PF_KTHREAD != 0
-    }
-
-    /// Whether the process is a zombie or dead.
-    pub fn is_zombie(&self) -> bool {
-        matches!(self.state, 'Z' | 'X' | 'x')
-    }
-
-    /// Whether the memory-map fingerprint is known.
-    pub fn has_mm(&self) -> bool {
-        self.mm.iter().any(|&v| v != 0)
-    }
-
-    /// Whether `self` (a later reading of the same process) shows a different image than
-    /// `earlier`: a different `comm`, or a different memory map (every exec builds a new one;
-    /// a fork copies its parent's), or a memory map where `earlier` showed none. The last
-    /// case is an exec that was in progress at the earlier reading: the kernel installs the
-    /// new, empty memory map and sets the new `comm` first, and fills the map's addresses
-    /// (and the command line) while it loads the program.
-    pub fn image_changed_since(&self, earlier: &Stat) -> bool {
-        if self.is_zombie() || earlier.is_zombie() {
-            return false;
-        }
-        if self.comm != earlier.comm {
-            return true;
-        }
-        if self.is_kernel_thread() || earlier.is_kernel_thread() {
-            return false;
-        }
-        match (earlier.has_mm(), self.has_mm()) {
-            (true, true) => self.mm != earlier.mm,
-            (false, true) => true,
-            _ => false,
-        }
-    }
-}
-
-/// Parses the text of `/proc/<pid>/stat`. `None` when it is malformed.
-pub fn parse_stat(bytes: &[u8]) -> Option<Stat> {
-    let open = bytes.iter().position(|&b| b == b'(')?;
-    let close = bytes.iter().rposition(|&b| b == b')')?;
-    if close < open {
-        return None;
-    }
-    let pid = std::str::from_utf8(&bytes[..open])
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let comm = String::from_utf8_lossy(&bytes[open + 1..close]).into_owned();
-    let rest = std::str::from_utf8(bytes.get(close + 1..)?).ok()?;
-    // `fields[0]` is field 3 of proc_pid_stat(5).
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).copied();
-    let num = |n: usize| field(n).and_then(|f| f.parse::<u64>().ok());
-    let int = |n: usize| field(n).and_then(|f| f.parse::<i64>().ok());
-    let state = field(3)?.chars().next()?;
-    Some(Stat {
-        pid,
-        comm,
-        state,
-        ppid: i32::try_from(int(4)?).ok()?,
-        pgrp: i32::try_from(int(5)?).ok()?,
-        session: i32::try_from(int(6)?).ok()?,
-        // The kernel prints tty_nr as a signed int; devices fit in 32 bits.
-        tty_nr: u32::try_from(int(7)?).unwrap_or(0),
-        flags: num(9)?,
-        num_threads: u32::try_from(num(20)?).unwrap_or(u32::MAX),
-        starttime: num(22)?,
-        mm: [
-            num(26).unwrap_or(0),
-            num(27).unwrap_or(0),
-            num(28).unwrap_or(0),
-            num(48).unwrap_or(0),
-            num(49).unwrap_or(0),
-        ],
-    })
-}
-
-/// The fields of `/proc/<pid>/status` that TaskSentry uses.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Status {
-    /// Real uid.
-    pub uid: Option<u32>,
-    /// Effective uid.
-    pub euid: Option<u32>,
-    /// Saved uid.
-    pub suid: Option<u32>,
-    /// Real gid.
-    pub gid: Option<u32>,
-    /// Effective gid.
-    pub egid: Option<u32>,
-    /// Saved gid.
-    pub sgid: Option<u32>,
-    /// Inheritable capabilities.
-    pub cap_inh: Option<u64>,
-    /// Permitted capabilities.
-    pub cap_prm: Option<u64>,
-    /// Effective capabilities.
-    pub cap_eff: Option<u64>,
-    /// Pid of the tracer, 0 when none.
-    pub tracer_pid: Option<i32>,
-    /// The pid in each nested PID namespace, outermost first.
-    pub nspid: Vec<i32>,
-    /// Number of threads.
-    pub threads: Option<u32>,
-}
-
-/// Parses the text of `/proc/<pid>/status`. Unknown or malformed lines are ignored.
-pub fn parse_status(text: &str) -> Status {
-    let mut status = Status::default();
-    for line in text.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let mut values = value.split_ascii_whitespace();
-        match key {
-            "Uid" => {
-                status.uid = values.next().and_then(|v| v.parse().ok());
-                status.euid = values.next().and_then(|v| v.parse().ok());
-                status.suid = values.next().and_then(|v| v.parse().ok());
-            }
-            "Gid" => {
-                status.gid = values.next().and_then(|v| v.parse().ok());
-                status.egid = values.next().and_then(|v| v.parse().ok());
-                status.sgid = values.next().and_then(|v| v.parse().ok());
-            }
-            "CapInh" => status.cap_inh = parse_hex(values.next()),
-            "CapPrm" => status.cap_prm = parse_hex(values.next()),
-            "CapEff" => status.cap_eff = parse_hex(values.next()),
-            "TracerPid" => status.tracer_pid = values.next().and_then(|v| v.parse().ok()),
-            "NSpid" => status.nspid = values.filter_map(|v| v.parse().ok()).collect(),
-            "Threads" => status.threads = values.next().and_then(|v| v.parse().ok()),
-            _ => {}
-        }
-    }
-    status
-}
-
-impl Status {
-    /// The filesystem ids a reader must take to pass the kernel's ptrace read check on this
-    /// process: its uid and gid when real, effective and saved agree.
-    pub fn owner(&self) -> Option<Owner> {
-        Owner::from_ids(
-            [self.uid, self.euid, self.suid],
-            [self.gid, self.egid, self.sgid],
-        )
-    }
-}
-
-fn parse_hex(value: Option<&str>) -> Option<u64> {
-    value.and_then(|v| u64::from_str_radix(v, 16).ok())
-}
-
-/// A parsed command line.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Cmdline {
-    /// `argv[0]`, when the command line is not empty.
-    pub argv0: Option<String>,
-    /// `argv[1..]`.
-    pub args: Vec<String>,
-    /// The command line was longer than the cap and was cut.
-    pub truncated: bool,
-}
-
-/// Parses NUL-separated `/proc/<pid>/cmdline` bytes; `truncated` says the read was capped.
-/// Invalid UTF-8 becomes U+FFFD.
-pub fn parse_cmdline(bytes: &[u8], truncated: bool) -> Cmdline {
-    if bytes.is_empty() {
-        return Cmdline {
-            truncated,
-            ..Cmdline::default()
-        };
-    }
-    let body = match bytes.last() {
-        Some(0) => &bytes[..bytes.len() - 1],
-        _ => bytes,
-    };
-    let mut parts = body
-        .split(|&b| b == 0)
-        .map(|part| String::from_utf8_lossy(part).into_owned());
-    let argv0 = parts.next();
-    Cmdline {
-        argv0,
-        args: parts.collect(),
-        truncated,
-    }
-}
-
-/// Keeps the allowlisted `NAME=value` pairs of NUL-separated `environ` bytes, in order.
-pub fn parse_environ(bytes: &[u8], allowlist: &[String]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for entry in bytes.split(|&b| b == 0) {
-        let Some(eq) = entry.iter().position(|&b| b == b'=') else {
-            continue;
-        };
-        let key = &entry[..eq];
-        if allowlist.iter().any(|allowed| allowed.as_bytes() == key) {
-            out.push((
-                String::from_utf8_lossy(key).into_owned(),
-                String::from_utf8_lossy(&entry[eq + 1..]).into_owned(),
-            ));
-        }
-    }
-    out
-}
-
-/// Parses `/proc/<pid>/loginuid`: `4294967295` (unset) becomes -1.
-pub fn parse_loginuid(text: &str) -> Option<i64> {
-    let value: u64 = text.trim().parse().ok()?;
-    if value == u64::from(u32::MAX) {
-        Some(-1)
-    } else {
-        i64::try_from(value).ok()
-    }
-}
-
-/// Parses a namespace link target such as `mnt:[4026531841]`.
-pub fn parse_ns_link(target: &str) -> Option<u64> {
-    let start = target.find('[')?;
-    let end = target.rfind(']')?;
-    target.get(start + 1..end)?.parse().ok()
-}
-
-/// Splits a `readlink /proc/<pid>/exe` target into the path and the deleted and memfd flags.
-pub fn parse_exe_link(target: &str) -> (String, bool, bool) {
-    let memfd = target.starts_with("/memfd:");
-    match target.strip_suffix(" (deleted)") {
-        Some(path) => (path.to_string(), true, memfd),
-        None => (target.to_string(), memfd, memfd),
-    }
-}
-
-/// Classifies a standard fd from its link target and, when available, the file type of what it
-/// points at (`stat` through the magic link).
-pub fn classify_fd(target: &str, meta: Option<&std::fs::Metadata>) -> FdKind {
-    classify_fd_mode(target, meta.map(|m| (m.mode(), m.rdev())))
-}
-
-/// [`classify_fd`] from the raw `st_mode` and `st_rdev` of a `stat` through the magic link
-/// (for callers that use `fstatat` rather than `std::fs::metadata`).
-pub fn classify_fd_mode(target: &str, mode_rdev: Option<(u32, u64)>) -> FdKind {
-    if target.starts_with("pipe:[") {
-        return FdKind::Pipe;
-    }
-    if target.starts_with("socket:[") {
-        // IPv4/IPv6/Unix refinement needs the socket tables: `read_std_fd` asks
-        // `sockets::refine_socket_fd`.
-        return FdKind::Socket;
-    }
-    if target.starts_with("anon_inode:") {
-        return FdKind::Anon;
-    }
-    let is_tty_path = target.starts_with("/dev/pts/")
-        || target.starts_with("/dev/tty")
-        || target == "/dev/console"
-        || target == "/dev/ptmx";
-    if let Some((mode, rdev)) = mode_rdev {
-        return match mode & libc::S_IFMT {
-            libc::S_IFDIR => FdKind::Directory,
-            libc::S_IFIFO => FdKind::Pipe,
-            libc::S_IFSOCK => FdKind::Socket,
-            libc::S_IFCHR => {
-                // Major numbers: 4 (tty), 5 (tty, console, ptmx), 136-143 (pts).
-                let major = libc::major(rdev);
-                if is_tty_path || major == 4 || major == 5 || (136..=143).contains(&major) {
-                    FdKind::Tty
-                } else {
-                    FdKind::Device
-                }
-            }
-            libc::S_IFBLK => FdKind::Device,
-            _ => FdKind::File,
-        };
-    }
-    if is_tty_path {
-        FdKind::Tty
-    } else if target.starts_with("/dev/") {
-        FdKind::Device
-    } else {
-        FdKind::File
-    }
-}
-
-/// Whether an I/O error means "the process is gone or off limits" (normal while scanning).
-pub fn is_vanished(error: &io::Error) -> bool {
-    matches!(
-        error.raw_os_error(),
-        Some(libc::ENOENT | libc::ESRCH | libc::EACCES | libc::EPERM)
-    ) || error.kind() == io::ErrorKind::NotFound
-}
+pub(crate) const MAX_CGROUP_BYTES: usize = 16 * 1024;
 
 /// Reads at most `limit` bytes of a file into `buf` (cleared first). Returns whether the file
 /// had more.
-pub fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
+pub(crate) fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
     buf.clear();
     let file = File::open(path)?;
     let limit_plus_one = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
@@ -390,9 +49,9 @@ pub fn read_capped(path: &Path, buf: &mut Vec<u8>, limit: usize) -> io::Result<b
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     /// Boot time, seconds since the epoch (`btime` in `/proc/stat`).
-    pub btime: u64,
+    pub(crate) btime: u64,
     /// Clock ticks per second (`_SC_CLK_TCK`).
-    pub ticks_per_sec: u64,
+    pub(crate) ticks_per_sec: u64,
 }
 
 impl Clock {
@@ -400,11 +59,7 @@ impl Clock {
     pub fn read(proc_root: &Path) -> Clock {
         let btime = std::fs::read_to_string(proc_root.join("stat"))
             .ok()
-            .and_then(|text| {
-                text.lines()
-                    .find_map(|line| line.strip_prefix("btime "))
-                    .and_then(|v| v.trim().parse().ok())
-            })
+            .and_then(|text| parse_boot_time(&text))
             .unwrap_or(0);
         // SAFETY: sysconf has no memory-safety preconditions; it only reads a constant.
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -571,7 +226,10 @@ pub fn read_process(
 
     // The private entries, read as the process's owner where the monitor's own credentials
     // do not pass the kernel's checks (see `access`).
-    let owner = status.owner();
+    let owner = Owner::from_ids(
+        [status.uid, status.euid, status.suid],
+        [status.gid, status.egid, status.sgid],
+    );
     let private = options
         .access
         .as_owner(owner, || read_private(proc_root, pid, options, buf));
@@ -579,27 +237,20 @@ pub fn read_process(
         exe,
         exe_meta,
         cwd,
-        std_fds: [stdin, stdout, stderr],
+        std_fds,
         env,
         mut unreadable,
     } = private;
     if ns_denied {
         unreadable |= Facets::NS;
     }
-    let (exepath, exe_deleted, exe_from_memfd) = match exe {
-        Some(target) => {
-            let (path, deleted, memfd) = parse_exe_link(&target);
-            (Some(path), deleted, memfd)
-        }
-        None => (None, false, false),
-    };
     let exe_id = exe_meta.as_ref().map(|m| (m.dev(), m.ino()));
-    let exe_ctime = exe_meta
-        .as_ref()
-        .and_then(|m| meta_time(m.ctime(), m.ctime_nsec()));
-    let exe_mtime = exe_meta
-        .as_ref()
-        .and_then(|m| meta_time(m.mtime(), m.mtime_nsec()));
+    let exe_times = exe_meta.as_ref().map_or((None, None), |m| {
+        (
+            file_time(m.ctime(), m.ctime_nsec()),
+            file_time(m.mtime(), m.mtime_nsec()),
+        )
+    });
     let diagnosis = (!unreadable.is_empty()).then(|| {
         Diagnosis::of(
             options.access.privileges(),
@@ -627,12 +278,77 @@ pub fn read_process(
     // check compares against it, sees the change and reads the process again.
     let no_arguments_yet = cmdline_empty && !again.is_zombie() && !again.is_kernel_thread();
     let settled = !(again.image_changed_since(&stat) || no_arguments_yet);
-    let process = Process {
-        pid,
-        ppid: stat.ppid,
-        start_ticks: stat.starttime,
-        start_time: Some(clock.start_time(stat.starttime)),
-        name: stat.comm.clone(),
+    let process = build_process(
+        clock,
+        &stat,
+        &status,
+        ImageFiles {
+            cmdline,
+            exe,
+            exe_times,
+            cwd,
+            std_fds,
+            env,
+        },
+        loginuid,
+    );
+    Some(ProcRead {
+        process,
+        stat,
+        status,
+        cgroup,
+        mnt_ns,
+        exe_id,
+        unreadable,
+        diagnosis,
+        settled,
+    })
+}
+
+/// What was read of a process's image besides `stat` and `status`, as [`build_process`] takes
+/// it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ImageFiles {
+    /// The command line.
+    pub(crate) cmdline: Cmdline,
+    /// The `exe` link target, unparsed.
+    pub(crate) exe: Option<String>,
+    /// `(ctime, mtime)` of the executable.
+    pub(crate) exe_times: (Option<Timestamp>, Option<Timestamp>),
+    /// The `cwd` link target.
+    pub(crate) cwd: Option<String>,
+    /// Descriptors 0, 1 and 2.
+    pub(crate) std_fds: [Option<StdFd>; 3],
+    /// The allowlisted environment.
+    pub(crate) env: Vec<(String, String)>,
+}
+
+/// The event form of a process from what was read of it (user and group names, ancestors and
+/// the drift fact are the caller's to add). `stat` is the reading the process is identified by:
+/// its name, parent, start time, terminal, session and group as of that reading.
+pub(crate) fn build_process(
+    clock: &Clock,
+    stat: &Stat,
+    status: &Status,
+    image: ImageFiles,
+    loginuid: Option<i64>,
+) -> Process {
+    let ImageFiles {
+        cmdline,
+        exe,
+        exe_times: (exe_ctime, exe_mtime),
+        cwd,
+        std_fds: [stdin, stdout, stderr],
+        env,
+    } = image;
+    let (exepath, exe_deleted, exe_from_memfd) = match exe {
+        Some(target) => {
+            let (path, deleted, memfd) = parse_exe_link(&target);
+            (Some(path), deleted, memfd)
+        }
+        None => (None, false, false),
+    };
+    Process {
         exe: cmdline.argv0,
         exepath,
         args: cmdline.args,
@@ -659,19 +375,21 @@ pub fn read_process(
         exe_from_memfd,
         exe_ctime,
         exe_mtime,
+        ..bare_process(clock, stat)
+    }
+}
+
+/// A process known only from its `stat`: pid, parent, start time and name (an excluded
+/// process, or one that could not be read further).
+pub(crate) fn bare_process(clock: &Clock, stat: &Stat) -> Process {
+    Process {
+        pid: stat.pid,
+        ppid: stat.ppid,
+        start_ticks: stat.starttime,
+        start_time: Some(clock.start_time(stat.starttime)),
+        name: stat.comm.clone(),
         ..Process::default()
-    };
-    Some(ProcRead {
-        process,
-        stat,
-        status,
-        cgroup,
-        mnt_ns,
-        exe_id,
-        unreadable,
-        diagnosis,
-        settled,
-    })
+    }
 }
 
 /// What [`read_private`] found.
@@ -737,7 +455,9 @@ fn read_private(
     }
 }
 
-fn meta_time(secs: i64, nanos: i64) -> Option<Timestamp> {
+/// A file time (`st_ctime`/`st_mtime` and their nanoseconds) as a timestamp; `None` before the
+/// epoch or out of range.
+pub(crate) fn file_time(secs: i64, nanos: i64) -> Option<Timestamp> {
     let secs = u64::try_from(secs).ok()?;
     let nanos = u64::try_from(nanos).ok()?;
     Some(Timestamp(
@@ -779,7 +499,7 @@ pub(crate) fn std_fd_of(proc_root: &Path, pid: i32, kind: FdKind, target: String
     let mut kind = kind;
     let mut peer = None;
     if kind == FdKind::Socket
-        && let Some(inode) = super::sockets::socket_inode(&target)
+        && let Some(inode) = crate::procfs::socket_inode(&target)
         && let Some((refined, remote)) = super::sockets::refine_socket_fd(proc_root, pid, inode)
     {
         kind = refined;
@@ -793,166 +513,41 @@ pub(crate) fn std_fd_of(proc_root: &Path, pid: i32, kind: FdKind, target: String
 }
 
 /// `readlink` as a lossy string; `None` on any error.
-pub fn read_link_string(path: &Path) -> Option<String> {
+pub(crate) fn read_link_string(path: &Path) -> Option<String> {
     std::fs::read_link(path)
         .ok()
         .map(|target| target.to_string_lossy().into_owned())
 }
 
 /// `<proc_root>/<pid>/<file>`.
-pub fn pid_path(proc_root: &Path, pid: i32, file: &str) -> PathBuf {
+pub(crate) fn pid_path(proc_root: &Path, pid: i32, file: &str) -> PathBuf {
     let mut path = proc_root.join(pid.to_string());
     path.push(file);
     path
+}
+
+/// Replaces `pids` with the numeric entries of the proc root (its processes; threads are not
+/// listed).
+pub(crate) fn list_pids(proc_root: &Path, pids: &mut Vec<i32>) -> io::Result<()> {
+    pids.clear();
+    for entry in std::fs::read_dir(proc_root)?.flatten() {
+        if let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+            && pid > 0
+        {
+            pids.push(pid);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/collect/fixtures");
-
-    fn fixture(dir: &str, file: &str) -> Vec<u8> {
-        std::fs::read(format!("{FIXTURES}/{dir}/{file}")).unwrap()
-    }
-
-    #[test]
-    fn stat_with_hostile_comm_is_parsed_by_the_last_paren() {
-        // Captured from a python process that wrote `a) b (c) Z 1 2` to /proc/self/comm.
-        let stat = parse_stat(&fixture("hostile", "stat")).unwrap();
-        assert_eq!(stat.pid, 10209);
-        assert_eq!(stat.comm, "a) b (c) Z 1 2");
-        assert_eq!(stat.state, 'S');
-        assert_eq!(stat.ppid, 10132);
-        assert_eq!(stat.pgrp, 10132);
-        assert_eq!(stat.session, 4902);
-        assert_eq!(stat.tty_nr, 0);
-        assert_eq!(stat.num_threads, 1);
-        assert_eq!(stat.starttime, 63811);
-        assert!(stat.has_mm());
-        assert!(!stat.is_kernel_thread());
-    }
-
-    #[test]
-    fn stat_with_newline_in_comm() {
-        let stat = parse_stat(&fixture("newline", "stat")).unwrap();
-        assert_eq!(stat.pid, 10290);
-        assert_eq!(stat.comm, "x\ny) R 7");
-        assert_eq!(stat.ppid, 10285);
-        assert_eq!(stat.starttime, 64253);
-    }
-
-    #[test]
-    fn kernel_thread_is_recognised() {
-        let stat = parse_stat(&fixture("kthread", "stat")).unwrap();
-        assert_eq!(stat.comm, "kthreadd");
-        assert!(stat.is_kernel_thread());
-        assert!(!stat.has_mm());
-    }
-
-    #[test]
-    fn malformed_stat_is_rejected_not_panicking() {
-        for bad in [
-            &b""[..],
-            b"123",
-            b"123 (x",
-            b"123 x) S",
-            b") 1 (",
-            b"12 (a) S 1 2 3",
-            b"\xff\xfe (\xff) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20",
-        ] {
-            assert_eq!(parse_stat(bad), None, "{:?}", String::from_utf8_lossy(bad));
-        }
-    }
-
-    #[test]
-    fn exec_changes_the_fingerprint_and_fork_does_not() {
-        let before = parse_stat(&fixture("hostile", "stat")).unwrap();
-        let forked = before.clone();
-        assert!(!forked.image_changed_since(&before));
-        let mut execed = before.clone();
-        execed.mm[3] += 4096;
-        assert!(execed.image_changed_since(&before));
-        let mut renamed = before.clone();
-        renamed.comm = "sleep".into();
-        assert!(renamed.image_changed_since(&before));
-        let mut zombie = execed.clone();
-        zombie.state = 'Z';
-        zombie.mm = [0; 5];
-        assert!(!zombie.image_changed_since(&before));
-    }
-
-    #[test]
-    fn an_exec_caught_in_progress_is_a_change_once_the_map_is_filled() {
-        // Mid-exec: the new comm is set and the new memory map has no addresses yet.
-        let done = parse_stat(&fixture("hostile", "stat")).unwrap();
-        let mut midway = done.clone();
-        midway.mm = [0; 5];
-        assert!(!midway.has_mm());
-        assert!(done.image_changed_since(&midway), "the exec completed");
-        // A process losing its map (exiting) is not a new image, nor is a kernel thread.
-        assert!(!midway.image_changed_since(&done));
-        let kthread = parse_stat(&fixture("kthread", "stat")).unwrap();
-        let mut odd = kthread.clone();
-        odd.mm = [1, 1, 0, 0, 0];
-        assert!(!odd.image_changed_since(&kthread));
-    }
-
-    #[test]
-    fn status_fields() {
-        let status = parse_status(&String::from_utf8_lossy(&fixture("hostile", "status")));
-        assert_eq!(status.uid, Some(0));
-        assert_eq!(status.euid, Some(0));
-        assert_eq!(status.gid, Some(0));
-        assert_eq!(status.egid, Some(0));
-        assert_eq!(status.cap_inh, Some(0));
-        assert_eq!(status.cap_prm, Some(0x1fffeffffff));
-        assert_eq!(status.cap_eff, Some(0x1fffeffffff));
-        assert_eq!(status.tracer_pid, Some(0));
-        assert_eq!(status.nspid, vec![10209]);
-        assert_eq!(status.threads, Some(1));
-
-        let nested = parse_status(
-            "Uid:\t1000\t1001\t1001\t1001\nGid:\t50\t51\t51\t51\nNSpid:\t4242\t7\nTracerPid:\t99\n",
-        );
-        assert_eq!((nested.uid, nested.euid), (Some(1000), Some(1001)));
-        assert_eq!((nested.gid, nested.egid), (Some(50), Some(51)));
-        assert_eq!(nested.nspid, vec![4242, 7]);
-        assert_eq!(nested.tracer_pid, Some(99));
-        assert_eq!(parse_status("garbage\n:::\nUid:\tx\n").uid, None);
-    }
-
-    #[test]
-    fn cmdline_with_newlines_and_invalid_utf8() {
-        let cmdline = parse_cmdline(&fixture("hostile", "cmdline"), false);
-        assert_eq!(
-            cmdline.argv0.as_deref(),
-            Some("/root/.pyenv/versions/3.11.7/bin/python3")
-        );
-        assert_eq!(
-            cmdline.args,
-            vec![
-                "/tmp/hostile.py",
-                "line1\nline2",
-                "bad\u{fffd}\u{fffd}bytes"
-            ]
-        );
-        assert!(!cmdline.truncated);
-    }
-
-    #[test]
-    fn cmdline_edge_cases() {
-        assert_eq!(parse_cmdline(b"", false), Cmdline::default());
-        // Empty arguments are kept; only the final terminator is dropped.
-        let c = parse_cmdline(b"sh\0\0-c\0", false);
-        assert_eq!(c.argv0.as_deref(), Some("sh"));
-        assert_eq!(c.args, vec!["", "-c"]);
-        // A process that rewrote its argv without NULs (setproctitle style).
-        let c = parse_cmdline(b"nginx: worker process", false);
-        assert_eq!(c.argv0.as_deref(), Some("nginx: worker process"));
-        assert!(c.args.is_empty());
-    }
+    use crate::procfs::{fixture, fixture_path};
 
     #[test]
     fn huge_cmdline_is_capped() {
@@ -973,72 +568,6 @@ mod tests {
     }
 
     #[test]
-    fn environ_keeps_only_allowlisted_keys() {
-        let allow: Vec<String> = DEFAULT_ENV_ALLOWLIST
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let env = parse_environ(&fixture("hostile", "environ"), &allow);
-        assert_eq!(
-            env,
-            vec![
-                (
-                    "PATH".to_string(),
-                    "/usr/local/bin:/usr/bin:/bin".to_string()
-                ),
-                ("HOME".to_string(), "/root".to_string()),
-                ("LD_PRELOAD".to_string(), "/tmp/evil.so".to_string()),
-                (
-                    "AWS_EXECUTION_ENV".to_string(),
-                    "AWS_ECS_FARGATE".to_string()
-                ),
-            ]
-        );
-        let custom = parse_environ(b"A=1\0EMPTY=\0B=2", &["EMPTY".to_string()]);
-        assert_eq!(custom, vec![("EMPTY".to_string(), String::new())]);
-    }
-
-    #[test]
-    fn loginuid_ns_and_exe_links() {
-        assert_eq!(
-            parse_loginuid(&String::from_utf8_lossy(&fixture("hostile", "loginuid"))),
-            Some(-1)
-        );
-        assert_eq!(parse_loginuid("1000\n"), Some(1000));
-        assert_eq!(parse_loginuid("x"), None);
-        assert_eq!(parse_ns_link("mnt:[4026531841]"), Some(4026531841));
-        assert_eq!(parse_ns_link("mnt:[]"), None);
-        assert_eq!(
-            parse_exe_link("/usr/bin/sleep (deleted)"),
-            ("/usr/bin/sleep".to_string(), true, false)
-        );
-        assert_eq!(
-            parse_exe_link("/memfd:payload (deleted)"),
-            ("/memfd:payload".to_string(), true, true)
-        );
-        assert_eq!(
-            parse_exe_link("/usr/bin/sleep"),
-            ("/usr/bin/sleep".to_string(), false, false)
-        );
-    }
-
-    #[test]
-    fn fd_classification_by_target() {
-        assert_eq!(classify_fd("pipe:[1234]", None), FdKind::Pipe);
-        assert_eq!(classify_fd("socket:[99]", None), FdKind::Socket);
-        assert_eq!(classify_fd("anon_inode:[eventfd]", None), FdKind::Anon);
-        assert_eq!(classify_fd("/dev/pts/3", None), FdKind::Tty);
-        assert_eq!(classify_fd("/dev/tty1", None), FdKind::Tty);
-        assert_eq!(classify_fd("/dev/console", None), FdKind::Tty);
-        assert_eq!(classify_fd("/dev/null", None), FdKind::Device);
-        assert_eq!(classify_fd("/var/log/app.log", None), FdKind::File);
-        let null = std::fs::metadata("/dev/null").unwrap();
-        assert_eq!(classify_fd("/dev/null", Some(&null)), FdKind::Device);
-        let dir = std::fs::metadata("/").unwrap();
-        assert_eq!(classify_fd("/", Some(&dir)), FdKind::Directory);
-    }
-
-    #[test]
     fn clock_converts_ticks() {
         let clock = Clock {
             btime: 1_000,
@@ -1053,7 +582,7 @@ mod tests {
         let pdir = root.path().join(pid.to_string());
         std::fs::create_dir_all(pdir.join("fd")).unwrap();
         for file in ["stat", "status", "cmdline", "environ", "cgroup", "loginuid"] {
-            let src = format!("{FIXTURES}/{dir}/{file}");
+            let src = fixture_path(dir, file);
             if Path::new(&src).exists() {
                 std::fs::copy(&src, pdir.join(file)).unwrap();
             }

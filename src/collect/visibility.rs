@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 
 use super::access::{Access, Diagnosis, Facets, is_denied};
-use super::cgroup::HOST_ID;
-use super::table::ContainerTable;
+use super::shared::ContainerTable;
 use crate::event::{Collector, Container, Event, EventType, Internal};
+use crate::procfs::HOST_ID;
 
 /// The kind of the internal event.
 pub const KIND: &str = "visibility_degraded";

@@ -468,7 +468,7 @@ mod readme_tests {
 #[cfg(test)]
 mod watch_config_tests {
     use super::*;
-    use crate::collect::fswatch::Interest;
+    use crate::collect::fswatch::config::Interest;
     use crate::collect::fswatch::config::RECURSIVE;
 
     fn group<'a>(

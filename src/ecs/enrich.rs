@@ -235,7 +235,7 @@ impl Enricher {
             Some(task) => task.enrich(container),
             None => false,
         };
-        if known || container.id.is_empty() || container.id == crate::collect::cgroup::HOST_ID {
+        if known || container.id.is_empty() || container.id == crate::procfs::HOST_ID {
             return;
         }
         if self.reported.contains(container.id.as_str()) || self.reported.len() >= MAX_REPORTED_IDS

@@ -191,7 +191,7 @@ pub fn get(url: &HttpUrl, limits: HttpLimits) -> Result<Vec<u8>, EcsError> {
     })?;
     // The monitor's own request: the sockets collector must not report it.
     if let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) {
-        crate::collect::own_sockets::register(local, remote);
+        crate::collect::shared::own_sockets::register(local, remote);
     }
 
     let request = format!(

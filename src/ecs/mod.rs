@@ -1,11 +1,11 @@
-//! ECS: the task's metadata (task metadata endpoint v4) and cgroup naming.
+//! ECS: the task's metadata (task metadata endpoint v4).
 //!
 //! Inside an ECS task every container has `ECS_CONTAINER_METADATA_URI_V4` set to a plain-HTTP
 //! URL (`http://169.254.170.2/v4/<id>` on Fargate). [`EcsMetadata::from_env`] turns it into an
 //! [`EcsClient`], which fetches `${URI}/task` (the task and all its containers) and `${URI}`
 //! (the calling container) with a small blocking HTTP client ([`http`]) bounded by timeouts and
 //! a size cap. [`TaskMetadata`] indexes the containers by `DockerId`, which is what the last
-//! segment of a container's cgroup path holds ([`cgroup`]), and [`TaskMetadata::enrich`] fills an
+//! segment of a container's cgroup path holds ([`crate::procfs::cgroup`]), and [`TaskMetadata::enrich`] fills an
 //! event's [`Container`] (name, image, digest, ECS context) from it.
 //!
 //! [`EcsMetadata`] is the cache the pipeline shares: it fetches the task document once, and again
@@ -18,7 +18,6 @@
 //! background thread and lets the engine fill every event's container from a published snapshot,
 //! so no collector and not the engine ever waits for HTTP.
 
-pub mod cgroup;
 pub mod enrich;
 pub mod http;
 pub mod metadata;
@@ -32,7 +31,6 @@ use tracing::{debug, info, warn};
 
 use crate::event::Container;
 
-pub use cgroup::{container_id_from_cgroup_path, container_id_from_proc_cgroup};
 pub use enrich::{Enricher, EnrichmentStatus, RefreshPolicy, TaskView, spawn_enrichment};
 pub use http::{HttpLimits, HttpUrl};
 pub use metadata::{ClockDrift, ContainerMetadata, Limits, TaskMetadata};

@@ -135,9 +135,9 @@ pub fn describe_process(
 fn read_process(pid: i32, proc_root: &Path) -> Option<(Process, Option<Container>)> {
     let dir = proc_root.join(pid.to_string());
     let stat = std::fs::read(dir.join("stat")).ok()?;
-    let stat = crate::collect::proc::parse_stat(&stat)?;
+    let stat = crate::procfs::parse_stat(&stat)?;
     let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-    let cmdline = crate::collect::proc::parse_cmdline(&cmdline, false);
+    let cmdline = crate::procfs::parse_cmdline(&cmdline, false);
     // Another user's `exe` is read as that user where the monitor lacks CAP_SYS_PTRACE (the
     // watchdog runs on its own thread; see `collect::access`).
     let access = crate::collect::access::Access::current();
@@ -149,10 +149,10 @@ fn read_process(pid: i32, proc_root: &Path) -> Option<(Process, Option<Container
     let exepath = access
         .as_owner(owner, || std::fs::read_link(dir.join("exe")))
         .ok()
-        .map(|target| crate::collect::proc::parse_exe_link(&target.to_string_lossy()).0);
+        .map(|target| crate::procfs::parse_exe_link(&target.to_string_lossy()).0);
     let container = std::fs::read_to_string(dir.join("cgroup"))
         .ok()
-        .and_then(|text| crate::collect::cgroup::parse_cgroup(&text).container_id)
+        .and_then(|text| crate::procfs::parse_cgroup(&text).container_id)
         .map(|id| Container {
             id,
             ..Container::default()

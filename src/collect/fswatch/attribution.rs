@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::collect::table::{ProcKey, Tables};
+use crate::collect::shared::{ProcKey, Tables};
 
 /// Most descriptors read per process.
 const MAX_FDS_PER_PROCESS: usize = 4096;
@@ -26,15 +26,15 @@ struct Index {
 
 /// Per-container descriptor indexes.
 #[derive(Debug, Default)]
-pub struct Attributor {
+pub(crate) struct Attributor {
     indexes: HashMap<String, Index>,
     /// Index rebuilds done (for the benchmark and tests).
-    pub rebuilds: u64,
+    pub(crate) rebuilds: u64,
 }
 
 impl Attributor {
     /// The process of `container` holding `path`, if one is found.
-    pub fn find(
+    pub(crate) fn find(
         &mut self,
         tables: &Tables,
         proc_root: &Path,
@@ -63,7 +63,7 @@ impl Attributor {
     }
 
     /// Forgets a container.
-    pub fn forget(&mut self, container: &str) {
+    pub(crate) fn forget(&mut self, container: &str) {
         self.indexes.remove(container);
     }
 }

@@ -20,13 +20,13 @@ use inotify::WatchMask;
 
 /// What a watch reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Interest {
+pub(crate) struct Interest {
     /// Files and directories created (`creat`, `mkdir`).
     pub create: bool,
     /// Files and directories deleted (`unlinkat`).
     pub delete: bool,
     /// Files and directories renamed or moved in or out (`renameat`).
-    pub moves: bool,
+    pub(crate) moves: bool,
     /// Content written (`open` with `evt.is_open_write`).
     pub writes: bool,
     /// Mode or other attributes changed (`chmod`).
@@ -37,7 +37,7 @@ pub struct Interest {
 
 /// The event names a configured watch entry may ask for, with what each means (setting
 /// `watch`, see [`UserWatch`]).
-pub const EVENT_NAMES: &[(&str, &str)] = &[
+pub(crate) const EVENT_NAMES: &[(&str, &str)] = &[
     ("read", "content read (`open` with evt.is_open_read)"),
     ("write", "content written (`open` with evt.is_open_write)"),
     ("open", "read and write"),
@@ -51,12 +51,12 @@ pub const EVENT_NAMES: &[(&str, &str)] = &[
 
 impl Interest {
     /// Everything but reads: what persistence and tampering detections need.
-    pub const MODIFY: Interest = Interest {
+    pub(crate) const MODIFY: Interest = Interest {
         reads: false,
         ..Interest::ALL
     };
     /// Only reads.
-    pub const READ: Interest = Interest {
+    pub(crate) const READ: Interest = Interest {
         create: false,
         delete: false,
         moves: false,
@@ -65,7 +65,7 @@ impl Interest {
         reads: true,
     };
     /// Everything.
-    pub const ALL: Interest = Interest {
+    pub(crate) const ALL: Interest = Interest {
         create: true,
         delete: true,
         moves: true,
@@ -75,7 +75,7 @@ impl Interest {
     };
 
     /// The interest named by one of [`EVENT_NAMES`].
-    pub fn from_name(name: &str) -> Option<Interest> {
+    pub(crate) fn from_name(name: &str) -> Option<Interest> {
         let none = Interest::default();
         Some(match name.trim().to_ascii_lowercase().as_str() {
             "read" => Interest::READ,
@@ -111,7 +111,7 @@ impl Interest {
     }
 
     /// The inotify mask that delivers these events.
-    pub fn mask(self) -> WatchMask {
+    pub(crate) fn mask(self) -> WatchMask {
         let mut mask = WatchMask::empty();
         if self.create {
             mask |= WatchMask::CREATE;
@@ -135,7 +135,7 @@ impl Interest {
     }
 
     /// The union of two interests.
-    pub fn union(self, other: Interest) -> Interest {
+    pub(crate) fn union(self, other: Interest) -> Interest {
         Interest {
             create: self.create || other.create,
             delete: self.delete || other.delete,
@@ -148,43 +148,25 @@ impl Interest {
 
     /// Whether content may appear below the watch (created, moved in or written): what the
     /// drift registry and overflow rescans follow.
-    pub fn content_appears(self) -> bool {
+    pub(crate) fn content_appears(self) -> bool {
         self.create || self.moves || self.writes
     }
 
     /// Whether nothing is reported.
-    pub fn is_empty(self) -> bool {
+    pub(crate) fn is_empty(self) -> bool {
         !(self.create || self.delete || self.moves || self.writes || self.attrib || self.reads)
-    }
-
-    /// The names of what is reported, for messages (`create,write`).
-    pub fn names(self) -> String {
-        let parts = [
-            (self.reads, "read"),
-            (self.writes, "write"),
-            (self.create, "create"),
-            (self.delete, "delete"),
-            (self.moves, "move"),
-            (self.attrib, "attrib"),
-        ];
-        parts
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, name)| *name)
-            .collect::<Vec<_>>()
-            .join(",")
     }
 }
 
 /// One watched path pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatchSpec {
+pub(crate) struct WatchSpec {
     /// Absolute path inside the container; `*` matches within one component.
     pub pattern: String,
     /// How many levels of subdirectories are watched too (0: only the path itself).
     pub depth: u32,
     /// What is reported.
-    pub interest: Interest,
+    pub(crate) interest: Interest,
 }
 
 /// A named group of specs with a priority (higher is kept longer).
@@ -195,12 +177,12 @@ pub struct WatchGroup {
     /// Priority: when watches run out, groups with the lowest priority are dropped first.
     pub priority: u8,
     /// The paths.
-    pub specs: Vec<WatchSpec>,
+    pub(crate) specs: Vec<WatchSpec>,
 }
 
 /// The depth used for "recursive": deep enough for any real `/etc`, bounded against hostile
 /// trees.
-pub const RECURSIVE: u32 = 12;
+pub(crate) const RECURSIVE: u32 = 12;
 
 /// A default path: pattern, depth and events.
 type DefaultSpec = (&'static str, u32, Interest);
@@ -237,7 +219,7 @@ const DEFAULT_GROUPS: &[(&str, u8, &[DefaultSpec])] = {
 };
 
 /// The default watch set (see [`DEFAULT_GROUPS`]).
-pub fn default_groups() -> Vec<WatchGroup> {
+pub(crate) fn default_groups() -> Vec<WatchGroup> {
     DEFAULT_GROUPS
         .iter()
         .map(|&(name, priority, specs)| WatchGroup {
@@ -257,10 +239,10 @@ pub fn default_groups() -> Vec<WatchGroup> {
 
 /// The priority of a configured watch entry that gives none: below the default `temp` group
 /// (60), above `libraries` (40).
-pub const DEFAULT_USER_PRIORITY: u8 = 50;
+pub(crate) const DEFAULT_USER_PRIORITY: u8 = 50;
 
 /// The deepest `depth` a configured entry may ask for.
-pub const MAX_USER_DEPTH: u32 = 32;
+pub(crate) const MAX_USER_DEPTH: u32 = 32;
 
 /// One watch entry from the configuration (setting `watch`): a path pattern with its depth,
 /// events and priority. Entries with the same `name` form one group; an entry without a name
@@ -272,7 +254,7 @@ pub const MAX_USER_DEPTH: u32 = 32;
 /// keys `path`, `recursive`, `depth`, `events` (a list or a comma-separated string),
 /// `priority` and `name`. Without events an entry reports `modify` (every change but reads).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserWatch {
+pub(crate) struct UserWatch {
     /// The group name (default: the path).
     pub name: String,
     /// The spec: path pattern, depth, events.
@@ -395,7 +377,7 @@ impl UserWatch {
     }
 
     /// Parses the compact form `PATH [recursive | depth=N] [EVENTS] [priority=N] [name=NAME]`.
-    pub fn parse(text: &str) -> Result<UserWatch, String> {
+    pub(crate) fn parse(text: &str) -> Result<UserWatch, String> {
         let mut tokens = text.split_whitespace();
         let Some(path) = tokens.next() else {
             return Err(
@@ -432,7 +414,7 @@ impl UserWatch {
     }
 
     /// Reads one item of the file's `watch` list: a compact string or a mapping.
-    pub fn from_json(value: &serde_json::Value) -> Result<UserWatch, String> {
+    pub(crate) fn from_json(value: &serde_json::Value) -> Result<UserWatch, String> {
         use serde_json::Value;
         let map = match value {
             Value::String(text) => return UserWatch::parse(text),
@@ -509,7 +491,7 @@ impl UserWatch {
 
 /// A watch set that cannot be built from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WatchSetError {
+pub(crate) enum WatchSetError {
     /// A `watch_remove` item names no default group or path.
     #[error(
         "`{item}` is neither a default watch group ({groups}) nor a path of the default watch set"
@@ -534,7 +516,7 @@ pub enum WatchSetError {
 /// false), minus `remove` (default group names, or exact default path patterns), with every
 /// default path that a `watch` entry names again replaced by that entry, plus the `watch`
 /// entries. Errors say which item is wrong.
-pub fn build_groups(
+pub(crate) fn build_groups(
     defaults: bool,
     remove: &[String],
     extra: &[UserWatch],
@@ -588,7 +570,7 @@ pub fn build_groups(
 }
 
 /// A one-line description of a group's paths, for reports (`/etc (recursive)`, ...).
-pub fn describe_specs(group: &WatchGroup) -> String {
+pub(crate) fn describe_specs(group: &WatchGroup) -> String {
     group
         .specs
         .iter()

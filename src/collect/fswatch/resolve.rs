@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 
 /// Opens `path` (absolute inside the container) below `root` with `O_PATH`.
-pub fn open_in_root(root: &impl AsFd, path: &str) -> Option<OwnedFd> {
+pub(crate) fn open_in_root(root: &impl AsFd, path: &str) -> Option<OwnedFd> {
     let relative = path.trim_start_matches('/');
     let relative = if relative.is_empty() { "." } else { relative };
     let how = OpenHow::new()
@@ -22,28 +22,28 @@ pub fn open_in_root(root: &impl AsFd, path: &str) -> Option<OwnedFd> {
 }
 
 /// Opens a container root directory (`<proc_root>/<pid>/root`) with `O_PATH`.
-pub fn open_root(path: &Path) -> std::io::Result<OwnedFd> {
+pub(crate) fn open_root(path: &Path) -> std::io::Result<OwnedFd> {
     let how = OpenHow::new().flags(OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_DIRECTORY);
     openat2(nix::fcntl::AT_FDCWD, path, how).map_err(std::io::Error::from)
 }
 
 /// The `/proc/self/fd/<n>` path of a descriptor: what inotify and `read_dir` are given.
-pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+pub(crate) fn fd_path(fd: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// `stat` of an opened file.
-pub fn fstat(fd: &OwnedFd) -> Option<nix::sys::stat::FileStat> {
+pub(crate) fn fstat(fd: &OwnedFd) -> Option<nix::sys::stat::FileStat> {
     nix::sys::stat::fstat(fd).ok()
 }
 
 /// Whether the mode is a directory.
-pub fn is_dir_mode(mode: u32) -> bool {
+pub(crate) fn is_dir_mode(mode: u32) -> bool {
     mode & libc::S_IFMT == libc::S_IFDIR
 }
 
 /// Whether one path component matches a pattern component (`*` matches any run of bytes).
-pub fn component_matches(pattern: &str, name: &str) -> bool {
+pub(crate) fn component_matches(pattern: &str, name: &str) -> bool {
     fn rec(p: &[u8], n: &[u8]) -> bool {
         match p.split_first() {
             None => n.is_empty(),
@@ -55,12 +55,12 @@ pub fn component_matches(pattern: &str, name: &str) -> bool {
 }
 
 /// Splits an absolute path into its components.
-pub fn components(path: &str) -> Vec<&str> {
+pub(crate) fn components(path: &str) -> Vec<&str> {
     path.split('/').filter(|c| !c.is_empty()).collect()
 }
 
 /// Joins a directory path inside the container and a name.
-pub fn join(dir: &str, name: &str) -> String {
+pub(crate) fn join(dir: &str, name: &str) -> String {
     if dir == "/" {
         format!("/{name}")
     } else {
@@ -69,11 +69,11 @@ pub fn join(dir: &str, name: &str) -> String {
 }
 
 /// Most entries listed per directory while expanding patterns or walking trees.
-pub const MAX_ENTRIES_PER_DIR: usize = 20_000;
+pub(crate) const MAX_ENTRIES_PER_DIR: usize = 20_000;
 
 /// Names of the entries of a directory (inside the container), with whether each is a
 /// directory (not following symbolic links).
-pub fn list_dir(root: &impl AsFd, path: &str) -> Vec<(String, bool)> {
+pub(crate) fn list_dir(root: &impl AsFd, path: &str) -> Vec<(String, bool)> {
     let Some(fd) = open_in_root(root, path) else {
         return Vec::new();
     };
@@ -93,7 +93,7 @@ pub fn list_dir(root: &impl AsFd, path: &str) -> Vec<(String, bool)> {
 
 /// What a pattern resolves to in one container.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Expansion {
+pub(crate) struct Expansion {
     /// Existing paths matching the whole pattern.
     pub matches: Vec<String>,
     /// The deepest existing directories where a missing part of the pattern could appear: a
@@ -102,7 +102,7 @@ pub struct Expansion {
 }
 
 /// Expands a pattern against the container's file system.
-pub fn expand(root: &impl AsFd, pattern: &str) -> Expansion {
+pub(crate) fn expand(root: &impl AsFd, pattern: &str) -> Expansion {
     let mut out = Expansion::default();
     let parts = components(pattern);
     let mut current = vec!["/".to_string()];
@@ -140,7 +140,7 @@ pub fn expand(root: &impl AsFd, pattern: &str) -> Expansion {
 
 /// Whether `path` is the pattern or could lead to it: it matches the pattern's first
 /// components (so its creation may make the pattern resolvable).
-pub fn is_on_pattern_path(pattern: &str, path: &str) -> bool {
+pub(crate) fn is_on_pattern_path(pattern: &str, path: &str) -> bool {
     let p = components(pattern);
     let c = components(path);
     c.len() <= p.len()

@@ -1,6 +1,9 @@
 //! Tests of the fswatch core against real directories standing in for container roots.
 
+use super::events::{attach_process, render_mode};
 use super::*;
+use crate::collect::shared::{ExecImages, ProcKey};
+use crate::event::{EventType, Internal};
 use std::os::unix::fs::PermissionsExt;
 
 fn container(id: &str) -> Container {
@@ -311,7 +314,7 @@ fn a_configured_write_only_tree_reports_writes_only_and_follows_new_directories(
 
 #[test]
 fn a_file_event_names_the_image_the_tracer_saw_exec_and_never_an_excluded_process() {
-    use crate::collect::table::{Exclusion, ProcEntry};
+    use crate::collect::shared::{Exclusion, ProcEntry};
     use crate::event::Process;
     let mut tables = Tables::default();
     let id = tables.containers.intern("c1", None);

@@ -4,7 +4,7 @@
 //! A dump needs no privilege in the caller's own network namespace and returns binary records,
 //! which is cheaper than formatting and parsing `/proc/net/*` text. Requests ask for no
 //! extensions (`idiag_ext = 0`), so each socket costs one fixed 72-byte record. The parsers
-//! ([`parse_inet_dump`], [`parse_packet_dump`]) are separate from the I/O so they can be tested
+//! ([`parse_messages`], [`parse_inet_record`], [`parse_packet_record`]) are separate from the I/O so they can be tested
 //! against captured messages; they never panic on short or malformed input, they stop at the
 //! first record that does not fit.
 
@@ -12,7 +12,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::{Family, Proto, SockEntry};
+use crate::procfs::net::{Family, Proto, SockEntry};
 
 /// `NETLINK_SOCK_DIAG` (linux/netlink.h).
 const NETLINK_SOCK_DIAG: libc::c_int = 4;
@@ -51,7 +51,7 @@ const DUMP_STATES: u32 = (1 << 1) // ESTABLISHED
 
 /// Why a dump failed.
 #[derive(Debug, thiserror::Error)]
-pub enum DiagError {
+pub(crate) enum DiagError {
     /// A socket or I/O call failed.
     #[error("sock_diag {what}: {source}")]
     Io {
@@ -79,7 +79,7 @@ pub enum DiagError {
 
 /// One `NETLINK_SOCK_DIAG` socket, reused for every dump.
 #[derive(Debug)]
-pub struct DiagSocket {
+pub(crate) struct DiagSocket {
     fd: OwnedFd,
     buf: Vec<u8>,
     seq: u32,
@@ -98,7 +98,7 @@ pub enum Parsed {
 
 impl DiagSocket {
     /// Opens the socket.
-    pub fn open() -> io::Result<DiagSocket> {
+    pub(crate) fn open() -> io::Result<DiagSocket> {
         // SAFETY: socket(2) with constant arguments; the result is checked before use.
         let fd = unsafe {
             libc::socket(
@@ -120,7 +120,7 @@ impl DiagSocket {
     }
 
     /// Dumps the TCP or UDP sockets of one family into `out`.
-    pub fn dump_inet(
+    pub(crate) fn dump_inet(
         &mut self,
         family: Family,
         proto: Proto,
@@ -152,14 +152,14 @@ impl DiagSocket {
     /// Dumps the TCP sockets of both families into `out` in one walk of the kernel's tables,
     /// with the older `TCPDIAG_GETSOCK` request and `AF_UNSPEC` (a `SOCK_DIAG_BY_FAMILY`
     /// request names one family, and each walks every TCP socket of the namespace).
-    pub fn dump_tcp_all(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
+    pub(crate) fn dump_tcp_all(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
         self.dump_tcp_states(DUMP_STATES, out)
     }
 
     /// Like [`DiagSocket::dump_tcp_all`], listening sockets only: the kernel then walks only
     /// its (small) listening hash table, not the established one.
-    pub fn dump_tcp_listeners(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
-        self.dump_tcp_states(1 << super::tcp_state::LISTEN, out)
+    pub(crate) fn dump_tcp_listeners(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
+        self.dump_tcp_states(1 << crate::procfs::net::tcp_state::LISTEN, out)
     }
 
     fn dump_tcp_states(&mut self, states: u32, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
@@ -177,7 +177,7 @@ impl DiagSocket {
     }
 
     /// Dumps the `AF_PACKET` sockets into `out`.
-    pub fn dump_packet(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
+    pub(crate) fn dump_packet(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
         let what = "packet";
         let mut body = [0u8; 20];
         body[0] = libc::AF_PACKET as u8;
@@ -371,17 +371,5 @@ pub fn parse_packet_record(payload: &[u8], out: &mut Vec<SockEntry>) {
     // The kernel stores `ntohs(po->num)`: host byte order.
     let protocol = u16::from_ne_bytes([payload[2], payload[3]]);
     let inode = u32::from_ne_bytes([payload[4], payload[5], payload[6], payload[7]]);
-    out.push(SockEntry {
-        family: Family::Packet,
-        proto: Proto::Packet,
-        state: 0,
-        local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        lport: 0,
-        remote: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        rport: 0,
-        inode: u64::from(inode),
-        uid: 0,
-        sock_type,
-        protocol,
-    });
+    out.push(SockEntry::packet(sock_type, protocol, u64::from(inode), 0));
 }

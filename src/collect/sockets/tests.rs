@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use super::netlink::{self, Parsed};
 use super::*;
-use crate::collect::table::{Exclusion, MemberInfo, ProcEntry, ProcKey};
-use crate::event::Process;
+use crate::collect::shared::{Exclusion, MemberInfo, ProcEntry, ProcKey, Tables};
+use crate::event::{EventType, FdKind, Process};
+use crate::procfs::net::{self as procnet, Family, Proto, tcp_state, unmap};
 
 const TCP: &str = include_str!("fixtures/tcp.txt");
 const TCP6: &str = include_str!("fixtures/tcp6.txt");
@@ -787,7 +788,7 @@ fn a_short_request_of_the_monitor_seen_only_in_time_wait_is_not_reported() {
     let mut out = Vec::new();
     // The monitor's metadata fetch opened and closed between two polls; it registered itself.
     let own = entry(tcp_state::TIME_WAIT, (TASK_IP, 40991), (CRED, 80), 0);
-    crate::collect::own_sockets::register(
+    crate::collect::shared::own_sockets::register(
         std::net::SocketAddr::new(TASK_IP, 40991),
         std::net::SocketAddr::new(CRED, 80),
     );

@@ -49,14 +49,12 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstatat};
 use nix::unistd::read;
 
-use crate::collect::proc::{
-    Cmdline, MAX_ENVIRON_BYTES, Stat, Status, classify_fd_mode, parse_cmdline, parse_environ,
-    parse_exe_link, parse_loginuid, parse_stat, parse_status,
-};
+use crate::collect::proc::{MAX_CGROUP_BYTES, MAX_ENVIRON_BYTES, file_time, std_fd_of};
 use crate::event::{FdKind, StdFd, Timestamp};
-
-/// How many bytes of `/proc/<pid>/cgroup` are read at most.
-const MAX_CGROUP_BYTES: usize = 16 * 1024;
+use crate::procfs::{
+    Cmdline, Stat, Status, classify_fd_mode, parse_cmdline, parse_environ, parse_loginuid,
+    parse_stat, parse_stat_areas, parse_status,
+};
 /// How many bytes of `stat` or `status` are read at most (both are far smaller).
 const MAX_SMALL_BYTES: usize = 8 * 1024;
 /// Link targets longer than this are cut (`PATH_MAX`; procfs links are never longer).
@@ -74,9 +72,9 @@ pub(super) struct Frozen {
     /// `exe` link target, unparsed.
     pub exe: Option<String>,
     /// `(ctime, mtime)` of the executable.
-    pub exe_times: (Option<Timestamp>, Option<Timestamp>),
+    pub(crate) exe_times: (Option<Timestamp>, Option<Timestamp>),
     /// `(device, inode)` of the executable, for the drift registry.
-    pub exe_id: Option<(u64, u64)>,
+    pub(crate) exe_id: Option<(u64, u64)>,
     pub cwd: Option<String>,
     pub fds: [Option<StdFd>; 3],
     pub env: Vec<(String, String)>,
@@ -86,7 +84,7 @@ pub(super) struct Frozen {
     pub loginuid: Option<i64>,
     /// The process had exec'd again by the time `status` was read: its values (credentials,
     /// threads) describe the next image and must not be reported for this one.
-    pub crossed_exec: bool,
+    pub(crate) crossed_exec: bool,
 }
 
 /// `/proc/<pid>` of one process, open for the duration of one exec stop.
@@ -224,8 +222,8 @@ impl FrozenReader {
         {
             out.exe_id = Some((meta.st_dev, meta.st_ino));
             out.exe_times = (
-                meta_time(meta.st_ctime, meta.st_ctime_nsec),
-                meta_time(meta.st_mtime, meta.st_mtime_nsec),
+                file_time(meta.st_ctime, meta.st_ctime_nsec),
+                file_time(meta.st_mtime, meta.st_mtime_nsec),
             );
         }
         out.cwd = self.read_link(dir, c"cwd").ok();
@@ -339,12 +337,7 @@ impl FrozenReader {
             meta
         };
         let kind = classify_fd_mode(&target, meta.map(|m| (m.st_mode, m.st_rdev)));
-        Some(crate::collect::proc::std_fd_of(
-            &self.proc_root,
-            dir.pid,
-            kind,
-            target,
-        ))
+        Some(std_fd_of(&self.proc_root, dir.pid, kind, target))
     }
 }
 
@@ -359,18 +352,6 @@ pub(super) enum Memory {
     /// From `/proc/<pid>/cmdline` and `environ` (a running process may have rewritten its
     /// arguments; the kernel's reading of them handles that).
     Files,
-}
-
-/// `[arg_start, arg_end]` and `[env_start, env_end]` from `stat` bytes (fields 48-51), or
-/// `None` when they are missing or zero (no memory map, or not allowed to see them).
-fn parse_stat_areas(bytes: &[u8]) -> Option<[[u64; 2]; 2]> {
-    let close = bytes.iter().rposition(|&b| b == b')')?;
-    let rest = std::str::from_utf8(bytes.get(close + 1..)?).ok()?;
-    // The first field after the name is field 3.
-    let mut fields = rest.split_ascii_whitespace().skip(48 - 3);
-    let mut next = || fields.next().and_then(|f| f.parse::<u64>().ok());
-    let areas = [[next()?, next()?], [next()?, next()?]];
-    (areas[0][0] != 0 && areas[1][0] != 0).then_some(areas)
 }
 
 /// `pid` in decimal, without allocating.
@@ -393,29 +374,11 @@ fn itoa(pid: i32, buf: &mut [u8; 12]) -> &str {
     std::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
-fn meta_time(secs: i64, nanos: i64) -> Option<Timestamp> {
-    let secs = u64::try_from(secs).ok()?;
-    let nanos = u64::try_from(nanos).ok()?;
-    Some(Timestamp(
-        secs.checked_mul(1_000_000_000)?.checked_add(nanos)?,
-    ))
-}
-
-/// Splits the raw `exe` target as procscan does.
-pub(super) fn exe_fields(exe: Option<&str>) -> (Option<String>, bool, bool) {
-    match exe {
-        Some(target) => {
-            let (path, deleted, memfd) = parse_exe_link(target);
-            (Some(path), deleted, memfd)
-        }
-        None => (None, false, false),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::procfs::parse_exe_link;
     use std::path::Path;
 
     #[test]
@@ -442,7 +405,10 @@ mod tests {
         let p = read.process;
         assert_eq!(frozen.cmdline.argv0, p.exe);
         assert_eq!(frozen.cmdline.args, p.args);
-        assert_eq!(exe_fields(frozen.exe.as_deref()).0, p.exepath);
+        assert_eq!(
+            frozen.exe.as_deref().map(|exe| parse_exe_link(exe).0),
+            p.exepath
+        );
         assert_eq!(frozen.exe_times, (p.exe_ctime, p.exe_mtime));
         assert_eq!(frozen.cwd, p.cwd);
         assert_eq!(frozen.fds[0], p.stdin);
@@ -593,20 +559,6 @@ mod tests {
             ]
         );
         assert_eq!(memory.stat.comm, "busybox");
-    }
-
-    #[test]
-    fn memory_areas_come_from_the_end_of_stat() {
-        // A name with spaces and parentheses, then fields 3-52.
-        let mut line = b"42 (a) b (c) S".to_vec();
-        for field in 4..=52u64 {
-            line.extend_from_slice(format!(" {}", field * 10).as_bytes());
-        }
-        assert_eq!(parse_stat_areas(&line), Some([[480, 490], [500, 510]]));
-        // No memory map (or not allowed to see it): zeros.
-        let zeros = b"7 (z) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 9 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0";
-        assert_eq!(parse_stat_areas(zeros), None);
-        assert_eq!(parse_stat_areas(b"7 (z) Z 1"), None);
     }
 
     #[test]

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::procscan::{ProcScanConfig, ProcScanner};
-use super::table::Exclusion;
+use super::{ProcScanConfig, ProcScanner};
+use crate::collect::shared::Exclusion;
 use crate::event::{Event, EventType};
 
 const TASK: &str = "8cd79a803caf4d2aa945152e934a5c00";

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::procscan::{ProcScanConfig, ProcScanner, spawn_procscan_shared};
+use super::{ProcScanConfig, ProcScanner, spawn_procscan_shared};
 use crate::event::{Event, EventType, FdKind};
 
 fn config() -> ProcScanConfig {

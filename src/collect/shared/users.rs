@@ -12,63 +12,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::proc::read_capped;
+use crate::collect::proc::read_capped;
+use crate::event::Process;
+use crate::procfs::users::{PasswdEntry, parse_group, parse_passwd};
 
 /// The most bytes of `/etc/passwd` or `/etc/group` that are read.
-pub const MAX_DB_BYTES: usize = 4 * 1024 * 1024;
-
-/// One `/etc/passwd` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
-    /// Login name.
-    pub name: String,
-    /// Home directory.
-    pub home: String,
-    /// Login shell.
-    pub shell: String,
-}
-
-/// Parses `/etc/passwd` text into uid -> entry. The first entry for a uid wins, as in glibc.
-pub fn parse_passwd(text: &str) -> HashMap<u32, PasswdEntry> {
-    let mut out = HashMap::new();
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.len() < 7 || fields[0].is_empty() {
-            continue;
-        }
-        let Ok(uid) = fields[2].parse::<u32>() else {
-            continue;
-        };
-        out.entry(uid).or_insert_with(|| PasswdEntry {
-            name: fields[0].to_string(),
-            home: fields[5].to_string(),
-            shell: fields[6].to_string(),
-        });
-    }
-    out
-}
-
-/// Parses `/etc/group` text into gid -> name. The first entry for a gid wins.
-pub fn parse_group(text: &str) -> HashMap<u32, String> {
-    let mut out = HashMap::new();
-    for line in text.lines() {
-        if line.starts_with('#') {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.len() < 3 || fields[0].is_empty() {
-            continue;
-        }
-        let Ok(gid) = fields[2].parse::<u32>() else {
-            continue;
-        };
-        out.entry(gid).or_insert_with(|| fields[0].to_string());
-    }
-    out
-}
+pub(crate) const MAX_DB_BYTES: usize = 4 * 1024 * 1024;
 
 /// Identity of a file version: modification time, size and inode.
 type FileStamp = Option<(i64, i64, u64, u64)>;
@@ -98,50 +47,59 @@ impl ContainerDb {
         }
         self.checked = Some(now);
         let mut buf = Vec::new();
-        let passwd_path = self.root.join("etc/passwd");
-        let new_stamp = stamp(&passwd_path);
-        if new_stamp != self.passwd_stamp {
-            self.passwd_stamp = new_stamp;
-            self.passwd = match read_capped(&passwd_path, &mut buf, MAX_DB_BYTES) {
-                Ok(_) => parse_passwd(&String::from_utf8_lossy(&buf)),
-                Err(_) => HashMap::new(),
-            };
+        let passwd = self.root.join("etc/passwd");
+        if let Some(parsed) = reload(&passwd, &mut self.passwd_stamp, &mut buf, parse_passwd) {
+            self.passwd = parsed;
         }
-        let group_path = self.root.join("etc/group");
-        let new_stamp = stamp(&group_path);
-        if new_stamp != self.group_stamp {
-            self.group_stamp = new_stamp;
-            self.group = match read_capped(&group_path, &mut buf, MAX_DB_BYTES) {
-                Ok(_) => parse_group(&String::from_utf8_lossy(&buf)),
-                Err(_) => HashMap::new(),
-            };
+        let group = self.root.join("etc/group");
+        if let Some(parsed) = reload(&group, &mut self.group_stamp, &mut buf, parse_group) {
+            self.group = parsed;
         }
     }
 }
 
+/// The database at `path` parsed again when its stamp differs from `known` (which is then
+/// updated); empty when it cannot be read; `None` when it did not change.
+fn reload<T>(
+    path: &Path,
+    known: &mut FileStamp,
+    buf: &mut Vec<u8>,
+    parse: fn(&str) -> HashMap<u32, T>,
+) -> Option<HashMap<u32, T>> {
+    let now = stamp(path);
+    if now == *known {
+        return None;
+    }
+    *known = now;
+    Some(match read_capped(path, buf, MAX_DB_BYTES) {
+        Ok(_) => parse(&String::from_utf8_lossy(buf)),
+        Err(_) => HashMap::new(),
+    })
+}
+
 /// Per-container user and group databases.
 #[derive(Debug)]
-pub struct UserDbCache {
+pub(crate) struct UserDbCache {
     containers: HashMap<String, ContainerDb>,
     recheck: Duration,
 }
 
 /// Names resolved for one process.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ResolvedUser {
+pub(crate) struct ResolvedUser {
     /// User name.
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Home directory.
-    pub home: Option<String>,
+    pub(crate) home: Option<String>,
     /// Login shell.
-    pub shell: Option<String>,
+    pub(crate) shell: Option<String>,
     /// Group name.
-    pub group: Option<String>,
+    pub(crate) group: Option<String>,
 }
 
 impl UserDbCache {
     /// A cache that re-checks the files' modification times at most every `recheck`.
-    pub fn new(recheck: Duration) -> UserDbCache {
+    pub(crate) fn new(recheck: Duration) -> UserDbCache {
         UserDbCache {
             containers: HashMap::new(),
             recheck,
@@ -151,7 +109,7 @@ impl UserDbCache {
     /// Resolves a uid and gid in the container `container_id` whose root is `root` (for
     /// example `/proc/<root_pid>/root`). A changed root (the container's first process was
     /// replaced) forces a re-read.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &mut self,
         container_id: &str,
         root: &Path,
@@ -176,8 +134,24 @@ impl UserDbCache {
         }
     }
 
+    /// Fills the user and group names of `process` (from its effective uid and gid) in the
+    /// container `container_id` whose root is `root`.
+    pub(crate) fn name(
+        &mut self,
+        container_id: &str,
+        root: &Path,
+        process: &mut Process,
+        now: Instant,
+    ) {
+        let resolved = self.resolve(container_id, root, process.euid, process.egid, now);
+        process.user = resolved.user;
+        process.user_home = resolved.home;
+        process.user_shell = resolved.shell;
+        process.group = resolved.group;
+    }
+
     /// Forgets a container that is gone.
-    pub fn forget(&mut self, container_id: &str) {
+    pub(crate) fn forget(&mut self, container_id: &str) {
         self.containers.remove(container_id);
     }
 }
@@ -186,29 +160,7 @@ impl UserDbCache {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
-        # a comment\n\
-        daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
-        broken line\n\
-        app:x:10001:10001::/home/app:/bin/sh\n\
-        dup:x:10001:10001::/nope:/bin/false\n\
-        bad:x:notanumber:1::/:/bin/sh\n";
-    const GROUP: &str = "root:x:0:\nadm:x:4:syslog,alice\napp:x:10001:\n:x:5:\n";
-
-    #[test]
-    fn parses_passwd_and_group() {
-        let passwd = parse_passwd(PASSWD);
-        assert_eq!(passwd.len(), 3);
-        assert_eq!(passwd[&0].name, "root");
-        assert_eq!(passwd[&0].home, "/root");
-        assert_eq!(passwd[&0].shell, "/bin/bash");
-        assert_eq!(passwd[&10001].name, "app", "first entry wins");
-        let group = parse_group(GROUP);
-        assert_eq!(group[&4], "adm");
-        assert_eq!(group[&10001], "app");
-        assert!(!group.contains_key(&5));
-    }
+    use crate::procfs::users::tests::{GROUP, PASSWD};
 
     #[test]
     fn resolves_from_the_container_root_and_refreshes_on_change() {

@@ -18,20 +18,20 @@
 //! on Fargate; when it is hit the scanner reports it once and keeps polling.
 //!
 //! Other collectors can follow the triggers through an [`ExecSignal`]: the scanner raises it
-//! whenever it drains trigger events, and the sockets collector waits on it to poll the socket
-//! tables soon after an exec (a connection made right after an exec is seen while it is open).
+//! whenever it drains trigger events.
 
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
 
+use crate::collect::shared::ExecSignal;
+
 /// PATH directories watched in every container (relative to its root).
-pub const PATH_DIRS: &[&str] = &[
+pub(crate) const PATH_DIRS: &[&str] = &[
     "bin",
     "usr/bin",
     "sbin",
@@ -41,7 +41,7 @@ pub const PATH_DIRS: &[&str] = &[
 ];
 
 /// Directories searched for dynamic loaders (relative to a container root).
-pub const LOADER_DIRS: &[&str] = &[
+pub(crate) const LOADER_DIRS: &[&str] = &[
     "lib",
     "lib64",
     "usr/lib",
@@ -53,14 +53,14 @@ pub const LOADER_DIRS: &[&str] = &[
 ];
 
 /// Whether a file name in a library directory is a dynamic loader.
-pub fn is_loader_name(name: &str) -> bool {
+pub(crate) fn is_loader_name(name: &str) -> bool {
     (name.starts_with("ld-linux") || name.starts_with("ld-musl") || name.starts_with("ld64.so"))
         && name.contains(".so")
 }
 
 /// The paths (relative to a container root) to watch: the loader cache, the loaders found,
 /// and the PATH directories.
-pub fn watch_paths(root: &Path) -> Vec<std::path::PathBuf> {
+pub(crate) fn watch_paths(root: &Path) -> Vec<std::path::PathBuf> {
     let mut paths = vec![root.join("etc/ld.so.cache")];
     for dir in LOADER_DIRS {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
@@ -76,62 +76,18 @@ pub fn watch_paths(root: &Path) -> Vec<std::path::PathBuf> {
     paths
 }
 
-/// A counter of trigger bursts that other threads can wait on. Cloning shares it.
-#[derive(Debug, Clone, Default)]
-pub struct ExecSignal {
-    inner: Arc<(Mutex<u64>, Condvar)>,
-}
-
-impl ExecSignal {
-    /// A new signal, never raised.
-    pub fn new() -> ExecSignal {
-        ExecSignal::default()
-    }
-
-    /// Counts one more trigger burst and wakes every waiter.
-    pub fn raise(&self) {
-        let (count, wake) = &*self.inner;
-        *count.lock().unwrap_or_else(PoisonError::into_inner) += 1;
-        wake.notify_all();
-    }
-
-    /// How many times the signal was raised.
-    pub fn count(&self) -> u64 {
-        *self.inner.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits until the count differs from `seen` or `timeout` has passed, and returns the
-    /// count then (equal to `seen` on a timeout).
-    pub fn wait_past(&self, seen: u64, timeout: Duration) -> u64 {
-        let (count, wake) = &*self.inner;
-        let deadline = Instant::now() + timeout;
-        let mut current = count.lock().unwrap_or_else(PoisonError::into_inner);
-        while *current == seen {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            current = wake
-                .wait_timeout(current, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-        *current
-    }
-}
-
 /// Outcome of adding a container's watches.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct AddOutcome {
+pub(crate) struct AddOutcome {
     /// Watches that now cover this container (shared ones included).
     pub watches: usize,
     /// The per-user watch limit was hit (`ENOSPC`).
-    pub limit_hit: bool,
+    pub(crate) limit_hit: bool,
 }
 
 /// The trigger inotify instance and its watches.
 #[derive(Debug)]
-pub struct Triggers {
+pub(crate) struct Triggers {
     inotify: Inotify,
     owners: HashMap<WatchDescriptor, HashSet<Arc<str>>>,
     by_container: HashMap<Arc<str>, Vec<WatchDescriptor>>,
@@ -141,7 +97,7 @@ pub struct Triggers {
 
 impl Triggers {
     /// A new inotify instance (non-blocking, close-on-exec).
-    pub fn new() -> io::Result<Triggers> {
+    pub(crate) fn new() -> io::Result<Triggers> {
         Ok(Triggers {
             inotify: Inotify::init()?,
             owners: HashMap::new(),
@@ -152,32 +108,33 @@ impl Triggers {
     }
 
     /// Raises `signal` whenever [`Triggers::drain`] reads events (or fails to read them).
-    pub fn set_signal(&mut self, signal: ExecSignal) {
+    pub(crate) fn set_signal(&mut self, signal: ExecSignal) {
         self.signal = Some(signal);
     }
 
     /// The inotify descriptor, to poll on.
-    pub fn fd(&self) -> BorrowedFd<'_> {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.inotify.as_fd()
     }
 
     /// Whether a container has watches.
-    pub fn is_watched(&self, id: &str) -> bool {
+    pub(crate) fn is_watched(&self, id: &str) -> bool {
         self.by_container.contains_key(id)
     }
 
     /// Ids of containers with watches.
-    pub fn watched(&self) -> impl Iterator<Item = &Arc<str>> {
+    pub(crate) fn watched(&self) -> impl Iterator<Item = &Arc<str>> {
         self.by_container.keys()
     }
 
     /// Number of distinct watch descriptors.
-    pub fn watch_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn watch_count(&self) -> usize {
         self.owners.len()
     }
 
     /// Adds the watches for a container whose root is `root` (`/proc/<root_pid>/root`).
-    pub fn add_container(&mut self, id: Arc<str>, root: &Path) -> AddOutcome {
+    pub(crate) fn add_container(&mut self, id: Arc<str>, root: &Path) -> AddOutcome {
         let mut outcome = AddOutcome::default();
         let mut wds = Vec::new();
         for path in watch_paths(root) {
@@ -206,7 +163,7 @@ impl Triggers {
     }
 
     /// Drops a container's watches (a watch shared with another container stays).
-    pub fn remove_container(&mut self, id: &str) {
+    pub(crate) fn remove_container(&mut self, id: &str) {
         let Some(wds) = self.by_container.remove(id) else {
             return;
         };
@@ -226,7 +183,7 @@ impl Triggers {
     /// Reads every pending event without blocking. Returns how many were read (an overflow
     /// counts as one: the scan that follows covers whatever was lost). Raises the
     /// [`ExecSignal`], if any, when there were events or the read failed.
-    pub fn drain(&mut self) -> io::Result<usize> {
+    pub(crate) fn drain(&mut self) -> io::Result<usize> {
         let result = self.drain_events();
         if let Some(signal) = &self.signal
             && !matches!(result, Ok(0))

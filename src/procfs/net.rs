@@ -1,15 +1,109 @@
-//! Parsers for the `/proc/net` socket tables: `tcp`, `tcp6`, `udp`, `udp6`, `raw`, `raw6`
-//! (one format), `packet` and `unix`.
+//! The `/proc/net` socket tables: `tcp`, `tcp6`, `udp`, `udp6`, `raw`, `raw6` (one format),
+//! `packet` and `unix`, and the TCP counters of `snmp`; and [`SockEntry`], one socket as a
+//! table shows it (the `sock_diag` dumps of `collect::sockets::netlink` give the same entries).
 //!
-//! These are the fallback when `sock_diag` is not available for a table (raw sockets need
-//! `CONFIG_INET_RAW_DIAG`, which many kernels do not build) and what [`super::refine_socket_fd`]
-//! reads through `/proc/<pid>/net/`. Addresses are printed by the kernel as native-endian
-//! 32-bit words in hex, so they are decoded with `to_ne_bytes`; ports are plain hex numbers.
-//! Lines that do not parse are skipped, never an error.
+//! Addresses are printed by the kernel as native-endian 32-bit words in hex, so they are
+//! decoded with `to_ne_bytes`; ports are plain hex numbers. Lines that do not parse are
+//! skipped, never an error.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::{Family, Proto, SockEntry};
+/// Address family of a socket table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// `AF_INET`.
+    V4,
+    /// `AF_INET6`.
+    V6,
+    /// `AF_PACKET`.
+    Packet,
+}
+
+/// The table an entry comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// Raw IP.
+    Raw,
+    /// `AF_PACKET`.
+    Packet,
+}
+
+/// One socket as the tables show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockEntry {
+    /// Address family.
+    pub family: Family,
+    /// Table.
+    pub proto: Proto,
+    /// TCP state (`TCP_ESTABLISHED` = 1 ... `TCP_LISTEN` = 10); UDP uses 1 when connected and
+    /// 7 when not.
+    pub state: u8,
+    /// Local address.
+    pub local: IpAddr,
+    /// Local port (for raw sockets: the protocol number).
+    pub lport: u16,
+    /// Remote address (unspecified when not connected).
+    pub remote: IpAddr,
+    /// Remote port (0 when not connected).
+    pub rport: u16,
+    /// Socket inode; 0 for sockets without a file (`TIME_WAIT`, not yet accepted).
+    pub inode: u64,
+    /// Owner uid as the kernel records it.
+    pub uid: u32,
+    /// `SOCK_STREAM`, `SOCK_DGRAM` or `SOCK_RAW`.
+    pub(crate) sock_type: u16,
+    /// Raw sockets: the IP protocol; packet sockets: the ethertype.
+    pub(crate) protocol: u16,
+}
+
+impl SockEntry {
+    /// An `AF_PACKET` socket: it has no addresses, ports or state.
+    pub(crate) fn packet(sock_type: u16, protocol: u16, inode: u64, uid: u32) -> SockEntry {
+        SockEntry {
+            family: Family::Packet,
+            proto: Proto::Packet,
+            state: 0,
+            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            lport: 0,
+            remote: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            rport: 0,
+            inode,
+            uid,
+            sock_type,
+            protocol,
+        }
+    }
+}
+
+/// TCP states (include/net/tcp_states.h).
+pub mod tcp_state {
+    /// `TCP_ESTABLISHED`.
+    pub const ESTABLISHED: u8 = 1;
+    /// `TCP_SYN_SENT`.
+    pub const SYN_SENT: u8 = 2;
+    /// `TCP_SYN_RECV`.
+    pub const SYN_RECV: u8 = 3;
+    /// `TCP_TIME_WAIT`.
+    pub const TIME_WAIT: u8 = 6;
+    /// `TCP_CLOSE` (also an unconnected UDP socket).
+    pub const CLOSE: u8 = 7;
+    /// `TCP_LISTEN`.
+    pub const LISTEN: u8 = 10;
+    /// `TCP_NEW_SYN_RECV` (request sockets).
+    pub const NEW_SYN_RECV: u8 = 12;
+}
+
+/// Maps an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) to its IPv4 form.
+pub(crate) fn unmap(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
 
 /// Parses an address column (`0100007F:0016` or a 32-digit IPv6 form).
 pub fn parse_addr(text: &str) -> Option<(IpAddr, u16)> {
@@ -96,19 +190,7 @@ pub fn parse_packet_table(text: &str, out: &mut Vec<SockEntry>) {
         ) else {
             continue;
         };
-        out.push(SockEntry {
-            family: Family::Packet,
-            proto: Proto::Packet,
-            state: 0,
-            local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            lport: 0,
-            remote: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            rport: 0,
-            inode,
-            uid,
-            sock_type,
-            protocol,
-        });
+        out.push(SockEntry::packet(sock_type, protocol, inode, uid));
     }
 }
 

@@ -25,14 +25,15 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use super::exec_images::ExecImages;
 use crate::event::{Ancestor, Container, Process};
 
 /// Identifies a process for its whole life: its pid and its start time in clock ticks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ProcKey {
+pub(crate) struct ProcKey {
     /// Process id in the proc root's PID namespace.
     pub pid: i32,
     /// Field 22 of `/proc/<pid>/stat`.
@@ -41,7 +42,7 @@ pub struct ProcKey {
 
 /// Why a process is in the table but never reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exclusion {
+pub(crate) enum Exclusion {
     /// The monitor itself, its children, or a process of the monitor's own container.
     Monitor,
     /// The task's pause process (pid 1) or a process of its container.
@@ -52,15 +53,15 @@ pub enum Exclusion {
 
 /// What the table knows about one process.
 #[derive(Debug, Clone)]
-pub struct ProcEntry {
+pub(crate) struct ProcEntry {
     /// The process as last read (its `ancestors` are empty; see [`ProcessTable::ancestors`]).
     pub process: Arc<Process>,
-    /// The id of its container ([`crate::collect::cgroup::HOST_ID`] outside any container).
+    /// The id of its container ([`crate::procfs::HOST_ID`] outside any container).
     pub container_id: Arc<str>,
     /// Set when the process must not be reported (events attributed to it are dropped).
     pub excluded: Option<Exclusion>,
     /// When the process was seen gone; `None` while it is alive.
-    pub exited_at: Option<Instant>,
+    pub(crate) exited_at: Option<Instant>,
 }
 
 /// Live and recently exited processes.
@@ -71,14 +72,14 @@ pub struct ProcessTable {
 }
 
 /// The most ancestors attached to a process.
-pub const MAX_ANCESTORS: usize = 32;
+pub(crate) const MAX_ANCESTORS: usize = 32;
 
 /// Ancestors past the parent keep at most this many bytes of arguments.
-pub(crate) const ANCESTOR_ARGS_BYTES: usize = 4096;
+const ANCESTOR_ARGS_BYTES: usize = 4096;
 
 impl ProcessTable {
     /// Inserts or replaces a live process.
-    pub fn insert(&mut self, key: ProcKey, entry: ProcEntry) {
+    pub(crate) fn insert(&mut self, key: ProcKey, entry: ProcEntry) {
         if entry.exited_at.is_none() {
             self.live.insert(key.pid, key.start_ticks);
         }
@@ -86,7 +87,7 @@ impl ProcessTable {
     }
 
     /// Replaces the process record of a known process (after an exec in place).
-    pub fn update_process(&mut self, key: ProcKey, process: Arc<Process>) -> bool {
+    pub(crate) fn update_process(&mut self, key: ProcKey, process: Arc<Process>) -> bool {
         match self.entries.get_mut(&key) {
             Some(entry) => {
                 entry.process = process;
@@ -97,18 +98,18 @@ impl ProcessTable {
     }
 
     /// The entry for a key, live or exited.
-    pub fn get(&self, key: &ProcKey) -> Option<&ProcEntry> {
+    pub(crate) fn get(&self, key: &ProcKey) -> Option<&ProcEntry> {
         self.entries.get(key)
     }
 
     /// The start time of the live process with this pid.
-    pub fn live_start(&self, pid: i32) -> Option<u64> {
+    pub(crate) fn live_start(&self, pid: i32) -> Option<u64> {
         self.live.get(&pid).copied()
     }
 
     /// The live process with this pid, or else the most recently exited one still in the
     /// grace period (for late attribution).
-    pub fn lookup_pid(&self, pid: i32) -> Option<(ProcKey, &ProcEntry)> {
+    pub(crate) fn lookup_pid(&self, pid: i32) -> Option<(ProcKey, &ProcEntry)> {
         if let Some(&start_ticks) = self.live.get(&pid) {
             let key = ProcKey { pid, start_ticks };
             return self.entries.get(&key).map(|entry| (key, entry));
@@ -121,7 +122,7 @@ impl ProcessTable {
     }
 
     /// Marks a process exited now. Returns its entry.
-    pub fn mark_exited(&mut self, key: ProcKey, now: Instant) -> Option<&ProcEntry> {
+    pub(crate) fn mark_exited(&mut self, key: ProcKey, now: Instant) -> Option<&ProcEntry> {
         if self.live.get(&key.pid) == Some(&key.start_ticks) {
             self.live.remove(&key.pid);
         }
@@ -131,7 +132,7 @@ impl ProcessTable {
     }
 
     /// Drops exited processes older than `grace`. Returns how many were dropped.
-    pub fn purge(&mut self, now: Instant, grace: Duration) -> usize {
+    pub(crate) fn purge(&mut self, now: Instant, grace: Duration) -> usize {
         let before = self.entries.len();
         self.entries.retain(|_, entry| {
             entry
@@ -142,31 +143,22 @@ impl ProcessTable {
     }
 
     /// Live processes.
-    pub fn live(&self) -> impl Iterator<Item = (ProcKey, &ProcEntry)> {
+    pub(crate) fn live(&self) -> impl Iterator<Item = (ProcKey, &ProcEntry)> {
         self.live.iter().filter_map(|(&pid, &start_ticks)| {
             let key = ProcKey { pid, start_ticks };
             self.entries.get(&key).map(|entry| (key, entry))
         })
     }
 
-    /// Number of live processes (including excluded ones).
-    pub fn live_count(&self) -> usize {
-        self.live.len()
-    }
-
     /// Number of entries, live and exited.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// Whether the table is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// The parent of a process, if it is known: the live (or recently exited) process with the
     /// parent pid that started no later than the child.
-    pub fn parent(&self, key: &ProcKey) -> Option<(ProcKey, &ProcEntry)> {
+    pub(crate) fn parent(&self, key: &ProcKey) -> Option<(ProcKey, &ProcEntry)> {
         let entry = self.entries.get(key)?;
         let ppid = entry.process.ppid;
         if ppid <= 0 {
@@ -179,7 +171,7 @@ impl ProcessTable {
     /// Ancestors of a process, parent first, up to its container's first process: the walk
     /// stops at a parent in another container, at pid 1 or 0, at an unknown or excluded
     /// parent, or after [`MAX_ANCESTORS`].
-    pub fn ancestors(&self, key: &ProcKey) -> Vec<Ancestor> {
+    pub(crate) fn ancestors(&self, key: &ProcKey) -> Vec<Ancestor> {
         self.ancestors_with(key, |_| None)
     }
 
@@ -187,7 +179,7 @@ impl ProcessTable {
     /// read it (`images`, trace mode), else the table's, with its ancestors chosen the same way.
     /// `None` when the table does not hold it. Excluded processes are returned too: callers
     /// must check [`ProcEntry::excluded`].
-    pub fn view(&self, key: ProcKey, images: Option<&ExecImages>) -> Option<Process> {
+    pub(crate) fn view(&self, key: ProcKey, images: Option<&ExecImages>) -> Option<Process> {
         let entry = self.entries.get(&key)?;
         let fresh = |k| images.and_then(|i| i.image(k));
         let mut process = match fresh(key) {
@@ -200,7 +192,7 @@ impl ProcessTable {
 
     /// Like [`ProcessTable::ancestors`], with each ancestor's image taken from `fresh` when it
     /// knows a newer one for that process (see [`ExecImages`]).
-    pub fn ancestors_with(
+    pub(crate) fn ancestors_with(
         &self,
         key: &ProcKey,
         fresh: impl Fn(ProcKey) -> Option<Arc<Process>>,
@@ -221,26 +213,31 @@ impl ProcessTable {
             }
             let newer = fresh(parent_key);
             let p = newer.as_ref().unwrap_or(&parent.process);
-            let args = if out.is_empty() {
-                p.args.clone()
-            } else {
-                capped_args(&p.args, ANCESTOR_ARGS_BYTES)
-            };
-            out.push(Ancestor {
-                pid: p.pid,
-                name: p.name.clone(),
-                exe: p.exe.clone(),
-                exepath: p.exepath.clone(),
-                args,
-            });
+            out.push(ancestor(p, p.pid, out.is_empty()));
             current = parent_key;
         }
         out
     }
 }
 
+/// `process` (running as `pid`) as an ancestor; past the parent (`parent` false) its
+/// arguments are capped to [`ANCESTOR_ARGS_BYTES`].
+pub(crate) fn ancestor(process: &Process, pid: i32, parent: bool) -> Ancestor {
+    Ancestor {
+        pid,
+        name: process.name.clone(),
+        exe: process.exe.clone(),
+        exepath: process.exepath.clone(),
+        args: if parent {
+            process.args.clone()
+        } else {
+            capped_args(&process.args, ANCESTOR_ARGS_BYTES)
+        },
+    }
+}
+
 /// The first arguments that fit in `limit` bytes (the last one cut at a character boundary).
-pub(crate) fn capped_args(args: &[String], limit: usize) -> Vec<String> {
+fn capped_args(args: &[String], limit: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut used = 0;
     for arg in args {
@@ -262,7 +259,7 @@ pub(crate) fn capped_args(args: &[String], limit: usize) -> Vec<String> {
 
 /// What the table knows about one container.
 #[derive(Debug, Clone)]
-pub struct ContainerEntry {
+pub(crate) struct ContainerEntry {
     /// The event form (`root_pid`, `mnt_ns` and `start_time` follow its oldest live process).
     pub container: Container,
     /// Set when the container's processes are never reported.
@@ -270,19 +267,12 @@ pub struct ContainerEntry {
     /// Live member processes, oldest first.
     members: BTreeSet<(u64, i32)>,
     /// When the last member exited; `None` while it has live members.
-    pub gone_at: Option<Instant>,
-}
-
-impl ContainerEntry {
-    /// Number of live member processes.
-    pub fn member_count(&self) -> usize {
-        self.members.len()
-    }
+    pub(crate) gone_at: Option<Instant>,
 }
 
 /// What a new member contributes to its container.
 #[derive(Debug, Clone)]
-pub struct MemberInfo {
+pub(crate) struct MemberInfo {
     /// The process key.
     pub key: ProcKey,
     /// The cgroup path the container was recognised by.
@@ -301,38 +291,28 @@ pub struct ContainerTable {
 
 impl ContainerTable {
     /// The container with this id.
-    pub fn get(&self, id: &str) -> Option<&ContainerEntry> {
+    pub(crate) fn get(&self, id: &str) -> Option<&ContainerEntry> {
         self.containers.get(id)
     }
 
     /// The container with this id, with its interned key.
-    pub fn get_key_value(&self, id: &str) -> Option<(&Arc<str>, &ContainerEntry)> {
+    pub(crate) fn get_key_value(&self, id: &str) -> Option<(&Arc<str>, &ContainerEntry)> {
         self.containers.get_key_value(id)
     }
 
     /// All containers, including gone ones still in their grace period.
-    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &ContainerEntry)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &ContainerEntry)> {
         self.containers.iter()
     }
 
-    /// Number of containers.
-    pub fn len(&self) -> usize {
-        self.containers.len()
-    }
-
-    /// Whether there are no containers.
-    pub fn is_empty(&self) -> bool {
-        self.containers.is_empty()
-    }
-
     /// The container's root as seen from the monitor: `<proc_root>/<root_pid>/root`.
-    pub fn root_path(&self, id: &str, proc_root: &Path) -> Option<PathBuf> {
+    pub(crate) fn root_path(&self, id: &str, proc_root: &Path) -> Option<PathBuf> {
         let pid = self.containers.get(id)?.container.root_pid?;
         Some(proc_root.join(pid.to_string()).join("root"))
     }
 
     /// The interned id for a container, creating the container if it is new.
-    pub fn intern(&mut self, id: &str, excluded: Option<Exclusion>) -> Arc<str> {
+    pub(crate) fn intern(&mut self, id: &str, excluded: Option<Exclusion>) -> Arc<str> {
         if let Some((key, _)) = self.containers.get_key_value(id) {
             return key.clone();
         }
@@ -353,7 +333,7 @@ impl ContainerTable {
     }
 
     /// Adds a live member; the oldest member becomes the container's root process.
-    pub fn add_member(&mut self, id: &str, member: MemberInfo) {
+    pub(crate) fn add_member(&mut self, id: &str, member: MemberInfo) {
         let Some(entry) = self.containers.get_mut(id) else {
             return;
         };
@@ -374,7 +354,12 @@ impl ContainerTable {
     /// becomes the root (its start time, mount namespace and cgroup are taken from the
     /// process table by the caller through `set_root`). Returns the new root key when the
     /// root changed, and marks the container gone when it has no members left.
-    pub fn remove_member(&mut self, id: &str, key: ProcKey, now: Instant) -> Option<ProcKey> {
+    pub(crate) fn remove_member(
+        &mut self,
+        id: &str,
+        key: ProcKey,
+        now: Instant,
+    ) -> Option<ProcKey> {
         let entry = self.containers.get_mut(id)?;
         entry.members.remove(&(key.start_ticks, key.pid));
         if entry.container.root_pid != Some(key.pid) {
@@ -393,7 +378,7 @@ impl ContainerTable {
     }
 
     /// Updates the root process details after a re-pick.
-    pub fn set_root_details(&mut self, id: &str, member: MemberInfo) {
+    pub(crate) fn set_root_details(&mut self, id: &str, member: MemberInfo) {
         if let Some(entry) = self.containers.get_mut(id)
             && entry.container.root_pid == Some(member.key.pid)
         {
@@ -404,7 +389,7 @@ impl ContainerTable {
     }
 
     /// Drops containers gone for longer than `grace`; returns their ids.
-    pub fn purge(&mut self, now: Instant, grace: Duration) -> Vec<Arc<str>> {
+    pub(crate) fn purge(&mut self, now: Instant, grace: Duration) -> Vec<Arc<str>> {
         let mut gone = Vec::new();
         self.containers.retain(|id, entry| {
             let keep = entry
@@ -431,7 +416,7 @@ pub struct Tables {
 impl Tables {
     /// A process and its container, by pid (live, or exited within the grace period).
     /// Excluded processes are returned too: callers must drop events attributed to them.
-    pub fn lookup_pid(&self, pid: i32) -> Option<(&ProcEntry, Option<&ContainerEntry>)> {
+    pub(crate) fn lookup_pid(&self, pid: i32) -> Option<(&ProcEntry, Option<&ContainerEntry>)> {
         let (_, entry) = self.processes.lookup_pid(pid)?;
         Some((entry, self.containers.get(&entry.container_id)))
     }
@@ -447,7 +432,7 @@ pub struct SharedTables {
 
 impl SharedTables {
     /// The latest snapshot.
-    pub fn snapshot(&self) -> Arc<Tables> {
+    pub(crate) fn snapshot(&self) -> Arc<Tables> {
         self.inner
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -455,146 +440,14 @@ impl SharedTables {
     }
 
     /// Publishes a new snapshot (the scanner does this).
-    pub fn publish(&self, tables: Tables) {
+    pub(crate) fn publish(&self, tables: Tables) {
         let tables = Arc::new(tables);
         *self.inner.write().unwrap_or_else(PoisonError::into_inner) = tables;
     }
 
     /// The overlay of images the tracer saw exec (empty in poll mode).
-    pub fn exec_images(&self) -> ExecImages {
+    pub(crate) fn exec_images(&self) -> ExecImages {
         self.images.clone()
-    }
-}
-
-/// What the tracer knows about a pid that is newer than procscan's last read of it.
-#[derive(Debug, Clone)]
-enum Fresh {
-    /// Forked at this time; still runs its parent's image (no exec seen since).
-    Forked(Instant),
-    /// The image read at its last exec stop (its `ancestors` as of the exec), and the
-    /// container it runs in.
-    Execed {
-        process: Arc<Process>,
-        container_id: Arc<str>,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct FreshEntry {
-    fresh: Fresh,
-    exited_at: Option<Instant>,
-}
-
-/// The tracer's overlay on the process table (trace mode): the image each traced process
-/// runs since its last exec, recorded at the exec stop, and the pids forked moments ago that
-/// have not exec'd yet. Keyed by pid; an exec image counts only for the process with its
-/// start time, so a recycled pid never borrows it. Exited processes stay for the grace period
-/// given to [`ExecImages::purge`]. Cheap to clone (one shared map behind a mutex: one short
-/// lock per exec, fork and exit, and per lookup).
-#[derive(Debug, Clone, Default)]
-pub struct ExecImages {
-    inner: Arc<Mutex<HashMap<i32, FreshEntry>>>,
-}
-
-impl ExecImages {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i32, FreshEntry>> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The tracer saw `process` exec (its `pid` and `start_ticks` are set) in the container
-    /// `container_id`.
-    pub fn record_exec(&self, process: Arc<Process>, container_id: Arc<str>) {
-        self.map().insert(
-            process.pid,
-            FreshEntry {
-                fresh: Fresh::Execed {
-                    process,
-                    container_id,
-                },
-                exited_at: None,
-            },
-        );
-    }
-
-    /// The tracer saw `pid` forked at `at`. A live exec image of the pid is kept: the child's
-    /// exec can be handled before its parent's fork event.
-    pub fn record_fork(&self, pid: i32, at: Instant) {
-        let mut map = self.map();
-        if map
-            .get(&pid)
-            .is_some_and(|e| matches!(e.fresh, Fresh::Execed { .. }) && e.exited_at.is_none())
-        {
-            return;
-        }
-        map.insert(
-            pid,
-            FreshEntry {
-                fresh: Fresh::Forked(at),
-                exited_at: None,
-            },
-        );
-    }
-
-    /// The tracer saw `pid` exit at `at`.
-    pub fn record_exit(&self, pid: i32, at: Instant) {
-        if let Some(entry) = self.map().get_mut(&pid) {
-            entry.exited_at.get_or_insert(at);
-        }
-    }
-
-    /// Drops what exited longer than `grace` ago; returns how many entries are left.
-    pub fn purge(&self, now: Instant, grace: Duration) -> usize {
-        let mut map = self.map();
-        map.retain(|_, e| {
-            e.exited_at
-                .is_none_or(|at| now.saturating_duration_since(at) < grace)
-        });
-        map.len()
-    }
-
-    /// The image the process `key` runs since its last exec, when the tracer saw that exec.
-    pub fn image(&self, key: ProcKey) -> Option<Arc<Process>> {
-        match &self.map().get(&key.pid)?.fresh {
-            Fresh::Execed { process, .. } if process.start_ticks == key.start_ticks => {
-                Some(process.clone())
-            }
-            _ => None,
-        }
-    }
-
-    /// The image the tracer saw `pid` exec and its container, for a process found by pid
-    /// before procscan has read it: when that process is alive, or exited no earlier than
-    /// `seen_at` (the moment the caller saw the pid alive; an image that exited before then
-    /// belongs to an earlier process with a recycled pid).
-    pub fn latest(&self, pid: i32, seen_at: Instant) -> Option<(Arc<Process>, Arc<str>)> {
-        let map = self.map();
-        let entry = map.get(&pid)?;
-        if entry.exited_at.is_some_and(|at| at < seen_at) {
-            return None;
-        }
-        match &entry.fresh {
-            Fresh::Execed {
-                process,
-                container_id,
-            } => Some((process.clone(), container_id.clone())),
-            Fresh::Forked(_) => None,
-        }
-    }
-
-    /// When the live process `pid` was forked, if it was forked at most `recent` before
-    /// `when` and has not exec'd since (it still runs its parent's image, and may be about to
-    /// exec: `cmd > /dev/tcp/...` connects in the forked shell, then execs `cmd`).
-    pub fn forked_recently(&self, pid: i32, when: Instant, recent: Duration) -> Option<Instant> {
-        let map = self.map();
-        let entry = map.get(&pid)?;
-        match entry.fresh {
-            Fresh::Forked(at)
-                if entry.exited_at.is_none() && when.saturating_duration_since(at) < recent =>
-            {
-                Some(at)
-            }
-            _ => None,
-        }
     }
 }
 
@@ -764,47 +617,6 @@ mod tests {
         let gone = containers.purge(t0 + Duration::from_secs(6), Duration::from_secs(5));
         assert_eq!(gone.len(), 1);
         assert!(containers.get("c").is_none());
-    }
-
-    #[test]
-    fn exec_images_belong_to_one_process_and_outlive_it_for_the_grace_period() {
-        let images = SharedTables::default().exec_images();
-        let t0 = Instant::now();
-        let cat = Arc::new(Process {
-            pid: 20,
-            start_ticks: 7,
-            name: "cat".into(),
-            ..Process::default()
-        });
-        images.record_fork(20, t0);
-        assert_eq!(
-            images.forked_recently(20, t0 + Duration::from_millis(5), Duration::from_secs(1)),
-            Some(t0)
-        );
-        assert_eq!(
-            images.forked_recently(20, t0 + Duration::from_secs(2), Duration::from_secs(1)),
-            None,
-            "an old fork is not about to exec"
-        );
-        assert!(images.image(key(20, 7)).is_none(), "no exec seen yet");
-        images.record_exec(cat, "app".into());
-        assert_eq!(images.image(key(20, 7)).unwrap().name, "cat");
-        assert!(images.image(key(20, 8)).is_none(), "a recycled pid");
-        assert_eq!(images.forked_recently(20, t0, Duration::from_secs(1)), None);
-        // A late fork event does not hide the exec it preceded.
-        images.record_fork(20, t0);
-        assert_eq!(images.image(key(20, 7)).unwrap().name, "cat");
-        images.record_exit(20, t0);
-        assert!(images.image(key(20, 7)).is_some(), "late attribution");
-        assert_eq!(
-            images.purge(t0 + Duration::from_secs(4), Duration::from_secs(5)),
-            1
-        );
-        assert_eq!(
-            images.purge(t0 + Duration::from_secs(6), Duration::from_secs(5)),
-            0
-        );
-        assert!(images.image(key(20, 7)).is_none());
     }
 
     #[test]

@@ -6,10 +6,15 @@
 //! registry when it reads a new process image: an executable found here was written after its
 //! container started, whatever its timestamps say (`touch -d` forges mtime, and an attacker
 //! cannot rely on the registry being blind to it). Each container keeps at most `capacity`
-//! files; the oldest record is forgotten first.
+//! files; the oldest record is forgotten first. [`drift_fact`] turns the registry and the
+//! executable's times into `proc.exe_written_after_start`, for procscan and the tracer alike.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::event::{Process, Timestamp};
+use crate::procfs::HOST_ID;
 
 /// Files written in each container after it started.
 #[derive(Debug)]
@@ -32,11 +37,11 @@ impl Default for DriftRegistry {
 }
 
 /// Files remembered per container by default.
-pub const DEFAULT_DRIFT_CAPACITY: usize = 4096;
+pub(crate) const DEFAULT_DRIFT_CAPACITY: usize = 4096;
 
 impl DriftRegistry {
     /// An empty registry that keeps at most `capacity` files per container.
-    pub fn new(capacity: usize) -> DriftRegistry {
+    pub(crate) fn new(capacity: usize) -> DriftRegistry {
         DriftRegistry {
             capacity: capacity.max(1),
             inner: Mutex::new(HashMap::new()),
@@ -45,7 +50,7 @@ impl DriftRegistry {
 
     /// Remembers that `path` (absolute inside the container) was written; `inode` is its
     /// `(st_dev, st_ino)` when it could be stat'ed.
-    pub fn record(&self, container: &str, path: &str, inode: Option<(u64, u64)>) {
+    pub(crate) fn record(&self, container: &str, path: &str, inode: Option<(u64, u64)>) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let drift = inner.entry(container.to_string()).or_default();
         let new_path = drift.paths.insert(path.to_string());
@@ -71,7 +76,12 @@ impl DriftRegistry {
 
     /// Whether the executable at `path` (inside the container) or with this inode was written
     /// after the container started.
-    pub fn contains(&self, container: &str, path: Option<&str>, inode: Option<(u64, u64)>) -> bool {
+    pub(crate) fn contains(
+        &self,
+        container: &str,
+        path: Option<&str>,
+        inode: Option<(u64, u64)>,
+    ) -> bool {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(drift) = inner.get(container) else {
             return false;
@@ -81,7 +91,7 @@ impl DriftRegistry {
     }
 
     /// Forgets a container that is gone.
-    pub fn forget(&self, container: &str) {
+    pub(crate) fn forget(&self, container: &str) {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -89,13 +99,50 @@ impl DriftRegistry {
     }
 
     /// Number of files remembered for a container.
-    pub fn len(&self, container: &str) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self, container: &str) -> usize {
         self.inner
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(container)
             .map_or(0, |d| d.order.len())
     }
+}
+
+/// Start times derive from the boot time in whole seconds (`btime`) plus clock ticks, so a
+/// container's start time can be off by up to a second: an executable's ctime must be later
+/// than the start by more than this to count as written after the start (the file collector
+/// covers the first second).
+pub(crate) const DRIFT_CLOCK_SLACK: Duration = Duration::from_secs(1);
+
+/// `proc.exe_written_after_start`: true when the file collector saw the executable written in
+/// this container (by path inside the container or by inode; immune to forged timestamps), or
+/// when the executable's inode change time (which `touch -d` cannot set) is later than the
+/// container's start (`container_start`, when known) plus [`DRIFT_CLOCK_SLACK`]; false when
+/// neither holds and both times are known; unknown otherwise (and outside containers).
+pub(crate) fn drift_fact(
+    drift: Option<&DriftRegistry>,
+    container_start: Option<Timestamp>,
+    container_id: &str,
+    process: &Process,
+    exe_id: Option<(u64, u64)>,
+) -> Option<bool> {
+    if container_id == HOST_ID || process.exe_from_memfd {
+        return None;
+    }
+    if let Some(drift) = drift
+        && drift.contains(container_id, process.exepath.as_deref(), exe_id)
+    {
+        return Some(true);
+    }
+    let start = container_start?;
+    let ctime = process.exe_ctime?;
+    Some(
+        ctime.as_nanos()
+            > start
+                .as_nanos()
+                .saturating_add(DRIFT_CLOCK_SLACK.as_nanos() as u64),
+    )
 }
 
 #[cfg(test)]

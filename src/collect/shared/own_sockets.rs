@@ -9,30 +9,25 @@
 //! attribute. Entries are kept for [`KEEP`] (longer than `TIME_WAIT` lasts) and bounded in number.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::procfs::net::unmap;
+
 /// How long a registered connection is remembered (Linux keeps `TIME_WAIT` for 60 s).
-pub const KEEP: Duration = Duration::from_secs(180);
+pub(crate) const KEEP: Duration = Duration::from_secs(180);
 /// The most connections remembered; the oldest is forgotten first.
 const MAX: usize = 4096;
 
 static OWN: Mutex<VecDeque<(SocketAddr, SocketAddr, Instant)>> = Mutex::new(VecDeque::new());
-
-fn unmap(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
 
 fn normal(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(unmap(addr.ip()), addr.port())
 }
 
 /// Remembers a connection the monitor opened (its local and remote addresses).
-pub fn register(local: SocketAddr, remote: SocketAddr) {
+pub(crate) fn register(local: SocketAddr, remote: SocketAddr) {
     let now = Instant::now();
     let mut own = OWN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     while own
@@ -46,7 +41,7 @@ pub fn register(local: SocketAddr, remote: SocketAddr) {
 }
 
 /// Whether the monitor registered a connection with these ends recently.
-pub fn is_own(local: SocketAddr, remote: SocketAddr) -> bool {
+pub(crate) fn is_own(local: SocketAddr, remote: SocketAddr) -> bool {
     let (local, remote) = (normal(local), normal(remote));
     let now = Instant::now();
     OWN.lock()

@@ -1,0 +1,134 @@
+//! The ptrace calls of the tracer thread and the decoding of `waitpid` statuses: raw numbers,
+//! so that every signal, real-time ones included, is resumed exactly.
+
+use nix::errno::Errno;
+use nix::sys::ptrace::Options;
+use tracing::debug;
+
+/// The ptrace options: event stops only, and never `EXITKILL`. Not `TRACEEXIT` either: the exit
+/// status comes with the `waitpid` status of the reaped tracee, and an exit stop would only
+/// add a stop (two context switches) to every process's life.
+pub(super) fn trace_options() -> Options {
+    Options::PTRACE_O_TRACEFORK
+        | Options::PTRACE_O_TRACEVFORK
+        | Options::PTRACE_O_TRACECLONE
+        | Options::PTRACE_O_TRACEEXEC
+}
+
+/// A decoded `waitpid` status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Status {
+    /// Stopped with this signal and ptrace event (0: a signal-delivery stop).
+    Stopped { sig: i32, event: i32 },
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+pub(super) fn decode(status: i32) -> Option<Status> {
+    if libc::WIFSTOPPED(status) {
+        Some(Status::Stopped {
+            sig: libc::WSTOPSIG(status),
+            event: (status >> 16) & 0xff,
+        })
+    } else if libc::WIFEXITED(status) {
+        Some(Status::Exited(libc::WEXITSTATUS(status)))
+    } else if libc::WIFSIGNALED(status) {
+        Some(Status::Signaled(libc::WTERMSIG(status)))
+    } else {
+        None
+    }
+}
+
+/// `waitpid(-1, __WALL | WNOHANG)` with the raw status: `Ok(None)` when nothing is pending.
+pub(super) fn wait_any() -> Result<Option<(i32, i32)>, Errno> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid, writable `c_int` for the duration of the call.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::__WALL | libc::WNOHANG) };
+    match pid {
+        0 => Ok(None),
+        p if p > 0 => Ok(Some((p, status))),
+        _ => Err(Errno::last()),
+    }
+}
+
+/// `PTRACE_CONT` with a raw signal number (0: none), so that any signal, real-time ones
+/// included, is re-injected exactly.
+fn cont_raw(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: PTRACE_CONT takes no pointers: `addr` is ignored and `data` is the signal number.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_CONT,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            sig as libc::c_long as *mut libc::c_void,
+        )
+    };
+    if rc < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+/// Resumes a stopped tracee with `sig` (0: none). A tracee that vanished meanwhile (killed by
+/// `SIGKILL`) is not an error.
+pub(super) fn resume(pid: i32, sig: i32) {
+    if let Err(error) = cont_raw(pid, sig)
+        && error != Errno::ESRCH
+    {
+        debug!(pid, %error, "PTRACE_CONT failed");
+    }
+}
+
+/// `PTRACE_LISTEN` (nix has no wrapper): the tracee stays in its group-stop, as it would
+/// untraced, but the tracer is notified when it is continued or killed.
+pub(super) fn listen(pid: i32) -> Result<(), Errno> {
+    // SAFETY: PTRACE_LISTEN takes no pointers: `addr` and `data` are ignored.
+    let rc = unsafe {
+        libc::ptrace(
+            libc::PTRACE_LISTEN,
+            pid,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    if rc < 0 { Err(Errno::last()) } else { Ok(()) }
+}
+
+pub(super) fn is_stop_signal(sig: i32) -> bool {
+    sig == libc::SIGSTOP || sig == libc::SIGTSTP || sig == libc::SIGTTIN || sig == libc::SIGTTOU
+}
+
+/// A process's exit status as a shell would show it: the exit code, or 128 + the signal.
+pub(super) fn shell_status(status: Status) -> Option<i32> {
+    match status {
+        Status::Exited(code) => Some(code),
+        Status::Signaled(sig) => Some(128 + sig),
+        Status::Stopped { .. } => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_decode_exactly() {
+        // Stopped by SIGRTMIN+3 (a signal nix's enum does not know) at no event.
+        let rt = libc::SIGRTMIN() + 3;
+        assert_eq!(
+            decode((rt << 8) | 0x7f),
+            Some(Status::Stopped { sig: rt, event: 0 })
+        );
+        assert_eq!(
+            decode((libc::PTRACE_EVENT_EXEC << 16) | (libc::SIGTRAP << 8) | 0x7f),
+            Some(Status::Stopped {
+                sig: libc::SIGTRAP,
+                event: libc::PTRACE_EVENT_EXEC
+            })
+        );
+        assert_eq!(decode(3 << 8), Some(Status::Exited(3)));
+        assert_eq!(decode(libc::SIGKILL), Some(Status::Signaled(libc::SIGKILL)));
+        assert_eq!(shell_status(Status::Signaled(15)), Some(143));
+        assert_eq!(shell_status(Status::Exited(7)), Some(7));
+    }
+}
