@@ -48,7 +48,7 @@ pub enum Command {
 /// Flags of `tasksentry run`; each one can also be set by its environment variable or in the
 /// configuration file (`--config`), in that order of precedence. They are declared, with the
 /// rest of each setting, in [`crate::config`]'s settings table.
-pub type RunArgs = Overrides;
+pub(crate) type RunArgs = Overrides;
 
 /// Flags of `tasksentry fields`.
 #[derive(Debug, Args)]

@@ -30,7 +30,7 @@ pub struct RuleSelection {
 
 /// Loads the selected rules. Errors reading files are returned; rule errors are in the
 /// outcome's diagnostics.
-pub fn load_rules(selection: &RuleSelection) -> anyhow::Result<LoadOutcome> {
+pub(crate) fn load_rules(selection: &RuleSelection) -> anyhow::Result<LoadOutcome> {
     let mut sources = if selection.no_default_rules {
         Vec::new()
     } else {
@@ -49,7 +49,7 @@ pub fn load_rules(selection: &RuleSelection) -> anyhow::Result<LoadOutcome> {
 
 /// Loads rules for `run` or `rules test`: warnings and skipped rules go to the log, errors
 /// make the load fail with every diagnostic in the message.
-pub fn load_ruleset_or_fail(selection: &RuleSelection) -> anyhow::Result<RuleSet> {
+pub(crate) fn load_ruleset_or_fail(selection: &RuleSelection) -> anyhow::Result<RuleSet> {
     let outcome = load_rules(selection)?;
     for warning in outcome.warnings() {
         tracing::warn!(file = %warning.file, line = warning.line, column = warning.column, "{}", warning.message);

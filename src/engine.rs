@@ -28,7 +28,7 @@ use crate::telemetry::Telemetry;
 
 /// How often the engine ticks the processor (closing aggregation windows, reporting
 /// suppressions) even when no events arrive.
-pub const TICK: Duration = Duration::from_millis(50);
+pub(crate) const TICK: Duration = Duration::from_millis(50);
 
 /// One output record: the typed form every output receives. The line is shared, not copied
 /// per output, and carries its time and priority beside it, so that no output parses the JSON
@@ -36,13 +36,13 @@ pub const TICK: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     /// When: the alert's time, or the event's (`--emit events`).
-    pub time: Timestamp,
+    pub(crate) time: Timestamp,
     /// The alert's priority; `None` for lines that are not alerts (`--emit events`).
     pub priority: Option<Priority>,
     /// An alert of TaskSentry's own (`evt.type = tasksentry`: visibility, tamper, reload,
     /// suppression). These pass every output's minimum priority: an output that hides the
     /// monitor's blind spots would give a false sense of coverage.
-    pub internal: bool,
+    pub(crate) internal: bool,
     /// The JSON line (no newline).
     pub line: Arc<str>,
 }
@@ -60,7 +60,7 @@ impl Record {
 
     /// Whether an output with minimum priority `min` takes this record: the one place where
     /// priorities are filtered for an output.
-    pub fn passes(&self, min: Priority) -> bool {
+    pub(crate) fn passes(&self, min: Priority) -> bool {
         self.internal || self.priority.is_none_or(|p| p >= min)
     }
 }
@@ -105,7 +105,7 @@ pub trait Processor: Send {
 }
 
 /// Prints every event (`--emit events`).
-pub struct EmitEvents;
+pub(crate) struct EmitEvents;
 
 impl Processor for EmitEvents {
     fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
@@ -115,7 +115,7 @@ impl Processor for EmitEvents {
 
 /// Appends every event to a recording file (NDJSON) before handing it to the inner
 /// processor. A write error is logged once and recording stops; monitoring goes on.
-pub struct Recording {
+pub(crate) struct Recording {
     inner: Box<dyn Processor>,
     file: Option<std::io::BufWriter<std::fs::File>>,
     path: std::path::PathBuf,
@@ -210,13 +210,13 @@ pub fn run_engine(
 }
 
 /// Fills in context an event gets after its collector made it (the ECS task and container
-/// metadata, [`crate::ecs::Enricher`]). Runs on the engine thread for every collector event,
+/// metadata, [`crate::ecs::enrich::Enricher`]). Runs on the engine thread for every collector event,
 /// before the processor (rules, recording) sees it, so it must never block.
-pub type Enrich = Box<dyn FnMut(&mut Event) + Send>;
+pub(crate) type Enrich = Box<dyn FnMut(&mut Event) + Send>;
 
 /// [`run_engine`] with an enrichment step applied to every event received from a collector
 /// before it is numbered and processed.
-pub fn run_engine_enriched(
+pub(crate) fn run_engine_enriched(
     events: Receiver<Event>,
     mut processor: Box<dyn Processor>,
     outputs: Vec<OutputPort>,

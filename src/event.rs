@@ -73,7 +73,7 @@ impl EventType {
     ];
 
     /// The Falco name of the event type, as `evt.type` renders it.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EventType::Execve => "execve",
             EventType::Clone => "clone",
@@ -93,12 +93,12 @@ impl EventType {
     }
 
     /// Parses a Falco event type name that TaskSentry emits.
-    pub fn from_name(name: &str) -> Option<EventType> {
+    pub(crate) fn from_name(name: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|t| t.as_str() == name)
     }
 
     /// A small dense index, for per-type tables.
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -127,7 +127,7 @@ pub enum Collector {
 
 impl Collector {
     /// The collector's name as it appears in JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Collector::Procscan => "procscan",
             Collector::Tracer => "tracer",
@@ -150,13 +150,13 @@ impl Timestamp {
     }
 
     /// Converts a `SystemTime`; times before the epoch become the epoch.
-    pub fn from_system_time(time: SystemTime) -> Timestamp {
+    pub(crate) fn from_system_time(time: SystemTime) -> Timestamp {
         let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         Timestamp(u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX))
     }
 
     /// Nanoseconds since the Unix epoch.
-    pub fn as_nanos(self) -> u64 {
+    pub(crate) fn as_nanos(self) -> u64 {
         self.0
     }
 
@@ -166,7 +166,7 @@ impl Timestamp {
     }
 
     /// The same instant as a `SystemTime`.
-    pub fn to_system_time(self) -> SystemTime {
+    pub(crate) fn to_system_time(self) -> SystemTime {
         UNIX_EPOCH + Duration::from_nanos(self.0)
     }
 
@@ -268,7 +268,7 @@ pub struct EventMeta {
     #[serde(default)]
     pub num: u64,
     /// The collector that made the observation.
-    pub collector: Collector,
+    pub(crate) collector: Collector,
     /// `evt.arg.NAME` values, in the order the collector produced them (for example `mode`
     /// for `chmod`, `oldpath`/`newpath` for `renameat`, `domain` for `socket`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -277,7 +277,7 @@ pub struct EventMeta {
 
 impl EventMeta {
     /// The value of `evt.arg.NAME`, if the collector set it.
-    pub fn arg(&self, name: &str) -> Option<&str> {
+    pub(crate) fn arg(&self, name: &str) -> Option<&str> {
         self.args
             .iter()
             .find(|(key, _)| key == name)
@@ -316,7 +316,7 @@ pub enum FdKind {
 
 impl FdKind {
     /// The lowercase name used in JSON and in `proc.stdin_type` and friends.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FdKind::File => "file",
             FdKind::Directory => "directory",
@@ -333,7 +333,7 @@ impl FdKind {
     }
 
     /// Whether this is a network (IP) socket.
-    pub fn is_ip_socket(self) -> bool {
+    pub(crate) fn is_ip_socket(self) -> bool {
         matches!(self, FdKind::Ipv4 | FdKind::Ipv6)
     }
 }
@@ -495,17 +495,17 @@ pub struct Process {
 
 impl Process {
     /// `proc.cmdline`: the name followed by the arguments, space separated (Falco's form).
-    pub fn cmdline(&self) -> String {
+    pub(crate) fn cmdline(&self) -> String {
         join_cmdline(&self.name, &self.args)
     }
 
     /// `proc.args`: the arguments joined with spaces.
-    pub fn args_joined(&self) -> String {
+    pub(crate) fn args_joined(&self) -> String {
         self.args.join(" ")
     }
 
     /// The value of an allowlisted environment variable.
-    pub fn env_var(&self, name: &str) -> Option<&str> {
+    pub(crate) fn env_var(&self, name: &str) -> Option<&str> {
         self.env
             .iter()
             .find(|(key, _)| key == name)
@@ -514,7 +514,7 @@ impl Process {
 }
 
 /// Joins a name and arguments the way Falco's `proc.cmdline` does.
-pub fn join_cmdline(name: &str, args: &[String]) -> String {
+pub(crate) fn join_cmdline(name: &str, args: &[String]) -> String {
     let mut out =
         String::with_capacity(name.len() + args.iter().map(|a| a.len() + 1).sum::<usize>());
     out.push_str(name);

@@ -29,12 +29,12 @@ pub enum Priority {
 
 impl Priority {
     /// Falco's numeric value (0 = most severe).
-    pub fn level(self) -> u8 {
+    pub(crate) fn level(self) -> u8 {
         self as u8
     }
 
     /// The capitalised long name (`Informational`).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Priority::Emergency => "Emergency",
             Priority::Alert => "Alert",
@@ -114,7 +114,7 @@ impl Priority {
     }
 
     /// The heartbeat's per-priority alert metric (`AlertsEmergency` … `AlertsDebug`).
-    pub fn metric_name(self) -> &'static str {
+    pub(crate) fn metric_name(self) -> &'static str {
         match self {
             Priority::Emergency => "AlertsEmergency",
             Priority::Alert => "AlertsAlert",

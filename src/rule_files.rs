@@ -10,13 +10,13 @@ use crate::rules::RuleSource;
 #[error("cannot read rules from {path}: {source}")]
 pub struct RuleFileError {
     /// The file or directory.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Why.
-    pub source: std::io::Error,
+    pub(crate) source: std::io::Error,
 }
 
 /// Reads every rule file named by `paths`, in order (directories expanded, sorted by name).
-pub fn read_rule_paths(paths: &[PathBuf]) -> Result<Vec<RuleSource>, RuleFileError> {
+pub(crate) fn read_rule_paths(paths: &[PathBuf]) -> Result<Vec<RuleSource>, RuleFileError> {
     let mut sources = Vec::new();
     for path in paths {
         let error = |source| RuleFileError {

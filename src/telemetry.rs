@@ -13,22 +13,22 @@ pub struct Telemetry {
     /// Events the engine received from the collectors.
     pub events: AtomicU64,
     /// Records handed to the outputs' queues.
-    pub lines: AtomicU64,
+    pub(crate) lines: AtomicU64,
     /// Records an output's full queue could not take (reported as `outputs_dropped`).
-    pub lines_dropped: AtomicU64,
+    pub(crate) lines_dropped: AtomicU64,
     /// Records an output did not take because of its minimum priority (by design, not a loss).
-    pub lines_filtered: AtomicU64,
+    pub(crate) lines_filtered: AtomicU64,
     /// Processes the collectors missed (the sum of the `processes_missed` reports' counts).
-    pub processes_missed: AtomicU64,
+    pub(crate) processes_missed: AtomicU64,
     /// Alerts the CloudWatch output's queue could not take (its bridge counts them).
-    pub alerts_dropped: AtomicU64,
+    pub(crate) alerts_dropped: AtomicU64,
     /// What procscan can see of the application containers (shared with it).
     pub visibility: VisibilityCounts,
 }
 
 impl Telemetry {
     /// Reads a counter.
-    pub fn get(counter: &AtomicU64) -> u64 {
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
 

@@ -31,17 +31,17 @@ use super::Alert;
 use crate::event::{Event, Timestamp};
 
 /// Distinct sample values kept per field for a summary.
-pub const MAX_SAMPLES: usize = 5;
+pub(crate) const MAX_SAMPLES: usize = 5;
 
 /// The default aggregation window.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
 
 /// The default bound on open aggregation keys.
-pub const DEFAULT_MAX_KEYS: usize = 10_000;
+pub(crate) const DEFAULT_MAX_KEYS: usize = 10_000;
 
 /// Output fields left out of the aggregation key because they differ between repeats of one
 /// behaviour. A name ending in `*` is a prefix. Their values are sampled instead.
-pub const VOLATILE_FIELDS: &[&str] = &[
+pub(crate) const VOLATILE_FIELDS: &[&str] = &[
     "evt.time*",
     "evt.datetime*",
     "evt.rawtime*",
@@ -63,14 +63,14 @@ pub const VOLATILE_FIELDS: &[&str] = &[
 /// Output fields whose values add up: a summary carries their sum over its repeats (the
 /// processes missed, lines dropped or alerts suppressed that repeated internal reports stand
 /// for), not samples.
-pub const ADDITIVE_FIELDS: &[&str] = &["tasksentry.count"];
+pub(crate) const ADDITIVE_FIELDS: &[&str] = &["tasksentry.count"];
 
 /// Fields sampled from the event itself for every repeat, whether or not the rule's output
 /// shows them.
 const EVENT_SAMPLES: [&str; 2] = ["proc.pid", "proc.cmdline"];
 
 /// Whether an output field is volatile (see [`VOLATILE_FIELDS`]).
-pub fn is_volatile(field: &str) -> bool {
+pub(crate) fn is_volatile(field: &str) -> bool {
     VOLATILE_FIELDS
         .iter()
         .any(|entry| match entry.strip_suffix('*') {
@@ -80,7 +80,7 @@ pub fn is_volatile(field: &str) -> bool {
 }
 
 /// The aggregation key of an alert and the event it came from.
-pub fn key_of(alert: &Alert, event: &Event) -> String {
+pub(crate) fn key_of(alert: &Alert, event: &Event) -> String {
     let mut key = String::with_capacity(128);
     key.push_str(&alert.rule);
     key.push('\u{1f}');
@@ -126,20 +126,20 @@ struct Entry {
 
 /// Counters of what the aggregator did, for tests and the heartbeat.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AggregateStats {
+pub(crate) struct AggregateStats {
     /// Alerts shipped at once (first occurrences, and unaggregated ones).
-    pub shipped: u64,
+    pub(crate) shipped: u64,
     /// Occurrences absorbed into summaries.
-    pub absorbed: u64,
+    pub(crate) absorbed: u64,
     /// Summary alerts shipped.
-    pub summaries: u64,
+    pub(crate) summaries: u64,
     /// Alerts shipped unaggregated because `max_keys` keys were open.
-    pub overflow: u64,
+    pub(crate) overflow: u64,
 }
 
 /// Groups repeated alerts (see the module documentation).
 #[derive(Debug)]
-pub struct Aggregator {
+pub(crate) struct Aggregator {
     window: u64,
     max_keys: usize,
     entries: HashMap<String, Entry>,
@@ -162,18 +162,20 @@ impl Aggregator {
     }
 
     /// What the aggregator did so far.
-    pub fn stats(&self) -> AggregateStats {
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> AggregateStats {
         self.stats
     }
 
     /// Number of open keys.
-    pub fn open_keys(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn open_keys(&self) -> usize {
         self.entries.len()
     }
 
     /// Handles one alert of `event`: first closes the windows that ended by the event's time
     /// (their summaries go to `out`), then ships the alert to `out` or counts it as a repeat.
-    pub fn observe(&mut self, alert: Alert, event: &Event, out: &mut Vec<Alert>) {
+    pub(crate) fn observe(&mut self, alert: Alert, event: &Event, out: &mut Vec<Alert>) {
         let time = alert.time;
         self.advance(time, out);
         if self.window == 0 {
@@ -247,7 +249,7 @@ impl Aggregator {
 
     /// Closes every window that ended by `now` (or by the latest time seen, if later) and
     /// appends their summaries to `out`, oldest first.
-    pub fn advance(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
+    pub(crate) fn advance(&mut self, now: Timestamp, out: &mut Vec<Alert>) {
         self.clock = self.clock.max(now);
         match self.next_due {
             Some(due) if due <= self.clock => {}
@@ -279,7 +281,7 @@ impl Aggregator {
 
     /// Ships every pending summary now (at shutdown, or at the end of a replay) and forgets
     /// every key.
-    pub fn flush(&mut self, out: &mut Vec<Alert>) {
+    pub(crate) fn flush(&mut self, out: &mut Vec<Alert>) {
         let summaries: Vec<Alert> = self
             .entries
             .drain()

@@ -72,22 +72,22 @@ impl Bucket {
 
 /// Suppressed alerts of one rule since the last report.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SuppressionReport {
+pub(crate) struct SuppressionReport {
     /// The rule.
-    pub rule: String,
+    pub(crate) rule: String,
     /// Occurrences suppressed (the sum of the suppressed alerts' counts).
-    pub occurrences: u64,
+    pub(crate) occurrences: u64,
     /// Alerts suppressed.
-    pub alerts: u64,
+    pub(crate) alerts: u64,
     /// Time of the first suppressed alert.
-    pub first: Timestamp,
+    pub(crate) first: Timestamp,
     /// Time of the last suppressed alert.
-    pub last: Timestamp,
+    pub(crate) last: Timestamp,
 }
 
 /// Per-rule and global budgets with suppression accounting.
 #[derive(Debug)]
-pub struct Budget {
+pub(crate) struct Budget {
     config: BudgetConfig,
     global: Bucket,
     per_rule: HashMap<String, Bucket>,
@@ -109,7 +109,7 @@ impl Budget {
 
     /// Whether an alert of `rule` standing for `count` occurrences at `time` may be shipped;
     /// if not, it is added to the rule's suppression tally.
-    pub fn admit(&mut self, rule: &str, count: u64, time: Timestamp) -> bool {
+    pub(crate) fn admit(&mut self, rule: &str, count: u64, time: Timestamp) -> bool {
         self.clock = self.clock.max(time);
         let now = self.clock;
         let per_rule = self.config.per_rule_per_minute;
@@ -149,7 +149,7 @@ impl Budget {
 
     /// The tallies whose first suppression is at least the report interval before `now`
     /// (all of them when `all`), oldest first; they are reset.
-    pub fn take_reports(&mut self, now: Timestamp, all: bool) -> Vec<SuppressionReport> {
+    pub(crate) fn take_reports(&mut self, now: Timestamp, all: bool) -> Vec<SuppressionReport> {
         self.clock = self.clock.max(now);
         let interval = u64::try_from(self.config.report_interval.as_nanos()).unwrap_or(u64::MAX);
         let clock = self.clock;
@@ -168,7 +168,8 @@ impl Budget {
     }
 
     /// Occurrences currently suppressed and not yet reported.
-    pub fn unreported(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn unreported(&self) -> u64 {
         self.tally.values().map(|t| t.occurrences).sum()
     }
 }

@@ -17,7 +17,7 @@ use crate::event::{Collector, Event, EventType, Internal, Timestamp};
 use crate::rules::RuleSet;
 
 /// Loads a fresh rule set for a reload; an error is the full diagnostic text.
-pub type Reloader = Box<dyn FnMut() -> Result<RuleSet, String> + Send>;
+pub(crate) type Reloader = Box<dyn FnMut() -> Result<RuleSet, String> + Send>;
 
 /// Evaluates every event against the rules and prints the alerts (the default): each match
 /// becomes an [`Alert`], goes through aggregation ([`crate::alert::aggregate`]), the rate
@@ -69,14 +69,9 @@ impl EmitAlerts {
 
     /// Sets where alerts get the task's ECS context when their event has none (the monitor's
     /// own reports, which belong to no container): the latest task document.
-    pub fn with_task_view(mut self, task: Option<TaskView>) -> EmitAlerts {
+    pub(crate) fn with_task_view(mut self, task: Option<TaskView>) -> EmitAlerts {
         self.task = task;
         self
-    }
-
-    /// What the aggregator did so far.
-    pub fn aggregate_stats(&self) -> crate::alert::aggregate::AggregateStats {
-        self.aggregator.stats()
     }
 
     /// Budget, context, redaction and serialization of the alerts the aggregator released.
@@ -123,7 +118,7 @@ impl EmitAlerts {
 }
 
 /// The internal event that reports suppressed alerts of one rule.
-pub fn suppression_event(report: &SuppressionReport) -> Event {
+pub(crate) fn suppression_event(report: &SuppressionReport) -> Event {
     let mut event = Event::new(EventType::Tasksentry, Collector::Monitor);
     event.evt.time = report.last;
     event.evt.args = vec![
@@ -146,7 +141,7 @@ pub fn suppression_event(report: &SuppressionReport) -> Event {
 /// The rules a `visibility_degraded` report's facets keep from firing, added to it as the
 /// `rules` argument (at most [`MAX_BLINDED_RULES`] names, then a count); `None` for any other
 /// event, or one that has the argument already (a replayed recording).
-pub fn with_blinded_rules(event: &Event, ruleset: &RuleSet) -> Option<Event> {
+pub(crate) fn with_blinded_rules(event: &Event, ruleset: &RuleSet) -> Option<Event> {
     let internal = event.internal.as_ref()?;
     if internal.kind != crate::collect::visibility::KIND
         || event.evt.args.iter().any(|(k, _)| k == "rules")
@@ -179,7 +174,7 @@ pub fn with_blinded_rules(event: &Event, ruleset: &RuleSet) -> Option<Event> {
 }
 
 /// Most rule names a visibility report lists.
-pub const MAX_BLINDED_RULES: usize = 40;
+pub(crate) const MAX_BLINDED_RULES: usize = 40;
 
 impl Processor for EmitAlerts {
     fn process(&mut self, event: &Event, out: &mut Vec<Record>) {

@@ -12,7 +12,7 @@
 //! under `tasksentry.alert.*` ([`CONTEXT_FIELDS`]). A value TaskSentry does not know is left
 //! out, never written as an empty string.
 
-pub mod aggregate;
+pub(crate) mod aggregate;
 pub mod budget;
 pub mod chain;
 pub mod redact;
@@ -54,37 +54,37 @@ impl Default for AlertSettings {
 pub struct AlertEcs {
     /// Cluster ARN.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster: Option<String>,
+    pub(crate) cluster: Option<String>,
     /// Task ARN.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub task_arn: Option<String>,
+    pub(crate) task_arn: Option<String>,
     /// Task id.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub task_id: Option<String>,
+    pub(crate) task_id: Option<String>,
     /// Task definition family.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family: Option<String>,
     /// Task definition revision.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub revision: Option<String>,
+    pub(crate) revision: Option<String>,
     /// Availability zone.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub availability_zone: Option<String>,
+    pub(crate) availability_zone: Option<String>,
     /// Launch type.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub launch_type: Option<String>,
+    pub(crate) launch_type: Option<String>,
     /// Container ARN.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub container_arn: Option<String>,
+    pub(crate) container_arn: Option<String>,
     /// Container name.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub container_name: Option<String>,
+    pub(crate) container_name: Option<String>,
     /// Container image.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// Container image digest.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub image_digest: Option<String>,
+    pub(crate) image_digest: Option<String>,
 }
 
 /// The `output_fields` keys [`Alert::add_context_fields`] may add, in this order. The ECS
@@ -92,7 +92,7 @@ pub struct AlertEcs {
 /// with the same value); the `tasksentry.alert.*` keys are the aggregation counters of the
 /// `tasksentry` object (`tasksentry.count` is not used: it is the rule field that carries an
 /// internal report's own count, such as the processes missed).
-pub const CONTEXT_FIELDS: &[&str] = &[
+pub(crate) const CONTEXT_FIELDS: &[&str] = &[
     "ecs.cluster",
     "ecs.task_arn",
     "ecs.task_id",
@@ -118,7 +118,7 @@ impl AlertEcs {
 
     /// Fills the task-level members that are missing (cluster, task, family, revision, zone,
     /// launch type) from the task document; what is there is kept.
-    pub fn fill_task(&mut self, task: &crate::ecs::TaskMetadata) {
+    pub(crate) fn fill_task(&mut self, task: &crate::ecs::TaskMetadata) {
         let context = task.task_context();
         let fill = |slot: &mut Option<String>, value: Option<String>| {
             if slot.is_none() {
@@ -135,7 +135,7 @@ impl AlertEcs {
     }
 
     /// The context as `output_fields` entries (key, value), known values only.
-    pub fn output_fields(&self) -> Vec<(&'static str, &str)> {
+    pub(crate) fn output_fields(&self) -> Vec<(&'static str, &str)> {
         [
             ("ecs.cluster", &self.cluster),
             ("ecs.task_arn", &self.task_arn),
@@ -155,7 +155,7 @@ impl AlertEcs {
 
 /// Adds the context entries to `fields`: the ECS context where the key is missing or `null`
 /// (a rule's own value is kept), and the aggregation counters.
-pub fn add_context_fields(
+pub(crate) fn add_context_fields(
     fields: &mut serde_json::Map<String, serde_json::Value>,
     ecs: &AlertEcs,
     count: u64,
@@ -190,57 +190,57 @@ pub fn add_context_fields(
 /// repeats in its window (not cumulative), so the sum of `count` over the alerts of a rule
 /// plus the counts of its `alerts_suppressed` reports is the number of matches.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
-pub struct AlertMeta {
+pub(crate) struct AlertMeta {
     /// `evt.type` of the (first) event.
-    pub event_type: String,
+    pub(crate) event_type: String,
     /// The collector that observed it.
-    pub collector: String,
+    pub(crate) collector: String,
     /// How many identical alerts this one stands for (aggregation).
-    pub count: u64,
+    pub(crate) count: u64,
     /// Time of the first occurrence.
-    pub first_seen: Timestamp,
+    pub(crate) first_seen: Timestamp,
     /// Time of the last occurrence.
-    pub last_seen: Timestamp,
+    pub(crate) last_seen: Timestamp,
     /// Whether this alert summarises repeats of an alert already shipped (see
     /// [`aggregate`]); `count` is then the number of repeats in the window.
-    pub summary: bool,
+    pub(crate) summary: bool,
     /// For a summary: up to [`aggregate::MAX_SAMPLES`] distinct values of fields that vary
     /// between repeats (`proc.pid`, `proc.cmdline`, ...), keyed by field name.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub samples: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
+    pub(crate) samples: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
     /// How many secrets were removed from this alert (see [`redact`]).
-    pub redactions: u64,
+    pub(crate) redactions: u64,
 }
 
 /// One alert, in Falco's JSON shape plus `ecs` and `tasksentry`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
     /// Event time (RFC 3339, nanoseconds, UTC).
-    pub time: Timestamp,
+    pub(crate) time: Timestamp,
     /// Rule name.
-    pub rule: String,
+    pub(crate) rule: String,
     /// Priority, capitalised long name.
-    pub priority: Priority,
+    pub(crate) priority: Priority,
     /// Event source (`syscall`).
-    pub source: String,
+    pub(crate) source: String,
     /// Host name of the monitor.
-    pub hostname: String,
+    pub(crate) hostname: String,
     /// `<time>: <Priority> <formatted output>`.
-    pub output: String,
+    pub(crate) output: String,
     /// Typed output field values, keys sorted.
-    pub output_fields: serde_json::Map<String, serde_json::Value>,
+    pub(crate) output_fields: serde_json::Map<String, serde_json::Value>,
     /// Rule tags, sorted.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// ECS context.
-    pub ecs: AlertEcs,
+    pub(crate) ecs: AlertEcs,
     /// TaskSentry context.
-    pub tasksentry: AlertMeta,
+    pub(crate) tasksentry: AlertMeta,
 }
 
 impl Alert {
     /// Copies the ECS context and the aggregation counters into `output_fields` (see the
     /// module documentation and [`CONTEXT_FIELDS`]). Called once, when the alert is written.
-    pub fn add_context_fields(&mut self) {
+    pub(crate) fn add_context_fields(&mut self) {
         add_context_fields(
             &mut self.output_fields,
             &self.ecs,

@@ -19,17 +19,17 @@ use regex::{Captures, Regex};
 use super::Alert;
 
 /// The prefix of every replacement; a value already starting with it is never redacted again.
-pub const MARK_PREFIX: &str = "[REDACTED:";
+pub(crate) const MARK_PREFIX: &str = "[REDACTED:";
 
 /// A `redact_patterns` entry that is not a valid regular expression.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid redaction pattern `{pattern}`: {source}")]
-pub struct RedactError {
+pub(crate) struct RedactError {
     /// The pattern as configured.
-    pub pattern: String,
+    pub(crate) pattern: String,
     /// Why the regex crate rejected it.
     #[source]
-    pub source: Box<regex::Error>,
+    pub(crate) source: Box<regex::Error>,
 }
 
 /// One pattern: the kind it reports, the regex, and which capture group is the secret
@@ -194,7 +194,7 @@ impl Redactor {
     /// The built-in patterns plus `extra` regular expressions (the `redact_patterns` setting).
     /// In an extra pattern, the group named `secret`, else group 1, else the whole match is
     /// the secret; it is reported as `[REDACTED:custom]`.
-    pub fn with_extra(extra: &[String]) -> Result<Redactor, RedactError> {
+    pub(crate) fn with_extra(extra: &[String]) -> Result<Redactor, RedactError> {
         let mut redactor = Redactor::builtin();
         for source in extra {
             let regex = Regex::new(source).map_err(|error| RedactError {
@@ -216,7 +216,8 @@ impl Redactor {
     }
 
     /// The sources of the patterns added to the built-in ones (the `redact_patterns` setting).
-    pub fn extra_sources(&self) -> Vec<&str> {
+    #[cfg(test)]
+    pub(crate) fn extra_sources(&self) -> Vec<&str> {
         self.patterns
             .iter()
             .filter(|p| p.kind == "custom")
@@ -258,7 +259,7 @@ impl Redactor {
     }
 
     /// Redacts a string in place; returns how many secrets were replaced.
-    pub fn redact_in_place(&self, text: &mut String) -> usize {
+    pub(crate) fn redact_in_place(&self, text: &mut String) -> usize {
         let (redacted, count) = self.redact(text);
         if count > 0 {
             *text = redacted.into_owned();
@@ -267,7 +268,7 @@ impl Redactor {
     }
 
     /// Redacts every string of a JSON value in place (object keys are kept).
-    pub fn redact_json(&self, value: &mut serde_json::Value) -> usize {
+    pub(crate) fn redact_json(&self, value: &mut serde_json::Value) -> usize {
         match value {
             serde_json::Value::String(text) => self.redact_in_place(text),
             serde_json::Value::Array(items) => items.iter_mut().map(|v| self.redact_json(v)).sum(),
@@ -278,7 +279,7 @@ impl Redactor {
 
     /// Redacts an alert's `output`, every string in `output_fields` and in the aggregation
     /// samples, and adds the number of replacements to `tasksentry.redactions`.
-    pub fn redact_alert(&self, alert: &mut Alert) -> usize {
+    pub(crate) fn redact_alert(&self, alert: &mut Alert) -> usize {
         let mut count = self.redact_in_place(&mut alert.output);
         for value in alert.output_fields.values_mut() {
             count += self.redact_json(value);

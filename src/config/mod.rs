@@ -11,7 +11,7 @@
 //! value fails at start.
 mod checks;
 mod settings;
-pub mod yaml;
+pub(crate) mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -75,7 +75,7 @@ pub enum Output {
 }
 
 /// The retention periods CloudWatch Logs accepts, in days.
-pub const RETENTION_DAYS: [i32; 22] = [
+pub(crate) const RETENTION_DAYS: [i32; 22] = [
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
     3288, 3653,
 ];
@@ -128,7 +128,7 @@ fn setting_error(setting: &'static str, message: impl Into<String>) -> ConfigErr
 }
 
 /// Parses a duration such as `100ms`, `2s`, `1m`, `250us`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|error| {
         format!("`{text}` is not a duration ({error}); write e.g. `100ms` or `1s`")
     })
@@ -136,7 +136,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 impl FileConfig {
     /// Reads and parses a configuration file.
-    pub fn read(path: &Path) -> Result<FileConfig, ConfigError> {
+    pub(crate) fn read(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -169,12 +169,12 @@ impl Config {
     }
 
     /// Whether alerts go to CloudWatch Logs.
-    pub fn cloudwatch_enabled(&self) -> bool {
+    pub(crate) fn cloudwatch_enabled(&self) -> bool {
         self.outputs.contains(&Output::Cloudwatch)
     }
 
     /// Whether alerts go to stdout.
-    pub fn stdout_enabled(&self) -> bool {
+    pub(crate) fn stdout_enabled(&self) -> bool {
         self.outputs.contains(&Output::Stdout)
     }
 }

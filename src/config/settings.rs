@@ -60,11 +60,11 @@ macro_rules! settings {
         pub struct Overrides {
             $(#[doc = $c_help])*
             #[arg(long = $c_long, env = $c_env, $($c_arg)*)]
-            pub config_file: Option<PathBuf>,
+            pub(crate) config_file: Option<PathBuf>,
             $(
                 $(#[doc = $help])*
                 #[arg(long = $long, env = $env, $($arg)*)]
-                pub $name: Option<$given>,
+                pub(crate) $name: Option<$given>,
             )*
         }
 
@@ -74,7 +74,7 @@ macro_rules! settings {
         pub struct FileConfig {
             $(
                 #[doc = $meaning]
-                pub $name: Option<settings!(@file_type $given $(, $file_ty)?)>,
+                pub(crate) $name: Option<settings!(@file_type $given $(, $file_ty)?)>,
             )*
         }
 

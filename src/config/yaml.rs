@@ -7,7 +7,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 
 /// Converts the first document of a YAML text to JSON. An empty text gives `Value::Null`.
 /// Errors carry the line and column the parser reports.
-pub fn to_json(text: &str) -> Result<Value, String> {
+pub(crate) fn to_json(text: &str) -> Result<Value, String> {
     let documents = YamlLoader::load_from_str(text).map_err(|error| error.to_string())?;
     match documents.as_slice() {
         [] => Ok(Value::Null),

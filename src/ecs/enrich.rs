@@ -34,17 +34,17 @@ use crate::event::Event;
 
 /// How often the refresher may ask the endpoint, and how it retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RefreshPolicy {
+pub(crate) struct RefreshPolicy {
     /// The least time between two fetches, whatever asks for them.
-    pub min_interval: Duration,
+    pub(crate) min_interval: Duration,
     /// The first retry delay, for an unknown container id and for a failed fetch; it doubles
     /// with each further attempt.
-    pub retry_base: Duration,
+    pub(crate) retry_base: Duration,
     /// The longest retry delay while no document could be fetched at all.
-    pub retry_max: Duration,
+    pub(crate) retry_max: Duration,
     /// How many fetches an unknown container id may cause before it is given up (the task's
     /// document never lists some ids, such as the pause container's).
-    pub attempts_per_id: u32,
+    pub(crate) attempts_per_id: u32,
 }
 
 impl Default for RefreshPolicy {
@@ -109,23 +109,24 @@ impl Shared {
 
 /// A read-only view of the refresher's state, for start-up and tests.
 #[derive(Debug, Clone)]
-pub struct EnrichmentStatus {
+pub(crate) struct EnrichmentStatus {
     shared: Option<Arc<Shared>>,
 }
 
 impl EnrichmentStatus {
     /// Whether an endpoint is configured (a refresher is running).
-    pub fn is_enabled(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_enabled(&self) -> bool {
         self.shared.is_some()
     }
 
     /// The current task document, if one was fetched.
-    pub fn snapshot(&self) -> Option<Arc<TaskMetadata>> {
+    pub(crate) fn snapshot(&self) -> Option<Arc<TaskMetadata>> {
         self.shared.as_ref().and_then(|shared| shared.snapshot())
     }
 
     /// A non-blocking reader of the task document (`None` outside ECS).
-    pub fn task_view(&self) -> Option<TaskView> {
+    pub(crate) fn task_view(&self) -> Option<TaskView> {
         self.shared.as_ref().map(|shared| TaskView {
             shared: shared.clone(),
             local: None,
@@ -134,7 +135,8 @@ impl EnrichmentStatus {
     }
 
     /// Fetch attempts and failures so far.
-    pub fn fetch_counts(&self) -> (u64, u64) {
+    #[cfg(test)]
+    pub(crate) fn fetch_counts(&self) -> (u64, u64) {
         match &self.shared {
             Some(shared) => (
                 shared.fetches.load(Ordering::Relaxed),
@@ -147,7 +149,7 @@ impl EnrichmentStatus {
     /// Waits at most `timeout` for the first fetch attempt to finish (successfully or not);
     /// returns whether a document is available. Returns at once when disabled. Only start-up
     /// calls this, so that the first events (the processes already running) are enriched.
-    pub fn wait_first_attempt(&self, timeout: Duration) -> bool {
+    pub(crate) fn wait_first_attempt(&self, timeout: Duration) -> bool {
         let Some(shared) = &self.shared else {
             return false;
         };
@@ -176,7 +178,7 @@ impl EnrichmentStatus {
 /// alert stage): each call costs one atomic load, and takes the lock only to clone a newly
 /// published `Arc`.
 #[derive(Debug, Clone)]
-pub struct TaskView {
+pub(crate) struct TaskView {
     shared: Arc<Shared>,
     local: Option<Arc<TaskMetadata>>,
     seen_generation: u64,
@@ -184,7 +186,7 @@ pub struct TaskView {
 
 impl TaskView {
     /// The latest task document, if one was fetched.
-    pub fn current(&mut self) -> Option<&TaskMetadata> {
+    pub(crate) fn current(&mut self) -> Option<&TaskMetadata> {
         let generation = self.shared.generation.load(Ordering::Acquire);
         if generation != self.seen_generation {
             self.local = self.shared.snapshot();
@@ -196,7 +198,7 @@ impl TaskView {
 
 /// The engine's half: fills events from the latest published snapshot, never blocking.
 #[derive(Debug)]
-pub struct Enricher {
+pub(crate) struct Enricher {
     shared: Option<Arc<Shared>>,
     unknown: Option<SyncSender<String>>,
     local: Option<Arc<TaskMetadata>>,
@@ -206,7 +208,7 @@ pub struct Enricher {
 
 impl Enricher {
     /// An enricher that does nothing (outside ECS).
-    pub fn disabled() -> Enricher {
+    pub(crate) fn disabled() -> Enricher {
         Enricher {
             shared: None,
             unknown: None,
@@ -262,7 +264,7 @@ impl Enricher {
 /// enricher does nothing). Returns the engine's [`Enricher`], a status view, and the thread's
 /// handle. The thread ends when the enricher is dropped; it need not be joined (at most one
 /// request, bounded by the client's timeouts, is then still under way).
-pub fn spawn_enrichment(
+pub(crate) fn spawn_enrichment(
     client: Option<EcsClient>,
     policy: RefreshPolicy,
 ) -> std::io::Result<(Enricher, EnrichmentStatus, Option<JoinHandle<()>>)> {
@@ -278,10 +280,10 @@ pub fn spawn_enrichment(
 }
 
 /// How the refresher gets a task document (a closure, so tests can count and fail fetches).
-pub type FetchTask = Box<dyn FnMut() -> Result<TaskMetadata, EcsError> + Send>;
+pub(crate) type FetchTask = Box<dyn FnMut() -> Result<TaskMetadata, EcsError> + Send>;
 
 /// [`spawn_enrichment`] with any fetch function; `url` names the endpoint in logs.
-pub fn spawn_with_fetch(
+pub(crate) fn spawn_with_fetch(
     fetch: FetchTask,
     url: String,
     policy: RefreshPolicy,

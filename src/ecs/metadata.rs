@@ -22,10 +22,10 @@ use crate::event::{Container, EcsContext, Timestamp};
 pub struct Limits {
     /// CPU: vCPU (e.g. 0.25) at task level, CPU units (e.g. 128) at container level.
     #[serde(rename = "CPU", default, deserialize_with = "lenient")]
-    pub cpu: Option<f64>,
+    pub(crate) cpu: Option<f64>,
     /// Memory in MiB.
     #[serde(rename = "Memory", default, deserialize_with = "lenient")]
-    pub memory: Option<f64>,
+    pub(crate) memory: Option<f64>,
 }
 
 /// Clock synchronisation information (Fargate reports it at task or container level).
@@ -33,17 +33,17 @@ pub struct Limits {
 pub struct ClockDrift {
     /// Error bound of the clock, in milliseconds.
     #[serde(rename = "ClockErrorBound", default, deserialize_with = "lenient")]
-    pub clock_error_bound: Option<f64>,
+    pub(crate) clock_error_bound: Option<f64>,
     /// When the bound was computed.
     #[serde(rename = "ReferenceTimestamp", default, deserialize_with = "lenient")]
-    pub reference_timestamp: Option<String>,
+    pub(crate) reference_timestamp: Option<String>,
     /// `SYNCHRONIZED` or `NOT_SYNCHRONIZED`.
     #[serde(
         rename = "ClockSynchronizationStatus",
         default,
         deserialize_with = "lenient"
     )]
-    pub status: Option<String>,
+    pub(crate) status: Option<String>,
 }
 
 /// One container of the task, as the metadata endpoint describes it.
@@ -54,33 +54,33 @@ pub struct ContainerMetadata {
     /// `Name`: the container name from the task definition.
     pub name: Option<String>,
     /// `DockerName`.
-    pub docker_name: Option<String>,
+    pub(crate) docker_name: Option<String>,
     /// `Image`: the image reference as written in the task definition.
-    pub image: Option<String>,
+    pub(crate) image: Option<String>,
     /// `ImageID`: the image digest (`sha256:...`).
-    pub image_id: Option<String>,
+    pub(crate) image_id: Option<String>,
     /// `ContainerARN`.
-    pub container_arn: Option<String>,
+    pub(crate) container_arn: Option<String>,
     /// `CreatedAt`.
-    pub created_at: Option<Timestamp>,
+    pub(crate) created_at: Option<Timestamp>,
     /// `StartedAt`.
-    pub started_at: Option<Timestamp>,
+    pub(crate) started_at: Option<Timestamp>,
     /// `Type`: `NORMAL` for the task definition's containers.
-    pub container_type: Option<String>,
+    pub(crate) container_type: Option<String>,
     /// `KnownStatus`, e.g. `RUNNING`.
-    pub known_status: Option<String>,
+    pub(crate) known_status: Option<String>,
     /// `Limits`.
-    pub limits: Option<Limits>,
+    pub(crate) limits: Option<Limits>,
     /// `ClockDrift`, where the platform reports it per container.
-    pub clock_drift: Option<ClockDrift>,
+    pub(crate) clock_drift: Option<ClockDrift>,
     /// `Labels`.
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
 }
 
 impl ContainerMetadata {
     /// The image digest for `container.image.digest`: the `@sha256:...` part of the image
     /// reference when the task definition pinned one, otherwise `ImageID`.
-    pub fn image_digest(&self) -> Option<&str> {
+    pub(crate) fn image_digest(&self) -> Option<&str> {
         self.image
             .as_deref()
             .and_then(|image| image.split_once('@').map(|(_, digest)| digest))
@@ -93,23 +93,23 @@ impl ContainerMetadata {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TaskMetadata {
     /// `Cluster` (the full ARN on Fargate).
-    pub cluster: Option<String>,
+    pub(crate) cluster: Option<String>,
     /// `TaskARN`.
-    pub task_arn: Option<String>,
+    pub(crate) task_arn: Option<String>,
     /// The task id: the last segment of the task ARN.
     pub task_id: Option<String>,
     /// `Family`.
     pub family: Option<String>,
     /// `Revision` (a string in v4; a number is accepted too).
-    pub revision: Option<String>,
+    pub(crate) revision: Option<String>,
     /// `AvailabilityZone`.
-    pub availability_zone: Option<String>,
+    pub(crate) availability_zone: Option<String>,
     /// `LaunchType` (`FARGATE`, `EC2`, ...).
-    pub launch_type: Option<String>,
+    pub(crate) launch_type: Option<String>,
     /// `Limits` of the task.
-    pub limits: Option<Limits>,
+    pub(crate) limits: Option<Limits>,
     /// `ClockDrift`, where the platform reports it per task.
-    pub clock_drift: Option<ClockDrift>,
+    pub(crate) clock_drift: Option<ClockDrift>,
     containers: HashMap<String, ContainerMetadata>,
 }
 
@@ -148,11 +148,6 @@ impl TaskMetadata {
             let lower = container_id.to_ascii_lowercase();
             self.containers.get(&lower)
         })
-    }
-
-    /// Every container of the task, in no particular order.
-    pub fn containers(&self) -> impl Iterator<Item = &ContainerMetadata> {
-        self.containers.values()
     }
 
     /// The number of containers the document listed (with a `DockerId`).

@@ -19,7 +19,7 @@
 //! so no collector and not the engine ever waits for HTTP.
 
 pub mod enrich;
-pub mod http;
+pub(crate) mod http;
 pub mod metadata;
 
 use std::path::PathBuf;
@@ -31,12 +31,12 @@ use tracing::{debug, info, warn};
 
 use crate::event::Container;
 
-pub use enrich::{Enricher, EnrichmentStatus, RefreshPolicy, TaskView, spawn_enrichment};
+pub(crate) use enrich::{EnrichmentStatus, RefreshPolicy, TaskView, spawn_enrichment};
 pub use http::{HttpLimits, HttpUrl};
 pub use metadata::{ClockDrift, ContainerMetadata, Limits, TaskMetadata};
 
 /// The environment variable ECS sets in every container (Fargate PV 1.4.0+, agent 1.39.0+).
-pub const METADATA_URI_ENV: &str = "ECS_CONTAINER_METADATA_URI_V4";
+pub(crate) const METADATA_URI_ENV: &str = "ECS_CONTAINER_METADATA_URI_V4";
 
 /// Why metadata could not be fetched. Every variant names the URL.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +140,7 @@ impl EcsClient {
     }
 
     /// The endpoint URL.
-    pub fn url(&self) -> &str {
+    pub(crate) fn url(&self) -> &str {
         &self.base.text
     }
 
@@ -188,11 +188,11 @@ struct CacheState {
 
 impl EcsMetadata {
     /// The least time between two fetches of the task document.
-    pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(30);
+    pub(crate) const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(30);
 
     /// A client for the endpoint named by `ECS_CONTAINER_METADATA_URI_V4`, or `None` outside
     /// ECS (logged once at info) or when the variable holds an unusable URL (logged at warn).
-    pub fn from_env() -> Option<EcsClient> {
+    pub(crate) fn from_env() -> Option<EcsClient> {
         Self::client_from_value(std::env::var_os(METADATA_URI_ENV).map(PathBuf::from))
     }
 
@@ -227,11 +227,6 @@ impl EcsMetadata {
         }
     }
 
-    /// The cache built from the environment ([`EcsMetadata::from_env`]).
-    pub fn from_environment() -> EcsMetadata {
-        EcsMetadata::new(EcsMetadata::from_env())
-    }
-
     /// The same cache with another least time between fetches.
     pub fn with_min_refresh(mut self, min_refresh: Duration) -> EcsMetadata {
         self.min_refresh = min_refresh;
@@ -239,7 +234,8 @@ impl EcsMetadata {
     }
 
     /// Whether an endpoint is configured.
-    pub fn is_enabled(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_enabled(&self) -> bool {
         self.client.is_some()
     }
 

@@ -21,12 +21,12 @@ use std::time::Duration;
 use crate::event::{Collector, Event, EventType, Internal};
 
 /// How often the collectors' threads are checked.
-pub const CHECK_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const CHECK_INTERVAL: Duration = Duration::from_millis(500);
 /// Restarts per collector over the monitor's life.
-pub const MAX_COLLECTOR_RESTARTS: u32 = 5;
+pub(crate) const MAX_COLLECTOR_RESTARTS: u32 = 5;
 
 /// Starts a collector's thread again.
-pub type Restart = Box<dyn FnMut() -> std::io::Result<JoinHandle<()>> + Send>;
+pub(crate) type Restart = Box<dyn FnMut() -> std::io::Result<JoinHandle<()>> + Send>;
 
 struct Slot {
     collector: Collector,
@@ -139,7 +139,7 @@ impl CollectorHealth {
     }
 
     /// Joins every thread still held (after shutdown); the names of those that panicked.
-    pub fn join_all(self) -> Vec<&'static str> {
+    pub(crate) fn join_all(self) -> Vec<&'static str> {
         let mut panicked = Vec::new();
         for slot in self.slots {
             if let Some(handle) = slot.handle {
@@ -154,7 +154,7 @@ impl CollectorHealth {
 
 /// Checks `health` every [`CHECK_INTERVAL`] until `shutdown`, sending reports to `events`;
 /// the thread returns the threads for joining.
-pub fn spawn_health(
+pub(crate) fn spawn_health(
     mut health: CollectorHealth,
     events: SyncSender<Event>,
     shutdown: Arc<AtomicBool>,

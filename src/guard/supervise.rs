@@ -55,22 +55,22 @@ use crate::exit;
 
 /// Set in the worker's environment to the supervisor's pid; its presence makes `tasksentry
 /// run` the worker.
-pub const WORKER_ENV: &str = "TASKSENTRY_WORKER_OF";
+pub(crate) const WORKER_ENV: &str = "TASKSENTRY_WORKER_OF";
 /// Set in a restarted worker's environment: the [`RestartReport`] as JSON.
-pub const REPORT_ENV: &str = "TASKSENTRY_RESTART_REPORT";
+pub(crate) const REPORT_ENV: &str = "TASKSENTRY_RESTART_REPORT";
 /// The `sigval` integer of a signal the supervisor forwards (`ssi_int` in the worker).
-pub const FORWARD_MARK: i32 = 0x5453_0001;
+pub(crate) const FORWARD_MARK: i32 = 0x5453_0001;
 /// The `sigval` integer of the SIGCONT with which the supervisor resumes a stopped worker,
 /// or-ed with the number of the signal that stopped it (low byte).
-pub const CONTINUE_MARK: i32 = 0x5453_0100;
+pub(crate) const CONTINUE_MARK: i32 = 0x5453_0100;
 /// `si_code` of `sigqueue` signals.
-pub const SI_QUEUE: i32 = -1;
+pub(crate) const SI_QUEUE: i32 = -1;
 /// `si_code` of `kill` signals (and of the parent-death signal).
-pub const SI_USER: i32 = 0;
+pub(crate) const SI_USER: i32 = 0;
 /// Restarts are counted over this window.
-pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
+pub(crate) const RESTART_WINDOW: Duration = Duration::from_secs(600);
 /// The longest delay between two restarts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// The supervisor could not run.
 #[derive(Debug, thiserror::Error)]
@@ -176,7 +176,7 @@ impl RestartReport {
 }
 
 /// `SIGKILL` for 9; `signal 64` for numbers without a name.
-pub fn signal_name(number: i32) -> String {
+pub(crate) fn signal_name(number: i32) -> String {
     Signal::try_from(number).map_or_else(|_| format!("signal {number}"), |s| s.as_str().to_owned())
 }
 
@@ -184,14 +184,14 @@ pub fn signal_name(number: i32) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct WorkerContext {
     /// The supervisor's pid, when this process is a supervised worker.
-    pub supervisor_pid: Option<i32>,
+    pub(crate) supervisor_pid: Option<i32>,
     /// Why this worker was started, when it replaces one that ended.
-    pub restart: Option<RestartReport>,
+    pub(crate) restart: Option<RestartReport>,
 }
 
 impl WorkerContext {
     /// Reads [`WORKER_ENV`] and [`REPORT_ENV`]. A malformed report is logged and ignored.
-    pub fn from_env() -> WorkerContext {
+    pub(crate) fn from_env() -> WorkerContext {
         let supervisor_pid = std::env::var(WORKER_ENV)
             .ok()
             .and_then(|v| v.trim().parse::<i32>().ok())
@@ -219,17 +219,17 @@ impl WorkerContext {
 #[derive(Debug, Clone)]
 pub struct SupervisorSettings {
     /// The worker program (this process's executable).
-    pub program: PathBuf,
+    pub(crate) program: PathBuf,
     /// The worker's `argv[0]`.
-    pub arg0: OsString,
+    pub(crate) arg0: OsString,
     /// The worker's arguments (those of `tasksentry run`).
-    pub args: Vec<OsString>,
+    pub(crate) args: Vec<OsString>,
     /// Restarts allowed per [`RESTART_WINDOW`] (0: never restart).
-    pub max_restarts: u32,
+    pub(crate) max_restarts: u32,
     /// The window over which restarts are counted.
-    pub window: Duration,
+    pub(crate) window: Duration,
     /// Delay before the second restart within the window; doubles for each further one.
-    pub backoff: Duration,
+    pub(crate) backoff: Duration,
 }
 
 impl SupervisorSettings {
@@ -257,7 +257,7 @@ impl SupervisorSettings {
 /// Restart bookkeeping: when each restart happened, to bound them per window and to space
 /// them out.
 #[derive(Debug)]
-pub struct RestartPolicy {
+pub(crate) struct RestartPolicy {
     max: u32,
     window: Duration,
     backoff: Duration,
@@ -278,7 +278,7 @@ impl RestartPolicy {
 
     /// Records a restart at `now`: `Some((delay, restarts in the window))`, or `None` when
     /// the bound is reached.
-    pub fn next(&mut self, now: Instant) -> Option<(Duration, u32)> {
+    pub(crate) fn next(&mut self, now: Instant) -> Option<(Duration, u32)> {
         self.history
             .retain(|&t| now.saturating_duration_since(t) < self.window);
         if self.history.len() as u64 >= u64::from(self.max) {
@@ -346,13 +346,18 @@ impl QueueInfo {
 /// Sends `signal` to `target` as if from `sender_pid`/`sender_uid`, marked as forwarded.
 /// `rt_sigqueueinfo` with `SI_QUEUE` lets a process state the sender; the worker's watchdog
 /// recognises [`FORWARD_MARK`].
-pub fn forward_signal(target: i32, signal: Signal, sender_pid: i32, sender_uid: u32) -> bool {
+pub(crate) fn forward_signal(
+    target: i32,
+    signal: Signal,
+    sender_pid: i32,
+    sender_uid: u32,
+) -> bool {
     queue_signal(target, signal, sender_pid, sender_uid, FORWARD_MARK)
 }
 
 /// Resumes a stopped worker with a SIGCONT marked with [`CONTINUE_MARK`] and the signal that
 /// stopped it, so that the worker can report the stop.
-pub fn continue_worker(target: i32, stop_signal: Signal) -> bool {
+pub(crate) fn continue_worker(target: i32, stop_signal: Signal) -> bool {
     let me = std::process::id() as i32;
     let uid = nix::unistd::getuid().as_raw();
     queue_signal(

@@ -48,7 +48,7 @@ use crate::event::{Collector, Container, Event, EventType, Internal, Process};
 /// The signals the watchdog handles. SIGCONT is blocked too: blocking does not delay the
 /// resumption of a stopped process, it only queues the SIGCONT (with its sender) for the
 /// watchdog, which reports the stop.
-pub const HANDLED: [Signal; 4] = [
+pub(crate) const HANDLED: [Signal; 4] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
@@ -57,11 +57,11 @@ pub const HANDLED: [Signal; 4] = [
 
 /// A watchdog loop iteration takes about 200 ms; a SIGCONT after a gap longer than this
 /// between two iterations means the monitor was stopped.
-pub const STOP_GAP: Duration = Duration::from_secs(1);
+pub(crate) const STOP_GAP: Duration = Duration::from_secs(1);
 
 /// The watchdog could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum TamperError {
+pub(crate) enum TamperError {
     /// Blocking the handled signals failed.
     #[error("cannot block {signals:?}: {source}")]
     Mask {
@@ -88,7 +88,7 @@ fn handled_set() -> SigSet {
 
 /// Blocks the handled signals in the calling thread, and so in every thread it starts
 /// afterwards; call it first thing, before any thread exists.
-pub fn block_signals() -> Result<(), TamperError> {
+pub(crate) fn block_signals() -> Result<(), TamperError> {
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&handled_set()), None).map_err(|source| {
         TamperError::Mask {
             signals: HANDLED,
@@ -99,7 +99,7 @@ pub fn block_signals() -> Result<(), TamperError> {
 
 /// Who and what a process is, for a tamper report: from the collectors' tables when they
 /// know the pid, else from `proc_root`. `None` when it is gone and unknown.
-pub fn describe_process(
+pub(crate) fn describe_process(
     pid: i32,
     proc_root: &Path,
     tables: Option<&SharedTables>,
@@ -171,7 +171,7 @@ fn read_process(pid: i32, proc_root: &Path) -> Option<(Process, Option<Container
 }
 
 /// The `signal_received` event for a signal from `pid`/`uid`.
-pub fn signal_event(
+pub(crate) fn signal_event(
     signal: Signal,
     pid: i32,
     uid: u32,
@@ -216,7 +216,7 @@ pub fn signal_event(
 
 /// Where a signal read by the watchdog came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignalOrigin {
+pub(crate) enum SignalOrigin {
     /// Sent to this process (`ssi_pid` is the sender).
     Direct,
     /// Forwarded by the supervisor with this pid (`ssi_pid` is the original sender).
@@ -227,7 +227,7 @@ pub enum SignalOrigin {
 
 impl SignalOrigin {
     /// Classifies a signal given the supervisor's pid (if supervised).
-    pub fn of(info: &nix::libc::signalfd_siginfo, supervisor: Option<i32>) -> SignalOrigin {
+    pub(crate) fn of(info: &nix::libc::signalfd_siginfo, supervisor: Option<i32>) -> SignalOrigin {
         let Some(supervisor) = supervisor else {
             return SignalOrigin::Direct;
         };
@@ -289,7 +289,7 @@ pub enum StopNotice {
 impl StopNotice {
     /// Classifies a SIGCONT read by the watchdog, `gap` after its previous iteration:
     /// `None` for a SIGCONT that resumed nothing.
-    pub fn of(
+    pub(crate) fn of(
         info: &nix::libc::signalfd_siginfo,
         supervisor: Option<i32>,
         gap: Duration,
@@ -390,7 +390,7 @@ pub fn supervisor_stopped_event(supervisor: i32, resumed: bool) -> Event {
 
 /// Whether the `status` file says the process is stopped by a signal (`State: T`; a
 /// ptrace stop is `t` and is not ours to end).
-pub fn is_stopped(status: &str) -> bool {
+pub(crate) fn is_stopped(status: &str) -> bool {
     status
         .lines()
         .find_map(|line| line.strip_prefix("State:"))
@@ -398,7 +398,7 @@ pub fn is_stopped(status: &str) -> bool {
 }
 
 /// The `TracerPid` of a `status` file; `None` if unreadable.
-pub fn tracer_pid(status: &Path) -> Option<i32> {
+pub(crate) fn tracer_pid(status: &Path) -> Option<i32> {
     let text = std::fs::read_to_string(status).ok()?;
     text.lines()
         .find_map(|line| line.strip_prefix("TracerPid:"))
@@ -406,7 +406,7 @@ pub fn tracer_pid(status: &Path) -> Option<i32> {
 }
 
 /// The `monitor_traced` event for a tracer of the monitor.
-pub fn traced_event(tracer: i32, proc_root: &Path, tables: Option<&SharedTables>) -> Event {
+pub(crate) fn traced_event(tracer: i32, proc_root: &Path, tables: Option<&SharedTables>) -> Event {
     let mut event = Event::new(EventType::Tasksentry, Collector::Monitor);
     event.evt.args = vec![("tracer_pid".to_owned(), tracer.to_string())];
     let sender = describe_process(tracer, proc_root, tables);
@@ -430,7 +430,7 @@ pub fn traced_event(tracer: i32, proc_root: &Path, tables: Option<&SharedTables>
 
 /// A fingerprint of rule paths: every file's path, size and modification time (directories
 /// expanded one level, as the loader reads them). Unreadable paths count as absent.
-pub fn rules_fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+pub(crate) fn rules_fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     let mut out = Vec::new();
     for path in paths {
         let Ok(metadata) = std::fs::metadata(path) else {
@@ -459,32 +459,32 @@ pub fn rules_fingerprint(paths: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemT
 }
 
 /// What the watchdog thread needs.
-pub struct Watchdog {
+pub(crate) struct Watchdog {
     /// Where internal events go (the collectors' queue into the engine).
-    pub events: SyncSender<Event>,
+    pub(crate) events: SyncSender<Event>,
     /// Reload requests to the engine.
-    pub control: Sender<Control>,
+    pub(crate) control: Sender<Control>,
     /// Set on SIGTERM/SIGINT (after the event is queued); the watchdog also stops when it is
     /// set by someone else.
-    pub shutdown: Arc<AtomicBool>,
+    pub(crate) shutdown: Arc<AtomicBool>,
     /// Called once with the signal's name when the monitor must stop.
-    pub on_stop: Box<dyn FnOnce(&'static str) + Send>,
+    pub(crate) on_stop: Box<dyn FnOnce(&'static str) + Send>,
     /// The task's /proc.
-    pub proc_root: PathBuf,
+    pub(crate) proc_root: PathBuf,
     /// The collectors' tables, to name senders.
-    pub tables: Option<SharedTables>,
+    pub(crate) tables: Option<SharedTables>,
     /// Rule files and directories to watch (empty: none).
-    pub rule_paths: Vec<PathBuf>,
+    pub(crate) rule_paths: Vec<PathBuf>,
     /// How often to check them (zero: never).
-    pub rules_poll_interval: Duration,
+    pub(crate) rules_poll_interval: Duration,
     /// The supervisor's pid when this process is a supervised worker (see
     /// [`super::supervise`]): forwarded signals and its death are recognised, and a tracer
     /// of the supervisor is reported like a tracer of the monitor.
-    pub supervisor: Option<i32>,
+    pub(crate) supervisor: Option<i32>,
 }
 
 /// Starts the watchdog thread. [`block_signals`] must have run before any thread started.
-pub fn spawn_watchdog(watchdog: Watchdog) -> Result<JoinHandle<()>, TamperError> {
+pub(crate) fn spawn_watchdog(watchdog: Watchdog) -> Result<JoinHandle<()>, TamperError> {
     let fd = SignalFd::with_flags(
         &handled_set(),
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,

@@ -15,7 +15,7 @@ use crate::telemetry::Telemetry;
 
 /// The CloudWatch record for an engine record: its own time and priority (an event line,
 /// which has none, counts as informational). Nothing is parsed: the engine said both.
-pub fn record_for(record: &engine::Record) -> Record {
+pub(crate) fn record_for(record: &engine::Record) -> Record {
     Record {
         timestamp_ms: i64::try_from(record.time.as_millis()).unwrap_or(i64::MAX),
         priority: record.priority.unwrap_or(Priority::Informational),
@@ -24,7 +24,7 @@ pub fn record_for(record: &engine::Record) -> Record {
 }
 
 /// Forwards records until `records` closes; dropping `sink` then lets the sink flush and stop.
-pub async fn forward(
+pub(crate) async fn forward(
     mut records: mpsc::Receiver<engine::Record>,
     sink: mpsc::Sender<Record>,
     telemetry: Arc<Telemetry>,

@@ -1,5 +1,5 @@
 //! Sinks: where alerts and events are delivered (stdout JSON lines, CloudWatch Logs).
 
-pub mod bridge;
+pub(crate) mod bridge;
 pub mod cloudwatch;
-pub mod stdout;
+pub(crate) mod stdout;

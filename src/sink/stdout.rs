@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use crate::engine::Record;
 
 /// Writes every record's line to stdout until the queue closes.
-pub async fn stdout_sink(mut records: mpsc::Receiver<Record>) -> std::io::Result<()> {
+pub(crate) async fn stdout_sink(mut records: mpsc::Receiver<Record>) -> std::io::Result<()> {
     let mut stdout = tokio::io::BufWriter::with_capacity(64 * 1024, tokio::io::stdout());
     while let Some(record) = records.recv().await {
         stdout.write_all(record.line.as_bytes()).await?;

@@ -22,9 +22,9 @@ use crate::telemetry::Telemetry;
 /// The running collectors.
 pub(super) struct Collectors {
     /// The process and container tables the watchdog names signal senders from.
-    pub tables: SharedTables,
+    pub(crate) tables: SharedTables,
     /// The health thread; joining it hands back the collector threads.
-    pub health: JoinHandle<CollectorHealth>,
+    pub(crate) health: JoinHandle<CollectorHealth>,
 }
 
 /// Whether to start the tracer: always in `trace` mode (a failure to seize is reported per

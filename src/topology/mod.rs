@@ -14,7 +14,7 @@
 //! signal and drain ([`shutdown`]).
 
 mod collectors;
-pub mod outputs;
+pub(crate) mod outputs;
 mod processor;
 mod shutdown;
 
@@ -39,7 +39,7 @@ const ECS_STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// The monitor cannot start with this configuration or these rules (exit code 78).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct StartupError(pub(crate) String);
+pub struct StartupError(pub String);
 
 /// Runs the monitor until it is asked to stop. Returns the exit code once every queued record
 /// was written.

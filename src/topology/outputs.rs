@@ -20,7 +20,7 @@ use crate::telemetry::Telemetry;
 
 /// The CloudWatch sink's settings from the configuration, or `None` when CloudWatch is not an
 /// output.
-pub fn cloudwatch_settings(config: &Config) -> Option<CloudWatchSettings> {
+pub(crate) fn cloudwatch_settings(config: &Config) -> Option<CloudWatchSettings> {
     if !config.cloudwatch_enabled() {
         return None;
     }

@@ -17,19 +17,19 @@ use crate::guard::health::CollectorHealth;
 /// What the drain needs.
 pub(super) struct Parts {
     /// Resolves when the watchdog saw a stop signal (and queued its report).
-    pub stop: tokio::sync::oneshot::Receiver<&'static str>,
+    pub(crate) stop: tokio::sync::oneshot::Receiver<&'static str>,
     /// The flag every thread stops on.
-    pub shutdown: Arc<AtomicBool>,
+    pub(crate) shutdown: Arc<AtomicBool>,
     /// The watchdog thread.
-    pub watchdog: JoinHandle<()>,
+    pub(crate) watchdog: JoinHandle<()>,
     /// The collector health thread, which hands back the collectors to join.
-    pub collectors: JoinHandle<CollectorHealth>,
+    pub(crate) collectors: JoinHandle<CollectorHealth>,
     /// The engine thread.
-    pub engine: JoinHandle<()>,
+    pub(crate) engine: JoinHandle<()>,
     /// The outputs, not yet writing.
-    pub outputs: Outputs,
+    pub(crate) outputs: Outputs,
     /// How long the CloudWatch flush may take.
-    pub flush_timeout: std::time::Duration,
+    pub(crate) flush_timeout: std::time::Duration,
 }
 
 /// Runs the outputs until the stop, then drains in order; returns the exit code.

@@ -31,30 +31,30 @@ pub const MAX_BATCH_BYTES: usize = 1_048_576;
 /// Bytes the service adds to each event's message length when it checks the batch size.
 pub const EVENT_OVERHEAD_BYTES: usize = 26;
 /// The largest message accepted: one event alone in a full batch.
-pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES - EVENT_OVERHEAD_BYTES;
+pub(crate) const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES - EVENT_OVERHEAD_BYTES;
 /// A batch must span strictly less than this (24 hours, in milliseconds).
-pub const MAX_BATCH_SPAN_MS: i64 = 24 * 3600 * 1000;
+pub(crate) const MAX_BATCH_SPAN_MS: i64 = 24 * 3600 * 1000;
 /// Events older than this (14 days) are rejected by the service.
-pub const MAX_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
+pub(crate) const MAX_AGE_MS: i64 = 14 * 24 * 3600 * 1000;
 /// Events further than this (2 hours) in the future are rejected by the service.
-pub const MAX_FUTURE_MS: i64 = 2 * 3600 * 1000;
+pub(crate) const MAX_FUTURE_MS: i64 = 2 * 3600 * 1000;
 /// Safety margin inside both time windows, for clock skew and time spent in the buffer.
-pub const TIME_MARGIN_MS: i64 = 5 * 60 * 1000;
+pub(crate) const TIME_MARGIN_MS: i64 = 5 * 60 * 1000;
 
 /// The member added to a JSON object whose timestamp was clamped.
 pub const CLAMP_MEMBER: &str = "tasksentry_original_timestamp_ms";
 /// The member added to a JSON object that was truncated.
-pub const TRUNCATED_MEMBER: &str = "tasksentry_truncated";
+pub(crate) const TRUNCATED_MEMBER: &str = "tasksentry_truncated";
 /// The longest `output_fields` value a truncated alert keeps (context fields only).
 const KEPT_FIELD_BYTES: usize = 1024;
 /// The marker appended to a shortened string.
-pub const TRUNCATION_MARKER: &str = "…[truncated]";
+pub(crate) const TRUNCATION_MARKER: &str = "…[truncated]";
 
 /// One event as PutLogEvents takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEvent {
     /// Milliseconds since the Unix epoch.
-    pub timestamp_ms: i64,
+    pub(crate) timestamp_ms: i64,
     /// The message (one JSON object for TaskSentry's records).
     pub message: String,
 }
@@ -69,7 +69,7 @@ pub struct Adjustments {
 }
 
 /// Something the batcher can place: it has a timestamp and a size in the service's accounting.
-pub trait Batchable {
+pub(crate) trait Batchable {
     /// Milliseconds since the Unix epoch.
     fn timestamp_ms(&self) -> i64;
     /// UTF-8 message bytes plus [`EVENT_OVERHEAD_BYTES`].
@@ -86,12 +86,12 @@ impl Batchable for LogEvent {
 }
 
 /// The size an event will have in a batch once prepared (truncation never makes it larger).
-pub fn prepared_bytes(message: &str) -> usize {
+pub(crate) fn prepared_bytes(message: &str) -> usize {
     message.len().clamp(1, MAX_MESSAGE_BYTES) + EVENT_OVERHEAD_BYTES
 }
 
 /// Whether a timestamp is inside the window the service accepts at `now_ms` (with the margin).
-pub fn timestamp_in_range(timestamp_ms: i64, now_ms: i64) -> bool {
+pub(crate) fn timestamp_in_range(timestamp_ms: i64, now_ms: i64) -> bool {
     timestamp_ms >= now_ms - MAX_AGE_MS + TIME_MARGIN_MS
         && timestamp_ms <= now_ms + MAX_FUTURE_MS - TIME_MARGIN_MS
 }
@@ -150,7 +150,7 @@ fn cut_at_char_boundary(text: &mut String, max_bytes: usize) {
 }
 
 /// Shortens a message to at most [`MAX_MESSAGE_BYTES`] bytes, keeping a JSON object valid.
-pub fn truncate_message(message: String) -> String {
+pub(crate) fn truncate_message(message: String) -> String {
     if message.len() <= MAX_MESSAGE_BYTES {
         return message;
     }
@@ -219,7 +219,7 @@ pub fn truncate_message(message: String) -> String {
 /// less than [`MAX_BATCH_SPAN_MS`]. Every event must already be prepared (at most
 /// [`MAX_MESSAGE_BYTES`]); an event that alone exceeds the byte limit still gets a batch of its
 /// own rather than being lost here.
-pub fn split_batches<T: Batchable>(mut events: Vec<T>) -> Vec<Vec<T>> {
+pub(crate) fn split_batches<T: Batchable>(mut events: Vec<T>) -> Vec<Vec<T>> {
     events.sort_by_key(Batchable::timestamp_ms);
     let mut batches = Vec::new();
     let mut current: Vec<T> = Vec::new();

@@ -24,16 +24,16 @@ use super::batch::{MAX_BATCH_BYTES, MAX_BATCH_EVENTS, prepared_bytes};
 use crate::priority::Priority;
 
 /// A spill file is closed and a new one started past this size.
-pub const SPILL_FILE_BYTES: u64 = 4 * 1024 * 1024;
+pub(crate) const SPILL_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// A record in the buffer, with the spill file it was read from (to delete the file once the
 /// record is delivered).
 #[derive(Debug, Clone)]
-pub struct Item {
+pub(crate) struct Item {
     /// The record.
-    pub record: Record,
+    pub(crate) record: Record,
     /// The spill file it came from, if any.
-    pub spill_file: Option<u64>,
+    pub(crate) spill_file: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -260,7 +260,7 @@ impl Spill {
 
 /// What happened to a record offered to the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     /// Queued in memory.
     Memory,
     /// Written to the spill directory.
@@ -273,7 +273,7 @@ pub enum Pushed {
 
 /// The bounded buffer (memory + optional spill).
 #[derive(Debug)]
-pub struct Buffer {
+pub(crate) struct Buffer {
     memory: VecDeque<Item>,
     capacity: usize,
     by_priority: [usize; 8],
@@ -285,7 +285,7 @@ pub struct Buffer {
     /// Drops since start, per priority.
     total_drops: [u64; 8],
     /// Spill write errors and unreadable spill lines since start.
-    pub spill_errors: u64,
+    pub(crate) spill_errors: u64,
 }
 
 impl Buffer {
@@ -315,28 +315,24 @@ impl Buffer {
     }
 
     /// Records in memory.
-    pub fn memory_len(&self) -> usize {
+    pub(crate) fn memory_len(&self) -> usize {
         self.memory.len()
     }
 
     /// Records in the spill directory not yet read back.
-    pub fn spilled(&self) -> u64 {
+    pub(crate) fn spilled(&self) -> u64 {
         self.spill.as_ref().map_or(0, Spill::unread)
     }
 
     /// Records buffered in total (memory + spill).
-    pub fn len(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> u64 {
         self.memory.len() as u64 + self.spilled()
-    }
-
-    /// Whether nothing is buffered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Whether memory holds at least a full batch (by count or bytes), or is at capacity, or
     /// records wait in the spill, so sending should not wait for the flush interval.
-    pub fn has_full_batch(&self) -> bool {
+    pub(crate) fn has_full_batch(&self) -> bool {
         self.memory.len() >= MAX_BATCH_EVENTS
             || self.memory.len() >= self.capacity
             || self.memory_bytes >= MAX_BATCH_BYTES
@@ -344,20 +340,13 @@ impl Buffer {
     }
 
     /// Drops since start, per priority.
-    pub fn total_drops(&self) -> [u64; 8] {
+    pub(crate) fn total_drops(&self) -> [u64; 8] {
         self.total_drops
     }
 
     /// Takes the unreported drop counts (all zero when nothing was dropped).
-    pub fn take_unreported_drops(&mut self) -> [u64; 8] {
+    pub(crate) fn take_unreported_drops(&mut self) -> [u64; 8] {
         std::mem::take(&mut self.unreported_drops)
-    }
-
-    /// Puts counts back that could not be reported.
-    pub fn restore_unreported_drops(&mut self, counts: [u64; 8]) {
-        for (slot, count) in self.unreported_drops.iter_mut().zip(counts) {
-            *slot += count;
-        }
     }
 
     fn count_drop(&mut self, priority: Priority) {
@@ -375,7 +364,7 @@ impl Buffer {
     /// Queues TaskSentry's own drop report. It always goes to memory, even when memory is at
     /// capacity (by this one record), because reporting drops must never evict, and so drop,
     /// another record: that would need a report of its own.
-    pub fn push_report(&mut self, record: Record) {
+    pub(crate) fn push_report(&mut self, record: Record) {
         self.push_memory(Item {
             record,
             spill_file: None,
@@ -383,7 +372,7 @@ impl Buffer {
     }
 
     /// Offers a record to the buffer; never blocks, never fails (drops are counted).
-    pub fn push(&mut self, record: Record) -> Pushed {
+    pub(crate) fn push(&mut self, record: Record) -> Pushed {
         let spill_has_unread = self.spilled() > 0;
         if !spill_has_unread && self.memory.len() < self.capacity {
             self.push_memory(Item {
@@ -449,7 +438,7 @@ impl Buffer {
     }
 
     /// Moves spilled records into memory while there is room.
-    pub fn refill(&mut self) {
+    pub(crate) fn refill(&mut self) {
         let room = self.capacity.saturating_sub(self.memory.len());
         if room == 0 {
             return;
@@ -483,7 +472,7 @@ impl Buffer {
 
     /// Takes the oldest records that fit one PutLogEvents call (count and bytes, as they will be
     /// once prepared), refilling memory from the spill first.
-    pub fn take_batch(&mut self) -> Vec<Item> {
+    pub(crate) fn take_batch(&mut self) -> Vec<Item> {
         self.refill();
         let mut taken = Vec::new();
         let mut bytes = 0;
@@ -507,7 +496,7 @@ impl Buffer {
 
     /// Puts taken records back at the front (in their order), e.g. when a shutdown deadline
     /// stops delivery. Memory may exceed its capacity by what was taken.
-    pub fn put_back(&mut self, items: Vec<Item>) {
+    pub(crate) fn put_back(&mut self, items: Vec<Item>) {
         for item in items.into_iter().rev() {
             self.by_priority[usize::from(item.record.priority.level())] += 1;
             self.memory_bytes += prepared_bytes(&item.record.message);
@@ -517,7 +506,7 @@ impl Buffer {
 
     /// Marks records as delivered or dropped for good: spill files whose records are all done
     /// are deleted.
-    pub fn done(&mut self, items: &[Item]) {
+    pub(crate) fn done(&mut self, items: &[Item]) {
         for item in items {
             self.forget(item);
         }

@@ -56,7 +56,7 @@ pub const API_CALLS: &[ApiCall] = &[
 
 /// What the delivery loop does after a failed call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// Throttling, 5xx, timeouts, connection errors, unreadable responses: retry with backoff.
     Retry(String),
     /// The group or stream is missing (deleted while running): create them, then retry.
@@ -71,18 +71,18 @@ pub enum Failure {
 
 /// Which events of a successful call the service rejected (indexes into the batch).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Rejected {
+pub(crate) struct Rejected {
     /// Events too far in the future.
-    pub too_new: usize,
+    pub(crate) too_new: usize,
     /// Events too old.
-    pub too_old: usize,
+    pub(crate) too_old: usize,
     /// Events older than the group's retention.
-    pub expired: usize,
+    pub(crate) expired: usize,
 }
 
 impl Rejected {
     /// Every rejected event.
-    pub fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.too_new + self.too_old + self.expired
     }
 }
@@ -90,7 +90,7 @@ impl Rejected {
 /// Builds the client: default credential chain (env, profile, web identity, ECS container
 /// credentials, IMDS) unless static credentials are given, region from the setting or the
 /// environment, endpoint override for tests, SDK retries off, explicit timeouts.
-pub async fn build_client(settings: &CloudWatchSettings) -> Result<Client, SinkError> {
+pub(crate) async fn build_client(settings: &CloudWatchSettings) -> Result<Client, SinkError> {
     // hyper 1 + rustls with the ring provider: the SDK's modern HTTPS stack without compiling
     // aws-lc-sys (C code); aws-config hands the same client to its credential providers.
     let http = aws_smithy_http_client::Builder::new()
@@ -157,7 +157,7 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
 }
 
 /// Sorts a failed call into a [`Failure`].
-pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+pub(crate) fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
     error: &SdkError<E, aws_sdk_cloudwatchlogs::config::http::HttpResponse>,
 ) -> Failure {
     let text = describe(error);
@@ -204,7 +204,7 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
 }
 
 /// One PutLogEvents attempt.
-pub async fn put(
+pub(crate) async fn put(
     client: &Client,
     group: &str,
     stream: &str,
@@ -248,7 +248,7 @@ pub async fn put(
 /// Creates the log group (with its retention when it is new), treating
 /// `ResourceAlreadyExistsException` as success. A refusal (`AccessDeniedException`) is
 /// [`Failure::Auth`]; the delivery loop then uses the group as the deployment created it.
-pub async fn ensure_group(
+pub(crate) async fn ensure_group(
     client: &Client,
     group: &str,
     retention_days: Option<i32>,
@@ -284,7 +284,11 @@ pub async fn ensure_group(
 
 /// Creates the log stream, treating `ResourceAlreadyExistsException` as success. A missing
 /// group is [`Failure::Missing`].
-pub async fn ensure_stream(client: &Client, group: &str, stream: &str) -> Result<(), Failure> {
+pub(crate) async fn ensure_stream(
+    client: &Client,
+    group: &str,
+    stream: &str,
+) -> Result<(), Failure> {
     match client
         .create_log_stream()
         .log_group_name(group)

@@ -12,7 +12,7 @@ use crate::telemetry::Telemetry;
 #[derive(Debug, Clone)]
 pub struct CloudWatchSettings {
     /// The log group (created when missing).
-    pub log_group: String,
+    pub(crate) log_group: String,
     /// Retention applied when the sink creates the group.
     pub retention_days: Option<i32>,
     /// Region override (otherwise `AWS_REGION`, `AWS_DEFAULT_REGION`, profile).
@@ -26,14 +26,14 @@ pub struct CloudWatchSettings {
     /// Records held in memory.
     pub buffer_capacity: usize,
     /// Capacity of the input channel (the engine's `try_send` queue).
-    pub channel_capacity: usize,
+    pub(crate) channel_capacity: usize,
     /// Spill directory used when memory is full.
     pub spill_dir: Option<PathBuf>,
     /// Most bytes the spill directory may hold.
-    pub spill_max_bytes: u64,
+    pub(crate) spill_max_bytes: u64,
     /// How long shutdown may spend flushing (the caller passes the deadline; this is the
     /// configured default for it).
-    pub flush_timeout: Duration,
+    pub(crate) flush_timeout: Duration,
     /// Heartbeat interval; zero turns heartbeats off.
     pub heartbeat_interval: Duration,
     /// Heartbeat dimension `cluster`.
@@ -41,14 +41,14 @@ pub struct CloudWatchSettings {
     /// Heartbeat dimension `task_family`.
     pub task_family: String,
     /// The `hostname` of the sink's own alerts (drop reports): the monitor's.
-    pub hostname: String,
+    pub(crate) hostname: String,
     /// The task's ECS metadata, for the `ecs` context of the sink's own alerts (none outside
     /// ECS).
-    pub task: Option<crate::ecs::EnrichmentStatus>,
+    pub(crate) task: Option<crate::ecs::EnrichmentStatus>,
     /// Counters from the rest of the pipeline, for the heartbeat.
     pub telemetry: Arc<Telemetry>,
     /// Where to read `self/stat` for the heartbeat's CPU and RSS.
-    pub proc_root: PathBuf,
+    pub(crate) proc_root: PathBuf,
     /// SDK connect timeout.
     pub connect_timeout: Duration,
     /// SDK per-attempt (and per-operation) timeout.

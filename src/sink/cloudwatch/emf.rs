@@ -28,42 +28,42 @@ use crate::priority::Priority;
 /// The metric namespace.
 pub const NAMESPACE: &str = "TaskSentry";
 /// The EMF limit of metric definitions per directive.
-pub const MAX_METRICS: usize = 100;
+pub(crate) const MAX_METRICS: usize = 100;
 /// The EMF limit of keys per dimension set.
-pub const MAX_DIMENSIONS: usize = 30;
+pub(crate) const MAX_DIMENSIONS: usize = 30;
 
 /// What a heartbeat reports. Counters are totals since the monitor started.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct HeartbeatStats {
+pub(crate) struct HeartbeatStats {
     /// When, in milliseconds since the Unix epoch.
-    pub timestamp_ms: i64,
+    pub(crate) timestamp_ms: i64,
     /// The ECS cluster (dimension).
-    pub cluster: String,
+    pub(crate) cluster: String,
     /// The task definition family (dimension).
-    pub task_family: String,
+    pub(crate) task_family: String,
     /// Alerts (records) handed to the sink, by priority.
-    pub alerts_by_priority: [u64; 8],
+    pub(crate) alerts_by_priority: [u64; 8],
     /// Events the engine processed.
-    pub events_processed: u64,
+    pub(crate) events_processed: u64,
     /// Processes the collectors missed.
-    pub processes_missed: u64,
+    pub(crate) processes_missed: u64,
     /// Alerts dropped anywhere in the pipeline (queue full, buffer full).
-    pub alerts_dropped: u64,
+    pub(crate) alerts_dropped: u64,
     /// CPU time the monitor used (user + system), in seconds.
-    pub monitor_cpu_seconds: f64,
+    pub(crate) monitor_cpu_seconds: f64,
     /// The monitor's resident set size, in bytes.
-    pub monitor_rss_bytes: u64,
+    pub(crate) monitor_rss_bytes: u64,
     /// Live application containers whose visibility was checked (gauge).
-    pub containers_checked: u64,
+    pub(crate) containers_checked: u64,
     /// Of those, containers seen only partly (gauge).
-    pub containers_degraded: u64,
+    pub(crate) containers_degraded: u64,
     /// Whether the visibility figures mean something yet (see the module documentation).
-    pub visibility_known: bool,
+    pub(crate) visibility_known: bool,
 }
 
 /// The share of checked application containers the monitor fully sees, in percent: 0 when
 /// none was checked (no application container in sight means the monitor is blind).
-pub fn visibility_percent(checked: u64, degraded: u64) -> f64 {
+pub(crate) fn visibility_percent(checked: u64, degraded: u64) -> f64 {
     if checked == 0 {
         return 0.0;
     }
@@ -72,7 +72,7 @@ pub fn visibility_percent(checked: u64, degraded: u64) -> f64 {
 }
 
 /// The wall-clock bucket of `interval` that `now_ms` falls in (`None` for a zero interval).
-pub fn heartbeat_bucket(now_ms: i64, interval: std::time::Duration) -> Option<i64> {
+pub(crate) fn heartbeat_bucket(now_ms: i64, interval: std::time::Duration) -> Option<i64> {
     let interval_ms = i64::try_from(interval.as_millis())
         .ok()
         .filter(|ms| *ms > 0)?;
@@ -84,7 +84,7 @@ pub fn heartbeat_bucket(now_ms: i64, interval: std::time::Duration) -> Option<i6
 /// the middle has passed), otherwise the middle of the next bucket. One heartbeat per bucket,
 /// sent half an interval away from the bucket's edges, so that scheduling delays never move it
 /// into a neighbouring period. A wall clock set back behind `last_bucket` counts as a new start.
-pub fn heartbeat_due_in(
+pub(crate) fn heartbeat_due_in(
     now_ms: i64,
     interval: std::time::Duration,
     last_bucket: Option<i64>,
@@ -105,10 +105,10 @@ pub fn heartbeat_due_in(
 
 /// The value of a dimension that is unknown (outside ECS, or before the task metadata
 /// answered): CloudWatch does not accept empty dimension values.
-pub const UNKNOWN_DIMENSION: &str = "unknown";
+pub(crate) const UNKNOWN_DIMENSION: &str = "unknown";
 
 /// Builds the heartbeat's EMF JSON object (one line, no newline).
-pub fn build_emf(stats: &HeartbeatStats) -> String {
+pub(crate) fn build_emf(stats: &HeartbeatStats) -> String {
     let mut metrics = Vec::new();
     let mut root = Map::new();
     let dimension = |value: &str| {
@@ -282,7 +282,7 @@ pub fn validate_emf(text: &str) -> Result<(), String> {
 
 /// Reads this process's CPU time (user + system, seconds) and resident set size (bytes) from
 /// `<proc_root>/self/stat` and `statm`. `None` when they cannot be read or parsed.
-pub fn read_self_usage(proc_root: &std::path::Path) -> Option<(f64, u64)> {
+pub(crate) fn read_self_usage(proc_root: &std::path::Path) -> Option<(f64, u64)> {
     let stat = std::fs::read_to_string(proc_root.join("self/stat")).ok()?;
     // The command name may contain spaces and parentheses; the fields follow the last ')'.
     let after = &stat[stat.rfind(')')? + 1..];

@@ -36,7 +36,7 @@
 //!   timeout.
 
 pub mod batch;
-pub mod buffer;
+pub(crate) mod buffer;
 pub mod client;
 mod config;
 pub mod emf;
@@ -48,7 +48,6 @@ mod stats;
 
 pub use config::{CloudWatchSettings, default_stream_name, validate_stream_name};
 pub use report::{DropCounts, drop_report_message};
-pub use retry::backoff;
 pub use sink::{CloudWatchHandle, CloudWatchSink};
 pub use stats::{ShutdownReport, SinkStats};
 
@@ -70,7 +69,7 @@ pub struct Record {
 }
 
 /// The priority of the sink's own records (drop reports, heartbeats).
-pub const INTERNAL_PRIORITY: Priority = Priority::Critical;
+pub(crate) const INTERNAL_PRIORITY: Priority = Priority::Critical;
 
 /// Why the sink could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,27 +108,6 @@ pub(super) fn now_ms() -> i64 {
 mod tests {
     use super::*;
     use crate::alert::AlertEcs;
-    use std::time::Duration;
-
-    #[test]
-    fn backoff_is_capped_exponential_with_full_jitter() {
-        let base = Duration::from_millis(100);
-        let max = Duration::from_secs(10);
-        assert_eq!(backoff(0, base, max, 0.999_999), base.mul_f64(0.999_999));
-        assert_eq!(backoff(3, base, max, 0.5), Duration::from_millis(400));
-        assert_eq!(backoff(3, base, max, 0.0), Duration::ZERO);
-        assert_eq!(backoff(20, base, max, 1.0), max, "capped");
-        assert_eq!(backoff(u32::MAX, base, max, 1.0), max, "no overflow");
-        let mut seen_small = false;
-        let mut seen_large = false;
-        for _ in 0..1000 {
-            let d = backoff(4, base, max, fastrand::f64());
-            assert!(d <= Duration::from_millis(1600));
-            seen_small |= d < Duration::from_millis(400);
-            seen_large |= d > Duration::from_millis(1200);
-        }
-        assert!(seen_small && seen_large, "jitter spans the whole range");
-    }
 
     #[test]
     fn stream_names_follow_cloudwatch_rules() {

@@ -68,7 +68,6 @@ pub struct CloudWatchHandle {
     deadline: watch::Sender<Option<Instant>>,
     intake: JoinHandle<()>,
     sender: JoinHandle<()>,
-    stream: String,
 }
 
 /// The CloudWatch Logs sink (see the module documentation).
@@ -132,7 +131,6 @@ impl CloudWatchSink {
                 deadline: deadline_tx,
                 intake,
                 sender,
-                stream: stream_name,
             },
             tx,
         ))
@@ -143,11 +141,6 @@ impl CloudWatchHandle {
     /// The counters now.
     pub fn stats(&self) -> SinkStats {
         self.shared.stats()
-    }
-
-    /// The log stream this sink writes to.
-    pub fn stream(&self) -> &str {
-        &self.stream
     }
 
     /// Stops accepting records (the channel is closed; records already in it are still taken),

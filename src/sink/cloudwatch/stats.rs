@@ -26,7 +26,7 @@ pub struct SinkStats {
     /// Timestamps clamped into the accepted window.
     pub timestamps_clamped: u64,
     /// Messages truncated to the event size limit.
-    pub truncated: u64,
+    pub(crate) truncated: u64,
     /// Times the log group/stream was (re)created after being found missing.
     pub recreated: u64,
     /// Heartbeats queued.
@@ -34,11 +34,11 @@ pub struct SinkStats {
     /// Drop reports queued.
     pub drop_reports: u64,
     /// Records recovered from a previous run's spill directory at start.
-    pub recovered_from_spill: u64,
+    pub(crate) recovered_from_spill: u64,
     /// Spill write errors and unreadable spill lines.
-    pub spill_errors: u64,
+    pub(crate) spill_errors: u64,
     /// Gauge: records in memory now.
-    pub buffered: u64,
+    pub(crate) buffered: u64,
     /// Gauge: records in the spill directory now.
     pub spilled: u64,
 }
