@@ -29,7 +29,7 @@
 //! other thread exists (new threads inherit the mask). As a safety net, in case some thread does
 //! not block it, the poll also times out every 100 ms and reaps anyway.
 //!
-//! Cost to the tracee (see `scripts/bench-tracer`): every stop is two context switches the
+//! Cost to the tracee (see `bench/tracer`): every stop is two context switches the
 //! tracee waits for, so the thread keeps the stopped time short. A fork or signal stop is
 //! resumed right after `waitpid` (and `PTRACE_GETEVENTMSG` for a fork); so is the first stop of
 //! a new child, even when it arrives before its parent's fork event (nothing is read about it
