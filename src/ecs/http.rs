@@ -1,16 +1,31 @@
-//! A tiny HTTP/1.1 GET client for the ECS task metadata endpoint.
+//! The HTTP/1.1 GET client for the ECS task metadata endpoint, on hyper.
 //!
 //! The endpoint is plain HTTP on a link-local address (`http://169.254.170.2/v4/<id>`), answers
-//! small JSON documents and is only polled now and then, so a full HTTP stack (hyper, TLS,
-//! connection pools) would add weight for nothing. This client speaks just what is needed: one
-//! `GET` per connection (`Connection: close`), bodies framed by `Content-Length`, by chunked
-//! transfer coding or by the end of the connection, with a connect timeout, an overall deadline
-//! that also bounds a server trickling bytes, and a cap on the response size. It is blocking on
-//! purpose: callers are the collectors' OS threads (or `spawn_blocking`).
+//! small JSON documents and is only polled now and then. The protocol (status line, headers,
+//! bodies framed by `Content-Length`, by chunked transfer coding or by the end of the
+//! connection, interim 1xx answers) is hyper's HTTP/1 client connection
+//! ([`hyper::client::conn::http1`]), which the binary links anyway for the AWS SDK's HTTP client.
+//! This module adds what the monitor needs around it: one `GET` per connection
+//! (`Connection: close`), a connect timeout, an overall deadline around the whole exchange (so a
+//! server trickling bytes is cut off too), caps on the response head and body, and errors that
+//! name the URL. Callers see a blocking function, as before: they are plain OS threads (the
+//! `ecs-metadata` refresher, tests). Each calling thread drives its requests on its own small
+//! current-thread tokio runtime, built on first use and kept until the thread ends.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::cell::OnceCell;
+use std::error::Error as StdError;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::Request;
+use hyper::body::{Body, Bytes, Incoming};
+use hyper::header::{ACCEPT, CONNECTION, HOST, TRANSFER_ENCODING, USER_AGENT};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::runtime::Runtime;
 
 use super::EcsError;
 
@@ -20,7 +35,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default cap on a response body. A Fargate task document is a few kilobytes per container.
 pub const DEFAULT_MAX_BODY: usize = 4 * 1024 * 1024;
-/// Cap on the status line plus headers.
+/// Cap on the status line plus headers (hyper's read buffer; it refuses a larger head).
 const MAX_HEAD: usize = 64 * 1024;
 
 /// An `http://host[:port]/path` URL, split into what a request needs.
@@ -146,71 +161,82 @@ impl Default for HttpLimits {
 
 /// Sends `GET url` and returns the body of a 2xx answer.
 pub fn get(url: &HttpUrl, limits: HttpLimits) -> Result<Vec<u8>, EcsError> {
-    let started = Instant::now();
-    let deadline = started + limits.total_timeout;
-    let timeout = || EcsError::Timeout {
-        url: url.text.clone(),
-        timeout: limits.total_timeout,
-    };
-    let io_error = |source: io::Error| {
-        if is_timeout(&source) {
-            timeout()
-        } else {
-            EcsError::Io {
-                url: url.text.clone(),
-                source,
-            }
-        }
-    };
-
-    let addrs: Vec<SocketAddr> = (url.host.as_str(), url.port)
-        .to_socket_addrs()
-        .map_err(|source| EcsError::Connect {
-            url: url.text.clone(),
-            source,
-        })?
-        .collect();
-    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
-    let mut connected = None;
-    for addr in addrs {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(timeout());
-        }
-        match TcpStream::connect_timeout(&addr, limits.connect_timeout.min(remaining)) {
-            Ok(stream) => {
-                connected = Some(stream);
-                break;
-            }
-            Err(error) => last_error = error,
-        }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // A thread inside a tokio runtime cannot block on another runtime: make the request from
+        // a helper thread. No caller does this today; it keeps a future one from panicking.
+        return std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("ecs-metadata-get".into())
+                .spawn_scoped(scope, || get(url, limits))
+                .map_err(|source| io_error(url, source))
+                .and_then(|helper| {
+                    helper.join().unwrap_or_else(|_| {
+                        Err(io_error(
+                            url,
+                            io::Error::other("the request thread panicked"),
+                        ))
+                    })
+                })
+        });
     }
-    let stream = connected.ok_or_else(|| EcsError::Connect {
+    let exchange = async { tokio::time::timeout(limits.total_timeout, request(url, limits)).await };
+    match block_on(exchange) {
+        Ok(Ok(result)) => result,
+        Ok(Err(_elapsed)) => Err(EcsError::Timeout {
+            url: url.text.clone(),
+            timeout: limits.total_timeout,
+        }),
+        Err(source) => Err(io_error(url, source)),
+    }
+}
+
+fn io_error(url: &HttpUrl, source: io::Error) -> EcsError {
+    EcsError::Io {
         url: url.text.clone(),
-        source: last_error,
-    })?;
+        source,
+    }
+}
+
+thread_local! {
+    /// The runtime that drives this thread's requests: built on first use, dropped with the
+    /// thread (tokio supports dropping a current-thread runtime from a thread-local destructor).
+    static RUNTIME: OnceCell<Runtime> = const { OnceCell::new() };
+}
+
+/// Runs `future` to completion on this thread's runtime.
+fn block_on<F: Future>(future: F) -> io::Result<F::Output> {
+    RUNTIME
+        .try_with(|cell| {
+            let runtime = match cell.get() {
+                Some(runtime) => runtime,
+                None => {
+                    let built = tokio::runtime::Builder::new_current_thread()
+                        .enable_io()
+                        .enable_time()
+                        .build()?;
+                    cell.get_or_init(|| built)
+                }
+            };
+            Ok(runtime.block_on(future))
+        })
+        .unwrap_or_else(|_| Err(io::Error::other("the calling thread is exiting")))
+}
+
+/// Connects, sends the request and reads the answer (the caller bounds the whole).
+async fn request(url: &HttpUrl, limits: HttpLimits) -> Result<Vec<u8>, EcsError> {
+    let stream = connect(url, limits.connect_timeout).await?;
     // The monitor's own request: the sockets collector must not report it.
     if let (Ok(local), Ok(remote)) = (stream.local_addr(), stream.peer_addr()) {
         crate::collect::shared::own_sockets::register(local, remote);
     }
-
-    let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: tasksentry/{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-        url.path,
-        url.host_header(),
-        env!("CARGO_PKG_VERSION")
-    );
-    let mut stream = DeadlineStream { stream, deadline };
-    stream.write_all(request.as_bytes()).map_err(io_error)?;
-    stream.flush().map_err(io_error)?;
-
-    match read_response(stream, limits.max_body) {
+    let request = build_request(url)?;
+    match exchange(TokioIo::new(stream), request, limits.max_body).await {
         Ok(response) if (200..300).contains(&response.status) => Ok(response.body),
         Ok(response) => Err(EcsError::Status {
             url: url.text.clone(),
             status: response.status,
         }),
-        Err(ResponseError::Io(source)) => Err(io_error(source)),
+        Err(ResponseError::Io(source)) => Err(io_error(url, source)),
         Err(ResponseError::Malformed(reason)) => Err(EcsError::Http {
             url: url.text.clone(),
             reason,
@@ -222,51 +248,48 @@ pub fn get(url: &HttpUrl, limits: HttpLimits) -> Result<Vec<u8>, EcsError> {
     }
 }
 
-fn is_timeout(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
-    )
-}
-
-/// A TCP stream whose every read and write is bounded by one overall deadline.
-struct DeadlineStream {
-    stream: TcpStream,
-    deadline: Instant,
-}
-
-impl DeadlineStream {
-    fn remaining(&self) -> io::Result<Duration> {
-        let remaining = self.deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            Err(io::Error::new(io::ErrorKind::TimedOut, "deadline reached"))
-        } else {
-            Ok(remaining)
+/// Connects to the first address of the host that answers within `connect_timeout`.
+async fn connect(url: &HttpUrl, connect_timeout: Duration) -> Result<TcpStream, EcsError> {
+    let connect_error = |source| EcsError::Connect {
+        url: url.text.clone(),
+        source,
+    };
+    let addrs = tokio::net::lookup_host((url.host.as_str(), url.port))
+        .await
+        .map_err(connect_error)?;
+    let mut last_error = io::Error::new(io::ErrorKind::NotFound, "host resolved to no address");
+    for addr in addrs {
+        match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(error)) => last_error = error,
+            Err(_elapsed) => {
+                last_error = io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no connection to {addr} within {connect_timeout:?}"),
+                );
+            }
         }
     }
+    Err(connect_error(last_error))
 }
 
-impl Read for DeadlineStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let remaining = self.remaining()?;
-        self.stream.set_read_timeout(Some(remaining))?;
-        self.stream.read(buf)
-    }
+fn build_request(url: &HttpUrl) -> Result<Request<Empty<Bytes>>, EcsError> {
+    Request::get(url.path.as_str())
+        .header(HOST, url.host_header())
+        .header(
+            USER_AGENT,
+            concat!("tasksentry/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(ACCEPT, "application/json")
+        .header(CONNECTION, "close")
+        .body(Empty::new())
+        .map_err(|error| EcsError::InvalidUrl {
+            url: url.text.clone(),
+            reason: error.to_string(),
+        })
 }
 
-impl Write for DeadlineStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let remaining = self.remaining()?;
-        self.stream.set_write_timeout(Some(remaining))?;
-        self.stream.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
-    }
-}
-
-/// A parsed response.
+/// A response: its status, and its body when the status is 2xx (empty otherwise).
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Response {
     pub(crate) status: u16,
@@ -276,192 +299,161 @@ pub(crate) struct Response {
 /// Why a response could not be read.
 #[derive(Debug)]
 pub(crate) enum ResponseError {
+    /// The connection failed (reset, closed for writing...).
     Io(io::Error),
+    /// The answer is not a well-formed HTTP/1.x response, or ends before it is complete.
     Malformed(String),
+    /// The body is larger than the cap.
     TooLarge,
 }
 
-impl From<io::Error> for ResponseError {
-    fn from(error: io::Error) -> ResponseError {
-        ResponseError::Io(error)
+impl From<hyper::Error> for ResponseError {
+    fn from(error: hyper::Error) -> ResponseError {
+        let reason = describe(&error);
+        // hyper reports a body it cannot decode, or one cut short, as an I/O error of these
+        // kinds; only other I/O errors come from the connection itself.
+        let mut cause = error.source();
+        while let Some(current) = cause {
+            if let Some(io) = current.downcast_ref::<io::Error>() {
+                return match io.kind() {
+                    io::ErrorKind::InvalidData
+                    | io::ErrorKind::InvalidInput
+                    | io::ErrorKind::UnexpectedEof => ResponseError::Malformed(reason),
+                    kind => ResponseError::Io(io::Error::new(kind, reason)),
+                };
+            }
+            cause = current.source();
+        }
+        ResponseError::Malformed(reason)
     }
 }
 
-fn malformed(reason: impl Into<String>) -> ResponseError {
-    ResponseError::Malformed(reason.into())
+/// An error and its causes, `: `-separated (hyper's own message names only the kind).
+fn describe(error: &dyn StdError) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(current) = cause {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        cause = current.source();
+    }
+    text
 }
 
-/// Reads one HTTP/1.x response (skipping interim 1xx answers) from `reader`.
-pub(crate) fn read_response<R: Read>(
-    reader: R,
+/// Sends `request` over `io` and reads one response, with hyper's HTTP/1 client connection.
+pub(crate) async fn exchange<T>(
+    io: T,
+    request: Request<Empty<Bytes>>,
+    max_body: usize,
+) -> Result<Response, ResponseError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        // The ECS agent does not care, but some servers (and our tests' fake) match `Host:`.
+        .title_case_headers(true)
+        .max_buf_size(MAX_HEAD)
+        .handshake::<_, Empty<Bytes>>(io)
+        .await?;
+    let mut connection = pin!(connection);
+    let mut response = pin!(async move {
+        let response = sender.send_request(request).await?;
+        read_body(response, max_body).await
+    });
+    // The connection must be polled for the response to make progress. If it ends first (the
+    // whole answer read, or an error that it also hands to the response), what it delivered is
+    // read to the end; nothing is left running once this returns.
+    tokio::select! {
+        biased;
+        result = &mut response => return result,
+        _ended = &mut connection => {}
+    }
+    response.await
+}
+
+async fn read_body(
+    response: hyper::Response<Incoming>,
     max_body: usize,
 ) -> Result<Response, ResponseError> {
-    let mut reader = BufReader::new(reader);
-    loop {
-        let mut head_bytes = 0usize;
-        let status_line = read_line(&mut reader, &mut head_bytes)?
-            .ok_or_else(|| malformed("connection closed before a status line"))?;
-        let status = parse_status_line(&status_line)?;
-        let mut content_length: Option<usize> = None;
-        let mut chunked = false;
-        loop {
-            let line = read_line(&mut reader, &mut head_bytes)?
-                .ok_or_else(|| malformed("connection closed inside the headers"))?;
-            if line.is_empty() {
-                break;
-            }
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| malformed(format!("header line without a colon: {line:?}")))?;
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                let length = value
-                    .parse::<usize>()
-                    .map_err(|_| malformed(format!("bad Content-Length {value:?}")))?;
-                if content_length.is_some_and(|previous| previous != length) {
-                    return Err(malformed("conflicting Content-Length headers"));
-                }
-                content_length = Some(length);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value
-                    .rsplit(',')
-                    .next()
-                    .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-                if !chunked {
-                    return Err(malformed(format!(
-                        "unsupported Transfer-Encoding {value:?}"
-                    )));
-                }
-            }
+    let status = response.status().as_u16();
+    // hyper reads a body whose last transfer coding is not `chunked` to the end of the
+    // connection; such a body (gzip...) is not one we could use.
+    let transfer_encoding = response
+        .headers()
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .next_back();
+    if let Some(value) = transfer_encoding {
+        let chunked = value.to_str().ok().is_some_and(|value| {
+            value
+                .rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"))
+        });
+        if !chunked {
+            return Err(ResponseError::Malformed(format!(
+                "unsupported Transfer-Encoding {value:?}"
+            )));
         }
-        if (100..200).contains(&status) {
-            continue;
-        }
-        let body = if status == 204 || status == 304 {
-            Vec::new()
-        } else if chunked {
-            read_chunked(&mut reader, max_body)?
-        } else if let Some(length) = content_length {
-            if length > max_body {
-                return Err(ResponseError::TooLarge);
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).map_err(|error| {
-                if error.kind() == io::ErrorKind::UnexpectedEof {
-                    malformed(format!("body shorter than Content-Length {length}"))
-                } else {
-                    ResponseError::Io(error)
-                }
-            })?;
-            body
-        } else {
-            let mut body = Vec::new();
-            let read = (&mut reader)
-                .take(max_body as u64 + 1)
-                .read_to_end(&mut body)?;
-            if read > max_body {
-                return Err(ResponseError::TooLarge);
-            }
-            body
-        };
-        return Ok(Response { status, body });
     }
-}
-
-fn parse_status_line(line: &str) -> Result<u16, ResponseError> {
-    let mut parts = line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") {
-        return Err(malformed(format!("not an HTTP/1.x status line: {line:?}")));
+    if !(200..300).contains(&status) {
+        return Ok(Response {
+            status,
+            body: Vec::new(),
+        });
     }
-    let code = parts.next().unwrap_or_default();
-    if code.len() != 3 {
-        return Err(malformed(format!("bad status code in {line:?}")));
+    let mut incoming = response.into_body();
+    // A Content-Length over the cap is refused before any body byte is read.
+    if incoming.size_hint().lower() > max_body as u64 {
+        return Err(ResponseError::TooLarge);
     }
-    code.parse::<u16>()
-        .map_err(|_| malformed(format!("bad status code in {line:?}")))
-}
-
-/// Reads a CRLF- (or LF-) terminated line of the head, counting it against the head cap.
-/// Returns `None` at a clean end of stream before any byte.
-fn read_line<R: BufRead>(
-    reader: &mut R,
-    head_bytes: &mut usize,
-) -> Result<Option<String>, ResponseError> {
-    let mut line = Vec::new();
-    let budget = MAX_HEAD.saturating_sub(*head_bytes) as u64 + 1;
-    let read = reader.take(budget).read_until(b'\n', &mut line)?;
-    *head_bytes += read;
-    if read == 0 {
-        return Ok(None);
-    }
-    if *head_bytes > MAX_HEAD {
-        return Err(malformed(format!(
-            "response head larger than {MAX_HEAD} bytes"
-        )));
-    }
-    if line.last() != Some(&b'\n') {
-        return Err(malformed("connection closed in the middle of a line"));
-    }
-    line.pop();
-    if line.last() == Some(&b'\r') {
-        line.pop();
-    }
-    String::from_utf8(line)
-        .map(Some)
-        .map_err(|_| malformed("response head is not valid UTF-8"))
-}
-
-fn read_chunked<R: BufRead>(reader: &mut R, max_body: usize) -> Result<Vec<u8>, ResponseError> {
     let mut body = Vec::new();
-    let mut head_bytes = 0usize;
-    loop {
-        let line = read_line(reader, &mut head_bytes)?
-            .ok_or_else(|| malformed("connection closed before the last chunk"))?;
-        let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| malformed(format!("bad chunk size {size_text:?}")))?;
-        if size == 0 {
-            // Trailer fields, then the empty line that ends the message.
-            loop {
-                match read_line(reader, &mut head_bytes)? {
-                    None => return Ok(body),
-                    Some(trailer) if trailer.is_empty() => return Ok(body),
-                    Some(_) => {}
-                }
+    while let Some(frame) = incoming.frame().await {
+        // Trailer frames (after a chunked body) are ignored.
+        if let Ok(data) = frame?.into_data() {
+            if body.len().saturating_add(data.len()) > max_body {
+                return Err(ResponseError::TooLarge);
             }
-        }
-        if body.len().saturating_add(size) > max_body {
-            return Err(ResponseError::TooLarge);
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..]).map_err(|error| {
-            if error.kind() == io::ErrorKind::UnexpectedEof {
-                malformed("connection closed inside a chunk")
-            } else {
-                ResponseError::Io(error)
-            }
-        })?;
-        let mut crlf = [0u8; 2];
-        reader.read_exact(&mut crlf[..1])?;
-        if crlf[0] == b'\r' {
-            reader.read_exact(&mut crlf[1..])?;
-        } else {
-            crlf[1] = crlf[0];
-        }
-        if crlf[1] != b'\n' {
-            return Err(malformed("chunk not followed by CRLF"));
+            body.extend_from_slice(&data);
         }
     }
+    Ok(Response { status, body })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read as _, Write as _};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream};
 
+    /// Reads `raw` as the answer to a GET, through the same hyper exchange as [`get`], over an
+    /// in-memory connection whose other end answers once the request head has arrived.
     fn parse(raw: &str, max_body: usize) -> Result<Response, ResponseError> {
-        read_response(raw.as_bytes(), max_body)
+        let url = HttpUrl::parse("http://127.0.0.1/v4/x").expect("valid");
+        let request = build_request(&url).expect("request");
+        let (client, server) = tokio::io::duplex(4096);
+        let (_, response) = block_on(async {
+            tokio::join!(
+                answer(server, raw.as_bytes()),
+                exchange(TokioIo::new(client), request, max_body)
+            )
+        })
+        .expect("runtime");
+        response
+    }
+
+    async fn answer(mut server: DuplexStream, raw: &[u8]) {
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 512];
+        while !request.ends_with(b"\r\n\r\n") {
+            match server.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => request.extend_from_slice(&buffer[..read]),
+            }
+        }
+        // The client may stop reading early (a head or body over the cap): then this fails.
+        let _ = server.write_all(raw).await;
+        let _ = server.shutdown().await;
     }
 
     #[test]
@@ -585,5 +577,52 @@ mod tests {
         let response =
             parse("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 1024).expect("valid");
         assert_eq!(response.status, 404);
+    }
+
+    /// Serves `answers` canned answers on loopback, one per connection, each after the whole
+    /// request head has arrived.
+    fn serve(answers: usize, answer: &'static [u8]) -> (HttpUrl, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let server = std::thread::spawn(move || {
+            for _ in 0..answers {
+                let (mut stream, _) = listener.accept().expect("accept");
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 512];
+                while !request.ends_with(b"\r\n\r\n") {
+                    let read = stream.read(&mut buffer).expect("read");
+                    assert!(read > 0, "request cut short: {request:?}");
+                    request.extend_from_slice(&buffer[..read]);
+                }
+                let head = String::from_utf8_lossy(&request);
+                assert!(head.starts_with("GET /v4/x HTTP/1.1\r\n"), "{head}");
+                assert!(head.contains(&format!("\r\nHost: {address}\r\n")), "{head}");
+                stream.write_all(answer).expect("write");
+            }
+        });
+        let url = HttpUrl::parse(&format!("http://{address}/v4/x")).expect("valid");
+        (url, server)
+    }
+
+    #[test]
+    fn gets_from_a_plain_thread_twice_and_from_inside_a_tokio_runtime() {
+        let (url, server) = serve(3, b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}");
+        // Twice on this thread: the second request reuses the thread's runtime.
+        for _ in 0..2 {
+            assert_eq!(
+                get(&url, HttpLimits::default()).expect("plain thread"),
+                b"{\"a\":1}"
+            );
+        }
+        // A caller inside a runtime cannot block on another: it must get its answer, not a panic.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let body = runtime
+            .block_on(async { get(&url, HttpLimits::default()) })
+            .expect("inside a runtime");
+        assert_eq!(body, b"{\"a\":1}");
+        server.join().expect("server");
     }
 }
