@@ -3,9 +3,16 @@
 //! macros and lists, missing values, fields, transformers, escapes). Every row is loaded as a
 //! one-rule file on top of a shared prelude of lists and macros, and evaluated against a
 //! fixture from `support::events` (e.g. `curl` is `nginx -> sh -> curl` in a container).
+//! Further tables: network checks on IPv6 and IPv4-mapped addresses, the entrypoint fields,
+//! and the default rules that must never judge loopback connections or a shell-form
+//! entrypoint's app (issue 21).
+
+use std::net::{IpAddr, SocketAddr};
 
 use support::events::fixture;
-use support::rules::{load_text, rule_yaml};
+use support::rules::{fires, load_text, rule_yaml};
+use tasksentry::event::{Ancestor, Event, EventType, FdKind};
+use tasksentry::rules::{LoadOptions, RuleMatching};
 
 const PRELUDE: &str = r#"
 - list: shell_binaries
@@ -466,4 +473,318 @@ fn error_preview_with_multibyte_characters_does_not_panic() {
             .errors()
             .any(|d| d.message.contains("unknown operator"))
     );
+}
+
+/// A `connect` (or, with `listen`, a listening socket) of process `name` (pid 500, parent
+/// `parent` with pid 200) in the `connect` fixture's container, whose first process is
+/// `root_pid`, with server end `server:port`.
+fn socket_event(
+    listen: bool,
+    server: &str,
+    port: u16,
+    name: &str,
+    parent: &str,
+    root_pid: Option<i32>,
+) -> Event {
+    let mut e = fixture("connect");
+    if listen {
+        e.evt.evt_type = EventType::Listen;
+    }
+    let sip: IpAddr = server.parse().expect("server address");
+    let cip: IpAddr = if sip.is_ipv4() {
+        "10.0.0.9".parse().expect("ip")
+    } else {
+        "2001:db8::9".parse().expect("ip")
+    };
+    let proc = e.proc.as_mut().expect("proc");
+    proc.name = name.into();
+    proc.exe = Some(name.into());
+    proc.ppid = 200;
+    proc.ancestors = vec![Ancestor {
+        pid: 200,
+        name: parent.into(),
+        exe: Some(parent.into()),
+        exepath: Some(format!("/bin/{parent}")),
+        args: vec!["-c".into(), "exec something".into()],
+    }];
+    e.container.as_mut().expect("container").root_pid = root_pid;
+    let fd = e.fd.as_mut().expect("fd");
+    fd.kind = Some(if sip.is_ipv4() {
+        FdKind::Ipv4
+    } else {
+        FdKind::Ipv6
+    });
+    fd.sip = Some(sip);
+    fd.sport = Some(port);
+    if listen {
+        fd.cip = None;
+        fd.cport = None;
+        fd.local_is_client = Some(false);
+        fd.name = Some(SocketAddr::new(sip, port).to_string());
+    } else {
+        fd.cip = Some(cip);
+        fd.name = Some(format!(
+            "{}->{}",
+            SocketAddr::new(cip, 40000),
+            SocketAddr::new(sip, port)
+        ));
+    }
+    e
+}
+
+/// Network checks on IPv6 and IPv4-mapped server addresses: (condition, server address,
+/// expected). An IPv4 network contains the IPv4-mapped form of its addresses; an IPv6 network
+/// compares all 128 bits.
+const NET_ROWS: &[(&str, &str, bool)] = &[
+    ("fd.snet = \"127.0.0.0/8\"", "127.0.0.1", true),
+    ("fd.snet = \"127.0.0.0/8\"", "127.5.6.7", true),
+    ("fd.snet = \"127.0.0.0/8\"", "::ffff:127.0.0.1", true),
+    ("fd.snet = \"127.0.0.0/8\"", "::ffff:127.9.9.9", true),
+    ("fd.snet = \"127.0.0.0/8\"", "::1", false),
+    ("fd.snet = \"127.0.0.0/8\"", "10.0.0.5", false),
+    ("fd.snet = \"127.0.0.0/8\"", "::ffff:10.0.0.5", false),
+    ("fd.snet = \"127.0.0.0/8\"", "2001:db8::1", false),
+    ("fd.snet != \"127.0.0.0/8\"", "::ffff:127.0.0.1", false),
+    ("fd.snet != \"127.0.0.0/8\"", "8.8.8.8", true),
+    ("fd.snet = \"::1/128\"", "::1", true),
+    ("fd.snet = \"::1\"", "::1", true),
+    ("fd.snet = \"::1/128\"", "127.0.0.1", false),
+    ("fd.snet = \"::1/128\"", "::ffff:127.0.0.1", false),
+    ("fd.snet = \"::1/128\"", "2001:db8::1", false),
+    ("fd.snet = \"2001:db8::/32\"", "2001:db8::1", true),
+    ("fd.snet = \"2001:db8::/32\"", "2001:db9::1", false),
+    ("fd.snet = \"2001:db8::/32\"", "10.0.0.5", false),
+    ("fd.snet in (\"127.0.0.0/8\", \"::1/128\")", "::1", true),
+    (
+        "fd.snet in (\"127.0.0.0/8\", \"::1/128\")",
+        "127.0.0.1",
+        true,
+    ),
+    (
+        "fd.snet in (\"127.0.0.0/8\", \"::1/128\")",
+        "::ffff:127.0.0.1",
+        true,
+    ),
+    (
+        "fd.snet in (\"127.0.0.0/8\", \"::1/128\")",
+        "2001:db8::1",
+        false,
+    ),
+    (
+        "fd.snet in (\"127.0.0.0/8\", \"::1/128\")",
+        "8.8.8.8",
+        false,
+    ),
+    ("fd.sip = \"::1\"", "::1", true),
+    ("fd.sip = \"2001:db8::1\"", "2001:db8::1", true),
+];
+
+#[test]
+fn network_checks_on_ipv6_and_ipv4_mapped_addresses() {
+    let mut failures = Vec::new();
+    for (cond, server, expected) in NET_ROWS {
+        let outcome = load_text(&format!("{PRELUDE}{}", rule_yaml("r", cond)));
+        let event = socket_event(false, server, 443, "python3", "sh", None);
+        if fires(&outcome, "r", &event) != *expected {
+            failures.push(format!(
+                "`{cond}` with server {server}: expected {expected}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The entrypoint fields: (condition, pid, ppid, the container's root pid, expected).
+const ENTRYPOINT_ROWS: &[(&str, i32, i32, Option<i32>, bool)] = &[
+    // The container's first process: ppid 0 and the root pid.
+    (
+        "proc.is_container_entrypoint = true",
+        200,
+        0,
+        Some(200),
+        true,
+    ),
+    // Started from outside the task later (ECS Exec): ppid 0, but not the first process.
+    (
+        "proc.is_container_entrypoint = true",
+        500,
+        0,
+        Some(200),
+        false,
+    ),
+    (
+        "proc.is_container_entrypoint = false",
+        500,
+        0,
+        Some(200),
+        true,
+    ),
+    (
+        "proc.is_container_entrypoint = true",
+        500,
+        200,
+        Some(200),
+        false,
+    ),
+    // Unknown root: unavailable, every comparison false.
+    ("proc.is_container_entrypoint = false", 200, 0, None, false),
+    ("proc.is_container_entrypoint exists", 200, 0, None, false),
+    (
+        "proc.is_parent_container_entrypoint = true",
+        500,
+        200,
+        Some(200),
+        true,
+    ),
+    (
+        "proc.is_parent_container_entrypoint = true",
+        500,
+        300,
+        Some(200),
+        false,
+    ),
+    (
+        "proc.is_parent_container_entrypoint = true",
+        500,
+        0,
+        Some(0),
+        false,
+    ),
+    (
+        "proc.is_parent_container_entrypoint = true",
+        200,
+        0,
+        Some(200),
+        false,
+    ),
+    (
+        "proc.is_parent_container_entrypoint = false",
+        500,
+        200,
+        None,
+        false,
+    ),
+    (
+        "not proc.is_parent_container_entrypoint = true",
+        500,
+        200,
+        None,
+        true,
+    ),
+];
+
+#[test]
+fn entrypoint_fields() {
+    let mut failures = Vec::new();
+    for (cond, pid, ppid, root, expected) in ENTRYPOINT_ROWS {
+        let outcome = load_text(&format!("{PRELUDE}{}", rule_yaml("r", cond)));
+        let mut event = socket_event(false, "198.51.100.7", 443, "python3", "sh", *root);
+        let proc = event.proc.as_mut().expect("proc");
+        proc.pid = *pid;
+        proc.ppid = *ppid;
+        if fires(&outcome, "r", &event) != *expected {
+            failures.push(format!(
+                "`{cond}` pid {pid} ppid {ppid} root {root:?}: expected {expected}"
+            ));
+        }
+    }
+    // Without a container the fields are unavailable.
+    let outcome = load_text(&rule_yaml("r", "proc.is_container_entrypoint exists"));
+    let mut event = socket_event(false, "198.51.100.7", 443, "python3", "sh", Some(500));
+    event.container = None;
+    assert!(!fires(&outcome, "r", &event));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+const LOOPBACK: &[&str] = &["127.0.0.1", "127.5.6.7", "::1", "::ffff:127.0.0.1"];
+const NOT_LOOPBACK: &[&str] = &["10.0.0.5", "8.8.8.8", "2001:db8::1"];
+
+/// The default rules about outbound connections, each with a process, its parent's name and a
+/// server port that make it match (issue 21: loopback is never outbound).
+const OUTBOUND_RULES: &[(&str, &str, &str, u16)] = &[
+    ("Outbound connection by a shell", "sh", "python3", 443),
+    (
+        "Outbound connection by an interpreter started from a shell",
+        "python3",
+        "sh",
+        443,
+    ),
+    (
+        "Outbound connection by a program that never networks",
+        "cat",
+        "sh",
+        443,
+    ),
+    (
+        "Connection to a crypto mining pool port",
+        "worker",
+        "sh",
+        3333,
+    ),
+];
+
+#[test]
+fn default_outbound_rules_never_match_loopback_servers() {
+    let outcome = tasksentry::rules::load(
+        &tasksentry::rules::defaults::default_sources(),
+        &LoadOptions {
+            strict: false,
+            rule_matching: RuleMatching::All,
+        },
+    );
+    let mut failures = Vec::new();
+    for (rule, name, parent, port) in OUTBOUND_RULES {
+        for (servers, expected) in [(LOOPBACK, false), (NOT_LOOPBACK, true)] {
+            for server in servers {
+                let event = socket_event(false, server, *port, name, parent, Some(1));
+                if fires(&outcome, rule, &event) != expected {
+                    failures.push(format!(
+                        "{rule}: {name} (parent {parent}) -> {server}:{port}: expected {expected}"
+                    ));
+                }
+            }
+        }
+    }
+    // A listener bound to loopback is reachable only from inside the task.
+    for (servers, expected) in [(LOOPBACK, false), (NOT_LOOPBACK, true)] {
+        for server in servers.iter().chain(if expected {
+            &["0.0.0.0", "::"][..]
+        } else {
+            &[]
+        }) {
+            let event = socket_event(true, server, 6379, "redis-server", "sh", Some(1));
+            if fires(&outcome, "Unexpected listening port", &event) != expected {
+                failures.push(format!(
+                    "Unexpected listening port: {server}:6379: expected {expected}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Shell-form entrypoints (issue 21): an interpreter whose parent shell is the container's
+/// first process is the app; one whose parent shell came later still matches.
+#[test]
+fn interpreter_rule_spares_the_shell_form_entrypoint_only() {
+    let outcome = tasksentry::rules::load(
+        &tasksentry::rules::defaults::default_sources(),
+        &LoadOptions::default(),
+    );
+    let rule = "Outbound connection by an interpreter started from a shell";
+    // `sh -c "cd /app && python3 app.py"` as the container's first process (pid 200).
+    let app = socket_event(false, "198.51.100.7", 443, "python3", "sh", Some(200));
+    assert!(!fires(&outcome, rule, &app));
+    // The same shell started later (ECS Exec, a web shell): the first process is pid 1.
+    let typed = socket_event(false, "198.51.100.7", 443, "python3", "sh", Some(1));
+    assert!(fires(&outcome, rule, &typed));
+    // Unknown first process: judged as before.
+    let unknown = socket_event(false, "198.51.100.7", 443, "python3", "sh", None);
+    assert!(fires(&outcome, rule, &unknown));
+    // The shell rules do not change: the entrypoint shell itself connecting still matches.
+    let mut shell = socket_event(false, "198.51.100.7", 443, "sh", "python3", Some(200));
+    shell.proc.as_mut().expect("proc").pid = 200;
+    shell.proc.as_mut().expect("proc").ppid = 0;
+    shell.proc.as_mut().expect("proc").ancestors.clear();
+    assert!(fires(&outcome, "Outbound connection by a shell", &shell));
 }

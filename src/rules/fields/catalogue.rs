@@ -156,6 +156,8 @@ pub enum FieldId {
     ProcExeInoCtimeDurationProcStart,
     ProcExeWrittenAfterStart,
     ProcTracerPid,
+    ProcIsContainerEntrypoint,
+    ProcIsParentContainerEntrypoint,
     ProcStdinType,
     ProcStdoutType,
     ProcStderrType,
@@ -582,6 +584,22 @@ static CATALOGUE: &[FieldDef] = &[
         None,
         Process,
         "Pid of the process tracing this one, 0 when not traced."
+    ),
+    f!(
+        "proc.is_container_entrypoint",
+        ProcIsContainerEntrypoint,
+        Bool,
+        None,
+        Process,
+        "The process is its container's first process (the entrypoint: ppid 0 and the container's root pid), not a later process whose parent is also outside the task, such as an ECS Exec session (TaskSentry)."
+    ),
+    f!(
+        "proc.is_parent_container_entrypoint",
+        ProcIsParentContainerEntrypoint,
+        Bool,
+        None,
+        Process,
+        "The parent is its container's first process (for example the `sh -c` of a shell-form CMD or ENTRYPOINT starting the app) (TaskSentry)."
     ),
     f!(
         "proc.stdin_type",

@@ -227,6 +227,11 @@ pub(crate) fn basename(path: &str) -> &str {
 
 /// The `index`-th ancestor (1 = the parent).
 #[inline]
+/// The pid of the event's container's first process (`Container::root_pid`), when known.
+fn container_root_pid(ev: &Event) -> Option<i32> {
+    ev.container.as_ref().and_then(|c| c.root_pid)
+}
+
 pub(crate) fn ancestor(p: &Process, index: usize) -> Option<&Ancestor> {
     index.checked_sub(1).and_then(|i| p.ancestors.get(i))
 }
@@ -387,6 +392,12 @@ pub(crate) fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
         }),
         F::ProcExeWrittenAfterStart => p.and_then(|p| p.exe_written_after_start).map(Val::Bool),
         F::ProcTracerPid => p.and_then(|p| p.tracer_pid).and_then(int),
+        F::ProcIsContainerEntrypoint => p.and_then(|p| {
+            container_root_pid(ev).map(|root| Val::Bool(p.ppid == 0 && p.pid == root))
+        }),
+        F::ProcIsParentContainerEntrypoint => p.and_then(|p| {
+            container_root_pid(ev).map(|root| Val::Bool(p.ppid > 0 && p.ppid == root))
+        }),
         F::ProcStdinType => p
             .and_then(|p| p.stdin.as_ref())
             .and_then(|f| s(f.kind.as_str())),
