@@ -2,7 +2,8 @@
 //! with a header naming its MITRE ATT&CK technique, its source and the rules that must fire;
 //! see `tests/scenarios/README.md`) runs in its own app container of an emulated Fargate task,
 //! next to benign workloads (a web server under load, a worker running short jobs, health
-//! checks, log rotation) that must raise nothing.
+//! checks, log rotation, a worker with a loopback cache, an app started by a shell-form
+//! entrypoint calling an external API) that must raise nothing.
 //!
 //! All scenarios run at once, under one monitor per mode (`--mode trace` and `--mode poll`,
 //! the two tasks side by side). Each scenario's shell waits on a FIFO gate until, in trace
@@ -49,6 +50,7 @@ const PEERS: &[&str] = &[
     "198.51.100.1:3333:hold",
     "198.51.100.1:8002:hold",
     "198.51.100.1:8003:hold",
+    "198.51.100.1:8004:hold",
     "198.51.100.1:8000:http",
     "169.254.169.254:80:http",
     "169.254.170.2:80:http",
@@ -119,6 +121,13 @@ const KNOWN_SELF_TRACE: &str = "in trace mode, \"Process traced by another proce
 /// any of them in trace mode fails the run.
 const KNOWN_STALE_NAME: &str = "in trace mode, a connection of a process that a shell forked and that exec'd a network client was reported with the shell's name and the client's arguments (the process table entry the sockets collector read was the fork's, updated with the new arguments but not the new name; the sockets collector now takes the image from the tracer's exec)";
 
+/// The first process of an `entrypoint: shell-form` scenario's container: a shell-form
+/// entrypoint (`/bin/sh -c "..."`) that waits for its gate (made after the container starts),
+/// then runs the script's commands itself (`.`), so that what the script starts is a child of
+/// the container's first process, and writes what a runner writes. It stays alive afterwards:
+/// commands are run in a container through its first process.
+const SHELL_FORM_ENTRYPOINT: &str = "while [ ! -p /gate ]; do sleep 0.05; done; read go < /gate; . /scenario.sh > /scenario.out 2>&1; echo $? > /scenario.rc; exec sleep 2147483647";
+
 /// One scenario file.
 #[derive(Debug, Clone)]
 struct Scenario {
@@ -141,6 +150,10 @@ struct Scenario {
     /// app user under Fargate's capability sets (see
     /// `non_root_scenarios_under_fargates_capability_sets_fire_or_say_why_not`).
     nonroot: bool,
+    /// `entrypoint: shell-form`: the script is the container's own command, run by its first
+    /// process the way Docker runs a shell-form `CMD` (`/bin/sh -c "..."`): the shell that
+    /// runs the script's commands is the container's entrypoint (see [`SHELL_FORM_ENTRYPOINT`]).
+    entrypoint: bool,
     script: String,
 }
 
@@ -170,6 +183,7 @@ fn parse_scenario(file: &str, script: &str) -> Result<Scenario, String> {
         trace_prevented: false,
         trace_gap: None,
         nonroot: false,
+        entrypoint: false,
         script: script.to_owned(),
     };
     for line in script.lines().skip_while(|l| l.starts_with("#!")) {
@@ -201,11 +215,17 @@ fn parse_scenario(file: &str, script: &str) -> Result<Scenario, String> {
             "trace" if value == "prevented" => scenario.trace_prevented = true,
             "gap" => scenario.trace_gap = Some(value),
             "nonroot" if value == "yes" => scenario.nonroot = true,
+            "entrypoint" if value == "shell-form" => scenario.entrypoint = true,
             other => return Err(format!("{file}: unknown header `{other}: {value}`")),
         }
     }
     if scenario.title.is_empty() || scenario.technique.is_empty() || scenario.source.is_empty() {
         return Err(format!("{file}: title, technique and source are required"));
+    }
+    if scenario.entrypoint && scenario.nonroot {
+        return Err(format!(
+            "{file}: `entrypoint` scenarios run as root only (their container's first process)"
+        ));
     }
     if scenario.benign != scenario.expect.is_empty() {
         return Err(format!(
@@ -447,6 +467,11 @@ fn run_mode(config: &RunConfig, scenarios: &[Scenario]) -> ModeRun {
         if scenario.python {
             spec = spec.with_host_python().expect("python3 on the host");
         }
+        if scenario.entrypoint {
+            spec.entrypoint = ["/bin/sh", "-c", SHELL_FORM_ENTRYPOINT]
+                .map(str::to_owned)
+                .to_vec();
+        }
         let name = scenario.file.trim_end_matches(".sh");
         let container = task.add_container_with(name, spec).expect("container");
         for program in &scenario.programs {
@@ -501,18 +526,28 @@ fn run_mode(config: &RunConfig, scenarios: &[Scenario]) -> ModeRun {
     // The runners: each waits at its gate, then runs its scenario.
     // After the gate the runner execs a fresh shell, so that the scenario's parent is an image
     // seen (by the tracer, in trace mode) after the gate opened.
+    // An `entrypoint` scenario runs in its container's first process; its runner only waits
+    // for the result.
     let runner = "read go < /gate; exec /bin/sh -c '/bin/sh /scenario.sh > /scenario.out 2>&1; echo $? > /scenario.rc'";
+    let waiter = "until [ -s /scenario.rc ]; do sleep 0.1; done";
     let mut runners: Vec<ContainerProcess> = containers
         .iter()
-        .map(|c| {
-            c.spawn_as(uid, &["sh", "-c", runner])
+        .zip(scenarios)
+        .map(|(c, s)| {
+            let script = if s.entrypoint { waiter } else { runner };
+            c.spawn_as(uid, &["sh", "-c", script])
                 .expect("spawning a runner")
         })
         .collect();
     if mode == "trace" {
         let deadline = Instant::now() + Duration::from_secs(60);
-        for (runner, scenario) in runners.iter().zip(scenarios) {
-            while tracer_pid(runner.host_pid()).is_none_or(|t| t == 0) {
+        for ((runner, scenario), container) in runners.iter().zip(scenarios).zip(&containers) {
+            let gated = if scenario.entrypoint {
+                container.first_host_pid()
+            } else {
+                runner.host_pid()
+            };
+            while tracer_pid(gated).is_none_or(|t| t == 0) {
                 assert!(
                     Instant::now() < deadline,
                     "{}: the tracer never seized the runner",
