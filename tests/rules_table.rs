@@ -671,6 +671,22 @@ const ENTRYPOINT_ROWS: &[(&str, i32, i32, Option<i32>, bool)] = &[
         None,
         true,
     ),
+    ("container.entrypoint_pid = 200", 500, 200, Some(200), true),
+    (
+        "proc.ppid = val(container.entrypoint_pid)",
+        500,
+        200,
+        Some(200),
+        true,
+    ),
+    (
+        "proc.ppid = val(container.entrypoint_pid)",
+        500,
+        300,
+        Some(200),
+        false,
+    ),
+    ("container.entrypoint_pid exists", 500, 200, None, false),
 ];
 
 #[test]
@@ -781,6 +797,34 @@ fn interpreter_rule_spares_the_shell_form_entrypoint_only() {
     // Unknown first process: judged as before.
     let unknown = socket_event(false, "198.51.100.7", 443, "python3", "sh", None);
     assert!(fires(&outcome, rule, &unknown));
+    // With an init first (initProcessEnabled): docker-init (pid 100, the first process) ->
+    // sh -c "..." (pid 200) -> python3.
+    let grandparent = |name: &str, pid: i32, root: i32| {
+        let mut e = socket_event(false, "198.51.100.7", 443, "python3", "sh", Some(root));
+        e.proc.as_mut().expect("proc").ancestors.push(Ancestor {
+            pid,
+            name: name.into(),
+            exe: Some(format!("/sbin/{name}")),
+            exepath: Some(format!("/sbin/{name}")),
+            args: vec![
+                "--".into(),
+                "/bin/sh".into(),
+                "-c".into(),
+                "python3 app.py".into(),
+            ],
+        });
+        e
+    };
+    assert!(!fires(
+        &outcome,
+        rule,
+        &grandparent("docker-init", 100, 100)
+    ));
+    assert!(!fires(&outcome, rule, &grandparent("tini", 100, 100)));
+    // An init that is not the container's first process, or a first process that is no init
+    // (the app itself, python3, ran the shell): still a shell started later.
+    assert!(fires(&outcome, rule, &grandparent("docker-init", 100, 1)));
+    assert!(fires(&outcome, rule, &grandparent("python3", 100, 100)));
     // The shell rules do not change: the entrypoint shell itself connecting still matches.
     let mut shell = socket_event(false, "198.51.100.7", 443, "sh", "python3", Some(200));
     shell.proc.as_mut().expect("proc").pid = 200;

@@ -179,6 +179,7 @@ pub enum FieldId {
     ContainerImageTag,
     ContainerImageDigest,
     ContainerStartTs,
+    ContainerEntrypointPid,
     ContainerPrivileged,
     FdNum,
     FdType,
@@ -768,6 +769,14 @@ static CATALOGUE: &[FieldDef] = &[
         None,
         Container,
         "Container start time (ns since the epoch)."
+    ),
+    f!(
+        "container.entrypoint_pid",
+        ContainerEntrypointPid,
+        Int,
+        None,
+        Container,
+        "Pid of the container's first process, its entrypoint (compare with `proc.apid[N]` through `val()`) (TaskSentry)."
     ),
     f!(
         "container.privileged",

@@ -458,6 +458,7 @@ pub(crate) fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
                 .or_else(|| c.image.as_deref().and_then(|i| split_image(i).2))
                 .map(|d| Val::Str(Cow::Borrowed(d)))
         }),
+        F::ContainerEntrypointPid => container_root_pid(ev).and_then(int),
         F::ContainerStartTs => ev
             .container
             .as_ref()
