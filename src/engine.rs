@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
+use crate::alert::redact::Redactor;
 use crate::event::{Collector, Event, EventType, Internal, Timestamp};
 use crate::priority::Priority;
 use crate::telemetry::Telemetry;
@@ -48,13 +49,13 @@ pub struct Record {
 }
 
 impl Record {
-    /// The record of an event printed as it is (`--emit events`): not an alert.
-    pub fn event(event: &Event) -> Record {
+    /// The record of an event printed whole (`--emit events`), secrets redacted: not an alert.
+    pub fn event(event: &Event, redactor: &Redactor) -> Record {
         Record {
             time: event.evt.time,
             priority: None,
             internal: false,
-            line: Arc::from(event.to_json_line()),
+            line: Arc::from(redactor.event_line(event)),
         }
     }
 
@@ -104,26 +105,41 @@ pub trait Processor: Send {
     }
 }
 
-/// Prints every event (`--emit events`).
-pub(crate) struct EmitEvents;
+/// Prints every event (`--emit events`), with secrets redacted as in alerts.
+pub struct EmitEvents {
+    redactor: Redactor,
+}
+
+impl EmitEvents {
+    /// Events redacted by `redactor` (the `redact_patterns` setting's).
+    pub fn new(redactor: Redactor) -> EmitEvents {
+        EmitEvents { redactor }
+    }
+}
 
 impl Processor for EmitEvents {
     fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
-        out.push(Record::event(event));
+        out.push(Record::event(event, &self.redactor));
     }
 }
 
 /// Appends every event to a recording file (NDJSON) before handing it to the inner
 /// processor. A write error is logged once and recording stops; monitoring goes on.
-pub(crate) struct Recording {
+pub struct Recording {
     inner: Box<dyn Processor>,
     file: Option<std::io::BufWriter<std::fs::File>>,
     path: std::path::PathBuf,
+    redactor: Redactor,
 }
 
 impl Recording {
-    /// Opens (appending, creating) the recording file.
-    pub fn new(inner: Box<dyn Processor>, path: &std::path::Path) -> std::io::Result<Recording> {
+    /// Opens (appending, creating) the recording file; events are written with secrets
+    /// redacted by `redactor`.
+    pub fn new(
+        inner: Box<dyn Processor>,
+        path: &std::path::Path,
+        redactor: Redactor,
+    ) -> std::io::Result<Recording> {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -132,6 +148,7 @@ impl Recording {
             inner,
             file: Some(std::io::BufWriter::new(file)),
             path: path.to_owned(),
+            redactor,
         })
     }
 }
@@ -144,7 +161,7 @@ impl Processor for Recording {
         if let Some(file) = &mut self.file {
             use std::io::Write;
             let written = file
-                .write_all(event.to_json_line().as_bytes())
+                .write_all(self.redactor.event_line(event).as_bytes())
                 .and_then(|()| file.write_all(b"\n"))
                 .and_then(|()| file.flush());
             if let Err(error) = written {
@@ -355,7 +372,7 @@ mod tests {
         let (_control_tx, control_rx) = std::sync::mpsc::channel();
         run_engine(
             event_rx,
-            Box::new(EmitEvents),
+            Box::new(EmitEvents::new(Redactor::builtin())),
             vec![OutputPort {
                 name: "test",
                 min_priority: Priority::Debug,

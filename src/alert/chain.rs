@@ -188,14 +188,29 @@ impl Processor for EmitAlerts {
             self.aggregator.advance(event.evt.time, &mut self.alerts);
         }
         let internal = event.evt_type() == EventType::Tasksentry;
+        // What an alert shows of the event comes from a copy whose command lines and
+        // environment are redacted as command lines (a flag and its value are two arguments).
+        let redacted = if matches.is_empty() {
+            None
+        } else {
+            self.redactor.redact_event(event)
+        };
+        let shown = redacted.as_ref().unwrap_or(event);
         for matched in &matches {
-            let mut alert = Alert::from_match(matched, event, &self.hostname);
+            let rendered;
+            let matched = if redacted.is_some() {
+                rendered = self.ruleset.render_again(matched, shown);
+                &rendered
+            } else {
+                matched
+            };
+            let mut alert = Alert::from_match(matched, shown, &self.hostname);
             if internal {
                 // The monitor's own reports are told apart by `source` (see
                 // docs/security-teams.md: `{ $.source = "tasksentry" }`).
                 alert.source = "tasksentry".to_owned();
             }
-            self.aggregator.observe(alert, event, &mut self.alerts);
+            self.aggregator.observe(alert, shown, &mut self.alerts);
         }
         drop(matches);
         self.ship(out);

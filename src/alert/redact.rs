@@ -124,13 +124,164 @@ const BUILTIN: &[(&str, &str, usize, &[&str])] = &[
     ),
     (
         "password",
-        r#"(?:^|[\s&;?,"'])(?:pwd|PWD_SECRET|db_pwd|DB_PWD)\s*=\s*("[^"]*"|'[^']*'|[^\s&;,"']+)"#,
+        r#"(?:^|[\s&;?,"'])(?:pwd|PWD_SECRET|db_pwd|DB_PWD|MYSQL_PWD)\s*=\s*("[^"]*"|'[^']*'|[^\s&;,"']+)"#,
         1,
         &[],
     ),
     (
         "secret",
-        r#"(?i)[A-Za-z0-9_.\-]*(?:secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|client[_\-]?secret)[A-Za-z0-9_.\-]*["']?\s*[=:]\s*("[^"]*"|'[^']*'|[^\s&;,"']+)"#,
+        r#"(?i)[A-Za-z0-9_.\-]*(?:secret|token|api[_\-]?key|access[_\-]?key|account[_\-]?key|sharedaccesskey|private[_\-]?key|client[_\-]?secret)[A-Za-z0-9_.\-]*["']?\s*[=:]\s*("[^"]*"|'[^']*'|[^\s&;,"']+)"#,
+        1,
+        &[],
+    ),
+    // Tokens with a recognisable prefix: PyPI, npm, DigitalOcean, HashiCorp Vault.
+    ("pypi_token", r"\b(pypi-[A-Za-z0-9_\-]{50,})", 1, &[]),
+    ("npm_token", r"\b(npm_[A-Za-z0-9]{36})", 1, &[]),
+    ("digitalocean_token", r"\b(do[opr]_v1_[a-f0-9]{64})", 1, &[]),
+    ("vault_token", r"\b(hv[sbr]\.[A-Za-z0-9_\-]{20,})", 1, &[]),
+    // A token given as a URL's user name (`https://<token>@github.com/...`).
+    (
+        "url_credentials",
+        r"[A-Za-z][A-Za-z0-9+.\-]*://([A-Za-z0-9_\-]{20,})@",
+        1,
+        &[],
+    ),
+    // Azure shared access signatures (`...?sv=...&sig=<signature>`).
+    ("sas_signature", r#"[?&]sig=([^&\s"']+)"#, 1, &[]),
+    // Any other authorization header scheme (`Authorization: Token abc`, `...: Digest ...`).
+    (
+        "authorization",
+        r#"(?i)\bauthorization\s*[:=]\s*(?:[A-Za-z\-]+\s+)?([^\s"',]+)"#,
+        1,
+        &[],
+    ),
+    // `user:password` after curl's and HTTPie's user flags (`-u`, `--user`, `-U`,
+    // `--proxy-user`, `-a`, `--auth`); the user name stays.
+    (
+        "password",
+        r#"(?:^|\s)(?:-u|--user|-U|--proxy-user|-a|--auth)(?:\s+|=)?["']?[^\s:"']*:([^/\s"'][^\s"']*)"#,
+        1,
+        &["curl", "http ", "https ", "xh "],
+    ),
+    // `-p <password>` / `-p<password>` of sshpass.
+    (
+        "password",
+        r#"(?:^|\s)-p\s*("[^"]*"|'[^']*'|[^\s"']+)"#,
+        1,
+        &["sshpass"],
+    ),
+    // redis-cli's `-a <password>` / `--pass <password>`.
+    (
+        "password",
+        r#"(?:^|\s)(?:-a|--pass)(?:\s+|=)("[^"]*"|'[^']*'|[^\s"']+)"#,
+        1,
+        &["redis-cli", "valkey-cli", "keydb-cli"],
+    ),
+    // `-p <password>` of registry and cloud logins (`docker login -u u -p p`, `helm registry
+    // login`, `az login --service-principal -u id -p secret`).
+    (
+        "password",
+        r#"\blogin\b[^\n]*?\s-p(?:\s+|=)("[^"]*"|'[^']*'|[^\s"']+)"#,
+        1,
+        &[],
+    ),
+    // `-p <password>` of MongoDB's tools and twine, `-P <password>` of SQL Server's and of
+    // zip/unzip, `-w <password>` of the OpenLDAP clients.
+    (
+        "password",
+        r#"(?:^|\s)-p\s+("[^"]*"|'[^']*'|[^\s"'\-][^\s"']*)"#,
+        1,
+        &["mongo", "twine"],
+    ),
+    (
+        "password",
+        r#"(?:^|\s)-P\s*("[^"]*"|'[^']*'|[^\s"'\-][^\s"']*)"#,
+        1,
+        &["sqlcmd", "bcp ", "osql", "zip"],
+    ),
+    (
+        "password",
+        r#"(?:^|\s)-w\s+("[^"]*"|'[^']*'|[^\s"']+)"#,
+        1,
+        &[
+            "ldapsearch",
+            "ldapadd",
+            "ldapmodify",
+            "ldapdelete",
+            "ldapwhoami",
+            "ldappasswd",
+        ],
+    ),
+    // 7-Zip's `-p<password>`, ssh-keygen's `-N`/`-P <passphrase>`.
+    ("password", r#"(?:^|\s)-p([^\s"']+)"#, 1, &["7z"]),
+    (
+        "password",
+        r#"(?:^|\s)-[NP]\s+("[^"]*"|'[^']*'|[^\s"']+)"#,
+        1,
+        &["ssh-keygen"],
+    ),
+    // `user%password` of Samba's clients, `user,password` of lftp.
+    (
+        "password",
+        r#"(?:^|\s)(?:-U|--user)(?:\s+|=)["']?[^\s%"']+%([^\s"']+)"#,
+        1,
+        &["smbclient", "rpcclient", "smbmap", "smbcacls"],
+    ),
+    (
+        "password",
+        r#"(?:^|\s)-u\s+["']?[^\s,"']+,([^\s"']+)"#,
+        1,
+        &["lftp"],
+    ),
+    // htpasswd's batch mode: `htpasswd -b[c] FILE USER PASSWORD`.
+    (
+        "password",
+        r#"(?:^|\s)-[a-zA-Z]*b[a-zA-Z]*\s+\S+\s+\S+\s+("[^"]*"|'[^']*'|[^\s"']+)"#,
+        1,
+        &["htpasswd"],
+    ),
+    // OpenSSL's pass phrase arguments (`-passin pass:x`, `-k x`).
+    ("password", r#"\bpass:("[^"]*"|'[^']*'|[^\s"']+)"#, 1, &[]),
+    (
+        "password",
+        r#"(?:^|\s)-k\s+("[^"]*"|'[^']*'|[^\s"'\-][^\s"']*)"#,
+        1,
+        &["openssl"],
+    ),
+    // DigitalOcean's `doctl auth init -t <token>`, Vault's `vault login <token>`.
+    (
+        "token",
+        r#"(?:^|\s)(?:-t|--access-token)(?:\s+|=)("[^"]*"|'[^']*'|[^\s"']+)"#,
+        1,
+        &["doctl"],
+    ),
+    (
+        "token",
+        r#"\bvault\s+login\s+(?:-\S+\s+)*([^\s=\-"'][^\s="']*)(?:\s|$)"#,
+        1,
+        &[],
+    ),
+    // MinIO's `mc alias set NAME URL ACCESS_KEY SECRET_KEY`.
+    (
+        "secret",
+        r"\bmc\s+(?:alias\s+set|config\s+host\s+add)\s+\S+\s+\S+\s+\S+\s+(\S+)",
+        1,
+        &[],
+    ),
+    // `... config set <name with secret/token/password/auth/key> <value>` (aws, npm, yarn,
+    // git, pip, gcloud).
+    (
+        "secret",
+        r#"\bconfig(?:ure)?\s+set\s+(?:--\S+\s+)*\S*(?i:secret|token|password|passwd|auth|key)\S*\s+("[^"]*"|'[^']*'|[^\s"']+)"#,
+        1,
+        &[],
+    ),
+    // Any flag whose name ends in a secret's name, with its value as the next argument or
+    // after `=` (`--api-key K`, `--client-secret S`, `-token T`, `--os-password P`). A value
+    // that starts with `-` is the next flag (`--no-password -h db`), not a secret.
+    (
+        "secret",
+        r#"(?i)(?:^|[\s"'])--?[a-z0-9_.\-]*(?:password|passwd|passphrase|pass|pwd|token|secret|api-?key|apikey|access-?key|account-?key|auth-?key|oauth2-bearer|private-?key)(?:=|\s+)("[^"]*"|'[^']*'|[^\s"'\-][^\s"']*)"#,
         1,
         &[],
     ),
@@ -277,6 +428,99 @@ impl Redactor {
         }
     }
 
+    /// Redacts an argument vector as the command line it is: a flag and its value are two
+    /// arguments (`-p`, `secret`), and a value may hold spaces (`'s3cret pass'`), so the
+    /// arguments are joined as a shell would read them, redacted, and split again. `None`:
+    /// nothing to redact.
+    pub(crate) fn redact_argv(&self, argv0: &str, args: &[String]) -> Option<(Vec<String>, usize)> {
+        // Each argument alone first (a script after `sh -c` is a command line of its own), then
+        // the arguments together (a flag and its value).
+        let mut count = 0;
+        let mut joined = quote_word(argv0).into_owned();
+        for arg in args {
+            let (arg, n) = self.redact(arg);
+            count += n;
+            joined.push(' ');
+            joined.push_str(&quote_word(&arg));
+        }
+        let (redacted, n) = self.redact(&joined);
+        count += n;
+        if count == 0 {
+            return None;
+        }
+        let mut words = split_words(&redacted);
+        if words.is_empty() {
+            return Some((Vec::new(), count));
+        }
+        words.remove(0);
+        Some((words, count))
+    }
+
+    /// A copy of `event` whose processes' arguments (the process's and its ancestors') and
+    /// environment are redacted as command lines; `None` when there is nothing to redact. Rules
+    /// are evaluated on the event as observed; what an alert or a recording shows of it comes
+    /// from this copy.
+    pub(crate) fn redact_event(&self, event: &crate::event::Event) -> Option<crate::event::Event> {
+        let proc = event.proc.as_deref()?;
+        let argv0 =
+            |exe: &Option<String>, name: &str| exe.clone().unwrap_or_else(|| name.to_owned());
+        let own = self.redact_argv(&argv0(&proc.exe, &proc.name), &proc.args);
+        let ancestors: Vec<_> = proc
+            .ancestors
+            .iter()
+            .map(|a| self.redact_argv(&argv0(&a.exe, &a.name), &a.args))
+            .collect();
+        let env: Vec<_> = proc
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let assignment = format!("{k}={v}");
+                let (text, n) = self.redact(&assignment);
+                (n > 0).then(|| {
+                    let value = text.split_once('=').map_or(text.as_ref(), |(_, v)| v);
+                    value.to_owned()
+                })
+            })
+            .collect();
+        if own.is_none() && ancestors.iter().all(Option::is_none) && env.iter().all(Option::is_none)
+        {
+            return None;
+        }
+        let mut copy = event.clone();
+        if let Some(p) = copy.proc.as_deref_mut() {
+            if let Some((args, _)) = own {
+                p.args = args;
+            }
+            for (a, redacted) in p.ancestors.iter_mut().zip(ancestors) {
+                if let Some((args, _)) = redacted {
+                    a.args = args;
+                }
+            }
+            for ((_, v), redacted) in p.env.iter_mut().zip(env) {
+                if let Some(value) = redacted {
+                    *v = value;
+                }
+            }
+        }
+        Some(copy)
+    }
+
+    /// An event's JSON line with secrets redacted: what `--emit events` prints and `--record`
+    /// writes, so that a recording holds no more secrets than an alert. Arguments and
+    /// environment are redacted as command lines ([`Redactor::redact_event`]), then every
+    /// other string; a line with nothing to redact is the event's own line.
+    pub(crate) fn event_line(&self, event: &crate::event::Event) -> String {
+        let copy = self.redact_event(event);
+        let line = copy.as_ref().unwrap_or(event).to_json_line();
+        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&line) else {
+            return line;
+        };
+        if self.redact_json(&mut value) == 0 {
+            return line;
+        }
+        value.to_string()
+    }
+
     /// Redacts an alert's `output`, every string in `output_fields` and in the aggregation
     /// samples, and adds the number of replacements to `tasksentry.redactions`.
     pub(crate) fn redact_alert(&self, alert: &mut Alert) -> usize {
@@ -292,6 +536,73 @@ impl Redactor {
         alert.tasksentry.redactions += count as u64;
         count
     }
+}
+
+/// A word as [`split_words`] reads it back: single-quoted when it is empty or holds blanks or
+/// quotes, double-quoted when it holds a `'`, with backslashes before blanks, quotes and
+/// backslashes when it holds both kinds of quote.
+fn quote_word(word: &str) -> Cow<'_, str> {
+    let special = |c: char| c.is_whitespace() || c == '\'' || c == '"' || c == '\\';
+    if !word.is_empty() && !word.contains(special) {
+        Cow::Borrowed(word)
+    } else if !word.contains('\'') {
+        Cow::Owned(format!("'{word}'"))
+    } else if !word.contains('"') {
+        Cow::Owned(format!("\"{word}\""))
+    } else {
+        let mut escaped = String::with_capacity(word.len() + 8);
+        for c in word.chars() {
+            if special(c) {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        Cow::Owned(escaped)
+    }
+}
+
+/// Splits a command line into words at blanks outside quotes, as a shell does without
+/// expansions: quotes are removed, and a backslash outside quotes takes the next character
+/// as it is.
+fn split_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        if escaped {
+            word.push(c);
+            escaped = false;
+            continue;
+        }
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => word.push(c),
+            None if c == '\\' => {
+                escaped = true;
+                in_word = true;
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                in_word = true;
+            }
+            None if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            None => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
 }
 
 /// The replacement for one match: the match with its secret group replaced by the mark. A
@@ -426,6 +737,98 @@ mod tests {
             assert!(matches!(out, Cow::Borrowed(_)), "{text}");
             assert_eq!((out.as_ref(), n), (text, 0));
         }
+    }
+
+    /// The credential-bearing command lines of `tests/data/redaction/`, as documented by their
+    /// tools: (source, secrets, command line).
+    fn credential_command_lines() -> Vec<(&'static str, Vec<&'static str>, &'static str)> {
+        include_str!("../../tests/data/redaction/credential_command_lines.tsv")
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+            .map(|line| {
+                let mut parts = line.splitn(3, '\t');
+                let source = parts.next().expect("a source column");
+                let secrets = parts
+                    .next()
+                    .expect("a secrets column")
+                    .split(" | ")
+                    .collect();
+                let command = parts.next().expect("three tab-separated columns");
+                (source, secrets, command)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_byte_of_a_documented_credential_survives() {
+        let lines = credential_command_lines();
+        assert!(lines.len() >= 40, "{} command lines", lines.len());
+        let mut leaks = Vec::new();
+        for (source, secrets, command) in lines {
+            let (out, n) = redacted(command);
+            for secret in secrets {
+                if out.contains(secret) || n == 0 {
+                    leaks.push(format!("{source}: {out}"));
+                }
+            }
+        }
+        assert!(
+            leaks.is_empty(),
+            "{} leaks:\n{}",
+            leaks.len(),
+            leaks.join("\n")
+        );
+    }
+
+    #[test]
+    fn flags_that_look_like_credential_flags_but_are_not_keep_their_values() {
+        for text in [
+            "docker run -p 8080:80 -u 1000:1000 nginx:1.27",
+            "ssh -p 2222 deploy@10.0.0.7",
+            "sudo -u app:app id",
+            "psql --no-password -h db.internal -U app",
+            "docker login --password-stdin registry.example.com",
+            "redis-server --port 6380",
+            "gcloud auth activate-service-account --key-file=/secrets/sa.json",
+            "tar -czf backup.tgz /srv/data",
+            "python3 manage.py runserver 0.0.0.0:8000",
+        ] {
+            assert_eq!(redacted(text), (text.to_owned(), 0), "{text}");
+        }
+    }
+
+    #[test]
+    fn an_argument_vector_is_redacted_as_the_command_line_it_is() {
+        let r = Redactor::builtin();
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        // The flag and its value are two arguments; the value holds a blank.
+        let (out, n) = r
+            .redact_argv("sshpass", &args(&["-p", "s3cret pass", "ssh", "host"]))
+            .expect("redacted");
+        assert_eq!(out, args(&["-p", "[REDACTED:password]", "ssh", "host"]));
+        assert_eq!(n, 1);
+        let (out, _) = r
+            .redact_argv("/usr/bin/curl", &args(&["-u", "alice:pw", "https://x"]))
+            .expect("redacted");
+        assert_eq!(out, args(&["-u", "alice:[REDACTED:password]", "https://x"]));
+        // Nothing to redact: nothing copied; quotes and blanks of other arguments survive.
+        assert_eq!(r.redact_argv("sh", &args(&["-c", "echo 'a b'"])), None);
+        let (out, _) = r
+            .redact_argv(
+                "app",
+                &args(&["--password", "x", "--msg", "it's \"quoted\" here", ""]),
+            )
+            .expect("redacted");
+        assert_eq!(
+            out,
+            args(&[
+                "--password",
+                "[REDACTED:password]",
+                "--msg",
+                "it's \"quoted\" here",
+                ""
+            ])
+        );
     }
 
     #[test]

@@ -304,7 +304,7 @@ settings! {
         /// newline-separated list).
         redact_patterns: Vec<String>, "redact-patterns", "TASKSENTRY_REDACT_PATTERNS",
             [value_name = "REGEX", value_delimiter = '\n'],
-            "(none)", "extra regular expressions redacted from alerts (group `secret` or 1 if present), on top of the built-in secret patterns (repeatable; the variable takes a newline-separated list)"
+            "(none)", "extra regular expressions redacted from alerts, `--emit events` lines and recordings (group `secret` or 1 if present), on top of the built-in secret patterns (repeatable; the variable takes a newline-separated list)"
             => Redactor = Redactor::builtin(), redaction_patterns;
         /// How often configured rule files are checked for changes (which reload the rules)
         /// [default: 2s; 0s disables].

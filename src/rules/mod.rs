@@ -423,6 +423,23 @@ impl RuleSet {
         }
     }
 
+    /// The match's output rendered again from another event: the alert chain renders from a
+    /// copy with secrets redacted. The rule is the match's own (found by identity).
+    pub fn render_again<'a>(&'a self, matched: &Match<'a>, event: &Event) -> Match<'a> {
+        match self
+            .rules
+            .iter()
+            .find(|rule| std::ptr::eq(&rule.info, matched.rule))
+        {
+            Some(rule) => Self::render(rule, event),
+            None => Match {
+                rule: matched.rule,
+                output: matched.output.clone(),
+                output_fields: matched.output_fields.clone(),
+            },
+        }
+    }
+
     fn render<'a>(rule: &'a CompiledRule, event: &Event) -> Match<'a> {
         let (output, output_fields) = rule.output.render(event);
         Match {

@@ -19,7 +19,7 @@ pub(super) fn build(
     ecs: &EnrichmentStatus,
 ) -> Result<Box<dyn Processor>, StartupError> {
     let processor: Box<dyn Processor> = match config.emit {
-        Emit::Events => Box::new(EmitEvents),
+        Emit::Events => Box::new(EmitEvents::new(config.redact_patterns.clone())),
         Emit::Alerts => {
             let selection = RuleSelection {
                 files: config.rules.clone(),
@@ -66,12 +66,14 @@ pub(super) fn build(
         }
     };
     Ok(match &config.record {
-        Some(path) => Box::new(Recording::new(processor, path).map_err(|error| {
-            StartupError(format!(
-                "invalid setting `record`: cannot open {}: {error}",
-                path.display()
-            ))
-        })?),
+        Some(path) => Box::new(
+            Recording::new(processor, path, config.redact_patterns.clone()).map_err(|error| {
+                StartupError(format!(
+                    "invalid setting `record`: cannot open {}: {error}",
+                    path.display()
+                ))
+            })?,
+        ),
         None => processor,
     })
 }
