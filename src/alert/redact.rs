@@ -522,19 +522,42 @@ impl Redactor {
     }
 
     /// Redacts an alert's `output`, every string in `output_fields` and in the aggregation
-    /// samples, and adds the number of replacements to `tasksentry.redactions`.
+    /// samples, and sets `tasksentry.redactions` to the number of places redacted.
+    ///
+    /// The count is the number of marks the alert carries once redacted: the alert chain
+    /// renders alerts from an event whose command lines were already redacted as argument
+    /// vectors ([`Redactor::redact_event`]), so some marks are there before this pass.
     pub(crate) fn redact_alert(&self, alert: &mut Alert) -> usize {
-        let mut count = self.redact_in_place(&mut alert.output);
+        self.redact_in_place(&mut alert.output);
         for value in alert.output_fields.values_mut() {
-            count += self.redact_json(value);
+            self.redact_json(value);
         }
         for values in alert.tasksentry.samples.values_mut() {
             for value in values.iter_mut() {
-                count += self.redact_json(value);
+                self.redact_json(value);
             }
         }
-        alert.tasksentry.redactions += count as u64;
+        let mut count = alert.output.matches(MARK_PREFIX).count();
+        count += alert.output_fields.values().map(count_marks).sum::<usize>();
+        count += alert
+            .tasksentry
+            .samples
+            .values()
+            .flatten()
+            .map(count_marks)
+            .sum::<usize>();
+        alert.tasksentry.redactions = count as u64;
         count
+    }
+}
+
+/// The redaction marks in every string of a JSON value.
+fn count_marks(value: &serde_json::Value) -> usize {
+    match value {
+        serde_json::Value::String(text) => text.matches(MARK_PREFIX).count(),
+        serde_json::Value::Array(items) => items.iter().map(count_marks).sum(),
+        serde_json::Value::Object(map) => map.values().map(count_marks).sum(),
+        _ => 0,
     }
 }
 
