@@ -832,3 +832,216 @@ fn interpreter_rule_spares_the_shell_form_entrypoint_only() {
     shell.proc.as_mut().expect("proc").ancestors.clear();
     assert!(fires(&outcome, "Outbound connection by a shell", &shell));
 }
+
+/// An exec of `name args...` in a container (the `curl` fixture renamed).
+fn exec_event(name: &str, args: &[&str]) -> Event {
+    let mut e = fixture("curl");
+    let proc = e.proc.as_mut().expect("proc");
+    proc.name = name.into();
+    proc.exe = Some(name.into());
+    proc.exepath = Some(format!("/usr/bin/{name}"));
+    proc.args = args.iter().map(|a| (*a).to_owned()).collect();
+    e
+}
+
+/// A file event of a container without a process (what inotify gives), with its arguments.
+fn file_event(kind: EventType, path: &str, args: &[(&str, &str)]) -> Event {
+    let mut e = fixture("file_noproc");
+    e.evt.evt_type = kind;
+    e.evt.args = args
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let fd = e.fd.as_mut().expect("fd");
+    fd.name = Some(path.into());
+    fd.open_write = Some(kind == EventType::Open);
+    fd.open_read = Some(false);
+    e
+}
+
+/// The default rules added for Falco behaviours that had no counterpart (issue 21) fire on the
+/// behaviour and spare its everyday twin.
+#[test]
+fn falco_counterparts_fire_on_the_behaviour_and_spare_its_benign_twin() {
+    let outcome = tasksentry::rules::load(
+        &tasksentry::rules::defaults::default_sources(),
+        &LoadOptions {
+            strict: false,
+            rule_matching: RuleMatching::All,
+        },
+    );
+    assert_eq!(outcome.errors().count(), 0);
+    let log = "Log file cleared or deleted";
+    let dev = "File created below /dev";
+    let search = "Search for private keys or cloud credentials";
+    let sudo = "Sudo heap overflow exploit attempt (CVE-2021-3156)";
+    let mode = ("mode", "0644(S_IRUSR|S_IWUSR|S_IRGRP|S_IROTH)");
+    let cases: Vec<(&str, &str, Event, bool)> = vec![
+        (
+            log,
+            "auth.log emptied",
+            file_event(EventType::Open, "/var/log/auth.log", &[("size", "0")]),
+            true,
+        ),
+        (
+            log,
+            "audit.log emptied",
+            file_event(
+                EventType::Open,
+                "/var/log/audit/audit.log",
+                &[("size", "0")],
+            ),
+            true,
+        ),
+        (
+            log,
+            "auth.log appended",
+            file_event(EventType::Open, "/var/log/auth.log", &[("size", "4096")]),
+            false,
+        ),
+        (
+            log,
+            "wtmp deleted",
+            file_event(EventType::Unlinkat, "/var/log/wtmp", &[]),
+            true,
+        ),
+        (
+            log,
+            "rotated log expired",
+            file_event(EventType::Unlinkat, "/var/log/syslog.4.gz", &[]),
+            false,
+        ),
+        (
+            log,
+            "app log copytruncated",
+            file_event(EventType::Open, "/var/log/app/app.log", &[("size", "0")]),
+            false,
+        ),
+        (
+            dev,
+            "payload in /dev",
+            file_event(EventType::Creat, "/dev/kcore-cache", &[mode]),
+            true,
+        ),
+        (
+            dev,
+            "payload moved to /dev",
+            file_event(
+                EventType::Renameat,
+                "/dev/.x",
+                &[("oldpath", "/tmp/.x"), ("newpath", "/dev/.x")],
+            ),
+            true,
+        ),
+        (
+            dev,
+            "syslog socket",
+            file_event(EventType::Creat, "/dev/log", &[mode]),
+            false,
+        ),
+        (
+            dev,
+            "terminal",
+            file_event(EventType::Creat, "/dev/tty1", &[mode]),
+            false,
+        ),
+        (
+            dev,
+            "shared memory",
+            file_event(EventType::Creat, "/dev/shm/cache", &[mode]),
+            false,
+        ),
+        (
+            search,
+            "grep for a key header",
+            exec_event("grep", &["-rl", "BEGIN RSA PRIVATE", "/"]),
+            true,
+        ),
+        (
+            search,
+            "find id_rsa",
+            exec_event("find", &["/", "-name", "id_rsa"]),
+            true,
+        ),
+        (
+            search,
+            "grep for AWS keys",
+            exec_event("grep", &["-r", "AWS_SECRET_ACCESS_KEY", "/app"]),
+            true,
+        ),
+        (
+            search,
+            "grep for a user",
+            exec_event("grep", &["-r", "user", "/etc/passwd"]),
+            false,
+        ),
+        (
+            search,
+            "cat of a key (not a search)",
+            exec_event("cat", &["/root/.ssh/id_rsa"]),
+            false,
+        ),
+        (
+            "Data destruction tool launched",
+            "shred",
+            exec_event("shred", &["-u", "/srv/db"]),
+            true,
+        ),
+        (
+            "Data destruction tool launched",
+            "rm",
+            exec_event("rm", &["-f", "/srv/db"]),
+            false,
+        ),
+        (
+            "Container orchestration client launched",
+            "kubectl",
+            exec_event("kubectl", &["get", "pods"]),
+            true,
+        ),
+        (
+            "Container orchestration client launched",
+            "curl",
+            exec_event("curl", &["-s", "http://198.51.100.7/"]),
+            false,
+        ),
+        (
+            sudo,
+            "sudoedit -s \\",
+            exec_event("sudoedit", &["-s", "\\"]),
+            true,
+        ),
+        (
+            sudo,
+            "sudo -i with a trailing backslash",
+            exec_event("sudo", &["-i", "x\\"]),
+            true,
+        ),
+        (sudo, "sudo -s", exec_event("sudo", &["-s"]), false),
+        (
+            sudo,
+            "sudo -u app ls",
+            exec_event("sudo", &["-u", "app", "ls"]),
+            false,
+        ),
+        (
+            "SSH connection to a non-standard port",
+            "ssh to 2222",
+            socket_event(false, "198.51.100.7", 2222, "ssh", "sh", Some(1)),
+            true,
+        ),
+        (
+            "SSH connection to a non-standard port",
+            "ssh to 22",
+            socket_event(false, "198.51.100.7", 22, "ssh", "sh", Some(1)),
+            false,
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (rule, what, event, expected) in &cases {
+        if fires(&outcome, rule, event) != *expected {
+            failures.push(format!("{rule}: {what}: expected {expected}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

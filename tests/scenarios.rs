@@ -40,6 +40,12 @@ use support::{
 const SCENARIO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scenarios");
 const RULES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
 const COVERAGE_DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/coverage.md");
+/// The hand-maintained map of Falco's rules, appended verbatim to the generated page (checked
+/// by `tests/falco_coverage.rs`).
+const FALCO_MAP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/scenarios/falco-coverage.md"
+);
 
 /// The "remote" servers of the scenarios, in the task's network namespace: `address:port:mode`.
 /// `http` answers one request with a small JSON body and closes; `hold` reads and discards
@@ -51,6 +57,7 @@ const PEERS: &[&str] = &[
     "198.51.100.1:8002:hold",
     "198.51.100.1:8003:hold",
     "198.51.100.1:8004:hold",
+    "198.51.100.1:8005:hold",
     "198.51.100.1:8000:http",
     "169.254.169.254:80:http",
     "169.254.170.2:80:http",
@@ -1007,6 +1014,8 @@ fn coverage_table(scenarios: &[Scenario], trace: &ModeRun, poll: &ModeRun) -> St
         listing(&trace.stale_named_alerts),
         listing(&poll.stale_named_alerts),
     ));
+    doc.push('\n');
+    doc.push_str(&std::fs::read_to_string(FALCO_MAP).expect("tests/scenarios/falco-coverage.md"));
     doc
 }
 

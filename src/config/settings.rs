@@ -334,11 +334,11 @@ settings! {
         watch: Vec<String>, "watch", "TASKSENTRY_WATCH", [value_name = "ENTRY", value_delimiter = ';'],
             "(none)", "extra file watch entries `PATH [recursive\\|depth=N] [EVENTS] [priority=N] [name=NAME]`, EVENTS from read, write, open, create, delete, move, attrib, modify (default), all; a default path named again is replaced (repeatable; `;`-separated in the variable; the file also takes mappings, see docs/files.md)",
             file Vec<serde_json::Value>;
-        /// Default watch groups (credentials, etc, cron, home, binaries, temp, libraries,
-        /// packages) or default paths not to watch (comma-separated).
+        /// Default watch groups (credentials, etc, cron, home, binaries, temp, dev, logs,
+        /// libraries, packages) or default paths not to watch (comma-separated).
         watch_remove: Vec<String>, "watch-remove", "TASKSENTRY_WATCH_REMOVE",
             [value_name = "GROUPS_OR_PATHS", value_delimiter = ','],
-            "(none)", "default watch groups (credentials, etc, cron, home, binaries, temp, libraries, packages) or default paths not to watch (comma-separated)";
+            "(none)", "default watch groups (credentials, etc, cron, home, binaries, temp, dev, logs, libraries, packages) or default paths not to watch (comma-separated)";
         /// Start from the default watch set [default: true]; `false` watches only the --watch
         /// entries.
         watch_defaults: bool, "watch-defaults", "TASKSENTRY_WATCH_DEFAULTS",

@@ -64,6 +64,15 @@ impl Interest {
         attrib: false,
         reads: true,
     };
+    /// Only what makes a file appear: created, or moved in (or out).
+    pub(crate) const APPEAR: Interest = Interest {
+        create: true,
+        delete: false,
+        moves: true,
+        writes: false,
+        attrib: false,
+        reads: false,
+    };
     /// Everything.
     pub(crate) const ALL: Interest = Interest {
         create: true,
@@ -209,6 +218,12 @@ const DEFAULT_GROUPS: &[(&str, u8, &[DefaultSpec])] = {
             ("/bin", 0, I::MODIFY), ("/sbin", 0, I::MODIFY),
         ]),
         ("temp", 60, &[("/tmp", 1, I::MODIFY), ("/var/tmp", 1, I::MODIFY), ("/dev/shm", 1, I::MODIFY)]),
+        // Only files appearing: every write to /dev/null or a terminal would otherwise be an
+        // event of this directory.
+        ("dev", 60, &[("/dev", 0, I::APPEAR)]),
+        // Top-level system logs and the audit log, not the applications' log subdirectories
+        // (their writes and rotation are the workload's own).
+        ("logs", 45, &[("/var/log", 0, I::MODIFY), ("/var/log/audit", 0, I::MODIFY)]),
         ("libraries", 40, &[
             ("/usr/lib", 0, I::MODIFY), ("/usr/lib/x86_64-linux-gnu", 0, I::MODIFY),
             ("/usr/lib/aarch64-linux-gnu", 0, I::MODIFY), ("/usr/local/lib", 0, I::MODIFY),

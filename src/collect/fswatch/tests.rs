@@ -143,6 +143,57 @@ fn creates_writes_renames_chmods_and_reads_are_reported_with_container_paths() {
 }
 
 #[test]
+fn dev_reports_files_appearing_not_writes_and_var_log_reports_truncation_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    debian_like(root);
+    for dir in ["var/log/app", "var/log/audit"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join("dev/null"), b"").unwrap();
+    std::fs::write(root.join("var/log/auth.log"), b"Accepted password\n").unwrap();
+    std::fs::write(root.join("var/log/wtmp"), b"record").unwrap();
+    std::fs::write(root.join("var/log/app/app.log"), b"GET /\n").unwrap();
+    let mut w = watcher(FsWatchConfig::default());
+    let mut out = Vec::new();
+    w.add_container(container("c1"), root, &mut out).unwrap();
+    assert!(out.is_empty(), "{out:?}");
+
+    // What every program does to /dev: not an event of the directory.
+    std::fs::write(root.join("dev/null"), b"discarded").unwrap();
+    std::fs::write(root.join("dev/kcore-cache"), b"#!/bin/sh\nid\n").unwrap();
+    // Emptied (O_TRUNC), deleted, and an application's own log subdirectory.
+    std::fs::File::create(root.join("var/log/auth.log")).unwrap();
+    std::fs::remove_file(root.join("var/log/wtmp")).unwrap();
+    std::fs::write(root.join("var/log/app/app.log"), b"").unwrap();
+    let events = collect_until(&mut w, |e| {
+        find(e, EventType::Creat, "/dev/kcore-cache").is_some()
+            && find(e, EventType::Unlinkat, "/var/log/wtmp").is_some()
+            && find(e, EventType::Open, "/var/log/auth.log").is_some()
+    });
+    assert!(
+        find(&events, EventType::Creat, "/dev/kcore-cache").is_some(),
+        "{events:#?}"
+    );
+    assert!(
+        find(&events, EventType::Open, "/dev/null").is_none(),
+        "{events:#?}"
+    );
+    assert!(
+        find(&events, EventType::Open, "/dev/kcore-cache").is_none(),
+        "{events:#?}"
+    );
+    let truncated = find(&events, EventType::Open, "/var/log/auth.log").expect("truncation");
+    assert_eq!(truncated.fd.as_ref().unwrap().open_write, Some(true));
+    assert_eq!(truncated.evt.arg("size"), Some("0"), "{truncated:?}");
+    assert!(find(&events, EventType::Unlinkat, "/var/log/wtmp").is_some());
+    assert!(
+        find(&events, EventType::Open, "/var/log/app/app.log").is_none(),
+        "applications' log subdirectories are not watched by default: {events:#?}"
+    );
+}
+
+#[test]
 fn new_subdirectories_and_missing_patterns_are_followed() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
