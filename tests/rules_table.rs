@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use support::events::fixture;
 use support::rules::{fires, load_text, rule_yaml};
-use tasksentry::event::{Ancestor, Event, EventType, FdKind};
+use tasksentry::event::{Ancestor, Event, EventType, FdKind, Timestamp};
 use tasksentry::rules::{LoadOptions, RuleMatching};
 
 const PRELUDE: &str = r#"
@@ -1044,4 +1044,57 @@ fn falco_counterparts_fire_on_the_behaviour_and_spare_its_benign_twin() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// "Unexpected listening port" and the service's own listeners: the entrypoint (or its non-shell
+/// child) binding its port during the container's first 60 s is the service starting, not news;
+/// a shell's listener, one opened later, or one opened by a process the entrypoint did not
+/// start still alerts.
+#[test]
+fn the_services_own_listeners_at_start_up_are_not_unexpected() {
+    let outcome = tasksentry::rules::load(
+        &tasksentry::rules::defaults::default_sources(),
+        &LoadOptions::default(),
+    );
+    let rule = "Unexpected listening port";
+    // A web server on 0.0.0.0:9443 (not a common port) whose parent (pid 200) is the container's first process,
+    // `age` seconds after the container started.
+    let listener = |name: &str, parent: &str, root: Option<i32>, age: u64| {
+        let mut e = socket_event(true, "0.0.0.0", 9443, name, parent, root);
+        let start = e.evt.time.0.saturating_sub(age * 1_000_000_000);
+        e.container.as_mut().expect("container").start_time = Some(Timestamp(start));
+        e
+    };
+    assert!(!fires(
+        &outcome,
+        rule,
+        &listener("nginx", "sh", Some(200), 5)
+    ));
+    assert!(!fires(
+        &outcome,
+        rule,
+        &listener("python3", "sh", Some(200), 59)
+    ));
+    // The entrypoint itself binding.
+    let mut itself = listener("java", "containerd-shim", Some(200), 3);
+    {
+        let p = itself.proc.as_mut().expect("proc");
+        p.pid = 200;
+        p.ppid = 0;
+    }
+    assert!(!fires(&outcome, rule, &itself));
+    // After the start-up window: news.
+    assert!(fires(
+        &outcome,
+        rule,
+        &listener("nginx", "sh", Some(200), 61)
+    ));
+    // A shell listening (a bind shell), even at start-up.
+    assert!(fires(&outcome, rule, &listener("sh", "sh", Some(200), 5)));
+    // Not under the entrypoint (ECS Exec, a web shell's child): the first process is pid 1.
+    assert!(fires(&outcome, rule, &listener("nginx", "sh", Some(1), 5)));
+    // Container start unknown: judged as before.
+    let mut unknown = listener("nginx", "sh", Some(200), 5);
+    unknown.container.as_mut().expect("container").start_time = None;
+    assert!(fires(&outcome, rule, &unknown));
 }

@@ -179,6 +179,7 @@ pub enum FieldId {
     ContainerImageTag,
     ContainerImageDigest,
     ContainerStartTs,
+    ContainerDuration,
     ContainerEntrypointPid,
     ContainerPrivileged,
     FdNum,
@@ -769,6 +770,14 @@ static CATALOGUE: &[FieldDef] = &[
         None,
         Container,
         "Container start time (ns since the epoch)."
+    ),
+    f!(
+        "container.duration",
+        ContainerDuration,
+        RelTime,
+        None,
+        Container,
+        "Nanoseconds between the container's start (`container.start_ts`) and the event."
     ),
     f!(
         "container.entrypoint_pid",

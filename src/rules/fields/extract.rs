@@ -459,6 +459,16 @@ pub(crate) fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
                 .map(|d| Val::Str(Cow::Borrowed(d)))
         }),
         F::ContainerEntrypointPid => container_root_pid(ev).and_then(int),
+        F::ContainerDuration => ev
+            .container
+            .as_ref()
+            .and_then(|c| c.start_time)
+            .map(|start| {
+                Val::Int(
+                    i64::try_from(ev.evt.time.as_nanos().saturating_sub(start.as_nanos()))
+                        .unwrap_or(i64::MAX),
+                )
+            }),
         F::ContainerStartTs => ev
             .container
             .as_ref()
