@@ -462,13 +462,11 @@ impl Redactor {
     /// from this copy.
     pub(crate) fn redact_event(&self, event: &crate::event::Event) -> Option<crate::event::Event> {
         let proc = event.proc.as_deref()?;
-        let argv0 =
-            |exe: &Option<String>, name: &str| exe.clone().unwrap_or_else(|| name.to_owned());
-        let own = self.redact_argv(&argv0(&proc.exe, &proc.name), &proc.args);
+        let own = self.redact_argv(proc.exe.as_deref().unwrap_or(&proc.name), &proc.args);
         let ancestors: Vec<_> = proc
             .ancestors
             .iter()
-            .map(|a| self.redact_argv(&argv0(&a.exe, &a.name), &a.args))
+            .map(|a| self.redact_argv(a.exe.as_deref().unwrap_or(&a.name), &a.args))
             .collect();
         let env: Vec<_> = proc
             .env

@@ -101,6 +101,13 @@ fn int<T: Into<i64>>(value: T) -> Option<Val<'static>> {
     Some(Val::Int(value.into()))
 }
 
+/// Nanoseconds from `start` to the event (`proc.duration`, `container.duration`).
+fn since(start: crate::event::Timestamp, ev: &Event) -> Val<'static> {
+    Val::Int(
+        i64::try_from(ev.evt.time.as_nanos().saturating_sub(start.as_nanos())).unwrap_or(i64::MAX),
+    )
+}
+
 fn time(ts: crate::event::Timestamp) -> Option<Val<'static>> {
     Some(Val::Int(i64::try_from(ts.as_nanos()).unwrap_or(i64::MAX)))
 }
@@ -372,12 +379,7 @@ pub(crate) fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
                 Some(Val::Str(Cow::Owned(parts.join(" "))))
             }
         }),
-        F::ProcDuration => p.and_then(|p| p.start_time).map(|start| {
-            Val::Int(
-                i64::try_from(ev.evt.time.as_nanos().saturating_sub(start.as_nanos()))
-                    .unwrap_or(i64::MAX),
-            )
-        }),
+        F::ProcDuration => p.and_then(|p| p.start_time).map(|start| since(start, ev)),
         F::ProcStartTs => p.and_then(|p| p.start_time).and_then(time),
         F::ProcIsExeFromMemfd => p.map(|p| Val::Bool(p.exe_from_memfd)),
         F::ProcIsExeDeleted => p.map(|p| Val::Bool(p.exe_deleted)),
@@ -463,12 +465,7 @@ pub(crate) fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
             .container
             .as_ref()
             .and_then(|c| c.start_time)
-            .map(|start| {
-                Val::Int(
-                    i64::try_from(ev.evt.time.as_nanos().saturating_sub(start.as_nanos()))
-                        .unwrap_or(i64::MAX),
-                )
-            }),
+            .map(|start| since(start, ev)),
         F::ContainerStartTs => ev
             .container
             .as_ref()
