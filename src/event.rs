@@ -586,6 +586,33 @@ pub struct Container {
     /// ECS task and container metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ecs: Option<EcsContext>,
+    /// The ports the task definition declares for this container (`portMappings`), as the
+    /// ECS metadata reports them (`Ports`); `None` when unknown (outside ECS, or the endpoint
+    /// does not list them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_mappings: Option<Vec<PortMapping>>,
+}
+
+/// A port a container declares in its task definition (`container.port_mappings`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortMapping {
+    /// `containerPort`.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+impl Container {
+    /// Whether the container declares `port` for `protocol` (`None`: it is not known which
+    /// ports the container declares).
+    pub(crate) fn declares_port(&self, port: u16, protocol: &str) -> Option<bool> {
+        self.port_mappings.as_ref().map(|ports| {
+            ports
+                .iter()
+                .any(|mapping| mapping.port == port && mapping.protocol == protocol)
+        })
+    }
 }
 
 /// A file or socket (`fd.*`).

@@ -488,3 +488,114 @@ fn with_the_endpoint_down_the_monitor_runs_and_alerts_still_flow() {
     );
     assert!(stderr.contains("169.254.170.2"), "{stderr}");
 }
+
+/// A rule that prints the declared ports of a listener's container.
+const PORTS_PROBE_RULE: &str = r#"
+- rule: Ports probe
+  desc: test rule that prints container.port_mappings and fd.sport_declared
+  condition: evt.type = listen and fd.sport = 9443
+  output: >
+    listener port=%fd.sport declared=%container.port_mappings sport_declared=%fd.sport_declared
+  priority: WARNING
+  tags: [test]
+"#;
+
+/// "Unexpected listening port" alerts for `container` on server port `port`.
+fn listener_alerts<'a>(
+    alerts: &'a [Value],
+    container: &Container,
+    port: u16,
+) -> impl Iterator<Item = &'a Value> {
+    alerts.iter().filter(move |a| {
+        a["rule"] == "Unexpected listening port"
+            && a["output_fields"]["container.id"] == container.id()
+            && a["output_fields"]["fd.sport"] == port
+    })
+}
+
+#[test]
+fn a_listener_on_a_port_the_task_definition_declares_is_the_services_own() {
+    let task = EmulatedTask::new().expect("task");
+    let web = task.add_container("web").expect("web");
+    let tid = task.task_id().to_owned();
+    let mut web_doc = container_doc(&tid, Some(web.id()), "web", WEB_IMAGE, WEB_DIGEST);
+    // What the endpoint lists for `portMappings` (the agent's `Ports`; `HostPort` equals the
+    // container port in awsvpc mode).
+    web_doc["Ports"] = json!([
+        { "ContainerPort": 9443, "Protocol": "tcp", "HostPort": 9443 },
+        { "ContainerPort": 9445, "Protocol": "tcp", "HostPort": 9445 },
+        { "ContainerPort": 9444, "Protocol": "udp", "HostPort": 9444 }
+    ]);
+    let server = MetadataServer::start(&task, task_doc(&tid, vec![web_doc]));
+    let rules = task.dir().join("ports.yaml");
+    std::fs::write(&rules, PORTS_PROBE_RULE).expect("write the probe rule");
+    let spec = MonitorSpec::new(&["run", "--rules", rules.to_str().expect("utf-8")]).with_env(
+        "ECS_CONTAINER_METADATA_URI_V4",
+        format!("http://169.254.170.2/v4/{tid}-monitor"),
+    );
+    let mon = task
+        .start_monitor_with(spec)
+        .expect("starting tasksentry run");
+    let deadline = Instant::now() + TIMEOUT;
+    while server.task_requests() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the monitor never asked for the task"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Not started by the container's entrypoint, so the start-up exemption does not apply to
+    // any of them: only the declaration decides.
+    // - the service's own port, declared: not news;
+    let _declared = web
+        .spawn(&["/bin/nc", "-l", "-p", "9443"])
+        .expect("nc 9443");
+    // - a TCP port the task definition declares only for UDP: news;
+    let _undeclared = web
+        .spawn(&["/bin/nc", "-l", "-p", "9444"])
+        .expect("nc 9444");
+    // - a declared port bound by a program a shell started (a bind shell on the app's port):
+    //   news. The `; :` keeps the shell from exec'ing nc in its own place.
+    let _shell = web
+        .spawn(&["/bin/sh", "-c", "/bin/nc -l -p 9445; :"])
+        .expect("sh -c nc 9445");
+    loop {
+        let alerts = mon.events();
+        if listener_alerts(&alerts, &web, 9444).next().is_some()
+            && listener_alerts(&alerts, &web, 9445).next().is_some()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "listener alerts missing; stdout:\n{}\nstderr: {}",
+            mon.lines_so_far().join("\n"),
+            mon.stderr_so_far()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The three listeners were up together, so the polls that reported 9444 and 9445 saw 9443.
+    std::thread::sleep(Duration::from_millis(500));
+    let alerts = mon.events();
+    assert_eq!(
+        listener_alerts(&alerts, &web, 9443).count(),
+        0,
+        "the declared port alerted:\n{}",
+        mon.lines_so_far().join("\n")
+    );
+    let shell = listener_alerts(&alerts, &web, 9445).next().expect("9445");
+    assert_eq!(shell["output_fields"]["proc.pname"], "sh", "{shell}");
+    // Rules see what the container declares, and whether a listener's port is among it (the
+    // probe comes after the default rules, and only the first rule an event matches fires).
+    let probe = alerts
+        .iter()
+        .find(|a| a["rule"] == "Ports probe" && a["output_fields"]["fd.sport"] == 9443)
+        .unwrap_or_else(|| panic!("no probe for 9443:\n{}", mon.lines_so_far().join("\n")));
+    assert!(
+        probe["output"]
+            .as_str()
+            .expect("output")
+            .contains("declared=9443/tcp,9445/tcp,9444/udp sport_declared=true"),
+        "{probe}"
+    );
+}

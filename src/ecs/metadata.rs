@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::event::{Container, EcsContext, Timestamp};
+use crate::event::{Container, EcsContext, PortMapping, Timestamp};
 
 /// CPU and memory limits as the endpoint reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Deserialize)]
@@ -75,6 +75,9 @@ pub struct ContainerMetadata {
     pub(crate) clock_drift: Option<ClockDrift>,
     /// `Labels`.
     pub(crate) labels: BTreeMap<String, String>,
+    /// `Ports`: the container's `portMappings` from the task definition, when the endpoint
+    /// lists them (`None` when the document has no `Ports`).
+    pub(crate) ports: Option<Vec<PortMapping>>,
 }
 
 impl ContainerMetadata {
@@ -194,6 +197,9 @@ impl TaskMetadata {
             &mut container.image_digest,
             metadata.image_digest().map(str::to_owned),
         );
+        if metadata.ports.is_some() {
+            container.port_mappings.clone_from(&metadata.ports);
+        }
         true
     }
 }
@@ -289,6 +295,27 @@ struct RawContainer {
     clock_drift: Option<ClockDrift>,
     #[serde(rename = "Labels", default, deserialize_with = "lenient")]
     labels: Option<BTreeMap<String, Value>>,
+    #[serde(rename = "Ports", default, deserialize_with = "lenient")]
+    ports: Option<Vec<Value>>,
+}
+
+/// One entry of a container's `Ports` (`ContainerPort`, `Protocol`; `HostPort` and `HostIp`
+/// are not needed). An entry without a usable port is skipped; the protocol defaults to TCP,
+/// as in a task definition's `portMappings`.
+fn port_mapping(value: &Value) -> Option<PortMapping> {
+    let port = value.get("ContainerPort")?.as_u64()?;
+    let port = u16::try_from(port).ok().filter(|port| *port != 0)?;
+    let protocol = match value.get("Protocol").and_then(Value::as_str) {
+        None => "tcp".to_owned(),
+        Some(text) => {
+            let text = text.trim().to_ascii_lowercase();
+            match text.as_str() {
+                "tcp" | "udp" => text,
+                _ => return None,
+            }
+        }
+    };
+    Some(PortMapping { port, protocol })
 }
 
 impl RawContainer {
@@ -321,6 +348,9 @@ impl RawContainer {
             limits: self.limits,
             clock_drift: self.clock_drift,
             labels,
+            ports: self
+                .ports
+                .map(|ports| ports.iter().filter_map(port_mapping).collect()),
         })
     }
 }
@@ -410,6 +440,53 @@ mod tests {
             task.container("5f0e6b8f0c7e4a1d9b7c2a3e4f5a6b7c-1")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn declared_ports_are_read_leniently_and_reach_the_container() {
+        let task = TaskMetadata::from_json(TASK.as_bytes()).expect("valid");
+        let mut container = Container {
+            id: APP_ID.to_owned(),
+            ..Container::default()
+        };
+        assert!(task.enrich(&mut container));
+        assert_eq!(container.declares_port(8000, "tcp"), Some(true));
+        assert_eq!(container.declares_port(8125, "udp"), Some(true));
+        assert_eq!(container.declares_port(8125, "tcp"), Some(false));
+        // The monitor's entry has no `Ports`: unknown, not "declares none".
+        let mut monitor = Container {
+            id: MONITOR_ID.to_owned(),
+            ..Container::default()
+        };
+        assert!(task.enrich(&mut monitor));
+        assert_eq!(monitor.declares_port(8000, "tcp"), None);
+
+        // Entries the agent would never write are skipped, not fatal; a missing protocol is TCP.
+        let doc = r#"{"DockerId":"abc","Ports":[
+            {"ContainerPort":9000},
+            {"ContainerPort":"9001","Protocol":"tcp"},
+            {"ContainerPort":0,"Protocol":"tcp"},
+            {"ContainerPort":70000,"Protocol":"tcp"},
+            {"ContainerPort":9002,"Protocol":"sctp"},
+            {"ContainerPort":9003,"Protocol":" UDP "},
+            "9004/tcp"
+        ]}"#;
+        let parsed = ContainerMetadata::from_json(doc.as_bytes())
+            .expect("valid")
+            .expect("has a DockerId");
+        let ports: Vec<(u16, &str)> = parsed
+            .ports
+            .as_ref()
+            .expect("listed")
+            .iter()
+            .map(|p| (p.port, p.protocol.as_str()))
+            .collect();
+        assert_eq!(ports, vec![(9000, "tcp"), (9003, "udp")]);
+        // `Ports` of the wrong type is treated as absent.
+        let odd = ContainerMetadata::from_json(br#"{"DockerId":"abc","Ports":{"a":1}}"#)
+            .expect("valid")
+            .expect("has a DockerId");
+        assert_eq!(odd.ports, None);
     }
 
     #[test]

@@ -181,6 +181,7 @@ pub enum FieldId {
     ContainerStartTs,
     ContainerDuration,
     ContainerEntrypointPid,
+    ContainerPortMappings,
     ContainerPrivileged,
     FdNum,
     FdType,
@@ -191,6 +192,7 @@ pub enum FieldId {
     FdL4proto,
     FdSip,
     FdSport,
+    FdSportDeclared,
     FdCip,
     FdCport,
     FdLip,
@@ -788,6 +790,14 @@ static CATALOGUE: &[FieldDef] = &[
         "Pid of the container's first process, its entrypoint (compare with `proc.apid[N]` through `val()`) (TaskSentry)."
     ),
     f!(
+        "container.port_mappings",
+        ContainerPortMappings,
+        String,
+        None,
+        Container,
+        "The ports the task definition declares for the container (`portMappings`, from the ECS metadata), as `8080/tcp,8125/udp`; empty when it declares none, unavailable when the metadata does not say (TaskSentry)."
+    ),
+    f!(
         "container.privileged",
         ContainerPrivileged,
         Bool,
@@ -846,6 +856,14 @@ static CATALOGUE: &[FieldDef] = &[
     ),
     f!("fd.sip", FdSip, Ip, None, Network, "Server IP address."),
     f!("fd.sport", FdSport, Port, None, Network, "Server port."),
+    f!(
+        "fd.sport_declared",
+        FdSportDeclared,
+        Bool,
+        None,
+        Network,
+        "Whether the server port and protocol (`fd.sport`, `fd.l4proto`) are among the container's declared `portMappings` (`container.port_mappings`); unavailable when those are not known (TaskSentry)."
+    ),
     f!("fd.cip", FdCip, Ip, None, Network, "Client IP address."),
     f!("fd.cport", FdCport, Port, None, Network, "Client port."),
     f!("fd.lip", FdLip, Ip, None, Network, "Local IP address."),

@@ -471,6 +471,18 @@ pub(crate) fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
             .as_ref()
             .and_then(|c| c.start_time)
             .and_then(time),
+        F::ContainerPortMappings => ev
+            .container
+            .as_ref()
+            .and_then(|c| c.port_mappings.as_ref())
+            .map(|ports| {
+                let text = ports
+                    .iter()
+                    .map(|p| format!("{}/{}", p.port, p.protocol))
+                    .collect::<Vec<_>>()
+                    .join(",");
+                Val::Str(Cow::Owned(text))
+            }),
         F::ContainerPrivileged => Some(Val::Bool(false)),
         F::FdNum => fd.and_then(|f| f.num).map(Val::Int),
         F::FdType => fd
@@ -492,6 +504,14 @@ pub(crate) fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
         F::FdSip | F::FdSnet => fd.and_then(|f| f.sip).map(Val::Ip),
         F::FdCip | F::FdCnet => fd.and_then(|f| f.cip).map(Val::Ip),
         F::FdSport => fd.and_then(|f| f.sport).and_then(int),
+        F::FdSportDeclared => {
+            let fd = fd?;
+            let (port, proto) = (fd.sport?, fd.l4proto.as_deref()?);
+            ev.container
+                .as_ref()
+                .and_then(|c| c.declares_port(port, proto))
+                .map(Val::Bool)
+        }
         F::FdCport => fd.and_then(|f| f.cport).and_then(int),
         F::FdLip | F::FdLnet => fd
             .and_then(|f| if f.local_is_client? { f.cip } else { f.sip })
