@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::alert::redact::Redactor;
 use crate::event::{Collector, Event, EventType, Internal, Timestamp};
+use crate::guard::carry::Reported;
 use crate::priority::Priority;
 use crate::telemetry::Telemetry;
 
@@ -223,6 +224,7 @@ pub fn run_engine(
         shutdown,
         counters,
         Box::new(|_: &mut Event| {}),
+        Reported::new(None, std::collections::HashSet::new()),
     );
 }
 
@@ -232,7 +234,10 @@ pub fn run_engine(
 pub(crate) type Enrich = Box<dyn FnMut(&mut Event) + Send>;
 
 /// [`run_engine`] with an enrichment step applied to every event received from a collector
-/// before it is numbered and processed.
+/// before it is numbered and processed, and the restart carry-over ([`Reported`]): an event
+/// the previous worker already reported is dropped there, and what this one reports is
+/// remembered for its successor.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run_engine_enriched(
     events: Receiver<Event>,
     mut processor: Box<dyn Processor>,
@@ -241,6 +246,7 @@ pub(crate) fn run_engine_enriched(
     shutdown: Arc<AtomicBool>,
     counters: Arc<Telemetry>,
     mut enrich: Enrich,
+    mut reported: Reported,
 ) {
     let mut next_num: u64 = 1;
     let mut out = Vec::new();
@@ -275,7 +281,9 @@ pub(crate) fn run_engine_enriched(
             }
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        if let Some(mut event) = received {
+        if let Some(mut event) = received
+            && reported.admit(&event)
+        {
             enrich(&mut event);
             event.evt.num = next_num;
             next_num += 1;
@@ -290,6 +298,7 @@ pub(crate) fn run_engine_enriched(
         if last_tick.elapsed() >= TICK {
             processor.tick(Timestamp::now(), &mut out);
             last_tick = Instant::now();
+            reported.tick(last_tick);
         }
         if unreported_drops > 0 && last_drop_report.elapsed() >= Duration::from_secs(1) {
             let report = drop_report(unreported_drops, next_num);

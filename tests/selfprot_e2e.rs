@@ -4,6 +4,8 @@
 //! - `kill -9` of the monitor worker from a process in an app container: the supervisor
 //!   restarts it, the restarted monitor alerts naming the signal, the dead pid and the restart,
 //!   and detection works again afterwards.
+//! - A restart is not news: the restarted worker does not report again the listener and the
+//!   process its predecessor reported, and does report what started after.
 //! - Restarts are bounded: past `--max-restarts` the supervisor gives up and exits 1.
 //! - `kill -9` of the supervisor: the worker reports that its supervisor is gone, and stops.
 //! - With `--supervise=false` the monitor is the main process, without a child.
@@ -148,6 +150,99 @@ fn kill_9_of_the_monitor_from_an_app_container_is_alerted_and_monitoring_resumes
     mon.terminate().expect("SIGTERM");
     let status = mon.wait_exit(TIMEOUT).expect("the monitor exits");
     assert!(status.success(), "{status:?}\n{}", mon.stderr_so_far());
+}
+
+/// Whether `alert` is of `rule` and its `field` contains `text` (a number or string field).
+fn alert_matches(alert: &Value, rule: &str, field: &str, text: &str) -> bool {
+    alert["rule"] == rule
+        && match &alert["output_fields"][field] {
+            Value::String(s) => s.contains(text),
+            Value::Number(n) => n.to_string() == text,
+            _ => false,
+        }
+}
+
+/// Alerts of `rule` whose `field` contains `text`.
+fn count_alerts(mon: &Monitor, rule: &str, field: &str, text: &str) -> usize {
+    mon.events()
+        .iter()
+        .filter(|a| alert_matches(a, rule, field, text))
+        .count()
+}
+
+#[test]
+fn a_restarted_worker_does_not_report_again_what_its_predecessor_reported() {
+    let task = EmulatedTask::new().expect("task");
+    let app = task.add_container("app").expect("container");
+    app.install_script("xmrig", "sleep 600")
+        .expect("the script");
+    let (mon, _) = task
+        .start_monitor_recording(&["run"], &app, TIMEOUT)
+        .expect("starting tasksentry run");
+    let (_, worker) = worker_of(&mon);
+    // A backdoor listener and a miner that stay up across the restart.
+    let _listener = app
+        .spawn(&["/bin/nc", "-l", "-p", "31400"])
+        .expect("nc 31400");
+    let _miner = app.spawn(&["xmrig", "long-lived"]).expect("the miner");
+    for (rule, field, text) in [
+        ("Unexpected listening port", "fd.sport", "31400"),
+        ("Crypto miner launched", "proc.cmdline", "long-lived"),
+    ] {
+        mon.wait_for(|a| alert_matches(a, rule, field, text), TIMEOUT)
+            .unwrap_or_else(|error| panic!("no {rule} alert before the kill: {error}"));
+    }
+    // The worker writes what it reported at most once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let printed = app
+        .run_ok(&["sh", "-c", &kill_children_script(mon.pid())])
+        .expect("the killer runs");
+    assert_eq!(printed.trim(), worker.to_string(), "it found the worker");
+    mon.wait_for(|a| a["rule"] == "TaskSentry monitor killed", TIMEOUT)
+        .unwrap_or_else(|error| panic!("no alert about the kill: {error}"));
+    let (_, new_worker) = worker_of(&mon);
+    assert_ne!(new_worker, worker);
+
+    // What starts after the restart is reported: the new worker scans sockets and processes.
+    let _second = app
+        .spawn(&["/bin/nc", "-l", "-p", "31401"])
+        .expect("nc 31401");
+    let _second_miner = app.spawn(&["xmrig", "after-restart"]).expect("the miner");
+    for (rule, field, text) in [
+        ("Unexpected listening port", "fd.sport", "31401"),
+        ("Crypto miner launched", "proc.cmdline", "after-restart"),
+    ] {
+        mon.wait_for(|a| alert_matches(a, rule, field, text), TIMEOUT)
+            .unwrap_or_else(|error| {
+                panic!(
+                    "no {rule} alert after the restart: {error}\n{}",
+                    mon.stderr_so_far()
+                )
+            });
+    }
+    // The new worker's first scans, which saw 31400 and the first miner, are long done.
+    std::thread::sleep(Duration::from_millis(1000));
+    let lines = mon.lines_so_far().join("\n");
+    assert_eq!(
+        count_alerts(&mon, "Unexpected listening port", "fd.sport", "31400"),
+        1,
+        "the listener was reported again after the restart:\n{lines}"
+    );
+    assert_eq!(
+        count_alerts(&mon, "Crypto miner launched", "proc.cmdline", "long-lived"),
+        1,
+        "the miner was reported again after the restart:\n{lines}"
+    );
+    assert_eq!(
+        count_alerts(&mon, "TaskSentry monitor killed", "evt.arg.restarts", "1"),
+        1,
+        "the restart itself is one alert:\n{lines}"
+    );
+    let stderr = mon.stderr_so_far();
+    assert!(
+        stderr.contains("what the previous worker reported is not reported again"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -21,6 +21,9 @@
 //!   (`monitor_killed` for a death by signal, `monitor_exited` otherwise) that the internal
 //!   rules turn into an alert on every output. A worker that exits with the configuration
 //!   error code (78) is not restarted: the configuration will not get better.
+//! - Carry-over: the supervisor holds a memory file ([`super::carry`]) that every worker
+//!   inherits and keeps up to date with what it reported, so the next worker does not report
+//!   it again.
 //! - The worker never outlives the supervisor: it is started with `PR_SET_PDEATHSIG` =
 //!   SIGTERM. When the supervisor dies, the worker's watchdog recognises that signal (from the
 //!   supervisor's pid, which is no longer its parent), reports `supervisor_lost` and stops
@@ -50,6 +53,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
+use super::carry::{CARRY_ENV, CarryMemory};
 use crate::event::{Collector, Event, EventType, Internal};
 use crate::exit;
 
@@ -402,13 +406,18 @@ fn spawn_worker(
     settings: &SupervisorSettings,
     me: i32,
     report: Option<&RestartReport>,
+    carry: Option<&CarryMemory>,
 ) -> Result<i32, SuperviseError> {
     let mut command = Command::new(&settings.program);
     command
         .arg0(&settings.arg0)
         .args(&settings.args)
         .env(WORKER_ENV, me.to_string())
-        .env_remove(REPORT_ENV);
+        .env_remove(REPORT_ENV)
+        .env_remove(CARRY_ENV);
+    if let Some(carry) = carry {
+        command.env(CARRY_ENV, carry.raw().to_string());
+    }
     if let Some(report) = report {
         if let Ok(json) = serde_json::to_string(report) {
             command.env(REPORT_ENV, json);
@@ -453,7 +462,14 @@ pub fn run(settings: SupervisorSettings) -> Result<u8, SuperviseError> {
         .map_err(SuperviseError::Signals)?;
     let me = std::process::id() as i32;
     let mut policy = RestartPolicy::new(settings.max_restarts, settings.window, settings.backoff);
-    let mut worker = Some(spawn_worker(&settings, me, None)?);
+    // What each worker reported, for the one that replaces it; without it (memfd refused by
+    // a seccomp profile) a restarted worker reports everything again, as it says.
+    let carry = CarryMemory::create()
+        .map_err(|error| {
+            tracing::warn!(%error, "Restarted workers will report again what their predecessor reported.");
+        })
+        .ok();
+    let mut worker = Some(spawn_worker(&settings, me, None, carry.as_ref())?);
     let mut started = Instant::now();
     tracing::info!(
         worker_pid = worker,
@@ -607,7 +623,7 @@ pub fn run(settings: SupervisorSettings) -> Result<u8, SuperviseError> {
             if Instant::now() >= *at && !stopping {
                 if let Some((_, mut report, died_at)) = pending.take() {
                     report.down_ms = died_at.elapsed().as_millis() as u64;
-                    worker = Some(spawn_worker(&settings, me, Some(&report))?);
+                    worker = Some(spawn_worker(&settings, me, Some(&report), carry.as_ref())?);
                     started = Instant::now();
                 }
             }

@@ -18,6 +18,7 @@ pub(crate) mod outputs;
 mod processor;
 mod shutdown;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::sync_channel;
@@ -28,6 +29,7 @@ use crate::collect::block_sigchld;
 use crate::config::{Config, Emit};
 use crate::ecs::{EcsMetadata, RefreshPolicy, spawn_enrichment};
 use crate::engine;
+use crate::guard::carry::{CarryFile, Reported};
 use crate::guard::supervise::WorkerContext;
 use crate::guard::watchdog::{self, Watchdog};
 use crate::telemetry::Telemetry;
@@ -40,6 +42,35 @@ const ECS_STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StartupError(pub String);
+
+/// The restart carry-over of a supervised worker: its file, and on a restart what the
+/// previous worker reported. Problems are logged; the worker then reports everything again.
+fn carry_over(worker: &WorkerContext) -> Reported {
+    let file = match CarryFile::from_env() {
+        Ok(file) => file,
+        Err(error) => {
+            tracing::warn!(%error, "No restart carry-over for this worker.");
+            None
+        }
+    };
+    let inherited = match (&file, &worker.restart) {
+        (Some(file), Some(_)) => match file.read() {
+            Ok(keys) => {
+                tracing::info!(
+                    reported = keys.len(),
+                    "Restarted worker: what the previous worker reported is not reported again."
+                );
+                keys
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Restarted worker: reporting everything again.");
+                HashSet::new()
+            }
+        },
+        _ => HashSet::new(),
+    };
+    Reported::new(file, inherited)
+}
 
 /// Runs the monitor until it is asked to stop. Returns the exit code once every queued record
 /// was written.
@@ -65,6 +96,8 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
 
     let (event_tx, event_rx) = sync_channel(config.queue_capacity);
     let (control_tx, control_rx) = std::sync::mpsc::channel();
+    let worker = WorkerContext::from_env();
+    let reported = carry_over(&worker);
     let engine = {
         let (ports, shutdown, telemetry) =
             (outputs.take_ports(), shutdown.clone(), telemetry.clone());
@@ -79,12 +112,12 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
                     shutdown,
                     telemetry,
                     Box::new(move |event| enricher.enrich(event)),
+                    reported,
                 )
             })
             .context("starting the engine thread")?
     };
     // A worker restarted by its supervisor says why before anything else.
-    let worker = WorkerContext::from_env();
     if let Some(report) = &worker.restart {
         let _ = event_tx.send(report.event());
     }
