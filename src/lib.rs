@@ -6,6 +6,7 @@
 //! matches into alerts; sinks ([`sink`]) deliver them. [`ecs`] knows about the task's metadata.
 
 pub mod alert;
+mod memory;
 
 pub mod cli;
 pub mod collect;

@@ -8,9 +8,20 @@ use tasksentry::cli::{Cli, Command, RulesCommand};
 use tasksentry::commands::{self, RuleSelection};
 use tasksentry::config::{Config, LogFormat, RuleMatchingMode};
 use tasksentry::exit;
-use tasksentry::guard::supervise::{self, SupervisorSettings, WorkerContext};
+use tasksentry::guard::supervise::{self, Handoff, SupervisorSettings, WorkerContext};
 
 fn main() -> ExitCode {
+    // The supervisor's fresh image (see `Handoff`): straight to supervising.
+    if let Some(handoff) = Handoff::from_env() {
+        init_logging(&handoff.log_level, handoff.log_format);
+        return match supervise::run(handoff.settings()) {
+            Ok(code) => ExitCode::from(code),
+            Err(error) => {
+                eprintln!("tasksentry: {error}");
+                ExitCode::from(exit::FAILURE)
+            }
+        };
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Version => {
@@ -31,7 +42,15 @@ fn main() -> ExitCode {
             };
             init_logging(&config.log_level, config.log_format);
             if config.supervise && !WorkerContext::is_worker() {
-                // This process is the supervisor; the monitor runs as its child.
+                // This process becomes the supervisor (a fresh image of itself, holding only
+                // what supervising needs); the monitor runs as its child.
+                let handoff = Handoff {
+                    max_restarts: config.max_restarts,
+                    log_level: config.log_level.clone(),
+                    log_format: config.log_format,
+                };
+                let error = handoff.exec();
+                tracing::warn!(%error, "Cannot re-execute as the supervisor; supervising from this process.");
                 let settings = SupervisorSettings::from_current_process(config.max_restarts);
                 supervise::run(settings).map_err(anyhow::Error::from)
             } else {

@@ -788,3 +788,60 @@ mod tests {
         assert_eq!(p.args, vec!["30".to_string()]);
     }
 }
+
+/// A small `/proc` file read again and again (`ns_last_pid`, `net/sockstat`, `net/snmp`):
+/// opened once and re-read from offset 0 with `pread`, which `/proc` answers with fresh
+/// content, so each read costs one system call instead of a path walk, an open and a close.
+/// A failed read drops the descriptor and the next read opens the file again.
+#[derive(Debug)]
+pub(crate) struct KeptFile {
+    path: PathBuf,
+    file: Option<File>,
+    buf: Vec<u8>,
+}
+
+impl KeptFile {
+    /// A reader of `path` (opened at the first read).
+    pub(crate) fn new(path: PathBuf) -> KeptFile {
+        KeptFile {
+            path,
+            file: None,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Appends the file's current content to `text` (lossily decoded).
+    pub(crate) fn read_into(&mut self, text: &mut String) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if self.file.is_none() {
+            self.file = Some(File::open(&self.path)?);
+        }
+        let Some(file) = &self.file else {
+            return Err(io::ErrorKind::NotFound.into());
+        };
+        self.buf.clear();
+        let mut chunk = [0u8; 4096];
+        let result = loop {
+            match file.read_at(&mut chunk, self.buf.len() as u64) {
+                Ok(0) => break Ok(()),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => break Err(error),
+            }
+            // Small files only: a runaway file is cut, never read forever.
+            if self.buf.len() >= 1 << 20 {
+                break Ok(());
+            }
+        };
+        match result {
+            Ok(()) => {
+                text.push_str(&String::from_utf8_lossy(&self.buf));
+                Ok(())
+            }
+            Err(error) => {
+                self.file = None;
+                Err(error)
+            }
+        }
+    }
+}

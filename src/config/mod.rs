@@ -16,7 +16,7 @@ pub(crate) mod yaml;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use settings::Derived;
 pub use settings::{Config, FileConfig, Overrides, SETTINGS};
@@ -55,7 +55,7 @@ pub enum Mode {
 }
 
 /// The format of TaskSentry's own logs (on stderr).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable text.

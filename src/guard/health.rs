@@ -22,6 +22,10 @@ use crate::event::{Collector, Event, EventType, Internal};
 
 /// How often the collectors' threads are checked.
 pub(crate) const CHECK_INTERVAL: Duration = Duration::from_millis(500);
+/// When the allocator's free memory is returned to the kernel: after start-up ...
+const TRIM_AFTER: [Duration; 2] = [Duration::from_secs(3), Duration::from_secs(20)];
+/// ... and then at multiples of this.
+const TRIM_EVERY: Duration = Duration::from_secs(60);
 /// Restarts per collector over the monitor's life.
 pub(crate) const MAX_COLLECTOR_RESTARTS: u32 = 5;
 
@@ -162,8 +166,27 @@ pub(crate) fn spawn_health(
     std::thread::Builder::new()
         .name("health".into())
         .spawn(move || {
+            let started = std::time::Instant::now();
+            let mut next_trim = started + TRIM_AFTER[0];
+            let mut trims = 0usize;
             while !shutdown.load(Ordering::Relaxed) {
                 std::thread::sleep(CHECK_INTERVAL);
+                // What start-up freed (rule compilation, the first full scans), then now and
+                // then whatever bursts freed, goes back to the kernel; after start-up, so do
+                // the pages of code only start-up ran (crate::memory).
+                let now = std::time::Instant::now();
+                if now >= next_trim {
+                    crate::memory::trim();
+                    if trims < TRIM_AFTER.len() {
+                        crate::memory::release_startup_pages();
+                    }
+                    trims += 1;
+                    next_trim = started
+                        + TRIM_AFTER
+                            .get(trims)
+                            .copied()
+                            .unwrap_or(TRIM_EVERY * u32::try_from(trims).unwrap_or(u32::MAX));
+                }
                 for report in health.check(&shutdown) {
                     // A blocking send: the engine keeps draining, and these are rare.
                     if events.send(report).is_err() {

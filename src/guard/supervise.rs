@@ -60,6 +60,9 @@ use crate::exit;
 /// Set in the worker's environment to the supervisor's pid; its presence makes `tasksentry
 /// run` the worker.
 pub(crate) const WORKER_ENV: &str = "TASKSENTRY_WORKER_OF";
+/// Set by `tasksentry run` when it re-executes itself as the supervisor: the [`Handoff`] as
+/// JSON.
+pub(crate) const SUPERVISOR_ENV: &str = "TASKSENTRY_SUPERVISOR";
 /// Set in a restarted worker's environment: the [`RestartReport`] as JSON.
 pub(crate) const REPORT_ENV: &str = "TASKSENTRY_RESTART_REPORT";
 /// The `sigval` integer of a signal the supervisor forwards (`ssi_int` in the worker).
@@ -258,6 +261,55 @@ impl SupervisorSettings {
     }
 }
 
+/// What the supervisor needs from the configuration, handed to a fresh image of the binary.
+///
+/// `tasksentry run` resolves and checks the whole configuration, then, to supervise, replaces
+/// itself (`execve`, same pid, same arguments) with a new image of the same binary that starts
+/// straight into [`run`] with these settings: the supervisor so never holds the pages and the
+/// heap that parsing the command line, the configuration and the redaction patterns touched
+/// (about 7 MiB of resident memory), which it would otherwise keep for the task's lifetime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    /// `max_restarts`.
+    pub max_restarts: u32,
+    /// The log filter (`log_level`).
+    pub log_level: String,
+    /// The log format.
+    pub log_format: crate::config::LogFormat,
+}
+
+impl Handoff {
+    /// The settings handed to this process, when it is the re-executed supervisor (and not a
+    /// worker, which never gets [`SUPERVISOR_ENV`]).
+    pub fn from_env() -> Option<Handoff> {
+        if WorkerContext::is_worker() {
+            return None;
+        }
+        let text = std::env::var(SUPERVISOR_ENV).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// The supervisor's settings.
+    pub fn settings(&self) -> SupervisorSettings {
+        SupervisorSettings::from_current_process(self.max_restarts)
+    }
+
+    /// Replaces this process with the supervisor. Returns only if that failed; the caller
+    /// then supervises from this process.
+    pub fn exec(&self) -> std::io::Error {
+        let json = match serde_json::to_string(self) {
+            Ok(json) => json,
+            Err(error) => return std::io::Error::other(error),
+        };
+        let settings = SupervisorSettings::from_current_process(self.max_restarts);
+        Command::new(&settings.program)
+            .arg0(&settings.arg0)
+            .args(&settings.args)
+            .env(SUPERVISOR_ENV, json)
+            .exec()
+    }
+}
+
 /// Restart bookkeeping: when each restart happened, to bound them per window and to space
 /// them out.
 #[derive(Debug)]
@@ -414,6 +466,7 @@ fn spawn_worker(
         .args(&settings.args)
         .env(WORKER_ENV, me.to_string())
         .env_remove(REPORT_ENV)
+        .env_remove(SUPERVISOR_ENV)
         .env_remove(CARRY_ENV);
     if let Some(carry) = carry {
         command.env(CARRY_ENV, carry.raw().to_string());
@@ -455,6 +508,7 @@ fn spawn_worker(
 /// Runs the supervisor until the worker ends after a stop signal, or restarts run out.
 /// Returns the exit code for the process.
 pub fn run(settings: SupervisorSettings) -> Result<u8, SuperviseError> {
+    crate::memory::limit_arenas();
     let signals = supervisor_signals();
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
         .map_err(SuperviseError::Signals)?;
@@ -470,6 +524,10 @@ pub fn run(settings: SupervisorSettings) -> Result<u8, SuperviseError> {
         })
         .ok();
     let mut worker = Some(spawn_worker(&settings, me, None, carry.as_ref())?);
+    // The supervisor needs little from here on: what starting up freed goes back, and so do
+    // the binary's pages it will not run again (crate::memory).
+    crate::memory::trim();
+    crate::memory::release_startup_pages();
     let mut started = Instant::now();
     tracing::info!(
         worker_pid = worker,

@@ -205,6 +205,30 @@ pub fn unix_table_has_inode(text: &str, inode: u64) -> bool {
     })
 }
 
+/// Appends the socket counts of a `/proc/net/sockstat` or `sockstat6` text to `out`:
+/// `sockets: used` and the `inuse` figure of every protocol line except `FRAG`/`FRAG6`
+/// (reassembly queues, not sockets), in file order. Memory, orphan, time-wait and allocation
+/// figures are skipped: they move without a socket coming or going, or count other
+/// namespaces too. A line that does not parse is skipped.
+pub(crate) fn socket_counts(text: &str, out: &mut Vec<u64>) {
+    for line in text.lines() {
+        let Some((proto, rest)) = line.split_once(':') else {
+            continue;
+        };
+        if proto.starts_with("FRAG") {
+            continue;
+        }
+        let mut words = rest.split_whitespace();
+        while let (Some(name), Some(value)) = (words.next(), words.next()) {
+            if name == "inuse" || (proto == "sockets" && name == "used") {
+                if let Ok(value) = value.parse() {
+                    out.push(value);
+                }
+            }
+        }
+    }
+}
+
 /// `ActiveOpens` and `PassiveOpens` of the `Tcp:` lines of `/proc/net/snmp` (a header line
 /// of names, then a line of values): every TCP connection of the namespace, IPv4 or IPv6,
 /// started by `connect` or by a listener increments one of them.
@@ -226,4 +250,34 @@ pub fn tcp_opens(text: &str) -> Option<(u64, u64)> {
         }
     }
     Some((active?, passive?))
+}
+
+#[cfg(test)]
+mod socket_count_tests {
+    use super::*;
+
+    #[test]
+    fn socket_counts_keep_only_what_moves_with_a_socket() {
+        let sockstat = "sockets: used 290\nTCP: inuse 5 orphan 1 tw 7 alloc 9 mem 12\n\
+                        UDP: inuse 3 mem 2\nUDPLITE: inuse 0\nRAW: inuse 1\nFRAG: inuse 4 memory 9\n";
+        let sockstat6 = "TCP6: inuse 2\nUDP6: inuse 1\nUDPLITE6: inuse 0\nRAW6: inuse 0\n\
+                         FRAG6: inuse 0 memory 0\n";
+        let mut counts = Vec::new();
+        socket_counts(sockstat, &mut counts);
+        socket_counts(sockstat6, &mut counts);
+        assert_eq!(counts, vec![290, 5, 3, 0, 1, 2, 1, 0, 0]);
+        // Memory and time-wait figures move under traffic without a socket coming or going.
+        let busier = sockstat.replace("tw 7", "tw 8").replace("mem 12", "mem 40");
+        let mut again = Vec::new();
+        socket_counts(&busier, &mut again);
+        socket_counts(sockstat6, &mut again);
+        assert_eq!(again, counts);
+        // Hostile or truncated text never panics.
+        let mut junk = Vec::new();
+        socket_counts(
+            "TCP: inuse\n: :\nUDP: inuse x mem\n\u{0}\u{ffff}",
+            &mut junk,
+        );
+        assert!(junk.is_empty());
+    }
 }

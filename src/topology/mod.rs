@@ -75,6 +75,7 @@ fn carry_over(worker: &WorkerContext) -> Reported {
 /// Runs the monitor until it is asked to stop. Returns the exit code once every queued record
 /// was written.
 pub fn run(config: Config) -> anyhow::Result<u8> {
+    crate::memory::limit_arenas();
     watchdog::block_signals().context("setting up signal handling")?;
     let trace = collectors::choose_trace(&config);
     if trace {

@@ -468,6 +468,15 @@ impl FsWatcher {
     }
 
     /// Emits whatever is due: coalesced opens past the window, unpaired renames.
+    /// When the next pending open or move half is due to be flushed (`None`: nothing
+    /// pending), so the thread can sleep until then instead of waking on a fixed tick.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        let window = self.config.coalesce_window;
+        let opens = self.opens.values().map(|p| p.first + window);
+        let moves = self.moves.values().map(|m| m.at + MOVE_PAIR_WINDOW);
+        opens.chain(moves).min()
+    }
+
     pub fn flush_due(&mut self, out: &mut Vec<Event>) {
         let window = self.config.coalesce_window;
         self.flush_opens(window, out);

@@ -359,6 +359,9 @@ pub(crate) fn spawn_fswatch(
         .map_err(|source| FsWatchError::Inotify { source })
 }
 
+/// The longest time between two container syncs while procscan's tables do not change.
+const FULL_SYNC_EVERY: Duration = Duration::from_secs(1);
+
 fn run_loop(
     mut watcher: FsWatcher,
     tables: SharedTables,
@@ -368,15 +371,30 @@ fn run_loop(
     let mut sender = DropCountingSender::new(tx, Collector::Fswatch);
     let mut out = Vec::new();
     let mut next_sync = Instant::now();
-    let tick = (watcher.config.coalesce_window / 4)
-        .clamp(Duration::from_millis(5), Duration::from_millis(50));
+    let mut next_full_sync = Instant::now();
+    let mut synced: Option<Arc<Tables>> = None;
     while !shutdown.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now >= next_sync {
-            watcher.sync_containers(&tables.snapshot(), &mut out);
+            // The containers change only with procscan's tables, which it republishes only
+            // when something changed; a root switch without any exec is caught by the sync
+            // that runs at least every FULL_SYNC_EVERY.
+            let snapshot = tables.snapshot();
+            if now >= next_full_sync || !synced.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snapshot))
+            {
+                watcher.sync_containers(&snapshot, &mut out);
+                next_full_sync = Instant::now() + FULL_SYNC_EVERY;
+                synced = Some(snapshot);
+            }
             next_sync = Instant::now() + watcher.config.container_poll;
         }
-        let millis = u16::try_from(tick.as_millis().max(1)).unwrap_or(u16::MAX);
+        // Sleep until the next container sync or pending flush, whichever is first (an idle
+        // watcher wakes only for the syncs), or until inotify has events.
+        let until = watcher
+            .next_due()
+            .map_or(next_sync, |due| due.min(next_sync));
+        let wait = until.saturating_duration_since(Instant::now());
+        let millis = u16::try_from(wait.as_micros().div_ceil(1000).max(1)).unwrap_or(u16::MAX);
         let readable = {
             let mut fds = [nix::poll::PollFd::new(
                 watcher.fd(),

@@ -15,6 +15,12 @@
 //! first seen between its fork and its exec is therefore reported twice: once with its
 //! parent's image, and again once it has exec'd.
 //!
+//! Quiet scans: when `ns_last_pid` has not moved since the last scan, no process (or thread)
+//! was created, so there is nothing new to list: the scan re-checks the known processes that
+//! are due (young, due for a recheck, unsettled) without reading the proc root, and a listing
+//! runs at least every [`FULL_SCAN_EVERY`] to find exits. An idle task then costs one small
+//! read per scan instead of a directory walk.
+//!
 //! Mid-exec reads: a read can catch a process after the kernel set its new name and empty
 //! memory map but before it loaded the program (no arguments yet), or mix two images when the
 //! exec happens during the read. Such a read is not settled ([`crate::collect::proc::ProcRead::settled`]):
@@ -63,7 +69,7 @@ use tracing::warn;
 
 use super::CollectError;
 use super::access::Access;
-use super::proc::{Clock, ReadOptions, list_pids, read_stat};
+use super::proc::{Clock, KeptFile, ReadOptions, list_pids, read_stat};
 use super::shared::log_limit::LogLimit;
 use super::shared::users::UserDbCache;
 use super::shared::{
@@ -159,6 +165,10 @@ impl Default for ProcScanConfig {
     }
 }
 
+/// The longest time between two listings of the proc root (a scan where no pid was allocated
+/// re-checks the known processes without one): exits are found at least this often.
+pub(crate) const FULL_SCAN_EVERY: Duration = Duration::from_secs(1);
+
 /// Counters about the scanner's work.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanStats {
@@ -182,6 +192,8 @@ pub struct ScanStats {
     pub settle_retries: u64,
     /// Reports put off to the next scan because the process was still not settled.
     pub deferred: u64,
+    /// Scans that did not list the proc root because no pid was allocated since the last one.
+    pub quiet_scans: u64,
 }
 
 /// Scanner bookkeeping for one process.
@@ -210,6 +222,11 @@ pub struct ProcScanner {
     me: SelfInfo,
     pause_container: Option<String>,
     last_pid: Option<i32>,
+    /// When the proc root was last listed.
+    last_listing: Option<Instant>,
+    /// `sys/kernel/ns_last_pid`, kept open, and its text.
+    last_pid_file: KeptFile,
+    last_pid_text: String,
     pid_max: i32,
     triggers: Option<Triggers>,
     watch_limit_reported: bool,
@@ -299,6 +316,9 @@ impl ProcScanner {
             me,
             pause_container,
             last_pid: None,
+            last_listing: None,
+            last_pid_file: KeptFile::new(config.proc_root.join("sys/kernel/ns_last_pid")),
+            last_pid_text: String::new(),
             pid_max,
             triggers,
             watch_limit_reported: false,
@@ -350,14 +370,32 @@ impl ProcScanner {
         let now = Instant::now();
         self.settle_spent = Duration::ZERO;
         let root = self.config.proc_root.clone();
-        let last_pid_now = std::fs::read_to_string(root.join("sys/kernel/ns_last_pid"))
+        self.last_pid_text.clear();
+        let last_pid_now = self
+            .last_pid_file
+            .read_into(&mut self.last_pid_text)
             .ok()
-            .and_then(|t| t.trim().parse::<i32>().ok());
-        if let Err(error) = list_pids(&root, &mut self.pids) {
+            .and_then(|()| self.last_pid_text.trim().parse::<i32>().ok());
+        // No pid allocated since the last scan (no process or thread created): nothing new
+        // can be listed, so the known processes are re-checked without listing the proc root.
+        // Exits are still found by a listing at least every FULL_SCAN_EVERY.
+        let quiet = last_pid_now.is_some()
+            && last_pid_now == self.last_pid
+            && self
+                .last_listing
+                .is_some_and(|at| now.saturating_duration_since(at) < FULL_SCAN_EVERY);
+        if quiet {
+            self.pids.clear();
+            self.pids
+                .extend(self.tables.processes.live().map(|(key, _)| key.pid));
+            self.stats.quiet_scans += 1;
+        } else if let Err(error) = list_pids(&root, &mut self.pids) {
             if self.last_warning.ready() {
                 warn!(path = %root.display(), %error, "cannot list the proc root");
             }
             return;
+        } else {
+            self.last_listing = Some(now);
         }
         let alloc = match (self.last_pid, last_pid_now) {
             (Some(prev), Some(cur)) if prev != cur => AllocRange::new(prev, cur, self.pid_max),
@@ -412,9 +450,11 @@ impl ProcScanner {
                 }
             }
         }
-        for (key, _) in self.tables.processes.live() {
-            if !self.seen.contains(&key.pid) {
-                exits.push(key);
+        if !quiet {
+            for (key, _) in self.tables.processes.live() {
+                if !self.seen.contains(&key.pid) {
+                    exits.push(key);
+                }
             }
         }
 

@@ -88,7 +88,8 @@ fn wait_for_trigger(scanner: &ProcScanner, wait: Duration) -> bool {
         std::thread::sleep(wait);
         return false;
     };
-    let millis = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+    // Rounded up: a timeout cut short would wake the thread once more just to sleep again.
+    let millis = u16::try_from(wait.as_micros().div_ceil(1000).max(1)).unwrap_or(u16::MAX);
     let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
     match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)) {
         Ok(n) => n > 0,

@@ -445,6 +445,51 @@ fn missed_processes_are_counted_from_ns_last_pid() {
 }
 
 #[test]
+fn scans_without_a_new_pid_skip_the_listing_yet_see_execs_new_processes_and_exits() {
+    let fake = FakeProc::new();
+    let root = fake.container_root("c", PASSWD);
+    fake.add(&spec(90, 0, 10, "init", &["init"], "7777777777"), &root);
+    fake.add(&spec(91, 90, 11, "app", &["app"], "7777777777"), &root);
+    fake.set_last_pid(91);
+    let mut scanner = ProcScanner::new(config(fake.root())).unwrap();
+    assert_eq!(of_type(&scan(&mut scanner), EventType::Execve).len(), 2);
+    // Idle: nothing allocated, nothing listed, nothing reported.
+    assert!(scan(&mut scanner).is_empty());
+    assert!(scan(&mut scanner).is_empty());
+    assert_eq!(scanner.stats().quiet_scans, 2);
+    // An exec in place allocates no pid: a quiet scan still re-reads the young process.
+    let mut execed = spec(91, 90, 11, "python3", &["python3", "app.py"], "7777777777");
+    execed.layout = 9999;
+    fake.add(&execed, &root);
+    let events = scan(&mut scanner);
+    assert_eq!(execs_of(&events, 91).len(), 1, "{events:?}");
+    assert_eq!(scanner.stats().quiet_scans, 3);
+    // A new process allocates a pid: listed and reported at once.
+    fake.add(
+        &spec(92, 90, 12, "worker", &["worker"], "7777777777"),
+        &root,
+    );
+    fake.set_last_pid(92);
+    let events = scan(&mut scanner);
+    assert_eq!(execs_of(&events, 92).len(), 1, "{events:?}");
+    assert_eq!(scanner.stats().quiet_scans, 3);
+    // An exit allocates nothing either: found by the listing that runs at least every
+    // FULL_SCAN_EVERY.
+    fake.remove(92);
+    let deadline = std::time::Instant::now() + super::FULL_SCAN_EVERY * 3;
+    let mut exits = Vec::new();
+    while exits.is_empty() && std::time::Instant::now() < deadline {
+        exits = scan(&mut scanner)
+            .into_iter()
+            .filter(|e| e.evt_type() == EventType::Procexit)
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(exits.len(), 1, "the exit was never reported");
+    assert_eq!(exits[0].proc.as_ref().unwrap().pid, 92);
+}
+
+#[test]
 fn unreadable_and_half_written_entries_are_skipped() {
     let fake = FakeProc::new();
     let root = fake.container_root("c", PASSWD);

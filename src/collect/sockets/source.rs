@@ -9,12 +9,17 @@ use std::time::{Duration, Instant};
 use tracing::warn;
 
 use super::netlink;
+use crate::collect::proc::KeptFile;
 use crate::procfs::net::{self as procnet, Family, Proto, SockEntry, tcp_state};
 
 /// Longest time [`SocketSource::poll`] reuses TCP connections from its last full dump: a
 /// safety net for a counter that did not move (a `TCP_REPAIR` socket, which needs
 /// `CAP_NET_ADMIN`, is created without an open), and it forgets connections that closed.
 pub const FULL_TCP_PERIOD: Duration = Duration::from_secs(5);
+
+/// Longest time [`SocketSource::poll`] goes without dumping any table because the namespace's
+/// socket counts and TCP open counters did not move (see [`SocketSource::poll`]).
+pub const QUIET_PERIOD: Duration = Duration::from_secs(1);
 
 /// Counters of a [`SocketSource`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +28,8 @@ pub struct SourceStats {
     pub(crate) full_tcp_dumps: u64,
     /// Polls that dumped only TCP listeners (the TCP open counters had not moved).
     pub listener_only_dumps: u64,
+    /// Polls that dumped nothing (no socket count and no TCP open counter had moved).
+    pub quiet_polls: u64,
 }
 
 /// Reads the socket tables of the monitor's network namespace.
@@ -39,6 +46,14 @@ pub struct SocketSource {
     tcp_opens: Option<(u64, u64)>,
     /// When the last full one-walk TCP dump was made.
     last_full_tcp: Option<Instant>,
+    /// The namespace's socket counts (`sockstat`, `sockstat6`) and TCP open counters read
+    /// before the last poll that dumped, when it was, and what it returned.
+    last_counts: Option<(Vec<u64>, (u64, u64))>,
+    last_dump: Option<Instant>,
+    last_out: Vec<SockEntry>,
+    /// `net/snmp`, `net/sockstat` and `net/sockstat6` of this thread's namespace, kept open.
+    snmp: KeptFile,
+    sockstat: [KeptFile; 2],
     stats: SourceStats,
 }
 
@@ -56,6 +71,13 @@ impl SocketSource {
         } else {
             None
         };
+        // The namespace of the calling thread (the one whose `sock_diag` socket dumps);
+        // `net` (the main thread's) where the proc root has no `thread-self` (a fixture).
+        let net_dir = if proc_root.join("thread-self/net").exists() {
+            proc_root.join("thread-self/net")
+        } else {
+            proc_root.join("net")
+        };
         SocketSource {
             proc_root: proc_root.to_path_buf(),
             diag,
@@ -64,6 +86,14 @@ impl SocketSource {
             tcp_cache: Vec::new(),
             tcp_opens: None,
             last_full_tcp: None,
+            last_counts: None,
+            last_dump: None,
+            last_out: Vec::new(),
+            snmp: KeptFile::new(net_dir.join("snmp")),
+            sockstat: [
+                KeptFile::new(net_dir.join("sockstat")),
+                KeptFile::new(net_dir.join("sockstat6")),
+            ],
             stats: SourceStats::default(),
         }
     }
@@ -85,9 +115,59 @@ impl SocketSource {
     /// its established hash table and one record per connection, which dominate the cost of a
     /// poll with thousands of connections. Listeners, UDP, raw and packet sockets are dumped
     /// on every poll.
+    ///
+    /// Before any dump it reads the namespace's socket counts (`sockets: used` and every
+    /// protocol's `inuse` in `/proc/net/sockstat` and `sockstat6`: a socket created, bound,
+    /// listening, connected or closed moves at least one of them) with the TCP open counters.
+    /// When none moved since the last poll that dumped, no socket came or went: the poll
+    /// returns that poll's result without dumping anything, unless `force_full_tcp` is set or
+    /// that dump is older than [`QUIET_PERIOD`]. An idle task so costs three small reads per
+    /// poll. (A socket closed and another opened between two polls leaves the counts equal:
+    /// the new one is seen by the next dump, at most [`QUIET_PERIOD`] later, if it still
+    /// exists; the TCP open counters still catch every new connection at once.)
     pub fn poll(&mut self, out: &mut Vec<SockEntry>, force_full_tcp: bool) {
         out.clear();
+        let counts = self.read_socket_counts();
         let opens = self.read_tcp_opens();
+        let now = Instant::now();
+        let read = counts.zip(opens);
+        if !force_full_tcp
+            && read.is_some()
+            && read == self.last_counts
+            && self
+                .last_dump
+                .is_some_and(|at| now.saturating_duration_since(at) < QUIET_PERIOD)
+        {
+            out.extend_from_slice(&self.last_out);
+            self.stats.quiet_polls += 1;
+            return;
+        }
+        self.dump(out, opens, force_full_tcp);
+        self.last_counts = read;
+        self.last_dump = Some(now);
+        self.last_out.clear();
+        self.last_out.extend_from_slice(out);
+    }
+
+    /// The socket counts of this thread's network namespace: `sockets: used` and the `inuse`
+    /// of every protocol in `sockstat` and `sockstat6` (the namespace's own numbers; the
+    /// memory, orphan and allocation figures are global or move without a socket coming or
+    /// going, and are left out). `None` when `sockstat` cannot be read.
+    fn read_socket_counts(&mut self) -> Option<Vec<u64>> {
+        let mut counts = Vec::with_capacity(12);
+        for (i, file) in self.sockstat.iter_mut().enumerate() {
+            self.text.clear();
+            match file.read_into(&mut self.text) {
+                Ok(()) => procnet::socket_counts(&self.text, &mut counts),
+                // IPv6 may be disabled; without sockstat there is nothing to compare.
+                Err(_) if i == 1 => {}
+                Err(_) => return None,
+            }
+        }
+        Some(counts)
+    }
+
+    fn dump(&mut self, out: &mut Vec<SockEntry>, opens: Option<(u64, u64)>, force_full_tcp: bool) {
         let recent = self
             .last_full_tcp
             .is_some_and(|at| at.elapsed() < FULL_TCP_PERIOD);
@@ -124,12 +204,8 @@ impl SocketSource {
     /// The TCP open counters of this thread's network namespace: the one the `sock_diag`
     /// socket, created by this thread, dumps (`/proc/net` is that of the main thread).
     fn read_tcp_opens(&mut self) -> Option<(u64, u64)> {
-        use std::io::Read;
         self.text.clear();
-        let mut file = std::fs::File::open(self.proc_root.join("thread-self/net/snmp"))
-            .or_else(|_| std::fs::File::open(self.proc_root.join("net/snmp")))
-            .ok()?;
-        file.read_to_string(&mut self.text).ok()?;
+        self.snmp.read_into(&mut self.text).ok()?;
         procnet::tcp_opens(&self.text)
     }
 
@@ -220,14 +296,29 @@ impl SocketSource {
         parse: impl Fn(&str, &mut Vec<SockEntry>),
         out: &mut Vec<SockEntry>,
     ) {
-        use std::io::Read;
         self.text.clear();
         let path = self.proc_root.join("net").join(name);
         // A missing table (IPv6 disabled, no packet support) is simply empty.
-        if let Ok(mut file) = std::fs::File::open(&path)
-            && file.read_to_string(&mut self.text).is_ok()
-        {
+        if read_into(&path, &mut self.text).is_ok() {
             parse(&self.text, out);
         }
     }
+}
+
+/// Reads a small `/proc` file into `text` with plain reads (no size query or seek, which a
+/// `/proc` file answers with 0 anyway).
+fn read_into(path: &Path, text: &mut String) -> std::io::Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = [0u8; 4096];
+    let mut bytes = Vec::new();
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    text.push_str(&String::from_utf8_lossy(&bytes));
+    Ok(())
 }

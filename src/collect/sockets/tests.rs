@@ -928,6 +928,45 @@ fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -
 }
 
 #[test]
+fn an_idle_namespace_is_not_dumped_and_a_new_socket_ends_the_quiet_at_once() {
+    in_private_netns(|| {
+        use std::net::UdpSocket;
+        let mut source = SocketSource::new(Path::new("/proc"), true);
+        let mut out = Vec::new();
+        let first = UdpSocket::bind("0.0.0.0:5301").unwrap();
+        source.poll(&mut out, false);
+        assert!(out.iter().any(|e| e.lport == 5301), "{out:#?}");
+        source.poll(&mut out, false);
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().quiet_polls, 2, "idle polls dump nothing");
+        assert!(out.iter().any(|e| e.lport == 5301));
+        // A new socket moves the namespace's counts: dumped and seen by the next poll.
+        let second = UdpSocket::bind("0.0.0.0:5302").unwrap();
+        source.poll(&mut out, false);
+        assert_eq!(source.stats().quiet_polls, 2);
+        assert!(out.iter().any(|e| e.lport == 5302), "{out:#?}");
+        // The tracker waiting for something forces a dump.
+        source.poll(&mut out, true);
+        assert_eq!(source.stats().quiet_polls, 2);
+        // One closed and one opened between two polls leave the counts equal: the new one
+        // is seen by the dump that ends the quiet period, at most QUIET_PERIOD later.
+        drop(first);
+        let third = UdpSocket::bind("0.0.0.0:5303").unwrap();
+        let deadline = Instant::now() + super::source::QUIET_PERIOD * 3;
+        loop {
+            source.poll(&mut out, false);
+            if out.iter().any(|e| e.lport == 5303) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never seen: {out:#?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!out.iter().any(|e| e.lport == 5301));
+        drop((second, third));
+    });
+}
+
+#[test]
 fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() {
     in_private_netns(|| {
         use std::net::{TcpListener, TcpStream};
@@ -942,14 +981,18 @@ fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() 
         let full = out.clone();
         assert_eq!(full.len(), 3, "listener and both ends: {full:#?}");
 
-        // Nothing opened: only the listeners are dumped, the connections are the same.
+        // Nothing came or went: no socket count moved, nothing is dumped, the result is the
+        // same.
         source.poll(&mut out, false);
-        assert_eq!(source.stats().listener_only_dumps, 1);
+        assert_eq!(source.stats().quiet_polls, 1);
+        assert_eq!(source.stats().full_tcp_dumps, 1);
         assert_eq!(out, full);
-        // A new listener is seen without a full dump.
+        // A new listener moves the counts but opens no connection: only the listeners are
+        // dumped, and it is seen.
         let second = TcpListener::bind("127.0.0.1:0").unwrap();
         let second_port = second.local_addr().unwrap().port();
         source.poll(&mut out, false);
+        assert_eq!(source.stats().listener_only_dumps, 1);
         assert_eq!(source.stats().full_tcp_dumps, 1);
         assert!(
             out.iter()
