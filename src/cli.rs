@@ -14,8 +14,9 @@ use crate::config::{Overrides, RuleMatchingMode};
 /// containers' processes through /proc, matches what it sees against Falco-compatible rules
 /// (a default set is built in) and prints one JSON alert per line on stdout.
 ///
-/// Exit codes: 0 success, 1 runtime failure (or rule files with errors for `rules validate`),
-/// 2 bad usage, 78 invalid configuration or rules at start.
+/// Exit codes: 0 success, 1 runtime failure (or rule files with errors for `rules validate`,
+/// findings at or above `--fail-on` for `lint`), 2 bad usage (or an unreadable `lint` input),
+/// 78 invalid configuration or rules at start.
 #[derive(Debug, Parser)]
 #[command(
     name = "tasksentry",
@@ -41,8 +42,51 @@ pub enum Command {
     /// Work with rule files offline: validate, list, replay recorded events.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Check ECS task definitions, their roles' IAM policies and CloudFormation templates
+    /// before they ship, including whether the TaskSentry sidecar can see (docs/lint.md).
+    Lint(LintArgs),
     /// Print the version and the Falco rule-engine version TaskSentry is compatible with.
     Version,
+}
+
+/// Flags of `tasksentry lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Task definitions (`aws ecs describe-task-definition` output or `register-task-definition`
+    /// input), CloudFormation templates (JSON or YAML) or IAM policies, recognised by content.
+    #[arg(value_name = "FILES", required_unless_present = "list_checks")]
+    pub files: Vec<PathBuf>,
+    /// A policy of the task role (plain, or `aws iam get-policy-version` / `get-role-policy`
+    /// output); checked, and used by the sidecar's CloudWatch permission check.
+    #[arg(long, value_name = "POLICY.json")]
+    pub task_role_policy: Vec<PathBuf>,
+    /// A policy of the execution role; checked, and compared with the task definition's
+    /// `secrets`.
+    #[arg(long, value_name = "POLICY.json")]
+    pub execution_role_policy: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: LintFormat,
+    /// Exit 1 when a finding is at least this severe.
+    #[arg(long, value_enum, default_value = "high")]
+    pub fail_on: crate::lint::Severity,
+    /// Do not run this check (repeatable), e.g. `--skip TS-ECS-013`.
+    #[arg(long, value_name = "ID")]
+    pub skip: Vec<String>,
+    /// Print every check (id, severity, why) and exit.
+    #[arg(long)]
+    pub list_checks: bool,
+}
+
+/// Output formats of `tasksentry lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LintFormat {
+    /// `file:line:column: severity ID: message`, why and fix, for people.
+    Text,
+    /// One JSON document (docs/lint.md).
+    Json,
+    /// SARIF 2.1.0, for code scanning.
+    Sarif,
 }
 
 /// Flags of `tasksentry run`; each one can also be set by its environment variable or in the

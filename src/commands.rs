@@ -1,4 +1,4 @@
-//! The offline subcommands: `fields`, `rules validate`, `rules list`, `rules test`, and the
+//! The offline subcommands: `fields`, `rules validate`, `rules list`, `rules test`, `lint`, and the
 //! rule loading that `run` shares with them (embedded defaults, then configured files).
 
 use std::io::{BufRead, Write};
@@ -229,4 +229,101 @@ pub fn default_hostname() -> String {
         .ok()
         .and_then(|name| name.into_string().ok())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Reads at most one byte more than `lint` accepts, so that a huge file is refused without
+/// being read whole.
+fn read_lint_input(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = u64::try_from(crate::lint::input::MAX_INPUT_BYTES).unwrap_or(u64::MAX) + 1;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit)
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// `tasksentry lint`: reads the files, runs every check not skipped, prints the findings in the
+/// chosen format on stdout. Exit 0 (nothing at or above `--fail-on`), 1 (findings) or 2
+/// (an input that cannot be used, each one reported on stderr as `file:line:column: why`).
+pub fn lint(args: &crate::cli::LintArgs) -> anyhow::Result<u8> {
+    use crate::cli::LintFormat;
+    use crate::lint::{self, InputFile, Role, report};
+    let mut stdout = std::io::stdout().lock();
+    if args.list_checks {
+        for check in lint::CHECKS {
+            writeln!(stdout, "{}\t{}\t{}", check.id, check.severity, check.why)?;
+        }
+        return Ok(exit::OK);
+    }
+    if let Some(unknown) = args.skip.iter().find(|id| lint::check(id).is_none()) {
+        eprintln!(
+            "tasksentry: lint: --skip {unknown}: no such check (see `tasksentry lint --list-checks`)"
+        );
+        return Ok(exit::USAGE);
+    }
+    let given = args
+        .files
+        .iter()
+        .map(|p| (p, Role::Document))
+        .chain(
+            args.task_role_policy
+                .iter()
+                .map(|p| (p, Role::TaskRolePolicy)),
+        )
+        .chain(
+            args.execution_role_policy
+                .iter()
+                .map(|p| (p, Role::ExecutionRolePolicy)),
+        );
+    let mut inputs = Vec::new();
+    let mut unreadable = false;
+    for (path, role) in given {
+        match read_lint_input(path) {
+            Ok(bytes) => inputs.push(InputFile {
+                path: path.display().to_string(),
+                bytes,
+                role,
+            }),
+            Err(error) => {
+                eprintln!("{}: {error}", path.display());
+                unreadable = true;
+            }
+        }
+    }
+    if unreadable {
+        return Ok(exit::INPUT);
+    }
+    let mut findings = match lint::lint(&inputs) {
+        Ok(findings) => findings,
+        Err(errors) => {
+            for error in errors {
+                eprintln!("{error}");
+            }
+            return Ok(exit::INPUT);
+        }
+    };
+    findings.retain(|f| !args.skip.iter().any(|id| id == f.check.id));
+    match args.format {
+        LintFormat::Text => write!(
+            stdout,
+            "{}",
+            report::text(&findings, inputs.len(), args.fail_on)
+        )?,
+        LintFormat::Json => writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&report::json(&findings, args.fail_on))?
+        )?,
+        LintFormat::Sarif => writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(&report::sarif(&findings))?
+        )?,
+    }
+    Ok(if report::fails(&findings, args.fail_on) {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
 }

@@ -58,6 +58,10 @@ fn main() -> ExitCode {
             }
         }
         Command::Fields(args) => commands::fields(args.json),
+        Command::Lint(args) => {
+            init_logging("warn", LogFormat::Text);
+            commands::lint(&args)
+        }
         Command::Rules(command) => {
             init_logging("warn", LogFormat::Text);
             match command {

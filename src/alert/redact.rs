@@ -409,6 +409,45 @@ impl Redactor {
         (current, total)
     }
 
+    /// The kind of the first secret in `text` (`aws_access_key_id`, `password`, ...), as
+    /// [`Redactor::redact`] would name it, without building the redacted text. `tasksentry
+    /// lint` uses it on task-definition values, so that a lint and the monitor agree on what a
+    /// credential looks like.
+    pub fn find_secret(&self, text: &str) -> Option<&'static str> {
+        self.patterns.iter().find_map(|pattern| {
+            if !pattern.only_with.is_empty()
+                && !pattern.only_with.iter().any(|word| {
+                    text.as_bytes()
+                        .windows(word.len())
+                        .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+                })
+            {
+                return None;
+            }
+            pattern.regex.captures_iter(text).find_map(|caps| {
+                let secret = caps.get(pattern.group)?.as_str();
+                let inner = secret.trim_matches(|c| c == '"' || c == '\'');
+                (!inner.is_empty() && !inner.starts_with(MARK_PREFIX)).then_some(pattern.kind)
+            })
+        })
+    }
+
+    /// [`Redactor::find_secret`] on an argument vector read as the command line it is (each
+    /// argument alone, then all of them joined as a shell would read them, so that a flag and
+    /// its value in two arguments are seen together). Returns the index of the argument that
+    /// holds the secret alone, if one does, and the kind.
+    pub fn find_secret_in_argv(&self, args: &[String]) -> Option<(Option<usize>, &'static str)> {
+        if let Some((index, kind)) = args
+            .iter()
+            .enumerate()
+            .find_map(|(i, arg)| self.find_secret(arg).map(|kind| (i, kind)))
+        {
+            return Some((Some(index), kind));
+        }
+        let joined: Vec<_> = args.iter().map(|arg| quote_word(arg)).collect();
+        self.find_secret(&joined.join(" ")).map(|kind| (None, kind))
+    }
+
     /// Redacts a string in place; returns how many secrets were replaced.
     pub(crate) fn redact_in_place(&self, text: &mut String) -> usize {
         let (redacted, count) = self.redact(text);
@@ -657,6 +696,43 @@ fn replace_group(caps: &Captures<'_>, group: usize, kind: &str, count: &mut usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_secret_names_the_kind_redact_would_replace() {
+        let redactor = Redactor::builtin();
+        let cases = [
+            (
+                "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+                Some("aws_access_key_id"),
+            ),
+            ("DB_PASSWORD=hunter2", Some("password")),
+            (
+                "https://user:s3cret@db.example.com/x",
+                Some("url_credentials"),
+            ),
+            ("PYTHONUNBUFFERED=1", None),
+            ("DB_PASSWORD=[REDACTED:password]", None),
+            ("mysql -ph", Some("password")),
+            ("app -ph", None),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(redactor.find_secret(text), kind, "{text}");
+            assert_eq!(redactor.redact(text).1 > 0, kind.is_some(), "{text}");
+        }
+        let argv = |words: &[&str]| words.iter().map(|w| (*w).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            redactor.find_secret_in_argv(&argv(&["app", "--password", "hunter2"])),
+            Some((None, "password"))
+        );
+        assert_eq!(
+            redactor.find_secret_in_argv(&argv(&["app", "--token=abcdef123"])),
+            Some((Some(1), "secret"))
+        );
+        assert_eq!(
+            redactor.find_secret_in_argv(&argv(&["python", "-m", "app"])),
+            None
+        );
+    }
 
     fn redacted(text: &str) -> (String, usize) {
         let (out, n) = Redactor::builtin().redact(text);
