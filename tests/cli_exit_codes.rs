@@ -29,8 +29,22 @@ fn each_documented_exit_code_is_returned_for_its_cause() {
     std::fs::write(&broken, "- rule: Broken\n  condition: proc.name =\n").expect("write");
     let good = good.to_str().expect("utf-8 path");
     let broken = broken.to_str().expect("utf-8 path");
+    let clean_task = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/task-definitions/worker-python-with-tasksentry.json"
+    );
+    let risky_policy = dir.path().join("admin.json");
+    std::fs::write(
+        &risky_policy,
+        r#"{"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}"#,
+    )
+    .expect("write");
+    let truncated = dir.path().join("truncated.json");
+    std::fs::write(&truncated, r#"{"containerDefinitions": [{"name": "#).expect("write");
+    let risky_policy = risky_policy.to_str().expect("utf-8 path");
+    let truncated = truncated.to_str().expect("utf-8 path");
 
-    let cases: [(&[&str], u8, &str); 4] = [
+    let cases: [(&[&str], u8, &str); 7] = [
         (&["rules", "validate", good], exit::OK, "valid rules"),
         (
             &["rules", "validate", broken],
@@ -38,6 +52,9 @@ fn each_documented_exit_code_is_returned_for_its_cause() {
             "rule file with errors",
         ),
         (&["run", "--no-such-flag"], exit::USAGE, "unknown flag"),
+        (&["lint", clean_task], exit::OK, "lint finds nothing high"),
+        (&["lint", risky_policy], exit::FAILURE, "lint findings"),
+        (&["lint", truncated], exit::INPUT, "lint input unusable"),
         (
             &["run", "--watch-budget", "0"],
             exit::CONFIG,

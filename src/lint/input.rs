@@ -363,7 +363,7 @@ pub fn read(files: &[InputFile]) -> Result<Documents, Vec<InputError>> {
                     };
                     list.push(PolicyDoc {
                         file: file.path.clone(),
-                        name: name.into(),
+                        name: format!("{name} {}", file.path),
                         node,
                     });
                 }

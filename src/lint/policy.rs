@@ -197,6 +197,28 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     tokens[p..].iter().all(Option::is_none)
 }
 
+/// The six fields of an ARN (the last keeps its colons), not splitting inside a CloudFormation
+/// `${...}` substitution (`${AWS::Region}`).
+pub fn arn_fields(arn: &str) -> Vec<&str> {
+    let mut fields = Vec::new();
+    let mut start = 0;
+    let mut depth = 0usize;
+    let bytes = arn.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'{' if i > 0 && bytes[i - 1] == b'$' => depth += 1,
+            b'}' if depth > 0 => depth -= 1,
+            b':' if depth == 0 && fields.len() < 5 => {
+                fields.push(&arn[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    fields.push(&arn[start..]);
+    fields
+}
+
 fn action_matches(pattern: &str, action: &str) -> bool {
     glob_match(&pattern.to_ascii_lowercase(), &action.to_ascii_lowercase())
 }
@@ -221,6 +243,31 @@ impl Statement<'_> {
     fn grants(&self, action: &str) -> bool {
         let listed = self.actions.iter().any(|p| action_matches(p, action));
         listed != self.not_action
+    }
+
+    /// Whether a resource of the statement could be one `action` acts on: `*`, `NotResource`,
+    /// or an ARN of the action's service (a role's for `sts:AssumeRole`).
+    fn could_apply_to(&self, action: &str) -> bool {
+        let service = action
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let service = if service == "sts" {
+            "iam".to_owned()
+        } else {
+            service
+        };
+        match &self.resources {
+            None => true,
+            Some(_) if self.not_resource => true,
+            Some(list) => list.iter().any(|r| {
+                r == "*"
+                    || arn_fields(r)
+                        .get(2)
+                        .is_some_and(|s| glob_match(&s.to_ascii_lowercase(), &service))
+            }),
+        }
     }
 
     fn on_any_resource(&self) -> bool {
@@ -370,7 +417,7 @@ fn granting<'s>(statements: &'s [Statement<'s>], action: &str) -> Option<&'s Sta
     }
     statements
         .iter()
-        .find(|s| s.allow && !s.principal && s.grants(action))
+        .find(|s| s.allow && !s.principal && s.grants(action) && s.could_apply_to(action))
 }
 
 /// Whether a pattern names an action, not just every action of the service.

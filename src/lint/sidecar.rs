@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::input::{TaskDef, text_of};
-use super::policy::{self, glob_match};
+use super::policy::{self, arn_fields, glob_match};
 use super::taskdef::{Container, containers};
 use super::tree::Node;
 use super::{
@@ -270,13 +270,13 @@ fn cloudwatch(file: &str, td: &TaskDef, sidecar: &Container<'_>, out: &mut Vec<F
         })
         .collect();
     if !missing.is_empty() {
-        let names: Vec<_> = policies.iter().map(|d| d.file.as_str()).collect();
+        let names: Vec<_> = policies.iter().map(|d| d.name.as_str()).collect();
         out.push(Finding::new(
             &SIDECAR_LOG_PERMISSIONS,
             file,
             group_pos.unwrap_or(output_pos),
             format!(
-                "the task role ({}) does not allow {} on log group `{group}`",
+                "the task role's policies ({}) do not allow {} on log group `{group}`",
                 if names.is_empty() {
                     "no policy".to_owned()
                 } else {
@@ -302,28 +302,6 @@ fn logs_resource_matches(pattern: &str, target: &str) -> bool {
         }
         _ => false,
     }
-}
-
-/// The six fields of an ARN (the last keeps its colons), not splitting inside a CloudFormation
-/// `${...}` substitution (`${AWS::Region}`).
-fn arn_fields(arn: &str) -> Vec<&str> {
-    let mut fields = Vec::new();
-    let mut start = 0;
-    let mut depth = 0usize;
-    let bytes = arn.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'{' if i > 0 && bytes[i - 1] == b'$' => depth += 1,
-            b'}' if depth > 0 => depth -= 1,
-            b':' if depth == 0 && fields.len() < 5 => {
-                fields.push(&arn[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    fields.push(&arn[start..]);
-    fields
 }
 
 #[cfg(test)]

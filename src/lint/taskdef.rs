@@ -407,8 +407,11 @@ pub fn check(td: &TaskDef, out: &mut Vec<Finding>) {
 /// Whether a `secrets` `valueFrom` is a reference to a secret store: a Secrets Manager or SSM
 /// ARN, or an SSM parameter name (same account and region).
 fn secret_reference_problem(value: &str, redactor: &Redactor) -> Option<String> {
-    if let Some(kind) = redactor.find_secret(value) {
-        return Some(format!("holds a credential itself ({kind})"));
+    // An ARN is a reference (the detectors would read `secretsmanager:...` as a secret).
+    if !value.starts_with("arn:") {
+        if let Some(kind) = redactor.find_secret(value) {
+            return Some(format!("holds a credential itself ({kind})"));
+        }
     }
     let parameter = if let Some(rest) = value.strip_prefix("arn:") {
         let fields: Vec<_> = rest.splitn(5, ':').collect();
@@ -438,8 +441,9 @@ fn secret_reference_problem(value: &str, redactor: &Redactor) -> Option<String> 
 
 fn check_secrets(file: &str, c: &Container<'_>, redactor: &Redactor, out: &mut Vec<Finding>) {
     for (name, pos, value) in c.environment() {
-        // A reference (an ARN) is not a credential, whatever the variable is called.
-        if value.starts_with("arn:") && redactor.find_secret(&value).is_none() {
+        // A reference (an ARN) is not a credential, whatever the variable is called (and
+        // the detectors would read `arn:aws:secretsmanager:...` as `secret...: value`).
+        if value.starts_with("arn:") {
             continue;
         }
         if let Some(kind) = redactor.find_secret(&format!("{name}={value}")) {
