@@ -11,17 +11,24 @@ use super::tree::{MAX_DEPTH, Member, Node, Pos, SyntaxError, Value};
 /// Reads the first document of a YAML text. Aliases are refused (templates do not use them,
 /// and expanding them is the "billion laughs" risk).
 pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
-    let mut builder = Builder::default();
+    let end = end_of(text);
+    let mut builder = Builder {
+        end,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     let loaded = parser.load(&mut builder, false);
     // The builder's own error (depth, alias) comes first: the parser may fail later on the
     // same input (an unclosed `[[[...`), which would hide the reason.
     if let Some(error) = builder.error {
-        return Err(error);
+        return Err(SyntaxError {
+            pos: within(end, error.pos),
+            ..error
+        });
     }
     if let Err(error) = loaded {
         return Err(SyntaxError {
-            pos: pos(error.marker()),
+            pos: within(end, pos(error.marker())),
             message: error.info().to_owned(),
         });
     }
@@ -29,6 +36,31 @@ pub fn parse_yaml(text: &str) -> Result<Node, SyntaxError> {
         pos: Pos::START,
         message: "empty YAML document".into(),
     })
+}
+
+/// The end of a text: its last line (as YAML counts lines: `\n`, `\r\n` or a lone `\r`) and
+/// the column after its last character.
+fn end_of(text: &str) -> Pos {
+    let bytes = text.as_bytes();
+    let mut line = 1u32;
+    let mut line_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n')) {
+            line = line.saturating_add(1);
+            line_start = i + 1;
+        }
+    }
+    let last = text.get(line_start..).unwrap_or_default();
+    Pos {
+        line,
+        column: u32::try_from(last.chars().count() + 1).unwrap_or(u32::MAX),
+    }
+}
+
+/// The scanner marks what it finds at the end of a text (an error, an empty value) on the line
+/// after the last one (it reads an implicit line break there): such a position becomes the end.
+fn within(end: Pos, at: Pos) -> Pos {
+    if at.line > end.line { end } else { at }
 }
 
 fn pos(marker: &Marker) -> Pos {
@@ -57,6 +89,7 @@ struct Builder {
     stack: Vec<Frame>,
     root: Option<Node>,
     error: Option<SyntaxError>,
+    end: Pos,
 }
 
 impl Builder {
@@ -135,7 +168,7 @@ impl MarkedEventReceiver for Builder {
         if self.error.is_some() {
             return;
         }
-        let at = pos(&marker);
+        let at = within(self.end, pos(&marker));
         match event {
             Event::Scalar(text, style, _, tag) => {
                 let node = Node {
@@ -246,6 +279,18 @@ mod tests {
             "{error}"
         );
         assert_eq!(error.pos.line, 1);
+        // A value or an error at the end of the text is on its last line, not the one after.
+        let node = parse_yaml("\n\n!").expect("a tagged null");
+        assert_eq!(node.pos, Pos { line: 3, column: 2 });
+        let error = parse_yaml("{\n{\n  \"family\": \"fixture\",\nyVerquisr").expect_err("flow");
+        assert_eq!(
+            error.pos,
+            Pos {
+                line: 4,
+                column: 10
+            },
+            "{error}"
+        );
         let error = parse_yaml("a: &x 1\nb: *x\n").expect_err("alias");
         assert_eq!(error.pos, Pos { line: 2, column: 4 });
     }

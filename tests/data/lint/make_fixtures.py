@@ -8,8 +8,9 @@ arguments (role policies). Run it from anywhere; it rewrites the generated files
 
     python3 tests/data/lint/make_fixtures.py
 
-The hand-written CloudFormation fixtures (cfn-*.yaml/.json) and their .expect files are not
-generated.
+Not generated (written by hand, with their .expect files): the CloudFormation YAML pair
+cfn-template-{pos,neg}.yaml and iam-url-encoded-policy-version.json (a document as the IAM API
+returns it, URL-encoded in a string).
 """
 
 import copy
@@ -365,6 +366,44 @@ case("ts-sidecar-009-neg", td_with(lambda t: cloudwatch(t, flush="10s", group=AL
 case("ts-sidecar-010-pos", td_with(lambda t: sidecar(t).pop("essential")),
      [("TS-SIDECAR-010", "td", S + ("name",))])
 case("ts-sidecar-010-neg", td_with(lambda t: sidecar(t).update(essential=True)))
+
+
+# ---- A CloudFormation template in JSON: the task role is linked by Fn::GetAtt, the execution
+# role is a parameter (unknown: its checks do not run). ----
+
+
+def pascal(value, keep=False):
+    """CloudFormation's spelling: every key capitalised, except the log driver's options."""
+    if isinstance(value, dict):
+        return {(k if keep else k[0].upper() + k[1:]): pascal(v, k == "options") for k, v in value.items()}
+    if isinstance(value, list):
+        return [pascal(v) for v in value]
+    return value
+
+
+def cfn_template():
+    td = base()
+    cloudwatch(td, flush="10s", group=ALERTS)
+    props = pascal(td)
+    props["TaskRoleArn"] = {"Fn::GetAtt": ["TaskRole", "Arn"]}
+    props["ExecutionRoleArn"] = {"Ref": "ExecutionRoleArn"}
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": {"ExecutionRoleArn": {"Type": "String"}},
+        "Resources": {
+            "TaskRole": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [
+                {"PolicyName": "app", "PolicyDocument": policy(allow("sts:AssumeRole", "*"))}]}},
+            "TaskDefinition": {"Type": "AWS::ECS::TaskDefinition", "Properties": props},
+        },
+    }
+
+
+STATEMENT = ("Resources", "TaskRole", "Properties", "Policies", 0, "PolicyDocument", "Statement", 0)
+case("cfn-template-json-pos", cfn_template(),
+     [("TS-IAM-003", "td", STATEMENT + ("Resource",)),
+      ("TS-IAM-005", "td", STATEMENT + ("Resource",)),
+      ("TS-SIDECAR-009", "td", ("Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0,
+                                "Environment", 1, "Value"))])
 
 
 def write(name, value, wrap):
