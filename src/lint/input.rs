@@ -396,7 +396,7 @@ pub fn read(files: &[InputFile]) -> Result<Documents, Vec<InputError>> {
 }
 
 /// The task definitions and policies of a CloudFormation template: `AWS::ECS::TaskDefinition`
-/// resources, the inline `Policies` of `AWS::IAM::Role`s and `AWS::IAM::Policy` /
+/// resources, the trust policy and inline `Policies` of `AWS::IAM::Role`s and `AWS::IAM::Policy` /
 /// `AWS::IAM::ManagedPolicy` documents, each linked to the task definitions whose
 /// `TaskRoleArn` / `ExecutionRoleArn` name their role.
 fn template(path: &str, root: &Node, docs: &mut Documents) -> Result<(), InputError> {
@@ -432,6 +432,17 @@ fn template(path: &str, root: &Node, docs: &mut Documents) -> Result<(), InputEr
                 });
             }
             "AWS::IAM::Role" => {
+                if let Some(trust) = properties
+                    .and_then(|p| p.get("AssumeRolePolicyDocument"))
+                    .filter(|t| !is_intrinsic(t))
+                {
+                    policy::validate(path, trust)?;
+                    docs.policies.push(PolicyDoc {
+                        file: path.to_owned(),
+                        name: format!("{id} trust policy"),
+                        node: trust.clone(),
+                    });
+                }
                 let Some(list) = properties.and_then(|p| p.get("Policies")) else {
                     continue;
                 };

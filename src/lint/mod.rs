@@ -154,6 +154,9 @@ checks! {
     IAM_EXECUTION_ROLE_EXTRA_SECRETS = "TS-IAM-008", "ExecutionRoleReadsOtherSecrets", Medium,
         "The execution role can read secrets or parameters beyond those the task definition names: anyone who can register a task definition with it can read them.",
         "Limit `secretsmanager:GetSecretValue` / `ssm:GetParameters` to the ARNs in the task definition's `secrets`.";
+    IAM_TRUST_CONFUSED_DEPUTY = "TS-IAM-009", "TrustWithoutSourceCondition", Medium,
+        "A role trusting `ecs-tasks.amazonaws.com` without an `aws:SourceAccount` or `aws:SourceArn` condition can be assumed by ECS on behalf of any account's tasks (the confused-deputy problem).",
+        "Add `\"Condition\": {\"StringEquals\": {\"aws:SourceAccount\": \"ACCOUNT\"}, \"ArnLike\": {\"aws:SourceArn\": \"arn:aws:ecs:REGION:ACCOUNT:*\"}}` (task-definitions/iam/ecs-tasks-trust-policy.json).";
     SIDECAR_MISSING = "TS-SIDECAR-001", "SidecarMissing", High,
         "The task has no TaskSentry container: nothing watches its processes, connections and files at run time.",
         "Add the sidecar container (docs/platform-engineers.md, or copy it from task-definitions/).";

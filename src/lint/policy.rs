@@ -14,7 +14,7 @@ use super::tree::{Member, Node, Pos};
 use super::{
     Finding, IAM_ASSUME_ANY_ROLE, IAM_EXECUTION_ROLE_EXTRA_SECRETS, IAM_FULL_ADMIN,
     IAM_NOT_ACTION_ALLOW, IAM_PRIVILEGE_ESCALATION, IAM_RESOURCE_STAR,
-    IAM_SENSITIVE_WITHOUT_CONDITION, IAM_SERVICE_WILDCARD,
+    IAM_SENSITIVE_WITHOUT_CONDITION, IAM_SERVICE_WILDCARD, IAM_TRUST_CONFUSED_DEPUTY,
 };
 
 /// Privilege-escalation paths: a name and the actions that together make it.
@@ -236,6 +236,7 @@ struct Statement<'a> {
     not_resource: bool,
     condition: Option<&'a Node>,
     principal: bool,
+    principal_key: Option<&'a Member>,
     pos: Pos,
 }
 
@@ -318,6 +319,7 @@ fn statements(doc: &Node) -> Vec<Statement<'_>> {
                 resource_key: resource,
                 condition: s.get("Condition"),
                 principal: s.get("Principal").is_some() || s.get("NotPrincipal").is_some(),
+                principal_key: s.member("Principal"),
                 pos: s.pos,
             }
         })
@@ -525,6 +527,27 @@ pub fn check(doc: &PolicyDoc, out: &mut Vec<Finding>) {
             }
         }
     }
+    for s in statements.iter().filter(|s| s.allow) {
+        let Some(principal) = s.principal_key else {
+            continue;
+        };
+        let ecs_tasks = principal
+            .value
+            .get("Service")
+            .map(strings)
+            .unwrap_or_default()
+            .iter()
+            .any(|service| service.starts_with("ecs-tasks."));
+        let assume = s.actions.is_empty() || s.grants("sts:AssumeRole");
+        if ecs_tasks && assume && !has_source_condition(s.condition) {
+            out.push(Finding::new(
+                &IAM_TRUST_CONFUSED_DEPUTY,
+                file,
+                principal.key_pos,
+                format!("{name}: `ecs-tasks.amazonaws.com` may assume the role without an `aws:SourceAccount` or `aws:SourceArn` condition"),
+            ));
+        }
+    }
     let paths: Vec<(&str, &Statement<'_>)> = ESCALATIONS
         .iter()
         .filter_map(|(method, actions)| {
@@ -547,6 +570,20 @@ pub fn check(doc: &PolicyDoc, out: &mut Vec<Finding>) {
             ),
         ));
     }
+}
+
+/// Whether a condition block tests `aws:SourceAccount` or `aws:SourceArn` (any operator).
+fn has_source_condition(condition: Option<&Node>) -> bool {
+    condition
+        .and_then(Node::as_object)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|operator| operator.value.as_object())
+        .flatten()
+        .any(|key| {
+            key.key.eq_ignore_ascii_case("aws:SourceAccount")
+                || key.key.eq_ignore_ascii_case("aws:SourceArn")
+        })
 }
 
 /// The secrets and parameters a task definition names (`secrets[].valueFrom`, private

@@ -288,6 +288,14 @@ case("ts-iam-007-pos", positional_policy=policy(
 case("ts-iam-007-neg", positional_policy=policy(PASS_ROLE))
 
 
+TRUST = {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+         "Action": "sts:AssumeRole"}
+case("ts-iam-009-pos", positional_policy=policy(TRUST),
+     expect=[("TS-IAM-009", "policy", ("Statement", 0, "Principal"))])
+case("ts-iam-009-neg", positional_policy=policy(dict(TRUST, Condition={
+    "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:eu-west-1:{ACCOUNT}:*"}})))
+
+
 def with_db_secret(t):
     app(t)["secrets"] = [{"name": "DB_PASSWORD", "valueFrom": DB_SECRET}]
 
