@@ -548,25 +548,27 @@ pub fn check(doc: &PolicyDoc, out: &mut Vec<Finding>) {
             ));
         }
     }
-    let paths: Vec<(&str, &Statement<'_>)> = ESCALATIONS
+    let paths: Vec<(String, &Statement<'_>)> = ESCALATIONS
         .iter()
         .filter_map(|(method, actions)| {
             let grants: Vec<_> = actions
                 .iter()
                 .map(|a| granting(&statements, a))
                 .collect::<Option<_>>()?;
-            grants.first().map(|s| (*method, *s))
+            grants
+                .first()
+                .map(|s| (format!("{method} ({})", actions.join(" + ")), *s))
         })
         .collect();
     if let Some((_, first)) = paths.first() {
-        let names: Vec<&str> = paths.iter().map(|(m, _)| *m).collect();
+        let names: Vec<&str> = paths.iter().map(|(m, _)| m.as_str()).collect();
         out.push(Finding::new(
             &IAM_PRIVILEGE_ESCALATION,
             file,
             first.action_pos(),
             format!(
                 "{name}: privilege escalation possible by {}",
-                names.join(", ")
+                names.join("; ")
             ),
         ));
     }

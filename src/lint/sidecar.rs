@@ -166,6 +166,12 @@ fn capabilities(file: &str, sidecar: &Container<'_>, out: &mut Vec<Finding>) {
         ));
     }
     let mut missing = Vec::new();
+    if dropped
+        .as_ref()
+        .is_some_and(|(l, _)| l.iter().any(|c| c == "ALL"))
+    {
+        missing.push("ALL");
+    }
     if is_dropped("DAC_OVERRIDE") {
         missing.push("DAC_OVERRIDE");
     }
