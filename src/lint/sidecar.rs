@@ -165,13 +165,10 @@ fn capabilities(file: &str, sidecar: &Container<'_>, out: &mut Vec<Finding>) {
             format!("`{}` runs in trace mode without `SYS_PTRACE`", sidecar.name),
         ));
     }
-    let mut missing = Vec::new();
-    if dropped
+    let drops_all = dropped
         .as_ref()
-        .is_some_and(|(l, _)| l.iter().any(|c| c == "ALL"))
-    {
-        missing.push("ALL");
-    }
+        .is_some_and(|(l, _)| l.iter().any(|c| c == "ALL"));
+    let mut missing = Vec::new();
     if is_dropped("DAC_OVERRIDE") {
         missing.push("DAC_OVERRIDE");
     }
@@ -186,7 +183,11 @@ fn capabilities(file: &str, sidecar: &Container<'_>, out: &mut Vec<Finding>) {
             format!(
                 "`{}` drops {}{}",
                 sidecar.name,
-                missing.join(", "),
+                if drops_all {
+                    format!("ALL, {} with it", missing.join(", "))
+                } else {
+                    missing.join(", ")
+                },
                 if ptrace {
                     ""
                 } else {
