@@ -17,6 +17,9 @@
 //! - **CPU and memory**: with 100 or 1,000 long-lived processes in the app container and 0, 10
 //!   or 100 execs a second, the monitor's CPU (utime + stime of its process tree, from /proc,
 //!   over the measuring window after a warm-up) and RSS (sum of VmRSS, and the peak VmHWM).
+//! - **Idle cost**: 100 sleeping processes, default settings; CPU per thread of the supervisor
+//!   and its worker over 30 s after a 25 s start-up, RSS, PSS and anonymous memory; several
+//!   binaries (`--idle-binary LABEL=PATH`, repeated) side by side, alternating (`bench/idle`).
 //!
 //! Needs root, like the integration tests. Example:
 //! `bench_report --monitor target/release/tasksentry [--quick]`.
@@ -47,9 +50,15 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "capture,latency,resources"
+        default_value = "capture,latency,resources,idle"
     )]
     only: Vec<String>,
+    /// Binaries measured side by side in the idle part, as `LABEL=PATH` (default: the monitor).
+    #[arg(long = "idle-binary")]
+    idle_binaries: Vec<String>,
+    /// Rounds of the idle part; each round measures every idle binary once, in rotating order.
+    #[arg(long, default_value_t = 5)]
+    idle_rounds: u32,
 }
 
 /// Who watches the workload.
@@ -155,6 +164,26 @@ fn run(args: Args) -> Result<()> {
     }
     if wants("resources") {
         resources(&task, &app, &monitor, args.quick)?;
+    }
+    if wants("idle") {
+        let mut binaries = Vec::new();
+        for spec in &args.idle_binaries {
+            let (label, path) = spec
+                .rsplit_once('=')
+                .unwrap_or((spec.as_str(), spec.as_str()));
+            let path =
+                std::fs::canonicalize(path).with_context(|| format!("idle binary {path}"))?;
+            binaries.push((label.to_string(), path));
+        }
+        if binaries.is_empty() {
+            binaries.push(("tasksentry".to_string(), monitor.clone()));
+        }
+        let rounds = if args.quick {
+            1
+        } else {
+            args.idle_rounds.max(1)
+        };
+        idle(&task, &app, &binaries, rounds, args.quick)?;
     }
     Ok(())
 }
@@ -362,6 +391,211 @@ fn resources(
         }
         let _ = idle.kill();
         app.run(&["sh", "-c", &format!("pkill -f {holder}; true")])?;
+    }
+    Ok(())
+}
+
+/// One idle measurement of a monitor: CPU per thread and memory of the supervisor and worker.
+struct IdleSample {
+    /// % of one core per thread name (the supervisor's threads as `supervisor`).
+    threads: std::collections::BTreeMap<String, f64>,
+    /// KiB: (VmRSS, RssAnon, Pss) of the supervisor and of the worker.
+    supervisor: (u64, u64, u64),
+    worker: (u64, u64, u64),
+}
+
+/// utime + stime (clock ticks) per (pid, thread name) of a process tree.
+fn thread_ticks(root: i32) -> std::collections::BTreeMap<(i32, String), u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for pid in tree(root) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = fields
+                .get(11)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                + fields
+                    .get(12)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            *out.entry((pid, comm.trim().to_string())).or_insert(0) += ticks;
+        }
+    }
+    out
+}
+
+/// (VmRSS, RssAnon, Pss) in KiB of one process.
+fn process_memory_kib(pid: i32) -> (u64, u64, u64) {
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    (
+        field(&status, "VmRSS:"),
+        field(&status, "RssAnon:"),
+        field(&rollup, "Pss:"),
+    )
+}
+
+/// The idle cost of each binary, side by side: the app container holds 100 sleeping processes;
+/// each round starts every binary in turn (rotating the order) as the sidecar with default
+/// settings, waits out the start-up (25 s: the first memory trims run at 3 s and 20 s) and
+/// measures 30 s.
+fn idle(
+    task: &EmulatedTask,
+    app: &Container,
+    binaries: &[(String, PathBuf)],
+    rounds: u32,
+    quick: bool,
+) -> Result<()> {
+    let processes = 100;
+    let warmup = Duration::from_secs(if quick { 22 } else { 25 });
+    let window = Duration::from_secs(if quick { 5 } else { 30 });
+    let holder = support::marker("idle");
+    let mut sleepers = app.spawn(&[
+        "sh",
+        "-c",
+        &format!(
+            "i=0; while [ $i -lt {processes} ]; do sleeper 3600000 {holder} & i=$((i+1)); done; wait"
+        ),
+    ])?;
+    std::thread::sleep(Duration::from_secs(2));
+    let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as f64;
+    let mut samples: Vec<Vec<IdleSample>> = binaries.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds as usize {
+        for offset in 0..binaries.len() {
+            let index = (round + offset) % binaries.len();
+            let (label, path) = &binaries[index];
+            let mon = start_observer(task, Observer::Poll, path, None, "alerts")?;
+            std::thread::sleep(warmup);
+            let supervisor = mon.host_pid();
+            let before = thread_ticks(supervisor);
+            let began = Instant::now();
+            std::thread::sleep(window);
+            let after = thread_ticks(supervisor);
+            let elapsed = began.elapsed().as_secs_f64();
+            let worker = tree(supervisor).into_iter().find(|&p| p != supervisor);
+            let mut threads = std::collections::BTreeMap::new();
+            for ((pid, comm), ticks) in &after {
+                let delta = ticks
+                    .saturating_sub(before.get(&(*pid, comm.clone())).copied().unwrap_or(*ticks));
+                let name = if *pid == supervisor {
+                    "supervisor".to_string()
+                } else {
+                    comm.clone()
+                };
+                *threads.entry(name).or_insert(0.0) += 100.0 * delta as f64 / hz / elapsed;
+            }
+            let sample = IdleSample {
+                threads,
+                supervisor: process_memory_kib(supervisor),
+                worker: worker.map(process_memory_kib).unwrap_or_default(),
+            };
+            eprintln!(
+                "idle round {} {label}: cpu {:.3} % rss {:.1} MiB pss {:.1} MiB",
+                round + 1,
+                sample.threads.values().sum::<f64>(),
+                (sample.supervisor.0 + sample.worker.0) as f64 / 1024.0,
+                (sample.supervisor.2 + sample.worker.2) as f64 / 1024.0,
+            );
+            samples[index].push(sample);
+            drop(mon);
+        }
+    }
+    let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let _ = sleepers.kill();
+    app.run(&["sh", "-c", &format!("pkill -f {holder}; true")])?;
+
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        quantile(&values, 0.5)
+    };
+    let mib = |kib: u64| kib as f64 / 1024.0;
+    println!("\n## Idle cost\n");
+    println!(
+        "The app container holds {processes} sleeping processes; the monitor runs with default \
+         settings (poll mode, inotify triggers on, `--emit alerts`). CPU is utime + stime of every \
+         thread of the supervisor and its worker over {} s after a {} s start-up, as a share of one \
+         core; memory is read at the end of the window. RSS (what `ps` and most dashboards show) \
+         counts the pages both processes share twice; PSS splits them and is the two processes' \
+         real footprint. {rounds} round(s), binaries alternating in rotating order; medians. \
+         Target: at most 0.5 % of a core and 16 MiB RSS for both processes together. Load \
+         average {} before, {} after.\n",
+        window.as_secs(),
+        warmup.as_secs(),
+        load_before
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        load_after
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    println!(
+        "| binary | CPU (% of one core) | RSS supervisor (MiB) | RSS worker (MiB) | RSS both (MiB) | PSS both (MiB) | anonymous (MiB) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for ((label, _), s) in binaries.iter().zip(&samples) {
+        println!(
+            "| {label} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            median(s.iter().map(|x| x.threads.values().sum()).collect()),
+            median(s.iter().map(|x| mib(x.supervisor.0)).collect()),
+            median(s.iter().map(|x| mib(x.worker.0)).collect()),
+            median(s.iter().map(|x| mib(x.supervisor.0 + x.worker.0)).collect()),
+            median(s.iter().map(|x| mib(x.supervisor.2 + x.worker.2)).collect()),
+            median(s.iter().map(|x| mib(x.supervisor.1 + x.worker.1)).collect()),
+        );
+    }
+    let names: BTreeSet<&String> = samples
+        .iter()
+        .flatten()
+        .flat_map(|x| x.threads.keys())
+        .collect();
+    println!("\nCPU by thread (% of one core, median):\n");
+    println!(
+        "| thread | {} |",
+        binaries
+            .iter()
+            .map(|(l, _)| l.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|{}", "---|".repeat(binaries.len()));
+    for name in names {
+        let cells: Vec<String> = samples
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:.3}",
+                    median(
+                        s.iter()
+                            .map(|x| x.threads.get(name).copied().unwrap_or(0.0))
+                            .collect()
+                    )
+                )
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
     }
     Ok(())
 }
