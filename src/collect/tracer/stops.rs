@@ -4,6 +4,7 @@
 
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::ptrace;
@@ -25,6 +26,7 @@ impl Tracer {
     /// Handles every pending status: the hot path. Stops are resumed at once; what can wait
     /// is queued in `work`.
     pub(super) fn reap(&mut self) {
+        self.last_reap = Instant::now();
         loop {
             match wait_any() {
                 Ok(Some((pid, raw))) => {
