@@ -421,7 +421,11 @@ fn run(args: Args) -> Result<bool> {
             raised.push(format!("{} raised: {cut}", arm.name()));
         }
         if lines.len() > 5 {
-            raised.push(format!("{} raised {} more lines", arm.name(), lines.len() - 5));
+            raised.push(format!(
+                "{} raised {} more lines",
+                arm.name(),
+                lines.len() - 5
+            ));
         }
     }
     task_t.monitor.kill()?;
