@@ -415,8 +415,9 @@ impl FrozenReader {
 }
 
 /// Whether a stop of the tracee `pid` waits to be reaped by this thread (`waitid` with
-/// `WNOWAIT`: the status stays for the next `waitpid`). On an error, `true` (the caller then
-/// checks the slow way).
+/// `WNOWAIT`: the status stays for the next `waitpid`). `ECHILD` for a tracee means a zombie
+/// (a zombie is not waitable for a stop), which has no stop pending; on any other error,
+/// `true` (the caller then checks the slow way).
 fn stop_pending(pid: i32) -> bool {
     let Ok(id) = libc::id_t::try_from(pid) else {
         return true;
@@ -432,9 +433,12 @@ fn stop_pending(pid: i32) -> bool {
             libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
         )
     };
+    if rc != 0 {
+        return Errno::last() != Errno::ECHILD;
+    }
     // SAFETY: `info` was zeroed and then possibly filled by the kernel; `si_pid` stays 0
     // when no child matched.
-    rc != 0 || unsafe { info.si_pid() } != 0
+    unsafe { info.si_pid() != 0 }
 }
 
 /// How [`FrozenReader::read_frozen`] reads the command line and the environment.
@@ -551,8 +555,8 @@ mod tests {
         assert!(!stop_pending(pid));
         child.kill().unwrap();
         child.wait().unwrap();
-        // Not a child of this process: unknown, so "maybe".
-        assert!(stop_pending(1));
+        // Not a child of this process (ECHILD, as for a zombie tracee): nothing pending.
+        assert!(!stop_pending(1));
     }
 
     #[test]

@@ -26,7 +26,6 @@ impl Tracer {
     /// Handles every pending status: the hot path. Stops are resumed at once; what can wait
     /// is queued in `work`.
     pub(super) fn reap(&mut self) {
-        self.last_reap = Instant::now();
         loop {
             match wait_any() {
                 Ok(Some((pid, raw))) => {
@@ -34,7 +33,11 @@ impl Tracer {
                         self.handle(pid, status);
                     }
                 }
-                Ok(None) | Err(Errno::ECHILD) => return,
+                Ok(None) | Err(Errno::ECHILD) => {
+                    // Nothing pending as of now (handling the stops above took time).
+                    self.last_reap = Instant::now();
+                    return;
+                }
                 Err(Errno::EINTR) => continue,
                 Err(error) => {
                     if self.last_warning.ready() {
