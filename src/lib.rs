@@ -19,6 +19,7 @@ pub mod exit;
 pub mod guard;
 pub mod priority;
 pub mod procfs;
+pub mod profile;
 pub mod rule_files;
 pub mod rules;
 pub mod sink;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tasksentry::cli::{Cli, Command, RulesCommand};
+use tasksentry::cli::{Cli, Command, ProfileCommand, RulesCommand};
 use tasksentry::commands::{self, RuleSelection};
 use tasksentry::config::{Config, LogFormat, RuleMatchingMode};
 use tasksentry::exit;
@@ -58,6 +58,16 @@ fn main() -> ExitCode {
             }
         }
         Command::Fields(args) => commands::fields(args.json),
+        Command::Profile(command) => {
+            init_logging("warn", LogFormat::Text);
+            match command {
+                ProfileCommand::Build {
+                    inputs,
+                    out,
+                    min_tasks,
+                } => commands::profile_build(&inputs, &out, min_tasks),
+            }
+        }
         Command::Rules(command) => {
             init_logging("warn", LogFormat::Text);
             match command {

@@ -1,0 +1,885 @@
+//! The learning aggregator: what each container normally does, keyed by container name.
+//!
+//! Pure: events in, a bounded aggregate out, no I/O. Every event costs a few hash lookups
+//! whatever has been learnt (constant cost), and each container's aggregate holds at most
+//! [`Limits::max_entries`] entries: past it, new entries are counted as an overflow by kind
+//! (the snapshot says so, and so does the profile built from it), never silently dropped.
+//!
+//! What is learnt, per container:
+//! - programs run: `proc.exepath` with `proc.name` (busybox applets share one executable) and the
+//!   parent's executable (`proc.pexepath`, absent for the container's first process);
+//! - listening ports (`fd.l4proto`, `fd.sport`);
+//! - outbound destinations: remote port and address, the address aggregated to its /24 (IPv4) or
+//!   /64 (IPv6) once more than [`Limits::addrs_per_net`] addresses of that network were seen on
+//!   that port; loopback is never outbound and is not learnt;
+//! - inbound peers by local port, aggregated the same way;
+//! - files written (opened for writing, created, deleted, renamed, chmod, mkdir), aggregated to
+//!   their directory once more than [`Limits::files_per_dir`] files of it were written;
+//! - files read (the watch set reports reads of sensitive paths only).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventType, Timestamp};
+
+/// One thing a container was seen doing. The order (variant, then fields) is the order of
+/// snapshots and profiles.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Entry {
+    /// A program run: executable path, process name, parent's executable path.
+    Exec {
+        /// `proc.exepath`.
+        exe: String,
+        /// `proc.name`.
+        name: String,
+        /// `proc.pexepath`; absent for a process without a known parent (the entrypoint).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<String>,
+    },
+    /// A listening socket.
+    Listen {
+        /// `fd.l4proto`.
+        proto: String,
+        /// `fd.sport`.
+        port: u16,
+    },
+    /// An outbound connection.
+    Connect {
+        /// `fd.l4proto`.
+        proto: String,
+        /// `fd.rport`.
+        port: u16,
+        /// `fd.rip`, or the CIDR it was aggregated to.
+        dest: String,
+    },
+    /// An inbound connection.
+    Inbound {
+        /// `fd.l4proto`.
+        proto: String,
+        /// `fd.lport`.
+        port: u16,
+        /// `fd.rip`, or the CIDR it was aggregated to.
+        peer: String,
+    },
+    /// A file written, or a directory any file of which may be written.
+    Write {
+        /// `fd.name`, or a directory (`fd.directory`) when `dir`.
+        path: String,
+        /// The path is a directory standing for every file in it.
+        #[serde(default, skip_serializing_if = "is_false")]
+        dir: bool,
+    },
+    /// A file read.
+    Read {
+        /// `fd.name`.
+        path: String,
+    },
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl Entry {
+    /// The kind's name, as in snapshots and overflow counts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::Exec { .. } => "exec",
+            Entry::Listen { .. } => "listen",
+            Entry::Connect { .. } => "connect",
+            Entry::Inbound { .. } => "inbound",
+            Entry::Write { .. } => "write",
+            Entry::Read { .. } => "read",
+        }
+    }
+}
+
+/// The bounds of learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Containers learnt; events of further containers are counted, not learnt.
+    pub max_containers: usize,
+    /// Entries per container.
+    pub max_entries: usize,
+    /// Files written per directory before the directory stands for them.
+    pub files_per_dir: usize,
+    /// Addresses per network (/24, /64), per direction and port, before the network stands
+    /// for them.
+    pub addrs_per_net: usize,
+    /// Image digests kept per container.
+    pub max_digests: usize,
+    /// Longest path or name kept (longer ones are cut at a character boundary).
+    pub max_text: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_containers: 32,
+            max_entries: 1024,
+            files_per_dir: 8,
+            addrs_per_net: 4,
+            max_digests: 4,
+            max_text: 256,
+        }
+    }
+}
+
+/// An address set being learnt: the addresses of one network on one port and direction, until
+/// there are too many and the network stands for them.
+#[derive(Debug, Default)]
+struct Spread<T> {
+    members: Vec<T>,
+    collapsed: bool,
+}
+
+/// Key of an address spread: direction (0 out, 1 in), protocol, port, network.
+type NetKey = (u8, String, u16, IpAddr);
+
+/// What one container was seen doing.
+#[derive(Debug, Default)]
+pub struct ContainerProfile {
+    digests: BTreeSet<String>,
+    first_seen: Option<Timestamp>,
+    last_seen: Option<Timestamp>,
+    events: u64,
+    entries: HashMap<Entry, u64>,
+    nets: HashMap<NetKey, Spread<IpAddr>>,
+    dirs: HashMap<String, Spread<String>>,
+    overflow: BTreeMap<&'static str, u64>,
+}
+
+/// A learnt aggregate of every container, as a snapshot gives it: entries sorted, with counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerSummary {
+    /// `container.name`.
+    pub container: String,
+    /// The image digests seen.
+    #[serde(default)]
+    pub image_digests: Vec<String>,
+    /// First event learnt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Timestamp>,
+    /// Last event learnt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+    /// Events learnt.
+    #[serde(default)]
+    pub events: u64,
+    /// New entries not learnt because the container's cap was reached, by kind: the profile
+    /// is incomplete for those kinds ("profile overflow").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overflow: BTreeMap<String, u64>,
+    /// What was seen, in order, with how often.
+    #[serde(default)]
+    pub entries: Vec<Counted>,
+}
+
+/// An entry with its count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counted {
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// Occurrences.
+    pub n: u64,
+}
+
+/// Learns every container's profile from events.
+#[derive(Debug, Default)]
+pub struct Learner {
+    limits: Limits,
+    containers: HashMap<String, ContainerProfile>,
+    /// Events of containers without a name (no ECS metadata), not learnt.
+    unnamed: u64,
+    /// Events of containers beyond `max_containers`, not learnt.
+    containers_overflow: u64,
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The IPv4 form of an IPv4-mapped IPv6 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+/// The /24 or /64 network of an address.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
+}
+
+/// The CIDR text of the network an address is aggregated to.
+pub(crate) fn cidr(net: IpAddr) -> String {
+    match net {
+        IpAddr::V4(_) => format!("{net}/24"),
+        IpAddr::V6(_) => format!("{net}/64"),
+    }
+}
+
+/// The directory part of a path (`/` for a file at the root), as `fd.directory` gives it.
+pub(crate) fn directory(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(end) => &path[..end],
+        None => "",
+    }
+}
+
+/// A text that a rules file can carry: no control characters.
+fn printable(text: &str) -> bool {
+    !text.chars().any(char::is_control)
+}
+
+impl Learner {
+    /// A learner with these bounds.
+    pub fn new(limits: Limits) -> Learner {
+        Learner {
+            limits,
+            ..Learner::default()
+        }
+    }
+
+    /// Learns from one event. Events of the monitor itself, without a container or outside
+    /// any, and of kinds a profile does not cover are ignored.
+    pub fn observe(&mut self, event: &Event) {
+        let learnt = matches!(
+            event.evt_type(),
+            EventType::Execve
+                | EventType::Listen
+                | EventType::Connect
+                | EventType::Accept
+                | EventType::Open
+                | EventType::Creat
+                | EventType::Unlinkat
+                | EventType::Renameat
+                | EventType::Chmod
+                | EventType::Mkdir
+        );
+        if !learnt {
+            return;
+        }
+        let Some(container) = event.container.as_deref() else {
+            return;
+        };
+        if container.id == "host" {
+            return;
+        }
+        let Some(name) = container.name.as_deref().filter(|n| !n.is_empty()) else {
+            self.unnamed += 1;
+            return;
+        };
+        let limits = self.limits;
+        if !self.containers.contains_key(name) {
+            if self.containers.len() >= limits.max_containers {
+                self.containers_overflow += 1;
+                return;
+            }
+            self.containers
+                .insert(name.to_owned(), ContainerProfile::default());
+        }
+        let Some(profile) = self.containers.get_mut(name) else {
+            return;
+        };
+        profile.events += 1;
+        let time = event.evt.time;
+        profile.first_seen = Some(profile.first_seen.map_or(time, |t| t.min(time)));
+        profile.last_seen = Some(profile.last_seen.map_or(time, |t| t.max(time)));
+        if let Some(digest) = container.image_digest.as_deref()
+            && profile.digests.len() < limits.max_digests
+            && !profile.digests.contains(digest)
+        {
+            profile
+                .digests
+                .insert(cut(digest, limits.max_text).to_owned());
+        }
+        profile.learn(event, &limits);
+    }
+
+    /// The learnt profiles, one per container, sorted by name, entries sorted.
+    pub fn summaries(&self) -> Vec<ContainerSummary> {
+        let mut out: Vec<ContainerSummary> = self
+            .containers
+            .iter()
+            .map(|(name, profile)| profile.summary(name))
+            .collect();
+        out.sort_by(|a, b| a.container.cmp(&b.container));
+        out
+    }
+
+    /// Events not learnt because their container had no name.
+    pub fn unnamed(&self) -> u64 {
+        self.unnamed
+    }
+
+    /// Events not learnt because too many containers were learnt already.
+    pub fn containers_overflow(&self) -> u64 {
+        self.containers_overflow
+    }
+
+    /// Entries held, over every container (what bounds the memory).
+    pub fn entries(&self) -> usize {
+        self.containers.values().map(|p| p.entries.len()).sum()
+    }
+}
+
+impl ContainerProfile {
+    fn learn(&mut self, event: &Event, limits: &Limits) {
+        match event.evt_type() {
+            EventType::Execve => {
+                let Some(proc) = event.proc.as_deref() else {
+                    return;
+                };
+                let Some(exe) = proc.exepath.as_deref().or(proc.exe.as_deref()) else {
+                    return;
+                };
+                if !printable(exe) || !printable(&proc.name) {
+                    return;
+                }
+                let parent = proc
+                    .ancestors
+                    .first()
+                    .and_then(|a| a.exepath.as_deref())
+                    .filter(|p| printable(p))
+                    .map(|p| cut(p, limits.max_text).to_owned());
+                self.bump(
+                    Entry::Exec {
+                        exe: cut(exe, limits.max_text).to_owned(),
+                        name: cut(&proc.name, limits.max_text).to_owned(),
+                        parent,
+                    },
+                    1,
+                    limits,
+                );
+            }
+            EventType::Listen => {
+                let Some(fd) = event.fd.as_deref() else {
+                    return;
+                };
+                let (Some(proto), Some(port)) = (fd.l4proto.as_deref(), fd.sport) else {
+                    return;
+                };
+                self.bump(
+                    Entry::Listen {
+                        proto: cut(proto, 16).to_owned(),
+                        port,
+                    },
+                    1,
+                    limits,
+                );
+            }
+            EventType::Connect | EventType::Accept => {
+                let Some(fd) = event.fd.as_deref() else {
+                    return;
+                };
+                let Some(proto) = fd.l4proto.as_deref() else {
+                    return;
+                };
+                let outbound = event.evt_type() == EventType::Connect;
+                // Remote end: the server for a connection made, the client for one accepted.
+                let (remote, port) = if outbound {
+                    (fd.sip, fd.sport)
+                } else {
+                    (fd.cip, fd.sport)
+                };
+                let (Some(remote), Some(port)) = (remote, port) else {
+                    return;
+                };
+                let remote = canonical(remote);
+                if remote.is_loopback() || remote.is_unspecified() {
+                    return;
+                }
+                self.learn_address(outbound, cut(proto, 16), port, remote, limits);
+            }
+            EventType::Open => {
+                let Some(fd) = event.fd.as_deref() else {
+                    return;
+                };
+                let Some(path) = fd.name.as_deref() else {
+                    return;
+                };
+                if fd.open_write == Some(true) {
+                    self.learn_write(path, limits);
+                } else if fd.open_read == Some(true) && printable(path) {
+                    self.bump(
+                        Entry::Read {
+                            path: cut(path, limits.max_text).to_owned(),
+                        },
+                        1,
+                        limits,
+                    );
+                }
+            }
+            EventType::Creat
+            | EventType::Unlinkat
+            | EventType::Renameat
+            | EventType::Chmod
+            | EventType::Mkdir => {
+                if let Some(path) = event.fd.as_deref().and_then(|fd| fd.name.as_deref()) {
+                    self.learn_write(path, limits);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts an entry; a new one past the cap is an overflow of its kind.
+    fn bump(&mut self, entry: Entry, n: u64, limits: &Limits) -> bool {
+        if let Some(count) = self.entries.get_mut(&entry) {
+            *count += n;
+            return true;
+        }
+        if self.entries.len() >= limits.max_entries {
+            *self.overflow.entry(entry.kind()).or_default() += n;
+            return false;
+        }
+        self.entries.insert(entry, n);
+        true
+    }
+
+    fn learn_address(
+        &mut self,
+        outbound: bool,
+        proto: &str,
+        port: u16,
+        remote: IpAddr,
+        limits: &Limits,
+    ) {
+        let make = |address: String| {
+            if outbound {
+                Entry::Connect {
+                    proto: proto.to_owned(),
+                    port,
+                    dest: address,
+                }
+            } else {
+                Entry::Inbound {
+                    proto: proto.to_owned(),
+                    port,
+                    peer: address,
+                }
+            }
+        };
+        let net = network(remote);
+        let key: NetKey = (u8::from(!outbound), proto.to_owned(), port, net);
+        let spread = self.nets.get(&key);
+        match spread {
+            Some(spread) if spread.collapsed => {
+                self.bump(make(cidr(net)), 1, limits);
+            }
+            Some(spread) if spread.members.contains(&remote) => {
+                self.bump(make(remote.to_string()), 1, limits);
+            }
+            Some(spread) if spread.members.len() < limits.addrs_per_net => {
+                if self.bump(make(remote.to_string()), 1, limits)
+                    && let Some(spread) = self.nets.get_mut(&key)
+                {
+                    spread.members.push(remote);
+                }
+            }
+            Some(_) => {
+                // One address too many: the network stands for all of them.
+                let members = self
+                    .nets
+                    .get_mut(&key)
+                    .map(|s| {
+                        s.collapsed = true;
+                        std::mem::take(&mut s.members)
+                    })
+                    .unwrap_or_default();
+                let mut total = 1;
+                for member in members {
+                    total += self.entries.remove(&make(member.to_string())).unwrap_or(0);
+                }
+                self.bump(make(cidr(net)), total, limits);
+            }
+            None => {
+                if self.bump(make(remote.to_string()), 1, limits) {
+                    self.nets.insert(
+                        key,
+                        Spread {
+                            members: vec![remote],
+                            collapsed: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn learn_write(&mut self, path: &str, limits: &Limits) {
+        if !printable(path) || !path.starts_with('/') {
+            return;
+        }
+        let path = cut(path, limits.max_text);
+        let dir = directory(path);
+        let file_entry = |p: &str| Entry::Write {
+            path: p.to_owned(),
+            dir: false,
+        };
+        match self.dirs.get(dir) {
+            Some(spread) if spread.collapsed => {
+                self.bump(
+                    Entry::Write {
+                        path: dir.to_owned(),
+                        dir: true,
+                    },
+                    1,
+                    limits,
+                );
+            }
+            Some(spread) if spread.members.iter().any(|m| m == path) => {
+                self.bump(file_entry(path), 1, limits);
+            }
+            Some(spread) if spread.members.len() < limits.files_per_dir => {
+                if self.bump(file_entry(path), 1, limits)
+                    && let Some(spread) = self.dirs.get_mut(dir)
+                {
+                    spread.members.push(path.to_owned());
+                }
+            }
+            Some(_) => {
+                let members = self
+                    .dirs
+                    .get_mut(dir)
+                    .map(|s| {
+                        s.collapsed = true;
+                        std::mem::take(&mut s.members)
+                    })
+                    .unwrap_or_default();
+                let mut total = 1;
+                for member in members {
+                    total += self.entries.remove(&file_entry(&member)).unwrap_or(0);
+                }
+                self.bump(
+                    Entry::Write {
+                        path: dir.to_owned(),
+                        dir: true,
+                    },
+                    total,
+                    limits,
+                );
+            }
+            None => {
+                if self.bump(file_entry(path), 1, limits) {
+                    self.dirs.insert(
+                        dir.to_owned(),
+                        Spread {
+                            members: vec![path.to_owned()],
+                            collapsed: false,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn summary(&self, name: &str) -> ContainerSummary {
+        let mut entries: Vec<Counted> = self
+            .entries
+            .iter()
+            .map(|(entry, n)| Counted {
+                entry: entry.clone(),
+                n: *n,
+            })
+            .collect();
+        entries.sort_by(|a, b| a.entry.cmp(&b.entry));
+        ContainerSummary {
+            container: name.to_owned(),
+            image_digests: self.digests.iter().cloned().collect(),
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            events: self.events,
+            overflow: self
+                .overflow
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            entries,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Ancestor, Collector, Container, Fd, Process};
+
+    fn container(name: &str) -> Box<Container> {
+        Box::new(Container {
+            id: format!("task-{name}"),
+            name: Some(name.to_owned()),
+            image_digest: Some(format!("sha256:{name}")),
+            ..Container::default()
+        })
+    }
+
+    pub(crate) fn exec(name: &str, exe: &str, comm: &str, parent: Option<&str>) -> Event {
+        let mut event = Event::new(EventType::Execve, Collector::Procscan);
+        event.container = Some(container(name));
+        event.proc = Some(Box::new(Process {
+            pid: 10,
+            name: comm.to_owned(),
+            exepath: Some(exe.to_owned()),
+            ancestors: parent
+                .map(|p| Ancestor {
+                    pid: 1,
+                    name: "parent".into(),
+                    exe: None,
+                    exepath: Some(p.to_owned()),
+                    args: Vec::new(),
+                })
+                .into_iter()
+                .collect(),
+            ..Process::default()
+        }));
+        event
+    }
+
+    pub(crate) fn connect(name: &str, ip: &str, port: u16) -> Event {
+        let mut event = Event::new(EventType::Connect, Collector::Sockets);
+        event.container = Some(container(name));
+        event.fd = Some(Box::new(Fd {
+            l4proto: Some("tcp".into()),
+            cip: Some("10.0.0.5".parse().expect("ip")),
+            cport: Some(40000),
+            sip: Some(ip.parse().expect("ip")),
+            sport: Some(port),
+            local_is_client: Some(true),
+            ..Fd::default()
+        }));
+        event
+    }
+
+    pub(crate) fn write(name: &str, path: &str) -> Event {
+        let mut event = Event::new(EventType::Open, Collector::Fswatch);
+        event.container = Some(container(name));
+        event.fd = Some(Box::new(Fd {
+            name: Some(path.to_owned()),
+            open_write: Some(true),
+            ..Fd::default()
+        }));
+        event
+    }
+
+    fn entries(learner: &Learner, name: &str) -> Vec<(Entry, u64)> {
+        learner
+            .summaries()
+            .into_iter()
+            .find(|s| s.container == name)
+            .map(|s| s.entries.into_iter().map(|c| (c.entry, c.n)).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn programs_are_learnt_per_container_with_name_and_parent_and_counted() {
+        let mut learner = Learner::new(Limits::default());
+        for _ in 0..3 {
+            learner.observe(&exec("web", "/bin/busybox", "httpd", None));
+        }
+        learner.observe(&exec("web", "/bin/busybox", "sh", Some("/bin/busybox")));
+        learner.observe(&exec("worker", "/usr/bin/python3", "python3", None));
+        let web = entries(&learner, "web");
+        assert_eq!(
+            web,
+            vec![
+                (
+                    Entry::Exec {
+                        exe: "/bin/busybox".into(),
+                        name: "httpd".into(),
+                        parent: None
+                    },
+                    3
+                ),
+                (
+                    Entry::Exec {
+                        exe: "/bin/busybox".into(),
+                        name: "sh".into(),
+                        parent: Some("/bin/busybox".into())
+                    },
+                    1
+                ),
+            ]
+        );
+        assert_eq!(entries(&learner, "worker").len(), 1);
+        let summaries = learner.summaries();
+        assert_eq!(summaries[0].container, "web");
+        assert_eq!(summaries[0].image_digests, ["sha256:web"]);
+        assert_eq!(summaries[0].events, 4);
+    }
+
+    #[test]
+    fn destinations_collapse_to_their_network_beyond_a_few_addresses_and_loopback_is_skipped() {
+        let mut learner = Learner::new(Limits::default());
+        for host in 1..=4 {
+            learner.observe(&connect("web", &format!("198.51.100.{host}"), 443));
+        }
+        learner.observe(&connect("web", "203.0.113.9", 5432));
+        learner.observe(&connect("web", "127.0.0.1", 6379));
+        learner.observe(&connect("web", "::ffff:127.0.0.1", 6379));
+        assert_eq!(
+            entries(&learner, "web").len(),
+            5,
+            "four addresses on 443, one on 5432, no loopback"
+        );
+        // The fifth address of 198.51.100.0/24 on 443: the network stands for all of them.
+        for host in 5..=20 {
+            learner.observe(&connect("web", &format!("198.51.100.{host}"), 443));
+        }
+        learner.observe(&connect("web", "198.51.100.1", 443));
+        let web = entries(&learner, "web");
+        assert_eq!(
+            web,
+            vec![
+                (
+                    Entry::Connect {
+                        proto: "tcp".into(),
+                        port: 443,
+                        dest: "198.51.100.0/24".into()
+                    },
+                    21
+                ),
+                (
+                    Entry::Connect {
+                        proto: "tcp".into(),
+                        port: 5432,
+                        dest: "203.0.113.9".into()
+                    },
+                    1
+                ),
+            ]
+        );
+        // IPv6 aggregates to its /64.
+        for host in 1..=5 {
+            learner.observe(&connect("web", &format!("2001:db8:0:1::{host}"), 443));
+        }
+        assert!(entries(&learner, "web").iter().any(|(e, n)| *e
+            == Entry::Connect {
+                proto: "tcp".into(),
+                port: 443,
+                dest: "2001:db8:0:1::/64".into()
+            }
+            && *n == 5));
+    }
+
+    #[test]
+    fn files_collapse_to_their_directory_beyond_a_few() {
+        let mut learner = Learner::new(Limits::default());
+        learner.observe(&write("worker", "/etc/app/app.conf"));
+        for job in 0..40 {
+            learner.observe(&write("worker", &format!("/tmp/job.{job}")));
+        }
+        assert_eq!(
+            entries(&learner, "worker"),
+            vec![
+                (
+                    Entry::Write {
+                        path: "/etc/app/app.conf".into(),
+                        dir: false
+                    },
+                    1
+                ),
+                (
+                    Entry::Write {
+                        path: "/tmp".into(),
+                        dir: true
+                    },
+                    40
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_cap_holds_and_overflow_is_counted_by_kind() {
+        let limits = Limits {
+            max_entries: 10,
+            ..Limits::default()
+        };
+        let mut learner = Learner::new(limits);
+        for n in 0..50 {
+            learner.observe(&exec("web", &format!("/usr/bin/tool{n}"), "tool", None));
+        }
+        // A known entry still counts once the cap is reached.
+        learner.observe(&exec("web", "/usr/bin/tool0", "tool", None));
+        assert_eq!(learner.entries(), 10);
+        let summary = &learner.summaries()[0];
+        assert_eq!(summary.overflow.get("exec"), Some(&40));
+        assert_eq!(summary.entries[0].n, 2);
+    }
+
+    #[test]
+    fn events_without_a_container_name_or_of_the_host_are_not_learnt() {
+        let mut learner = Learner::new(Limits::default());
+        let mut unnamed = exec("web", "/bin/busybox", "sh", None);
+        if let Some(c) = unnamed.container.as_mut() {
+            c.name = None;
+        }
+        learner.observe(&unnamed);
+        let mut host = exec("web", "/bin/busybox", "sh", None);
+        if let Some(c) = host.container.as_mut() {
+            c.id = "host".into();
+        }
+        learner.observe(&host);
+        assert_eq!(learner.entries(), 0);
+        assert_eq!(learner.unnamed(), 1);
+    }
+
+    #[test]
+    fn a_busy_workload_stays_within_the_cap() {
+        // 200 distinct programs and 50 destinations, repeated: the profile holds what is
+        // distinct, not what is repeated.
+        let mut learner = Learner::new(Limits::default());
+        for _round in 0..20 {
+            for p in 0..200 {
+                learner.observe(&exec(
+                    "busy",
+                    &format!("/usr/local/bin/program-{p}"),
+                    &format!("program-{p}"),
+                    Some("/bin/sh"),
+                ));
+            }
+            for d in 0..50u16 {
+                learner.observe(&connect(
+                    "busy",
+                    &format!("10.0.{}.{}", d / 10, d % 10),
+                    443,
+                ));
+            }
+        }
+        let summary = &learner.summaries()[0];
+        assert!(summary.overflow.is_empty(), "{:?}", summary.overflow);
+        assert_eq!(summary.events, 20 * 250);
+        // 200 programs, and 5 networks of 10 addresses each on one port.
+        assert_eq!(learner.entries(), 205);
+        assert!(learner.entries() <= Limits::default().max_entries);
+    }
+}
