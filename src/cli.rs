@@ -128,6 +128,14 @@ pub enum ProfileCommand {
         #[arg(long, value_name = "K", default_value_t = 1)]
         min_tasks: usize,
     },
+    /// Compare two profiles: what the new one adds (`+`) and drops (`-`), by container, kind
+    /// and entry (counts aside).
+    Diff {
+        /// The profile in force.
+        old: PathBuf,
+        /// The rebuilt profile.
+        new: PathBuf,
+    },
 }
 
 #[cfg(test)]

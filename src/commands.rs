@@ -271,6 +271,23 @@ pub fn profile_build(inputs: &[PathBuf], out: &Path, min_tasks: usize) -> anyhow
     Ok(exit::OK)
 }
 
+/// `tasksentry profile diff`: prints one line per entry the new profile adds (`+`) or drops
+/// (`-`), then a count; exit code 0 either way.
+pub fn profile_diff(old: &Path, new: &Path) -> anyhow::Result<u8> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let (old_text, new_text) = (read(old)?, read(new)?);
+    let lines = crate::profile::build::diff(&old_text, &new_text);
+    let mut stdout = std::io::stdout().lock();
+    for line in &lines {
+        writeln!(stdout, "{line}")?;
+    }
+    let added = lines.iter().filter(|l| l.starts_with('+')).count();
+    writeln!(stdout, "{added} added, {} dropped", lines.len() - added)?;
+    Ok(exit::OK)
+}
+
 /// This machine's host name, the default `hostname` of alerts.
 pub fn default_hostname() -> String {
     nix::unistd::gethostname()

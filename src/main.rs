@@ -66,6 +66,7 @@ fn main() -> ExitCode {
                     out,
                     min_tasks,
                 } => commands::profile_build(&inputs, &out, min_tasks),
+                ProfileCommand::Diff { old, new } => commands::profile_diff(&old, &new),
             }
         }
         Command::Rules(command) => {

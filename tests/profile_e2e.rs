@@ -319,10 +319,28 @@ fn a_profile_learnt_in_tasks_is_quiet_on_the_same_workload_and_alerts_on_deviati
     let text = build(&[&inputs[0], &inputs[1], &inputs[2]], &profile, 2);
     assert!(!text.contains(&attack), "{text}");
     assert!(text.contains("# Tasks: 3 ("), "{text}");
+    // The diff from the profile with the attack to the one without names the attack.
+    let diff = tasksentry(&["profile", "diff", all.to_str().unwrap(), profile.to_str().unwrap()]);
+    let diff_text = String::from_utf8_lossy(&diff.stdout);
+    assert!(diff.status.success(), "{diff_text}");
+    assert!(
+        diff_text.contains(&format!("- worker | connect | tcp/{ATTACK_PORT} 198.51.100.1\n")),
+        "{diff_text}"
+    );
+    assert!(text.contains(&format!("#   left out: worker | connect | tcp/{ATTACK_PORT} 198.51.100.1 | tasks=1 n=")), "{text}");
     // Deterministic: the same inputs in another order give the same bytes.
     let again = dir.path().join("again.yaml");
     let text_again = build(&[&inputs[2], &inputs[0], &inputs[1]], &again, 2);
     assert_eq!(text, text_again);
+
+    // PROFILE_E2E_KEEP=DIR keeps the inputs and profiles (the documentation shows them).
+    if let Ok(keep) = std::env::var("PROFILE_E2E_KEEP") {
+        std::fs::create_dir_all(&keep).unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, Path::new(&keep).join(path.file_name().unwrap())).unwrap();
+        }
+    }
 
     // The same workload with the profile loaded: no profile alert.
     let mut workload = Workload::new();

@@ -385,8 +385,52 @@ pub fn render(profile: &Profile) -> String {
     out
 }
 
+/// How an entry reads in the profile's listing: kind, then what.
+pub fn describe(entry: &Entry) -> (&'static str, String) {
+    let what = match entry {
+        Entry::Exec { exe, name, parent } => format!(
+            "{exe} name={name} parent={}",
+            parent.as_deref().unwrap_or("-")
+        ),
+        Entry::Listen { proto, port } => format!("{proto}/{port}"),
+        Entry::Connect { proto, port, dest } => format!("{proto}/{port} {dest}"),
+        Entry::Inbound { proto, port, peer } => format!("{proto}/{port} {peer}"),
+        Entry::Write { path, dir: true } => format!("{path}/*"),
+        Entry::Write { path, dir: false } | Entry::Read { path } => path.clone(),
+    };
+    (entry.kind(), what)
+}
+
+/// The prefix of an entry line of the listing.
+pub const ENTRY_LINE: &str = "#   entry: ";
+/// The prefix of a left-out entry line of the listing.
+pub const LEFT_OUT_LINE: &str = "#   left out: ";
+
 fn render_container(out: &mut String, name: &str, slug: &str, container: &MergedContainer) {
-    let _ = writeln!(out, "# {}\n# Container {name}\n", "-".repeat(94));
+    let _ = writeln!(
+        out,
+        "# {}\n# Container {name}\n#\n# What it did (container | kind | what | in how many tasks, how often):",
+        "-".repeat(94)
+    );
+    for (entry, seen) in &container.entries {
+        let (kind, what) = describe(entry);
+        let _ = writeln!(
+            out,
+            "{ENTRY_LINE}{name} | {kind} | {what} | tasks={} n={}",
+            seen.tasks.len(),
+            seen.n
+        );
+    }
+    for (entry, seen) in &container.dropped {
+        let (kind, what) = describe(entry);
+        let _ = writeln!(
+            out,
+            "{LEFT_OUT_LINE}{name} | {kind} | {what} | tasks={} n={}",
+            seen.tasks.len(),
+            seen.n
+        );
+    }
+    out.push('\n');
     let in_container = format!("container.name = {}", quoted(name));
     let overflowed = |kind: &str| container.overflow.contains_key(kind);
     // Programs: executable -> names.
@@ -678,6 +722,34 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
     }
 }
 
+/// The entries a profile file lists (container, kind, what), from its entry lines.
+pub fn listed_entries(text: &str) -> BTreeSet<(String, String, String)> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix(ENTRY_LINE))
+        .filter_map(|rest| {
+            let rest = &rest[..rest.rfind(" | tasks=")?];
+            let (container, rest) = rest.split_once(" | ")?;
+            let (kind, what) = rest.split_once(" | ")?;
+            Some((container.to_owned(), kind.to_owned(), what.to_owned()))
+        })
+        .collect()
+}
+
+/// What a new profile adds to an old one (`+`) and drops from it (`-`), one line each, sorted.
+pub fn diff(old: &str, new: &str) -> Vec<String> {
+    let (old, new) = (listed_entries(old), listed_entries(new));
+    let mut lines: Vec<String> = new
+        .difference(&old)
+        .map(|(c, k, w)| format!("+ {c} | {k} | {w}"))
+        .chain(
+            old.difference(&new)
+                .map(|(c, k, w)| format!("- {c} | {k} | {w}")),
+        )
+        .collect();
+    lines.sort_by(|a, b| a[2..].cmp(&b[2..]).then(a.cmp(b)));
+    lines
+}
+
 fn slug_part(text: &str) -> String {
     slug(text)
 }
@@ -868,6 +940,47 @@ mod tests {
         ] {
             assert!(names.contains(&rule), "{rule} missing: {names:?}");
         }
+    }
+
+    #[test]
+    fn a_diff_names_what_was_added_and_what_was_dropped() {
+        let old = render(&merge(
+            &[snapshot(
+                "a",
+                "web",
+                vec![
+                    (exec("/bin/busybox", "httpd"), 3),
+                    (exec("/bin/busybox", "sh"), 1),
+                ],
+            )],
+            1,
+        ));
+        let new = render(&merge(
+            &[snapshot(
+                "a",
+                "web",
+                vec![
+                    (exec("/bin/busybox", "httpd"), 5),
+                    (exec("/usr/bin/python3", "python3"), 1),
+                ],
+            )],
+            1,
+        ));
+        assert_eq!(
+            diff(&old, &new),
+            [
+                "- web | exec | /bin/busybox name=sh parent=-",
+                "+ web | exec | /usr/bin/python3 name=python3 parent=-",
+            ]
+        );
+        assert!(
+            diff(&new, &new).is_empty(),
+            "counts alone are no difference"
+        );
+        assert!(
+            new.contains("#   entry: web | exec | /bin/busybox name=httpd parent=- | tasks=1 n=5"),
+            "{new}"
+        );
     }
 
     #[test]

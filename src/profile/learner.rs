@@ -17,7 +17,7 @@
 //!   their directory once more than [`Limits::files_per_dir`] files of it were written;
 //! - files read (the watch set reports reads of sensitive paths only).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
@@ -139,14 +139,108 @@ struct Spread<T> {
 /// Key of an address spread: direction (0 out, 1 in), protocol, port, network.
 type NetKey = (u8, String, u16, IpAddr);
 
-/// What one container was seen doing.
+/// Exact key of one remote address: direction, protocol code (1 tcp, 2 udp), port, address.
+type AddrKey = (u8, u8, u16, IpAddr);
+
+/// A small, fast, non-cryptographic hasher (the multiply-rotate mix of rustc's FxHasher) for
+/// the fast paths: fingerprints of borrowed event values, and keys that are already
+/// fingerprints. A collision is harmless: a fingerprint only finds a slot whose entry is then
+/// compared with the event, and a mismatch takes the exact (slow) path.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Fx {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Fx::SEED);
+    }
+}
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+        // The length separates "ab","c" from "a","bc".
+        self.add(bytes.len() as u64);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
+
+/// The fingerprint of borrowed texts under a tag.
+fn fingerprint(tag: u64, parts: &[&str]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = Fx::default();
+    hasher.add(tag);
+    for part in parts {
+        hasher.write(part.as_bytes());
+    }
+    hasher.finish()
+}
+
+const TAG_EXEC: u64 = 1;
+const TAG_LISTEN: u64 = 2;
+const TAG_WRITE: u64 = 3;
+const TAG_READ: u64 = 4;
+
+/// Protocols with an exact fast path.
+fn proto_code(proto: &str) -> u8 {
+    match proto {
+        "tcp" => 1,
+        "udp" => 2,
+        _ => 0,
+    }
+}
+
+/// What one container was seen doing. Entries live in slots (counted), found by an exact index
+/// (the slow path, which allocates the entry) or, for entries seen before, by fast maps keyed
+/// by what the event holds, without allocating.
 #[derive(Debug, Default)]
 pub struct ContainerProfile {
-    digests: BTreeSet<String>,
+    digests: Vec<String>,
     first_seen: Option<Timestamp>,
     last_seen: Option<Timestamp>,
     events: u64,
-    entries: HashMap<Entry, u64>,
+    slots: Vec<Option<(Entry, u64)>>,
+    free: Vec<u32>,
+    index: HashMap<Entry, u32>,
+    fast: HashMap<u64, u32, FxBuild>,
+    addresses: HashMap<AddrKey, u32, FxBuild>,
     nets: HashMap<NetKey, Spread<IpAddr>>,
     dirs: HashMap<String, Spread<String>>,
     overflow: BTreeMap<&'static str, u64>,
@@ -154,7 +248,6 @@ pub struct ContainerProfile {
 
 /// A learnt aggregate of every container, as a snapshot gives it: entries sorted, with counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ContainerSummary {
     /// `container.name`.
     pub container: String,
@@ -193,7 +286,8 @@ pub struct Counted {
 #[derive(Debug, Default)]
 pub struct Learner {
     limits: Limits,
-    containers: HashMap<String, ContainerProfile>,
+    /// By container name; a handful per task, so a scan beats hashing the name.
+    containers: Vec<(String, ContainerProfile)>,
     /// Events of containers without a name (no ECS metadata), not learnt.
     unnamed: u64,
     /// Events of containers beyond `max_containers`, not learnt.
@@ -298,15 +392,19 @@ impl Learner {
             return;
         };
         let limits = self.limits;
-        if !self.containers.contains_key(name) {
-            if self.containers.len() >= limits.max_containers {
+        let position = match self.containers.iter().position(|(n, _)| n == name) {
+            Some(position) => position,
+            None if self.containers.len() < limits.max_containers => {
+                self.containers
+                    .push((name.to_owned(), ContainerProfile::default()));
+                self.containers.len() - 1
+            }
+            None => {
                 self.containers_overflow += 1;
                 return;
             }
-            self.containers
-                .insert(name.to_owned(), ContainerProfile::default());
-        }
-        let Some(profile) = self.containers.get_mut(name) else {
+        };
+        let Some((_, profile)) = self.containers.get_mut(position) else {
             return;
         };
         profile.events += 1;
@@ -315,11 +413,14 @@ impl Learner {
         profile.last_seen = Some(profile.last_seen.map_or(time, |t| t.max(time)));
         if let Some(digest) = container.image_digest.as_deref()
             && profile.digests.len() < limits.max_digests
-            && !profile.digests.contains(digest)
+            && !profile
+                .digests
+                .iter()
+                .any(|d| d == cut(digest, limits.max_text))
         {
             profile
                 .digests
-                .insert(cut(digest, limits.max_text).to_owned());
+                .push(cut(digest, limits.max_text).to_owned());
         }
         profile.learn(event, &limits);
     }
@@ -347,38 +448,65 @@ impl Learner {
 
     /// Entries held, over every container (what bounds the memory).
     pub fn entries(&self) -> usize {
-        self.containers.values().map(|p| p.entries.len()).sum()
+        self.containers.iter().map(|(_, p)| p.index.len()).sum()
     }
 }
 
 impl ContainerProfile {
+    /// Counts `n` more of the entry in slot `slot` when it is what `matches` says.
+    fn hit(&mut self, slot: Option<u32>, matches: impl Fn(&Entry) -> bool) -> bool {
+        let Some(slot) = slot else {
+            return false;
+        };
+        match self.slots.get_mut(slot as usize) {
+            Some(Some((entry, count))) if matches(entry) => {
+                *count += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Bounds a fast map: at most four keys per entry the container may hold.
+    fn fast_room(len: usize, limits: &Limits) -> bool {
+        len < limits.max_entries.saturating_mul(4)
+    }
+
     fn learn(&mut self, event: &Event, limits: &Limits) {
         match event.evt_type() {
             EventType::Execve => {
                 let Some(proc) = event.proc.as_deref() else {
                     return;
                 };
-                let Some(exe) = proc.exepath.as_deref().or(proc.exe.as_deref()) else {
+                let Some(exe) = proc.exepath.as_deref() else {
                     return;
                 };
-                if !printable(exe) || !printable(&proc.name) {
-                    return;
-                }
+                let exe = cut(exe, limits.max_text);
+                let name = cut(&proc.name, limits.max_text);
                 let parent = proc
                     .ancestors
                     .first()
                     .and_then(|a| a.exepath.as_deref())
-                    .filter(|p| printable(p))
-                    .map(|p| cut(p, limits.max_text).to_owned());
-                self.bump(
-                    Entry::Exec {
-                        exe: cut(exe, limits.max_text).to_owned(),
-                        name: cut(&proc.name, limits.max_text).to_owned(),
-                        parent,
-                    },
-                    1,
-                    limits,
-                );
+                    .map(|p| cut(p, limits.max_text));
+                let fp = fingerprint(TAG_EXEC, &[exe, name, parent.unwrap_or("\u{0}")]);
+                let slot = self.fast.get(&fp).copied();
+                let known = self.hit(slot, |entry| {
+                    matches!(entry, Entry::Exec { exe: e, name: n, parent: p }
+                        if e == exe && n == name && p.as_deref() == parent)
+                });
+                if known || !printable(exe) || !printable(name) {
+                    return;
+                }
+                let entry = Entry::Exec {
+                    exe: exe.to_owned(),
+                    name: name.to_owned(),
+                    parent: parent.filter(|p| printable(p)).map(str::to_owned),
+                };
+                if let Some(slot) = self.bump(entry, 1, limits)
+                    && Self::fast_room(self.fast.len(), limits)
+                {
+                    self.fast.insert(fp, slot);
+                }
             }
             EventType::Listen => {
                 let Some(fd) = event.fd.as_deref() else {
@@ -387,14 +515,23 @@ impl ContainerProfile {
                 let (Some(proto), Some(port)) = (fd.l4proto.as_deref(), fd.sport) else {
                     return;
                 };
-                self.bump(
-                    Entry::Listen {
-                        proto: cut(proto, 16).to_owned(),
-                        port,
-                    },
-                    1,
-                    limits,
-                );
+                let proto = cut(proto, 16);
+                let fp = fingerprint(TAG_LISTEN + (u64::from(port) << 8), &[proto]);
+                let slot = self.fast.get(&fp).copied();
+                if self.hit(slot, |entry| {
+                    matches!(entry, Entry::Listen { proto: p, port: n } if p == proto && *n == port)
+                }) {
+                    return;
+                }
+                let entry = Entry::Listen {
+                    proto: proto.to_owned(),
+                    port,
+                };
+                if let Some(slot) = self.bump(entry, 1, limits)
+                    && Self::fast_room(self.fast.len(), limits)
+                {
+                    self.fast.insert(fp, slot);
+                }
             }
             EventType::Connect | EventType::Accept => {
                 let Some(fd) = event.fd.as_deref() else {
@@ -414,10 +551,24 @@ impl ContainerProfile {
                     return;
                 };
                 let remote = canonical(remote);
+                let code = proto_code(proto);
+                let key: AddrKey = (u8::from(!outbound), code, port, remote);
+                if code != 0 {
+                    let slot = self.addresses.get(&key).copied();
+                    if self.hit(slot, |_| true) {
+                        return;
+                    }
+                }
                 if remote.is_loopback() || remote.is_unspecified() {
                     return;
                 }
-                self.learn_address(outbound, cut(proto, 16), port, remote, limits);
+                let slot = self.learn_address(outbound, cut(proto, 16), port, remote, limits);
+                if code != 0
+                    && let Some(slot) = slot
+                    && Self::fast_room(self.addresses.len(), limits)
+                {
+                    self.addresses.insert(key, slot);
+                }
             }
             EventType::Open => {
                 let Some(fd) = event.fd.as_deref() else {
@@ -428,14 +579,25 @@ impl ContainerProfile {
                 };
                 if fd.open_write == Some(true) {
                     self.learn_write(path, limits);
-                } else if fd.open_read == Some(true) && printable(path) {
-                    self.bump(
-                        Entry::Read {
-                            path: cut(path, limits.max_text).to_owned(),
-                        },
-                        1,
-                        limits,
-                    );
+                } else if fd.open_read == Some(true) {
+                    let path = cut(path, limits.max_text);
+                    let fp = fingerprint(TAG_READ, &[path]);
+                    let slot = self.fast.get(&fp).copied();
+                    if self.hit(
+                        slot,
+                        |entry| matches!(entry, Entry::Read { path: p } if p == path),
+                    ) || !printable(path)
+                    {
+                        return;
+                    }
+                    let entry = Entry::Read {
+                        path: path.to_owned(),
+                    };
+                    if let Some(slot) = self.bump(entry, 1, limits)
+                        && Self::fast_room(self.fast.len(), limits)
+                    {
+                        self.fast.insert(fp, slot);
+                    }
                 }
             }
             EventType::Creat
@@ -451,18 +613,45 @@ impl ContainerProfile {
         }
     }
 
-    /// Counts an entry; a new one past the cap is an overflow of its kind.
-    fn bump(&mut self, entry: Entry, n: u64, limits: &Limits) -> bool {
-        if let Some(count) = self.entries.get_mut(&entry) {
-            *count += n;
-            return true;
+    /// Counts an entry, by its exact value; a new one past the cap is an overflow of its kind.
+    /// Returns its slot.
+    fn bump(&mut self, entry: Entry, n: u64, limits: &Limits) -> Option<u32> {
+        if let Some(&slot) = self.index.get(&entry) {
+            if let Some(Some((_, count))) = self.slots.get_mut(slot as usize) {
+                *count += n;
+            }
+            return Some(slot);
         }
-        if self.entries.len() >= limits.max_entries {
+        if self.index.len() >= limits.max_entries {
             *self.overflow.entry(entry.kind()).or_default() += n;
-            return false;
+            return None;
         }
-        self.entries.insert(entry, n);
-        true
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                if let Some(place) = self.slots.get_mut(slot as usize) {
+                    *place = Some((entry.clone(), n));
+                }
+                slot
+            }
+            None => {
+                self.slots.push(Some((entry.clone(), n)));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.index.insert(entry, slot);
+        Some(slot)
+    }
+
+    /// Removes an entry; returns its count.
+    fn remove(&mut self, entry: &Entry) -> u64 {
+        let Some(slot) = self.index.remove(entry) else {
+            return 0;
+        };
+        self.free.push(slot);
+        self.slots
+            .get_mut(slot as usize)
+            .and_then(Option::take)
+            .map_or(0, |(_, n)| n)
     }
 
     fn learn_address(
@@ -472,7 +661,7 @@ impl ContainerProfile {
         port: u16,
         remote: IpAddr,
         limits: &Limits,
-    ) {
+    ) -> Option<u32> {
         let make = |address: String| {
             if outbound {
                 Entry::Connect {
@@ -492,18 +681,18 @@ impl ContainerProfile {
         let key: NetKey = (u8::from(!outbound), proto.to_owned(), port, net);
         let spread = self.nets.get(&key);
         match spread {
-            Some(spread) if spread.collapsed => {
-                self.bump(make(cidr(net)), 1, limits);
-            }
+            Some(spread) if spread.collapsed => self.bump(make(cidr(net)), 1, limits),
             Some(spread) if spread.members.contains(&remote) => {
-                self.bump(make(remote.to_string()), 1, limits);
+                self.bump(make(remote.to_string()), 1, limits)
             }
             Some(spread) if spread.members.len() < limits.addrs_per_net => {
-                if self.bump(make(remote.to_string()), 1, limits)
+                let slot = self.bump(make(remote.to_string()), 1, limits);
+                if slot.is_some()
                     && let Some(spread) = self.nets.get_mut(&key)
                 {
                     spread.members.push(remote);
                 }
+                slot
             }
             Some(_) => {
                 // One address too many: the network stands for all of them.
@@ -516,13 +705,28 @@ impl ContainerProfile {
                     })
                     .unwrap_or_default();
                 let mut total = 1;
-                for member in members {
-                    total += self.entries.remove(&make(member.to_string())).unwrap_or(0);
+                for member in &members {
+                    total += self.remove(&make(member.to_string()));
                 }
-                self.bump(make(cidr(net)), total, limits);
+                let slot = self.bump(make(cidr(net)), total, limits);
+                // The members' fast keys pointed at the slots just freed.
+                let code = proto_code(proto);
+                for member in members {
+                    let member_key: AddrKey = (u8::from(!outbound), code, port, member);
+                    match slot {
+                        Some(slot) => {
+                            self.addresses.insert(member_key, slot);
+                        }
+                        None => {
+                            self.addresses.remove(&member_key);
+                        }
+                    }
+                }
+                slot
             }
             None => {
-                if self.bump(make(remote.to_string()), 1, limits) {
+                let slot = self.bump(make(remote.to_string()), 1, limits);
+                if slot.is_some() {
                     self.nets.insert(
                         key,
                         Spread {
@@ -531,40 +735,59 @@ impl ContainerProfile {
                         },
                     );
                 }
+                slot
             }
         }
     }
 
     fn learn_write(&mut self, path: &str, limits: &Limits) {
+        let path = cut(path, limits.max_text);
+        let fp = fingerprint(TAG_WRITE, &[path]);
+        let slot = self.fast.get(&fp).copied();
+        if self.hit(slot, |entry| match entry {
+            Entry::Write {
+                path: p,
+                dir: false,
+            } => p == path,
+            Entry::Write { path: p, dir: true } => p == directory(path),
+            _ => false,
+        }) {
+            return;
+        }
         if !printable(path) || !path.starts_with('/') {
             return;
         }
-        let path = cut(path, limits.max_text);
+        let slot = self.learn_write_slow(path, limits);
+        if let Some(slot) = slot
+            && Self::fast_room(self.fast.len(), limits)
+        {
+            self.fast.insert(fp, slot);
+        }
+    }
+
+    fn learn_write_slow(&mut self, path: &str, limits: &Limits) -> Option<u32> {
         let dir = directory(path);
         let file_entry = |p: &str| Entry::Write {
             path: p.to_owned(),
             dir: false,
         };
+        let dir_entry = || Entry::Write {
+            path: dir.to_owned(),
+            dir: true,
+        };
         match self.dirs.get(dir) {
-            Some(spread) if spread.collapsed => {
-                self.bump(
-                    Entry::Write {
-                        path: dir.to_owned(),
-                        dir: true,
-                    },
-                    1,
-                    limits,
-                );
-            }
+            Some(spread) if spread.collapsed => self.bump(dir_entry(), 1, limits),
             Some(spread) if spread.members.iter().any(|m| m == path) => {
-                self.bump(file_entry(path), 1, limits);
+                self.bump(file_entry(path), 1, limits)
             }
             Some(spread) if spread.members.len() < limits.files_per_dir => {
-                if self.bump(file_entry(path), 1, limits)
+                let slot = self.bump(file_entry(path), 1, limits);
+                if slot.is_some()
                     && let Some(spread) = self.dirs.get_mut(dir)
                 {
                     spread.members.push(path.to_owned());
                 }
+                slot
             }
             Some(_) => {
                 let members = self
@@ -577,19 +800,15 @@ impl ContainerProfile {
                     .unwrap_or_default();
                 let mut total = 1;
                 for member in members {
-                    total += self.entries.remove(&file_entry(&member)).unwrap_or(0);
+                    total += self.remove(&file_entry(&member));
                 }
-                self.bump(
-                    Entry::Write {
-                        path: dir.to_owned(),
-                        dir: true,
-                    },
-                    total,
-                    limits,
-                );
+                // Fast keys of the members find a freed (or reused) slot whose entry no longer
+                // matches, and take this path again, to the directory.
+                self.bump(dir_entry(), total, limits)
             }
             None => {
-                if self.bump(file_entry(path), 1, limits) {
+                let slot = self.bump(file_entry(path), 1, limits);
+                if slot.is_some() {
                     self.dirs.insert(
                         dir.to_owned(),
                         Spread {
@@ -598,23 +817,27 @@ impl ContainerProfile {
                         },
                     );
                 }
+                slot
             }
         }
     }
 
     fn summary(&self, name: &str) -> ContainerSummary {
         let mut entries: Vec<Counted> = self
-            .entries
+            .slots
             .iter()
+            .flatten()
             .map(|(entry, n)| Counted {
                 entry: entry.clone(),
                 n: *n,
             })
             .collect();
         entries.sort_by(|a, b| a.entry.cmp(&b.entry));
+        let mut digests = self.digests.clone();
+        digests.sort();
         ContainerSummary {
             container: name.to_owned(),
-            image_digests: self.digests.iter().cloned().collect(),
+            image_digests: digests,
             first_seen: self.first_seen,
             last_seen: self.last_seen,
             events: self.events,
@@ -814,6 +1037,48 @@ mod tests {
                     },
                     40
                 ),
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_seen_again_after_a_collapse_count_where_they_now_belong() {
+        let mut learner = Learner::new(Limits {
+            files_per_dir: 2,
+            addrs_per_net: 2,
+            ..Limits::default()
+        });
+        for path in ["/tmp/a", "/tmp/b", "/tmp/c"] {
+            learner.observe(&write("w", path));
+        }
+        // The slots /tmp/a and /tmp/b held are reused.
+        learner.observe(&write("w", "/etc/x"));
+        learner.observe(&write("w", "/etc/y"));
+        learner.observe(&write("w", "/tmp/a"));
+        learner.observe(&write("w", "/etc/x"));
+        for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+            learner.observe(&connect("w", ip, 443));
+        }
+        learner.observe(&connect("w", "203.0.113.5", 443));
+        learner.observe(&connect("w", "198.51.100.1", 443));
+        learner.observe(&connect("w", "203.0.113.5", 443));
+        let file = |path: &str, dir: bool| Entry::Write {
+            path: path.into(),
+            dir,
+        };
+        let to = |dest: &str| Entry::Connect {
+            proto: "tcp".into(),
+            port: 443,
+            dest: dest.into(),
+        };
+        assert_eq!(
+            entries(&learner, "w"),
+            vec![
+                (to("198.51.100.0/24"), 4),
+                (to("203.0.113.5"), 2),
+                (file("/etc/x", false), 2),
+                (file("/etc/y", false), 1),
+                (file("/tmp", true), 4),
             ]
         );
     }
