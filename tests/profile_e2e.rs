@@ -10,7 +10,10 @@
 //!   inputs in another order; `--min-tasks 2` leaves out the third task's attack;
 //! - with that profile loaded after the defaults (`--rule-matching all`), the same benign
 //!   workload in a fourth task raises no profile alert, and each of nine deviations raises the
-//!   right one, and so does the attack replayed.
+//!   right one, and so does the attack replayed;
+//! - offline, as in CI (`rules test`): a learning task's recording replayed through the profile
+//!   that learnt it raises no profile alert, and the rerun's recording raises the same profile
+//!   alerts as the live monitor did; `profile diff` names the attack `--min-tasks 2` left out.
 
 #![allow(clippy::unwrap_used)] // Tests may unwrap: a failure is a test failure.
 
@@ -320,18 +323,56 @@ fn a_profile_learnt_in_tasks_is_quiet_on_the_same_workload_and_alerts_on_deviati
     assert!(!text.contains(&attack), "{text}");
     assert!(text.contains("# Tasks: 3 ("), "{text}");
     // The diff from the profile with the attack to the one without names the attack.
-    let diff = tasksentry(&["profile", "diff", all.to_str().unwrap(), profile.to_str().unwrap()]);
+    let diff = tasksentry(&[
+        "profile",
+        "diff",
+        all.to_str().unwrap(),
+        profile.to_str().unwrap(),
+    ]);
     let diff_text = String::from_utf8_lossy(&diff.stdout);
     assert!(diff.status.success(), "{diff_text}");
     assert!(
-        diff_text.contains(&format!("- worker | connect | tcp/{ATTACK_PORT} 198.51.100.1\n")),
+        diff_text.contains(&format!(
+            "- worker | connect | tcp/{ATTACK_PORT} 198.51.100.1\n"
+        )),
         "{diff_text}"
     );
-    assert!(text.contains(&format!("#   left out: worker | connect | tcp/{ATTACK_PORT} 198.51.100.1 | tasks=1 n=")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "#   left out: worker | connect | tcp/{ATTACK_PORT} 198.51.100.1 | tasks=1 n="
+        )),
+        "{text}"
+    );
     // Deterministic: the same inputs in another order give the same bytes.
     let again = dir.path().join("again.yaml");
     let text_again = build(&[&inputs[2], &inputs[0], &inputs[1]], &again, 2);
     assert_eq!(text, text_again);
+
+    // Offline, as in CI: the second task's recording replayed through the profile that learnt
+    // it (every entry kept) raises no profile alert.
+    let replay = tasksentry(&[
+        "rules",
+        "test",
+        "--events",
+        inputs[1].to_str().unwrap(),
+        "--rule-matching",
+        "all",
+        all.to_str().unwrap(),
+    ]);
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let replayed: Vec<Value> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        !replayed.iter().any(is_profile_alert),
+        "{}",
+        String::from_utf8_lossy(&replay.stdout)
+    );
 
     // PROFILE_E2E_KEEP=DIR keeps the inputs and profiles (the documentation shows them).
     if let Ok(keep) = std::env::var("PROFILE_E2E_KEEP") {
@@ -346,7 +387,7 @@ fn a_profile_learnt_in_tasks_is_quiet_on_the_same_workload_and_alerts_on_deviati
     let mut workload = Workload::new();
     workload.add_peer(NEW_PEER_PORT);
     workload.add_peer(ATTACK_PORT);
-    let (mon, _recording) = workload.monitor(&[
+    let (mon, rerun_recording) = workload.monitor(&[
         "--rules",
         profile.to_str().unwrap(),
         "--rule-matching",
@@ -490,4 +531,27 @@ fn a_profile_learnt_in_tasks_is_quiet_on_the_same_workload_and_alerts_on_deviati
     }
     drop(listener);
     drop(httpd);
+
+    // The rerun's recording replayed offline raises the same profile alerts.
+    let replay = tasksentry(&[
+        "rules",
+        "test",
+        "--events",
+        rerun_recording.to_str().unwrap(),
+        "--rule-matching",
+        "all",
+        profile.to_str().unwrap(),
+    ]);
+    let replayed: Vec<Value> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    for (rule, field, value) in &expected {
+        assert!(
+            replayed
+                .iter()
+                .any(|a| a["rule"] == *rule && a["output_fields"][*field] == *value),
+            "the replay lacks {rule} {field}={value}"
+        );
+    }
 }
