@@ -240,6 +240,9 @@ pub struct ContainerProfile {
     free: Vec<u32>,
     index: HashMap<Entry, u32>,
     fast: HashMap<u64, u32, FxBuild>,
+    /// A direct-mapped cache in front of `fast`: (fingerprint, slot), by the fingerprint's top
+    /// byte. Entries it holds are checked like those of `fast`.
+    recent: Vec<(u64, u32)>,
     addresses: HashMap<AddrKey, u32, FxBuild>,
     nets: HashMap<NetKey, Spread<IpAddr>>,
     dirs: HashMap<String, Spread<String>>,
@@ -411,7 +414,10 @@ impl Learner {
         let time = event.evt.time;
         profile.first_seen = Some(profile.first_seen.map_or(time, |t| t.min(time)));
         profile.last_seen = Some(profile.last_seen.map_or(time, |t| t.max(time)));
+        // A container's image does not change within a task: its digest is looked at until
+        // known, then every 1,024th event.
         if let Some(digest) = container.image_digest.as_deref()
+            && (profile.digests.is_empty() || profile.events % 1024 == 0)
             && profile.digests.len() < limits.max_digests
             && !profile
                 .digests
@@ -467,6 +473,35 @@ impl ContainerProfile {
         }
     }
 
+    /// The slot a fingerprint was last seen with, if any (to be checked by the caller).
+    fn find(&mut self, fp: u64) -> Option<u32> {
+        if self.recent.is_empty() {
+            self.recent = vec![(0, u32::MAX); 256];
+        }
+        let index = (fp >> 56) as usize;
+        if let Some(&(cached, slot)) = self.recent.get(index)
+            && cached == fp
+            && slot != u32::MAX
+        {
+            return Some(slot);
+        }
+        let slot = self.fast.get(&fp).copied()?;
+        if let Some(place) = self.recent.get_mut(index) {
+            *place = (fp, slot);
+        }
+        Some(slot)
+    }
+
+    /// Remembers the slot of a fingerprint (in `fast` while there is room, and in `recent`).
+    fn remember(&mut self, fp: u64, slot: u32, limits: &Limits) {
+        if Self::fast_room(self.fast.len(), limits) {
+            self.fast.insert(fp, slot);
+        }
+        if let Some(place) = self.recent.get_mut((fp >> 56) as usize) {
+            *place = (fp, slot);
+        }
+    }
+
     /// Bounds a fast map: at most four keys per entry the container may hold.
     fn fast_room(len: usize, limits: &Limits) -> bool {
         len < limits.max_entries.saturating_mul(4)
@@ -489,7 +524,7 @@ impl ContainerProfile {
                     .and_then(|a| a.exepath.as_deref())
                     .map(|p| cut(p, limits.max_text));
                 let fp = fingerprint(TAG_EXEC, &[exe, name, parent.unwrap_or("\u{0}")]);
-                let slot = self.fast.get(&fp).copied();
+                let slot = self.find(fp);
                 let known = self.hit(slot, |entry| {
                     matches!(entry, Entry::Exec { exe: e, name: n, parent: p }
                         if e == exe && n == name && p.as_deref() == parent)
@@ -502,10 +537,8 @@ impl ContainerProfile {
                     name: name.to_owned(),
                     parent: parent.filter(|p| printable(p)).map(str::to_owned),
                 };
-                if let Some(slot) = self.bump(entry, 1, limits)
-                    && Self::fast_room(self.fast.len(), limits)
-                {
-                    self.fast.insert(fp, slot);
+                if let Some(slot) = self.bump(entry, 1, limits) {
+                    self.remember(fp, slot, limits);
                 }
             }
             EventType::Listen => {
@@ -517,7 +550,7 @@ impl ContainerProfile {
                 };
                 let proto = cut(proto, 16);
                 let fp = fingerprint(TAG_LISTEN + (u64::from(port) << 8), &[proto]);
-                let slot = self.fast.get(&fp).copied();
+                let slot = self.find(fp);
                 if self.hit(slot, |entry| {
                     matches!(entry, Entry::Listen { proto: p, port: n } if p == proto && *n == port)
                 }) {
@@ -527,10 +560,8 @@ impl ContainerProfile {
                     proto: proto.to_owned(),
                     port,
                 };
-                if let Some(slot) = self.bump(entry, 1, limits)
-                    && Self::fast_room(self.fast.len(), limits)
-                {
-                    self.fast.insert(fp, slot);
+                if let Some(slot) = self.bump(entry, 1, limits) {
+                    self.remember(fp, slot, limits);
                 }
             }
             EventType::Connect | EventType::Accept => {
@@ -582,7 +613,7 @@ impl ContainerProfile {
                 } else if fd.open_read == Some(true) {
                     let path = cut(path, limits.max_text);
                     let fp = fingerprint(TAG_READ, &[path]);
-                    let slot = self.fast.get(&fp).copied();
+                    let slot = self.find(fp);
                     if self.hit(
                         slot,
                         |entry| matches!(entry, Entry::Read { path: p } if p == path),
@@ -593,10 +624,8 @@ impl ContainerProfile {
                     let entry = Entry::Read {
                         path: path.to_owned(),
                     };
-                    if let Some(slot) = self.bump(entry, 1, limits)
-                        && Self::fast_room(self.fast.len(), limits)
-                    {
-                        self.fast.insert(fp, slot);
+                    if let Some(slot) = self.bump(entry, 1, limits) {
+                        self.remember(fp, slot, limits);
                     }
                 }
             }
@@ -743,7 +772,7 @@ impl ContainerProfile {
     fn learn_write(&mut self, path: &str, limits: &Limits) {
         let path = cut(path, limits.max_text);
         let fp = fingerprint(TAG_WRITE, &[path]);
-        let slot = self.fast.get(&fp).copied();
+        let slot = self.find(fp);
         if self.hit(slot, |entry| match entry {
             Entry::Write {
                 path: p,
@@ -758,10 +787,8 @@ impl ContainerProfile {
             return;
         }
         let slot = self.learn_write_slow(path, limits);
-        if let Some(slot) = slot
-            && Self::fast_room(self.fast.len(), limits)
-        {
-            self.fast.insert(fp, slot);
+        if let Some(slot) = slot {
+            self.remember(fp, slot, limits);
         }
     }
 
