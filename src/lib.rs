@@ -20,6 +20,7 @@ pub mod guard;
 pub mod lint;
 pub mod priority;
 pub mod procfs;
+pub mod profile;
 pub mod rule_files;
 pub mod rules;
 pub mod sink;
