@@ -60,6 +60,12 @@ fn is_heartbeat(line: &Value) -> bool {
     line["kind"] == "heartbeat" && line.get("_aws").is_some()
 }
 
+/// A `profile_snapshot` record (`run --learn`): what the monitor learnt, shipped on the alert
+/// stream so that it outlives the task; not an alert.
+fn is_profile_snapshot(line: &Value) -> bool {
+    line["evt"]["type"] == "tasksentry" && line["internal"]["kind"] == "profile_snapshot"
+}
+
 fn priority_in(line: &Value, priorities: &[&str]) -> bool {
     line["priority"]
         .as_str()
@@ -100,6 +106,7 @@ fn claims() -> Vec<(&'static str, Claim)> {
         }),
         ("{ $.rule = * }", is_alert),
         (r#"{ $.kind = "heartbeat" }"#, is_heartbeat),
+        (r#""profile_snapshot""#, is_profile_snapshot),
     ]
 }
 
@@ -467,7 +474,7 @@ fn trigger(
 }
 
 #[test]
-fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_documented_filters_select_them()
+fn every_line_on_the_alert_stream_is_a_falco_alert_a_heartbeat_or_a_profile_snapshot_and_the_documented_filters_select_them()
  {
     let task = EmulatedTask::new().expect("task");
     let app = task
@@ -501,6 +508,9 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_docume
             HOSTNAME,
             "--rules",
             rules.to_str().unwrap(),
+            // Learning: a profile snapshot goes out on every output when the monitor stops.
+            "--learn",
+            "1h",
         ])
         .with_ecs_metadata(&metadata);
     let started = Instant::now();
@@ -625,14 +635,42 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_docume
         .collect();
     let stream = reader.messages(group, TASK_ID);
     let mut alerts: Vec<Value> = Vec::new();
+    // A profile snapshot is a record of the task's learnt behaviour, not an alert: it must not
+    // pass as one to falcosidekick, and it names the task and the container it describes.
+    let snapshot = |line: &str, value: &Value| {
+        assert!(
+            support::falco::check(line).is_err(),
+            "a profile snapshot is not an alert to falcosidekick: {line}"
+        );
+        assert!(
+            line.contains(TASK_ID),
+            "the snapshot names its task: {line}"
+        );
+        assert!(
+            line.contains("\"app\""),
+            "the snapshot names its container: {line}"
+        );
+        assert!(value["rule"].is_null(), "{line}");
+    };
+    let mut snapshots = (0, 0);
     for line in &stdout {
-        alerts.push(check_alert_line(line, HOSTNAME));
+        let value: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("a line that is not JSON ({e}): {line}"));
+        if is_profile_snapshot(&value) {
+            snapshot(line, &value);
+            snapshots.0 += 1;
+        } else {
+            alerts.push(check_alert_line(line, HOSTNAME));
+        }
     }
     let mut heartbeats = 0;
     for line in &stream {
         let value: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("a message that is not JSON ({e}): {line}"));
-        if is_heartbeat(&value) {
+        if is_profile_snapshot(&value) {
+            snapshot(line, &value);
+            snapshots.1 += 1;
+        } else if is_heartbeat(&value) {
             tasksentry::sink::cloudwatch::emf::validate_emf(line)
                 .unwrap_or_else(|e| panic!("invalid heartbeat ({e}): {line}"));
             assert!(
@@ -645,6 +683,10 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_or_a_heartbeat_and_the_docume
         }
     }
     assert!(heartbeats >= 1);
+    assert!(
+        snapshots.0 >= 1 && snapshots.1 >= 1,
+        "the profile snapshot taken at the stop is on stdout and in CloudWatch: {snapshots:?}"
+    );
 
     // Every alert of this task carries the task's context, the monitor's own reports included;
     // those about the app container name it.
