@@ -45,6 +45,9 @@ pub enum Command {
     /// Check ECS task definitions, their roles' IAM policies and CloudFormation templates
     /// before they ship, including whether the TaskSentry sidecar can see (docs/lint.md).
     Lint(LintArgs),
+    /// Print the software bill of materials of a container root (its OS and language packages)
+    /// as CycloneDX 1.5 JSON (docs/images.md).
+    Sbom(SbomArgs),
     /// Print the version and the Falco rule-engine version TaskSentry is compatible with.
     Version,
 }
@@ -76,6 +79,36 @@ pub struct LintArgs {
     /// Print every check (id, severity, why) and exit.
     #[arg(long)]
     pub list_checks: bool,
+}
+
+/// Flags of `tasksentry sbom`.
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// The container root to read: an unpacked image, or `/proc/PID/root` of a process in it.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "cyclonedx-json")]
+    pub format: SbomFormat,
+    /// Directory entries looked at, at most, in the pass.
+    #[arg(long, value_name = "N", default_value_t = crate::image::Limits::default().max_files)]
+    pub max_files: u64,
+    /// Bytes read, at most, in the pass.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::image::Limits::default().max_bytes)]
+    pub max_bytes: u64,
+    /// A package metadata file bigger than this is skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::image::Limits::default().max_file_bytes)]
+    pub max_file_bytes: u64,
+    /// A Java archive (also one nested in another) bigger than this is skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::image::Limits::default().max_archive_bytes)]
+    pub max_archive_bytes: u64,
+}
+
+/// Output formats of `tasksentry sbom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SbomFormat {
+    /// CycloneDX 1.5, JSON.
+    CyclonedxJson,
 }
 
 /// Output formats of `tasksentry lint`.

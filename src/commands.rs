@@ -327,3 +327,37 @@ pub fn lint(args: &crate::cli::LintArgs) -> anyhow::Result<u8> {
         exit::OK
     })
 }
+
+/// `tasksentry sbom`: the inventory of a container root as CycloneDX JSON on stdout; what
+/// could not be read is in the SBOM's metadata properties and, when the budget ran out, on
+/// stderr.
+pub fn sbom(args: &crate::cli::SbomArgs) -> anyhow::Result<u8> {
+    use crate::image::{self, Limits, Root};
+    if !args.root.is_dir() {
+        eprintln!(
+            "tasksentry: sbom: --root {}: not a directory",
+            args.root.display()
+        );
+        return Ok(exit::USAGE);
+    }
+    let limits = Limits {
+        max_files: args.max_files,
+        max_bytes: args.max_bytes,
+        max_file_bytes: args.max_file_bytes,
+        max_archive_bytes: args.max_archive_bytes,
+        ..Limits::default()
+    };
+    let root = Root::new(&args.root, limits);
+    let inventory = image::inventory(&root);
+    if let Some(budget) = inventory.truncated {
+        eprintln!(
+            "tasksentry: sbom: the {budget} budget ran out: the SBOM is incomplete (raise --max-{budget})"
+        );
+    }
+    let crate::cli::SbomFormat::CyclonedxJson = args.format;
+    let document = image::cyclonedx::sbom(&inventory, &args.root.display().to_string());
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, &document).context("writing the SBOM")?;
+    writeln!(stdout)?;
+    Ok(exit::OK)
+}

@@ -62,6 +62,10 @@ fn main() -> ExitCode {
             init_logging("warn", LogFormat::Text);
             commands::lint(&args)
         }
+        Command::Sbom(args) => {
+            init_logging("warn", LogFormat::Text);
+            commands::sbom(&args)
+        }
         Command::Rules(command) => {
             init_logging("warn", LogFormat::Text);
             match command {

@@ -1,0 +1,273 @@
+//! What a container image holds: an inventory of its packages read from a container root
+//! (`docs/images.md`). Pure and synchronous (no tokio): every file is read through [`Root`],
+//! which keeps paths inside the root and counts a budget of files and bytes, so tests run it on
+//! fixture directories and the sidecar on `/proc/<pid>/root`. Hostile content never panics:
+//! parsers skip what they cannot read.
+//!
+//! - OS packages: [`os`] (dpkg `status` and distroless `status.d/`, apk `installed`);
+//! - language packages found by one walk of the tree: [`python`] (`*.dist-info`, `*.egg-info`
+//!   under `site-packages`/`dist-packages`), [`node`] (`node_modules/**/package.json`),
+//!   [`java`] (`pom.properties` in jars, nested jars too), [`golang`] (Go build info in ELF
+//!   executables);
+//! - [`cyclonedx`] renders an inventory as a CycloneDX 1.5 JSON SBOM.
+
+pub mod cyclonedx;
+pub mod golang;
+pub mod java;
+pub mod node;
+pub mod os;
+pub mod python;
+pub mod root;
+
+pub use root::{Limits, ReadError, Root};
+
+/// The package ecosystems an inventory knows, named as OSV names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ecosystem {
+    /// dpkg packages (Debian, Ubuntu).
+    Debian,
+    /// apk packages (Alpine, Wolfi).
+    Alpine,
+    /// Python distributions.
+    PyPI,
+    /// npm packages.
+    Npm,
+    /// Maven artefacts.
+    Maven,
+    /// Go modules (and the Go standard library, as `stdlib`).
+    Go,
+}
+
+impl Ecosystem {
+    /// The OSV ecosystem name (without a release suffix such as `Debian:12`).
+    pub fn osv_name(self) -> &'static str {
+        match self {
+            Ecosystem::Debian => "Debian",
+            Ecosystem::Alpine => "Alpine",
+            Ecosystem::PyPI => "PyPI",
+            Ecosystem::Npm => "npm",
+            Ecosystem::Maven => "Maven",
+            Ecosystem::Go => "Go",
+        }
+    }
+
+    /// The package-URL type.
+    pub fn purl_type(self) -> &'static str {
+        match self {
+            Ecosystem::Debian => "deb",
+            Ecosystem::Alpine => "apk",
+            Ecosystem::PyPI => "pypi",
+            Ecosystem::Npm => "npm",
+            Ecosystem::Maven => "maven",
+            Ecosystem::Go => "golang",
+        }
+    }
+}
+
+/// One installed package.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Component {
+    /// Its ecosystem.
+    pub ecosystem: Ecosystem,
+    /// Maven group id, npm scope (with its `@`); `None` elsewhere.
+    pub group: Option<String>,
+    /// The name as the package database spells it (a Go module path, an npm name without
+    /// its scope, a Python distribution name as its METADATA says it).
+    pub name: String,
+    /// The version as installed.
+    pub version: String,
+    /// The package URL.
+    pub purl: String,
+    /// Where it was found, as a path inside the container (`!/` separates a path inside an
+    /// archive): the package database, the metadata directory or the binary.
+    pub location: String,
+    /// The source package and its version, for dpkg (`Source:`) and apk (`o:`) packages:
+    /// Debian's and Alpine's advisories name source packages.
+    pub source: Option<(String, String)>,
+    /// Architecture, for OS packages.
+    pub arch: Option<String>,
+    /// The files the package owns, as paths inside the container, where its database says
+    /// (dpkg `info/*.list`, apk `R:` lines, Python `RECORD`); empty when unknown.
+    pub files: Vec<String>,
+}
+
+/// The distribution an OS package database belongs to, from `etc/os-release`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Distro {
+    /// `ID` (`debian`, `ubuntu`, `alpine`, ...).
+    pub id: Option<String>,
+    /// `VERSION_ID` (`12`, `3.19.1`).
+    pub version_id: Option<String>,
+}
+
+/// Everything one pass found.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// The distribution, when `etc/os-release` names one.
+    pub distro: Distro,
+    /// The components, sorted (ecosystem, group, name, version, location).
+    pub components: Vec<Component>,
+    /// What could not be read and why (files above their caps, corrupt archives, the budget
+    /// running out), in the order met; capped at [`MAX_NOTES`].
+    pub notes: Vec<String>,
+    /// The budget that ran out, if one did: the inventory is then incomplete.
+    pub truncated: Option<&'static str>,
+    /// Directory entries looked at and bytes read.
+    pub used: (u64, u64),
+}
+
+/// Notes kept per pass; further ones are counted in the last.
+pub const MAX_NOTES: usize = 100;
+
+impl Inventory {
+    pub(crate) fn note(&mut self, note: impl Into<String>) {
+        if self.notes.len() < MAX_NOTES {
+            self.notes.push(note.into());
+        }
+    }
+}
+
+/// Reads the inventory of the container root `root`: OS package databases first (at fixed
+/// paths), then one walk of the tree for language packages, within the root's budget.
+pub fn inventory(root: &Root) -> Inventory {
+    let mut inv = Inventory {
+        distro: os::distro(root),
+        ..Inventory::default()
+    };
+    os::dpkg(root, &mut inv);
+    os::apk(root, &mut inv);
+    walk(root, &mut inv);
+    inv.components.sort();
+    inv.components.dedup();
+    inv.truncated = root.exhausted();
+    inv.used = root.used();
+    inv
+}
+
+/// Top-level directories never walked: kernel views and device nodes, not image content.
+const SKIP_TOP: &[&str] = &["proc", "sys", "dev"];
+
+/// One depth-first walk of the root, in name order, never following links; each entry is
+/// handed to the ecosystem that recognises it.
+fn walk(root: &Root, inv: &mut Inventory) {
+    // (inner path, depth)
+    let mut stack: Vec<(String, usize)> = vec![(String::new(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        let entries = root.list_host(&root.host(&dir));
+        let mut subdirs = Vec::new();
+        for (name, kind) in entries {
+            if depth == 0 && SKIP_TOP.contains(&name.as_str()) {
+                continue;
+            }
+            let path = format!("{dir}/{name}");
+            if kind.is_dir() {
+                if python::is_metadata_dir(&dir, &name) {
+                    python::read_dir(root, &path, inv);
+                } else if depth + 1 < root.limits().max_depth {
+                    subdirs.push((path, depth + 1));
+                }
+            } else if kind.is_file() {
+                if node::is_manifest(&dir, &name) {
+                    node::read(root, &path, inv);
+                } else if python::is_metadata_file(&dir, &name) {
+                    python::read_file(root, &path, inv);
+                } else if java::is_archive(&name) {
+                    java::read(root, &path, inv);
+                } else {
+                    golang::maybe_read(root, &path, inv);
+                }
+            }
+        }
+        if root.exhausted().is_some() {
+            break;
+        }
+        subdirs.reverse();
+        stack.extend(subdirs);
+    }
+}
+
+/// Percent-encodes a package-URL segment: everything but ASCII letters, digits and `.-_~`.
+pub(crate) fn purl_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b".-_~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `pkg:TYPE/NAMESPACE/NAME@VERSION?QUALIFIERS`, each part encoded, namespace segments
+/// separately, qualifiers sorted by key and empty ones left out (the purl spec's canonical form).
+pub(crate) fn purl(
+    ecosystem: Ecosystem,
+    namespace: Option<&str>,
+    name: &str,
+    version: &str,
+    qualifiers: &[(&str, Option<&str>)],
+) -> String {
+    let mut out = format!("pkg:{}/", ecosystem.purl_type());
+    if let Some(namespace) = namespace.filter(|n| !n.is_empty()) {
+        for segment in namespace.split('/').filter(|s| !s.is_empty()) {
+            out.push_str(&purl_encode(segment));
+            out.push('/');
+        }
+    }
+    out.push_str(&purl_encode(name));
+    if !version.is_empty() {
+        out.push('@');
+        out.push_str(&purl_encode(version));
+    }
+    let mut qualifiers: Vec<_> = qualifiers
+        .iter()
+        .filter_map(|(k, v)| v.filter(|v| !v.is_empty()).map(|v| (*k, v)))
+        .collect();
+    qualifiers.sort();
+    for (i, (key, value)) in qualifiers.iter().enumerate() {
+        out.push(if i == 0 { '?' } else { '&' });
+        out.push_str(key);
+        out.push('=');
+        out.push_str(&purl_encode(value));
+    }
+    out
+}
+
+/// Lossy UTF-8 of a file's bytes.
+pub(crate) fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purls_are_canonical() {
+        assert_eq!(
+            purl(
+                Ecosystem::Debian,
+                Some("debian"),
+                "libssl3",
+                "1:3.0.11-1~deb12u2",
+                &[("distro", Some("debian-12")), ("arch", Some("amd64"))]
+            ),
+            "pkg:deb/debian/libssl3@1%3A3.0.11-1~deb12u2?arch=amd64&distro=debian-12"
+        );
+        assert_eq!(
+            purl(Ecosystem::Npm, Some("@babel"), "core", "7.0.0", &[]),
+            "pkg:npm/%40babel/core@7.0.0"
+        );
+        assert_eq!(
+            purl(
+                Ecosystem::Go,
+                Some("github.com/google"),
+                "uuid",
+                "v1.6.0",
+                &[]
+            ),
+            "pkg:golang/github.com/google/uuid@v1.6.0"
+        );
+    }
+}
