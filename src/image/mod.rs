@@ -18,6 +18,7 @@ pub mod node;
 pub mod os;
 pub mod python;
 pub mod root;
+pub mod version;
 
 pub use root::{Limits, ReadError, Root};
 
