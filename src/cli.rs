@@ -90,6 +90,10 @@ pub struct SbomArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "cyclonedx-json")]
     pub format: SbomFormat,
+    /// A directory of OSV JSON records (osv.dev's per-ecosystem exports, unpacked): adds the
+    /// known vulnerabilities of the components (CycloneDX `vulnerabilities`).
+    #[arg(long, value_name = "DIR")]
+    pub vulndb: Option<PathBuf>,
     /// Directory entries looked at, at most, in the pass.
     #[arg(long, value_name = "N", default_value_t = crate::image::Limits::default().max_files)]
     pub max_files: u64,

@@ -347,6 +347,21 @@ pub fn sbom(args: &crate::cli::SbomArgs) -> anyhow::Result<u8> {
         max_archive_bytes: args.max_archive_bytes,
         ..Limits::default()
     };
+    let vulndb = match &args.vulndb {
+        Some(dir) => match image::osv::VulnDb::load_dir(dir) {
+            Ok(db) => {
+                for note in &db.notes {
+                    eprintln!("tasksentry: sbom: --vulndb: {note}");
+                }
+                Some(db)
+            }
+            Err(error) => {
+                eprintln!("tasksentry: sbom: --vulndb {}: {error}", dir.display());
+                return Ok(exit::USAGE);
+            }
+        },
+        None => None,
+    };
     let root = Root::new(&args.root, limits);
     let inventory = image::inventory(&root);
     if let Some(budget) = inventory.truncated {
@@ -355,7 +370,14 @@ pub fn sbom(args: &crate::cli::SbomArgs) -> anyhow::Result<u8> {
         );
     }
     let crate::cli::SbomFormat::CyclonedxJson = args.format;
-    let document = image::cyclonedx::sbom(&inventory, &args.root.display().to_string());
+    let mut document = image::cyclonedx::sbom(&inventory, &args.root.display().to_string());
+    if let (Some(db), Some(object)) = (&vulndb, document.as_object_mut()) {
+        let findings = db.matches(&inventory.components, &inventory.distro);
+        object.insert(
+            "vulnerabilities".into(),
+            image::cyclonedx::vulnerabilities(&inventory, &findings),
+        );
+    }
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut stdout, &document).context("writing the SBOM")?;
     writeln!(stdout)?;

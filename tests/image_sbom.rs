@@ -150,7 +150,7 @@ Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.1
     write(
         root,
         "/lib/apk/db/installed",
-        "C:Q1abc=\nP:zlib\nV:1.3.1-r0\nA:x86_64\nS:53000\nT:A compression library\no:zlib\nF:lib\nR:libz.so.1.3.1\n\n\
+        "C:Q1abc=\nP:zlib\nV:1.2.12-r1\nA:x86_64\nS:53000\nT:A compression library\no:zlib\nF:lib\nR:libz.so.1.3.1\n\n\
 C:Q1def=\nP:libcrypto3\nV:3.1.4-r5\nA:x86_64\no:openssl\nF:usr/lib\nR:libcrypto.so.3\n",
     );
     let site = "/usr/local/lib/python3.11/site-packages";
@@ -168,6 +168,11 @@ C:Q1def=\nP:libcrypto3\nV:3.1.4-r5\nA:x86_64\no:openssl\nF:usr/lib\nR:libcrypto.
         root,
         &format!("{site}/PyYAML-6.0.1.dist-info/METADATA"),
         "Metadata-Version: 2.1\nName: PyYAML\nVersion: 6.0.1\n",
+    );
+    write(
+        root,
+        &format!("{site}/urllib3-2.0.0a1.dist-info/METADATA"),
+        "Metadata-Version: 2.1\nName: urllib3\nVersion: 2.0.0a1\n",
     );
     write(
         root,
@@ -282,7 +287,7 @@ const EXPECTED: &[(&str, &str)] = &[
         "/lib/apk/db/installed",
     ),
     (
-        "pkg:apk/alpine/zlib@1.3.1-r0?arch=x86_64",
+        "pkg:apk/alpine/zlib@1.2.12-r1?arch=x86_64",
         "/lib/apk/db/installed",
     ),
     (
@@ -292,6 +297,10 @@ const EXPECTED: &[(&str, &str)] = &[
     (
         "pkg:pypi/requests@2.31.0",
         "/usr/local/lib/python3.11/site-packages/requests-2.31.0.dist-info/METADATA",
+    ),
+    (
+        "pkg:pypi/urllib3@2.0.0a1",
+        "/usr/local/lib/python3.11/site-packages/urllib3-2.0.0a1.dist-info/METADATA",
     ),
     (
         "pkg:pypi/six@1.16.0",
@@ -462,4 +471,99 @@ fn a_root_that_is_not_a_directory_is_a_usage_error() {
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(2));
+}
+
+/// What `--vulndb tests/data/osv` must find in the fixture root: (component purl, advisory,
+/// fixed version). Not found, and rightly so: DSA-5532-1 (libssl3 is at its fixed version
+/// `3.0.11-1~deb12u2`, a `~` version), DEBIAN-CVE-2022-37434 (zlib1g `1:1.2.13.dfsg-1`, epoch 1,
+/// above `1:1.2.11.dfsg-4.1`), GHSA-v845-jxx5-vc9f (urllib3 `2.0.0a1` is a pre-release of
+/// 2.0.0, below the second range's `introduced` and above the first's `fixed`),
+/// GHSA-gxpj-cx7g-858c (debug `2.6.9` is a fixed version, `4.3.4` above `4.3.1`), GO-2024-2687
+/// for golang.org/x/net (`v0.17.0` was replaced by `v0.23.0`, the fixed version),
+/// GHSA-57j2-w4cx-62h2 (jackson-databind 2.15.2 is above both ranges).
+const EXPECTED_VULNS: &[(&str, &str, Option<&str>)] = &[
+    (
+        "pkg:deb/debian/libssl3@3.0.11-1~deb12u2?arch=amd64&distro=debian-12&upstream=openssl",
+        "DSA-5764-1",
+        Some("3.0.14-1~deb12u2"),
+    ),
+    (
+        "pkg:apk/alpine/zlib@1.2.12-r1?arch=x86_64",
+        "ALPINE-CVE-2022-37434",
+        Some("1.2.12-r2"),
+    ),
+    (
+        "pkg:pypi/requests@2.31.0",
+        "GHSA-9wx4-h78v-vm56",
+        Some("2.32.0"),
+    ),
+    (
+        "pkg:npm/express@4.18.2",
+        "GHSA-rv95-896h-c2vc",
+        Some("4.19.2"),
+    ),
+    ("pkg:golang/stdlib@v1.21.5", "GO-2024-2687", Some("1.21.9")),
+    (
+        "pkg:maven/com.example/demo@0.0.1-SNAPSHOT",
+        "TASKSENTRY-TEST-1",
+        None,
+    ),
+];
+
+#[test]
+fn the_osv_fixture_database_finds_exactly_the_vulnerable_components() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture_root(dir.path());
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/osv");
+    let (json, _, stderr) = sbom(dir.path(), &["--vulndb", db.to_str().expect("utf-8")]);
+    assert!(stderr.is_empty(), "{stderr}");
+    let components = json["components"].as_array().expect("components");
+    let purl_of = |bom_ref: &str| -> String {
+        components
+            .iter()
+            .find(|c| c["bom-ref"] == bom_ref)
+            .and_then(|c| c["purl"].as_str())
+            .expect("affects a listed component")
+            .to_owned()
+    };
+    let vulns = json["vulnerabilities"].as_array().expect("vulnerabilities");
+    let mut found: Vec<(String, String, Option<String>)> = vulns
+        .iter()
+        .map(|v| {
+            let affects = &v["affects"][0];
+            let fixed = property(v, "tasksentry:fixed_version")
+                .first()
+                .map(|f| (*f).to_owned());
+            (
+                purl_of(affects["ref"].as_str().expect("ref")),
+                v["id"].as_str().expect("id").to_owned(),
+                fixed,
+            )
+        })
+        .collect();
+    found.sort();
+    let mut expected: Vec<(String, String, Option<String>)> = EXPECTED_VULNS
+        .iter()
+        .map(|(p, id, f)| ((*p).to_owned(), (*id).to_owned(), f.map(str::to_owned)))
+        .collect();
+    expected.sort();
+    assert_eq!(found, expected);
+
+    // Aliases and CVSS from the record: express's 6.1 (medium), computed from its vector.
+    let express = vulns
+        .iter()
+        .find(|v| v["id"] == "GHSA-rv95-896h-c2vc")
+        .expect("express");
+    assert_eq!(express["references"][0]["id"], "CVE-2024-29041");
+    assert_eq!(express["ratings"][0]["score"], 6.1);
+    assert_eq!(express["ratings"][0]["severity"], "medium");
+    let openssl = vulns
+        .iter()
+        .find(|v| v["id"] == "DSA-5764-1")
+        .expect("openssl");
+    assert_eq!(openssl["references"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        openssl["affects"][0]["versions"][1]["version"],
+        "3.0.14-1~deb12u2"
+    );
 }

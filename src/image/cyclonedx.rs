@@ -100,3 +100,56 @@ fn component(component: &Component) -> Value {
     }
     value
 }
+
+/// The CycloneDX `vulnerabilities` of `findings` (one entry per component and advisory, in
+/// the findings' order): id, source, aliases as references, CVSS rating, the component it
+/// affects with its installed version (`affected`) and the fixed one (`unaffected`), and the
+/// fixed version again as `recommendation` and property.
+pub fn vulnerabilities(inventory: &Inventory, findings: &[super::osv::Finding<'_>]) -> Value {
+    let entries: Vec<Value> = findings
+        .iter()
+        .filter_map(|finding| {
+            let component = inventory.components.get(finding.component)?;
+            let advisory = finding.advisory;
+            let component_ref = bom_ref(component);
+            let mut ratings = Vec::new();
+            if let (Some(score), Some(vector)) = (advisory.cvss_score, &advisory.cvss_vector) {
+                ratings.push(json!({
+                    "score": score,
+                    "severity": super::osv::rating(score),
+                    "method": if vector.starts_with("CVSS:3.1") { "CVSSv31" } else { "CVSSv3" },
+                    "vector": vector,
+                }));
+            } else if let Some(label) = &advisory.severity_label {
+                ratings.push(json!({ "severity": label.to_lowercase(), "method": "other" }));
+            }
+            let mut versions = vec![json!({ "version": component.version, "status": "affected" })];
+            let mut properties = Vec::new();
+            let recommendation = match &finding.fixed {
+                Some(fixed) => {
+                    versions.push(json!({ "version": fixed, "status": "unaffected" }));
+                    properties.push(property("tasksentry:fixed_version", fixed));
+                    format!("Upgrade {} to {fixed} or later.", component.name)
+                }
+                None => format!("No fixed version of {} is known.", component.name),
+            };
+            let references: Vec<Value> = advisory
+                .aliases
+                .iter()
+                .map(|alias| json!({ "id": alias, "source": { "name": "OSV alias" } }))
+                .collect();
+            Some(json!({
+                "bom-ref": format!("{}#{component_ref}", advisory.id),
+                "id": advisory.id,
+                "source": { "name": "OSV", "url": format!("https://osv.dev/vulnerability/{}", advisory.id) },
+                "references": references,
+                "ratings": ratings,
+                "description": advisory.summary,
+                "recommendation": recommendation,
+                "affects": [{ "ref": component_ref, "versions": versions }],
+                "properties": properties,
+            }))
+        })
+        .collect();
+    Value::Array(entries)
+}

@@ -16,6 +16,7 @@ pub mod golang;
 pub mod java;
 pub mod node;
 pub mod os;
+pub mod osv;
 pub mod python;
 pub mod root;
 pub mod version;

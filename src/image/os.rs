@@ -66,7 +66,7 @@ fn field<'p>(paragraph: &'p [(String, String)], key: &str) -> Option<&'p str> {
 /// Distributions built on apk; any other `ID` is taken as dpkg-based.
 const APK_DISTROS: &[&str] = &["alpine", "wolfi", "chainguard", "postmarketos"];
 
-fn is_apk_distro(distro: &Distro) -> bool {
+pub(crate) fn is_apk_distro(distro: &Distro) -> bool {
     distro
         .id
         .as_deref()
