@@ -567,3 +567,40 @@ fn the_osv_fixture_database_finds_exactly_the_vulnerable_components() {
         "3.0.14-1~deb12u2"
     );
 }
+
+/// A second implementation for dpkg: on a Debian-based test machine, the packages read from
+/// its own `/var/lib/dpkg` are exactly those `dpkg-query` lists as installed.
+#[test]
+fn dpkg_packages_are_those_dpkg_query_lists() {
+    use tasksentry::image::{Inventory, Limits, Root, os};
+    let Ok(output) = Command::new("dpkg-query")
+        .args(["-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\n"])
+        .output()
+    else {
+        eprintln!("no dpkg-query on this machine: nothing to compare with");
+        return;
+    };
+    let mut theirs: Vec<(String, String)> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let status = fields.next()?;
+            // The second letter is the current state: `i` installed (`ii`, or `hi` when held).
+            (status.as_bytes().get(1) == Some(&b'i'))
+                .then(|| Some((fields.next()?.to_owned(), fields.next()?.to_owned())))
+                .flatten()
+        })
+        .collect();
+    theirs.sort();
+    let root = Root::new("/", Limits::default());
+    let mut inventory = Inventory::default();
+    os::dpkg(&root, &mut inventory);
+    let mut ours: Vec<(String, String)> = inventory
+        .components
+        .iter()
+        .map(|c| (c.name.clone(), c.version.clone()))
+        .collect();
+    ours.sort();
+    assert!(!theirs.is_empty());
+    assert_eq!(ours, theirs);
+}
