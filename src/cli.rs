@@ -48,6 +48,9 @@ pub enum Command {
     /// Print the software bill of materials of a container root (its OS and language packages)
     /// as CycloneDX 1.5 JSON (docs/images.md).
     Sbom(SbomArgs),
+    /// Find credentials baked into a container root: one JSON line per finding with the file,
+    /// line, kind and a fingerprint, never the value (docs/images.md). Exit 1 when any is found.
+    Secrets(SecretsArgs),
     /// Print the version and the Falco rule-engine version TaskSentry is compatible with.
     Version,
 }
@@ -106,6 +109,20 @@ pub struct SbomArgs {
     /// A Java archive (also one nested in another) bigger than this is skipped.
     #[arg(long, value_name = "BYTES", default_value_t = crate::image::Limits::default().max_archive_bytes)]
     pub max_archive_bytes: u64,
+}
+
+/// Flags of `tasksentry secrets`.
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// The container root to read: an unpacked image, or `/proc/PID/root` of a process in it.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Directory entries looked at, at most, in the pass.
+    #[arg(long, value_name = "N", default_value_t = crate::image::Limits::default().max_files)]
+    pub max_files: u64,
+    /// Bytes read, at most, in the pass.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::image::Limits::default().max_bytes)]
+    pub max_bytes: u64,
 }
 
 /// Output formats of `tasksentry sbom`.

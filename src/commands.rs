@@ -383,3 +383,45 @@ pub fn sbom(args: &crate::cli::SbomArgs) -> anyhow::Result<u8> {
     writeln!(stdout)?;
     Ok(exit::OK)
 }
+
+/// `tasksentry secrets`: credentials in a container root, one JSON line each (`path`, `line`,
+/// `kind`, `fingerprint`), never the value. Exit 1 when any is found.
+pub fn secrets(args: &crate::cli::SecretsArgs) -> anyhow::Result<u8> {
+    use crate::image::{Limits, Root, secrets};
+    if !args.root.is_dir() {
+        eprintln!(
+            "tasksentry: secrets: --root {}: not a directory",
+            args.root.display()
+        );
+        return Ok(exit::USAGE);
+    }
+    let root = Root::new(
+        &args.root,
+        Limits {
+            max_files: args.max_files,
+            max_bytes: args.max_bytes,
+            ..Limits::default()
+        },
+    );
+    let findings = secrets::scan(&root);
+    if let Some(budget) = root.exhausted() {
+        eprintln!(
+            "tasksentry: secrets: the {budget} budget ran out: files after it were not scanned (raise --max-{budget})"
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    for finding in &findings {
+        let line = serde_json::json!({
+            "path": finding.path,
+            "line": finding.line,
+            "kind": finding.kind,
+            "fingerprint": finding.fingerprint,
+        });
+        writeln!(stdout, "{line}")?;
+    }
+    Ok(if findings.is_empty() {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}

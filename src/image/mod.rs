@@ -19,6 +19,7 @@ pub mod os;
 pub mod osv;
 pub mod python;
 pub mod root;
+pub mod secrets;
 pub mod version;
 
 pub use root::{Limits, ReadError, Root};
@@ -152,6 +153,43 @@ const SKIP_TOP: &[&str] = &["proc", "sys", "dev"];
 /// One depth-first walk of the root, in name order, never following links; each entry is
 /// handed to the ecosystem that recognises it.
 fn walk(root: &Root, inv: &mut Inventory) {
+    walk_tree(root, |dir, name, path, is_dir| {
+        if is_dir {
+            if python::is_metadata_dir(dir, name) {
+                python::read_dir(root, path, inv);
+                return false;
+            }
+            return true;
+        }
+        if node::is_manifest(dir, name) {
+            node::read(root, path, inv);
+        } else if python::is_metadata_file(dir, name) {
+            python::read_file(root, path, inv);
+        } else if java::is_archive(name) {
+            java::read(root, path, inv);
+        } else {
+            golang::maybe_read(root, path, inv);
+        }
+        false
+    });
+}
+
+/// Calls `visit` with the path (inside the root) of every regular file, walking as
+/// [`inventory`] does.
+pub(crate) fn walk_files(root: &Root, mut visit: impl FnMut(&str)) {
+    walk_tree(root, |_, _, path, is_dir| {
+        if !is_dir {
+            visit(path);
+        }
+        is_dir
+    });
+}
+
+/// The walk: depth first, entries in name order, directories and regular files only (links,
+/// devices, FIFOs and sockets are never followed or opened), `/proc`, `/sys` and `/dev` skipped,
+/// down to the root's depth limit, until a budget runs out. `visit(dir, name, path, is_dir)`
+/// returns whether to descend into a directory.
+fn walk_tree(root: &Root, mut visit: impl FnMut(&str, &str, &str, bool) -> bool) {
     // (inner path, depth)
     let mut stack: Vec<(String, usize)> = vec![(String::new(), 0)];
     while let Some((dir, depth)) = stack.pop() {
@@ -163,21 +201,11 @@ fn walk(root: &Root, inv: &mut Inventory) {
             }
             let path = format!("{dir}/{name}");
             if kind.is_dir() {
-                if python::is_metadata_dir(&dir, &name) {
-                    python::read_dir(root, &path, inv);
-                } else if depth + 1 < root.limits().max_depth {
+                if visit(&dir, &name, &path, true) && depth + 1 < root.limits().max_depth {
                     subdirs.push((path, depth + 1));
                 }
             } else if kind.is_file() {
-                if node::is_manifest(&dir, &name) {
-                    node::read(root, &path, inv);
-                } else if python::is_metadata_file(&dir, &name) {
-                    python::read_file(root, &path, inv);
-                } else if java::is_archive(&name) {
-                    java::read(root, &path, inv);
-                } else {
-                    golang::maybe_read(root, &path, inv);
-                }
+                visit(&dir, &name, &path, false);
             }
         }
         if root.exhausted().is_some() {
