@@ -97,6 +97,10 @@ pub struct SbomArgs {
     /// known vulnerabilities of the components (CycloneDX `vulnerabilities`).
     #[arg(long, value_name = "DIR")]
     pub vulndb: Option<PathBuf>,
+    /// With --vulndb: a process of the container (repeatable); a vulnerable package one of
+    /// whose files it maps (`/proc/PID/maps`) or executes is reported in use.
+    #[arg(long, value_name = "PID", requires = "vulndb")]
+    pub pid: Vec<i32>,
     /// Directory entries looked at, at most, in the pass.
     #[arg(long, value_name = "N", default_value_t = crate::image::Limits::default().max_files)]
     pub max_files: u64,

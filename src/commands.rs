@@ -373,9 +373,16 @@ pub fn sbom(args: &crate::cli::SbomArgs) -> anyhow::Result<u8> {
     let mut document = image::cyclonedx::sbom(&inventory, &args.root.display().to_string());
     if let (Some(db), Some(object)) = (&vulndb, document.as_object_mut()) {
         let findings = db.matches(&inventory.components, &inventory.distro);
+        let in_use: Option<Vec<_>> = (!args.pid.is_empty()).then(|| {
+            let used = image::inuse::used_paths(Path::new("/proc"), &args.pid, &root);
+            findings
+                .iter()
+                .map(|f| image::inuse::in_use(&inventory.components[f.component], &root, &used))
+                .collect()
+        });
         object.insert(
             "vulnerabilities".into(),
-            image::cyclonedx::vulnerabilities(&inventory, &findings),
+            image::cyclonedx::vulnerabilities(&inventory, &findings, in_use.as_deref()),
         );
     }
     let mut stdout = std::io::stdout().lock();

@@ -604,3 +604,81 @@ fn dpkg_packages_are_those_dpkg_query_lists() {
     assert!(!theirs.is_empty());
     assert_eq!(ours, theirs);
 }
+
+/// "In use": this test process maps the fixture's libssl.so.3 (owned by libssl3 per its dpkg
+/// `.list`); with `--pid` it, libssl3's vulnerability is in use, with the pid and the path as
+/// evidence, while the other vulnerable packages (not mapped by anything) are present only.
+#[test]
+fn a_mapped_vulnerable_library_is_in_use_and_an_unmapped_one_is_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture_root(dir.path());
+    let library = dir.path().join("usr/lib/x86_64-linux-gnu/libssl.so.3");
+    write(
+        dir.path(),
+        "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+        vec![0x7fu8; 8192],
+    );
+    let file = fs::File::open(&library).expect("open");
+    use std::os::fd::AsRawFd;
+    // SAFETY: a private read-only mapping of a file this test owns, never written to and
+    // unmapped below, after the command has run; the pointer is not dereferenced.
+    let mapped = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            8192,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(mapped, libc::MAP_FAILED);
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/osv");
+    let pid = std::process::id().to_string();
+    let (json, _, _) = sbom(
+        dir.path(),
+        &["--vulndb", db.to_str().expect("utf-8"), "--pid", &pid],
+    );
+    // SAFETY: the mapping made above, of that length, not used after this.
+    unsafe { libc::munmap(mapped, 8192) };
+    let vulns = json["vulnerabilities"].as_array().expect("vulnerabilities");
+    let in_use = |id: &str| -> (Vec<String>, Vec<String>) {
+        let v = vulns.iter().find(|v| v["id"] == id).expect(id);
+        (
+            property(v, "tasksentry:in_use")
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            property(v, "tasksentry:in_use_evidence")
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        )
+    };
+    assert_eq!(
+        in_use("DSA-5764-1"),
+        (
+            vec!["true".to_owned()],
+            vec![format!(
+                "pid {pid} maps or runs /usr/lib/x86_64-linux-gnu/libssl.so.3"
+            )]
+        )
+    );
+    assert_eq!(
+        in_use("ALPINE-CVE-2022-37434"),
+        (vec!["false".to_owned()], vec![])
+    );
+    assert_eq!(
+        in_use("GHSA-rv95-896h-c2vc"),
+        (vec!["false".to_owned()], vec![])
+    );
+    // Without --pid nothing is claimed either way.
+    let (json, _, _) = sbom(dir.path(), &["--vulndb", db.to_str().expect("utf-8")]);
+    assert!(
+        json["vulnerabilities"]
+            .as_array()
+            .expect("vulnerabilities")
+            .iter()
+            .all(|v| property(v, "tasksentry:in_use").is_empty())
+    );
+}

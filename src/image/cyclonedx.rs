@@ -104,11 +104,18 @@ fn component(component: &Component) -> Value {
 /// The CycloneDX `vulnerabilities` of `findings` (one entry per component and advisory, in
 /// the findings' order): id, source, aliases as references, CVSS rating, the component it
 /// affects with its installed version (`affected`) and the fixed one (`unaffected`), and the
-/// fixed version again as `recommendation` and property.
-pub fn vulnerabilities(inventory: &Inventory, findings: &[super::osv::Finding<'_>]) -> Value {
+/// fixed version again as `recommendation` and property; `in_use[i]` says whether (and why)
+/// the component of `findings[i]` is in use (`tasksentry:in_use`, `true` or `false`, and
+/// `tasksentry:in_use_evidence`), when processes were given.
+pub fn vulnerabilities(
+    inventory: &Inventory,
+    findings: &[super::osv::Finding<'_>],
+    in_use: Option<&[Option<(i32, String)>]>,
+) -> Value {
     let entries: Vec<Value> = findings
         .iter()
-        .filter_map(|finding| {
+        .enumerate()
+        .filter_map(|(index, finding)| {
             let component = inventory.components.get(finding.component)?;
             let advisory = finding.advisory;
             let component_ref = bom_ref(component);
@@ -133,6 +140,18 @@ pub fn vulnerabilities(inventory: &Inventory, findings: &[super::osv::Finding<'_
                 }
                 None => format!("No fixed version of {} is known.", component.name),
             };
+            if let Some(in_use) = in_use {
+                match in_use.get(index).and_then(Option::as_ref) {
+                    Some((pid, path)) => {
+                        properties.push(property("tasksentry:in_use", "true"));
+                        properties.push(property(
+                            "tasksentry:in_use_evidence",
+                            &format!("pid {pid} maps or runs {path}"),
+                        ));
+                    }
+                    None => properties.push(property("tasksentry:in_use", "false")),
+                }
+            }
             let references: Vec<Value> = advisory
                 .aliases
                 .iter()

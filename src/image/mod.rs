@@ -13,6 +13,7 @@
 
 pub mod cyclonedx;
 pub mod golang;
+pub mod inuse;
 pub mod java;
 pub mod node;
 pub mod os;

@@ -89,6 +89,19 @@ impl Root {
         }
     }
 
+    /// The root's directory.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// `inner` with every link resolved inside the root, as a path inside the container
+    /// (`/lib/x.so` of a merged-`/usr` image is `/usr/lib/x.so`); `None` when missing.
+    pub fn canonical(&self, inner: &str) -> Option<String> {
+        let host = self.resolve(inner)?;
+        let rest = host.strip_prefix(&self.base).ok()?;
+        Some(format!("/{}", rest.to_string_lossy()))
+    }
+
     /// The limits of this pass.
     pub fn limits(&self) -> &Limits {
         &self.limits
