@@ -26,6 +26,16 @@ pub(crate) fn read(root: &Root, path: &str, inv: &mut Inventory) {
     }
 }
 
+/// Reads an archive held in memory (`location` names it in notes and components).
+pub fn read_bytes(root: &Root, bytes: Vec<u8>, location: &str, inv: &mut Inventory) {
+    read_archive(root, Cursor::new(bytes), location, 0, inv);
+}
+
+/// The component a `pom.properties` describes, if it has a group, an artifact and a version.
+pub fn parse_pom_properties(properties: &str) -> Option<Component> {
+    pom_properties(properties, "")
+}
+
 fn read_archive<R: Read + Seek>(
     root: &Root,
     reader: R,

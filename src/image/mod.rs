@@ -217,6 +217,65 @@ fn walk_tree(root: &Root, mut visit: impl FnMut(&str, &str, &str, bool) -> bool)
     }
 }
 
+/// Runs every parser of this module that reads image content on `data` (as a Go build info
+/// section, a dpkg control file, core metadata, a RECORD, a pom.properties, a zip archive,
+/// `/proc/PID/maps`, an OSV record, a CVSS vector, versions, text scanned for secrets), for the
+/// fuzz target `image_parsers` and the no-panic tests; returns how many items they found.
+#[doc(hidden)]
+pub fn parse_everything(data: &[u8]) -> usize {
+    let text = String::from_utf8_lossy(data);
+    let mut found = 0;
+    found += golang::parse_buildinfo(data).map_or(0, |info| info.components("/fuzz").len());
+    found += os::control_paragraphs(&text).len();
+    found += python::parse_metadata(&text).map_or(0, |_| 1);
+    found += python::parse_record(&text).len();
+    found += java::parse_pom_properties(&text).map_or(0, |_| 1);
+    let root = Root::new(
+        "/nonexistent",
+        Limits {
+            max_bytes: 64 << 20,
+            max_archive_bytes: 16 << 20,
+            ..Limits::default()
+        },
+    );
+    let mut inv = Inventory::default();
+    java::read_bytes(&root, data.to_vec(), "/fuzz.jar", &mut inv);
+    found += inv.components.len();
+    found += inuse::maps_paths(&text).len();
+    found += secrets::scan_text("/app/.env", &text).len();
+    found += secrets::scan_text("/root/.docker/config.json", &text).len();
+    found += osv::cvss3_base_score(&text).map_or(0, |_| 1);
+    let mut lines = text.lines();
+    let (a, b) = (lines.next().unwrap_or(""), lines.next().unwrap_or(""));
+    for ecosystem in [
+        Ecosystem::Debian,
+        Ecosystem::Alpine,
+        Ecosystem::PyPI,
+        Ecosystem::Npm,
+        Ecosystem::Maven,
+        Ecosystem::Go,
+    ] {
+        found += usize::from(version::compare(ecosystem, a, b).is_some());
+    }
+    if let Ok(record) = serde_json::from_slice::<serde_json::Value>(data) {
+        let mut db = osv::VulnDb::default();
+        db.add(&record);
+        let component = Component {
+            ecosystem: Ecosystem::Npm,
+            group: None,
+            name: a.to_owned(),
+            version: b.to_owned(),
+            purl: String::new(),
+            location: String::new(),
+            source: None,
+            arch: None,
+            files: Vec::new(),
+        };
+        found += db.matches(&[component], &Distro::default()).len();
+    }
+    found
+}
+
 /// Percent-encodes a package-URL segment: everything but ASCII letters, digits and `.-_~`.
 pub(crate) fn purl_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -273,6 +332,61 @@ pub(crate) fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Valid inputs to mutate: a Go build info section, a jar, an OSV record, a dpkg status.
+    fn seeds() -> Vec<Vec<u8>> {
+        let mut buildinfo = b"\xff Go buildinf:\x08\x02".to_vec();
+        buildinfo.resize(32, 0);
+        let modinfo = "0123456789abcdefpath\tx\nmod\tx\t(devel)\t\ndep\ty/z\tv1.0.0\th1:x\n=>\ty/w\tv1.1.0\t\n0123456789abcdef";
+        buildinfo.extend([8]);
+        buildinfo.extend(b"go1.22.1");
+        buildinfo.push(modinfo.len() as u8);
+        buildinfo.extend(modinfo.as_bytes());
+        let mut jar = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let deflated = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        jar.start_file("META-INF/maven/g/a/pom.properties", deflated)
+            .expect("entry");
+        std::io::Write::write_all(&mut jar, b"groupId=g\nartifactId=a\nversion=1.0\n")
+            .expect("write");
+        let jar = jar.finish().expect("finish").into_inner();
+        let osv = br#"{"id":"X-1","aliases":["CVE-1"],"affected":[{"package":{"ecosystem":"npm","name":"a"},"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.0.0"},{"last_affected":"2.0.0"},{"limit":"3.0.0"}]}],"versions":["0.5.0"]}],"severity":[{"type":"CVSS_V3","score":"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]}"#.to_vec();
+        let status =
+            b"Package: a\nStatus: install ok installed\nVersion: 1:1.0~rc1-1\nSource: b (2.0)\n\n"
+                .to_vec();
+        vec![buildinfo, jar, osv, status]
+    }
+
+    #[test]
+    fn the_seeds_parse() {
+        for seed in seeds() {
+            assert!(parse_everything(&seed) > 0);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// No parser of image content panics on bytes derived from valid inputs (flipped,
+        /// truncated) or on arbitrary bytes.
+        #[test]
+        fn no_parser_panics(
+            seed in 0usize..4,
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+            cut in any::<usize>(),
+            noise in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let mut data = seeds()[seed].clone();
+            for (at, byte) in flips {
+                let len = data.len();
+                data[at % len] = byte;
+            }
+            data.truncate(cut % (data.len() + 1));
+            parse_everything(&data);
+            parse_everything(&noise);
+        }
+    }
 
     #[test]
     fn purls_are_canonical() {

@@ -33,7 +33,7 @@ pub fn distro(root: &Root) -> Distro {
 
 /// The paragraphs of a Debian control file: `Key: value` fields, continuation lines (starting
 /// with a space or tab) appended to the previous field, paragraphs separated by blank lines.
-pub(crate) fn control_paragraphs(text: &str) -> Vec<Vec<(String, String)>> {
+pub fn control_paragraphs(text: &str) -> Vec<Vec<(String, String)>> {
     let mut paragraphs = Vec::new();
     let mut current: Vec<(String, String)> = Vec::new();
     for line in text.lines() {

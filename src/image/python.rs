@@ -38,6 +38,16 @@ pub fn normalize(name: &str) -> String {
     out
 }
 
+/// `Name` and `Version` of core metadata (`METADATA`, `PKG-INFO`).
+pub fn parse_metadata(metadata: &str) -> Option<(String, String)> {
+    name_version(metadata)
+}
+
+/// The paths of a `RECORD`, as written (relative to the site-packages directory).
+pub fn parse_record(record: &str) -> Vec<String> {
+    record_paths(record)
+}
+
 /// `Name` and `Version` from the header block of core metadata (RFC 822 style).
 fn name_version(metadata: &str) -> Option<(String, String)> {
     let (mut name, mut version) = (None, None);
