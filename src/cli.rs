@@ -15,7 +15,8 @@ use crate::config::{Overrides, RuleMatchingMode};
 /// (a default set is built in) and prints one JSON alert per line on stdout.
 ///
 /// Exit codes: 0 success, 1 runtime failure (or rule files with errors for `rules validate`,
-/// findings at or above `--fail-on` for `lint`), 2 bad usage (or an unreadable `lint` input),
+/// findings at or above `--fail-on` for `lint`, any credential for `secrets`), 2 bad usage (or an
+/// unreadable `lint` input),
 /// 78 invalid configuration or rules at start.
 #[derive(Debug, Parser)]
 #[command(
