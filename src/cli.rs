@@ -94,9 +94,9 @@ pub struct SbomArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "cyclonedx-json")]
     pub format: SbomFormat,
-    /// A directory of OSV JSON records (osv.dev's per-ecosystem exports, unpacked): adds the
-    /// known vulnerabilities of the components (CycloneDX `vulnerabilities`).
-    #[arg(long, value_name = "DIR")]
+    /// A directory of OSV JSON records, or a zip of them (osv.dev's per-ecosystem `all.zip`
+    /// exports): adds the known vulnerabilities of the components (CycloneDX `vulnerabilities`).
+    #[arg(long, value_name = "DIR|ZIP")]
     pub vulndb: Option<PathBuf>,
     /// With --vulndb: a process of the container (repeatable); a vulnerable package one of
     /// whose files it maps (`/proc/PID/maps`) or executes is reported in use.

@@ -348,7 +348,7 @@ pub fn sbom(args: &crate::cli::SbomArgs) -> anyhow::Result<u8> {
         ..Limits::default()
     };
     let vulndb = match &args.vulndb {
-        Some(dir) => match image::osv::VulnDb::load_dir(dir) {
+        Some(dir) => match image::osv::VulnDb::load(dir) {
             Ok(db) => {
                 for note in &db.notes {
                     eprintln!("tasksentry: sbom: --vulndb: {note}");

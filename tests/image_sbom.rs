@@ -682,3 +682,37 @@ fn a_mapped_vulnerable_library_is_in_use_and_an_unmapped_one_is_not() {
             .all(|v| property(v, "tasksentry:in_use").is_empty())
     );
 }
+
+/// The same records as a zip (osv.dev's `all.zip` form) give the same vulnerabilities.
+#[test]
+fn a_zip_of_osv_records_is_read_like_the_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fixture_root(dir.path());
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/osv");
+    let mut records: Vec<(String, Vec<u8>)> = fs::read_dir(&db)
+        .expect("osv dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .map(|p| {
+            (
+                p.file_name().expect("name").to_string_lossy().into_owned(),
+                fs::read(&p).expect("read"),
+            )
+        })
+        .collect();
+    records.sort();
+    let entries: Vec<(&str, &[u8], bool)> = records
+        .iter()
+        .map(|(name, bytes)| (name.as_str(), bytes.as_slice(), true))
+        .collect();
+    let zip_path = dir.path().join("all.zip");
+    fs::write(&zip_path, jar(&entries)).expect("write zip");
+    let (from_dir, _, _) = sbom(dir.path(), &["--vulndb", db.to_str().expect("utf-8")]);
+    let (from_zip, _, stderr) = sbom(dir.path(), &["--vulndb", zip_path.to_str().expect("utf-8")]);
+    assert!(stderr.is_empty(), "{stderr}");
+    assert_eq!(
+        from_zip["vulnerabilities"].as_array().map(Vec::len),
+        Some(EXPECTED_VULNS.len())
+    );
+    assert_eq!(from_zip["vulnerabilities"], from_dir["vulnerabilities"]);
+}

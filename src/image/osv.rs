@@ -11,6 +11,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use serde_json::Value;
@@ -82,6 +83,54 @@ pub struct Finding<'d> {
 const MAX_RECORD_BYTES: u64 = 16 << 20;
 
 impl VulnDb {
+    /// Loads a directory ([`VulnDb::load_dir`]) or a zip archive of records (osv.dev's
+    /// `ECOSYSTEM/all.zip` as downloaded: every `*.json` entry).
+    pub fn load(path: &Path) -> std::io::Result<VulnDb> {
+        if path.is_dir() {
+            return VulnDb::load_dir(path);
+        }
+        let file = std::fs::File::open(path)?;
+        let mut archive = zip::ZipArchive::new(file).map_err(std::io::Error::other)?;
+        let mut db = VulnDb::default();
+        for index in 0..archive.len() {
+            let mut entry = match archive.by_index(index) {
+                Ok(entry) => entry,
+                Err(error) => {
+                    db.note(format!("{}: entry {index}: {error}", path.display()));
+                    continue;
+                }
+            };
+            let name = entry.name().to_owned();
+            if !name.ends_with(".json") {
+                continue;
+            }
+            if entry.size() > MAX_RECORD_BYTES {
+                db.note(format!(
+                    "{}!/{name}: above {MAX_RECORD_BYTES} bytes",
+                    path.display()
+                ));
+                continue;
+            }
+            let mut bytes = Vec::new();
+            if let Err(error) =
+                std::io::Read::read_to_end(&mut (&mut entry).take(MAX_RECORD_BYTES), &mut bytes)
+            {
+                db.note(format!("{}!/{name}: {error}", path.display()));
+                continue;
+            }
+            db.add_bytes(&bytes, &format!("{}!/{name}", path.display()));
+        }
+        Ok(db)
+    }
+
+    fn add_bytes(&mut self, bytes: &[u8], location: &str) {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Array(records)) => records.iter().for_each(|r| self.add(r)),
+            Ok(record) => self.add(&record),
+            Err(error) => self.note(format!("{location}: {error}")),
+        }
+    }
+
     /// Loads every `*.json` file under `dir` (two levels deep: `DIR/*.json` and
     /// `DIR/ECOSYSTEM/*.json`); each holds one OSV record or an array of them.
     pub fn load_dir(dir: &Path) -> std::io::Result<VulnDb> {
@@ -116,11 +165,7 @@ impl VulnDb {
                     }
                 },
             };
-            match serde_json::from_slice::<Value>(&bytes) {
-                Ok(Value::Array(records)) => records.iter().for_each(|r| db.add(r)),
-                Ok(record) => db.add(&record),
-                Err(error) => db.note(format!("{}: {error}", file.display())),
-            }
+            db.add_bytes(&bytes, &file.display().to_string());
         }
         Ok(db)
     }
