@@ -254,6 +254,25 @@ build\t-compiler=gc\nbuild\tGOOS=linux\n";
         fs::Permissions::from_mode(0o755),
     )
     .expect("chmod");
+    // A Rust binary built with `cargo auditable`: zlib-compressed JSON in `.dep-v0`.
+    let audit = r#"{"packages":[
+        {"name":"rustapp","version":"0.1.0","source":"local","root":true,"dependencies":[1,2,3]},
+        {"name":"serde","version":"1.0.193","source":"crates.io"},
+        {"name":"time","version":"0.3.20","source":"crates.io","kind":"runtime"},
+        {"name":"cc","version":"1.0.83","source":"crates.io","kind":"build"}]}"#;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(audit.as_bytes()).expect("compress");
+    let compressed = encoder.finish().expect("compress");
+    write(
+        root,
+        "/usr/local/bin/rustapp",
+        elf_with_section(".dep-v0", &compressed),
+    );
+    fs::set_permissions(
+        root.join("usr/local/bin/rustapp"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
     // The same bytes without the execute bit are not opened.
     write(root, "/usr/share/doc/server.bin", &binary);
     // Kernel views are not walked.
@@ -343,6 +362,10 @@ const EXPECTED: &[(&str, &str)] = &[
         "/usr/local/bin/server",
     ),
     ("pkg:golang/stdlib@v1.21.5", "/usr/local/bin/server"),
+    // `cc` is a build dependency: not in the binary.
+    ("pkg:cargo/rustapp@0.1.0", "/usr/local/bin/rustapp"),
+    ("pkg:cargo/serde@1.0.193", "/usr/local/bin/rustapp"),
+    ("pkg:cargo/time@0.3.20", "/usr/local/bin/rustapp"),
 ];
 
 fn sbom(root: &Path, extra: &[&str]) -> (serde_json::Value, String, String) {

@@ -1,4 +1,4 @@
-//! Go binaries: the build info the Go linker (1.18 and later) writes into the ELF section
+//! Go binaries (and the ELF section reader that Rust binaries use too): the build info the Go linker (1.18 and later) writes into the ELF section
 //! `.go.buildinfo`. Only executable regular files are opened, and only their ELF header, section
 //! headers, section names and that section are read (a few KiB of a binary of many MiB).
 //!
@@ -36,12 +36,16 @@ fn read_elf(root: &Root, path: &str, inv: &mut Inventory) {
         return;
     };
     let mut reader = Counted { file, root };
-    let Some(section) = buildinfo_section(&mut reader) else {
-        return;
-    };
-    match parse_buildinfo(&section) {
-        Ok(info) => inv.components.extend(info.components(path)),
-        Err(reason) => inv.note(format!("{path}: Go build info: {reason}")),
+    match elf_section(&mut reader, &[".go.buildinfo", ".dep-v0"]) {
+        Some((0, section)) => match parse_buildinfo(&section) {
+            Ok(info) => inv.components.extend(info.components(path)),
+            Err(reason) => inv.note(format!("{path}: Go build info: {reason}")),
+        },
+        Some((_, section)) => match super::rust::parse_audit_data(&section, path) {
+            Ok(components) => inv.components.extend(components),
+            Err(reason) => inv.note(format!("{path}: cargo auditable data: {reason}")),
+        },
+        None => {}
     }
 }
 
@@ -63,8 +67,8 @@ impl Counted<'_> {
     }
 }
 
-/// The bytes of `.go.buildinfo`, when the file is ELF and has that section.
-fn buildinfo_section(reader: &mut Counted<'_>) -> Option<Vec<u8>> {
+/// The first section of the ELF file named in `wanted` (by its position there) and its bytes.
+fn elf_section(reader: &mut Counted<'_>, wanted: &[&str]) -> Option<(usize, Vec<u8>)> {
     let header = reader.read_at(0, 64)?;
     if &header[..4] != b"\x7fELF" {
         return None;
@@ -137,8 +141,9 @@ fn buildinfo_section(reader: &mut Counted<'_>) -> Option<Vec<u8>> {
     for index in 0..shnum {
         let (name, offset, size) = section(index)?;
         let name = names.get(usize::try_from(name).ok()?..)?;
-        if name.starts_with(b".go.buildinfo\0") {
-            return reader.read_at(offset, size.min(MAX_BUILDINFO));
+        let name = &name[..name.iter().position(|&b| b == 0)?];
+        if let Some(which) = wanted.iter().position(|w| w.as_bytes() == name) {
+            return Some((which, reader.read_at(offset, size.min(MAX_BUILDINFO))?));
         }
     }
     None

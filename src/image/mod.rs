@@ -8,7 +8,7 @@
 //! - language packages found by one walk of the tree: [`python`] (`*.dist-info`, `*.egg-info`
 //!   under `site-packages`/`dist-packages`), [`node`] (`node_modules/**/package.json`),
 //!   [`java`] (`pom.properties` in jars, nested jars too), [`golang`] (Go build info in ELF
-//!   executables);
+//!   executables), [`rust`] (`cargo auditable` dependency lists in ELF executables);
 //! - [`cyclonedx`] renders an inventory as a CycloneDX 1.5 JSON SBOM.
 
 pub mod cyclonedx;
@@ -20,6 +20,7 @@ pub mod os;
 pub mod osv;
 pub mod python;
 pub mod root;
+pub mod rust;
 pub mod secrets;
 pub mod version;
 
@@ -40,6 +41,8 @@ pub enum Ecosystem {
     Maven,
     /// Go modules (and the Go standard library, as `stdlib`).
     Go,
+    /// Rust crates (from binaries built with `cargo auditable`).
+    CratesIo,
 }
 
 impl Ecosystem {
@@ -52,6 +55,7 @@ impl Ecosystem {
             Ecosystem::Npm => "npm",
             Ecosystem::Maven => "Maven",
             Ecosystem::Go => "Go",
+            Ecosystem::CratesIo => "crates.io",
         }
     }
 
@@ -64,6 +68,7 @@ impl Ecosystem {
             Ecosystem::Npm => "npm",
             Ecosystem::Maven => "maven",
             Ecosystem::Go => "golang",
+            Ecosystem::CratesIo => "cargo",
         }
     }
 }
@@ -254,6 +259,7 @@ pub fn parse_everything(data: &[u8]) -> usize {
         Ecosystem::Npm,
         Ecosystem::Maven,
         Ecosystem::Go,
+        Ecosystem::CratesIo,
     ] {
         found += usize::from(version::compare(ecosystem, a, b).is_some());
     }

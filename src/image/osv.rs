@@ -365,6 +365,7 @@ fn ecosystem_of(name: &str) -> Option<Ecosystem> {
         "npm" => Ecosystem::Npm,
         "Maven" => Ecosystem::Maven,
         "Go" => Ecosystem::Go,
+        "crates.io" => Ecosystem::CratesIo,
         _ => return None,
     })
 }

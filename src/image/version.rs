@@ -15,7 +15,7 @@ pub fn compare(ecosystem: Ecosystem, a: &str, b: &str) -> Option<Ordering> {
         Ecosystem::Debian => Some(dpkg(a, b)),
         Ecosystem::Alpine => apk(a, b),
         Ecosystem::PyPI => pep440(a, b),
-        Ecosystem::Npm | Ecosystem::Go => semver(a, b),
+        Ecosystem::Npm | Ecosystem::Go | Ecosystem::CratesIo => semver(a, b),
         Ecosystem::Maven => Some(maven(a, b)),
     }
 }

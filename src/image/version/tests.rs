@@ -306,6 +306,7 @@ fn no_input_panics() {
                 Ecosystem::Npm,
                 Ecosystem::Maven,
                 Ecosystem::Go,
+                Ecosystem::CratesIo,
             ] {
                 let _ = compare(ecosystem, a, b);
             }
