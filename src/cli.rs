@@ -122,6 +122,10 @@ pub struct SecretsArgs {
     /// The container root to read: an unpacked image, or `/proc/PID/root` of a process in it.
     #[arg(long, value_name = "DIR")]
     pub root: PathBuf,
+    /// A process of the container (repeatable, e.g. its entrypoint) whose environment
+    /// (`/proc/PID/environ`) is checked for credentials too.
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<i32>,
     /// Directory entries looked at, at most, in the pass.
     #[arg(long, value_name = "N", default_value_t = crate::image::Limits::default().max_files)]
     pub max_files: u64,

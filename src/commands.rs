@@ -426,7 +426,27 @@ pub fn secrets(args: &crate::cli::SecretsArgs) -> anyhow::Result<u8> {
         });
         writeln!(stdout, "{line}")?;
     }
-    Ok(if findings.is_empty() {
+    let mut env_findings = 0;
+    for &pid in &args.pid {
+        let environ = match std::fs::read(format!("/proc/{pid}/environ")) {
+            Ok(environ) => environ,
+            Err(error) => {
+                eprintln!("tasksentry: secrets: --pid {pid}: /proc/{pid}/environ: {error}");
+                continue;
+            }
+        };
+        for finding in secrets::scan_environ(&environ) {
+            env_findings += 1;
+            let line = serde_json::json!({
+                "pid": pid,
+                "variable": finding.variable,
+                "kind": finding.kind,
+                "fingerprint": finding.fingerprint,
+            });
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    Ok(if findings.is_empty() && env_findings == 0 {
         exit::OK
     } else {
         exit::FAILURE

@@ -328,3 +328,72 @@ fn a_clean_root_exits_zero() {
     assert_eq!(output.status.code(), Some(0));
     assert!(output.stdout.is_empty());
 }
+
+/// `--pid`: a process whose environment holds three credentials (a task definition's plain
+/// `environment` where `secrets` belonged) and ordinary variables, some with secret-sounding
+/// names and harmless values: exactly the three are reported, by variable name, and no 8
+/// consecutive bytes of their values are printed.
+#[test]
+fn credentials_in_a_process_environment_are_found_by_name_never_value() {
+    let mut random = Random(0xe7);
+    let github = format!("ghp_{}", random.text(ALNUM, 36));
+    let db_password = random.text(ALNUM, 24);
+    let stripe = format!("sk_live_{}", random.text(ALNUM, 32));
+    let mut child = Command::new("sleep")
+        .arg("30")
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", "/home/app")
+        .env("NODE_ENV", "production")
+        .env("LOG_LEVEL", "debug")
+        .env("SECRET_NAME", "prod/db")
+        .env("TOKEN_TTL", "3600")
+        .env("GITHUB_TOKEN", &github)
+        .env(
+            "DATABASE_URL",
+            format!("postgres://app:{db_password}@db:5432/app"),
+        )
+        .env("STRIPE_API_KEY", &stripe)
+        .spawn()
+        .expect("sleep");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "/app/main.py", "print('hello')\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_tasksentry"))
+        .args(["secrets", "--root"])
+        .arg(dir.path())
+        .args(["--pid", &child.id().to_string()])
+        .output()
+        .expect("runs");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let mut variables: Vec<String> = stdout
+        .lines()
+        .map(|line| {
+            let json: serde_json::Value = serde_json::from_str(line).expect("JSON line");
+            assert!(json["kind"].as_str().is_some_and(|k| !k.is_empty()));
+            assert!(
+                json["fingerprint"]
+                    .as_str()
+                    .is_some_and(|f| f.starts_with("sha256:"))
+            );
+            json["variable"].as_str().expect("variable").to_owned()
+        })
+        .collect();
+    variables.sort();
+    assert_eq!(
+        variables,
+        ["DATABASE_URL", "GITHUB_TOKEN", "STRIPE_API_KEY"]
+    );
+    let printed = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    for value in [&github, &db_password, &stripe] {
+        for window in value.as_bytes().windows(8) {
+            let window = std::str::from_utf8(window).expect("ascii");
+            assert!(
+                !printed.contains(window),
+                "output holds {window:?} of a secret"
+            );
+        }
+    }
+}

@@ -276,6 +276,42 @@ pub fn scan_text(path: &str, text: &str) -> Vec<SecretFinding> {
     out
 }
 
+/// A credential in a process's environment (a task definition's plain `environment` where
+/// `secrets` belonged).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EnvFinding {
+    /// The variable's name.
+    pub variable: String,
+    /// The kind, as the alert redactor names it (`crate::alert::redact::Redactor`).
+    pub kind: &'static str,
+    /// `sha256:` and 16 hex digits of the SHA-256 of the variable's value.
+    pub fingerprint: String,
+}
+
+/// The credentials of an environment block (`/proc/PID/environ`: `NAME=value` entries separated
+/// by NUL bytes): a variable is reported when the alert pipeline's redactor finds a secret in
+/// `NAME=value` (so a finding here is exactly what alerts would redact) and its value is
+/// [`plausible`] (not a placeholder, not too short or too regular).
+pub fn scan_environ(environ: &[u8]) -> Vec<EnvFinding> {
+    let redactor = crate::alert::redact::Redactor::builtin();
+    let mut out: Vec<EnvFinding> = environ
+        .split(|&b| b == 0)
+        .filter_map(|entry| {
+            let entry = String::from_utf8_lossy(entry);
+            let (name, value) = entry.split_once('=')?;
+            let kind = redactor.find_secret(&entry)?;
+            plausible(kind, value).then(|| EnvFinding {
+                variable: name.to_owned(),
+                kind,
+                fingerprint: fingerprint(value),
+            })
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Scans every text file of the root within its budget.
 pub fn scan(root: &Root) -> Vec<SecretFinding> {
     let mut out = Vec::new();
