@@ -52,6 +52,9 @@ pub enum Command {
     /// Find credentials baked into a container root: one JSON line per finding with the file,
     /// line, kind and a fingerprint, never the value (docs/images.md). Exit 1 when any is found.
     Secrets(SecretsArgs),
+    /// Workload profiles: build a rules file from learnt snapshots (`run --learn`).
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Print the version and the Falco rule-engine version TaskSentry is compatible with.
     Version,
 }
@@ -209,6 +212,36 @@ pub enum RulesCommand {
         /// The `hostname` written in alerts [default: this machine's host name].
         #[arg(long)]
         hostname: Option<String>,
+    },
+}
+
+/// `tasksentry profile ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// Build a profile from the `profile_snapshot` records of one or many tasks (`run --learn`):
+    /// recordings (`--record`), stdout lines (events or alerts), `aws logs filter-log-events`
+    /// output or CloudWatch Logs exports. Snapshots split in parts are put back together; tasks
+    /// are merged (union, with how many tasks and how often each entry was seen). Writes a rules
+    /// file to load after the defaults with `run --rules`.
+    Build {
+        /// Files with snapshot records; `-` reads stdin.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
+        /// The rules file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Leave out what fewer than K tasks saw (so that one compromised task does not teach
+        /// the profile its attack).
+        #[arg(long, value_name = "K", default_value_t = 1)]
+        min_tasks: usize,
+    },
+    /// Compare two profiles: what the new one adds (`+`) and drops (`-`), by container, kind
+    /// and entry (counts aside).
+    Diff {
+        /// The profile in force.
+        old: PathBuf,
+        /// The rebuilt profile.
+        new: PathBuf,
     },
 }
 

@@ -223,6 +223,71 @@ pub fn rules_test(selection: &RuleSelection, events: &Path, hostname: &str) -> a
     })
 }
 
+/// `tasksentry profile build`: reads snapshots from every input, merges them and writes the
+/// rules file. Inputs without any snapshot, and snapshots with parts missing, are reported on
+/// stderr; no snapshot at all is a failure (exit code 1) and writes nothing.
+pub fn profile_build(inputs: &[PathBuf], out: &Path, min_tasks: usize) -> anyhow::Result<u8> {
+    use crate::profile::{build, snapshot};
+    let mut parts = Vec::new();
+    for input in inputs {
+        let text = if input == Path::new("-") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                .context("reading stdin")?;
+            text
+        } else {
+            let bytes =
+                std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+            String::from_utf8_lossy(&bytes).into_owned()
+        };
+        let (found, problems) = snapshot::parts_in_text(&text);
+        for problem in problems {
+            eprintln!("{}: {problem}", input.display());
+        }
+        if found.is_empty() {
+            eprintln!("{}: no profile snapshot", input.display());
+        }
+        parts.extend(found);
+    }
+    let (snapshots, problems) = snapshot::reassemble(parts);
+    for problem in problems {
+        eprintln!("{problem}");
+    }
+    if snapshots.is_empty() {
+        anyhow::bail!("no complete profile snapshot in the inputs: nothing to build");
+    }
+    let profile = build::merge(&snapshots, min_tasks.max(1));
+    let text = build::render(&profile);
+    std::fs::write(out, &text).with_context(|| format!("writing {}", out.display()))?;
+    let kept: usize = profile.containers.values().map(|c| c.entries.len()).sum();
+    let dropped: usize = profile.containers.values().map(|c| c.dropped.len()).sum();
+    eprintln!(
+        "{}: {} container(s) from {} task(s), {kept} entries kept, {dropped} seen in fewer than {} task(s) left out",
+        out.display(),
+        profile.containers.len(),
+        profile.tasks.len(),
+        min_tasks.max(1)
+    );
+    Ok(exit::OK)
+}
+
+/// `tasksentry profile diff`: prints one line per entry the new profile adds (`+`) or drops
+/// (`-`), then a count; exit code 0 either way.
+pub fn profile_diff(old: &Path, new: &Path) -> anyhow::Result<u8> {
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+    };
+    let (old_text, new_text) = (read(old)?, read(new)?);
+    let lines = crate::profile::build::diff(&old_text, &new_text);
+    let mut stdout = std::io::stdout().lock();
+    for line in &lines {
+        writeln!(stdout, "{line}")?;
+    }
+    let added = lines.iter().filter(|l| l.starts_with('+')).count();
+    writeln!(stdout, "{added} added, {} dropped", lines.len() - added)?;
+    Ok(exit::OK)
+}
+
 /// This machine's host name, the default `hostname` of alerts.
 pub fn default_hostname() -> String {
     nix::unistd::gethostname()

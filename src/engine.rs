@@ -106,6 +106,10 @@ pub trait Processor: Send {
     fn annotate(&self, _event: &Event) -> Option<Event> {
         None
     }
+
+    /// Keeps rule alerts quiet (`true`) or lets them out again (`false`): learning with
+    /// `learn_suppress`. The monitor's own reports are never quiet. Default: nothing to do.
+    fn set_quiet(&mut self, _quiet: bool) {}
 }
 
 /// Prints every event (`--emit events`), with secrets redacted as in alerts.
@@ -189,6 +193,10 @@ impl Processor for Recording {
 
     fn annotate(&self, event: &Event) -> Option<Event> {
         self.inner.annotate(event)
+    }
+
+    fn set_quiet(&mut self, quiet: bool) {
+        self.inner.set_quiet(quiet);
     }
 }
 

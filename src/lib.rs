@@ -21,6 +21,7 @@ pub mod image;
 pub mod lint;
 pub mod priority;
 pub mod procfs;
+pub mod profile;
 pub mod rule_files;
 pub mod rules;
 pub mod sink;

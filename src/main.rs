@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tasksentry::cli::{Cli, Command, RulesCommand};
+use tasksentry::cli::{Cli, Command, ProfileCommand, RulesCommand};
 use tasksentry::commands::{self, RuleSelection};
 use tasksentry::config::{Config, LogFormat, RuleMatchingMode};
 use tasksentry::exit;
@@ -69,6 +69,17 @@ fn main() -> ExitCode {
         Command::Sbom(args) => {
             init_logging("warn", LogFormat::Text);
             commands::sbom(&args)
+        }
+        Command::Profile(command) => {
+            init_logging("warn", LogFormat::Text);
+            match command {
+                ProfileCommand::Build {
+                    inputs,
+                    out,
+                    min_tasks,
+                } => commands::profile_build(&inputs, &out, min_tasks),
+                ProfileCommand::Diff { old, new } => commands::profile_diff(&old, &new),
+            }
         }
         Command::Rules(command) => {
             init_logging("warn", LogFormat::Text);

@@ -1,32 +1,41 @@
 //! Overhead benchmark of the tracer, run by `bench/tracer`.
 //!
-//! Two emulated Fargate tasks (the integration tests' harness, `tests/support`) with the same
+//! Emulated Fargate tasks (the integration tests' harness, `tests/support`) with the same
 //! busybox container: task T has `tasksentry run --mode trace` as its sidecar for the whole
-//! run, task U has no monitor. Each round runs every workload in three arms, interleaved (the
-//! order rotates from round to round), so that the load other processes put on the machine
-//! falls on all arms alike:
+//! run, task U has no monitor (and, with `--before`, task B has another monitor binary, say the
+//! one built from `main`). Each round runs every workload in every arm, interleaved (the order
+//! rotates from round to round), so that the load other processes put on the machine falls on
+//! all arms alike:
 //!
 //! - `untraced`: in task U;
 //! - `mintracer`: in task U, seized by `tests/programs/mintracer.c`, a tracer that uses the same
 //!   ptrace options as tasksentry but resumes every stop at once and reads nothing: the floor of
 //!   any ptrace-based tracer on this machine;
-//! - `tasksentry`: in task T, seized by the monitor.
+//! - `tasksentry`: in task T, seized by the monitor;
+//! - `before` (with `--before PATH`): in task B, seized by the monitor binary PATH.
 //!
 //! A workload is a shell that blocks opening a FIFO (`/gate`, no CPU while it waits) until the
 //! benchmark has seen, in `/proc/<pid>/status`, that the arm's tracer holds it; the clock runs
 //! from opening the gate to the shell's exit. Measured per run: wall time, CPU time (user+sys)
 //! of the workload's process tree (`getrusage(RUSAGE_CHILDREN)` around the wait), and CPU time
-//! of the tracer (the monitor's threads from `/proc/<pid>/task/*/schedstat`, of which the
-//! `tracer` thread alone; mintracer's own rusage). Printed: per arm the median and the min..max
-//! of each figure, and per traced arm the median (and min..max) of the ratio to the untraced run
-//! of the same round. Workloads: a fork-exec loop (the static `spawner` running `sleeper 0` N
-//! times), a CPU-bound busybox shell loop (no forks), and an I/O-bound run (`dd` to /dev/null,
-//! then a file written and read back). Targets: under 15 % on the fork-exec loop, no measurable
-//! difference on the others.
+//! of the tracer: for a monitor, every thread of its worker process (`/proc/<pid>/task/*/
+//! schedstat`, nanoseconds), of which the `tracer` thread alone, and a breakdown by thread name
+//! (`utime + stime` of `/proc/<pid>/task/<tid>/stat`, clock ticks, threads of the same name
+//! summed); for mintracer its own rusage. Printed: per arm the median and the min..max of each
+//! figure, per traced arm the median (and min..max) of the ratio to the untraced run of the
+//! same round, and per monitor arm the per-thread breakdown. Workloads: a fork-exec loop (the
+//! static `spawner` running `sleeper 0` N times), a CPU-bound busybox shell loop (no forks),
+//! and an I/O-bound run (`dd` to /dev/null, then a file written and read back).
+//!
+//! Targets, on the fork-exec loop (exit code 1 when one is missed): tasksentry's median wall
+//! ratio at most 0.10 above mintracer's (the ptrace floor on this machine), and at most 120 µs
+//! of CPU of the whole monitor per fork-exec (median). No measurable difference on the others.
 //!
 //! Needs root, like the integration tests. Example:
-//! `bench_tracer --monitor target/release/tasksentry --rounds 5 --forks 1000 --emit events`.
+//! `bench_tracer --monitor target/release/tasksentry --rounds 5 --forks 1000 --emit alerts
+//! --before /tmp/tasksentry-main`.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -34,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use support::{Container, EmulatedTask, MonitorSpec};
+use support::{Container, EmulatedTask, Monitor, MonitorSpec};
 
 /// Overhead of the tracer on three workloads: untraced, a minimal tracer, tasksentry.
 #[derive(Debug, Parser)]
@@ -42,6 +51,10 @@ struct Args {
     /// The monitor binary (a release build gives meaningful numbers).
     #[arg(long, default_value = "target/release/tasksentry")]
     monitor: PathBuf,
+    /// Another monitor binary measured side by side as the arm `before` (say, a release build
+    /// of `main`), in a task of its own.
+    #[arg(long)]
+    before: Option<PathBuf>,
     /// Rounds (each runs every workload in every arm).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
@@ -50,7 +63,7 @@ struct Args {
     forks: u32,
     /// What the monitor emits: `events` (every event as a JSON line, the most work) or
     /// `alerts` (rule matches only, as deployed).
-    #[arg(long, default_value = "events")]
+    #[arg(long, default_value = "alerts")]
     emit: String,
     /// Only the fork-exec loop.
     #[arg(long)]
@@ -61,14 +74,18 @@ struct Args {
 /// benchmark opens it for writing.
 const GATE: &str = "read _ </gate; ";
 
+/// Target: tasksentry's wall ratio on the fork-exec loop at most this much above mintracer's.
+const MAX_RATIO_ABOVE_FLOOR: f64 = 0.10;
+/// Target: CPU of the whole monitor per fork-exec (µs).
+const MAX_CPU_PER_FORK_US: f64 = 120.0;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Arm {
     Untraced,
     Mintracer,
     Tasksentry,
+    Before,
 }
-
-const ARMS: [Arm; 3] = [Arm::Untraced, Arm::Mintracer, Arm::Tasksentry];
 
 impl Arm {
     fn name(self) -> &'static str {
@@ -76,17 +93,24 @@ impl Arm {
             Arm::Untraced => "untraced",
             Arm::Mintracer => "mintracer",
             Arm::Tasksentry => "tasksentry",
+            Arm::Before => "before",
         }
+    }
+
+    fn is_monitor(self) -> bool {
+        matches!(self, Arm::Tasksentry | Arm::Before)
     }
 }
 
 /// One run's figures (seconds).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct Sample {
     wall: f64,
     tree_cpu: f64,
     tracer_cpu: Option<f64>,
     tracer_thread_cpu: Option<f64>,
+    /// A monitor's CPU by thread name (utime + stime).
+    threads: BTreeMap<String, f64>,
 }
 
 fn main() -> ExitCode {
@@ -108,25 +132,72 @@ fn tracer_pid(host_pid: i32) -> Option<i32> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// CPU time of every thread of `pid` (seconds), and of its thread named `thread`.
-fn threads_cpu(pid: i32, thread: &str) -> (f64, f64) {
-    let mut all = 0u64;
-    let mut named = 0u64;
+/// The threads of a process at one instant.
+#[derive(Debug, Default)]
+struct ThreadTimes {
+    /// Sum of every thread's on-CPU time (`schedstat`, seconds).
+    all: f64,
+    /// That of the threads named `tracer`.
+    tracer: f64,
+    /// Per thread id: its name and `utime + stime` (clock ticks).
+    ticks: HashMap<i32, (String, u64)>,
+}
+
+/// `utime + stime` from a `stat` line (fields 14 and 15, after the parenthesised name).
+fn stat_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU time of every thread of `pid`.
+fn thread_times(pid: i32) -> ThreadTimes {
+    let mut out = ThreadTimes::default();
     let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return (0.0, 0.0);
+        return out;
     };
     for entry in entries.flatten() {
         let dir = entry.path();
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
         let ns: u64 = std::fs::read_to_string(dir.join("schedstat"))
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse().ok())
             .unwrap_or(0);
-        all += ns;
-        if std::fs::read_to_string(dir.join("comm")).is_ok_and(|c| c.trim() == thread) {
-            named += ns;
+        let comm = std::fs::read_to_string(dir.join("comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default();
+        out.all += ns as f64 / 1e9;
+        if comm == "tracer" {
+            out.tracer += ns as f64 / 1e9;
         }
+        let ticks = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .and_then(|s| stat_ticks(&s))
+            .unwrap_or(0);
+        out.ticks.insert(tid, (comm, ticks));
     }
-    (all as f64 / 1e9, named as f64 / 1e9)
+    out
+}
+
+/// CPU by thread name between two snapshots (seconds); threads gone by `after` are left out,
+/// new ones count from zero.
+fn threads_delta(before: &ThreadTimes, after: &ThreadTimes) -> BTreeMap<String, f64> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let mut out = BTreeMap::new();
+    for (tid, (name, ticks)) in &after.ticks {
+        let was = before
+            .ticks
+            .get(tid)
+            .filter(|(n, _)| n == name)
+            .map_or(0, |(_, t)| *t);
+        *out.entry(name.clone()).or_insert(0.0) += ticks.saturating_sub(was) as f64 / hz;
+    }
+    out
 }
 
 fn children_cpu() -> f64 {
@@ -156,13 +227,14 @@ fn wait_traced(pid: i32, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Runs `script` in `app` behind the gate, traced as `arm` says.
+/// Runs `script` in `app` behind the gate, traced as `arm` says (`worker`: the monitor's
+/// worker pid for a monitor arm).
 fn timed(
     app: &Container,
     script: &str,
     arm: Arm,
     mintracer: &std::path::Path,
-    worker: i32,
+    worker: Option<i32>,
 ) -> Result<(Sample, Option<String>)> {
     let gate = app.host_path("gate");
     let _ = std::fs::remove_file(&gate);
@@ -184,10 +256,10 @@ fn timed(
             );
             wait_traced(shell.host_pid(), "mintracer")?;
         }
-        Arm::Tasksentry => wait_traced(shell.host_pid(), "the monitor")?,
+        Arm::Tasksentry | Arm::Before => wait_traced(shell.host_pid(), "the monitor")?,
     }
     let cpu_before = children_cpu();
-    let (mon_before, thread_before) = threads_cpu(worker, "tracer");
+    let mon_before = worker.map(thread_times).unwrap_or_default();
     let started = Instant::now();
     std::fs::OpenOptions::new()
         .write(true)
@@ -197,7 +269,7 @@ fn timed(
     let status = shell.wait()?;
     let wall = started.elapsed().as_secs_f64();
     let tree_cpu = children_cpu() - cpu_before;
-    let (mon_after, thread_after) = threads_cpu(worker, "tracer");
+    let mon_after = worker.map(thread_times).unwrap_or_default();
     if !status.success() {
         bail!("workload failed ({status}): {script}");
     }
@@ -216,9 +288,10 @@ fn timed(
             sample.tracer_cpu = Some(children_cpu() - before);
             note = Some(String::from_utf8_lossy(&output.stderr).trim().to_string());
         }
-        Arm::Tasksentry => {
-            sample.tracer_cpu = Some(mon_after - mon_before);
-            sample.tracer_thread_cpu = Some(thread_after - thread_before);
+        Arm::Tasksentry | Arm::Before => {
+            sample.tracer_cpu = Some(mon_after.all - mon_before.all);
+            sample.tracer_thread_cpu = Some(mon_after.tracer - mon_before.tracer);
+            sample.threads = threads_delta(&mon_before, &mon_after);
         }
     }
     Ok((sample, note))
@@ -241,38 +314,62 @@ fn fmt_ms(values: &[f64]) -> String {
     )
 }
 
-fn run(args: Args) -> Result<bool> {
-    let monitor_bin = std::fs::canonicalize(&args.monitor)
-        .with_context(|| format!("monitor binary {}", args.monitor.display()))?;
-    let mintracer = support::programs::program("mintracer")?;
-    let task_t = EmulatedTask::new()?;
-    let task_u = EmulatedTask::new()?;
-    let app_t = task_t.add_container("app")?;
-    let app_u = task_u.add_container("app")?;
-    for app in [&app_t, &app_u] {
-        app.install_program("sleeper")?;
-        app.install_program("spawner")?;
-    }
-    let mut spec = MonitorSpec::new(&["run", "--emit", &args.emit, "--mode", "trace"]);
-    spec.program = Some(monitor_bin);
-    let mut monitor = task_t.start_monitor_with(spec)?;
+/// One emulated task with a monitor.
+struct Monitored {
+    _task: EmulatedTask,
+    app: Container,
+    monitor: Monitor,
+    worker: i32,
+}
+
+fn monitored(binary: &std::path::Path, emit: &str) -> Result<Monitored> {
+    let binary = std::fs::canonicalize(binary)
+        .with_context(|| format!("monitor binary {}", binary.display()))?;
+    let task = EmulatedTask::new()?;
+    let app = task.add_container("app")?;
+    app.install_program("sleeper")?;
+    app.install_program("spawner")?;
+    let mut spec = MonitorSpec::new(&["run", "--emit", emit, "--mode", "trace"]);
+    spec.program = Some(binary);
+    let monitor = task.start_monitor_with(spec)?;
     // Let the monitor finish starting (rules, first /proc scan) so that its start-up CPU is
     // not billed to the first traced run.
     std::thread::sleep(Duration::from_millis(1500));
     // `tasksentry run` supervises a worker child, which is the process that traces: its
     // threads are the ones whose CPU time is billed.
     let worker = monitor.worker_host_pid();
+    Ok(Monitored {
+        _task: task,
+        app,
+        monitor,
+        worker,
+    })
+}
+
+fn run(args: Args) -> Result<bool> {
+    let mintracer = support::programs::program("mintracer")?;
+    let task_u = EmulatedTask::new()?;
+    let app_u = task_u.add_container("app")?;
+    app_u.install_program("sleeper")?;
+    app_u.install_program("spawner")?;
+    let mut task_t = monitored(&args.monitor, &args.emit)?;
+    let mut task_b = match &args.before {
+        Some(path) => Some(monitored(path, &args.emit)?),
+        None => None,
+    };
+    let mut arms = vec![Arm::Untraced, Arm::Mintracer, Arm::Tasksentry];
+    if task_b.is_some() {
+        arms.push(Arm::Before);
+    }
     let load_before = loadavg();
-    let mut workloads: Vec<(&str, String, Option<f64>)> = vec![(
+    let mut workloads: Vec<(&str, String)> = vec![(
         "fork-exec loop",
         format!("exec spawner {} 0 0 bench >/dev/null", args.forks),
-        Some(1.15),
     )];
     if !args.fork_only {
         workloads.push((
             "CPU-bound",
             "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done".to_string(),
-            None,
         ));
         workloads.push((
             "I/O-bound",
@@ -280,21 +377,23 @@ fn run(args: Args) -> Result<bool> {
              dd if=/dev/zero of=/io.bin bs=64k count=1600 2>/dev/null && \
              cat /io.bin >/dev/null && rm /io.bin"
                 .to_string(),
-            None,
         ));
     }
     // samples[workload][arm][round]
-    let mut samples: Vec<Vec<Vec<Sample>>> = vec![vec![Vec::new(); ARMS.len()]; workloads.len()];
+    let mut samples: Vec<Vec<Vec<Sample>>> = vec![vec![Vec::new(); arms.len()]; workloads.len()];
     let mut mintracer_counts = vec![String::new(); workloads.len()];
     for round in 0..args.rounds {
-        for (w, (_, script, _)) in workloads.iter().enumerate() {
-            for k in 0..ARMS.len() {
-                let a = (round + k) % ARMS.len();
-                let arm = ARMS[a];
-                let app = if arm == Arm::Tasksentry {
-                    &app_t
-                } else {
-                    &app_u
+        for (w, (_, script)) in workloads.iter().enumerate() {
+            for k in 0..arms.len() {
+                let a = (round + k) % arms.len();
+                let arm = arms[a];
+                let (app, worker) = match arm {
+                    Arm::Untraced | Arm::Mintracer => (&app_u, None),
+                    Arm::Tasksentry => (&task_t.app, Some(task_t.worker)),
+                    Arm::Before => {
+                        let b = task_b.as_ref().context("the before arm")?;
+                        (&b.app, Some(b.worker))
+                    }
                 };
                 let (sample, note) = timed(app, script, arm, &mintracer, worker)?;
                 samples[w][a].push(sample);
@@ -306,11 +405,33 @@ fn run(args: Args) -> Result<bool> {
         eprintln!(
             "round {} done ({} monitor lines so far)",
             round + 1,
-            monitor.line_count()
+            task_t.monitor.line_count()
         );
     }
-    let events = monitor.line_count();
-    monitor.kill()?;
+    let events = task_t.monitor.line_count();
+    // What the monitors raised (with `--emit alerts`, a handful of lines): the same lines are
+    // expected from both monitor arms.
+    let mut raised = Vec::new();
+    for (arm, m) in std::iter::once((Arm::Tasksentry, &task_t.monitor))
+        .chain(task_b.as_ref().map(|b| (Arm::Before, &b.monitor)))
+    {
+        let lines = m.lines_so_far();
+        for line in lines.iter().take(5) {
+            let cut: String = line.chars().take(240).collect();
+            raised.push(format!("{} raised: {cut}", arm.name()));
+        }
+        if lines.len() > 5 {
+            raised.push(format!(
+                "{} raised {} more lines",
+                arm.name(),
+                lines.len() - 5
+            ));
+        }
+    }
+    task_t.monitor.kill()?;
+    if let Some(b) = task_b.as_mut() {
+        b.monitor.kill()?;
+    }
 
     let load_after = loadavg();
     println!(
@@ -325,9 +446,23 @@ fn run(args: Args) -> Result<bool> {
         "tracer thread CPU ms"
     );
     let mut all_met = true;
-    for (w, (name, _, target)) in workloads.iter().enumerate() {
+    let mut verdicts = Vec::new();
+    let mut breakdowns = Vec::new();
+    for (w, (name, _)) in workloads.iter().enumerate() {
         let base = &samples[w][0];
-        for (a, arm) in ARMS.iter().enumerate() {
+        let ratio_med = |a: usize| {
+            let ratios: Vec<f64> = samples[w][a]
+                .iter()
+                .zip(base)
+                .map(|(t, u)| t.wall / u.wall)
+                .collect();
+            stats(&ratios).0
+        };
+        let per_fork = |a: usize| {
+            let cpu: Vec<f64> = samples[w][a].iter().filter_map(|s| s.tracer_cpu).collect();
+            stats(&cpu).0 * 1e6 / f64::from(args.forks.max(1))
+        };
+        for (a, arm) in arms.iter().enumerate() {
             let runs = &samples[w][a];
             let walls: Vec<f64> = runs.iter().map(|s| s.wall).collect();
             let trees: Vec<f64> = runs.iter().map(|s| s.tree_cpu).collect();
@@ -366,53 +501,92 @@ fn run(args: Args) -> Result<bool> {
                     fmt_ms(&thread)
                 },
             );
+            if arm.is_monitor() && *name == "fork-exec loop" {
+                breakdowns.push(breakdown(name, *arm, runs, args.forks));
+            }
         }
-        // Summary: the median of the per-round ratios of tasksentry to untraced.
-        let ratios: Vec<f64> = samples[w][2]
-            .iter()
-            .zip(base)
-            .map(|(t, u)| t.wall / u.wall)
-            .collect();
-        let (med, _, _) = stats(&ratios);
-        let floor: Vec<f64> = samples[w][1]
-            .iter()
-            .zip(base)
-            .map(|(t, u)| t.wall / u.wall)
-            .collect();
-        let (floor, _, _) = stats(&floor);
-        if let Some(max) = target {
-            let met = med < *max;
-            all_met &= met;
-            println!(
-                "{name}: tasksentry/untraced wall ratio {med:.3} (mintracer floor {floor:.3}), \
-                 target < {max:.2}: {}",
-                if met { "met" } else { "MISSED" }
-            );
-            if *name == "fork-exec loop" && args.forks > 0 {
-                let per = |arm: usize| {
-                    let cpu: Vec<f64> = samples[w][arm]
-                        .iter()
-                        .filter_map(|s| s.tracer_cpu)
-                        .collect();
-                    stats(&cpu).0 * 1e6 / f64::from(args.forks)
+        if *name == "fork-exec loop" {
+            let floor = ratio_med(1);
+            let monitor_arms: Vec<(usize, Arm)> = arms
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, arm)| arm.is_monitor())
+                .collect();
+            for (a, arm) in monitor_arms {
+                let ratio = ratio_med(a);
+                let cpu = per_fork(a);
+                let ratio_met = ratio - floor <= MAX_RATIO_ABOVE_FLOOR;
+                let cpu_met = cpu <= MAX_CPU_PER_FORK_US;
+                // Only the monitor under test decides the exit code.
+                let (r, c) = if arm == Arm::Tasksentry {
+                    all_met &= ratio_met && cpu_met;
+                    (
+                        if ratio_met { "met" } else { "MISSED" },
+                        if cpu_met { "met" } else { "MISSED" },
+                    )
+                } else {
+                    ("for reference", "for reference")
                 };
-                println!(
-                    "{name}: tracer CPU per fork-exec: tasksentry {:.0} us (whole monitor), \
-                     mintracer {:.0} us",
-                    per(2),
-                    per(1)
-                );
+                verdicts.push(format!(
+                    "{name}: {} wall ratio {ratio:.3}, mintracer {floor:.3}: {:+.3} above the \
+                     floor, target <= +{MAX_RATIO_ABOVE_FLOOR:.2}: {r}",
+                    arm.name(),
+                    ratio - floor
+                ));
+                verdicts.push(format!(
+                    "{name}: {} CPU per fork-exec {cpu:.0} us (whole monitor; mintracer {:.0} \
+                     us), target <= {MAX_CPU_PER_FORK_US:.0} us: {c}",
+                    arm.name(),
+                    per_fork(1)
+                ));
             }
         }
         if !mintracer_counts[w].is_empty() {
-            println!("{name}: stops seen by {}", mintracer_counts[w]);
+            verdicts.push(format!("{name}: stops seen by {}", mintracer_counts[w]));
         }
     }
+    for line in breakdowns.iter().flatten().chain(&verdicts).chain(&raised) {
+        println!("{line}");
+    }
     println!(
-        "({} rounds; arms interleaved, order rotating; monitor with --emit {}, {events} lines; \
-         tree CPU = user+sys of the workload's processes; tracer CPU = the whole monitor \
-         process, or mintracer; load average {load_before} before, {load_after} after)",
+        "({} rounds; arms interleaved, order rotating; monitors with --emit {}, {events} lines \
+         from tasksentry; tree CPU = user+sys of the workload's processes; tracer CPU = every \
+         thread of the monitor's worker process (schedstat), or mintracer; per-thread = \
+         utime+stime of /proc/<pid>/task/<tid>/stat by thread name; load average \
+         {load_before} before, {load_after} after)",
         args.rounds, args.emit
     );
     Ok(all_met)
+}
+
+/// The per-thread lines of a monitor arm: median CPU per thread name, and per fork-exec.
+fn breakdown(name: &str, arm: Arm, runs: &[Sample], forks: u32) -> Vec<String> {
+    let mut names: Vec<&String> = runs.iter().flat_map(|s| s.threads.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut rows: Vec<(f64, String)> = names
+        .into_iter()
+        .map(|thread| {
+            let values: Vec<f64> = runs
+                .iter()
+                .map(|s| s.threads.get(thread).copied().unwrap_or(0.0))
+                .collect();
+            let (med, min, max) = stats(&values);
+            (
+                med,
+                format!(
+                    "{name}: {:<10} thread {:<16} {:>7.1} ms [{:.0}..{:.0}] {:>6.0} us/fork-exec",
+                    arm.name(),
+                    thread,
+                    med * 1e3,
+                    min * 1e3,
+                    max * 1e3,
+                    med * 1e6 / f64::from(forks.max(1))
+                ),
+            )
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    rows.into_iter().map(|(_, line)| line).collect()
 }

@@ -33,6 +33,7 @@ pub struct EmitAlerts {
     task: Option<TaskView>,
     clock: Timestamp,
     alerts: Vec<Alert>,
+    quiet: bool,
 }
 
 impl EmitAlerts {
@@ -58,6 +59,7 @@ impl EmitAlerts {
             task: None,
             clock: Timestamp(0),
             alerts: Vec::new(),
+            quiet: false,
         }
     }
 
@@ -178,6 +180,24 @@ pub(crate) const MAX_BLINDED_RULES: usize = 40;
 
 impl Processor for EmitAlerts {
     fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
+        if crate::profile::snapshot::is_snapshot(event) {
+            // A learnt profile is data for `profile build`, not a rule match: printed whole
+            // (as `--emit events` would), on every output.
+            out.push(Record {
+                time: event.evt.time,
+                priority: None,
+                internal: true,
+                line: Arc::from(self.redactor.event_line(event)),
+            });
+            return;
+        }
+        if self.quiet && event.evt_type() != EventType::Tasksentry {
+            // Learning with `learn_suppress`: rule alerts stay quiet.
+            self.clock = self.clock.max(event.evt.time);
+            self.aggregator.advance(event.evt.time, &mut self.alerts);
+            self.ship(out);
+            return;
+        }
         let blinded = with_blinded_rules(event, &self.ruleset);
         let event = blinded.as_ref().unwrap_or(event);
         self.clock = self.clock.max(event.evt.time);
@@ -236,6 +256,10 @@ impl Processor for EmitAlerts {
 
     fn annotate(&self, event: &Event) -> Option<Event> {
         with_blinded_rules(event, &self.ruleset)
+    }
+
+    fn set_quiet(&mut self, quiet: bool) {
+        self.quiet = quiet;
     }
 
     fn reload(&mut self, reason: &str) -> Option<Event> {

@@ -88,6 +88,22 @@ pub(super) fn between<T: PartialOrd + Display>(
     }
 }
 
+/// A duration setting that may stay unset (only a set value is checked).
+pub(super) fn optional_duration(
+    check: impl Fn(Duration) -> Result<(), String>,
+) -> impl Fn(Option<String>, Option<Duration>) -> Result<Option<Duration>, String> {
+    move |text, default| {
+        let value = match text {
+            Some(text) => Some(parse_duration(&text)?),
+            None => default,
+        };
+        if let Some(value) = value {
+            check(value)?;
+        }
+        Ok(value)
+    }
+}
+
 /// A duration from `low` to `high`; `hint` says which.
 pub(super) fn within(
     low: Duration,

@@ -327,6 +327,22 @@ settings! {
         max_restarts: u32, "max-restarts", "TASKSENTRY_MAX_RESTARTS", [value_name = "N"],
             "5", "restarts the supervisor allows per 10 minutes (the first at once, then 1 s, 2 s, ... up to 30 s apart) before it gives up and exits 1; `0`: never restart"
             => u32 = 5, checked(between(0, 1000));
+        /// Learn what each container normally does for this long after start-up, and ship the
+        /// profile as `profile_snapshot` records for `tasksentry profile build` [default: off].
+        learn: String, "learn", "TASKSENTRY_LEARN", [value_name = "DURATION"],
+            "(off)", "learn each container's normal behaviour for this long after start-up (e.g. `24h`) and ship it as `profile_snapshot` records on the outputs, for `tasksentry profile build`"
+            => Option<Duration> = None, optional_duration(within(Duration::from_secs(1), Duration::from_secs(90 * 24 * 3600), "use between 1s and 90d"));
+        /// Time between two profile snapshots while learning [default: 10m].
+        learn_interval: String, "learn-interval", "TASKSENTRY_LEARN_INTERVAL", [value_name = "DURATION"],
+            "10m", "time between two profile snapshots while learning (one more goes out at the end of the window and when the monitor stops)"
+            => Duration = Duration::from_secs(600),
+                duration(within(Duration::from_secs(1), Duration::from_secs(24 * 3600), "use between 1s and 24h"));
+        /// Keep rule alerts quiet while learning (TaskSentry's own reports still go out)
+        /// [default: false].
+        learn_suppress: bool, "learn-suppress", "TASKSENTRY_LEARN_SUPPRESS",
+            [num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"],
+            "false", "keep rule alerts quiet while learning (discover mode); TaskSentry's own reports still go out"
+            => bool = false, given;
         /// Extra file watch entry: `PATH [recursive|depth=N] [EVENTS] [priority=N] [name=NAME]`,
         /// EVENTS a comma-separated list of read, write, open, create, delete, move, attrib,
         /// modify (default) or all; e.g. `--watch '/srv/app recursive write'`. A default path

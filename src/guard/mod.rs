@@ -5,7 +5,7 @@
 //!   with bounded backoff, and hands the new worker a restart report.
 //! - [`carry`]: what a worker already reported, handed to its successor through a memory file
 //!   the supervisor holds, so a restart does not replay it.
-//! - [`watchdog`]: the worker's signalfd watchdog: who sent a signal, stops of the monitor and
+//! - [`watchdog`]: the worker's signal watchdog: who sent a signal, stops of the monitor and
 //!   of its supervisor, tracers attached to either, rule-file changes, supervisor loss.
 //! - [`health`]: collector threads that end early are reported, and restarted where they can be.
 

@@ -2,18 +2,19 @@
 //! outputs, before it acts on it.
 //!
 //! - Signals: SIGTERM, SIGINT and SIGHUP are blocked in every thread ([`block_signals`], called
-//!   before any thread starts) and read from a `signalfd` by the watchdog thread, which
-//!   learns the sender's pid and uid (`ssi_pid`, `ssi_uid`). It looks the sender up (the
-//!   collectors' process table first, then `/proc`) and queues a `tasksentry` event of kind
-//!   `signal_received` whose `proc.*` and `container.*` describe the sender and whose
-//!   `evt.arg.signal`, `evt.arg.sender_pid` and `evt.arg.sender_uid` say what came from whom;
-//!   only then does it start the shutdown (SIGTERM, SIGINT) or the rules reload (SIGHUP). A
-//!   signal from outside the task's PID namespace (ECS stopping the task) has sender pid 0.
-//!   Under supervision ([`super::supervise`]) the supervisor forwards the signals it receives
-//!   with the original sender's pid and uid (marked by `ssi_int`), so the sender named is the
-//!   one that signalled the container's main process (`evt.arg.forwarded_by_pid` says it was
-//!   forwarded); the parent-death SIGTERM from a vanished supervisor is reported as
-//!   `supervisor_lost` instead, before the monitor stops.
+//!   before any thread starts) and taken with `sigtimedwait` by the watchdog thread, which
+//!   learns the sender's pid and uid (`si_pid`, `si_uid`, kept as a signalfd would give them:
+//!   `ssi_pid`, `ssi_uid`). It looks the sender up (the collectors' process table first, then
+//!   `/proc`) and queues a `tasksentry` event of kind `signal_received` whose `proc.*` and
+//!   `container.*` describe the sender and whose `evt.arg.signal`, `evt.arg.sender_pid` and
+//!   `evt.arg.sender_uid` say what came from whom; only then does it start the shutdown
+//!   (SIGTERM, SIGINT) or the rules reload (SIGHUP). A signal from outside the task's PID
+//!   namespace (ECS stopping the task) has sender pid 0. Under supervision
+//!   ([`super::supervise`]) the supervisor forwards the signals it receives with the original
+//!   sender's pid and uid (marked by `ssi_int`), so the sender named is the one that signalled
+//!   the container's main process (`evt.arg.forwarded_by_pid` says it was forwarded); the
+//!   parent-death SIGTERM from a vanished supervisor is reported as `supervisor_lost` instead,
+//!   before the monitor stops.
 //! - Stops: SIGSTOP cannot be caught, but the SIGCONT that resumes the monitor can be read.
 //!   Under supervision the supervisor resumes a stopped worker at once with a marked SIGCONT
 //!   naming the stop signal; unsupervised, a SIGCONT that arrives after the watchdog went
@@ -37,9 +38,7 @@ use std::sync::mpsc::{Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::collect::SharedTables;
 use crate::engine::Control;
@@ -70,9 +69,6 @@ pub(crate) enum TamperError {
         /// Why.
         source: nix::Error,
     },
-    /// Creating the signalfd failed.
-    #[error("cannot create a signalfd: {0}")]
-    SignalFd(nix::Error),
     /// Starting the thread failed.
     #[error("cannot start the watchdog thread: {0}")]
     Thread(std::io::Error),
@@ -485,18 +481,50 @@ pub(crate) struct Watchdog {
 
 /// Starts the watchdog thread. [`block_signals`] must have run before any thread started.
 pub(crate) fn spawn_watchdog(watchdog: Watchdog) -> Result<JoinHandle<()>, TamperError> {
-    let fd = SignalFd::with_flags(
-        &handled_set(),
-        SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,
-    )
-    .map_err(TamperError::SignalFd)?;
     std::thread::Builder::new()
         .name("watchdog".into())
-        .spawn(move || run_watchdog(fd, watchdog))
+        .spawn(move || run_watchdog(watchdog))
         .map_err(TamperError::Thread)
 }
 
-fn run_watchdog(fd: SignalFd, watchdog: Watchdog) {
+/// Waits at most `timeout` for one of the handled signals (blocked in every thread) and takes
+/// it, with the fields a `signalfd` would give. `sigtimedwait` rather than a `signalfd`: the
+/// kernel wakes every thread that polls a signalfd of the process on every signal sent to the
+/// process, whatever the signalfd's mask, so the tracer's `SIGCHLD`s (several per traced fork)
+/// would wake the watchdog each time; a thread in `sigtimedwait` is woken only by the signals
+/// it waits for. `None` on a timeout (or an interruption).
+fn take_signal(set: &SigSet, timeout: Duration) -> Option<nix::libc::signalfd_siginfo> {
+    let timeout = nix::libc::timespec {
+        tv_sec: timeout
+            .as_secs()
+            .try_into()
+            .unwrap_or(nix::libc::time_t::MAX),
+        tv_nsec: timeout.subsec_nanos().into(),
+    };
+    // SAFETY: an all-zero `siginfo_t` is a valid value of this plain C struct.
+    let mut info: nix::libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the set, the info and the timeout are valid for the duration of the call, and
+    // the info is writable.
+    let signo = unsafe { nix::libc::sigtimedwait(set.as_ref(), &mut info, &timeout) };
+    if signo <= 0 {
+        return None;
+    }
+    // SAFETY: signalfd_siginfo is plain integers; all zeroes is a valid value.
+    let mut out: nix::libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    out.ssi_signo = signo as u32;
+    out.ssi_code = info.si_code;
+    // SAFETY: the handled signals come from kill, tgkill, sigqueue or the kernel, whose
+    // siginfo carries the sender's pid and uid and the queued value at these places (zero
+    // when the kernel sent it); `info` was zeroed, so no byte read is uninitialised.
+    let (pid, uid, value) = unsafe { (info.si_pid(), info.si_uid(), info.si_value()) };
+    out.ssi_pid = pid as u32;
+    out.ssi_uid = uid;
+    // `si_int` as a signalfd gives it: the low 32 bits of the value (little-endian layout).
+    out.ssi_int = value.sival_ptr as usize as i32;
+    Some(out)
+}
+
+fn run_watchdog(watchdog: Watchdog) {
     let Watchdog {
         events,
         control,
@@ -508,6 +536,7 @@ fn run_watchdog(fd: SignalFd, watchdog: Watchdog) {
         rules_poll_interval,
         supervisor,
     } = watchdog;
+    let handled = handled_set();
     let mut on_stop = Some(on_stop);
     let self_status = PathBuf::from("/proc/self/status");
     let mut known_tracer = 0;
@@ -527,21 +556,18 @@ fn run_watchdog(fd: SignalFd, watchdog: Watchdog) {
         let top = Instant::now();
         let gap = top.saturating_duration_since(previous_top);
         previous_top = top;
-        let readable = {
-            let mut fds = [PollFd::new(
-                std::os::fd::AsFd::as_fd(&fd),
-                PollFlags::POLLIN,
-            )];
-            matches!(poll(&mut fds, PollTimeout::from(200u16)), Ok(n) if n > 0)
-        };
-        if readable {
-            while let Ok(Some(info)) = fd.read_signal() {
+        // The first signal is waited for (at most 200 ms); the others already pending are
+        // taken in the same iteration.
+        let mut wait = Duration::from_millis(200);
+        while let Some(info) = take_signal(&handled, wait) {
+            wait = Duration::ZERO;
+            {
                 let Ok(signal) = Signal::try_from(info.ssi_signo as i32) else {
                     continue;
                 };
                 let pid = info.ssi_pid as i32;
                 if signal == Signal::SIGCONT {
-                    // The poll itself is part of this iteration: a stop during it shows in
+                    // The wait itself is part of this iteration: a stop during it shows in
                     // the time since the iteration began.
                     let gap = gap.max(top.elapsed());
                     if let Some(notice) = StopNotice::of(&info, supervisor, gap) {

@@ -7,8 +7,8 @@
 //! ```
 //!
 //! The order of start-up matters and is this: block the handled signals (before any thread
-//! exists, so that every thread inherits the mask and the watchdog's signalfd is their only
-//! reader), decide on tracing (SIGCHLD is blocked before any thread too), start the ECS
+//! exists, so that every thread inherits the mask and the watchdog's `sigtimedwait` is their
+//! only reader), decide on tracing (SIGCHLD is blocked before any thread too), start the ECS
 //! metadata thread, build the processor (rules), wait a bounded time for the first ECS answer,
 //! start the outputs, the engine, the collectors and the watchdog; then wait for a stop
 //! signal and drain ([`shutdown`]).

@@ -9,6 +9,9 @@ use crate::commands::{RuleSelection, default_hostname, load_ruleset_or_fail};
 use crate::config::{Config, Emit};
 use crate::ecs::EnrichmentStatus;
 use crate::engine::{EmitEvents, Processor, Recording};
+use crate::event::Timestamp;
+use crate::profile::learner::Limits;
+use crate::profile::learning::{LearnSettings, Learning};
 
 use super::StartupError;
 
@@ -65,7 +68,7 @@ pub(super) fn build(
             )
         }
     };
-    Ok(match &config.record {
+    let processor: Box<dyn Processor> = match &config.record {
         Some(path) => Box::new(
             Recording::new(processor, path, config.redact_patterns.clone()).map_err(|error| {
                 StartupError(format!(
@@ -74,6 +77,25 @@ pub(super) fn build(
                 ))
             })?,
         ),
+        None => processor,
+    };
+    // Learning comes first, so that its snapshots are recorded and printed like any event.
+    Ok(match config.learn {
+        Some(window) => {
+            let start = Timestamp::now();
+            tracing::info!(window = ?window, interval = ?config.learn_interval, suppress = config.learn_suppress, "Learning the workload's profile.");
+            Box::new(Learning::new(
+                processor,
+                LearnSettings {
+                    window,
+                    interval: config.learn_interval,
+                    suppress: config.learn_suppress,
+                    limits: Limits::default(),
+                },
+                start,
+                format!("{:x}-{}", start.0, std::process::id()),
+            ))
+        }
         None => processor,
     })
 }

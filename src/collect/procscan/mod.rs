@@ -431,8 +431,14 @@ impl ProcScanner {
             track.last_check = now;
             self.stats.stat_checks += 1;
             match read_stat(&root, pid, &mut self.buf) {
-                // Vanished since the readdir: the next scan sees it gone.
-                None => {}
+                // Gone (since the readdir, or since the last scan in a quiet one, which lists
+                // nothing that could show it missing): its exit is reported now.
+                // (An unreadable `stat` of a process that is still there is not an exit.)
+                None => {
+                    if std::fs::symlink_metadata(root.join(pid.to_string())).is_err() {
+                        exits.push(key);
+                    }
+                }
                 Some(stat) if stat.starttime != start => {
                     exits.push(key);
                     candidates.push(stat);

@@ -251,6 +251,18 @@ pub(crate) fn spawn_sockets(
                     // Wake at least every 200 ms to notice shutdown.
                     let wait = (next - now).min(Duration::from_millis(200));
                     match &signal {
+                        // In a burst the next poll is at most a spacing away: sleep until it
+                        // and only then see whether execs happened meanwhile (they extend the
+                        // burst), rather than be woken by each of them (the tracer raises the
+                        // signal on every exec).
+                        Some(signal) if schedule.in_burst(now) => {
+                            std::thread::sleep(wait);
+                            let count = signal.count();
+                            if count != seen {
+                                seen = count;
+                                schedule.triggered(Instant::now());
+                            }
+                        }
                         Some(signal) => {
                             let count = signal.wait_past(seen, wait);
                             if count != seen {

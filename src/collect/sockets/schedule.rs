@@ -44,6 +44,11 @@ impl PollSchedule {
         self.burst_until = Some(now + self.window);
     }
 
+    /// Whether polls follow every spacing at `now` (a trigger less than a window ago).
+    pub(crate) fn in_burst(&self, now: Instant) -> bool {
+        self.burst_until.is_some_and(|until| now < until)
+    }
+
     /// When the next poll is due, as seen at `now`.
     pub(crate) fn next_poll(&self, now: Instant) -> Instant {
         let (Some(start), Some(end)) = (self.last_start, self.last_end) else {

@@ -1,35 +1,61 @@
 //! What the tracer reads about a process at its exec stop, split in two so that the traced
-//! process waits as little as possible: the part that must be read while it is frozen, and the
-//! part that can be read right after it is resumed.
+//! process waits as little as possible: what the rules need at the exec itself, read while it
+//! is frozen, and the rest, read right after it is resumed.
 //!
 //! Every read goes through one `/proc/<pid>` directory descriptor opened per exec stop
 //! ([`ProcDir`]): each file costs one `openat`, one `read` into a buffer kept for the tracer's
 //! lifetime (procfs returns the whole file in one `read` when the buffer is large enough; a
 //! short read is its end) and one `close`; each link one `readlinkat` into a reused buffer.
 //!
-//! - **Frozen** ([`FrozenReader::read_frozen`], before `PTRACE_CONT`): what a process that
-//!   exits at once would take with it, since a zombie has no memory, no descriptors and no
-//!   working directory: `stat` (name, parent, start time, terminal, session, group, and the
-//!   addresses of the argument and environment areas), the command line and the environment,
-//!   the `exe` link and the `stat` of what it points at (the drift identity: device, inode,
-//!   ctime, mtime), the `cwd` link and descriptors 0-2 (link and file type). At an exec stop
-//!   ([`Memory::Exec`]) the command line and environment are read straight from the
-//!   process's memory, between the addresses `stat` gives, with one `process_vm_readv` each
-//!   instead of opening `cmdline` and `environ`: no instruction of the new image has run, so
-//!   those areas hold exactly what the kernel laid out, which is what the files would show
-//!   (on any error the files are read). `stat` is read here, with the name, because the name
-//!   must be the one of this image even if the process execs again at once; one `stat`
-//!   replaces the `comm` file and a second `stat` after resuming.
+//! Which field is read when (syscalls in brackets):
+//!
+//! 1. Frozen, before `PTRACE_CONT`:
+//!    - `stat` [`openat`, `read`, `close`]: the name (`proc.name`), parent, start time,
+//!      terminal, session, group, and the addresses of the argument and environment areas;
+//!    - the command line (`proc.exe`, `proc.args`, `proc.cmdline`) from memory
+//!      [`process_vm_readv`];
+//!    - the `exe` link (`proc.exepath`) [`readlinkat`] and the `stat` of what it points at
+//!      [`newfstatat`]: device and inode (the drift identity behind
+//!      `proc.exe_written_after_start`), ctime and mtime;
+//!    - only for a process whose container is unknown: `cgroup` and `loginuid`.
+//! 2. Resumed, right after `PTRACE_CONT`, before anything is reaped:
+//!    - the environment (`proc.env`) from memory [`process_vm_readv`];
+//!    - descriptors 0-2 (`proc.stdin_type`, ...) [three `readlinkat`, one `newfstatat` per
+//!      distinct file];
+//!    - the working directory (`proc.cwd`) [`readlinkat`];
+//!    - `status` [`openat`, `read`, `close`]: uids, gids, capabilities, threads (`user.*`,
+//!      `proc.cap_*`);
+//!    - whether it exec'd again meanwhile: a `waitid` that leaves statuses in place says
+//!      whether any stop of it is pending, and only then is the `exe` link read again
+//!      [`readlinkat`] and compared.
+//! 3. Later, between stops ([`super::work`]), nothing from `/proc`: user names, the
+//!    container, ancestry (`proc.pname`, `proc.aname[n]`), the drift fact, the event.
+//!
+//! - **Frozen** ([`FrozenReader::read_frozen`]): only what the rules need about the exec
+//!   itself: the image's name, command line and executable. At an exec stop
+//!   ([`Memory::Exec`]) the command line is read straight from the process's memory, between
+//!   the addresses `stat` gives, with one `process_vm_readv` instead of opening `cmdline`: no
+//!   instruction of the new image has run, so the area holds exactly what the kernel laid out,
+//!   which is what the file would show (on any error the file is read). `stat` is read here
+//!   because the name must be the one of this image even if the process execs again at once,
+//!   and because it gives the addresses. The executable's identity is read here too: a
+//!   dropped binary that exits at once must still be recognised as one.
 //! - **Resumed** ([`FrozenReader::read_resumed`], right after `PTRACE_CONT` and before the
-//!   tracer reaps anything): `status` (uids, gids, capabilities, tracer, threads), the most
-//!   expensive file of `/proc` to generate. It stays readable while the process runs and
-//!   after it exits: a traced zombie is visible to its tracer only, so it cannot be reaped by
-//!   its parent before the tracer has read it. What the process did in the few microseconds
-//!   since it was resumed is what it shows (a privilege drop right after exec shows as
-//!   dropped). If it has exec'd again meanwhile (its `exe` link no longer the one read while
-//!   frozen: it is then stopped at its next exec stop, which only this thread can resume),
-//!   the values belong to the next image and are dropped as not observed
-//!   ([`Frozen::crossed_exec`]).
+//!   tracer reaps anything): the environment (from memory at the address read while frozen; a
+//!   process rarely rewrites its environment strings in its first microseconds, and the file is
+//!   read if the memory cannot be), descriptors 0-2, the working directory, and `status`, the
+//!   most expensive file of `/proc` to generate. A process that exits within microseconds of
+//!   its exec is a zombie by then: `status` stays readable (a traced zombie is visible to its
+//!   tracer only, so it cannot be reaped by its parent before the tracer has read it), but it
+//!   has no memory, descriptors or working directory left, so those fields are absent from its
+//!   event (the failed read of its memory says so, and only `status` is read then). What the
+//!   process did in the few microseconds since it was resumed is what it shows (a privilege
+//!   drop right after exec shows as dropped). If it has exec'd again meanwhile (its `exe` link
+//!   no longer the one read while frozen: it is then stopped at its next exec stop, which only
+//!   this thread can resume), everything read after resuming belongs to the next image and is
+//!   dropped as not observed ([`Frozen::crossed_exec`]). The trade: a process stopped at its
+//!   exec waits for seven `/proc` syscalls instead of thirteen, and one that exits within
+//!   microseconds is reported without environment, descriptors or working directory.
 //!
 //! Left out on purpose, because the tracer knows them otherwise: the cgroup (a process stays in
 //! its parent's container; it is read only for a process whose container is unknown), the
@@ -75,16 +101,20 @@ pub(super) struct Frozen {
     pub(crate) exe_times: (Option<Timestamp>, Option<Timestamp>),
     /// `(device, inode)` of the executable, for the drift registry.
     pub(crate) exe_id: Option<(u64, u64)>,
+    /// Read after resuming, like `fds` and `env`; `None` (empty) when [`Frozen::crossed_exec`]
+    /// or when the process was gone by then.
     pub cwd: Option<String>,
     pub fds: [Option<StdFd>; 3],
     pub env: Vec<(String, String)>,
-    /// Raw cgroup text, read only when asked.
+    /// Raw cgroup text, read only when asked (frozen).
     pub cgroup: Option<String>,
-    /// Read only when asked.
+    /// Read only when asked (frozen).
     pub loginuid: Option<i64>,
-    /// The process had exec'd again by the time `status` was read: its values (credentials,
-    /// threads) describe the next image and must not be reported for this one.
+    /// The process had exec'd again by the time the resumed part was read: those values
+    /// describe the next image and are not reported for this one.
     pub(crate) crossed_exec: bool,
+    /// Where the environment is in the process's memory (from `stat`, at an exec stop only).
+    env_area: Option<[u64; 2]>,
 }
 
 /// `/proc/<pid>` of one process, open for the duration of one exec stop.
@@ -192,8 +222,9 @@ impl FrozenReader {
     }
 
     /// The part read while the process is frozen at its exec stop (see the module
-    /// documentation), with the cgroup and login uid when asked (a zombie's cgroup no longer
-    /// names its container). `memory` says how the command line and environment are read:
+    /// documentation): `stat`, the command line and the executable (link and identity), with
+    /// the cgroup and login uid when asked (a zombie's cgroup no longer names its container).
+    /// `memory` says how the command line (and later the environment) is read:
     /// [`Memory::Exec`] only for a process stopped at its exec stop. `None` when it is gone.
     pub(super) fn read_frozen(
         &mut self,
@@ -209,6 +240,7 @@ impl FrozenReader {
             Memory::Exec => parse_stat_areas(&self.buf[..n]),
             Memory::Files => None,
         };
+        out.env_area = areas.map(|[_, env]| env);
         let cmdline =
             areas.and_then(|[args, _]| self.read_memory(dir.pid, args, self.max_cmdline_bytes));
         if let Some((n, truncated)) =
@@ -226,19 +258,6 @@ impl FrozenReader {
                 file_time(meta.st_mtime, meta.st_mtime_nsec),
             );
         }
-        out.cwd = self.read_link(dir, c"cwd").ok();
-        const NAMES: [&CStr; 3] = [c"fd/0", c"fd/1", c"fd/2"];
-        // Descriptors 0-2 mostly point at one and the same file (a terminal, /dev/null): the
-        // file type read through one of them stands for the others with the same target.
-        let mut seen: Option<(String, Option<FileStat>)> = None;
-        for (slot, name) in out.fds.iter_mut().zip(NAMES) {
-            *slot = self.std_fd(dir, name, &mut seen);
-        }
-        let environ = areas.and_then(|[_, env]| self.read_memory(dir.pid, env, MAX_ENVIRON_BYTES));
-        if let Some((n, _)) = environ.or_else(|| self.read_file(dir, c"environ", MAX_ENVIRON_BYTES))
-        {
-            out.env = parse_environ(&self.buf[..n], &self.env_allowlist);
-        }
         if with_cgroup && let Some((n, _)) = self.read_file(dir, c"cgroup", MAX_CGROUP_BYTES) {
             out.cgroup = Some(String::from_utf8_lossy(&self.buf[..n]).into_owned());
         }
@@ -252,15 +271,25 @@ impl FrozenReader {
     /// with one `process_vm_readv`, as `read_file` would read the `/proc` file that shows it.
     /// `None` when the area is empty or not entirely readable (the caller then reads the
     /// file).
-    fn read_memory(
+    fn read_memory(&mut self, pid: i32, area: [u64; 2], limit: usize) -> Option<(usize, bool)> {
+        self.read_memory_raw(pid, area, limit).ok()
+    }
+
+    /// [`FrozenReader::read_memory`] with the reason of a failure: `ESRCH` when the process
+    /// has no memory (gone, or a zombie), `EFAULT` when the area is not entirely readable,
+    /// `EINVAL` when it is empty.
+    fn read_memory_raw(
         &mut self,
         pid: i32,
         [start, end]: [u64; 2],
         limit: usize,
-    ) -> Option<(usize, bool)> {
-        let len = usize::try_from(end.checked_sub(start)?).ok()?;
+    ) -> Result<(usize, bool), Errno> {
+        let len = end
+            .checked_sub(start)
+            .and_then(|len| usize::try_from(len).ok())
+            .ok_or(Errno::EINVAL)?;
         if start == 0 || len == 0 {
-            return None;
+            return Err(Errno::EINVAL);
         }
         let limit = limit.min(self.buf.len() - 1);
         let want = len.min(limit);
@@ -269,29 +298,73 @@ impl FrozenReader {
             iov_len: want,
         };
         let remote = libc::iovec {
-            iov_base: usize::try_from(start).ok()? as *mut libc::c_void,
+            iov_base: usize::try_from(start).map_err(|_| Errno::EINVAL)? as *mut libc::c_void,
             iov_len: want,
         };
         // SAFETY: `local` describes `want` writable bytes of `self.buf` (`want` <= its length),
         // alive and not otherwise borrowed during the call; `remote` is only an address in the
         // other process, which the kernel checks.
         let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-        (usize::try_from(n).ok()? == want).then_some((want, len > limit))
+        let n = usize::try_from(n).map_err(|_| Errno::last())?;
+        if n == want {
+            Ok((want, len > limit))
+        } else {
+            Err(Errno::EFAULT)
+        }
     }
 
-    /// The part read once the process runs again, before its exit can be reaped: `status`.
+    /// The part read once the process runs again, before its exit can be reaped: the
+    /// environment, descriptors 0-2, the working directory and `status`, in that order (see
+    /// the module documentation).
     pub(super) fn read_resumed(&mut self, dir: &ProcDir, out: &mut Frozen) {
+        let environ = match out.env_area {
+            Some(env) => match self.read_memory_raw(dir.pid, env, MAX_ENVIRON_BYTES) {
+                Ok(read) => Some(read),
+                // No memory left: the process has exited already (a zombie). Its
+                // environment, descriptors and working directory are gone with it; only
+                // `status` remains to be read.
+                Err(Errno::ESRCH) => {
+                    if let Some((n, _)) = self.read_file(dir, c"status", MAX_SMALL_BYTES) {
+                        out.status = parse_status(&String::from_utf8_lossy(&self.buf[..n]));
+                    }
+                    return;
+                }
+                Err(_) => None,
+            },
+            None => None,
+        };
+        if let Some((n, _)) = environ.or_else(|| self.read_file(dir, c"environ", MAX_ENVIRON_BYTES))
+        {
+            out.env = parse_environ(&self.buf[..n], &self.env_allowlist);
+        }
+        const NAMES: [&CStr; 3] = [c"fd/0", c"fd/1", c"fd/2"];
+        // Descriptors 0-2 mostly point at one and the same file (a terminal, /dev/null): the
+        // file type read through one of them stands for the others with the same target.
+        let mut seen: Option<(String, Option<FileStat>)> = None;
+        let mut fds: [Option<StdFd>; 3] = Default::default();
+        for (slot, name) in fds.iter_mut().zip(NAMES) {
+            *slot = self.std_fd(dir, name, &mut seen);
+        }
+        out.fds = fds;
+        out.cwd = self.read_link(dir, c"cwd").ok();
         if let Some((n, _)) = self.read_file(dir, c"status", MAX_SMALL_BYTES) {
             out.status = parse_status(&String::from_utf8_lossy(&self.buf[..n]));
         }
         // Exec'd again since it was frozen? Then it now shows another image (a zombie has no
-        // `exe` link, and cannot have exec'd again unobserved).
+        // `exe` link, and cannot have exec'd again unobserved): what was read since it was
+        // resumed is dropped as not observed. A process that exec'd again is held at its next
+        // exec stop, which this thread has not reaped yet: without any stop pending, the
+        // `exe` link need not be read again.
         if let Some(frozen_exe) = &out.exe
+            && stop_pending(dir.pid)
             && let Ok(now) = self.read_link(dir, c"exe")
             && now != *frozen_exe
         {
             out.crossed_exec = true;
             out.status = Status::default();
+            out.env = Vec::new();
+            out.fds = Default::default();
+            out.cwd = None;
         }
     }
 
@@ -339,6 +412,33 @@ impl FrozenReader {
         let kind = classify_fd_mode(&target, meta.map(|m| (m.st_mode, m.st_rdev)));
         Some(std_fd_of(&self.proc_root, dir.pid, kind, target))
     }
+}
+
+/// Whether a stop of the tracee `pid` waits to be reaped by this thread (`waitid` with
+/// `WNOWAIT`: the status stays for the next `waitpid`). `ECHILD` for a tracee means a zombie
+/// (a zombie is not waitable for a stop), which has no stop pending; on any other error,
+/// `true` (the caller then checks the slow way).
+fn stop_pending(pid: i32) -> bool {
+    let Ok(id) = libc::id_t::try_from(pid) else {
+        return true;
+    };
+    // SAFETY: an all-zero `siginfo_t` is a valid value of this plain C struct.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable `siginfo_t` for the duration of the call.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            id,
+            &mut info,
+            libc::WSTOPPED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+        )
+    };
+    if rc != 0 {
+        return Errno::last() != Errno::ECHILD;
+    }
+    // SAFETY: `info` was zeroed and then possibly filled by the kernel; `si_pid` stays 0
+    // when no child matched.
+    unsafe { info.si_pid() != 0 }
 }
 
 /// How [`FrozenReader::read_frozen`] reads the command line and the environment.
@@ -425,6 +525,38 @@ mod tests {
         assert_eq!(frozen.status.cap_eff, p.cap_effective);
         assert_eq!(frozen.loginuid, p.loginuid);
         assert_eq!(frozen.cgroup, read.cgroup);
+    }
+
+    #[test]
+    fn a_pending_stop_is_seen_and_left_for_waitpid() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        assert!(!stop_pending(pid), "a running child has no stop pending");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGSTOP).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !stop_pending(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stop never showed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Still there: WNOWAIT left the status in place.
+        assert!(stop_pending(pid));
+        let status = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WUNTRACED),
+        )
+        .unwrap();
+        assert!(matches!(status, nix::sys::wait::WaitStatus::Stopped(..)));
+        assert!(!stop_pending(pid));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // Not a child of this process (ECHILD, as for a zombie tracee): nothing pending.
+        assert!(!stop_pending(1));
     }
 
     #[test]
@@ -518,8 +650,14 @@ mod tests {
         // The cap cuts the long argument; the environment is read whole.
         let mut reader = FrozenReader::new(PathBuf::from("/proc"), allow, 1024);
         let dir = reader.open(pid).unwrap();
-        let memory = reader.read_frozen(&dir, Memory::Exec, false, false);
-        let files = reader.read_frozen(&dir, Memory::Files, false, false);
+        let mut memory = reader.read_frozen(&dir, Memory::Exec, false, false);
+        let mut files = reader.read_frozen(&dir, Memory::Files, false, false);
+        // Only the command line and the executable are read while frozen.
+        assert!(memory.as_ref().unwrap().env.is_empty());
+        assert!(memory.as_ref().unwrap().status.euid.is_none());
+        for read in [memory.as_mut(), files.as_mut()].into_iter().flatten() {
+            reader.read_resumed(&dir, read);
+        }
         // The memory path was taken, not its fallback to the files.
         let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
         let [args, env] = parse_stat_areas(&stat).unwrap();

@@ -33,13 +33,14 @@
 //! tracee waits for, so the thread keeps the stopped time short. A fork or signal stop is
 //! resumed right after `waitpid` (and `PTRACE_GETEVENTMSG` for a fork); so is the first stop of
 //! a new child, even when it arrives before its parent's fork event (nothing is read about it
-//! before resuming it; see [`Tracer::classify`]). At an exec stop only what a process that
-//! exits at once would take with it is read while it is frozen (see [`frozen`]: `stat`, the
-//! command line and environment from its memory, `exe`, `cwd`, descriptors 0-2, through one
-//! `/proc/<pid>` descriptor); it is resumed, and `status` is read right after, before anything
-//! is reaped.
+//! before resuming it; see [`Tracer::classify`]). At an exec stop only what the rules need
+//! about the exec itself is read while it is frozen (see [`frozen`]: `stat`, the command line
+//! from its memory, the `exe` link and the identity of the file, through one `/proc/<pid>`
+//! descriptor); it is resumed, and the environment, descriptors 0-2, `cwd` and `status` are
+//! read right after, before anything is reaped.
 //! Everything else (user names, container lookups, ancestry, building events) is queued and
-//! done between stops: pending stops are reaped and resumed before each piece of that work.
+//! done between stops: pending stops are reaped and resumed between pieces of that work (every
+//! 30 µs of it at most).
 //! Events are handed to the engine in batches, at most [`FLUSH_INTERVAL`] late, so the engine
 //! is woken once per batch rather than per event; after a quiet spell (no batch handed over
 //! for that long) a batch without a withdrawable `clone` goes out at once. A
@@ -201,6 +202,7 @@ pub(crate) fn spawn_tracer(
                 batch: Vec::new(),
                 batch_since: None,
                 last_flush: Instant::now(),
+                last_reap: Instant::now(),
                 clone_slots: HashMap::new(),
                 sender: DropCountingSender::new(tx, Collector::Tracer),
                 closed: false,
@@ -261,6 +263,25 @@ enum Work {
     },
 }
 
+/// One place in the batch of events waiting to be handed to the engine.
+#[derive(Debug)]
+enum Slot {
+    Event(Event),
+    /// A `clone` event, built when the batch is handed over unless withdrawn before.
+    Clone(Box<PendingClone>),
+    /// A `clone` withdrawn because the child exec'd.
+    Withdrawn,
+}
+
+/// A `clone` event not built yet: the child (running its parent's image), its ancestors at the
+/// fork, and the time of the fork.
+#[derive(Debug)]
+struct PendingClone {
+    known: Known,
+    chain: Vec<(Arc<Process>, i32)>,
+    time: Timestamp,
+}
+
 /// The tracer thread's state.
 struct Tracer {
     proc_root: PathBuf,
@@ -286,12 +307,14 @@ struct Tracer {
     buf: Vec<u8>,
     frozen: FrozenReader,
     work: VecDeque<Work>,
-    /// Events waiting to be handed to the engine (`None`: a cancelled `clone`).
-    batch: Vec<Option<Event>>,
+    /// Events waiting to be handed to the engine.
+    batch: Vec<Slot>,
     /// When the oldest event in `batch` was added.
     batch_since: Option<Instant>,
     /// When a batch was last handed over.
     last_flush: Instant,
+    /// When pending stops were last reaped.
+    last_reap: Instant,
     /// Index in `batch` of the `clone` event of a child that has not exec'd yet.
     clone_slots: HashMap<i32, usize>,
     sender: DropCountingSender,
@@ -387,10 +410,14 @@ impl Tracer {
     }
 
     fn push_event(&mut self, event: Event) -> usize {
+        self.push_slot(Slot::Event(event))
+    }
+
+    fn push_slot(&mut self, slot: Slot) -> usize {
         if self.batch_since.is_none() {
             self.batch_since = Some(Instant::now());
         }
-        self.batch.push(Some(event));
+        self.batch.push(slot);
         self.batch.len() - 1
     }
 
@@ -400,7 +427,12 @@ impl Tracer {
         if self.batch_since.take().is_some() {
             self.last_flush = Instant::now();
         }
-        for event in std::mem::take(&mut self.batch).into_iter().flatten() {
+        for slot in std::mem::take(&mut self.batch) {
+            let event = match slot {
+                Slot::Event(event) => event,
+                Slot::Clone(pending) => self.clone_event(*pending),
+                Slot::Withdrawn => continue,
+            };
             if !self.sender.send(event) {
                 self.closed = true;
                 return;

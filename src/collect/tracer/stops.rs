@@ -4,6 +4,7 @@
 
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::ptrace;
@@ -32,7 +33,11 @@ impl Tracer {
                         self.handle(pid, status);
                     }
                 }
-                Ok(None) | Err(Errno::ECHILD) => return,
+                Ok(None) | Err(Errno::ECHILD) => {
+                    // Nothing pending as of now (handling the stops above took time).
+                    self.last_reap = Instant::now();
+                    return;
+                }
                 Err(Errno::EINTR) => continue,
                 Err(error) => {
                     if self.last_warning.ready() {

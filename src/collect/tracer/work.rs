@@ -3,10 +3,10 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::frozen::Frozen;
-use super::{Ident, Known, Tracer, Work};
+use super::{Ident, Known, PendingClone, Slot, Tracer, Work};
 use crate::collect::proc::{ImageFiles, build_process};
 use crate::collect::shared::Tables;
 use crate::collect::shared::drift::drift_fact;
@@ -14,13 +14,19 @@ use crate::collect::shared::table::{MAX_ANCESTORS, ancestor};
 use crate::collect::shared::tracer_link::Held;
 use crate::event::{Ancestor, Collector, Event, EventType, Process, Timestamp};
 
+/// How long work between stops runs before pending stops are reaped again.
+const REAP_SPACING: Duration = Duration::from_micros(30);
+
 impl Tracer {
     /// Everything queued by the hot path, in order: bookkeeping and events.
     pub(super) fn do_work(&mut self) {
         while let Some(work) = self.work.pop_front() {
-            // Stops that arrived meanwhile are resumed before each piece of work: a tracee
-            // never waits for the enrichment of events.
-            self.reap();
+            // Stops that arrived meanwhile are resumed between pieces of work, once
+            // `REAP_SPACING` has passed since the last look: a tracee waits for at most about
+            // that much enrichment, and a run of quick pieces costs no empty `waitpid` each.
+            if self.last_reap.elapsed() >= REAP_SPACING {
+                self.reap();
+            }
             match work {
                 Work::Fork {
                     parent_tgid,
@@ -64,18 +70,48 @@ impl Tracer {
         };
         self.procs.insert(child, known.clone());
         // A `clone` event, withdrawn if the child execs before the batch is handed over: a
-        // fork that execs at once is reported by its `execve` alone.
-        let mut event = self.event_for(EventType::Clone, &known, None);
-        event.evt.time = time;
-        let slot = self.push_event(event);
+        // fork that execs at once is reported by its `execve` alone. So it is built only when
+        // the batch is handed over; what it says of the ancestors is taken now (shared
+        // references, no copies), as they are at the fork.
+        let snapshot = self.tables.snapshot();
+        let chain = self.ancestor_chain(known.ppid, &known.container_id, &snapshot);
+        let slot = self.push_slot(Slot::Clone(Box::new(PendingClone { known, chain, time })));
         self.clone_slots.insert(child, slot);
+    }
+
+    /// The `clone` event of a fork that was not withdrawn (see `on_fork`).
+    pub(super) fn clone_event(&self, pending: PendingClone) -> Event {
+        let PendingClone { known, chain, time } = pending;
+        let mut event = Event::new(EventType::Clone, Collector::Tracer);
+        let mut process = (*known.process).clone();
+        // A forked child still running its parent's image.
+        process.pid = known.pid;
+        process.ppid = known.ppid;
+        process.start_ticks = 0;
+        process.start_time = None;
+        process.threads = Some(1);
+        process.exit_code = None;
+        process.ancestors = chain
+            .iter()
+            .enumerate()
+            .map(|(i, (parent, pid))| ancestor(parent, *pid, i == 0))
+            .collect();
+        event.proc = Some(Box::new(process));
+        event.container = self
+            .tables
+            .snapshot()
+            .containers
+            .get(&known.container_id)
+            .map(|c| Box::new(c.container.clone()));
+        event.evt.time = time;
+        event
     }
 
     fn on_exec(&mut self, pid: i32, read: Frozen, ident: Ident, time: Timestamp) {
         if let Some(slot) = self.clone_slots.remove(&pid)
             && let Some(entry) = self.batch.get_mut(slot)
         {
-            *entry = None;
+            *entry = Slot::Withdrawn;
         }
         // As of the exec: `stat` is read while frozen.
         let mut process = Process {
@@ -203,7 +239,22 @@ impl Tracer {
 
     /// Ancestors, parent first, from what the tracer read itself and else procscan's table;
     /// the walk stops at pid 1, at another container and at excluded processes, as procscan's.
-    fn ancestors(&self, mut ppid: i32, container_id: &str, snapshot: &Tables) -> Vec<Ancestor> {
+    fn ancestors(&self, ppid: i32, container_id: &str, snapshot: &Tables) -> Vec<Ancestor> {
+        self.ancestor_chain(ppid, container_id, snapshot)
+            .iter()
+            .enumerate()
+            .map(|(i, (parent, pid))| ancestor(parent, *pid, i == 0))
+            .collect()
+    }
+
+    /// The processes [`Tracer::ancestors`] describes, with their pids (a forked child that
+    /// has not exec'd shares its parent's image).
+    fn ancestor_chain(
+        &self,
+        mut ppid: i32,
+        container_id: &str,
+        snapshot: &Tables,
+    ) -> Vec<(Arc<Process>, i32)> {
         let mut out = Vec::new();
         let mut seen = HashSet::new();
         while out.len() < MAX_ANCESTORS && ppid > 1 && seen.insert(ppid) {
@@ -230,8 +281,8 @@ impl Tracer {
             if *parent_container != *container_id {
                 break;
             }
-            // As procscan's: past the parent, arguments are capped.
-            out.push(ancestor(&parent, pid, out.is_empty()));
+            // As procscan's: past the parent, arguments are capped (by `ancestor`).
+            out.push((parent, pid));
             ppid = next;
         }
         out

@@ -1,0 +1,1177 @@
+//! The learning aggregator: what each container normally does, keyed by container name.
+//!
+//! Pure: events in, a bounded aggregate out, no I/O. Every event costs a few hash lookups
+//! whatever has been learnt (constant cost), and each container's aggregate holds at most
+//! [`Limits::max_entries`] entries: past it, new entries are counted as an overflow by kind
+//! (the snapshot says so, and so does the profile built from it), never silently dropped.
+//!
+//! What is learnt, per container:
+//! - programs run: `proc.exepath` with `proc.name` (busybox applets share one executable) and the
+//!   parent's executable (`proc.pexepath`, absent for the container's first process);
+//! - listening ports (`fd.l4proto`, `fd.sport`);
+//! - outbound destinations: remote port and address, the address aggregated to its /24 (IPv4) or
+//!   /64 (IPv6) once more than [`Limits::addrs_per_net`] addresses of that network were seen on
+//!   that port; loopback is never outbound and is not learnt;
+//! - inbound peers by local port, aggregated the same way;
+//! - files written (opened for writing, created, deleted, renamed, chmod, mkdir), aggregated to
+//!   their directory once more than [`Limits::files_per_dir`] files of it were written;
+//! - files read (the watch set reports reads of sensitive paths only).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventType, Timestamp};
+
+/// One thing a container was seen doing. The order (variant, then fields) is the order of
+/// snapshots and profiles.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Entry {
+    /// A program run: executable path, process name, parent's executable path.
+    Exec {
+        /// `proc.exepath`.
+        exe: String,
+        /// `proc.name`.
+        name: String,
+        /// `proc.pexepath`; absent for a process without a known parent (the entrypoint).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        parent: Option<String>,
+    },
+    /// A listening socket.
+    Listen {
+        /// `fd.l4proto`.
+        proto: String,
+        /// `fd.sport`.
+        port: u16,
+    },
+    /// An outbound connection.
+    Connect {
+        /// `fd.l4proto`.
+        proto: String,
+        /// `fd.rport`.
+        port: u16,
+        /// `fd.rip`, or the CIDR it was aggregated to.
+        dest: String,
+    },
+    /// An inbound connection.
+    Inbound {
+        /// `fd.l4proto`.
+        proto: String,
+        /// `fd.lport`.
+        port: u16,
+        /// `fd.rip`, or the CIDR it was aggregated to.
+        peer: String,
+    },
+    /// A file written, or a directory any file of which may be written.
+    Write {
+        /// `fd.name`, or a directory (`fd.directory`) when `dir`.
+        path: String,
+        /// The path is a directory standing for every file in it.
+        #[serde(default, skip_serializing_if = "is_false")]
+        dir: bool,
+    },
+    /// A file read.
+    Read {
+        /// `fd.name`.
+        path: String,
+    },
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+impl Entry {
+    /// The kind's name, as in snapshots and overflow counts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entry::Exec { .. } => "exec",
+            Entry::Listen { .. } => "listen",
+            Entry::Connect { .. } => "connect",
+            Entry::Inbound { .. } => "inbound",
+            Entry::Write { .. } => "write",
+            Entry::Read { .. } => "read",
+        }
+    }
+}
+
+/// The bounds of learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Containers learnt; events of further containers are counted, not learnt.
+    pub max_containers: usize,
+    /// Entries per container.
+    pub max_entries: usize,
+    /// Files written per directory before the directory stands for them.
+    pub files_per_dir: usize,
+    /// Addresses per network (/24, /64), per direction and port, before the network stands
+    /// for them.
+    pub addrs_per_net: usize,
+    /// Image digests kept per container.
+    pub max_digests: usize,
+    /// Longest path or name kept (longer ones are cut at a character boundary).
+    pub max_text: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_containers: 32,
+            max_entries: 1024,
+            files_per_dir: 8,
+            addrs_per_net: 4,
+            max_digests: 4,
+            max_text: 256,
+        }
+    }
+}
+
+/// An address set being learnt: the addresses of one network on one port and direction, until
+/// there are too many and the network stands for them.
+#[derive(Debug, Default)]
+struct Spread<T> {
+    members: Vec<T>,
+    collapsed: bool,
+}
+
+/// Key of an address spread: direction (0 out, 1 in), protocol, port, network.
+type NetKey = (u8, String, u16, IpAddr);
+
+/// Exact key of one remote address: direction, protocol code (1 tcp, 2 udp), port, address.
+type AddrKey = (u8, u8, u16, IpAddr);
+
+/// A small, fast, non-cryptographic hasher (the multiply-rotate mix of rustc's FxHasher) for
+/// the fast paths: fingerprints of borrowed event values, and keys that are already
+/// fingerprints. A collision is harmless: a fingerprint only finds a slot whose entry is then
+/// compared with the event, and a mismatch takes the exact (slow) path.
+#[derive(Debug, Default, Clone, Copy)]
+struct Fx(u64);
+
+impl Fx {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Fx::SEED);
+    }
+}
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word));
+        }
+        // The length separates "ab","c" from "a","bc".
+        self.add(bytes.len() as u64);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<Fx>;
+
+/// The fingerprint of borrowed texts under a tag.
+fn fingerprint(tag: u64, parts: &[&str]) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = Fx::default();
+    hasher.add(tag);
+    for part in parts {
+        hasher.write(part.as_bytes());
+    }
+    hasher.finish()
+}
+
+const TAG_EXEC: u64 = 1;
+const TAG_LISTEN: u64 = 2;
+const TAG_WRITE: u64 = 3;
+const TAG_READ: u64 = 4;
+
+/// Protocols with an exact fast path.
+fn proto_code(proto: &str) -> u8 {
+    match proto {
+        "tcp" => 1,
+        "udp" => 2,
+        _ => 0,
+    }
+}
+
+/// What one container was seen doing. Entries live in slots (counted), found by an exact index
+/// (the slow path, which allocates the entry) or, for entries seen before, by fast maps keyed
+/// by what the event holds, without allocating.
+#[derive(Debug, Default)]
+pub struct ContainerProfile {
+    digests: Vec<String>,
+    first_seen: Option<Timestamp>,
+    last_seen: Option<Timestamp>,
+    events: u64,
+    slots: Vec<Option<(Entry, u64)>>,
+    free: Vec<u32>,
+    index: HashMap<Entry, u32>,
+    fast: HashMap<u64, u32, FxBuild>,
+    /// A direct-mapped cache in front of `fast`: (fingerprint, slot), by the fingerprint's top
+    /// byte. Entries it holds are checked like those of `fast`.
+    recent: Vec<(u64, u32)>,
+    addresses: HashMap<AddrKey, u32, FxBuild>,
+    nets: HashMap<NetKey, Spread<IpAddr>>,
+    dirs: HashMap<String, Spread<String>>,
+    overflow: BTreeMap<&'static str, u64>,
+}
+
+/// A learnt aggregate of every container, as a snapshot gives it: entries sorted, with counts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSummary {
+    /// `container.name`.
+    pub container: String,
+    /// The image digests seen.
+    #[serde(default)]
+    pub image_digests: Vec<String>,
+    /// First event learnt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Timestamp>,
+    /// Last event learnt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+    /// Events learnt.
+    #[serde(default)]
+    pub events: u64,
+    /// New entries not learnt because the container's cap was reached, by kind: the profile
+    /// is incomplete for those kinds ("profile overflow").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub overflow: BTreeMap<String, u64>,
+    /// What was seen, in order, with how often.
+    #[serde(default)]
+    pub entries: Vec<Counted>,
+}
+
+/// An entry with its count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counted {
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: Entry,
+    /// Occurrences.
+    pub n: u64,
+}
+
+/// Learns every container's profile from events.
+#[derive(Debug, Default)]
+pub struct Learner {
+    limits: Limits,
+    /// By container name; a handful per task, so a scan beats hashing the name.
+    containers: Vec<(String, ContainerProfile)>,
+    /// Events of containers without a name (no ECS metadata), not learnt.
+    unnamed: u64,
+    /// Events of containers beyond `max_containers`, not learnt.
+    containers_overflow: u64,
+}
+
+/// Cuts `text` to at most `max` bytes at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The IPv4 form of an IPv4-mapped IPv6 address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => ip,
+        },
+        v4 => v4,
+    }
+}
+
+/// The /24 or /64 network of an address.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
+}
+
+/// The CIDR text of the network an address is aggregated to.
+pub(crate) fn cidr(net: IpAddr) -> String {
+    match net {
+        IpAddr::V4(_) => format!("{net}/24"),
+        IpAddr::V6(_) => format!("{net}/64"),
+    }
+}
+
+/// The directory part of a path (`/` for a file at the root), as `fd.directory` gives it.
+pub(crate) fn directory(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) => "/",
+        Some(end) => &path[..end],
+        None => "",
+    }
+}
+
+/// A text that a rules file can carry: no control characters.
+fn printable(text: &str) -> bool {
+    !text.chars().any(char::is_control)
+}
+
+impl Learner {
+    /// A learner with these bounds.
+    pub fn new(limits: Limits) -> Learner {
+        Learner {
+            limits,
+            ..Learner::default()
+        }
+    }
+
+    /// Learns from one event. Events of the monitor itself, without a container or outside
+    /// any, and of kinds a profile does not cover are ignored.
+    pub fn observe(&mut self, event: &Event) {
+        let learnt = matches!(
+            event.evt_type(),
+            EventType::Execve
+                | EventType::Listen
+                | EventType::Connect
+                | EventType::Accept
+                | EventType::Open
+                | EventType::Creat
+                | EventType::Unlinkat
+                | EventType::Renameat
+                | EventType::Chmod
+                | EventType::Mkdir
+        );
+        if !learnt {
+            return;
+        }
+        let Some(container) = event.container.as_deref() else {
+            return;
+        };
+        if container.id == "host" {
+            return;
+        }
+        let Some(name) = container.name.as_deref().filter(|n| !n.is_empty()) else {
+            self.unnamed += 1;
+            return;
+        };
+        let limits = self.limits;
+        let position = match self.containers.iter().position(|(n, _)| n == name) {
+            Some(position) => position,
+            None if self.containers.len() < limits.max_containers => {
+                self.containers
+                    .push((name.to_owned(), ContainerProfile::default()));
+                self.containers.len() - 1
+            }
+            None => {
+                self.containers_overflow += 1;
+                return;
+            }
+        };
+        let Some((_, profile)) = self.containers.get_mut(position) else {
+            return;
+        };
+        profile.events += 1;
+        let time = event.evt.time;
+        profile.first_seen = Some(profile.first_seen.map_or(time, |t| t.min(time)));
+        profile.last_seen = Some(profile.last_seen.map_or(time, |t| t.max(time)));
+        // A container's image does not change within a task: its digest is looked at until
+        // known, then every 1,024th event.
+        if let Some(digest) = container.image_digest.as_deref()
+            && (profile.digests.is_empty() || profile.events % 1024 == 0)
+            && profile.digests.len() < limits.max_digests
+            && !profile
+                .digests
+                .iter()
+                .any(|d| d == cut(digest, limits.max_text))
+        {
+            profile
+                .digests
+                .push(cut(digest, limits.max_text).to_owned());
+        }
+        profile.learn(event, &limits);
+    }
+
+    /// The learnt profiles, one per container, sorted by name, entries sorted.
+    pub fn summaries(&self) -> Vec<ContainerSummary> {
+        let mut out: Vec<ContainerSummary> = self
+            .containers
+            .iter()
+            .map(|(name, profile)| profile.summary(name))
+            .collect();
+        out.sort_by(|a, b| a.container.cmp(&b.container));
+        out
+    }
+
+    /// Events not learnt because their container had no name.
+    pub fn unnamed(&self) -> u64 {
+        self.unnamed
+    }
+
+    /// Events not learnt because too many containers were learnt already.
+    pub fn containers_overflow(&self) -> u64 {
+        self.containers_overflow
+    }
+
+    /// Entries held, over every container (what bounds the memory).
+    pub fn entries(&self) -> usize {
+        self.containers.iter().map(|(_, p)| p.index.len()).sum()
+    }
+}
+
+impl ContainerProfile {
+    /// Counts `n` more of the entry in slot `slot` when it is what `matches` says.
+    fn hit(&mut self, slot: Option<u32>, matches: impl Fn(&Entry) -> bool) -> bool {
+        let Some(slot) = slot else {
+            return false;
+        };
+        match self.slots.get_mut(slot as usize) {
+            Some(Some((entry, count))) if matches(entry) => {
+                *count += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The slot a fingerprint was last seen with, if any (to be checked by the caller).
+    fn find(&mut self, fp: u64) -> Option<u32> {
+        if self.recent.is_empty() {
+            self.recent = vec![(0, u32::MAX); 256];
+        }
+        let index = (fp >> 56) as usize;
+        if let Some(&(cached, slot)) = self.recent.get(index)
+            && cached == fp
+            && slot != u32::MAX
+        {
+            return Some(slot);
+        }
+        let slot = self.fast.get(&fp).copied()?;
+        if let Some(place) = self.recent.get_mut(index) {
+            *place = (fp, slot);
+        }
+        Some(slot)
+    }
+
+    /// Remembers the slot of a fingerprint (in `fast` while there is room, and in `recent`).
+    fn remember(&mut self, fp: u64, slot: u32, limits: &Limits) {
+        if Self::fast_room(self.fast.len(), limits) {
+            self.fast.insert(fp, slot);
+        }
+        if let Some(place) = self.recent.get_mut((fp >> 56) as usize) {
+            *place = (fp, slot);
+        }
+    }
+
+    /// Bounds a fast map: at most four keys per entry the container may hold.
+    fn fast_room(len: usize, limits: &Limits) -> bool {
+        len < limits.max_entries.saturating_mul(4)
+    }
+
+    fn learn(&mut self, event: &Event, limits: &Limits) {
+        match event.evt_type() {
+            EventType::Execve => {
+                let Some(proc) = event.proc.as_deref() else {
+                    return;
+                };
+                let Some(exe) = proc.exepath.as_deref() else {
+                    return;
+                };
+                let exe = cut(exe, limits.max_text);
+                let name = cut(&proc.name, limits.max_text);
+                let parent = proc
+                    .ancestors
+                    .first()
+                    .and_then(|a| a.exepath.as_deref())
+                    .map(|p| cut(p, limits.max_text));
+                let fp = fingerprint(TAG_EXEC, &[exe, name, parent.unwrap_or("\u{0}")]);
+                let slot = self.find(fp);
+                let known = self.hit(slot, |entry| {
+                    matches!(entry, Entry::Exec { exe: e, name: n, parent: p }
+                        if e == exe && n == name && p.as_deref() == parent)
+                });
+                if known || !printable(exe) || !printable(name) {
+                    return;
+                }
+                let entry = Entry::Exec {
+                    exe: exe.to_owned(),
+                    name: name.to_owned(),
+                    parent: parent.filter(|p| printable(p)).map(str::to_owned),
+                };
+                if let Some(slot) = self.bump(entry, 1, limits) {
+                    self.remember(fp, slot, limits);
+                }
+            }
+            EventType::Listen => {
+                let Some(fd) = event.fd.as_deref() else {
+                    return;
+                };
+                let (Some(proto), Some(port)) = (fd.l4proto.as_deref(), fd.sport) else {
+                    return;
+                };
+                let proto = cut(proto, 16);
+                let fp = fingerprint(TAG_LISTEN + (u64::from(port) << 8), &[proto]);
+                let slot = self.find(fp);
+                if self.hit(slot, |entry| {
+                    matches!(entry, Entry::Listen { proto: p, port: n } if p == proto && *n == port)
+                }) {
+                    return;
+                }
+                let entry = Entry::Listen {
+                    proto: proto.to_owned(),
+                    port,
+                };
+                if let Some(slot) = self.bump(entry, 1, limits) {
+                    self.remember(fp, slot, limits);
+                }
+            }
+            EventType::Connect | EventType::Accept => {
+                let Some(fd) = event.fd.as_deref() else {
+                    return;
+                };
+                let Some(proto) = fd.l4proto.as_deref() else {
+                    return;
+                };
+                let outbound = event.evt_type() == EventType::Connect;
+                // Remote end: the server for a connection made, the client for one accepted.
+                let (remote, port) = if outbound {
+                    (fd.sip, fd.sport)
+                } else {
+                    (fd.cip, fd.sport)
+                };
+                let (Some(remote), Some(port)) = (remote, port) else {
+                    return;
+                };
+                let remote = canonical(remote);
+                let code = proto_code(proto);
+                let key: AddrKey = (u8::from(!outbound), code, port, remote);
+                if code != 0 {
+                    let slot = self.addresses.get(&key).copied();
+                    if self.hit(slot, |_| true) {
+                        return;
+                    }
+                }
+                if remote.is_loopback() || remote.is_unspecified() {
+                    return;
+                }
+                let slot = self.learn_address(outbound, cut(proto, 16), port, remote, limits);
+                if code != 0
+                    && let Some(slot) = slot
+                    && Self::fast_room(self.addresses.len(), limits)
+                {
+                    self.addresses.insert(key, slot);
+                }
+            }
+            EventType::Open => {
+                let Some(fd) = event.fd.as_deref() else {
+                    return;
+                };
+                let Some(path) = fd.name.as_deref() else {
+                    return;
+                };
+                if fd.open_write == Some(true) {
+                    self.learn_write(path, limits);
+                } else if fd.open_read == Some(true) {
+                    let path = cut(path, limits.max_text);
+                    let fp = fingerprint(TAG_READ, &[path]);
+                    let slot = self.find(fp);
+                    if self.hit(
+                        slot,
+                        |entry| matches!(entry, Entry::Read { path: p } if p == path),
+                    ) || !printable(path)
+                    {
+                        return;
+                    }
+                    let entry = Entry::Read {
+                        path: path.to_owned(),
+                    };
+                    if let Some(slot) = self.bump(entry, 1, limits) {
+                        self.remember(fp, slot, limits);
+                    }
+                }
+            }
+            EventType::Creat
+            | EventType::Unlinkat
+            | EventType::Renameat
+            | EventType::Chmod
+            | EventType::Mkdir => {
+                if let Some(path) = event.fd.as_deref().and_then(|fd| fd.name.as_deref()) {
+                    self.learn_write(path, limits);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts an entry, by its exact value; a new one past the cap is an overflow of its kind.
+    /// Returns its slot.
+    fn bump(&mut self, entry: Entry, n: u64, limits: &Limits) -> Option<u32> {
+        if let Some(&slot) = self.index.get(&entry) {
+            if let Some(Some((_, count))) = self.slots.get_mut(slot as usize) {
+                *count += n;
+            }
+            return Some(slot);
+        }
+        if self.index.len() >= limits.max_entries {
+            *self.overflow.entry(entry.kind()).or_default() += n;
+            return None;
+        }
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                if let Some(place) = self.slots.get_mut(slot as usize) {
+                    *place = Some((entry.clone(), n));
+                }
+                slot
+            }
+            None => {
+                self.slots.push(Some((entry.clone(), n)));
+                u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        self.index.insert(entry, slot);
+        Some(slot)
+    }
+
+    /// Removes an entry; returns its count.
+    fn remove(&mut self, entry: &Entry) -> u64 {
+        let Some(slot) = self.index.remove(entry) else {
+            return 0;
+        };
+        self.free.push(slot);
+        self.slots
+            .get_mut(slot as usize)
+            .and_then(Option::take)
+            .map_or(0, |(_, n)| n)
+    }
+
+    fn learn_address(
+        &mut self,
+        outbound: bool,
+        proto: &str,
+        port: u16,
+        remote: IpAddr,
+        limits: &Limits,
+    ) -> Option<u32> {
+        let make = |address: String| {
+            if outbound {
+                Entry::Connect {
+                    proto: proto.to_owned(),
+                    port,
+                    dest: address,
+                }
+            } else {
+                Entry::Inbound {
+                    proto: proto.to_owned(),
+                    port,
+                    peer: address,
+                }
+            }
+        };
+        let net = network(remote);
+        let key: NetKey = (u8::from(!outbound), proto.to_owned(), port, net);
+        let spread = self.nets.get(&key);
+        match spread {
+            Some(spread) if spread.collapsed => self.bump(make(cidr(net)), 1, limits),
+            Some(spread) if spread.members.contains(&remote) => {
+                self.bump(make(remote.to_string()), 1, limits)
+            }
+            Some(spread) if spread.members.len() < limits.addrs_per_net => {
+                let slot = self.bump(make(remote.to_string()), 1, limits);
+                if slot.is_some()
+                    && let Some(spread) = self.nets.get_mut(&key)
+                {
+                    spread.members.push(remote);
+                }
+                slot
+            }
+            Some(_) => {
+                // One address too many: the network stands for all of them.
+                let members = self
+                    .nets
+                    .get_mut(&key)
+                    .map(|s| {
+                        s.collapsed = true;
+                        std::mem::take(&mut s.members)
+                    })
+                    .unwrap_or_default();
+                let mut total = 1;
+                for member in &members {
+                    total += self.remove(&make(member.to_string()));
+                }
+                let slot = self.bump(make(cidr(net)), total, limits);
+                // The members' fast keys pointed at the slots just freed.
+                let code = proto_code(proto);
+                for member in members {
+                    let member_key: AddrKey = (u8::from(!outbound), code, port, member);
+                    match slot {
+                        Some(slot) => {
+                            self.addresses.insert(member_key, slot);
+                        }
+                        None => {
+                            self.addresses.remove(&member_key);
+                        }
+                    }
+                }
+                slot
+            }
+            None => {
+                let slot = self.bump(make(remote.to_string()), 1, limits);
+                if slot.is_some() {
+                    self.nets.insert(
+                        key,
+                        Spread {
+                            members: vec![remote],
+                            collapsed: false,
+                        },
+                    );
+                }
+                slot
+            }
+        }
+    }
+
+    fn learn_write(&mut self, path: &str, limits: &Limits) {
+        let path = cut(path, limits.max_text);
+        let fp = fingerprint(TAG_WRITE, &[path]);
+        let slot = self.find(fp);
+        if self.hit(slot, |entry| match entry {
+            Entry::Write {
+                path: p,
+                dir: false,
+            } => p == path,
+            Entry::Write { path: p, dir: true } => p == directory(path),
+            _ => false,
+        }) {
+            return;
+        }
+        if !printable(path) || !path.starts_with('/') {
+            return;
+        }
+        let slot = self.learn_write_slow(path, limits);
+        if let Some(slot) = slot {
+            self.remember(fp, slot, limits);
+        }
+    }
+
+    fn learn_write_slow(&mut self, path: &str, limits: &Limits) -> Option<u32> {
+        let dir = directory(path);
+        let file_entry = |p: &str| Entry::Write {
+            path: p.to_owned(),
+            dir: false,
+        };
+        let dir_entry = || Entry::Write {
+            path: dir.to_owned(),
+            dir: true,
+        };
+        match self.dirs.get(dir) {
+            Some(spread) if spread.collapsed => self.bump(dir_entry(), 1, limits),
+            Some(spread) if spread.members.iter().any(|m| m == path) => {
+                self.bump(file_entry(path), 1, limits)
+            }
+            Some(spread) if spread.members.len() < limits.files_per_dir => {
+                let slot = self.bump(file_entry(path), 1, limits);
+                if slot.is_some()
+                    && let Some(spread) = self.dirs.get_mut(dir)
+                {
+                    spread.members.push(path.to_owned());
+                }
+                slot
+            }
+            Some(_) => {
+                let members = self
+                    .dirs
+                    .get_mut(dir)
+                    .map(|s| {
+                        s.collapsed = true;
+                        std::mem::take(&mut s.members)
+                    })
+                    .unwrap_or_default();
+                let mut total = 1;
+                for member in members {
+                    total += self.remove(&file_entry(&member));
+                }
+                // Fast keys of the members find a freed (or reused) slot whose entry no longer
+                // matches, and take this path again, to the directory.
+                self.bump(dir_entry(), total, limits)
+            }
+            None => {
+                let slot = self.bump(file_entry(path), 1, limits);
+                if slot.is_some() {
+                    self.dirs.insert(
+                        dir.to_owned(),
+                        Spread {
+                            members: vec![path.to_owned()],
+                            collapsed: false,
+                        },
+                    );
+                }
+                slot
+            }
+        }
+    }
+
+    fn summary(&self, name: &str) -> ContainerSummary {
+        let mut entries: Vec<Counted> = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|(entry, n)| Counted {
+                entry: entry.clone(),
+                n: *n,
+            })
+            .collect();
+        entries.sort_by(|a, b| a.entry.cmp(&b.entry));
+        let mut digests = self.digests.clone();
+        digests.sort();
+        ContainerSummary {
+            container: name.to_owned(),
+            image_digests: digests,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            events: self.events,
+            overflow: self
+                .overflow
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            entries,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Ancestor, Collector, Container, Fd, Process};
+
+    fn container(name: &str) -> Box<Container> {
+        Box::new(Container {
+            id: format!("task-{name}"),
+            name: Some(name.to_owned()),
+            image_digest: Some(format!("sha256:{name}")),
+            ..Container::default()
+        })
+    }
+
+    pub(crate) fn exec(name: &str, exe: &str, comm: &str, parent: Option<&str>) -> Event {
+        let mut event = Event::new(EventType::Execve, Collector::Procscan);
+        event.container = Some(container(name));
+        event.proc = Some(Box::new(Process {
+            pid: 10,
+            name: comm.to_owned(),
+            exepath: Some(exe.to_owned()),
+            ancestors: parent
+                .map(|p| Ancestor {
+                    pid: 1,
+                    name: "parent".into(),
+                    exe: None,
+                    exepath: Some(p.to_owned()),
+                    args: Vec::new(),
+                })
+                .into_iter()
+                .collect(),
+            ..Process::default()
+        }));
+        event
+    }
+
+    pub(crate) fn connect(name: &str, ip: &str, port: u16) -> Event {
+        let mut event = Event::new(EventType::Connect, Collector::Sockets);
+        event.container = Some(container(name));
+        event.fd = Some(Box::new(Fd {
+            l4proto: Some("tcp".into()),
+            cip: Some("10.0.0.5".parse().expect("ip")),
+            cport: Some(40000),
+            sip: Some(ip.parse().expect("ip")),
+            sport: Some(port),
+            local_is_client: Some(true),
+            ..Fd::default()
+        }));
+        event
+    }
+
+    pub(crate) fn write(name: &str, path: &str) -> Event {
+        let mut event = Event::new(EventType::Open, Collector::Fswatch);
+        event.container = Some(container(name));
+        event.fd = Some(Box::new(Fd {
+            name: Some(path.to_owned()),
+            open_write: Some(true),
+            ..Fd::default()
+        }));
+        event
+    }
+
+    fn entries(learner: &Learner, name: &str) -> Vec<(Entry, u64)> {
+        learner
+            .summaries()
+            .into_iter()
+            .find(|s| s.container == name)
+            .map(|s| s.entries.into_iter().map(|c| (c.entry, c.n)).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn programs_are_learnt_per_container_with_name_and_parent_and_counted() {
+        let mut learner = Learner::new(Limits::default());
+        for _ in 0..3 {
+            learner.observe(&exec("web", "/bin/busybox", "httpd", None));
+        }
+        learner.observe(&exec("web", "/bin/busybox", "sh", Some("/bin/busybox")));
+        learner.observe(&exec("worker", "/usr/bin/python3", "python3", None));
+        let web = entries(&learner, "web");
+        assert_eq!(
+            web,
+            vec![
+                (
+                    Entry::Exec {
+                        exe: "/bin/busybox".into(),
+                        name: "httpd".into(),
+                        parent: None
+                    },
+                    3
+                ),
+                (
+                    Entry::Exec {
+                        exe: "/bin/busybox".into(),
+                        name: "sh".into(),
+                        parent: Some("/bin/busybox".into())
+                    },
+                    1
+                ),
+            ]
+        );
+        assert_eq!(entries(&learner, "worker").len(), 1);
+        let summaries = learner.summaries();
+        assert_eq!(summaries[0].container, "web");
+        assert_eq!(summaries[0].image_digests, ["sha256:web"]);
+        assert_eq!(summaries[0].events, 4);
+    }
+
+    #[test]
+    fn destinations_collapse_to_their_network_beyond_a_few_addresses_and_loopback_is_skipped() {
+        let mut learner = Learner::new(Limits::default());
+        for host in 1..=4 {
+            learner.observe(&connect("web", &format!("198.51.100.{host}"), 443));
+        }
+        learner.observe(&connect("web", "203.0.113.9", 5432));
+        learner.observe(&connect("web", "127.0.0.1", 6379));
+        learner.observe(&connect("web", "::ffff:127.0.0.1", 6379));
+        assert_eq!(
+            entries(&learner, "web").len(),
+            5,
+            "four addresses on 443, one on 5432, no loopback"
+        );
+        // The fifth address of 198.51.100.0/24 on 443: the network stands for all of them.
+        for host in 5..=20 {
+            learner.observe(&connect("web", &format!("198.51.100.{host}"), 443));
+        }
+        learner.observe(&connect("web", "198.51.100.1", 443));
+        let web = entries(&learner, "web");
+        assert_eq!(
+            web,
+            vec![
+                (
+                    Entry::Connect {
+                        proto: "tcp".into(),
+                        port: 443,
+                        dest: "198.51.100.0/24".into()
+                    },
+                    21
+                ),
+                (
+                    Entry::Connect {
+                        proto: "tcp".into(),
+                        port: 5432,
+                        dest: "203.0.113.9".into()
+                    },
+                    1
+                ),
+            ]
+        );
+        // IPv6 aggregates to its /64.
+        for host in 1..=5 {
+            learner.observe(&connect("web", &format!("2001:db8:0:1::{host}"), 443));
+        }
+        assert!(entries(&learner, "web").iter().any(|(e, n)| *e
+            == Entry::Connect {
+                proto: "tcp".into(),
+                port: 443,
+                dest: "2001:db8:0:1::/64".into()
+            }
+            && *n == 5));
+    }
+
+    #[test]
+    fn files_collapse_to_their_directory_beyond_a_few() {
+        let mut learner = Learner::new(Limits::default());
+        learner.observe(&write("worker", "/etc/app/app.conf"));
+        for job in 0..40 {
+            learner.observe(&write("worker", &format!("/tmp/job.{job}")));
+        }
+        assert_eq!(
+            entries(&learner, "worker"),
+            vec![
+                (
+                    Entry::Write {
+                        path: "/etc/app/app.conf".into(),
+                        dir: false
+                    },
+                    1
+                ),
+                (
+                    Entry::Write {
+                        path: "/tmp".into(),
+                        dir: true
+                    },
+                    40
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn entries_seen_again_after_a_collapse_count_where_they_now_belong() {
+        let mut learner = Learner::new(Limits {
+            files_per_dir: 2,
+            addrs_per_net: 2,
+            ..Limits::default()
+        });
+        for path in ["/tmp/a", "/tmp/b", "/tmp/c"] {
+            learner.observe(&write("w", path));
+        }
+        // The slots /tmp/a and /tmp/b held are reused.
+        learner.observe(&write("w", "/etc/x"));
+        learner.observe(&write("w", "/etc/y"));
+        learner.observe(&write("w", "/tmp/a"));
+        learner.observe(&write("w", "/etc/x"));
+        for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+            learner.observe(&connect("w", ip, 443));
+        }
+        learner.observe(&connect("w", "203.0.113.5", 443));
+        learner.observe(&connect("w", "198.51.100.1", 443));
+        learner.observe(&connect("w", "203.0.113.5", 443));
+        let file = |path: &str, dir: bool| Entry::Write {
+            path: path.into(),
+            dir,
+        };
+        let to = |dest: &str| Entry::Connect {
+            proto: "tcp".into(),
+            port: 443,
+            dest: dest.into(),
+        };
+        assert_eq!(
+            entries(&learner, "w"),
+            vec![
+                (to("198.51.100.0/24"), 4),
+                (to("203.0.113.5"), 2),
+                (file("/etc/x", false), 2),
+                (file("/etc/y", false), 1),
+                (file("/tmp", true), 4),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_cap_holds_and_overflow_is_counted_by_kind() {
+        let limits = Limits {
+            max_entries: 10,
+            ..Limits::default()
+        };
+        let mut learner = Learner::new(limits);
+        for n in 0..50 {
+            learner.observe(&exec("web", &format!("/usr/bin/tool{n}"), "tool", None));
+        }
+        // A known entry still counts once the cap is reached.
+        learner.observe(&exec("web", "/usr/bin/tool0", "tool", None));
+        assert_eq!(learner.entries(), 10);
+        let summary = &learner.summaries()[0];
+        assert_eq!(summary.overflow.get("exec"), Some(&40));
+        assert_eq!(summary.entries[0].n, 2);
+    }
+
+    #[test]
+    fn events_without_a_container_name_or_of_the_host_are_not_learnt() {
+        let mut learner = Learner::new(Limits::default());
+        let mut unnamed = exec("web", "/bin/busybox", "sh", None);
+        if let Some(c) = unnamed.container.as_mut() {
+            c.name = None;
+        }
+        learner.observe(&unnamed);
+        let mut host = exec("web", "/bin/busybox", "sh", None);
+        if let Some(c) = host.container.as_mut() {
+            c.id = "host".into();
+        }
+        learner.observe(&host);
+        assert_eq!(learner.entries(), 0);
+        assert_eq!(learner.unnamed(), 1);
+    }
+
+    #[test]
+    fn a_busy_workload_stays_within_the_cap() {
+        // 200 distinct programs and 50 destinations, repeated: the profile holds what is
+        // distinct, not what is repeated.
+        let mut learner = Learner::new(Limits::default());
+        for _round in 0..20 {
+            for p in 0..200 {
+                learner.observe(&exec(
+                    "busy",
+                    &format!("/usr/local/bin/program-{p}"),
+                    &format!("program-{p}"),
+                    Some("/bin/sh"),
+                ));
+            }
+            for d in 0..50u16 {
+                learner.observe(&connect(
+                    "busy",
+                    &format!("10.0.{}.{}", d / 10, d % 10),
+                    443,
+                ));
+            }
+        }
+        let summary = &learner.summaries()[0];
+        assert!(summary.overflow.is_empty(), "{:?}", summary.overflow);
+        assert_eq!(summary.events, 20 * 250);
+        // 200 programs, and 5 networks of 10 addresses each on one port.
+        assert_eq!(learner.entries(), 205);
+        assert!(learner.entries() <= Limits::default().max_entries);
+    }
+}
