@@ -15,7 +15,8 @@ use crate::config::{Overrides, RuleMatchingMode};
 /// (a default set is built in) and prints one JSON alert per line on stdout.
 ///
 /// Exit codes: 0 success, 1 runtime failure (or rule files with errors for `rules validate`,
-/// findings at or above `--fail-on` for `lint`), 2 bad usage (or an unreadable `lint` input),
+/// findings at or above `--fail-on` for `lint`, any credential for `secrets`), 2 bad usage (or an
+/// unreadable `lint` input),
 /// 78 invalid configuration or rules at start.
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +46,12 @@ pub enum Command {
     /// Check ECS task definitions, their roles' IAM policies and CloudFormation templates
     /// before they ship, including whether the TaskSentry sidecar can see (docs/lint.md).
     Lint(LintArgs),
+    /// Print the software bill of materials of a container root (its OS and language packages)
+    /// as CycloneDX 1.5 JSON (docs/images.md).
+    Sbom(SbomArgs),
+    /// Find credentials baked into a container root: one JSON line per finding with the file,
+    /// line, kind and a fingerprint, never the value (docs/images.md). Exit 1 when any is found.
+    Secrets(SecretsArgs),
     /// Workload profiles: build a rules file from learnt snapshots (`run --learn`).
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -79,6 +86,62 @@ pub struct LintArgs {
     /// Print every check (id, severity, why) and exit.
     #[arg(long)]
     pub list_checks: bool,
+}
+
+/// Flags of `tasksentry sbom`.
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// The container root to read: an unpacked image, or `/proc/PID/root` of a process in it.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "cyclonedx-json")]
+    pub format: SbomFormat,
+    /// A directory of OSV JSON records, or a zip of them (osv.dev's per-ecosystem `all.zip`
+    /// exports): adds the known vulnerabilities of the components (CycloneDX `vulnerabilities`).
+    #[arg(long, value_name = "DIR|ZIP")]
+    pub vulndb: Option<PathBuf>,
+    /// With --vulndb: a process of the container (repeatable); a vulnerable package one of
+    /// whose files it maps (`/proc/PID/maps`) or executes is reported in use.
+    #[arg(long, value_name = "PID", requires = "vulndb")]
+    pub pid: Vec<i32>,
+    /// Directory entries looked at, at most, in the pass.
+    #[arg(long, value_name = "N", default_value_t = crate::image::Limits::default().max_files)]
+    pub max_files: u64,
+    /// Bytes read, at most, in the pass.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::image::Limits::default().max_bytes)]
+    pub max_bytes: u64,
+    /// A package metadata file bigger than this is skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::image::Limits::default().max_file_bytes)]
+    pub max_file_bytes: u64,
+    /// A Java archive (also one nested in another) bigger than this is skipped.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::image::Limits::default().max_archive_bytes)]
+    pub max_archive_bytes: u64,
+}
+
+/// Flags of `tasksentry secrets`.
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// The container root to read: an unpacked image, or `/proc/PID/root` of a process in it.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// A process of the container (repeatable, e.g. its entrypoint) whose environment
+    /// (`/proc/PID/environ`) is checked for credentials too.
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<i32>,
+    /// Directory entries looked at, at most, in the pass.
+    #[arg(long, value_name = "N", default_value_t = crate::image::Limits::default().max_files)]
+    pub max_files: u64,
+    /// Bytes read, at most, in the pass.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::image::Limits::default().max_bytes)]
+    pub max_bytes: u64,
+}
+
+/// Output formats of `tasksentry sbom`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SbomFormat {
+    /// CycloneDX 1.5, JSON.
+    CyclonedxJson,
 }
 
 /// Output formats of `tasksentry lint`.

@@ -392,3 +392,128 @@ pub fn lint(args: &crate::cli::LintArgs) -> anyhow::Result<u8> {
         exit::OK
     })
 }
+
+/// `tasksentry sbom`: the inventory of a container root as CycloneDX JSON on stdout; what
+/// could not be read is in the SBOM's metadata properties and, when the budget ran out, on
+/// stderr.
+pub fn sbom(args: &crate::cli::SbomArgs) -> anyhow::Result<u8> {
+    use crate::image::{self, Limits, Root};
+    if !args.root.is_dir() {
+        eprintln!(
+            "tasksentry: sbom: --root {}: not a directory",
+            args.root.display()
+        );
+        return Ok(exit::USAGE);
+    }
+    let limits = Limits {
+        max_files: args.max_files,
+        max_bytes: args.max_bytes,
+        max_file_bytes: args.max_file_bytes,
+        max_archive_bytes: args.max_archive_bytes,
+        ..Limits::default()
+    };
+    let vulndb = match &args.vulndb {
+        Some(dir) => match image::osv::VulnDb::load(dir) {
+            Ok(db) => {
+                for note in &db.notes {
+                    eprintln!("tasksentry: sbom: --vulndb: {note}");
+                }
+                Some(db)
+            }
+            Err(error) => {
+                eprintln!("tasksentry: sbom: --vulndb {}: {error}", dir.display());
+                return Ok(exit::USAGE);
+            }
+        },
+        None => None,
+    };
+    let root = Root::new(&args.root, limits);
+    let inventory = image::inventory(&root);
+    if let Some(budget) = inventory.truncated {
+        eprintln!(
+            "tasksentry: sbom: the {budget} budget ran out: the SBOM is incomplete (raise --max-{budget})"
+        );
+    }
+    let crate::cli::SbomFormat::CyclonedxJson = args.format;
+    let mut document = image::cyclonedx::sbom(&inventory, &args.root.display().to_string());
+    if let (Some(db), Some(object)) = (&vulndb, document.as_object_mut()) {
+        let findings = db.matches(&inventory.components, &inventory.distro);
+        let in_use: Option<Vec<_>> = (!args.pid.is_empty()).then(|| {
+            let used = image::inuse::used_paths(Path::new("/proc"), &args.pid, &root);
+            findings
+                .iter()
+                .map(|f| image::inuse::in_use(&inventory.components[f.component], &root, &used))
+                .collect()
+        });
+        object.insert(
+            "vulnerabilities".into(),
+            image::cyclonedx::vulnerabilities(&inventory, &findings, in_use.as_deref()),
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, &document).context("writing the SBOM")?;
+    writeln!(stdout)?;
+    Ok(exit::OK)
+}
+
+/// `tasksentry secrets`: credentials in a container root, one JSON line each (`path`, `line`,
+/// `kind`, `fingerprint`), never the value. Exit 1 when any is found.
+pub fn secrets(args: &crate::cli::SecretsArgs) -> anyhow::Result<u8> {
+    use crate::image::{Limits, Root, secrets};
+    if !args.root.is_dir() {
+        eprintln!(
+            "tasksentry: secrets: --root {}: not a directory",
+            args.root.display()
+        );
+        return Ok(exit::USAGE);
+    }
+    let root = Root::new(
+        &args.root,
+        Limits {
+            max_files: args.max_files,
+            max_bytes: args.max_bytes,
+            ..Limits::default()
+        },
+    );
+    let findings = secrets::scan(&root);
+    if let Some(budget) = root.exhausted() {
+        eprintln!(
+            "tasksentry: secrets: the {budget} budget ran out: files after it were not scanned (raise --max-{budget})"
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    for finding in &findings {
+        let line = serde_json::json!({
+            "path": finding.path,
+            "line": finding.line,
+            "kind": finding.kind,
+            "fingerprint": finding.fingerprint,
+        });
+        writeln!(stdout, "{line}")?;
+    }
+    let mut env_findings = 0;
+    for &pid in &args.pid {
+        let environ = match std::fs::read(format!("/proc/{pid}/environ")) {
+            Ok(environ) => environ,
+            Err(error) => {
+                eprintln!("tasksentry: secrets: --pid {pid}: /proc/{pid}/environ: {error}");
+                continue;
+            }
+        };
+        for finding in secrets::scan_environ(&environ) {
+            env_findings += 1;
+            let line = serde_json::json!({
+                "pid": pid,
+                "variable": finding.variable,
+                "kind": finding.kind,
+                "fingerprint": finding.fingerprint,
+            });
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    Ok(if findings.is_empty() && env_findings == 0 {
+        exit::OK
+    } else {
+        exit::FAILURE
+    })
+}

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod event;
 pub mod exit;
 pub mod guard;
+pub mod image;
 pub mod lint;
 pub mod priority;
 pub mod procfs;

@@ -62,6 +62,14 @@ fn main() -> ExitCode {
             init_logging("warn", LogFormat::Text);
             commands::lint(&args)
         }
+        Command::Secrets(args) => {
+            init_logging("warn", LogFormat::Text);
+            commands::secrets(&args)
+        }
+        Command::Sbom(args) => {
+            init_logging("warn", LogFormat::Text);
+            commands::sbom(&args)
+        }
         Command::Profile(command) => {
             init_logging("warn", LogFormat::Text);
             match command {

@@ -1,0 +1,156 @@
+//! Java archives: every `META-INF/maven/GROUP/ARTIFACT/pom.properties` inside a jar, war or
+//! ear, and inside the archives nested in it (Spring Boot's `BOOT-INF/lib/*.jar`, a war's
+//! `WEB-INF/lib/*.jar`), to [`MAX_NESTING`] levels. Each entry counts against the file budget;
+//! an entry is decompressed to at most its cap, whatever its header claims.
+
+use std::io::{Cursor, Read, Seek};
+
+use super::{Component, Ecosystem, Inventory, Root, purl, text};
+
+/// Archives inside archives read, levels below the file on disk.
+pub const MAX_NESTING: usize = 3;
+
+/// A Java archive by its name.
+pub(crate) fn is_archive(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".jar", ".war", ".ear", ".hpi", ".jpi"]
+        .iter()
+        .any(|ext| lower.ends_with(ext))
+}
+
+/// Reads the archive at `path` inside the root.
+pub(crate) fn read(root: &Root, path: &str, inv: &mut Inventory) {
+    match root.open_walked(path, root.limits().max_archive_bytes) {
+        Ok((file, _)) => read_archive(root, file, path, 0, inv),
+        Err(error) => inv.note(error.to_string()),
+    }
+}
+
+/// Reads an archive held in memory (`location` names it in notes and components).
+pub fn read_bytes(root: &Root, bytes: Vec<u8>, location: &str, inv: &mut Inventory) {
+    read_archive(root, Cursor::new(bytes), location, 0, inv);
+}
+
+/// The component a `pom.properties` describes, if it has a group, an artifact and a version.
+pub fn parse_pom_properties(properties: &str) -> Option<Component> {
+    pom_properties(properties, "")
+}
+
+fn read_archive<R: Read + Seek>(
+    root: &Root,
+    reader: R,
+    location: &str,
+    depth: usize,
+    inv: &mut Inventory,
+) {
+    let mut archive = match zip::ZipArchive::new(reader) {
+        Ok(archive) => archive,
+        Err(error) => {
+            inv.note(format!("{location}: not a readable zip archive: {error}"));
+            return;
+        }
+    };
+    let cap = root.limits().max_file_bytes;
+    let archive_cap = root.limits().max_archive_bytes;
+    for index in 0..archive.len() {
+        if !root.take_file() {
+            return;
+        }
+        let mut entry = match archive.by_index(index) {
+            Ok(entry) => entry,
+            Err(error) => {
+                inv.note(format!("{location}: entry {index}: {error}"));
+                continue;
+            }
+        };
+        let name = entry.name().to_owned();
+        let wanted = if is_pom_properties(&name) {
+            cap
+        } else if depth < MAX_NESTING && is_archive(&name) {
+            archive_cap
+        } else {
+            continue;
+        };
+        if entry.size() > wanted {
+            inv.note(format!(
+                "{location}!/{name}: {} bytes, above the cap of {wanted}",
+                entry.size()
+            ));
+            continue;
+        }
+        if !root.take_bytes(entry.size()) {
+            return;
+        }
+        let mut bytes = Vec::new();
+        if let Err(error) = (&mut entry).take(wanted).read_to_end(&mut bytes) {
+            inv.note(format!("{location}!/{name}: {error}"));
+            continue;
+        }
+        drop(entry);
+        let inner = format!("{location}!/{name}");
+        if is_pom_properties(&name) {
+            if let Some(component) = pom_properties(&text(&bytes), &inner) {
+                inv.components.push(component);
+            }
+        } else {
+            read_archive(root, Cursor::new(bytes), &inner, depth + 1, inv);
+        }
+    }
+}
+
+fn is_pom_properties(name: &str) -> bool {
+    name.starts_with("META-INF/maven/") && name.ends_with("/pom.properties")
+}
+
+/// `groupId`, `artifactId` and `version` of a `pom.properties` (Java properties: `key=value`
+/// or `key: value`, `#` and `!` comments).
+fn pom_properties(properties: &str, location: &str) -> Option<Component> {
+    let (mut group, mut artifact, mut version) = (None, None, None);
+    for line in properties.lines() {
+        let line = line.trim();
+        if line.starts_with(['#', '!']) {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(['=', ':']) else {
+            continue;
+        };
+        let value = value.trim().to_owned();
+        match key.trim() {
+            "groupId" => group = Some(value),
+            "artifactId" => artifact = Some(value),
+            "version" => version = Some(value),
+            _ => {}
+        }
+    }
+    let (group, artifact, version) = (group?, artifact?, version?);
+    if group.is_empty() || artifact.is_empty() || version.is_empty() {
+        return None;
+    }
+    Some(Component {
+        ecosystem: Ecosystem::Maven,
+        purl: purl(Ecosystem::Maven, Some(&group), &artifact, &version, &[]),
+        group: Some(group),
+        name: artifact,
+        version,
+        location: location.to_owned(),
+        source: None,
+        arch: None,
+        files: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pom_properties_are_read() {
+        let text = "#Generated by Maven\n#Tue Jan 01 00:00:00 UTC 2024\nversion=2.15.2\ngroupId=com.fasterxml.jackson.core\nartifactId=jackson-databind\n";
+        let component = pom_properties(text, "/app.jar!/x").expect("component");
+        assert_eq!(
+            component.purl,
+            "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.15.2"
+        );
+        assert!(pom_properties("groupId=a\nversion=1\n", "x").is_none());
+    }
+}

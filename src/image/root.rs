@@ -1,0 +1,359 @@
+//! Reading a container root under a budget: paths are resolved inside the root (a symlink,
+//! absolute or relative, never leads out of it), every read counts files and bytes against one
+//! budget per pass, and every file is read with a size cap.
+
+use std::cell::{Cell, RefCell};
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Component as PathComponent, Path, PathBuf};
+
+/// How much one inventory pass may read. Defaults suit a sidecar: a few hundred MiB and
+/// 200,000 files at most per image, and no single metadata file above 8 MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Directory entries looked at (files, directories, links), all kinds together.
+    pub max_files: u64,
+    /// Bytes read from files, all files together.
+    pub max_bytes: u64,
+    /// A metadata file (status, METADATA, package.json, ...) bigger than this is skipped.
+    pub max_file_bytes: u64,
+    /// An archive (jar, war, ear) bigger than this is skipped; also the cap on a nested jar.
+    pub max_archive_bytes: u64,
+    /// Directory depth below the root that the walk descends to.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_files: 200_000,
+            max_bytes: 512 << 20,
+            max_file_bytes: 8 << 20,
+            max_archive_bytes: 128 << 20,
+            max_depth: 48,
+        }
+    }
+}
+
+/// Symlinks followed while resolving one path, as the kernel's `ELOOP` bound.
+const MAX_LINK_HOPS: usize = 40;
+
+/// Why a file was not read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The pass used its budget of files or bytes.
+    #[error("inventory budget exhausted ({what})")]
+    Budget {
+        /// `files` or `bytes`.
+        what: &'static str,
+    },
+    /// The file is bigger than its cap.
+    #[error("{path}: {size} bytes, above the cap of {cap}")]
+    TooBig {
+        /// Path inside the root.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// Missing, unreadable, not a regular file, or a symlink loop.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path inside the root.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A container root (a directory, `/proc/<pid>/root` in the sidecar) read under [`Limits`].
+#[derive(Debug)]
+pub struct Root {
+    base: PathBuf,
+    limits: Limits,
+    files: Cell<u64>,
+    bytes: Cell<u64>,
+    exhausted: RefCell<Option<&'static str>>,
+}
+
+impl Root {
+    /// A root at `base`.
+    pub fn new(base: impl Into<PathBuf>, limits: Limits) -> Root {
+        Root {
+            base: base.into(),
+            limits,
+            files: Cell::new(0),
+            bytes: Cell::new(0),
+            exhausted: RefCell::new(None),
+        }
+    }
+
+    /// The root's directory.
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    /// `inner` with every link resolved inside the root, as a path inside the container
+    /// (`/lib/x.so` of a merged-`/usr` image is `/usr/lib/x.so`); `None` when missing.
+    pub fn canonical(&self, inner: &str) -> Option<String> {
+        let host = self.resolve(inner)?;
+        let rest = host.strip_prefix(&self.base).ok()?;
+        Some(format!("/{}", rest.to_string_lossy()))
+    }
+
+    /// The limits of this pass.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Entries looked at and bytes read so far.
+    pub fn used(&self) -> (u64, u64) {
+        (self.files.get(), self.bytes.get())
+    }
+
+    /// Which budget ran out, if one did.
+    pub fn exhausted(&self) -> Option<&'static str> {
+        *self.exhausted.borrow()
+    }
+
+    /// Counts one directory entry; false once the file budget is used.
+    pub(crate) fn take_file(&self) -> bool {
+        if self.files.get() >= self.limits.max_files {
+            self.exhausted.borrow_mut().get_or_insert("files");
+            return false;
+        }
+        self.files.set(self.files.get() + 1);
+        true
+    }
+
+    /// Counts `n` bytes about to be read; false (and nothing counted) when they do not fit.
+    pub(crate) fn take_bytes(&self, n: u64) -> bool {
+        if self.bytes.get().saturating_add(n) > self.limits.max_bytes {
+            self.exhausted.borrow_mut().get_or_insert("bytes");
+            return false;
+        }
+        self.bytes.set(self.bytes.get() + n);
+        true
+    }
+
+    /// The host path of `inner` (an absolute or relative path inside the container), with
+    /// every symlink resolved as the container would see it: absolute targets start again at
+    /// the root and `..` stops at the root. `None` for a missing path or a link loop.
+    pub fn resolve(&self, inner: &str) -> Option<PathBuf> {
+        let mut done: Vec<std::ffi::OsString> = Vec::new();
+        let mut pending: Vec<std::ffi::OsString> = components(Path::new(inner));
+        pending.reverse();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            if part == ".." {
+                done.pop();
+                continue;
+            }
+            let mut host = self.base.clone();
+            host.extend(&done);
+            host.push(&part);
+            let meta = fs::symlink_metadata(&host).ok()?;
+            if meta.file_type().is_symlink() {
+                hops += 1;
+                if hops > MAX_LINK_HOPS {
+                    return None;
+                }
+                let target = fs::read_link(&host).ok()?;
+                if target.is_absolute() {
+                    done.clear();
+                }
+                let mut more = components(&target);
+                more.reverse();
+                pending.extend(more);
+            } else {
+                done.push(part);
+            }
+        }
+        let mut host = self.base.clone();
+        host.extend(&done);
+        Some(host)
+    }
+
+    /// The host path of an inner path already resolved (found by the walk, which never
+    /// follows links).
+    pub(crate) fn host(&self, inner: &str) -> PathBuf {
+        let mut host = self.base.clone();
+        host.extend(components(Path::new(inner)));
+        host
+    }
+
+    /// Reads the regular file at the inner path `inner` (resolved inside the root), at most
+    /// `cap` bytes, counting it against the budget.
+    pub fn read(&self, inner: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
+        let io = |source| ReadError::Io {
+            path: inner.to_owned(),
+            source,
+        };
+        let host = self.resolve(inner).ok_or_else(|| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "missing, or a symlink loop",
+            ))
+        })?;
+        self.read_host(&host, inner, cap)
+    }
+
+    /// Reads a file found by the walk (no link to resolve).
+    pub(crate) fn read_walked(&self, inner: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
+        self.read_host(&self.host(inner), inner, cap)
+    }
+
+    fn read_host(&self, host: &Path, inner: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
+        let io = |source| ReadError::Io {
+            path: inner.to_owned(),
+            source,
+        };
+        let file = open_regular(host).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if size > cap {
+            return Err(ReadError::TooBig {
+                path: inner.to_owned(),
+                size,
+                cap,
+            });
+        }
+        if !self.take_bytes(size) {
+            return Err(ReadError::Budget { what: "bytes" });
+        }
+        let mut bytes = Vec::with_capacity(size as usize);
+        // A file growing while read is cut at its size when opened.
+        file.take(size).read_to_end(&mut bytes).map_err(io)?;
+        Ok(bytes)
+    }
+
+    /// Opens a regular file found by the walk, for readers that seek (archives), after
+    /// counting its whole size against the budget.
+    pub(crate) fn open_walked(&self, inner: &str, cap: u64) -> Result<(File, u64), ReadError> {
+        let io = |source| ReadError::Io {
+            path: inner.to_owned(),
+            source,
+        };
+        let file = open_regular(&self.host(inner)).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len();
+        if size > cap {
+            return Err(ReadError::TooBig {
+                path: inner.to_owned(),
+                size,
+                cap,
+            });
+        }
+        if !self.take_bytes(size) {
+            return Err(ReadError::Budget { what: "bytes" });
+        }
+        Ok((file, size))
+    }
+
+    /// The entries of the directory at the inner path (resolved inside the root), sorted by
+    /// name, each counted against the file budget: `(name, file type)`; links are reported as
+    /// links, never followed.
+    pub fn list(&self, inner: &str) -> Vec<(String, fs::FileType)> {
+        match self.resolve(inner) {
+            Some(host) => self.list_host(&host),
+            None => Vec::new(),
+        }
+    }
+
+    pub(crate) fn list_host(&self, host: &Path) -> Vec<(String, fs::FileType)> {
+        let Ok(entries) = fs::read_dir(host) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            if !self.take_file() {
+                break;
+            }
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            out.push((entry.file_name().to_string_lossy().into_owned(), kind));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+/// Opens `host` for reading without following a final symlink and without blocking on a
+/// FIFO, and checks it is a regular file.
+fn open_regular(host: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(host)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// The normal components of `path` (root and `.` dropped, `..` kept).
+fn components(path: &Path) -> Vec<std::ffi::OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            PathComponent::Normal(part) => Some(part.to_os_string()),
+            PathComponent::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn symlinks_resolve_inside_the_root() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::write(outside.path().join("secret"), "outside").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        fs::create_dir_all(base.join("etc")).expect("mkdir");
+        fs::write(base.join("etc/real"), "inside").expect("write");
+        // Absolute: starts again at the container's root.
+        symlink("/etc/real", base.join("etc/abs")).expect("link");
+        // Relative with `..` past the root: stops at the root.
+        symlink("../../../../etc/real", base.join("etc/dots")).expect("link");
+        // Pointing at the host's copy of a file outside: resolved inside, so missing.
+        symlink(outside.path().join("secret"), base.join("escape")).expect("link");
+        symlink("loop", base.join("loop")).expect("link");
+        let root = Root::new(base, Limits::default());
+        assert_eq!(root.read("/etc/abs", 100).expect("abs"), b"inside");
+        assert_eq!(root.read("etc/dots", 100).expect("dots"), b"inside");
+        assert!(root.read("/escape", 100).is_err());
+        assert!(root.read("/loop", 100).is_err());
+        assert!(matches!(
+            root.read("/etc/real", 3),
+            Err(ReadError::TooBig { size: 6, .. })
+        ));
+    }
+
+    #[test]
+    fn the_byte_budget_stops_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("a"), [0u8; 600]).expect("write");
+        let root = Root::new(
+            dir.path(),
+            Limits {
+                max_bytes: 1000,
+                ..Limits::default()
+            },
+        );
+        assert!(root.read("a", 1 << 20).is_ok());
+        assert!(matches!(
+            root.read("a", 1 << 20),
+            Err(ReadError::Budget { what: "bytes" })
+        ));
+        assert_eq!(root.exhausted(), Some("bytes"));
+        assert_eq!(root.used().1, 600);
+    }
+}
