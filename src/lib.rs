@@ -16,6 +16,7 @@ pub mod ecs;
 pub mod engine;
 pub mod event;
 pub mod exit;
+mod fasthash;
 pub mod guard;
 pub mod image;
 pub mod lint;

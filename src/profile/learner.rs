@@ -18,11 +18,13 @@
 //! - files read (the watch set reports reads of sensitive paths only).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventType, Timestamp};
+use crate::fasthash::KeyedFxBuild;
 
 /// One thing a container was seen doing. The order (variant, then fields) is the order of
 /// snapshots and profiles.
@@ -142,73 +144,15 @@ type NetKey = (u8, String, u16, IpAddr);
 /// Exact key of one remote address: direction, protocol code (1 tcp, 2 udp), port, address.
 type AddrKey = (u8, u8, u16, IpAddr);
 
-/// A small, fast, non-cryptographic hasher (the multiply-rotate mix of rustc's FxHasher) for
-/// the fast paths: fingerprints of borrowed event values, and keys that are already
-/// fingerprints. A collision is harmless: a fingerprint only finds a slot whose entry is then
-/// compared with the event, and a mismatch takes the exact (slow) path.
-#[derive(Debug, Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Fx {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Fx::SEED);
-    }
-}
-
-impl std::hash::Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-        // The length separates "ab","c" from "a","bc".
-        self.add(bytes.len() as u64);
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxBuild = std::hash::BuildHasherDefault<Fx>;
-
-/// The fingerprint of borrowed texts under a tag.
-fn fingerprint(tag: u64, parts: &[&str]) -> u64 {
-    use std::hash::Hasher;
-    let mut hasher = Fx::default();
-    hasher.add(tag);
+/// The fingerprint of borrowed texts under a tag, for the fast paths. A collision is
+/// harmless: a fingerprint only finds a slot whose entry is then compared with the event, and a
+/// mismatch takes the exact (slow) path. Each text is hashed with its terminator, so "ab","c"
+/// and "a","bc" differ.
+fn fingerprint(build: &KeyedFxBuild, tag: u64, parts: &[&str]) -> u64 {
+    let mut hasher = build.build_hasher();
+    hasher.write_u64(tag);
     for part in parts {
-        hasher.write(part.as_bytes());
+        part.hash(&mut hasher);
     }
     hasher.finish()
 }
@@ -239,11 +183,11 @@ pub struct ContainerProfile {
     slots: Vec<Option<(Entry, u64)>>,
     free: Vec<u32>,
     index: HashMap<Entry, u32>,
-    fast: HashMap<u64, u32, FxBuild>,
+    fast: HashMap<u64, u32, KeyedFxBuild>,
     /// A direct-mapped cache in front of `fast`: (fingerprint, slot), by the fingerprint's top
     /// byte. Entries it holds are checked like those of `fast`.
     recent: Vec<(u64, u32)>,
-    addresses: HashMap<AddrKey, u32, FxBuild>,
+    addresses: HashMap<AddrKey, u32, KeyedFxBuild>,
     nets: HashMap<NetKey, Spread<IpAddr>>,
     dirs: HashMap<String, Spread<String>>,
     overflow: BTreeMap<&'static str, u64>,
@@ -523,7 +467,11 @@ impl ContainerProfile {
                     .first()
                     .and_then(|a| a.exepath.as_deref())
                     .map(|p| cut(p, limits.max_text));
-                let fp = fingerprint(TAG_EXEC, &[exe, name, parent.unwrap_or("\u{0}")]);
+                let fp = fingerprint(
+                    self.fast.hasher(),
+                    TAG_EXEC,
+                    &[exe, name, parent.unwrap_or("\u{0}")],
+                );
                 let slot = self.find(fp);
                 let known = self.hit(slot, |entry| {
                     matches!(entry, Entry::Exec { exe: e, name: n, parent: p }
@@ -549,7 +497,11 @@ impl ContainerProfile {
                     return;
                 };
                 let proto = cut(proto, 16);
-                let fp = fingerprint(TAG_LISTEN + (u64::from(port) << 8), &[proto]);
+                let fp = fingerprint(
+                    self.fast.hasher(),
+                    TAG_LISTEN + (u64::from(port) << 8),
+                    &[proto],
+                );
                 let slot = self.find(fp);
                 if self.hit(slot, |entry| {
                     matches!(entry, Entry::Listen { proto: p, port: n } if p == proto && *n == port)
@@ -612,7 +564,7 @@ impl ContainerProfile {
                     self.learn_write(path, limits);
                 } else if fd.open_read == Some(true) {
                     let path = cut(path, limits.max_text);
-                    let fp = fingerprint(TAG_READ, &[path]);
+                    let fp = fingerprint(self.fast.hasher(), TAG_READ, &[path]);
                     let slot = self.find(fp);
                     if self.hit(
                         slot,
@@ -771,7 +723,7 @@ impl ContainerProfile {
 
     fn learn_write(&mut self, path: &str, limits: &Limits) {
         let path = cut(path, limits.max_text);
-        let fp = fingerprint(TAG_WRITE, &[path]);
+        let fp = fingerprint(self.fast.hasher(), TAG_WRITE, &[path]);
         let slot = self.find(fp);
         if self.hit(slot, |entry| match entry {
             Entry::Write {

@@ -40,12 +40,11 @@
 //! `listen`.
 //!
 //! Files: `source.rs` reads the tables, `tracker.rs` diffs them, `owners.rs` finds and names
-//! owners, `event.rs` builds the events, `hasher.rs` is the keyed hasher of the per-entry
-//! lookups, `schedule.rs` decides when to poll, `refine.rs` serves procscan's standard
+//! owners, `event.rs` builds the events (its per-entry lookups use the keyed hasher of
+//! `src/fasthash.rs`), `schedule.rs` decides when to poll, `refine.rs` serves procscan's standard
 //! descriptors, `netlink.rs` speaks `sock_diag`.
 
 mod event;
-mod hasher;
 pub mod netlink;
 mod owners;
 mod refine;
@@ -67,8 +66,8 @@ use super::access::Access;
 use super::sender::DropCountingSender;
 use super::shared::{ExecImages, ExecSignal, SharedTables};
 use crate::event::{Collector, Event, EventType, Internal};
+use crate::fasthash::FastMap;
 use crate::procfs::net::Proto;
-use hasher::FastMap;
 use owners::{Owner, Seen};
 use tracker::{Known, SockId};
 

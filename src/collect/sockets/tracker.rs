@@ -6,12 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::hasher::FastMap;
 use super::owners::Owner;
 use super::{SocketStats, SocketTracker, SocketsConfig};
 use crate::collect::shared::own_sockets;
 use crate::collect::shared::{ExecImages, Tables};
 use crate::event::Event;
+use crate::fasthash::FastMap;
 use crate::procfs::net::{Family, Proto, SockEntry, tcp_state, unmap};
 
 /// What a table entry is, for reporting.

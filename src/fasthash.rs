@@ -1,4 +1,5 @@
-//! The hash map of the per-entry lookups of every poll.
+//! A fast keyed hash map for the per-event lookups of the hot paths (the sockets collector's
+//! per-entry lookups of every poll, the profile learner's fingerprints).
 
 use std::collections::HashMap;
 
@@ -94,4 +95,4 @@ impl std::hash::BuildHasher for KeyedFxBuild {
     }
 }
 
-pub(super) type FastMap<K, V> = HashMap<K, V, KeyedFxBuild>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, KeyedFxBuild>;
