@@ -195,18 +195,7 @@ impl VulnDb {
         if record.get("withdrawn").is_some_and(|w| !w.is_null()) {
             return;
         }
-        let strings = |key: &str| -> Vec<String> {
-            record
-                .get(key)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let strings = |key: &str| string_array(record, key);
         let mut aliases = strings("aliases");
         aliases.sort();
         let summary = record
@@ -287,16 +276,7 @@ impl VulnDb {
                     })
                 })
                 .collect();
-            let versions = affected
-                .get("versions")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let versions = string_array(affected, "versions");
             self.index
                 .entry((ecosystem, lookup_name(ecosystem, name)))
                 .or_default()
@@ -573,6 +553,21 @@ pub fn rating(score: f64) -> &'static str {
         s if s > 0.0 => "low",
         _ => "none",
     }
+}
+
+/// The strings of the array `key` of a record (others and non-strings left out; none when it
+/// is absent or not an array).
+fn string_array(value: &Value, key: &str) -> Vec<String> {
+    value
+        .get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

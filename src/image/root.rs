@@ -205,36 +205,32 @@ impl Root {
     }
 
     fn read_host(&self, host: &Path, inner: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
-        let io = |source| ReadError::Io {
-            path: inner.to_owned(),
-            source,
-        };
-        let file = open_regular(host).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
-        if size > cap {
-            return Err(ReadError::TooBig {
-                path: inner.to_owned(),
-                size,
-                cap,
-            });
-        }
-        if !self.take_bytes(size) {
-            return Err(ReadError::Budget { what: "bytes" });
-        }
+        let (file, size) = self.open_counted(host, inner, cap)?;
         let mut bytes = Vec::with_capacity(size as usize);
         // A file growing while read is cut at its size when opened.
-        file.take(size).read_to_end(&mut bytes).map_err(io)?;
+        file.take(size)
+            .read_to_end(&mut bytes)
+            .map_err(|source| ReadError::Io {
+                path: inner.to_owned(),
+                source,
+            })?;
         Ok(bytes)
     }
 
     /// Opens a regular file found by the walk, for readers that seek (archives), after
     /// counting its whole size against the budget.
     pub(crate) fn open_walked(&self, inner: &str, cap: u64) -> Result<(File, u64), ReadError> {
+        self.open_counted(&self.host(inner), inner, cap)
+    }
+
+    /// Opens the regular file `host` (`inner` inside the root), refusing it above `cap`, and
+    /// counts its whole size against the byte budget.
+    fn open_counted(&self, host: &Path, inner: &str, cap: u64) -> Result<(File, u64), ReadError> {
         let io = |source| ReadError::Io {
             path: inner.to_owned(),
             source,
         };
-        let file = open_regular(&self.host(inner)).map_err(io)?;
+        let file = open_regular(host).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
         if size > cap {
             return Err(ReadError::TooBig {
