@@ -19,6 +19,7 @@ pub mod node;
 pub mod os;
 pub mod osv;
 pub mod python;
+pub mod report;
 pub mod root;
 pub mod rust;
 pub mod secrets;

@@ -67,6 +67,23 @@ pub enum ReadError {
     },
 }
 
+/// Paces a pass: called with the bytes about to be read (0 every [`PACE_EVERY_ENTRIES`]
+/// directory entries), it may sleep to hold a rate, and returns false to stop the pass (the
+/// monitor is stopping). The sidecar's image collector sets one; the offline commands do not.
+pub type Pace = Box<dyn Fn(u64) -> bool>;
+
+/// Directory entries between two calls of the pace with 0 bytes (so that a walk over many
+/// small entries still notices a stop).
+pub const PACE_EVERY_ENTRIES: u64 = 256;
+
+struct Pacer(Pace);
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pacer")
+    }
+}
+
 /// A container root (a directory, `/proc/<pid>/root` in the sidecar) read under [`Limits`].
 #[derive(Debug)]
 pub struct Root {
@@ -75,6 +92,7 @@ pub struct Root {
     files: Cell<u64>,
     bytes: Cell<u64>,
     exhausted: RefCell<Option<&'static str>>,
+    pace: Option<Pacer>,
 }
 
 impl Root {
@@ -86,6 +104,26 @@ impl Root {
             files: Cell::new(0),
             bytes: Cell::new(0),
             exhausted: RefCell::new(None),
+            pace: None,
+        }
+    }
+
+    /// The same root, its reads paced by `pace` (see [`Pace`]); a pace that returns false
+    /// ends the pass as a budget would, with `stopped` as the reason.
+    pub fn with_pace(mut self, pace: Pace) -> Root {
+        self.pace = Some(Pacer(pace));
+        self
+    }
+
+    /// Asks the pace (if any) for `n` bytes; false (and the pass marked `stopped`) when it
+    /// says stop.
+    fn paced(&self, n: u64) -> bool {
+        match &self.pace {
+            Some(Pacer(pace)) if !pace(n) => {
+                self.exhausted.borrow_mut().get_or_insert("stopped");
+                false
+            }
+            _ => true,
         }
     }
 
@@ -112,7 +150,7 @@ impl Root {
         (self.files.get(), self.bytes.get())
     }
 
-    /// Which budget ran out, if one did.
+    /// Which budget ran out (`files`, `bytes`), or `stopped` when the pace ended the pass.
     pub fn exhausted(&self) -> Option<&'static str> {
         *self.exhausted.borrow()
     }
@@ -123,6 +161,9 @@ impl Root {
             self.exhausted.borrow_mut().get_or_insert("files");
             return false;
         }
+        if self.files.get() % PACE_EVERY_ENTRIES == 0 && !self.paced(0) {
+            return false;
+        }
         self.files.set(self.files.get() + 1);
         true
     }
@@ -131,6 +172,9 @@ impl Root {
     pub(crate) fn take_bytes(&self, n: u64) -> bool {
         if self.bytes.get().saturating_add(n) > self.limits.max_bytes {
             self.exhausted.borrow_mut().get_or_insert("bytes");
+            return false;
+        }
+        if !self.paced(n) {
             return false;
         }
         self.bytes.set(self.bytes.get() + n);
