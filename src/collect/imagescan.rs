@@ -14,7 +14,7 @@
 //! it) and at most a budget of entries and bytes per image. Its events wait for room in the
 //! engine's queue instead of being dropped: findings are few, and nothing here is time-bound.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -87,6 +87,7 @@ pub(crate) fn spawn_imagescan(
                 ecs_tries: HashMap::new(),
                 done: HashMap::new(),
                 env_checked: HashSet::new(),
+                warned: RefCell::new(HashSet::new()),
             };
             scanner.run();
         })
@@ -201,6 +202,9 @@ struct Scanner {
     done: HashMap<String, String>,
     /// Containers whose entrypoint environment was checked.
     env_checked: HashSet<Arc<str>>,
+    /// Containers whose root could not be opened, warned about once (it is tried again every
+    /// round, and the workload could make that fail on purpose).
+    warned: RefCell<HashSet<String>>,
 }
 
 impl Scanner {
@@ -246,6 +250,8 @@ impl Scanner {
             return;
         }
         self.load_vulndb();
+        // What parsing the records left behind goes back to the system.
+        crate::memory::trim();
         while !self.stopping() {
             if !self.round() {
                 return;
@@ -354,7 +360,10 @@ impl Scanner {
                     .map(|c| c.id.clone())
                     .unwrap_or_default(),
             );
-            if !self.pass(&subject, &root, &pids) {
+            let sent = self.pass(&subject, &root, &pids);
+            // An inventory's file lists and texts are freed: give the pages back.
+            crate::memory::trim();
+            if !sent {
                 return false;
             }
         }
@@ -454,7 +463,9 @@ impl Scanner {
                 }
             }
         }
-        if let Some((container, pid, error)) = last_error {
+        if let Some((container, pid, error)) = last_error
+            && self.warned.borrow_mut().insert(container.clone())
+        {
             // The file collector reports an unreadable root as `visibility_degraded` (facet
             // `root`); this says the image could not be read either.
             warn!(container = %container, pid, %error, "The container's root cannot be opened; its image is not read.");

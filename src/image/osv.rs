@@ -35,28 +35,32 @@ pub struct Advisory {
     pub severity_label: Option<String>,
 }
 
+// The index is what the matcher keeps of a whole OSV export (hundreds of thousands of
+// records): boxed strings and slices (no spare capacity), and a record's explicit `versions`
+// as one text (one allocation instead of one per version).
 #[derive(Debug, Clone)]
 enum Event {
-    Introduced(String),
-    Fixed(String),
-    LastAffected(String),
-    Limit(String),
+    Introduced(Box<str>),
+    Fixed(Box<str>),
+    LastAffected(Box<str>),
+    Limit(Box<str>),
 }
 
 #[derive(Debug, Clone)]
 struct Range {
     /// `SEMVER` ranges use semver whatever the ecosystem; `ECOSYSTEM` the ecosystem's order.
     semver: bool,
-    events: Vec<Event>,
+    events: Box<[Event]>,
 }
 
 #[derive(Debug, Clone)]
 struct Affected {
     advisory: usize,
     /// The release after `:` in the ecosystem (`12` of `Debian:12`, `v3.19` of `Alpine:v3.19`).
-    release: Option<String>,
-    ranges: Vec<Range>,
-    versions: Vec<String>,
+    release: Option<Box<str>>,
+    ranges: Box<[Range]>,
+    /// The explicit `versions`, each followed by a newline (versions holding one are left out).
+    versions: Box<str>,
 }
 
 /// A loaded database.
@@ -237,7 +241,7 @@ impl VulnDb {
                 continue;
             };
             let (base, release) = match ecosystem.split_once(':') {
-                Some((base, release)) => (base, Some(release.to_owned())),
+                Some((base, release)) => (base, Some(Box::from(release))),
                 None => (ecosystem, None),
             };
             let Some(ecosystem) = ecosystem_of(base) else {
@@ -260,7 +264,7 @@ impl VulnDb {
                         .filter_map(|event| {
                             let object = event.as_object()?;
                             let (key, value) = object.iter().next()?;
-                            let value = value.as_str()?.to_owned();
+                            let value: Box<str> = value.as_str()?.into();
                             Some(match key.as_str() {
                                 "introduced" => Event::Introduced(value),
                                 "fixed" => Event::Fixed(value),
@@ -276,7 +280,14 @@ impl VulnDb {
                     })
                 })
                 .collect();
-            let versions = string_array(affected, "versions");
+            let mut versions = String::new();
+            for version in string_array(affected, "versions") {
+                if !version.contains('\n') {
+                    versions.push_str(&version);
+                    versions.push('\n');
+                }
+            }
+            let versions = versions.into_boxed_str();
             self.index
                 .entry((ecosystem, lookup_name(ecosystem, name)))
                 .or_default()
@@ -398,7 +409,12 @@ fn release_applies(ecosystem: Ecosystem, release: Option<&str>, distro: &Distro)
 
 /// `Some(fixed version, if any)` when `installed` is affected by `entry`.
 fn affects(ecosystem: Ecosystem, entry: &Affected, installed: &str) -> Option<Option<String>> {
-    if entry.versions.iter().any(|v| v == installed) {
+    if !installed.contains('\n')
+        && entry
+            .versions
+            .split_terminator('\n')
+            .any(|v| v == installed)
+    {
         let fixed = entry
             .ranges
             .iter()
@@ -436,7 +452,7 @@ fn in_range(ecosystem: Ecosystem, range: &Range, installed: &str) -> Option<Opti
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Limit(v) => Some(v.as_str()),
+            Event::Limit(v) => Some(&**v),
             _ => None,
         })
         .collect();
