@@ -93,6 +93,17 @@ impl VulnDb {
         if path.is_dir() {
             return VulnDb::load_dir(path);
         }
+        // Entry by entry from the start: the central directory of an export (one entry per
+        // record, hundreds of thousands) is never held in memory. An archive the sequential
+        // reader cannot follow (sizes only in data descriptors) is read again through its
+        // central directory.
+        let file = std::fs::File::open(path)?;
+        match VulnDb::load_zip_stream(path, std::io::BufReader::new(file)) {
+            Ok(db) => return Ok(db),
+            Err(error) => {
+                tracing::debug!(path = %path.display(), %error, "Reading the archive through its central directory.")
+            }
+        }
         let file = std::fs::File::open(path)?;
         let mut archive = zip::ZipArchive::new(file).map_err(std::io::Error::other)?;
         let mut db = VulnDb::default();
@@ -122,6 +133,30 @@ impl VulnDb {
                 db.note(format!("{}!/{name}: {error}", path.display()));
                 continue;
             }
+            db.add_bytes(&bytes, &format!("{}!/{name}", path.display()));
+        }
+        Ok(db)
+    }
+
+    /// Reads an archive's entries in order from its start (`zip`'s streaming reader).
+    fn load_zip_stream(path: &Path, mut reader: impl Read) -> zip::result::ZipResult<VulnDb> {
+        let mut db = VulnDb::default();
+        while let Some(mut entry) = zip::read::read_zipfile_from_stream(&mut reader)? {
+            let name = entry.name().to_owned();
+            if !name.ends_with(".json") {
+                continue;
+            }
+            if entry.size() > MAX_RECORD_BYTES {
+                db.note(format!(
+                    "{}!/{name}: above {MAX_RECORD_BYTES} bytes",
+                    path.display()
+                ));
+                continue;
+            }
+            let mut bytes = Vec::new();
+            (&mut entry)
+                .take(MAX_RECORD_BYTES)
+                .read_to_end(&mut bytes)?;
             db.add_bytes(&bytes, &format!("{}!/{name}", path.display()));
         }
         Ok(db)
@@ -589,6 +624,74 @@ fn string_array(value: &Value, key: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An export as `zip` writes it, to a seekable file (sizes in the local headers) or to a
+    /// stream (sizes only in data descriptors, which the sequential reader cannot follow).
+    fn export(streamed: bool) -> Vec<u8> {
+        use std::io::Write;
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        let records = (0..50).map(|i| {
+            (
+                format!("GHSA-{i}.json"),
+                format!(
+                    r#"{{"id":"GHSA-{i}","affected":[{{"package":{{"ecosystem":"npm","name":"p{i}"}},"versions":["1.0.{i}"]}}]}}"#
+                ),
+            )
+        });
+        if streamed {
+            let mut writer = zip::ZipWriter::new_stream(Vec::new());
+            for (name, text) in records {
+                writer.start_file(name, options).expect("entry");
+                writer.write_all(text.as_bytes()).expect("write");
+            }
+            writer.start_file("README.txt", options).expect("entry");
+            writer.finish().expect("finish").into_inner()
+        } else {
+            let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            for (name, text) in records {
+                writer.start_file(name, options).expect("entry");
+                writer.write_all(text.as_bytes()).expect("write");
+            }
+            writer.start_file("README.txt", options).expect("entry");
+            writer.finish().expect("finish").into_inner()
+        }
+    }
+
+    #[test]
+    fn an_export_loads_whole_read_in_order_or_through_its_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for streamed in [false, true] {
+            let path = dir.path().join(format!("all-{streamed}.zip"));
+            std::fs::write(&path, export(streamed)).expect("write");
+            let db = VulnDb::load(&path).expect("load");
+            assert_eq!(db.len(), 50, "streamed={streamed}: {:?}", db.notes);
+            let component = Component {
+                ecosystem: Ecosystem::Npm,
+                group: None,
+                name: "p7".into(),
+                version: "1.0.7".into(),
+                purl: String::new(),
+                location: String::new(),
+                source: None,
+                arch: None,
+                files: Vec::new(),
+            };
+            let found = db.matches(&[component], &Distro::default());
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].advisory.id, "GHSA-7");
+        }
+        // The sequential reader alone refuses the streamed archive: the fallback is exercised.
+        let streamed = export(true);
+        assert!(VulnDb::load_zip_stream(dir.path(), &streamed[..]).is_err());
+        let plain = export(false);
+        assert_eq!(
+            VulnDb::load_zip_stream(dir.path(), &plain[..])
+                .expect("in order")
+                .len(),
+            50
+        );
+    }
 
     #[test]
     fn cvss_scores_match_the_specification_examples() {
