@@ -99,7 +99,10 @@ impl VulnDb {
         // central directory.
         let file = std::fs::File::open(path)?;
         match VulnDb::load_zip_stream(path, std::io::BufReader::new(file)) {
-            Ok(db) => return Ok(db),
+            Ok(mut db) => {
+                db.shrink();
+                return Ok(db);
+            }
             Err(error) => {
                 tracing::debug!(path = %path.display(), %error, "Reading the archive through its central directory.")
             }
@@ -135,6 +138,7 @@ impl VulnDb {
             }
             db.add_bytes(&bytes, &format!("{}!/{name}", path.display()));
         }
+        db.shrink();
         Ok(db)
     }
 
@@ -206,7 +210,15 @@ impl VulnDb {
             };
             db.add_bytes(&bytes, &file.display().to_string());
         }
+        db.shrink();
         Ok(db)
+    }
+
+    /// Drops the spare capacity the index's lists grew while loading (in place).
+    fn shrink(&mut self) {
+        for entries in self.index.values_mut() {
+            entries.shrink_to_fit();
+        }
     }
 
     fn note(&mut self, note: String) {
@@ -237,12 +249,15 @@ impl VulnDb {
         let strings = |key: &str| string_array(record, key);
         let mut aliases = strings("aliases");
         aliases.sort();
-        let summary = record
+        // No spare capacity: a whole export is kept.
+        aliases.shrink_to_fit();
+        let mut summary: String = record
             .get("summary")
             .or_else(|| record.get("details"))
             .and_then(Value::as_str)
             .map(|s| s.chars().take(200).collect())
             .unwrap_or_default();
+        summary.shrink_to_fit();
         let cvss_vector = record
             .get("severity")
             .and_then(Value::as_array)
