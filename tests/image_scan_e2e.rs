@@ -15,6 +15,8 @@
 //!   have its maps read: the package it maps is `unknown`, never `no`, with the reason.
 //! - A pass whose byte budget is smaller than the image says it is incomplete and reads no
 //!   more than its budget.
+//! - With the ECS task metadata endpoint, the digest is ECS's (`ImageID`), and the alerts carry
+//!   the container's ECS name.
 
 use std::path::Path;
 use std::time::Duration;
@@ -369,4 +371,38 @@ fn a_pass_stops_at_its_byte_budget_and_says_it_is_incomplete() {
     assert!(bytes <= 4096, "{bytes}");
     assert_eq!(arg(&inventory, "truncated"), Some("bytes"));
     assert!(Path::new(&osv_dir()).is_dir());
+}
+
+#[test]
+fn with_ecs_metadata_the_digest_is_the_image_id_and_alerts_name_the_container() {
+    use support::sidecar::{EcsMetadata, task_document};
+    let task = EmulatedTask::new().expect("task");
+    let planted = Planted {
+        github_in_file: format!("ghp_{}", support::random_hex(18)),
+        env_file_password: support::random_hex(12),
+    };
+    let app = app_container(&task, "app", "plain", &planted);
+    let document = task_document(&app);
+    let image_id = document["Containers"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["Name"] == "app"))
+        .and_then(|c| c["ImageID"].as_str())
+        .expect("the app's ImageID")
+        .to_owned();
+    let metadata = EcsMetadata::start(&task, &document.to_string());
+    let osv = osv_dir();
+    let spec = MonitorSpec::new(&["run", "--image-scan-delay", "1s", "--vulndb", osv.as_str()])
+        .with_ecs_metadata(&metadata);
+    let mon = task.start_monitor_with(spec).expect("starting the monitor");
+    let inventory = wait_inventory(&mon);
+    assert_eq!(arg(&inventory, "image.digest_source"), Some("ecs"));
+    assert_eq!(arg(&inventory, "image.digest"), Some(image_id.as_str()));
+    let secret = mon
+        .wait_for(
+            |e| e["rule"] == "Credential baked into a running image",
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|error| panic!("no image_secret alert: {error}"));
+    assert_eq!(secret["output_fields"]["image.digest"], image_id.as_str());
+    assert_eq!(secret["output_fields"]["container.name"], "app");
 }
