@@ -739,3 +739,227 @@ fn a_zip_of_osv_records_is_read_like_the_directory() {
     );
     assert_eq!(from_zip["vulnerabilities"], from_dir["vulnerabilities"]);
 }
+
+/// Fixture packages for the upstream OSV records in `tests/data/osv-upstream` (copied
+/// unchanged from a published package, see its README): each record's boundaries from both
+/// sides, in an Alpine 3.8 root (`alpine_minor`) with Python, npm and Maven packages.
+fn upstream_fixture_root(root: &Path, alpine_minor: &str) {
+    write(
+        root,
+        "/etc/os-release",
+        format!("NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID={alpine_minor}.1\n"),
+    );
+    write(
+        root,
+        "/lib/apk/db/installed",
+        "C:Q1aaa=\nP:libcrypto1.0\nV:1.0.2p-r0\nA:x86_64\no:openssl\nF:lib\nR:libcrypto.so.1.0.0\n\n\
+C:Q1bbb=\nP:libssl1.0\nV:1.0.2q-r0\nA:x86_64\no:openssl\nF:lib\nR:libssl.so.1.0.0\n",
+    );
+    let metadata = |dir: &str, name: &str, version: &str| {
+        write(
+            root,
+            &format!("{dir}/{name}-{version}.dist-info/METADATA"),
+            format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+        );
+    };
+    let system = "/usr/lib/python3.6/site-packages";
+    metadata(system, "requests", "2.30.0");
+    metadata(system, "gradio", "4.36.1");
+    metadata(system, "Products.PluggableAuthService", "2.6.0");
+    let venv = "/app/venv/lib/python3.6/site-packages";
+    metadata(venv, "requests", "2.2.1");
+    metadata(venv, "gradio", "4.36.0");
+    metadata(venv, "Products.PluggableAuthService", "2.6.1");
+    metadata(
+        "/opt/tool/lib/python3.6/site-packages",
+        "requests",
+        "2.31.0",
+    );
+    let npm = |path: &str, name: &str, version: &str| {
+        write(
+            root,
+            &format!("/app/{path}/package.json"),
+            format!(r#"{{"name":"{name}","version":"{version}"}}"#),
+        );
+    };
+    npm("node_modules/jquery", "jquery", "2.2.4");
+    npm("node_modules/a/node_modules/jquery", "jquery", "3.0.0");
+    npm("node_modules/b/node_modules/jquery", "jquery", "2.1.0");
+    npm("node_modules/mixin-deep", "mixin-deep", "1.3.1");
+    npm(
+        "node_modules/a/node_modules/mixin-deep",
+        "mixin-deep",
+        "2.0.0",
+    );
+    npm(
+        "node_modules/b/node_modules/mixin-deep",
+        "mixin-deep",
+        "1.3.2",
+    );
+    npm("node_modules/i18next", "i18next", "1.10.2");
+    npm("node_modules/a", "a", "1.0.0");
+    npm("node_modules/b", "b", "1.0.0");
+    let pom_entry = |group: &str, artifact: &str, version: &str| {
+        (
+            format!("META-INF/maven/{group}/{artifact}/pom.properties"),
+            pom(group, artifact, version),
+        )
+    };
+    for (file, group, artifact, version) in [
+        (
+            "xwiki-a.jar",
+            "org.xwiki.commons",
+            "xwiki-commons-core",
+            "12.6.6",
+        ),
+        (
+            "xwiki-b.jar",
+            "org.xwiki.commons",
+            "xwiki-commons-core",
+            "12.8",
+        ),
+        (
+            "xwiki-c.jar",
+            "org.xwiki.commons",
+            "xwiki-commons-core",
+            "12.10.1",
+        ),
+        (
+            "akka-a.jar",
+            "com.typesafe.akka",
+            "akka-actor_2.12",
+            "2.5.15",
+        ),
+        (
+            "akka-b.jar",
+            "com.typesafe.akka",
+            "akka-actor_2.11",
+            "2.5.16",
+        ),
+    ] {
+        let (name, properties) = pom_entry(group, artifact, version);
+        write(
+            root,
+            &format!("/app/lib/{file}"),
+            jar(&[(name.as_str(), properties.as_bytes(), true)]),
+        );
+    }
+}
+
+/// The vulnerabilities an SBOM lists, as (purl, advisory, fixed version), sorted.
+fn found_vulns(json: &serde_json::Value) -> Vec<(String, String, Option<String>)> {
+    let components = json["components"].as_array().expect("components");
+    let mut found: Vec<_> = json["vulnerabilities"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            let bom_ref = &v["affects"][0]["ref"];
+            let purl = components
+                .iter()
+                .find(|c| c["bom-ref"] == *bom_ref)
+                .and_then(|c| c["purl"].as_str())
+                .expect("affects a listed component");
+            (
+                purl.to_owned(),
+                v["id"].as_str().expect("id").to_owned(),
+                property(v, "tasksentry:fixed_version")
+                    .first()
+                    .map(|f| (*f).to_owned()),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Records as OSV publishes them (not transcribed): an Alpine record listing one range per
+/// release (and an `affected` entry without a package, which must be skipped), PyPI records
+/// with an explicit `versions` list (with GIT ranges, which are not versions) and with a
+/// name to normalise (`Products.PluggableAuthService`, `Gradio`), npm records whose events
+/// interleave two ranges in one list (`mixin-deep`) or start at a pre-release (`jquery`
+/// from `2.1.1-0`), Maven records with three ranges and with two packages.
+#[test]
+fn upstream_osv_records_find_exactly_the_affected_versions() {
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/osv-upstream");
+    let db = db.to_str().expect("utf-8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    upstream_fixture_root(dir.path(), "3.8");
+    let (json, _, stderr) = sbom(dir.path(), &["--vulndb", db]);
+    assert!(stderr.is_empty(), "{stderr}");
+    let expected: Vec<(String, String, Option<String>)> = [
+        (
+            "pkg:apk/alpine/libcrypto1.0@1.0.2p-r0?arch=x86_64&distro=3.8.1",
+            "CVE-2018-5407",
+            Some("1.0.2q-r0"),
+        ),
+        (
+            "pkg:maven/com.typesafe.akka/akka-actor_2.12@2.5.15",
+            "GHSA-mr95-9rr4-668f",
+            Some("2.5.16"),
+        ),
+        (
+            "pkg:maven/org.xwiki.commons/xwiki-commons-core@12.10.1",
+            "GHSA-76mp-659p-rw65",
+            Some("12.10.2"),
+        ),
+        (
+            "pkg:maven/org.xwiki.commons/xwiki-commons-core@12.6.6",
+            "GHSA-76mp-659p-rw65",
+            Some("12.6.7"),
+        ),
+        (
+            "pkg:npm/i18next@1.10.2",
+            "GHSA-f89g-whpf-6q9m",
+            Some("1.10.3"),
+        ),
+        ("pkg:npm/jquery@2.2.4", "GHSA-mhpp-875w-9cpv", Some("3.0.0")),
+        (
+            "pkg:npm/mixin-deep@1.3.1",
+            "GHSA-fhjf-83wg-r2j9",
+            Some("1.3.2"),
+        ),
+        (
+            "pkg:npm/mixin-deep@2.0.0",
+            "GHSA-fhjf-83wg-r2j9",
+            Some("2.0.1"),
+        ),
+        ("pkg:pypi/gradio@4.36.1", "GHSA-9v2f-6vcg-3hgv", None),
+        (
+            "pkg:pypi/products-pluggableauthservice@2.6.0",
+            "GHSA-p44j-xrqg-4xrr",
+            Some("2.6.1"),
+        ),
+        ("pkg:pypi/requests@2.30.0", "PYSEC-2023-74", Some("2.31.0")),
+    ]
+    .iter()
+    .map(|(p, id, f)| ((*p).to_owned(), (*id).to_owned(), f.map(str::to_owned)))
+    .collect();
+    assert_eq!(found_vulns(&json), expected);
+    let requests = json["vulnerabilities"]
+        .as_array()
+        .expect("vulnerabilities")
+        .iter()
+        .find(|v| v["id"] == "PYSEC-2023-74")
+        .expect("requests");
+    let aliases: Vec<&str> = requests["references"]
+        .as_array()
+        .expect("aliases")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(aliases, ["CVE-2023-32681", "GHSA-j8r2-6x86-q33q"]);
+
+    // The same packages in an Alpine 3.9 image: the openssl record lists releases up to 3.8
+    // only; the language packages are matched as before.
+    let dir = tempfile::tempdir().expect("tempdir");
+    upstream_fixture_root(dir.path(), "3.9");
+    let (json, _, _) = sbom(dir.path(), &["--vulndb", db]);
+    let on_3_9: Vec<_> = expected
+        .iter()
+        .filter(|(_, id, _)| id != "CVE-2018-5407")
+        .cloned()
+        .collect();
+    assert_eq!(found_vulns(&json), on_3_9);
+}
