@@ -186,17 +186,23 @@ impl Root {
     /// Reads the regular file at the inner path `inner` (resolved inside the root), at most
     /// `cap` bytes, counting it against the budget.
     pub fn read(&self, inner: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
-        let io = |source| ReadError::Io {
-            path: inner.to_owned(),
-            source,
-        };
-        let host = self.resolve(inner).ok_or_else(|| {
-            io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "missing, or a symlink loop",
-            ))
-        })?;
+        let host = self.resolved(inner)?;
         self.read_host(&host, inner, cap)
+    }
+
+    /// [`Root::resolve`], or the error that says why not.
+    fn resolved(&self, inner: &str) -> Result<PathBuf, ReadError> {
+        self.resolve(inner).ok_or_else(|| ReadError::Io {
+            path: inner.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "missing, or a symlink loop"),
+        })
+    }
+
+    /// Opens the regular file at the inner path `inner` (resolved inside the root) for a reader
+    /// that seeks, refusing it above `cap`, after counting its whole size against the budget.
+    pub fn open(&self, inner: &str, cap: u64) -> Result<(File, u64), ReadError> {
+        let host = self.resolved(inner)?;
+        self.open_counted(&host, inner, cap)
     }
 
     /// Reads a file found by the walk (no link to resolve).
