@@ -297,6 +297,15 @@ impl VulnDb {
             let Some(ecosystem) = ecosystem_of(base) else {
                 continue;
             };
+            // rpm distributions share the package manager, not their builds: the family is
+            // kept with the release (`AlmaLinux:9`).
+            let release = match ecosystem {
+                Ecosystem::Rpm => Some(Box::from(match release {
+                    Some(release) => format!("{base}:{release}"),
+                    None => base.to_owned(),
+                })),
+                _ => release,
+            };
             let ranges = affected
                 .get("ranges")
                 .and_then(Value::as_array)
@@ -407,6 +416,7 @@ fn ecosystem_of(name: &str) -> Option<Ecosystem> {
         "Maven" => Ecosystem::Maven,
         "Go" => Ecosystem::Go,
         "crates.io" => Ecosystem::CratesIo,
+        "Red Hat" | "AlmaLinux" | "Rocky Linux" => Ecosystem::Rpm,
         _ => return None,
     })
 }
@@ -440,6 +450,9 @@ fn package_of(component: &Component) -> (String, String) {
 /// without a release, or an image whose release is unknown (or whose `os-release` names a
 /// distribution of the other package manager), always does.
 fn release_applies(ecosystem: Ecosystem, release: Option<&str>, distro: &Distro) -> bool {
+    if ecosystem == Ecosystem::Rpm {
+        return rpm_release_applies(release, distro);
+    }
     let (Some(release), Some(version)) = (release, distro.version_id.as_deref()) else {
         return true;
     };
@@ -453,6 +466,40 @@ fn release_applies(ecosystem: Ecosystem, release: Option<&str>, distro: &Distro)
             let minor: Vec<&str> = version.split('.').take(2).collect();
             release.trim_start_matches('v') == minor.join(".")
         }
+        _ => true,
+    }
+}
+
+/// Whether an rpm distribution's advisory (`AlmaLinux:9`, `Red Hat:enterprise_linux:9::appstream`)
+/// concerns an image of `distro`: the same distribution (`os-release` `ID`), and the same major
+/// release when both say one. An image whose distribution is unknown gets every advisory; one
+/// of another rpm distribution (Amazon Linux, Fedora) none, since their builds differ.
+fn rpm_release_applies(release: Option<&str>, distro: &Distro) -> bool {
+    let Some(release) = release else {
+        return true;
+    };
+    let (family, rest) = release.split_once(':').unwrap_or((release, ""));
+    let Some(id) = distro.id.as_deref() else {
+        return true;
+    };
+    let ids: &[&str] = match family {
+        "Red Hat" => &["rhel", "centos"],
+        "AlmaLinux" => &["almalinux"],
+        "Rocky Linux" => &["rocky"],
+        _ => &[],
+    };
+    if !ids.contains(&id) {
+        return false;
+    }
+    let major = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| !run.is_empty());
+    let image_major = distro
+        .version_id
+        .as_deref()
+        .and_then(|v| v.split('.').next());
+    match (major, image_major) {
+        (Some(major), Some(image)) => major == image,
         _ => true,
     }
 }

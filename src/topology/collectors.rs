@@ -124,6 +124,8 @@ pub(super) fn start(
         proc_root: config.proc_root.clone(),
         interval: config.interval,
         exec_signal,
+        env_allowlist: tracer_config.env_allowlist.clone(),
+        max_cmdline_bytes: tracer_config.max_cmdline_bytes,
         ..SocketsConfig::default()
     };
     let sockets = spawn_sockets(
