@@ -33,7 +33,7 @@ use super::access::{Access, dir_owner, is_denied};
 use crate::ecs::EnrichmentStatus;
 use crate::event::{Container, Event};
 use crate::image::inuse::{InUse, ProcView, Usage};
-use crate::image::osv::VulnDb;
+use crate::image::osv::{VulnDb, Wanted};
 use crate::image::report::{self, PassSummary, Subject};
 use crate::image::{self, Limits, Root, secrets};
 
@@ -81,7 +81,7 @@ pub(crate) fn spawn_imagescan(
                 shutdown,
                 access: Access::current(),
                 priority,
-                db: None,
+                vulndb_ok: false,
                 vulndb_state: String::new(),
                 digests: HashMap::new(),
                 ecs_tries: HashMap::new(),
@@ -192,7 +192,9 @@ struct Scanner {
     shutdown: Arc<AtomicBool>,
     access: Access,
     priority: String,
-    db: Option<VulnDb>,
+    /// The `vulndb` setting read well at start: each pass then loads from it only the entries
+    /// of its image's packages (see [`VulnDb::load_for`]), so no export stays in memory.
+    vulndb_ok: bool,
     vulndb_state: String,
     /// Container id → its image digest and where the digest came from.
     digests: HashMap<Arc<str>, (String, &'static str)>,
@@ -268,14 +270,16 @@ impl Scanner {
             return;
         };
         let started = Instant::now();
-        match VulnDb::load(path) {
+        // Read once whole to say at once whether it is usable and how big it is; nothing of it
+        // is kept.
+        match VulnDb::load_for(path, &Wanted::default()) {
             Ok(db) => {
                 for note in db.notes.iter().take(10) {
                     warn!(vulndb = %path.display(), %note, "An OSV record could not be read.");
                 }
-                info!(vulndb = %path.display(), advisories = db.len(), ms = started.elapsed().as_millis() as u64, "Vulnerability database loaded.");
-                self.vulndb_state = format!("{} advisories from {}", db.len(), path.display());
-                self.db = Some(db);
+                info!(vulndb = %path.display(), records = db.records_read(), ms = started.elapsed().as_millis() as u64, "Vulnerability database read; each image pass keeps only its packages' entries.");
+                self.vulndb_state = format!("{} records in {}", db.records_read(), path.display());
+                self.vulndb_ok = true;
             }
             Err(error) => {
                 warn!(vulndb = %path.display(), %error, "The vulnerability database cannot be read; images are inventoried without it.");
@@ -574,8 +578,19 @@ impl Scanner {
             return true;
         }
         let usage = Usage::gather(pids.iter().map(|&pid| (pid, self.view(pid))), &reader);
-        let findings = self
-            .db
+        let db = match &self.config.vulndb {
+            Some(path) if self.vulndb_ok => {
+                match VulnDb::load_for(path, &Wanted::of(&inventory.components)) {
+                    Ok(db) => Some(db),
+                    Err(error) => {
+                        warn!(vulndb = %path.display(), %error, "The vulnerability database cannot be read for this image.");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let findings = db
             .as_ref()
             .map(|db| db.matches(&inventory.components, &inventory.distro))
             .unwrap_or_default();

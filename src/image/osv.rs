@@ -70,6 +70,30 @@ pub struct VulnDb {
     index: HashMap<(Ecosystem, String), Vec<Affected>>,
     /// Files that could not be read or parsed, with the reason (at most 100).
     pub notes: Vec<String>,
+    /// Only these packages' entries are kept (see [`VulnDb::load_for`]); all when `None`.
+    wanted: Option<Wanted>,
+    /// Records read, kept or not.
+    records: usize,
+}
+
+/// The packages of an inventory, as advisories name them (ecosystem and lookup name): what
+/// [`VulnDb::load_for`] keeps of an export.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted(std::collections::HashSet<(Ecosystem, String)>);
+
+impl Wanted {
+    /// The packages of `components`.
+    pub fn of(components: &[Component]) -> Wanted {
+        Wanted(
+            components
+                .iter()
+                .map(|c| {
+                    let (name, _) = package_of(c);
+                    (c.ecosystem, lookup_name(c.ecosystem, &name))
+                })
+                .collect(),
+        )
+    }
 }
 
 /// One vulnerable component.
@@ -90,15 +114,31 @@ impl VulnDb {
     /// Loads a directory ([`VulnDb::load_dir`]) or a zip archive of records (osv.dev's
     /// `ECOSYSTEM/all.zip` as downloaded: every `*.json` entry).
     pub fn load(path: &Path) -> std::io::Result<VulnDb> {
+        VulnDb::load_with(path, None)
+    }
+
+    /// Like [`VulnDb::load`], keeping only the entries of the packages in `wanted` (and the
+    /// advisories they belong to): the whole export is read, a record at a time, but what stays
+    /// in memory is what one image can match, not the export (a few hundred kilobytes instead
+    /// of tens of megabytes for osv.dev's Debian and PyPI exports).
+    pub fn load_for(path: &Path, wanted: &Wanted) -> std::io::Result<VulnDb> {
+        VulnDb::load_with(path, Some(wanted.clone()))
+    }
+
+    fn load_with(path: &Path, wanted: Option<Wanted>) -> std::io::Result<VulnDb> {
+        let empty = || VulnDb {
+            wanted: wanted.clone(),
+            ..VulnDb::default()
+        };
         if path.is_dir() {
-            return VulnDb::load_dir(path);
+            return VulnDb::load_dir_into(path, empty());
         }
         // Entry by entry from the start: the central directory of an export (one entry per
         // record, hundreds of thousands) is never held in memory. An archive the sequential
         // reader cannot follow (sizes only in data descriptors) is read again through its
         // central directory.
         let file = std::fs::File::open(path)?;
-        match VulnDb::load_zip_stream(path, std::io::BufReader::new(file)) {
+        match VulnDb::load_zip_stream(path, std::io::BufReader::new(file), empty()) {
             Ok(mut db) => {
                 db.shrink();
                 return Ok(db);
@@ -109,7 +149,7 @@ impl VulnDb {
         }
         let file = std::fs::File::open(path)?;
         let mut archive = zip::ZipArchive::new(file).map_err(std::io::Error::other)?;
-        let mut db = VulnDb::default();
+        let mut db = empty();
         for index in 0..archive.len() {
             let mut entry = match archive.by_index(index) {
                 Ok(entry) => entry,
@@ -143,8 +183,11 @@ impl VulnDb {
     }
 
     /// Reads an archive's entries in order from its start (`zip`'s streaming reader).
-    fn load_zip_stream(path: &Path, mut reader: impl Read) -> zip::result::ZipResult<VulnDb> {
-        let mut db = VulnDb::default();
+    fn load_zip_stream(
+        path: &Path,
+        mut reader: impl Read,
+        mut db: VulnDb,
+    ) -> zip::result::ZipResult<VulnDb> {
         while let Some(mut entry) = zip::read::read_zipfile_from_stream(&mut reader)? {
             let name = entry.name().to_owned();
             if !name.ends_with(".json") {
@@ -177,7 +220,10 @@ impl VulnDb {
     /// Loads every `*.json` file under `dir` (two levels deep: `DIR/*.json` and
     /// `DIR/ECOSYSTEM/*.json`); each holds one OSV record or an array of them.
     pub fn load_dir(dir: &Path) -> std::io::Result<VulnDb> {
-        let mut db = VulnDb::default();
+        VulnDb::load_dir_into(dir, VulnDb::default())
+    }
+
+    fn load_dir_into(dir: &Path, mut db: VulnDb) -> std::io::Result<VulnDb> {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
@@ -232,6 +278,11 @@ impl VulnDb {
         self.advisories.len()
     }
 
+    /// Records read (with [`VulnDb::load_for`], also those of packages not kept).
+    pub fn records_read(&self) -> usize {
+        self.records
+    }
+
     /// Whether no advisory was loaded.
     pub fn is_empty(&self) -> bool {
         self.advisories.is_empty()
@@ -243,6 +294,7 @@ impl VulnDb {
         let Some(id) = record.get("id").and_then(Value::as_str) else {
             return;
         };
+        self.records += 1;
         if record.get("withdrawn").is_some_and(|w| !w.is_null()) {
             return;
         }
@@ -297,6 +349,10 @@ impl VulnDb {
             let Some(ecosystem) = ecosystem_of(base) else {
                 continue;
             };
+            let key = (ecosystem, lookup_name(ecosystem, name));
+            if self.wanted.as_ref().is_some_and(|w| !w.0.contains(&key)) {
+                continue;
+            }
             // rpm distributions share the package manager, not their builds: the family is
             // kept with the release (`AlmaLinux:9`).
             let release = match ecosystem {
@@ -347,15 +403,12 @@ impl VulnDb {
                 }
             }
             let versions = versions.into_boxed_str();
-            self.index
-                .entry((ecosystem, lookup_name(ecosystem, name)))
-                .or_default()
-                .push(Affected {
-                    advisory,
-                    release,
-                    ranges,
-                    versions,
-                });
+            self.index.entry(key).or_default().push(Affected {
+                advisory,
+                release,
+                ranges,
+                versions,
+            });
             used = true;
         }
         if used {
@@ -745,14 +798,56 @@ mod tests {
         }
         // The sequential reader alone refuses the streamed archive: the fallback is exercised.
         let streamed = export(true);
-        assert!(VulnDb::load_zip_stream(dir.path(), &streamed[..]).is_err());
+        assert!(VulnDb::load_zip_stream(dir.path(), &streamed[..], VulnDb::default()).is_err());
         let plain = export(false);
         assert_eq!(
-            VulnDb::load_zip_stream(dir.path(), &plain[..])
+            VulnDb::load_zip_stream(dir.path(), &plain[..], VulnDb::default())
                 .expect("in order")
                 .len(),
             50
         );
+    }
+
+    fn npm(name: &str, version: &str) -> Component {
+        Component {
+            ecosystem: Ecosystem::Npm,
+            group: None,
+            name: name.into(),
+            version: version.into(),
+            purl: String::new(),
+            location: String::new(),
+            source: None,
+            arch: None,
+            files: Vec::new(),
+        }
+    }
+
+    /// What the sidecar keeps of an export for one image: only its packages' entries, with the
+    /// same findings as the whole export gives; every record is still read.
+    #[test]
+    fn a_load_for_an_inventory_keeps_only_its_packages_and_finds_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("all.zip");
+        std::fs::write(&path, export(false)).expect("write");
+        let components = [
+            npm("p7", "1.0.7"),
+            npm("p9", "2.0.0"),
+            npm("other", "1.0.0"),
+        ];
+        let whole = VulnDb::load(&path).expect("load");
+        let kept = VulnDb::load_for(&path, &Wanted::of(&components)).expect("load");
+        assert_eq!((whole.len(), kept.len()), (50, 2), "p7 and p9 only");
+        assert_eq!((whole.records_read(), kept.records_read()), (50, 50));
+        let ids = |db: &VulnDb| -> Vec<String> {
+            db.matches(&components, &Distro::default())
+                .iter()
+                .map(|f| f.advisory.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&kept), ids(&whole));
+        assert_eq!(ids(&kept), ["GHSA-7"]);
+        let none = VulnDb::load_for(&path, &Wanted::default()).expect("load");
+        assert_eq!((none.len(), none.records_read()), (0, 50));
     }
 
     #[test]
