@@ -41,6 +41,13 @@ struct Args {
     /// Extra arguments for `tasksentry run --emit events` (for example `--interval=50ms`).
     #[arg(long = "monitor-arg", allow_hyphen_values = true)]
     monitor_args: Vec<String>,
+    /// Fill the app container's root with this many files (1 KiB each, 1,000 per directory)
+    /// before the monitor starts, and print the image collector's pass summaries: with
+    /// `--monitor-arg=--image-scan-delay=0s` its pass over them overlaps the runs (issue 19:
+    /// capture while a 200,000-file root is inventoried); compare with
+    /// `--monitor-arg=--image-scan=false`.
+    #[arg(long, default_value_t = 0)]
+    image_files: u32,
 }
 
 /// Capture targets: (lifetime in ms, minimum share reported with the own command line).
@@ -72,6 +79,16 @@ fn run(args: Args) -> Result<bool> {
     let app = task.add_container("app")?;
     app.install_program("sleeper")?;
     app.install_program("spawner")?;
+    if args.image_files > 0 {
+        let filler = vec![b'x'; 1024];
+        for i in 0..args.image_files {
+            let dir = app.host_path(&format!("/data/d{:04}", i / 1000));
+            if i % 1000 == 0 {
+                std::fs::create_dir_all(&dir).context("filler directory")?;
+            }
+            std::fs::write(dir.join(format!("f{i}.txt")), &filler).context("filler file")?;
+        }
+    }
     let mut monitor_args = vec!["run".to_string(), "--emit".into(), "events".into()];
     monitor_args.extend(args.monitor_args.iter().cloned());
     let mut spec = MonitorSpec::new(&monitor_args);
@@ -158,6 +175,12 @@ fn run(args: Args) -> Result<bool> {
             "{:>6} ms {:>8} {:>17} {:>12} {:>16}{verdict}",
             row.lifetime, row.spawned, row.own_cmdline, row.seen_at_all, row.missed_reported
         );
+    }
+    for line in mon.lines_so_far() {
+        if line.contains("\"image_inventory\"") {
+            let cut: String = line.chars().take(600).collect();
+            println!("image pass: {cut}");
+        }
     }
     if !mon.non_json_lines().is_empty() {
         bail!("the monitor printed lines that are not JSON objects");
