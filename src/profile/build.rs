@@ -433,9 +433,11 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
     out.push('\n');
     let in_container = format!("container.name = {}", quoted(name));
     let overflowed = |kind: &str| container.overflow.contains_key(kind);
-    // Programs: executable -> names.
+    // Programs: executable -> names; (executable, name) -> parents' executables (`None`: run
+    // without a known parent, as the container's first process is).
     let mut programs: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut parents: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut parents_of: BTreeMap<(&str, &str), BTreeSet<Option<&str>>> = BTreeMap::new();
     let mut listeners: BTreeMap<&str, BTreeSet<u16>> = BTreeMap::new();
     let mut outbound: BTreeMap<(&str, u16), Vec<&str>> = BTreeMap::new();
     let mut inbound: BTreeMap<(&str, u16), Vec<&str>> = BTreeMap::new();
@@ -449,6 +451,10 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
                 if let Some(parent) = parent {
                     parents.entry(exe).or_default().insert(parent);
                 }
+                parents_of
+                    .entry((exe, name))
+                    .or_default()
+                    .insert(parent.as_deref());
             }
             Entry::Listen { proto, port } => {
                 listeners.entry(proto).or_default().insert(*port);
@@ -513,12 +519,31 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
                     }
                 );
             }
-            let condition = programs
+            // One clause per executable and set of parents, naming the processes it ran as
+            // with those parents. A process whose parent is unknown (it ended before it was
+            // read) passes the parent check: that is no evidence of a new parent; and a program
+            // only ever seen without a known parent (the entrypoint, or a parent that ended
+            // first) has no parent check.
+            let mut clauses: BTreeMap<(&str, &BTreeSet<Option<&str>>), Vec<&str>> = BTreeMap::new();
+            for ((exe, name), seen_parents) in &parents_of {
+                clauses.entry((exe, seen_parents)).or_default().push(name);
+            }
+            let condition = clauses
                 .iter()
-                .map(|(exe, names)| {
+                .map(|((exe, seen_parents), names)| {
                     let names: Vec<String> = names.iter().map(|n| quoted(n)).collect();
+                    let known: Vec<String> =
+                        seen_parents.iter().flatten().map(|p| quoted(p)).collect();
+                    let parent = if known.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " and (not proc.pexepath exists or proc.pexepath in ({}))",
+                            known.join(", ")
+                        )
+                    };
                     format!(
-                        "(proc.exepath = {} and proc.name in ({}))",
+                        "(proc.exepath = {} and proc.name in ({}){parent})",
                         quoted(exe),
                         names.join(", ")
                     )
@@ -537,8 +562,8 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
             &RuleText {
                 name: format!("Program never seen in this container ({name})"),
                 desc: format!(
-                    "A program (executable and process name) that container {name} never ran while \
-                     its profile was learnt."
+                    "A program (executable and process name) that container {name} never ran, or \
+                     never ran from that parent executable, while its profile was learnt."
                 ),
                 condition: format!(
                     "evt.type = execve and {in_container} and proc.exepath exists{seen}"
@@ -773,6 +798,7 @@ mod tests {
                 first_seen: Some(Timestamp(1_000_000_000)),
                 last_seen: Some(Timestamp(2_000_000_000)),
                 events: 10,
+                memory_bytes: 0,
                 overflow: BTreeMap::new(),
                 entries: entries
                     .into_iter()
@@ -940,6 +966,100 @@ mod tests {
         ] {
             assert!(names.contains(&rule), "{rule} missing: {names:?}");
         }
+    }
+
+    /// The profile rules an execve matches, loaded after the defaults with every rule matching.
+    fn program_alerts(text: &str, exe: &str, name: &str, parent: Option<&str>) -> Vec<String> {
+        use crate::event::{Ancestor, Collector, Container, Event, EventType, Process};
+        let mut sources = crate::rules::defaults::default_sources();
+        sources.push(crate::rules::RuleSource {
+            name: "profile.yaml".into(),
+            text: text.to_owned(),
+        });
+        let ruleset = crate::rules::load(
+            &sources,
+            &crate::rules::LoadOptions {
+                rule_matching: crate::rules::RuleMatching::All,
+                ..Default::default()
+            },
+        )
+        .ruleset
+        .expect("loads");
+        let mut event = Event::new(EventType::Execve, Collector::Procscan);
+        event.container = Some(Box::new(Container {
+            id: "c1".into(),
+            name: Some("web".into()),
+            ..Container::default()
+        }));
+        event.proc = Some(Box::new(Process {
+            pid: 7,
+            name: name.into(),
+            exepath: Some(exe.into()),
+            ancestors: parent
+                .map(|p| Ancestor {
+                    pid: 1,
+                    name: "parent".into(),
+                    exe: None,
+                    exepath: Some(p.into()),
+                    args: Vec::new(),
+                })
+                .into_iter()
+                .collect(),
+            ..Process::default()
+        }));
+        let mut out = Vec::new();
+        ruleset.evaluate(&event, &mut out);
+        out.iter()
+            .map(|m| m.rule.name.clone())
+            .filter(|n| n.contains("never seen"))
+            .collect()
+    }
+
+    #[test]
+    fn a_known_program_run_by_a_new_parent_is_a_new_program() {
+        let with_parent = |exe: &str, name: &str, parent: Option<&str>| Entry::Exec {
+            exe: exe.into(),
+            name: name.into(),
+            parent: parent.map(str::to_owned),
+        };
+        let text = render(&merge(
+            &[snapshot(
+                "a",
+                "web",
+                vec![
+                    (with_parent("/usr/bin/node", "node", None), 1),
+                    (
+                        with_parent("/usr/bin/curl", "curl", Some("/usr/bin/node")),
+                        4,
+                    ),
+                    (
+                        with_parent("/usr/bin/curl", "curl", Some("/usr/bin/env")),
+                        1,
+                    ),
+                ],
+            )],
+            1,
+        ));
+        let new_program = ["Program never seen in this container (web)".to_owned()];
+        // Learnt parents, or a parent not known (it ended first): nothing new.
+        for parent in [Some("/usr/bin/node"), Some("/usr/bin/env"), None] {
+            assert!(
+                program_alerts(&text, "/usr/bin/curl", "curl", parent).is_empty(),
+                "{parent:?}\n{text}"
+            );
+        }
+        // The same program run by a parent it never had.
+        assert_eq!(
+            program_alerts(&text, "/usr/bin/curl", "curl", Some("/usr/bin/python3")),
+            new_program,
+            "{text}"
+        );
+        // A program only seen without a parent (the entrypoint) is not judged by its parent.
+        assert!(program_alerts(&text, "/usr/bin/node", "node", Some("/usr/bin/env")).is_empty());
+        assert_eq!(
+            program_alerts(&text, "/usr/bin/wget", "wget", Some("/usr/bin/node")),
+            new_program
+        );
     }
 
     #[test]

@@ -85,6 +85,10 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
 impl Entry {
     /// The kind's name, as in snapshots and overflow counts.
     pub fn kind(&self) -> &'static str {
@@ -116,6 +120,11 @@ pub struct Limits {
     /// Longest path or name kept (longer ones are cut at a character boundary).
     pub max_text: usize,
 }
+
+/// The most heap one container's aggregate takes at the default [`Limits`] (1,024 entries,
+/// texts cut at 256 bytes), every entry as large as it can be: the memory cap stated in
+/// `docs/service-owners.md` (tested in `the_memory_estimate_stays_below_the_stated_cap`).
+pub const CONTAINER_MEMORY_CAP: usize = 3 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -210,6 +219,10 @@ pub struct ContainerSummary {
     /// Events learnt.
     #[serde(default)]
     pub events: u64,
+    /// The heap the learner held for this container when the snapshot was taken, in bytes (an
+    /// estimate from its tables' capacities and texts); 0 when unknown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub memory_bytes: u64,
     /// New entries not learnt because the container's cap was reached, by kind: the profile
     /// is incomplete for those kinds ("profile overflow").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -400,9 +413,91 @@ impl Learner {
     pub fn entries(&self) -> usize {
         self.containers.iter().map(|(_, p)| p.index.len()).sum()
     }
+
+    /// The heap the learner holds, in bytes: an estimate from the capacities of its tables and
+    /// the lengths of the texts they hold (checked against a counting allocator in
+    /// `bench/criterion/profile.rs`). Bounded by the caps: [`Limits::max_containers`] times
+    /// [`ContainerProfile::memory_bytes`] at [`Limits::max_entries`] entries of
+    /// [`Limits::max_text`] bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.containers.capacity() * size_of::<(String, ContainerProfile)>()
+            + self
+                .containers
+                .iter()
+                .map(|(name, p)| name.capacity() + p.memory_bytes())
+                .sum::<usize>()
+    }
+}
+
+/// The heap a hash table of `capacity` items of `item` bytes takes (hashbrown: buckets a power
+/// of two at most 7/8 full, one control byte per bucket).
+fn table_bytes(capacity: usize, item: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = (capacity * 8 / 7).next_power_of_two();
+    buckets * (item + 1) + 16
+}
+
+/// The heap an entry's texts take.
+fn entry_text_bytes(entry: &Entry) -> usize {
+    match entry {
+        Entry::Exec { exe, name, parent } => {
+            exe.capacity() + name.capacity() + parent.as_ref().map_or(0, String::capacity)
+        }
+        Entry::Listen { proto, .. } => proto.capacity(),
+        Entry::Connect { proto, dest, .. } => proto.capacity() + dest.capacity(),
+        Entry::Inbound { proto, peer, .. } => proto.capacity() + peer.capacity(),
+        Entry::Write { path, .. } | Entry::Read { path } => path.capacity(),
+    }
 }
 
 impl ContainerProfile {
+    /// The heap this container's aggregate takes, in bytes (an estimate, see
+    /// [`Learner::memory_bytes`]).
+    pub fn memory_bytes(&self) -> usize {
+        let slots = self.slots.capacity() * size_of::<Option<(Entry, u64)>>()
+            + self
+                .slots
+                .iter()
+                .flatten()
+                .map(|(entry, _)| entry_text_bytes(entry))
+                .sum::<usize>();
+        // The exact index holds a second copy of every entry.
+        let index = table_bytes(self.index.capacity(), size_of::<(Entry, u32)>())
+            + self.index.keys().map(entry_text_bytes).sum::<usize>();
+        let nets = table_bytes(self.nets.capacity(), size_of::<(NetKey, Spread<IpAddr>)>())
+            + self
+                .nets
+                .iter()
+                .map(|(key, spread)| {
+                    key.1.capacity() + spread.members.capacity() * size_of::<IpAddr>()
+                })
+                .sum::<usize>();
+        let dirs = table_bytes(self.dirs.capacity(), size_of::<(String, Spread<String>)>())
+            + self
+                .dirs
+                .iter()
+                .map(|(dir, spread)| {
+                    dir.capacity()
+                        + spread.members.capacity() * size_of::<String>()
+                        + spread.members.iter().map(String::capacity).sum::<usize>()
+                })
+                .sum::<usize>();
+        slots
+            + index
+            + nets
+            + dirs
+            + self.free.capacity() * size_of::<u32>()
+            + table_bytes(self.fast.capacity(), size_of::<(u64, u32)>())
+            + self.recent.capacity() * size_of::<(u64, u32)>()
+            + table_bytes(self.addresses.capacity(), size_of::<(AddrKey, u32)>())
+            + self.digests.capacity() * size_of::<String>()
+            + self.digests.iter().map(String::capacity).sum::<usize>()
+            // A B-tree of at most six kinds: one node.
+            + if self.overflow.is_empty() { 0 } else { 11 * size_of::<(&str, u64)>() + 16 }
+    }
+
     /// Counts `n` more of the entry in slot `slot` when it is what `matches` says.
     fn hit(&mut self, slot: Option<u32>, matches: impl Fn(&Entry) -> bool) -> bool {
         let Some(slot) = slot else {
@@ -820,6 +915,7 @@ impl ContainerProfile {
             first_seen: self.first_seen,
             last_seen: self.last_seen,
             events: self.events,
+            memory_bytes: self.memory_bytes() as u64,
             overflow: self
                 .overflow
                 .iter()
@@ -1095,6 +1191,49 @@ mod tests {
         learner.observe(&host);
         assert_eq!(learner.entries(), 0);
         assert_eq!(learner.unnamed(), 1);
+    }
+
+    #[test]
+    fn the_memory_estimate_stays_below_the_stated_cap() {
+        let limits = Limits::default();
+        let mut learner = Learner::new(limits);
+        let long = |n: usize, tag: &str| {
+            let mut text = format!("/{tag}-{n:06}/");
+            text.push_str(&"x".repeat(400));
+            text
+        };
+        let empty = learner.memory_bytes();
+        // Twice the cap of the largest entries there are: programs with an executable, name
+        // and parent each cut at 256 bytes, and files written in directories of their own.
+        for n in 0..limits.max_entries {
+            learner.observe(&exec(
+                "busy",
+                &long(n, "exe"),
+                &long(n, "name"),
+                Some(&long(n, "parent")),
+            ));
+            learner.observe(&write("busy", &format!("{}/f", long(n, "dir"))));
+        }
+        assert_eq!(learner.entries(), limits.max_entries);
+        let full = learner.memory_bytes();
+        assert!(full > empty + limits.max_entries * 3 * 200, "{full}");
+        assert!(
+            full <= CONTAINER_MEMORY_CAP,
+            "{full} bytes for one container, above the stated cap"
+        );
+        // Repeats cost nothing more.
+        for n in 0..limits.max_entries {
+            learner.observe(&exec(
+                "busy",
+                &long(n, "exe"),
+                &long(n, "name"),
+                Some(&long(n, "parent")),
+            ));
+        }
+        assert_eq!(learner.memory_bytes(), full);
+        // The snapshot says what the container holds.
+        let shipped = learner.summaries()[0].memory_bytes as usize;
+        assert!(shipped > full / 2 && shipped <= full, "{shipped} of {full}");
     }
 
     #[test]

@@ -83,12 +83,29 @@ impl Learning {
             window_start: self.start,
             time,
         };
-        let events: Vec<Event> = self
-            .learner
-            .summaries()
+        let summaries = self.learner.summaries();
+        let events: Vec<Event> = summaries
             .iter()
             .flat_map(|summary| snapshot_events(summary, &header, MAX_PART_BYTES))
             .collect();
+        // As a line of `--emit events` output (alerts lines are the same event in another
+        // shape); CloudWatch's event limit is 256 KiB.
+        let largest_part = events
+            .iter()
+            .map(|e| e.to_json_line().len())
+            .max()
+            .unwrap_or(0);
+        tracing::info!(
+            seq = self.seq,
+            reason = ?reason,
+            containers = summaries.len(),
+            entries = self.learner.entries(),
+            overflow = summaries.iter().flat_map(|s| s.overflow.values()).sum::<u64>(),
+            learner_bytes = self.learner.memory_bytes(),
+            parts = events.len(),
+            largest_line_bytes = largest_part,
+            "Profile snapshot taken."
+        );
         for event in &events {
             self.inner.process(event, out);
         }

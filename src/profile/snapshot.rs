@@ -141,6 +141,7 @@ fn summary_header(summary: &ContainerSummary) -> ContainerSummary {
         first_seen: summary.first_seen,
         last_seen: summary.last_seen,
         events: summary.events,
+        memory_bytes: summary.memory_bytes,
         overflow: summary.overflow.clone(),
         entries: Vec::new(),
     }
