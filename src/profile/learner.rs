@@ -17,7 +17,7 @@
 //!   their directory once more than [`Limits::files_per_dir`] files of it were written;
 //! - files read (the watch set reports reads of sensitive paths only).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -54,7 +54,8 @@ pub enum Entry {
         proto: String,
         /// `fd.rport`.
         port: u16,
-        /// `fd.rip`, or the CIDR it was aggregated to.
+        /// `fd.rip`, or the CIDR it was aggregated to, or the name of an AWS or ECS endpoint
+        /// ([`FIXED_ENDPOINTS`], [`VPC_RESOLVER`]) whose addresses the snapshot lists.
         dest: String,
     },
     /// An inbound connection.
@@ -139,6 +140,43 @@ impl Default for Limits {
     }
 }
 
+/// The AWS and ECS endpoints a task reaches at fixed link-local addresses, with their names
+/// as destinations of a profile and what they are.
+pub const FIXED_ENDPOINTS: [(Ipv4Addr, &str, &str); 3] = [
+    (
+        Ipv4Addr::new(169, 254, 170, 2),
+        "ecs-agent",
+        "ECS agent: task metadata and task role credentials",
+    ),
+    (
+        Ipv4Addr::new(169, 254, 169, 254),
+        "imds",
+        "EC2 instance metadata service (IMDS)",
+    ),
+    (
+        Ipv4Addr::new(169, 254, 169, 253),
+        "amazon-dns",
+        "Amazon DNS server (link-local)",
+    ),
+];
+
+/// The name of the VPC's DNS resolver(s) (from the task metadata) as a destination.
+pub const VPC_RESOLVER: &str = "vpc-resolver";
+
+/// What a named endpoint is, for the profile's comments.
+pub fn endpoint_description(name: &str) -> Option<&'static str> {
+    if name == VPC_RESOLVER {
+        return Some("the VPC's DNS resolver (Route 53 Resolver), from the task metadata");
+    }
+    FIXED_ENDPOINTS
+        .iter()
+        .find(|(_, n, _)| *n == name)
+        .map(|(_, _, description)| *description)
+}
+
+/// Most named endpoints a learner keeps (the fixed ones and a few resolvers).
+const MAX_ENDPOINTS: usize = 16;
+
 /// An address set being learnt: the addresses of one network on one port and direction, until
 /// there are too many and the network stands for them.
 #[derive(Debug, Default)]
@@ -199,6 +237,8 @@ pub struct ContainerProfile {
     addresses: HashMap<AddrKey, u32, KeyedFxBuild>,
     nets: HashMap<NetKey, Spread<IpAddr>>,
     dirs: HashMap<String, Spread<String>>,
+    /// Named endpoints this container connected to, with the addresses seen.
+    named: BTreeMap<String, BTreeSet<IpAddr>>,
     overflow: BTreeMap<&'static str, u64>,
 }
 
@@ -223,6 +263,10 @@ pub struct ContainerSummary {
     /// estimate from its tables' capacities and texts); 0 when unknown.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub memory_bytes: u64,
+    /// The named endpoints among the destinations (`ecs-agent`, `vpc-resolver`, ...), with
+    /// the addresses they stood for in this task.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, Vec<String>>,
     /// New entries not learnt because the container's cap was reached, by kind: the profile
     /// is incomplete for those kinds ("profile overflow").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -252,6 +296,9 @@ pub struct Learner {
     unnamed: u64,
     /// Events of containers beyond `max_containers`, not learnt.
     containers_overflow: u64,
+    /// Addresses learnt by name, not as addresses: [`FIXED_ENDPOINTS`] and what
+    /// [`Learner::name_endpoint`] added.
+    endpoints: Vec<(IpAddr, String)>,
 }
 
 /// Cuts `text` to at most `max` bytes at a character boundary.
@@ -318,7 +365,22 @@ impl Learner {
     pub fn new(limits: Limits) -> Learner {
         Learner {
             limits,
+            endpoints: FIXED_ENDPOINTS
+                .iter()
+                .map(|(ip, name, _)| (IpAddr::V4(*ip), (*name).to_owned()))
+                .collect(),
             ..Learner::default()
+        }
+    }
+
+    /// Learns connections to `ip` as connections to the endpoint `name` (the VPC resolver the
+    /// task metadata names): the profile allows the name, whatever its address in another
+    /// task. At most 16 endpoints; an address already named keeps its name. Connections learnt
+    /// before keep their address.
+    pub fn name_endpoint(&mut self, ip: IpAddr, name: &str) {
+        let ip = canonical(ip);
+        if self.endpoints.len() < MAX_ENDPOINTS && !self.endpoints.iter().any(|(a, _)| *a == ip) {
+            self.endpoints.push((ip, name.to_owned()));
         }
     }
 
@@ -364,6 +426,7 @@ impl Learner {
                 return;
             }
         };
+        let endpoints = &self.endpoints;
         let Some((_, profile)) = self.containers.get_mut(position) else {
             return;
         };
@@ -385,7 +448,7 @@ impl Learner {
                 .digests
                 .push(cut(digest, limits.max_text).to_owned());
         }
-        profile.learn(event, &limits);
+        profile.learn(event, &limits, endpoints);
     }
 
     /// The learnt profiles, one per container, sorted by name, entries sorted.
@@ -484,10 +547,16 @@ impl ContainerProfile {
                         + spread.members.iter().map(String::capacity).sum::<usize>()
                 })
                 .sum::<usize>();
+        let named = self
+            .named
+            .keys()
+            .map(|name| name.capacity() + 64)
+            .sum::<usize>();
         slots
             + index
             + nets
             + dirs
+            + named
             + self.free.capacity() * size_of::<u32>()
             + table_bytes(self.fast.capacity(), size_of::<(u64, u32)>())
             + self.recent.capacity() * size_of::<(u64, u32)>()
@@ -546,7 +615,7 @@ impl ContainerProfile {
         len < limits.max_entries.saturating_mul(4)
     }
 
-    fn learn(&mut self, event: &Event, limits: &Limits) {
+    fn learn(&mut self, event: &Event, limits: &Limits, endpoints: &[(IpAddr, String)]) {
         match event.evt_type() {
             EventType::Execve => {
                 let Some(proc) = event.proc.as_deref() else {
@@ -640,7 +709,28 @@ impl ContainerProfile {
                 if remote.is_loopback() || remote.is_unspecified() {
                     return;
                 }
-                let slot = self.learn_address(outbound, cut(proto, 16), port, remote, limits);
+                let named = endpoints
+                    .iter()
+                    .find(|(ip, _)| *ip == remote)
+                    .filter(|_| outbound);
+                let slot = match named {
+                    Some((ip, name)) => {
+                        let slot = self.bump(
+                            Entry::Connect {
+                                proto: cut(proto, 16).to_owned(),
+                                port,
+                                dest: name.clone(),
+                            },
+                            1,
+                            limits,
+                        );
+                        if slot.is_some() {
+                            self.named.entry(name.clone()).or_default().insert(*ip);
+                        }
+                        slot
+                    }
+                    None => self.learn_address(outbound, cut(proto, 16), port, remote, limits),
+                };
                 if code != 0
                     && let Some(slot) = slot
                     && Self::fast_room(self.addresses.len(), limits)
@@ -916,6 +1006,11 @@ impl ContainerProfile {
             last_seen: self.last_seen,
             events: self.events,
             memory_bytes: self.memory_bytes() as u64,
+            endpoints: self
+                .named
+                .iter()
+                .map(|(name, ips)| (name.clone(), ips.iter().map(IpAddr::to_string).collect()))
+                .collect(),
             overflow: self
                 .overflow
                 .iter()
@@ -1191,6 +1286,48 @@ mod tests {
         learner.observe(&host);
         assert_eq!(learner.entries(), 0);
         assert_eq!(learner.unnamed(), 1);
+    }
+
+    #[test]
+    fn ecs_and_aws_endpoints_are_learnt_by_name() {
+        let mut learner = Learner::new(Limits::default());
+        learner.observe(&connect("app", "169.254.170.2", 80));
+        learner.observe(&connect("app", "::ffff:169.254.170.2", 80));
+        learner.observe(&connect("app", "169.254.169.254", 80));
+        // The resolver before the task metadata named it: an address.
+        learner.observe(&connect("app", "10.20.0.2", 53));
+        learner.name_endpoint("10.20.0.2".parse().expect("ip"), VPC_RESOLVER);
+        learner.name_endpoint("10.20.0.2".parse().expect("ip"), "other");
+        let mut dns = connect("app", "10.20.0.2", 53);
+        if let Some(fd) = dns.fd.as_mut() {
+            fd.l4proto = Some("udp".into());
+        }
+        learner.observe(&dns);
+        let to = |proto: &str, port: u16, dest: &str| Entry::Connect {
+            proto: proto.into(),
+            port,
+            dest: dest.into(),
+        };
+        assert_eq!(
+            entries(&learner, "app"),
+            vec![
+                (to("tcp", 53, "10.20.0.2"), 1),
+                (to("tcp", 80, "ecs-agent"), 2),
+                (to("tcp", 80, "imds"), 1),
+                (to("udp", 53, VPC_RESOLVER), 1),
+            ]
+        );
+        let summary = &learner.summaries()[0];
+        assert_eq!(
+            summary.endpoints,
+            BTreeMap::from([
+                ("ecs-agent".to_owned(), vec!["169.254.170.2".to_owned()]),
+                ("imds".to_owned(), vec!["169.254.169.254".to_owned()]),
+                (VPC_RESOLVER.to_owned(), vec!["10.20.0.2".to_owned()]),
+            ])
+        );
+        assert!(endpoint_description("ecs-agent").is_some());
+        assert!(endpoint_description("10.20.0.2").is_none());
     }
 
     #[test]

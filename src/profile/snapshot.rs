@@ -142,6 +142,7 @@ fn summary_header(summary: &ContainerSummary) -> ContainerSummary {
         last_seen: summary.last_seen,
         events: summary.events,
         memory_bytes: summary.memory_bytes,
+        endpoints: summary.endpoints.clone(),
         overflow: summary.overflow.clone(),
         entries: Vec::new(),
     }
