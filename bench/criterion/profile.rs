@@ -209,8 +209,6 @@ fn table(set: &RuleSet) {
 }
 
 fn busy_workload() {
-    let before = LIVE.load(Ordering::Relaxed);
-    let mut learner = Learner::new(Limits::default());
     let programs: Vec<Event> = (0..200)
         .map(|p| {
             exec(
@@ -222,6 +220,9 @@ fn busy_workload() {
     let destinations: Vec<Event> = (0..50u16)
         .map(|d| connect(&format!("10.0.{}.{}", d / 10, 10 + d % 10), 443 + d % 5))
         .collect();
+    // What the learner holds, not the workload's events built above.
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut learner = Learner::new(Limits::default());
     let start = thread_cpu_time();
     // Ten minutes: 600 seconds of 1,000 execs and 500 connections each.
     for second in 0..600usize {
