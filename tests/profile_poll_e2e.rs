@@ -31,14 +31,17 @@ const NEW_PEER_PORT: u16 = 18082;
 const NEW_LISTENER_PORT: u16 = 4445;
 
 // Every request lasts a second or more (the client waits before it writes), long enough for
-// the scans of /proc and of the socket tables to see it.
+// the scans of /proc and of the socket tables to see it. Programs are named by their path:
+// busybox's shell runs a bare applet name by re-executing /proc/self/exe, and a scan that
+// catches such a process mid-way sees it as `exe` (trace mode sees every such exec; poll
+// mode, sometimes one, which would make the profile differ from task to task).
 const WORKER: &str = r#"
-sleep 1
+/bin/sleep 1
 i=0
 while [ $i -lt 3 ]; do
-  (sleep 1; printf 'GET / HTTP/1.0\r\n\r\n') | /bin/nc 198.51.100.1 18081 > /dev/null
-  (sleep 1; printf 'GET /health HTTP/1.0\r\n\r\n') | /bin/nc 127.0.0.1 8080 > /dev/null
-  (sleep 1; printf 'GET /v2/credentials HTTP/1.0\r\n\r\n') | /bin/nc 169.254.170.2 80 > /dev/null
+  (/bin/sleep 1; printf 'GET / HTTP/1.0\r\n\r\n') | /bin/nc 198.51.100.1 18081 > /dev/null
+  (/bin/sleep 1; printf 'GET /health HTTP/1.0\r\n\r\n') | /bin/nc 127.0.0.1 8080 > /dev/null
+  (/bin/sleep 1; printf 'GET /v2/credentials HTTP/1.0\r\n\r\n') | /bin/nc 169.254.170.2 80 > /dev/null
   i=$((i + 1))
 done
 true"#;
@@ -224,7 +227,7 @@ fn in_poll_mode_under_fargate_capabilities_a_profile_is_quiet_on_the_workload_an
     task.run(&[
         "/bin/sh",
         "-c",
-        "(sleep 2; printf 'GET / HTTP/1.0\\r\\n\\r\\n') | /bin/nc 198.51.100.1 18082 > /dev/null; true",
+        "(/bin/sleep 2; printf 'GET / HTTP/1.0\\r\\n\\r\\n') | /bin/nc 198.51.100.1 18082 > /dev/null; true",
     ]);
     task.run(&["/home/app/.cache/sleep", "2"]);
 

@@ -11,7 +11,9 @@
 //! - listening ports (`fd.l4proto`, `fd.sport`);
 //! - outbound destinations: remote port and address, the address aggregated to its /24 (IPv4) or
 //!   /64 (IPv6) once more than [`Limits::addrs_per_net`] addresses of that network were seen on
-//!   that port; loopback is never outbound and is not learnt;
+//!   that port; loopback is never outbound and is not learnt; the AWS and ECS endpoints
+//!   ([`FIXED_ENDPOINTS`], and the VPC resolver once [`Learner::name_endpoint`] names it) are
+//!   learnt by name, with the addresses each stood for;
 //! - inbound peers by local port, aggregated the same way;
 //! - files written (opened for writing, created, deleted, renamed, chmod, mkdir), aggregated to
 //!   their directory once more than [`Limits::files_per_dir`] files of it were written;
