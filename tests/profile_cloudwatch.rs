@@ -184,6 +184,9 @@ fn a_snapshot_larger_than_one_event_is_split_shipped_to_cloudwatch_and_reassembl
     let stopping = std::time::Instant::now();
     mon.wait_exit(2 * TIMEOUT).expect("the monitor stops");
     eprintln!("the monitor stopped in {:?}", stopping.elapsed());
+    if stopping.elapsed() > Duration::from_secs(30) {
+        eprintln!("its log:\n{}", mon.stderr_so_far());
+    }
     let stdout = mon.lines_so_far();
 
     // Each container's snapshot on stdout: several parts.
