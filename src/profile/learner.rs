@@ -206,6 +206,27 @@ fn fingerprint(build: &KeyedFxBuild, tag: u64, parts: &[&str]) -> u64 {
     hasher.finish()
 }
 
+/// An IPv4 remote address's exact key packed in a word, never 0: direction, protocol code,
+/// port, address. `None` for IPv6 and protocols without a code.
+fn packed_v4(direction: u8, code: u8, port: u16, remote: IpAddr) -> Option<u64> {
+    match remote {
+        IpAddr::V4(v4) if code != 0 => Some(
+            1 << 63
+                | u64::from(direction) << 58
+                | u64::from(code) << 48
+                | u64::from(port) << 32
+                | u64::from(u32::from(v4)),
+        ),
+        _ => None,
+    }
+}
+
+/// The place of a packed key in the direct-mapped address cache (256 places). Unkeyed: a
+/// workload aiming at it only makes it miss, and a miss takes the keyed map.
+fn packed_place(packed: u64) -> usize {
+    (packed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+}
+
 const TAG_EXEC: u64 = 1;
 const TAG_LISTEN: u64 = 2;
 const TAG_WRITE: u64 = 3;
@@ -237,6 +258,9 @@ pub struct ContainerProfile {
     /// byte. Entries it holds are checked like those of `fast`.
     recent: Vec<(u64, u32)>,
     addresses: HashMap<AddrKey, u32, KeyedFxBuild>,
+    /// A direct-mapped cache in front of `addresses` for IPv4 keys: (packed key, slot). Emptied
+    /// when a network collapse frees the slots of its addresses.
+    recent_addrs: Vec<(u64, u32)>,
     nets: HashMap<NetKey, Spread<IpAddr>>,
     dirs: HashMap<String, Spread<String>>,
     /// Named endpoints this container connected to, with the addresses seen.
@@ -562,6 +586,7 @@ impl ContainerProfile {
             + self.free.capacity() * size_of::<u32>()
             + table_bytes(self.fast.capacity(), size_of::<(u64, u32)>())
             + self.recent.capacity() * size_of::<(u64, u32)>()
+            + self.recent_addrs.capacity() * size_of::<(u64, u32)>()
             + table_bytes(self.addresses.capacity(), size_of::<(AddrKey, u32)>())
             + self.digests.capacity() * size_of::<String>()
             + self.digests.iter().map(String::capacity).sum::<usize>()
@@ -609,6 +634,16 @@ impl ContainerProfile {
         }
         if let Some(place) = self.recent.get_mut((fp >> 56) as usize) {
             *place = (fp, slot);
+        }
+    }
+
+    /// Remembers the slot of a packed IPv4 key in the direct-mapped address cache.
+    fn remember_addr(&mut self, packed: u64, slot: u32) {
+        if self.recent_addrs.is_empty() {
+            self.recent_addrs = vec![(0, u32::MAX); 256];
+        }
+        if let Some(place) = self.recent_addrs.get_mut(packed_place(packed)) {
+            *place = (packed, slot);
         }
     }
 
@@ -702,9 +737,20 @@ impl ContainerProfile {
                 let remote = canonical(remote);
                 let code = proto_code(proto);
                 let key: AddrKey = (u8::from(!outbound), code, port, remote);
+                let packed = packed_v4(u8::from(!outbound), code, port, remote);
+                if let Some(packed) = packed
+                    && let Some(&(cached, slot)) = self.recent_addrs.get(packed_place(packed))
+                    && cached == packed
+                    && self.hit(Some(slot), |_| true)
+                {
+                    return;
+                }
                 if code != 0 {
                     let slot = self.addresses.get(&key).copied();
                     if self.hit(slot, |_| true) {
+                        if let (Some(packed), Some(slot)) = (packed, slot) {
+                            self.remember_addr(packed, slot);
+                        }
                         return;
                     }
                 }
@@ -738,6 +784,9 @@ impl ContainerProfile {
                     && Self::fast_room(self.addresses.len(), limits)
                 {
                     self.addresses.insert(key, slot);
+                    if let Some(packed) = packed {
+                        self.remember_addr(packed, slot);
+                    }
                 }
             }
             EventType::Open => {
@@ -863,7 +912,9 @@ impl ContainerProfile {
                 slot
             }
             Some(_) => {
-                // One address too many: the network stands for all of them.
+                // One address too many: the network stands for all of them. The cache of
+                // addresses may point at the slots freed below.
+                self.recent_addrs.fill((0, u32::MAX));
                 let members = self
                     .nets
                     .get_mut(&key)
