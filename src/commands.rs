@@ -412,23 +412,28 @@ pub fn sbom(args: &crate::cli::SbomArgs) -> anyhow::Result<u8> {
         max_archive_bytes: args.max_archive_bytes,
         ..Limits::default()
     };
-    let vulndb = match &args.vulndb {
-        Some(dir) => match image::osv::VulnDb::load(dir) {
-            Ok(db) => {
-                for note in &db.notes {
-                    eprintln!("tasksentry: sbom: --vulndb: {note}");
-                }
-                Some(db)
-            }
-            Err(error) => {
-                eprintln!("tasksentry: sbom: --vulndb {}: {error}", dir.display());
-                return Ok(exit::USAGE);
-            }
-        },
-        None => None,
-    };
     let root = Root::new(&args.root, limits);
     let inventory = image::inventory(&root);
+    // Only the entries of this root's packages are kept of the database (a whole export would
+    // take tens of megabytes).
+    let vulndb = match &args.vulndb {
+        Some(dir) => {
+            match image::osv::VulnDb::load_for(dir, &image::osv::Wanted::of(&inventory.components))
+            {
+                Ok(db) => {
+                    for note in &db.notes {
+                        eprintln!("tasksentry: sbom: --vulndb: {note}");
+                    }
+                    Some(db)
+                }
+                Err(error) => {
+                    eprintln!("tasksentry: sbom: --vulndb {}: {error}", dir.display());
+                    return Ok(exit::USAGE);
+                }
+            }
+        }
+        None => None,
+    };
     if let Some(budget) = inventory.truncated {
         eprintln!(
             "tasksentry: sbom: the {budget} budget ran out: the SBOM is incomplete (raise --max-{budget})"

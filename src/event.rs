@@ -121,6 +121,8 @@ pub enum Collector {
     Sockets,
     /// The inotify file collector.
     Fswatch,
+    /// The image collector (packages, vulnerabilities and credentials of the running images).
+    Images,
     /// The monitor itself (health, configuration, tamper).
     Monitor,
 }
@@ -133,6 +135,7 @@ impl Collector {
             Collector::Tracer => "tracer",
             Collector::Sockets => "sockets",
             Collector::Fswatch => "fswatch",
+            Collector::Images => "images",
             Collector::Monitor => "monitor",
         }
     }

@@ -66,6 +66,14 @@ fn is_profile_snapshot(line: &Value) -> bool {
     line["evt"]["type"] == "tasksentry" && line["internal"]["kind"] == "profile_snapshot"
 }
 
+/// An image collector's data record (an SBOM part, a pass summary): like a profile snapshot,
+/// a record on the outputs, not an alert.
+fn is_image_record(line: &Value) -> bool {
+    line["evt"]["type"] == "tasksentry"
+        && (line["internal"]["kind"] == "image_sbom"
+            || line["internal"]["kind"] == "image_inventory")
+}
+
 fn priority_in(line: &Value, priorities: &[&str]) -> bool {
     line["priority"]
         .as_str()
@@ -652,6 +660,14 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_a_heartbeat_or_a_profile_snap
         );
         assert!(value["rule"].is_null(), "{line}");
     };
+    let image_record = |line: &str, value: &Value| {
+        assert!(
+            support::falco::check(line).is_err(),
+            "an image record is not an alert to falcosidekick: {line}"
+        );
+        assert!(value["rule"].is_null(), "{line}");
+        assert!(line.len() < 256 * 1024, "below CloudWatch's event limit");
+    };
     let mut snapshots = (0, 0);
     for line in &stdout {
         let value: Value = serde_json::from_str(line)
@@ -659,6 +675,8 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_a_heartbeat_or_a_profile_snap
         if is_profile_snapshot(&value) {
             snapshot(line, &value);
             snapshots.0 += 1;
+        } else if is_image_record(&value) {
+            image_record(line, &value);
         } else {
             alerts.push(check_alert_line(line, HOSTNAME));
         }
@@ -670,6 +688,8 @@ fn every_line_on_the_alert_stream_is_a_falco_alert_a_heartbeat_or_a_profile_snap
         if is_profile_snapshot(&value) {
             snapshot(line, &value);
             snapshots.1 += 1;
+        } else if is_image_record(&value) {
+            image_record(line, &value);
         } else if is_heartbeat(&value) {
             tasksentry::sink::cloudwatch::emf::validate_emf(line)
                 .unwrap_or_else(|e| panic!("invalid heartbeat ({e}): {line}"));

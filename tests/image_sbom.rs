@@ -1,8 +1,10 @@
 //! `tasksentry sbom --root DIR` on a container root built here: a Debian package database (and
 //! distroless `status.d/`), an apk database, Python site-packages, a node_modules tree, a jar
 //! with a nested jar, and a Go binary. The components must be exactly the table written by hand
-//! from these fixtures (neither Syft nor Trivy installs from the registries here).
+//! from these fixtures (neither Syft nor Trivy installs from the registries here). rpm
+//! databases are built by rpm itself, which is then the second implementation.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{Cursor, Write};
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -738,4 +740,524 @@ fn a_zip_of_osv_records_is_read_like_the_directory() {
         Some(EXPECTED_VULNS.len())
     );
     assert_eq!(from_zip["vulnerabilities"], from_dir["vulnerabilities"]);
+}
+
+/// Fixture packages for the upstream OSV records in `tests/data/osv-upstream` (copied
+/// unchanged from a published package, see its README): each record's boundaries from both
+/// sides, in an Alpine 3.8 root (`alpine_minor`) with Python, npm and Maven packages.
+fn upstream_fixture_root(root: &Path, alpine_minor: &str) {
+    write(
+        root,
+        "/etc/os-release",
+        format!("NAME=\"Alpine Linux\"\nID=alpine\nVERSION_ID={alpine_minor}.1\n"),
+    );
+    write(
+        root,
+        "/lib/apk/db/installed",
+        "C:Q1aaa=\nP:libcrypto1.0\nV:1.0.2p-r0\nA:x86_64\no:openssl\nF:lib\nR:libcrypto.so.1.0.0\n\n\
+C:Q1bbb=\nP:libssl1.0\nV:1.0.2q-r0\nA:x86_64\no:openssl\nF:lib\nR:libssl.so.1.0.0\n",
+    );
+    let metadata = |dir: &str, name: &str, version: &str| {
+        write(
+            root,
+            &format!("{dir}/{name}-{version}.dist-info/METADATA"),
+            format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"),
+        );
+    };
+    let system = "/usr/lib/python3.6/site-packages";
+    metadata(system, "requests", "2.30.0");
+    metadata(system, "gradio", "4.36.1");
+    metadata(system, "Products.PluggableAuthService", "2.6.0");
+    let venv = "/app/venv/lib/python3.6/site-packages";
+    metadata(venv, "requests", "2.2.1");
+    metadata(venv, "gradio", "4.36.0");
+    metadata(venv, "Products.PluggableAuthService", "2.6.1");
+    metadata(
+        "/opt/tool/lib/python3.6/site-packages",
+        "requests",
+        "2.31.0",
+    );
+    let npm = |path: &str, name: &str, version: &str| {
+        write(
+            root,
+            &format!("/app/{path}/package.json"),
+            format!(r#"{{"name":"{name}","version":"{version}"}}"#),
+        );
+    };
+    npm("node_modules/jquery", "jquery", "2.2.4");
+    npm("node_modules/a/node_modules/jquery", "jquery", "3.0.0");
+    npm("node_modules/b/node_modules/jquery", "jquery", "2.1.0");
+    npm("node_modules/mixin-deep", "mixin-deep", "1.3.1");
+    npm(
+        "node_modules/a/node_modules/mixin-deep",
+        "mixin-deep",
+        "2.0.0",
+    );
+    npm(
+        "node_modules/b/node_modules/mixin-deep",
+        "mixin-deep",
+        "1.3.2",
+    );
+    npm("node_modules/i18next", "i18next", "1.10.2");
+    npm("node_modules/a", "a", "1.0.0");
+    npm("node_modules/b", "b", "1.0.0");
+    let pom_entry = |group: &str, artifact: &str, version: &str| {
+        (
+            format!("META-INF/maven/{group}/{artifact}/pom.properties"),
+            pom(group, artifact, version),
+        )
+    };
+    for (file, group, artifact, version) in [
+        (
+            "xwiki-a.jar",
+            "org.xwiki.commons",
+            "xwiki-commons-core",
+            "12.6.6",
+        ),
+        (
+            "xwiki-b.jar",
+            "org.xwiki.commons",
+            "xwiki-commons-core",
+            "12.8",
+        ),
+        (
+            "xwiki-c.jar",
+            "org.xwiki.commons",
+            "xwiki-commons-core",
+            "12.10.1",
+        ),
+        (
+            "akka-a.jar",
+            "com.typesafe.akka",
+            "akka-actor_2.12",
+            "2.5.15",
+        ),
+        (
+            "akka-b.jar",
+            "com.typesafe.akka",
+            "akka-actor_2.11",
+            "2.5.16",
+        ),
+    ] {
+        let (name, properties) = pom_entry(group, artifact, version);
+        write(
+            root,
+            &format!("/app/lib/{file}"),
+            jar(&[(name.as_str(), properties.as_bytes(), true)]),
+        );
+    }
+}
+
+/// The vulnerabilities an SBOM lists, as (purl, advisory, fixed version), sorted.
+fn found_vulns(json: &serde_json::Value) -> Vec<(String, String, Option<String>)> {
+    let components = json["components"].as_array().expect("components");
+    let mut found: Vec<_> = json["vulnerabilities"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| {
+            let bom_ref = &v["affects"][0]["ref"];
+            let purl = components
+                .iter()
+                .find(|c| c["bom-ref"] == *bom_ref)
+                .and_then(|c| c["purl"].as_str())
+                .expect("affects a listed component");
+            (
+                purl.to_owned(),
+                v["id"].as_str().expect("id").to_owned(),
+                property(v, "tasksentry:fixed_version")
+                    .first()
+                    .map(|f| (*f).to_owned()),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Records as OSV publishes them (not transcribed): an Alpine record listing one range per
+/// release (and an `affected` entry without a package, which must be skipped), PyPI records
+/// with an explicit `versions` list (with GIT ranges, which are not versions) and with a
+/// name to normalise (`Products.PluggableAuthService`, `Gradio`), npm records whose events
+/// interleave two ranges in one list (`mixin-deep`) or start at a pre-release (`jquery`
+/// from `2.1.1-0`), Maven records with three ranges and with two packages.
+#[test]
+fn upstream_osv_records_find_exactly_the_affected_versions() {
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/osv-upstream");
+    let db = db.to_str().expect("utf-8");
+    let dir = tempfile::tempdir().expect("tempdir");
+    upstream_fixture_root(dir.path(), "3.8");
+    let (json, _, stderr) = sbom(dir.path(), &["--vulndb", db]);
+    assert!(stderr.is_empty(), "{stderr}");
+    let expected: Vec<(String, String, Option<String>)> = [
+        (
+            "pkg:apk/alpine/libcrypto1.0@1.0.2p-r0?arch=x86_64&distro=3.8.1",
+            "CVE-2018-5407",
+            Some("1.0.2q-r0"),
+        ),
+        (
+            "pkg:maven/com.typesafe.akka/akka-actor_2.12@2.5.15",
+            "GHSA-mr95-9rr4-668f",
+            Some("2.5.16"),
+        ),
+        (
+            "pkg:maven/org.xwiki.commons/xwiki-commons-core@12.10.1",
+            "GHSA-76mp-659p-rw65",
+            Some("12.10.2"),
+        ),
+        (
+            "pkg:maven/org.xwiki.commons/xwiki-commons-core@12.6.6",
+            "GHSA-76mp-659p-rw65",
+            Some("12.6.7"),
+        ),
+        (
+            "pkg:npm/i18next@1.10.2",
+            "GHSA-f89g-whpf-6q9m",
+            Some("1.10.3"),
+        ),
+        ("pkg:npm/jquery@2.2.4", "GHSA-mhpp-875w-9cpv", Some("3.0.0")),
+        (
+            "pkg:npm/mixin-deep@1.3.1",
+            "GHSA-fhjf-83wg-r2j9",
+            Some("1.3.2"),
+        ),
+        (
+            "pkg:npm/mixin-deep@2.0.0",
+            "GHSA-fhjf-83wg-r2j9",
+            Some("2.0.1"),
+        ),
+        ("pkg:pypi/gradio@4.36.1", "GHSA-9v2f-6vcg-3hgv", None),
+        (
+            "pkg:pypi/products-pluggableauthservice@2.6.0",
+            "GHSA-p44j-xrqg-4xrr",
+            Some("2.6.1"),
+        ),
+        ("pkg:pypi/requests@2.30.0", "PYSEC-2023-74", Some("2.31.0")),
+    ]
+    .iter()
+    .map(|(p, id, f)| ((*p).to_owned(), (*id).to_owned(), f.map(str::to_owned)))
+    .collect();
+    assert_eq!(found_vulns(&json), expected);
+    let requests = json["vulnerabilities"]
+        .as_array()
+        .expect("vulnerabilities")
+        .iter()
+        .find(|v| v["id"] == "PYSEC-2023-74")
+        .expect("requests");
+    let aliases: Vec<&str> = requests["references"]
+        .as_array()
+        .expect("aliases")
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(aliases, ["CVE-2023-32681", "GHSA-j8r2-6x86-q33q"]);
+
+    // The same packages in an Alpine 3.9 image: the openssl record lists releases up to 3.8
+    // only; the language packages are matched as before.
+    let dir = tempfile::tempdir().expect("tempdir");
+    upstream_fixture_root(dir.path(), "3.9");
+    let (json, _, _) = sbom(dir.path(), &["--vulndb", db]);
+    let on_3_9: Vec<_> = expected
+        .iter()
+        .filter(|(_, id, _)| id != "CVE-2018-5407")
+        .cloned()
+        .collect();
+    assert_eq!(found_vulns(&json), on_3_9);
+}
+
+// ---------------------------------------------------------------------------------------------
+// rpm: packages built here with `rpmbuild` and recorded in a container root's
+// `var/lib/rpm/rpmdb.sqlite` by rpm itself (`rpm --root ... -i --justdb`), then read by
+// TaskSentry's own SQLite file-format reader. The second implementation is rpm: the packages,
+// versions and files must be exactly what `rpm -qa` and `rpm -ql` list.
+
+/// Builds a binary rpm from `spec` in `work`; returns its path.
+fn rpmbuild(work: &Path, name: &str, spec: &str) -> std::path::PathBuf {
+    let spec_path = work.join(format!("{name}.spec"));
+    fs::write(&spec_path, spec).expect("spec");
+    let output = Command::new("rpmbuild")
+        .args(["-bb", "--quiet", "--target", "x86_64"])
+        .arg("--define")
+        .arg(format!("_topdir {}", work.join("top").display()))
+        .arg("--define")
+        .arg(format!("_rpmdir {}", work.join("out").display()))
+        .arg(&spec_path)
+        .output()
+        .expect("rpmbuild runs (scripts/test installs rpm)");
+    assert!(output.status.success(), "rpmbuild {name}: {output:?}");
+    let mut found = Vec::new();
+    for arch in fs::read_dir(work.join("out")).expect("out") {
+        for rpm in fs::read_dir(arch.expect("arch").path()).expect("arch dir") {
+            let path = rpm.expect("rpm").path();
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{name}-")))
+            {
+                found.push(path);
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+fn spec(
+    name: &str,
+    epoch: Option<u32>,
+    version: &str,
+    release: &str,
+    arch: &str,
+    files: &[String],
+) -> String {
+    let mut install = String::new();
+    for file in files {
+        let dir = Path::new(file).parent().expect("dir").display().to_string();
+        install.push_str(&format!(
+            "mkdir -p %{{buildroot}}{dir}\necho x > %{{buildroot}}{file}\n"
+        ));
+    }
+    let epoch = epoch.map(|e| format!("Epoch: {e}\n")).unwrap_or_default();
+    format!(
+        "Name: {name}\nVersion: {version}\nRelease: {release}\n{epoch}Summary: fixture\nLicense: MIT\n\
+BuildArch: {arch}\n%global debug_package %{{nil}}\n%description\nfixture\n%install\n{install}%files\n{}\n",
+        files.join("\n")
+    )
+}
+
+fn rpm_query(root: &Path, args: &[&str]) -> String {
+    let output = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/var/lib/rpm"])
+        .args(args)
+        .output()
+        .expect("rpm");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// A root with five packages recorded by rpm: an epoch, a tilde pre-release, noarch, and one
+/// with 400 long file names (its header spills over several SQLite overflow pages).
+fn rpm_root(work: &Path, root: &Path, os_release: &str) {
+    let many: Vec<String> = (0..400)
+        .map(|i| {
+            format!("/usr/share/fixture-data/some/rather/deep/directory/file-number-{i:04}.dat")
+        })
+        .collect();
+    let packages = [
+        (
+            "openssl-libs",
+            Some(1),
+            "3.0.7",
+            "24.el9",
+            "x86_64",
+            vec![
+                "/usr/lib64/libssl.so.3".to_owned(),
+                "/usr/lib64/libcrypto.so.3".to_owned(),
+            ],
+        ),
+        (
+            "bash",
+            None,
+            "5.1.8",
+            "6.el9_1",
+            "x86_64",
+            vec!["/usr/bin/bash".to_owned()],
+        ),
+        (
+            "python3-pip-wheel",
+            None,
+            "21.2.3",
+            "7.el9",
+            "noarch",
+            vec!["/usr/share/python-wheels/pip.whl".to_owned()],
+        ),
+        (
+            "tzdata",
+            None,
+            "2024a~rc1",
+            "1.el9",
+            "noarch",
+            vec!["/usr/share/zoneinfo/UTC".to_owned()],
+        ),
+        ("fixture-data", None, "1.0", "1", "noarch", many),
+    ];
+    let mut rpms = Vec::new();
+    for (name, epoch, version, release, arch, files) in &packages {
+        rpms.push(rpmbuild(
+            work,
+            name,
+            &spec(name, *epoch, version, release, arch, files),
+        ));
+    }
+    fs::create_dir_all(root.join("etc")).expect("etc");
+    fs::write(root.join("etc/os-release"), os_release).expect("os-release");
+    let status = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args(["--dbpath", "/var/lib/rpm", "--initdb"])
+        .status()
+        .expect("rpm --initdb");
+    assert!(status.success());
+    let output = Command::new("rpm")
+        .arg("--root")
+        .arg(root)
+        .args([
+            "--dbpath",
+            "/var/lib/rpm",
+            "-i",
+            "--justdb",
+            "--nodeps",
+            "--ignorearch",
+            "--ignoreos",
+            "--nosignature",
+        ])
+        .args(&rpms)
+        .output()
+        .expect("rpm -i");
+    assert!(output.status.success(), "{output:?}");
+    assert!(root.join("var/lib/rpm/rpmdb.sqlite").is_file());
+}
+
+#[test]
+fn rpm_packages_are_exactly_those_rpm_lists() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = tempfile::tempdir().expect("tempdir");
+    rpm_root(
+        work.path(),
+        root.path(),
+        "NAME=\"AlmaLinux\"\nID=\"almalinux\"\nVERSION_ID=\"9.3\"\n",
+    );
+    // TaskSentry's reading, through the library (files are not part of the SBOM).
+    let inventory = tasksentry::image::inventory(&tasksentry::image::Root::new(
+        root.path(),
+        tasksentry::image::Limits::default(),
+    ));
+    assert!(inventory.notes.is_empty(), "{:?}", inventory.notes);
+    let rpms: Vec<&tasksentry::image::Component> = inventory
+        .components
+        .iter()
+        .filter(|c| c.ecosystem == tasksentry::image::Ecosystem::Rpm)
+        .collect();
+    // What rpm lists, as (name, [epoch:]version-release, arch).
+    let theirs: BTreeSet<(String, String, String)> = rpm_query(
+        root.path(),
+        &[
+            "-qa",
+            "--qf",
+            "%{NAME} %|EPOCH?{%{EPOCH}:}|%{VERSION}-%{RELEASE} %{ARCH}\\n",
+        ],
+    )
+    .lines()
+    .map(|line| {
+        let mut parts = line.split(' ');
+        let mut next = || parts.next().expect("field").to_owned();
+        (next(), next(), next())
+    })
+    .collect();
+    assert_eq!(theirs.len(), 5, "{theirs:?}");
+    let ours: BTreeSet<(String, String, String)> = rpms
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.version.clone(),
+                c.arch.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(ours, theirs);
+    // Files, for "in use": exactly `rpm -ql`, also for the header spread over overflow pages.
+    for name in ["openssl-libs", "fixture-data"] {
+        let listed: BTreeSet<String> = rpm_query(root.path(), &["-ql", name])
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let component = rpms.iter().find(|c| c.name == name).expect(name);
+        let files: BTreeSet<String> = component.files.iter().cloned().collect();
+        assert_eq!(files, listed, "{name}");
+    }
+    assert_eq!(
+        rpms.iter()
+            .find(|c| c.name == "fixture-data")
+            .map(|c| c.files.len()),
+        Some(400)
+    );
+    // The SBOM names them with their package URLs and source packages.
+    let (json, _, _) = sbom(root.path(), &[]);
+    let openssl = json["components"]
+        .as_array()
+        .expect("components")
+        .iter()
+        .find(|c| c["name"] == "openssl-libs")
+        .expect("openssl-libs");
+    assert_eq!(
+        openssl["purl"],
+        "pkg:rpm/almalinux/openssl-libs@3.0.7-24.el9?arch=x86_64&distro=almalinux-9.3&epoch=1"
+    );
+    assert_eq!(
+        property(openssl, "tasksentry:ecosystem").first().copied(),
+        Some("rpm")
+    );
+    assert_eq!(
+        property(openssl, "tasksentry:source_name").first().copied(),
+        Some("openssl-libs")
+    );
+}
+
+#[test]
+fn rpm_advisories_apply_to_their_own_distribution_and_release_only() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let db = tempfile::tempdir().expect("tempdir");
+    // A record in AlmaLinux's OSV form (synthetic: no original could be fetched here).
+    fs::write(
+        db.path().join("TASKSENTRY-TEST-RPM-1.json"),
+        r#"{"schema_version":"1.6.0","id":"TASKSENTRY-TEST-RPM-1","aliases":["CVE-2023-0286"],
+"summary":"Synthetic test record in AlmaLinux's form","affected":[
+{"package":{"ecosystem":"AlmaLinux:9","name":"openssl-libs"},
+ "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1:3.0.7-25.el9"}]}]},
+{"package":{"ecosystem":"AlmaLinux:9","name":"tzdata"},
+ "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"2024a~rc1-1.el9"}]}]},
+{"package":{"ecosystem":"AlmaLinux:9","name":"bash"},
+ "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"5.1.8-6.el9_1"}]}]}]}"#,
+    )
+    .expect("record");
+    let db = db.path().to_str().expect("utf-8");
+    let found = |os_release: &str| -> Vec<(String, String)> {
+        let root = tempfile::tempdir().expect("tempdir");
+        rpm_root(work.path(), root.path(), os_release);
+        let _ = fs::remove_dir_all(work.path().join("out"));
+        let (json, _, _) = sbom(root.path(), &["--vulndb", db]);
+        let components = json["components"].as_array().expect("components").clone();
+        json["vulnerabilities"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|v| {
+                let component = components
+                    .iter()
+                    .find(|c| c["bom-ref"] == v["affects"][0]["ref"])
+                    .expect("component");
+                (
+                    component["name"].as_str().expect("name").to_owned(),
+                    property(v, "tasksentry:fixed_version")
+                        .first()
+                        .copied()
+                        .unwrap_or("")
+                        .to_owned(),
+                )
+            })
+            .collect()
+    };
+    // openssl-libs 1:3.0.7-24.el9 is below the fix; tzdata and bash are at it.
+    assert_eq!(
+        found("ID=\"almalinux\"\nVERSION_ID=\"9.3\"\n"),
+        [("openssl-libs".to_owned(), "1:3.0.7-25.el9".to_owned())]
+    );
+    // Another release, another rpm distribution: not theirs.
+    assert!(found("ID=\"almalinux\"\nVERSION_ID=\"8.9\"\n").is_empty());
+    assert!(found("ID=\"amzn\"\nVERSION_ID=\"2023\"\n").is_empty());
 }

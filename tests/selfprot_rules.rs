@@ -67,9 +67,13 @@ fn producer_sources() -> String {
     sources
 }
 
-/// Every `kind` an internal rule names.
+/// Every `kind` an internal rule (or an image rule: the image collector's findings are
+/// `tasksentry` events too) names.
 fn kinds_with_a_rule() -> Vec<String> {
-    let rules = include_str!("../rules/tasksentry_internal_rules.yaml");
+    let rules = concat!(
+        include_str!("../rules/tasksentry_internal_rules.yaml"),
+        include_str!("../rules/tasksentry_image_rules.yaml")
+    );
     let mut kinds = Vec::new();
     for line in rules.lines() {
         let Some(rest) = line.split("tasksentry.kind").nth(1) else {

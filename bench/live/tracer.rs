@@ -31,6 +31,10 @@
 //! ratio at most 0.10 above mintracer's (the ptrace floor on this machine), and at most 120 µs
 //! of CPU of the whole monitor per fork-exec (median). No measurable difference on the others.
 //!
+//! Last, a table of what the tracer's `/proc` reads of one exec cost on this kernel, each read
+//! timed alone on freshly exec'd processes and again on the same processes: the floor those
+//! reads put under the tracer's CPU per fork-exec, whatever the tracer does around them.
+//!
 //! Needs root, like the integration tests. Example:
 //! `bench_tracer --monitor target/release/tasksentry --rounds 5 --forks 1000 --emit alerts
 //! --before /tmp/tasksentry-main`.
@@ -549,6 +553,7 @@ fn run(args: Args) -> Result<bool> {
     for line in breakdowns.iter().flatten().chain(&verdicts).chain(&raised) {
         println!("{line}");
     }
+    proc_read_costs(300)?;
     println!(
         "({} rounds; arms interleaved, order rotating; monitors with --emit {}, {events} lines \
          from tasksentry; tree CPU = user+sys of the workload's processes; tracer CPU = every \
@@ -589,4 +594,73 @@ fn breakdown(name: &str, arm: Arm, runs: &[Sample], forks: u32) -> Vec<String> {
         .collect();
     rows.sort_by(|a, b| b.0.total_cmp(&a.0));
     rows.into_iter().map(|(_, line)| line).collect()
+}
+
+/// What the tracer's `/proc` reads of one exec cost on this kernel, apart from any tracer: each
+/// read of `samples` freshly exec'd processes (`sleep`, never looked at before, as the tracer
+/// sees a new image), timed alone, in the tracer's order, then the same reads again (the
+/// kernel's entries for that pid now exist). The first column is what the tracer pays per exec;
+/// the difference is the kernel creating `/proc/<pid>` entries for a new process.
+fn proc_read_costs(samples: usize) -> Result<()> {
+    const READS: [(&str, &str); 9] = [
+        ("/proc/<pid> lookup", ""),
+        ("stat (frozen)", "stat"),
+        ("exe link (frozen)", "exe"),
+        ("exe identity (frozen)", "exe!"),
+        ("fd/0 (resumed)", "fd/0"),
+        ("fd/1 (resumed)", "fd/1"),
+        ("fd/2 (resumed)", "fd/2"),
+        ("cwd (resumed)", "cwd"),
+        ("status (resumed)", "status"),
+    ];
+    let read = |pid: u32, what: &str| -> Duration {
+        let path = if what.is_empty() {
+            format!("/proc/{pid}")
+        } else {
+            format!("/proc/{pid}/{}", what.trim_end_matches('!'))
+        };
+        let started = Instant::now();
+        let _ = match what {
+            "" => std::fs::symlink_metadata(&path).map(|_| ()),
+            "exe!" => std::fs::metadata(&path).map(|_| ()),
+            "stat" | "status" => std::fs::read(&path).map(|_| ()),
+            _ => std::fs::read_link(&path).map(|_| ()),
+        };
+        started.elapsed()
+    };
+    let mut first: Vec<Vec<f64>> = vec![Vec::new(); READS.len()];
+    let mut again: Vec<Vec<f64>> = vec![Vec::new(); READS.len()];
+    for _ in 0..samples {
+        // `spawn` returns once the child has exec'd (std waits for the exec to succeed).
+        let mut child = Command::new("sleep")
+            .arg("5")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting sleep")?;
+        let pid = child.id();
+        for (i, (_, what)) in READS.iter().enumerate() {
+            first[i].push(read(pid, what).as_secs_f64() * 1e6);
+        }
+        for (i, (_, what)) in READS.iter().enumerate() {
+            again[i].push(read(pid, what).as_secs_f64() * 1e6);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    println!(
+        "\n/proc reads of one exec on this kernel ({samples} fresh processes; median us; \
+         std::fs calls by path, so each includes its path walk):"
+    );
+    println!("{:<24} {:>12} {:>12}", "read", "new process", "again");
+    let (mut total_first, mut total_again) = (0.0, 0.0);
+    for (i, (name, _)) in READS.iter().enumerate() {
+        let (f, a) = (stats(&first[i]).0, stats(&again[i]).0);
+        total_first += f;
+        total_again += a;
+        println!("{name:<24} {f:>12.1} {a:>12.1}");
+    }
+    println!("{:<24} {total_first:>12.1} {total_again:>12.1}", "sum");
+    Ok(())
 }

@@ -180,9 +180,12 @@ pub(crate) const MAX_BLINDED_RULES: usize = 40;
 
 impl Processor for EmitAlerts {
     fn process(&mut self, event: &Event, out: &mut Vec<Record>) {
-        if crate::profile::snapshot::is_snapshot(event) {
-            // A learnt profile is data for `profile build`, not a rule match: printed whole
-            // (as `--emit events` would), on every output.
+        if crate::profile::snapshot::is_snapshot(event)
+            || crate::image::report::is_data_record(event)
+        {
+            // A learnt profile is data for `profile build`, an image's SBOM and pass summary
+            // data for inventories, not rule matches: printed whole (as `--emit events`
+            // would), on every output.
             out.push(Record {
                 time: event.evt.time,
                 priority: None,

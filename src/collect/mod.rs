@@ -5,7 +5,9 @@
 //! - [`sockets`] diffs the task's socket tables into connections, listeners and raw sockets;
 //! - [`fswatch`] places inotify watches in every container root;
 //! - `tracer/` (opt-in, `--mode trace`) sees every exec, fork and exit of the processes
-//!   procscan hands it, through event-only ptrace.
+//!   procscan hands it, through event-only ptrace;
+//! - `imagescan.rs` reads each running image once in the background (packages, vulnerable
+//!   packages in use, credentials), at the lowest priority and a bounded rate.
 //!
 //! What they share is in `shared/` (the tables, the tracer's exec-image overlay, the drift
 //! registry, the exec signal, the procscan-tracer link, the monitor's own sockets, container
@@ -16,6 +18,7 @@
 
 pub mod access;
 pub mod fswatch;
+pub(crate) mod imagescan;
 pub mod proc;
 pub(crate) mod procscan;
 mod sender;

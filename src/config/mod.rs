@@ -440,6 +440,10 @@ mod cloudwatch_config_tests {
                 "cloudwatch_attempt_timeout",
             ),
             ("cloudwatch_retry_max: 1h\n", "cloudwatch_retry_max"),
+            ("image_scan_rate: 100\n", "image_scan_rate"),
+            ("image_scan_delay: 2d\n", "image_scan_delay"),
+            ("image_scan_max_files: 0\n", "image_scan_max_files"),
+            ("vulndb: ''\n", "vulndb"),
             ("outputs: []\n", "outputs"),
         ] {
             let file = FileConfig::parse(yaml).expect("parses");

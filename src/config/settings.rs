@@ -343,6 +343,33 @@ settings! {
             [num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"],
             "false", "keep rule alerts quiet while learning (discover mode); TaskSentry's own reports still go out"
             => bool = false, given;
+        /// Read each running image once in the background (packages, vulnerabilities,
+        /// credentials; docs/images.md) [default: true].
+        image_scan: bool, "image-scan", "TASKSENTRY_IMAGE_SCAN",
+            [num_args = 0..=1, default_missing_value = "true", value_name = "BOOL"],
+            "true", "read each running image once per digest in the background, at the lowest CPU and I/O priority: its packages (`image_sbom` records), vulnerable packages (`image_vulnerability`, with `vulndb`), credentials in its files (`image_secret`) and in each entrypoint's environment (`env_secret`); see docs/images.md"
+            => bool = true, given;
+        /// Time after start-up before the first image is read [default: 60s].
+        image_scan_delay: String, "image-scan-delay", "TASKSENTRY_IMAGE_SCAN_DELAY", [value_name = "DURATION"],
+            "60s", "time after start-up before the image collector reads the first image (the app's start is left alone)"
+            => Duration = Duration::from_secs(60),
+                duration(within(Duration::ZERO, Duration::from_secs(24 * 3600), "use between 0s and 24h"));
+        /// Bytes per second the image collector may read [default: 8388608].
+        image_scan_rate: u64, "image-scan-rate", "TASKSENTRY_IMAGE_SCAN_RATE", [value_name = "BYTES"],
+            "8388608", "bytes per second the image collector may read from container roots, on average (it sleeps to hold it)"
+            => u64 = 8 << 20, checked(between(4096, 10 << 30));
+        /// Directory entries one image pass may look at [default: 200000].
+        image_scan_max_files: u64, "image-scan-max-files", "TASKSENTRY_IMAGE_SCAN_MAX_FILES", [value_name = "N"],
+            "200000", "directory entries one image pass may look at (files, directories, links, archive entries); past it the pass ends and says it is incomplete"
+            => u64 = 200_000, checked(between(1, 100_000_000));
+        /// Bytes one image pass may read [default: 536870912].
+        image_scan_max_bytes: u64, "image-scan-max-bytes", "TASKSENTRY_IMAGE_SCAN_MAX_BYTES", [value_name = "BYTES"],
+            "536870912", "bytes one image pass may read (package databases, metadata and the text files scanned for credentials); past it the pass ends and says it is incomplete"
+            => u64 = 512 << 20, checked(between(4096, 1 << 40));
+        /// OSV records to match packages against: a directory or osv.dev's `all.zip`.
+        vulndb: PathBuf, "vulndb", "TASKSENTRY_VULNDB", [value_name = "PATH"],
+            "(none)", "OSV records (a directory of JSON files or osv.dev's `all.zip` exports) the image collector matches packages against; without it no `image_vulnerability` events"
+            => Option<PathBuf> = None, checked_optional(|path: &PathBuf| not_empty(path));
         /// Extra file watch entry: `PATH [recursive|depth=N] [EVENTS] [priority=N] [name=NAME]`,
         /// EVENTS a comma-separated list of read, write, open, create, delete, move, attrib,
         /// modify (default) or all; e.g. `--watch '/srv/app recursive write'`. A default path

@@ -4,7 +4,8 @@
 //! fixture directories and the sidecar on `/proc/<pid>/root`. Hostile content never panics:
 //! parsers skip what they cannot read.
 //!
-//! - OS packages: [`os`] (dpkg `status` and distroless `status.d/`, apk `installed`);
+//! - OS packages: [`os`] (dpkg `status` and distroless `status.d/`, apk `installed`), [`rpm`]
+//!   (rpm's sqlite database, read with the file-format reader of [`sqlite`]);
 //! - language packages found by one walk of the tree: [`python`] (`*.dist-info`, `*.egg-info`
 //!   under `site-packages`/`dist-packages`), [`node`] (`node_modules/**/package.json`),
 //!   [`java`] (`pom.properties` in jars, nested jars too), [`golang`] (Go build info in ELF
@@ -19,9 +20,12 @@ pub mod node;
 pub mod os;
 pub mod osv;
 pub mod python;
+pub mod report;
 pub mod root;
+pub mod rpm;
 pub mod rust;
 pub mod secrets;
+pub mod sqlite;
 pub mod version;
 
 pub use root::{Limits, ReadError, Root};
@@ -43,6 +47,8 @@ pub enum Ecosystem {
     Go,
     /// Rust crates (from binaries built with `cargo auditable`).
     CratesIo,
+    /// rpm packages (Red Hat and its rebuilds, Fedora, Amazon Linux).
+    Rpm,
 }
 
 impl Ecosystem {
@@ -56,6 +62,9 @@ impl Ecosystem {
             Ecosystem::Maven => "Maven",
             Ecosystem::Go => "Go",
             Ecosystem::CratesIo => "crates.io",
+            // OSV has one ecosystem per rpm distribution (`Red Hat`, `AlmaLinux`, `Rocky
+            // Linux`); the package manager names the inventory's.
+            Ecosystem::Rpm => "rpm",
         }
     }
 
@@ -69,6 +78,7 @@ impl Ecosystem {
             Ecosystem::Maven => "maven",
             Ecosystem::Go => "golang",
             Ecosystem::CratesIo => "cargo",
+            Ecosystem::Rpm => "rpm",
         }
     }
 }
@@ -90,8 +100,9 @@ pub struct Component {
     /// Where it was found, as a path inside the container (`!/` separates a path inside an
     /// archive): the package database, the metadata directory or the binary.
     pub location: String,
-    /// The source package and its version, for dpkg (`Source:`) and apk (`o:`) packages:
-    /// Debian's and Alpine's advisories name source packages.
+    /// The source package and its version, for dpkg (`Source:`), apk (`o:`) and rpm
+    /// (`SOURCERPM`) packages: Debian's and Alpine's advisories name source packages (rpm
+    /// distributions' name binary ones).
     pub source: Option<(String, String)>,
     /// Architecture, for OS packages.
     pub arch: Option<String>,
@@ -145,6 +156,7 @@ pub fn inventory(root: &Root) -> Inventory {
     };
     os::dpkg(root, &mut inv);
     os::apk(root, &mut inv);
+    rpm::rpm(root, &mut inv);
     walk(root, &mut inv);
     inv.components.sort();
     inv.components.dedup();
@@ -260,9 +272,12 @@ pub fn parse_everything(data: &[u8]) -> usize {
         Ecosystem::Maven,
         Ecosystem::Go,
         Ecosystem::CratesIo,
+        Ecosystem::Rpm,
     ] {
         found += usize::from(version::compare(ecosystem, a, b).is_some());
     }
+    found += rpm::parse_header(data).map_or(0, |p| p.files.len());
+    found += rpm::read_sqlite(data.to_vec().into_boxed_slice()).map_or(0, |p| p.len());
     if let Ok(record) = serde_json::from_slice::<serde_json::Value>(data) {
         let mut db = osv::VulnDb::default();
         db.add(&record);

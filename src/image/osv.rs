@@ -35,28 +35,32 @@ pub struct Advisory {
     pub severity_label: Option<String>,
 }
 
+// The index is what the matcher keeps of a whole OSV export (hundreds of thousands of
+// records): boxed strings and slices (no spare capacity), and a record's explicit `versions`
+// as one text (one allocation instead of one per version).
 #[derive(Debug, Clone)]
 enum Event {
-    Introduced(String),
-    Fixed(String),
-    LastAffected(String),
-    Limit(String),
+    Introduced(Box<str>),
+    Fixed(Box<str>),
+    LastAffected(Box<str>),
+    Limit(Box<str>),
 }
 
 #[derive(Debug, Clone)]
 struct Range {
     /// `SEMVER` ranges use semver whatever the ecosystem; `ECOSYSTEM` the ecosystem's order.
     semver: bool,
-    events: Vec<Event>,
+    events: Box<[Event]>,
 }
 
 #[derive(Debug, Clone)]
 struct Affected {
     advisory: usize,
     /// The release after `:` in the ecosystem (`12` of `Debian:12`, `v3.19` of `Alpine:v3.19`).
-    release: Option<String>,
-    ranges: Vec<Range>,
-    versions: Vec<String>,
+    release: Option<Box<str>>,
+    ranges: Box<[Range]>,
+    /// The explicit `versions`, each followed by a newline (versions holding one are left out).
+    versions: Box<str>,
 }
 
 /// A loaded database.
@@ -66,6 +70,30 @@ pub struct VulnDb {
     index: HashMap<(Ecosystem, String), Vec<Affected>>,
     /// Files that could not be read or parsed, with the reason (at most 100).
     pub notes: Vec<String>,
+    /// Only these packages' entries are kept (see [`VulnDb::load_for`]); all when `None`.
+    wanted: Option<Wanted>,
+    /// Records read, kept or not.
+    records: usize,
+}
+
+/// The packages of an inventory, as advisories name them (ecosystem and lookup name): what
+/// [`VulnDb::load_for`] keeps of an export.
+#[derive(Debug, Clone, Default)]
+pub struct Wanted(std::collections::HashSet<(Ecosystem, String)>);
+
+impl Wanted {
+    /// The packages of `components`.
+    pub fn of(components: &[Component]) -> Wanted {
+        Wanted(
+            components
+                .iter()
+                .map(|c| {
+                    let (name, _) = package_of(c);
+                    (c.ecosystem, lookup_name(c.ecosystem, &name))
+                })
+                .collect(),
+        )
+    }
 }
 
 /// One vulnerable component.
@@ -86,12 +114,42 @@ impl VulnDb {
     /// Loads a directory ([`VulnDb::load_dir`]) or a zip archive of records (osv.dev's
     /// `ECOSYSTEM/all.zip` as downloaded: every `*.json` entry).
     pub fn load(path: &Path) -> std::io::Result<VulnDb> {
+        VulnDb::load_with(path, None)
+    }
+
+    /// Like [`VulnDb::load`], keeping only the entries of the packages in `wanted` (and the
+    /// advisories they belong to): the whole export is read, a record at a time, but what stays
+    /// in memory is what one image can match, not the export (a few hundred kilobytes instead
+    /// of tens of megabytes for osv.dev's Debian and PyPI exports).
+    pub fn load_for(path: &Path, wanted: &Wanted) -> std::io::Result<VulnDb> {
+        VulnDb::load_with(path, Some(wanted.clone()))
+    }
+
+    fn load_with(path: &Path, wanted: Option<Wanted>) -> std::io::Result<VulnDb> {
+        let empty = || VulnDb {
+            wanted: wanted.clone(),
+            ..VulnDb::default()
+        };
         if path.is_dir() {
-            return VulnDb::load_dir(path);
+            return VulnDb::load_dir_into(path, empty());
+        }
+        // Entry by entry from the start: the central directory of an export (one entry per
+        // record, hundreds of thousands) is never held in memory. An archive the sequential
+        // reader cannot follow (sizes only in data descriptors) is read again through its
+        // central directory.
+        let file = std::fs::File::open(path)?;
+        match VulnDb::load_zip_stream(path, std::io::BufReader::new(file), empty()) {
+            Ok(mut db) => {
+                db.shrink();
+                return Ok(db);
+            }
+            Err(error) => {
+                tracing::debug!(path = %path.display(), %error, "Reading the archive through its central directory.")
+            }
         }
         let file = std::fs::File::open(path)?;
         let mut archive = zip::ZipArchive::new(file).map_err(std::io::Error::other)?;
-        let mut db = VulnDb::default();
+        let mut db = empty();
         for index in 0..archive.len() {
             let mut entry = match archive.by_index(index) {
                 Ok(entry) => entry,
@@ -120,6 +178,34 @@ impl VulnDb {
             }
             db.add_bytes(&bytes, &format!("{}!/{name}", path.display()));
         }
+        db.shrink();
+        Ok(db)
+    }
+
+    /// Reads an archive's entries in order from its start (`zip`'s streaming reader).
+    fn load_zip_stream(
+        path: &Path,
+        mut reader: impl Read,
+        mut db: VulnDb,
+    ) -> zip::result::ZipResult<VulnDb> {
+        while let Some(mut entry) = zip::read::read_zipfile_from_stream(&mut reader)? {
+            let name = entry.name().to_owned();
+            if !name.ends_with(".json") {
+                continue;
+            }
+            if entry.size() > MAX_RECORD_BYTES {
+                db.note(format!(
+                    "{}!/{name}: above {MAX_RECORD_BYTES} bytes",
+                    path.display()
+                ));
+                continue;
+            }
+            let mut bytes = Vec::new();
+            (&mut entry)
+                .take(MAX_RECORD_BYTES)
+                .read_to_end(&mut bytes)?;
+            db.add_bytes(&bytes, &format!("{}!/{name}", path.display()));
+        }
         Ok(db)
     }
 
@@ -134,7 +220,10 @@ impl VulnDb {
     /// Loads every `*.json` file under `dir` (two levels deep: `DIR/*.json` and
     /// `DIR/ECOSYSTEM/*.json`); each holds one OSV record or an array of them.
     pub fn load_dir(dir: &Path) -> std::io::Result<VulnDb> {
-        let mut db = VulnDb::default();
+        VulnDb::load_dir_into(dir, VulnDb::default())
+    }
+
+    fn load_dir_into(dir: &Path, mut db: VulnDb) -> std::io::Result<VulnDb> {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
@@ -167,7 +256,15 @@ impl VulnDb {
             };
             db.add_bytes(&bytes, &file.display().to_string());
         }
+        db.shrink();
         Ok(db)
+    }
+
+    /// Drops the spare capacity the index's lists grew while loading (in place).
+    fn shrink(&mut self) {
+        for entries in self.index.values_mut() {
+            entries.shrink_to_fit();
+        }
     }
 
     fn note(&mut self, note: String) {
@@ -181,6 +278,11 @@ impl VulnDb {
         self.advisories.len()
     }
 
+    /// Records read (with [`VulnDb::load_for`], also those of packages not kept).
+    pub fn records_read(&self) -> usize {
+        self.records
+    }
+
     /// Whether no advisory was loaded.
     pub fn is_empty(&self) -> bool {
         self.advisories.is_empty()
@@ -192,18 +294,22 @@ impl VulnDb {
         let Some(id) = record.get("id").and_then(Value::as_str) else {
             return;
         };
+        self.records += 1;
         if record.get("withdrawn").is_some_and(|w| !w.is_null()) {
             return;
         }
         let strings = |key: &str| string_array(record, key);
         let mut aliases = strings("aliases");
         aliases.sort();
-        let summary = record
+        // No spare capacity: a whole export is kept.
+        aliases.shrink_to_fit();
+        let mut summary: String = record
             .get("summary")
             .or_else(|| record.get("details"))
             .and_then(Value::as_str)
             .map(|s| s.chars().take(200).collect())
             .unwrap_or_default();
+        summary.shrink_to_fit();
         let cvss_vector = record
             .get("severity")
             .and_then(Value::as_array)
@@ -237,11 +343,24 @@ impl VulnDb {
                 continue;
             };
             let (base, release) = match ecosystem.split_once(':') {
-                Some((base, release)) => (base, Some(release.to_owned())),
+                Some((base, release)) => (base, Some(Box::from(release))),
                 None => (ecosystem, None),
             };
             let Some(ecosystem) = ecosystem_of(base) else {
                 continue;
+            };
+            let key = (ecosystem, lookup_name(ecosystem, name));
+            if self.wanted.as_ref().is_some_and(|w| !w.0.contains(&key)) {
+                continue;
+            }
+            // rpm distributions share the package manager, not their builds: the family is
+            // kept with the release (`AlmaLinux:9`).
+            let release = match ecosystem {
+                Ecosystem::Rpm => Some(Box::from(match release {
+                    Some(release) => format!("{base}:{release}"),
+                    None => base.to_owned(),
+                })),
+                _ => release,
             };
             let ranges = affected
                 .get("ranges")
@@ -260,7 +379,7 @@ impl VulnDb {
                         .filter_map(|event| {
                             let object = event.as_object()?;
                             let (key, value) = object.iter().next()?;
-                            let value = value.as_str()?.to_owned();
+                            let value: Box<str> = value.as_str()?.into();
                             Some(match key.as_str() {
                                 "introduced" => Event::Introduced(value),
                                 "fixed" => Event::Fixed(value),
@@ -276,16 +395,20 @@ impl VulnDb {
                     })
                 })
                 .collect();
-            let versions = string_array(affected, "versions");
-            self.index
-                .entry((ecosystem, lookup_name(ecosystem, name)))
-                .or_default()
-                .push(Affected {
-                    advisory,
-                    release,
-                    ranges,
-                    versions,
-                });
+            let mut versions = String::new();
+            for version in string_array(affected, "versions") {
+                if !version.contains('\n') {
+                    versions.push_str(&version);
+                    versions.push('\n');
+                }
+            }
+            let versions = versions.into_boxed_str();
+            self.index.entry(key).or_default().push(Affected {
+                advisory,
+                release,
+                ranges,
+                versions,
+            });
             used = true;
         }
         if used {
@@ -346,6 +469,7 @@ fn ecosystem_of(name: &str) -> Option<Ecosystem> {
         "Maven" => Ecosystem::Maven,
         "Go" => Ecosystem::Go,
         "crates.io" => Ecosystem::CratesIo,
+        "Red Hat" | "AlmaLinux" | "Rocky Linux" => Ecosystem::Rpm,
         _ => return None,
     })
 }
@@ -379,6 +503,9 @@ fn package_of(component: &Component) -> (String, String) {
 /// without a release, or an image whose release is unknown (or whose `os-release` names a
 /// distribution of the other package manager), always does.
 fn release_applies(ecosystem: Ecosystem, release: Option<&str>, distro: &Distro) -> bool {
+    if ecosystem == Ecosystem::Rpm {
+        return rpm_release_applies(release, distro);
+    }
     let (Some(release), Some(version)) = (release, distro.version_id.as_deref()) else {
         return true;
     };
@@ -396,9 +523,48 @@ fn release_applies(ecosystem: Ecosystem, release: Option<&str>, distro: &Distro)
     }
 }
 
+/// Whether an rpm distribution's advisory (`AlmaLinux:9`, `Red Hat:enterprise_linux:9::appstream`)
+/// concerns an image of `distro`: the same distribution (`os-release` `ID`), and the same major
+/// release when both say one. An image whose distribution is unknown gets every advisory; one
+/// of another rpm distribution (Amazon Linux, Fedora) none, since their builds differ.
+fn rpm_release_applies(release: Option<&str>, distro: &Distro) -> bool {
+    let Some(release) = release else {
+        return true;
+    };
+    let (family, rest) = release.split_once(':').unwrap_or((release, ""));
+    let Some(id) = distro.id.as_deref() else {
+        return true;
+    };
+    let ids: &[&str] = match family {
+        "Red Hat" => &["rhel", "centos"],
+        "AlmaLinux" => &["almalinux"],
+        "Rocky Linux" => &["rocky"],
+        _ => &[],
+    };
+    if !ids.contains(&id) {
+        return false;
+    }
+    let major = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|run| !run.is_empty());
+    let image_major = distro
+        .version_id
+        .as_deref()
+        .and_then(|v| v.split('.').next());
+    match (major, image_major) {
+        (Some(major), Some(image)) => major == image,
+        _ => true,
+    }
+}
+
 /// `Some(fixed version, if any)` when `installed` is affected by `entry`.
 fn affects(ecosystem: Ecosystem, entry: &Affected, installed: &str) -> Option<Option<String>> {
-    if entry.versions.iter().any(|v| v == installed) {
+    if !installed.contains('\n')
+        && entry
+            .versions
+            .split_terminator('\n')
+            .any(|v| v == installed)
+    {
         let fixed = entry
             .ranges
             .iter()
@@ -436,7 +602,7 @@ fn in_range(ecosystem: Ecosystem, range: &Range, installed: &str) -> Option<Opti
         .events
         .iter()
         .filter_map(|e| match e {
-            Event::Limit(v) => Some(v.as_str()),
+            Event::Limit(v) => Some(&**v),
             _ => None,
         })
         .collect();
@@ -573,6 +739,116 @@ fn string_array(value: &Value, key: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An export as `zip` writes it, to a seekable file (sizes in the local headers) or to a
+    /// stream (sizes only in data descriptors, which the sequential reader cannot follow).
+    fn export(streamed: bool) -> Vec<u8> {
+        use std::io::Write;
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        let records = (0..50).map(|i| {
+            (
+                format!("GHSA-{i}.json"),
+                format!(
+                    r#"{{"id":"GHSA-{i}","affected":[{{"package":{{"ecosystem":"npm","name":"p{i}"}},"versions":["1.0.{i}"]}}]}}"#
+                ),
+            )
+        });
+        if streamed {
+            let mut writer = zip::ZipWriter::new_stream(Vec::new());
+            for (name, text) in records {
+                writer.start_file(name, options).expect("entry");
+                writer.write_all(text.as_bytes()).expect("write");
+            }
+            writer.start_file("README.txt", options).expect("entry");
+            writer.finish().expect("finish").into_inner()
+        } else {
+            let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            for (name, text) in records {
+                writer.start_file(name, options).expect("entry");
+                writer.write_all(text.as_bytes()).expect("write");
+            }
+            writer.start_file("README.txt", options).expect("entry");
+            writer.finish().expect("finish").into_inner()
+        }
+    }
+
+    #[test]
+    fn an_export_loads_whole_read_in_order_or_through_its_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for streamed in [false, true] {
+            let path = dir.path().join(format!("all-{streamed}.zip"));
+            std::fs::write(&path, export(streamed)).expect("write");
+            let db = VulnDb::load(&path).expect("load");
+            assert_eq!(db.len(), 50, "streamed={streamed}: {:?}", db.notes);
+            let component = Component {
+                ecosystem: Ecosystem::Npm,
+                group: None,
+                name: "p7".into(),
+                version: "1.0.7".into(),
+                purl: String::new(),
+                location: String::new(),
+                source: None,
+                arch: None,
+                files: Vec::new(),
+            };
+            let found = db.matches(&[component], &Distro::default());
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].advisory.id, "GHSA-7");
+        }
+        // The sequential reader alone refuses the streamed archive: the fallback is exercised.
+        let streamed = export(true);
+        assert!(VulnDb::load_zip_stream(dir.path(), &streamed[..], VulnDb::default()).is_err());
+        let plain = export(false);
+        assert_eq!(
+            VulnDb::load_zip_stream(dir.path(), &plain[..], VulnDb::default())
+                .expect("in order")
+                .len(),
+            50
+        );
+    }
+
+    fn npm(name: &str, version: &str) -> Component {
+        Component {
+            ecosystem: Ecosystem::Npm,
+            group: None,
+            name: name.into(),
+            version: version.into(),
+            purl: String::new(),
+            location: String::new(),
+            source: None,
+            arch: None,
+            files: Vec::new(),
+        }
+    }
+
+    /// What the sidecar keeps of an export for one image: only its packages' entries, with the
+    /// same findings as the whole export gives; every record is still read.
+    #[test]
+    fn a_load_for_an_inventory_keeps_only_its_packages_and_finds_the_same() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("all.zip");
+        std::fs::write(&path, export(false)).expect("write");
+        let components = [
+            npm("p7", "1.0.7"),
+            npm("p9", "2.0.0"),
+            npm("other", "1.0.0"),
+        ];
+        let whole = VulnDb::load(&path).expect("load");
+        let kept = VulnDb::load_for(&path, &Wanted::of(&components)).expect("load");
+        assert_eq!((whole.len(), kept.len()), (50, 2), "p7 and p9 only");
+        assert_eq!((whole.records_read(), kept.records_read()), (50, 50));
+        let ids = |db: &VulnDb| -> Vec<String> {
+            db.matches(&components, &Distro::default())
+                .iter()
+                .map(|f| f.advisory.id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&kept), ids(&whole));
+        assert_eq!(ids(&kept), ["GHSA-7"]);
+        let none = VulnDb::load_for(&path, &Wanted::default()).expect("load");
+        assert_eq!((none.len(), none.records_read()), (0, 50));
+    }
 
     #[test]
     fn cvss_scores_match_the_specification_examples() {

@@ -67,6 +67,23 @@ pub enum ReadError {
     },
 }
 
+/// Paces a pass: called with the bytes about to be read (0 every [`PACE_EVERY_ENTRIES`]
+/// directory entries), it may sleep to hold a rate, and returns false to stop the pass (the
+/// monitor is stopping). The sidecar's image collector sets one; the offline commands do not.
+pub type Pace = Box<dyn Fn(u64) -> bool>;
+
+/// Directory entries between two calls of the pace with 0 bytes (so that a walk over many
+/// small entries still notices a stop).
+pub const PACE_EVERY_ENTRIES: u64 = 256;
+
+struct Pacer(Pace);
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pacer")
+    }
+}
+
 /// A container root (a directory, `/proc/<pid>/root` in the sidecar) read under [`Limits`].
 #[derive(Debug)]
 pub struct Root {
@@ -75,6 +92,10 @@ pub struct Root {
     files: Cell<u64>,
     bytes: Cell<u64>,
     exhausted: RefCell<Option<&'static str>>,
+    pace: Option<Pacer>,
+    /// The root's directory, opened once (`O_PATH`) for [`Root::open_regular`]; `None` inside
+    /// when it cannot be opened (then files are opened by path).
+    base_dir: std::cell::OnceCell<Option<std::os::fd::OwnedFd>>,
 }
 
 impl Root {
@@ -86,6 +107,27 @@ impl Root {
             files: Cell::new(0),
             bytes: Cell::new(0),
             exhausted: RefCell::new(None),
+            pace: None,
+            base_dir: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The same root, its reads paced by `pace` (see [`Pace`]); a pace that returns false
+    /// ends the pass as a budget would, with `stopped` as the reason.
+    pub fn with_pace(mut self, pace: Pace) -> Root {
+        self.pace = Some(Pacer(pace));
+        self
+    }
+
+    /// Asks the pace (if any) for `n` bytes; false (and the pass marked `stopped`) when it
+    /// says stop.
+    fn paced(&self, n: u64) -> bool {
+        match &self.pace {
+            Some(Pacer(pace)) if !pace(n) => {
+                self.exhausted.borrow_mut().get_or_insert("stopped");
+                false
+            }
+            _ => true,
         }
     }
 
@@ -112,7 +154,7 @@ impl Root {
         (self.files.get(), self.bytes.get())
     }
 
-    /// Which budget ran out, if one did.
+    /// Which budget ran out (`files`, `bytes`), or `stopped` when the pace ended the pass.
     pub fn exhausted(&self) -> Option<&'static str> {
         *self.exhausted.borrow()
     }
@@ -123,6 +165,9 @@ impl Root {
             self.exhausted.borrow_mut().get_or_insert("files");
             return false;
         }
+        if self.files.get() % PACE_EVERY_ENTRIES == 0 && !self.paced(0) {
+            return false;
+        }
         self.files.set(self.files.get() + 1);
         true
     }
@@ -131,6 +176,9 @@ impl Root {
     pub(crate) fn take_bytes(&self, n: u64) -> bool {
         if self.bytes.get().saturating_add(n) > self.limits.max_bytes {
             self.exhausted.borrow_mut().get_or_insert("bytes");
+            return false;
+        }
+        if !self.paced(n) {
             return false;
         }
         self.bytes.set(self.bytes.get() + n);
@@ -186,17 +234,23 @@ impl Root {
     /// Reads the regular file at the inner path `inner` (resolved inside the root), at most
     /// `cap` bytes, counting it against the budget.
     pub fn read(&self, inner: &str, cap: u64) -> Result<Vec<u8>, ReadError> {
-        let io = |source| ReadError::Io {
-            path: inner.to_owned(),
-            source,
-        };
-        let host = self.resolve(inner).ok_or_else(|| {
-            io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "missing, or a symlink loop",
-            ))
-        })?;
+        let host = self.resolved(inner)?;
         self.read_host(&host, inner, cap)
+    }
+
+    /// [`Root::resolve`], or the error that says why not.
+    fn resolved(&self, inner: &str) -> Result<PathBuf, ReadError> {
+        self.resolve(inner).ok_or_else(|| ReadError::Io {
+            path: inner.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "missing, or a symlink loop"),
+        })
+    }
+
+    /// Opens the regular file at the inner path `inner` (resolved inside the root) for a reader
+    /// that seeks, refusing it above `cap`, after counting its whole size against the budget.
+    pub fn open(&self, inner: &str, cap: u64) -> Result<(File, u64), ReadError> {
+        let host = self.resolved(inner)?;
+        self.open_counted(&host, inner, cap)
     }
 
     /// Reads a file found by the walk (no link to resolve).
@@ -230,7 +284,7 @@ impl Root {
             path: inner.to_owned(),
             source,
         };
-        let file = open_regular(host).map_err(io)?;
+        let file = self.open_regular(host).map_err(io)?;
         let size = file.metadata().map_err(io)?.len();
         if size > cap {
             return Err(ReadError::TooBig {
@@ -243,6 +297,43 @@ impl Root {
             return Err(ReadError::Budget { what: "bytes" });
         }
         Ok((file, size))
+    }
+
+    /// Opens `host`, a path [`Root::resolve`] or the walk produced (the root's directory and
+    /// components that were no links when looked at), for reading: beneath the root's
+    /// directory and following no link at all (`openat2` with `RESOLVE_BENEATH |
+    /// RESOLVE_NO_SYMLINKS`), so that a workload that swaps a directory for a link between the
+    /// look and the open gets the open refused (`ELOOP`, `EXDEV`) instead of reaching a file of
+    /// the monitor's own filesystem (an absolute link read through `/proc/<pid>/root` would
+    /// resolve in the monitor's root). Kernels without `openat2` (before 5.6) open by path, where
+    /// `O_NOFOLLOW` guards the last component only. Only regular files are opened.
+    fn open_regular(&self, host: &Path) -> std::io::Result<File> {
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+        let base = self.base_dir.get_or_init(|| {
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(&self.base)
+                .ok()
+                .map(std::os::fd::OwnedFd::from)
+        });
+        let (Some(base), Ok(relative)) = (base, host.strip_prefix(&self.base)) else {
+            return open_regular_by_path(host);
+        };
+        let relative = if relative.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            relative
+        };
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS);
+        match openat2(base, relative, how) {
+            Ok(fd) => regular(File::from(fd)),
+            Err(nix::errno::Errno::ENOSYS) => open_regular_by_path(host),
+            Err(errno) => Err(errno.into()),
+        }
     }
 
     /// The entries of the directory at the inner path (resolved inside the root), sorted by
@@ -276,12 +367,16 @@ impl Root {
 
 /// Opens `host` for reading without following a final symlink and without blocking on a
 /// FIFO, and checks it is a regular file.
-fn open_regular(host: &Path) -> std::io::Result<File> {
+fn open_regular_by_path(host: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(host)?;
+    regular(file)
+}
+
+fn regular(file: File) -> std::io::Result<File> {
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
@@ -331,6 +426,38 @@ mod tests {
             root.read("/etc/real", 3),
             Err(ReadError::TooBig { size: 6, .. })
         ));
+    }
+
+    /// A workload racing the monitor: the walk found `app` a directory, then `app` became a
+    /// link to a directory outside the root before the file was opened. The open is refused;
+    /// the file outside is never read.
+    #[test]
+    fn a_directory_swapped_for_a_link_after_the_walk_is_not_followed() {
+        let outside = tempfile::tempdir().expect("tempdir");
+        fs::write(outside.path().join("config.json"), "outside").expect("write");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        fs::create_dir_all(base.join("app")).expect("mkdir");
+        fs::write(base.join("app/config.json"), "inside").expect("write");
+        let root = Root::new(base, Limits::default());
+        assert_eq!(
+            root.read_walked("/app/config.json", 100).expect("before"),
+            b"inside"
+        );
+        fs::rename(base.join("app"), base.join("app.old")).expect("rename");
+        symlink(outside.path(), base.join("app")).expect("link");
+        let read = root.read_walked("/app/config.json", 100);
+        assert!(read.is_err(), "{read:?}");
+        // Through a resolved path as well: `resolve` names the link's target inside the root
+        // (missing), never the host's.
+        assert!(root.read("/app/config.json", 100).is_err());
+        // A link inside the root that stays inside still reads, through `resolve`.
+        fs::remove_file(base.join("app")).expect("unlink");
+        symlink("/app.old", base.join("app")).expect("link");
+        assert_eq!(
+            root.read("/app/config.json", 100).expect("inside"),
+            b"inside"
+        );
     }
 
     #[test]

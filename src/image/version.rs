@@ -1,7 +1,7 @@
 //! Version ordering, one per ecosystem, as its package manager orders versions:
 //! dpkg (Debian policy §5.6.12), apk (apk-tools' `version.c`), PEP 440 (the `pep440_rs`
 //! crate, uv's implementation), semver 2.0 (npm, Go modules with their `v`, crates.io) and
-//! Maven (`ComparableVersion`). Each returns `None` for a version it cannot parse; no input
+//! Maven (`ComparableVersion`), rpm (`rpmvercmp`). Each returns `None` for a version it cannot parse; no input
 //! panics.
 
 use std::cmp::Ordering;
@@ -17,6 +17,134 @@ pub fn compare(ecosystem: Ecosystem, a: &str, b: &str) -> Option<Ordering> {
         Ecosystem::PyPI => pep440(a, b),
         Ecosystem::Npm | Ecosystem::Go | Ecosystem::CratesIo => semver(a, b),
         Ecosystem::Maven => Some(maven(a, b)),
+        Ecosystem::Rpm => Some(rpm_evr(a, b)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// rpm
+
+/// rpm's order of `[epoch:]version[-release]`: epochs numerically (none is 0), then version
+/// and release each with [`rpmvercmp`].
+pub fn rpm_evr(a: &str, b: &str) -> Ordering {
+    let split = |v: &str| -> (u64, String, String) {
+        let v = v.trim();
+        let (epoch, rest) = match v.split_once(':') {
+            Some((e, rest)) if !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()) => {
+                (e.parse().unwrap_or(u64::MAX), rest)
+            }
+            _ => (0, v),
+        };
+        match rest.rsplit_once('-') {
+            Some((version, release)) => (epoch, version.to_owned(), release.to_owned()),
+            None => (epoch, rest.to_owned(), String::new()),
+        }
+    };
+    let (ea, va, ra) = split(a);
+    let (eb, vb, rb) = split(b);
+    ea.cmp(&eb)
+        .then_with(|| rpmvercmp(&va, &vb))
+        // A missing release is older than any (as rpm's own `rpm.vercmp` orders them).
+        .then_with(|| rpmvercmp(&ra, &rb))
+}
+
+/// rpm's `rpmvercmp`: runs of digits (numerically, longer wins after leading zeros) and of
+/// letters (byte order) compared in turn, other characters separating them; `~` sorts before
+/// anything, even the end (pre-releases), `^` after the end but before anything else
+/// (snapshots); a numeric run beats a letter run; otherwise the one with more left wins.
+pub fn rpmvercmp(a: &str, b: &str) -> Ordering {
+    if a == b {
+        return Ordering::Equal;
+    }
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    let separator = |c: u8| !c.is_ascii_alphanumeric() && c != b'~' && c != b'^';
+    while i < a.len() || j < b.len() {
+        while i < a.len() && separator(a[i]) {
+            i += 1;
+        }
+        while j < b.len() && separator(b[j]) {
+            j += 1;
+        }
+        let (x, y) = (a.get(i).copied(), b.get(j).copied());
+        if x == Some(b'~') || y == Some(b'~') {
+            if x != Some(b'~') {
+                return Ordering::Greater;
+            }
+            if y != Some(b'~') {
+                return Ordering::Less;
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        if x == Some(b'^') || y == Some(b'^') {
+            if x.is_none() {
+                return Ordering::Less;
+            }
+            if y.is_none() {
+                return Ordering::Greater;
+            }
+            if x != Some(b'^') {
+                return Ordering::Greater;
+            }
+            if y != Some(b'^') {
+                return Ordering::Less;
+            }
+            i += 1;
+            j += 1;
+            continue;
+        }
+        let (Some(x), Some(_)) = (x, y) else {
+            break;
+        };
+        let numeric = x.is_ascii_digit();
+        let run = |s: &[u8], start: usize| -> usize {
+            let mut end = start;
+            while end < s.len()
+                && (if numeric {
+                    s[end].is_ascii_digit()
+                } else {
+                    s[end].is_ascii_alphabetic()
+                })
+            {
+                end += 1;
+            }
+            end
+        };
+        let (ei, ej) = (run(a, i), run(b, j));
+        if ej == j {
+            // One numeric, the other alphabetic: numeric is newer.
+            return if numeric {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            };
+        }
+        let (mut sa, mut sb) = (&a[i..ei], &b[j..ej]);
+        if numeric {
+            while sa.first() == Some(&b'0') {
+                sa = &sa[1..];
+            }
+            while sb.first() == Some(&b'0') {
+                sb = &sb[1..];
+            }
+            match sa.len().cmp(&sb.len()) {
+                Ordering::Equal => {}
+                other => return other,
+            }
+        }
+        match sa.cmp(sb) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+        i = ei;
+        j = ej;
+    }
+    match (i >= a.len(), j >= b.len()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        _ => Ordering::Greater,
     }
 }
 

@@ -109,29 +109,47 @@ pub fn snapshot_events(
     let base = event_of(&part_of(Vec::new(), 99_999, 99_999), header.time)
         .to_json_line()
         .len();
-    let mut groups: Vec<Vec<Counted>> = vec![Vec::new()];
-    let mut size = base;
-    for counted in &summary.entries {
-        let len = embedded_len(counted) + 1;
-        let current = groups.last().map_or(0, Vec::len);
-        if current > 0 && size + len > max_bytes {
-            groups.push(Vec::new());
-            size = base;
-        }
-        size += len;
-        if let Some(group) = groups.last_mut() {
-            group.push(counted.clone());
-        }
-    }
+    let groups = split_by_size(&summary.entries, base, max_bytes);
     let parts = u32::try_from(groups.len()).unwrap_or(u32::MAX);
     groups
         .into_iter()
         .enumerate()
-        .map(|(index, entries)| {
+        .map(|(index, range)| {
             let part = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            let entries = summary.entries[range].to_vec();
             event_of(&part_of(entries, part, parts), header.time)
         })
         .collect()
+}
+
+/// Splits `items` into consecutive groups (index ranges) such that a line of `base` bytes
+/// plus the JSON of a group's items, embedded in a JSON string with a separator each, stays
+/// within `max_bytes`; an item too large for any line still gets a group of its own. Always at
+/// least one group (empty for no items). Shared by every record split for CloudWatch's event
+/// limit (profile snapshots, image SBOMs).
+pub fn split_by_size<T: Serialize>(
+    items: &[T],
+    base: usize,
+    max_bytes: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    groups.push(0..0);
+    let mut size = base;
+    for (index, item) in items.iter().enumerate() {
+        let len = embedded_len(item) + 1;
+        let Some(current) = groups.last_mut() else {
+            break;
+        };
+        if current.start < current.end && size + len > max_bytes {
+            groups.push(index..index);
+            size = base;
+        }
+        size += len;
+        if let Some(current) = groups.last_mut() {
+            current.end = index + 1;
+        }
+    }
+    groups
 }
 
 fn summary_header(summary: &ContainerSummary) -> ContainerSummary {

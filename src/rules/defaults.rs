@@ -20,6 +20,10 @@ pub(crate) const DEFAULT_RULE_FILES: &[(&str, &str)] = &[
         include_str!("../../rules/tasksentry_file_rules.yaml"),
     ),
     (
+        "rules/tasksentry_image_rules.yaml",
+        include_str!("../../rules/tasksentry_image_rules.yaml"),
+    ),
+    (
         "rules/tasksentry_internal_rules.yaml",
         include_str!("../../rules/tasksentry_internal_rules.yaml"),
     ),

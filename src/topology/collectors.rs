@@ -1,4 +1,4 @@
-//! The collectors of `tasksentry run`, each on its own thread, each with its own small
+//! The collectors of `tasksentry run` (the image collector too, when `image_scan` is on), each on its own thread, each with its own small
 //! configuration built here from the settings, and watched by the health thread (one that ends
 //! early is reported, and restarted where that is cheap: sockets and fswatch).
 
@@ -9,15 +9,20 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 
+use crate::collect::imagescan::{ImageScanConfig, spawn_imagescan};
 use crate::collect::{
     DriftRegistry, ExecSignal, FsWatchConfig, ProcScanConfig, SharedTables, SocketsConfig,
     TracerConfig, TracerLink, spawn_fswatch, spawn_procscan_shared, spawn_sockets, spawn_tracer,
     trace_possible,
 };
 use crate::config::{Config, Mode};
+use crate::ecs::EnrichmentStatus;
 use crate::event::{Collector, Event};
 use crate::guard::health::{CollectorHealth, Restart, spawn_health};
 use crate::telemetry::Telemetry;
+
+/// How often the image collector looks for containers it has not read yet.
+const IMAGE_SCAN_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The running collectors.
 pub(super) struct Collectors {
@@ -61,6 +66,7 @@ pub(super) fn start(
     config: &Config,
     trace: bool,
     telemetry: &Telemetry,
+    ecs: &EnrichmentStatus,
     events: SyncSender<Event>,
     shutdown: &Arc<AtomicBool>,
 ) -> anyhow::Result<Collectors> {
@@ -118,6 +124,8 @@ pub(super) fn start(
         proc_root: config.proc_root.clone(),
         interval: config.interval,
         exec_signal,
+        env_allowlist: tracer_config.env_allowlist.clone(),
+        max_cmdline_bytes: tracer_config.max_cmdline_bytes,
         ..SocketsConfig::default()
     };
     let sockets = spawn_sockets(
@@ -189,6 +197,26 @@ pub(super) fn start(
         Err(error) => {
             tracing::error!(%error, "The fswatch collector could not start; file events are not observed.");
         }
+    }
+    if config.image_scan {
+        let image_config = ImageScanConfig {
+            proc_root: config.proc_root.clone(),
+            delay: config.image_scan_delay,
+            rate: config.image_scan_rate,
+            max_files: config.image_scan_max_files,
+            max_bytes: config.image_scan_max_bytes,
+            vulndb: config.vulndb.clone(),
+            poll: IMAGE_SCAN_POLL,
+        };
+        let handle = spawn_imagescan(
+            image_config,
+            tables.clone(),
+            ecs.clone(),
+            events.clone(),
+            shutdown.clone(),
+        )
+        .context("starting the image collector")?;
+        health.add(Collector::Images, handle, None);
     }
     let health = spawn_health(health, events, shutdown.clone())
         .context("starting the collector health thread")?;

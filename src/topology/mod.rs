@@ -123,7 +123,7 @@ pub fn run(config: Config) -> anyhow::Result<u8> {
         let _ = event_tx.send(report.event());
     }
     let watchdog_events = event_tx.clone();
-    let collectors = collectors::start(&config, trace, &telemetry, event_tx, &shutdown)?;
+    let collectors = collectors::start(&config, trace, &telemetry, &ecs, event_tx, &shutdown)?;
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<&'static str>();
     let watchdog = watchdog::spawn_watchdog(Watchdog {

@@ -197,24 +197,49 @@ impl ProcessTable {
         key: &ProcKey,
         fresh: impl Fn(ProcKey) -> Option<Arc<Process>>,
     ) -> Vec<Ancestor> {
-        let mut out = Vec::new();
         let Some(entry) = self.entries.get(key) else {
-            return out;
+            return Vec::new();
         };
-        let container = entry.container_id.clone();
-        let mut current = *key;
+        self.walk_ancestors(self.parent(key), &entry.container_id, fresh)
+    }
+
+    /// The ancestors of a process the table does not hold (read by another collector), from
+    /// its parent pid, its start time and its container, chosen like
+    /// [`ProcessTable::ancestors_with`]'s.
+    pub(crate) fn ancestors_of_unread(
+        &self,
+        ppid: i32,
+        start_ticks: u64,
+        container: &str,
+        fresh: impl Fn(ProcKey) -> Option<Arc<Process>>,
+    ) -> Vec<Ancestor> {
+        let parent = (ppid > 0)
+            .then(|| self.lookup_pid(ppid))
+            .flatten()
+            .filter(|(key, _)| key.start_ticks <= start_ticks);
+        self.walk_ancestors(parent, container, fresh)
+    }
+
+    /// Ancestors from `parent` up (see [`ProcessTable::ancestors`] for where the walk stops).
+    fn walk_ancestors<'t>(
+        &'t self,
+        mut parent: Option<(ProcKey, &'t ProcEntry)>,
+        container: &str,
+        fresh: impl Fn(ProcKey) -> Option<Arc<Process>>,
+    ) -> Vec<Ancestor> {
+        let mut out = Vec::new();
         while out.len() < MAX_ANCESTORS {
-            let Some((parent_key, parent)) = self.parent(&current) else {
+            let Some((parent_key, entry)) = parent else {
                 break;
             };
-            if parent_key.pid <= 1 || parent.container_id != container || parent.excluded.is_some()
+            if parent_key.pid <= 1 || *entry.container_id != *container || entry.excluded.is_some()
             {
                 break;
             }
             let newer = fresh(parent_key);
-            let p = newer.as_ref().unwrap_or(&parent.process);
+            let p = newer.as_ref().unwrap_or(&entry.process);
             out.push(ancestor(p, p.pid, out.is_empty()));
-            current = parent_key;
+            parent = self.parent(&parent_key);
         }
         out
     }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::SocketTracker;
-use super::owners::OwnerView;
+use super::owners::{OwnerRead, OwnerView};
 use super::tracker::{Known, Role};
 use crate::collect::shared::Tables;
 use crate::event::{Collector, Event, EventType, Fd, FdKind};
@@ -135,8 +135,8 @@ impl SocketTracker {
                 {
                     if seen.start_ticks != key.start_ticks {
                         // Procscan never read this process (only an earlier one with the
-                        // same pid): nothing to name it with.
-                        return Some(event);
+                        // same pid): read here.
+                        return self.with_read_owner(event, key.pid, tables);
                     }
                     if let Some(image) = &seen.image {
                         // Procscan still holds the image before an exec: the fields the
@@ -167,6 +167,25 @@ impl SocketTracker {
                 event.proc = Some(Box::new((*process).clone()));
                 event.container = container.map(|c| Box::new(c.container.clone()));
             }
+            None => {
+                if let Some(pid) = pid {
+                    return self.with_read_owner(event, pid, tables);
+                }
+            }
+        }
+        Some(event)
+    }
+
+    /// `event` with its owner `pid` as read from `/proc` (procscan has not read it yet; see
+    /// [`SocketTracker::read_owner`]); without a process when it is gone, `None` when it is
+    /// the monitor's.
+    fn with_read_owner(&self, mut event: Event, pid: i32, tables: &Tables) -> Option<Event> {
+        match self.read_owner(pid, tables) {
+            Some(OwnerRead::Process(process, container)) => {
+                event.proc = Some(process);
+                event.container = container;
+            }
+            Some(OwnerRead::Excluded) => return None,
             None => {}
         }
         Some(event)

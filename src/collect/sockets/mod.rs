@@ -18,7 +18,12 @@
 //! first, the monitor's own sockets recognised from its own fd table, the scan bounded per
 //! poll) and the result cached per inode; the owner's `stat` is read at that moment, and an
 //! owner that procscan still holds under the image it ran before an exec waits for procscan
-//! (see [`SocketsConfig::owner_wait`]). A connection first seen without an inode (already
+//! (see [`SocketsConfig::owner_wait`]); an owner procscan has still not read by then (its
+//! scans lag behind a busy task) is read from `/proc` by the collector itself, as procscan
+//! would read it, with its container from its cgroup and its ancestors from procscan's table,
+//! so that a service's own listener is never reported without the process the rules judge it
+//! by. A socket whose owner is gone before it could be read goes out without a process. A
+//! connection first seen without an inode (already
 //! in `TIME_WAIT`, or not yet accepted) is reported without a process unless the same
 //! 4-tuple was attributed earlier; owners are never guessed from the other end of a loopback
 //! pair. In trace mode the owner is named from the tracer's exec-image overlay when the tracer saw
@@ -67,6 +72,7 @@ use super::sender::DropCountingSender;
 use super::shared::{ExecImages, ExecSignal, SharedTables};
 use crate::event::{Collector, Event, EventType, Internal};
 use crate::fasthash::FastMap;
+use crate::procfs::DEFAULT_ENV_ALLOWLIST;
 use crate::procfs::net::Proto;
 use owners::{Owner, Seen};
 use tracker::{Known, SockId};
@@ -102,6 +108,10 @@ pub struct SocketsConfig {
     pub trigger_window: Duration,
     /// How other users' `/proc/<pid>/fd` links are read (see [`super::access`]).
     pub access: Access,
+    /// Environment variable names kept, and the command-line cap, when an owner procscan has
+    /// not read by `owner_wait` is read here (procscan's settings).
+    pub env_allowlist: Vec<String>,
+    pub max_cmdline_bytes: usize,
 }
 
 impl Default for SocketsConfig {
@@ -116,6 +126,11 @@ impl Default for SocketsConfig {
             trigger_spacing: Duration::from_millis(10),
             trigger_window: Duration::from_millis(250),
             access: Access::current(),
+            env_allowlist: DEFAULT_ENV_ALLOWLIST
+                .iter()
+                .map(|name| name.to_string())
+                .collect(),
+            max_cmdline_bytes: 64 * 1024,
         }
     }
 }

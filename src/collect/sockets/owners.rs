@@ -11,10 +11,13 @@ use std::sync::Arc;
 use super::SocketTracker;
 use super::tracker::Known;
 use crate::collect::access::{Owner as ProcOwner, dir_owner};
-use crate::collect::proc::{list_pids, pid_path, read_capped, read_link_string, read_stat};
+use crate::collect::proc::{
+    Clock, ReadOptions, list_pids, pid_path, read_capped, read_identity, read_link_string,
+    read_process, read_stat,
+};
 use crate::collect::shared::{ProcEntry, ProcKey, Tables};
-use crate::event::Process;
-use crate::procfs::{Cmdline, parse_cmdline, parse_exe_link, socket_inode};
+use crate::event::{Container, Process};
+use crate::procfs::{Cmdline, HOST_ID, parse_cgroup, parse_cmdline, parse_exe_link, socket_inode};
 
 /// Where an owner's process record comes from.
 pub(super) enum OwnerView<'t> {
@@ -59,6 +62,16 @@ pub(super) struct OwnerImage {
     pub(super) args_truncated: bool,
     pub(super) exe_deleted: bool,
     pub(super) exe_from_memfd: bool,
+}
+
+/// An owner procscan has not read, as the sockets collector read it from `/proc` (see
+/// [`SocketTracker::read_owner`]).
+pub(super) enum OwnerRead {
+    /// The process (its ancestors from procscan's table) and its container as procscan knows
+    /// it, or as its cgroup names it.
+    Process(Box<Process>, Option<Box<Container>>),
+    /// In a container the monitor excludes (its own): not reported.
+    Excluded,
 }
 
 /// Command-line bytes kept for an owner read by the sockets collector (procscan's default).
@@ -187,6 +200,59 @@ impl SocketTracker {
             Some(image) => image.name == comm,
             None => entry.process.name == comm,
         }
+    }
+
+    /// Reads the owner `pid` of a socket from `/proc` as procscan would (status, command line,
+    /// executable, working directory, descriptors 0-2, allowlisted environment, through
+    /// [`crate::collect::access`]): procscan has not read it by the time its socket is due
+    /// (under load its scans lag behind a busy task by more than `owner_wait`), and a socket
+    /// reported without a process is one no rule can judge (a service's own listener would be
+    /// "unexpected"). Only the process the fd scan found counts (its start time, when
+    /// recorded); its ancestors are procscan's, its container the one its cgroup names. `None`
+    /// when it is gone.
+    pub(super) fn read_owner(&self, pid: i32, tables: &Tables) -> Option<OwnerRead> {
+        let root = &self.config.proc_root;
+        let mut buf = Vec::new();
+        let stat = read_stat(root, pid, &mut buf)?;
+        if self
+            .seen
+            .get(&pid)
+            .is_some_and(|seen| seen.start_ticks != stat.starttime)
+        {
+            // The pid belongs to another process by now.
+            return None;
+        }
+        let start_ticks = stat.starttime;
+        let options = ReadOptions {
+            env_allowlist: self.config.env_allowlist.clone(),
+            max_cmdline_bytes: self.config.max_cmdline_bytes,
+            access: self.config.access,
+        };
+        let identity = read_identity(root, stat, &options.access, &mut buf);
+        let container_id = identity
+            .cgroup
+            .as_deref()
+            .and_then(|text| parse_cgroup(text).container_id)
+            .unwrap_or_else(|| HOST_ID.to_string());
+        let read = read_process(root, identity, &Clock::read(root), &options, &mut buf)?;
+        let entry = tables.containers.get(&container_id);
+        if entry.is_some_and(|c| c.excluded.is_some()) {
+            return Some(OwnerRead::Excluded);
+        }
+        let container = match entry {
+            Some(c) => Some(Box::new(c.container.clone())),
+            None if container_id == HOST_ID => None,
+            None => Some(Box::new(Container {
+                id: container_id.clone(),
+                ..Container::default()
+            })),
+        };
+        let mut process = read.process;
+        process.ancestors =
+            tables
+                .processes
+                .ancestors_of_unread(process.ppid, start_ticks, &container_id, |_| None);
+        Some(OwnerRead::Process(Box::new(process), container))
     }
 
     /// Records what `/proc/<pid>` shows now (see [`Seen`]); when procscan's entry names

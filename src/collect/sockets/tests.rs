@@ -1355,14 +1355,20 @@ fn a_connection_is_not_named_after_the_image_its_process_ran_before_an_exec() {
     assert_eq!(names(&out), [(8080, Some("wget".into()))], "{out:#?}");
     assert!(tracker.has_pending());
     // Procscan never catches up with 51 and 53: after `owner_wait`, 51 is named with the
-    // image read when its socket was found, and 53 (a process procscan never read) has none.
+    // image read when its socket was found, and 53 (a process procscan never read: its table
+    // entry is an earlier process with that pid) is read from `/proc` by the collector.
     out.clear();
     std::thread::sleep(SocketsConfig::default().owner_wait);
     tracker.poll(&conns, &tables, &mut out);
     assert_eq!(
         names(&out),
-        [(8081, Some("nc".into())), (8083, None)],
+        [(8081, Some("nc".into())), (8083, Some("curl".into()))],
         "{out:#?}"
+    );
+    let curl = out[1].proc.as_ref().unwrap();
+    assert_eq!(
+        (curl.pid, curl.args.clone()),
+        (53, vec!["http://x".to_string()])
     );
     let nc = out[0].proc.as_ref().unwrap();
     assert_eq!(
@@ -1375,4 +1381,57 @@ fn a_connection_is_not_named_after_the_image_its_process_ran_before_an_exec() {
     );
     assert_eq!(out[0].container.as_ref().unwrap().id, "app");
     assert_eq!(nc.exe_written_after_start, None);
+}
+
+/// Found in the scenario suite under load (poll mode): procscan's scans lagged more than
+/// `owner_wait` behind a task starting up, so a web service's own listener went out without
+/// a process, and "Unexpected listening port" fired for it (the start-up exception needs the
+/// process). The collector reads such an owner from `/proc` itself, with its container from
+/// its cgroup and its ancestors from procscan's table; a socket whose owner is gone by then
+/// still goes out without one.
+#[test]
+fn an_owner_procscan_lags_behind_is_read_from_proc_after_owner_wait() {
+    const TASK: &str = "8cd79a803caf4d2aa945152e934a5c00";
+    let container = format!("{TASK}-1234567890");
+    let root = FixtureRoot::new(9999);
+    let mut tables = Tables::default();
+    // The entrypoint shell (pid 10) is known; the server it started (pid 60) is not yet.
+    add_process(&mut tables, 10, "sh", &container, false);
+    root.give(60, 3, 7401);
+    give_image(&root, 60, "python3", 160, &["python3", "app.py"]);
+    std::fs::write(
+        root.path().join("60/cgroup"),
+        format!("0::/ecs/{TASK}/{container}\n"),
+    )
+    .unwrap();
+    // Pid 61's socket was found, but the process is gone before `owner_wait` (only its fd
+    // link remains in the fixture: no `stat`).
+    root.give(61, 3, 7402);
+    let mut tracker = root.tracker();
+    let sockets = [listener(9443, 7401), listener(9444, 7402)];
+    let mut out = Vec::new();
+    tracker.poll(&sockets, &tables, &mut out);
+    assert!(out.is_empty(), "waits for procscan first: {out:#?}");
+    std::thread::sleep(SocketsConfig::default().owner_wait);
+    tracker.poll(&sockets, &tables, &mut out);
+    assert_eq!(out.len(), 2, "{out:#?}");
+    let server = out
+        .iter()
+        .find(|e| e.fd.as_ref().unwrap().sport == Some(9443))
+        .unwrap();
+    let p = server.proc.as_ref().unwrap();
+    assert_eq!((p.pid, p.name.as_str(), p.ppid), (60, "python3", 10));
+    assert_eq!(p.args, ["app.py"]);
+    assert_eq!(p.exepath.as_deref(), Some("/usr/bin/python3"));
+    assert_eq!(p.ancestors.len(), 1);
+    assert_eq!(
+        (p.ancestors[0].pid, p.ancestors[0].name.as_str()),
+        (10, "sh")
+    );
+    assert_eq!(server.container.as_ref().unwrap().id, container);
+    let gone = out
+        .iter()
+        .find(|e| e.fd.as_ref().unwrap().sport == Some(9444))
+        .unwrap();
+    assert!(gone.proc.is_none() && gone.container.is_none(), "{gone:#?}");
 }

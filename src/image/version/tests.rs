@@ -307,9 +307,117 @@ fn no_input_panics() {
                 Ecosystem::Maven,
                 Ecosystem::Go,
                 Ecosystem::CratesIo,
+                Ecosystem::Rpm,
             ] {
                 let _ = compare(ecosystem, a, b);
             }
         }
+    }
+}
+
+/// rpm: a chain from rpm's own test suite and Fedora's packaging guidelines (tilde
+/// pre-releases, caret snapshots, epochs, leading zeros, letters against digits), each case
+/// also checked against rpm itself (`rpm.vercmp` of rpm's Lua interpreter) when this machine
+/// has rpm (scripts/test installs it).
+const RPM_CHAIN: &[&str] = &[
+    "1.0~rc1-1",
+    "1.0~rc1-2",
+    "1.0~rc2-1",
+    "1.0-1",
+    "1.0-1.el9",
+    "1.0-1.el9_1",
+    "1.0-2",
+    "1.0^20240101git1-1",
+    "1.0^20240102git1-1",
+    "1.0a-1",
+    "1.0.1-1",
+    "1.01.2-1",
+    "1.2-1",
+    "1.10-1",
+    "1.010.1-1",
+    "2.0-0.1.beta",
+    "2.0-1",
+    "2.0.0-1",
+    "10-1",
+    "1:0.1-1",
+    "1:1.0-1",
+    "2:0.0.1-1",
+];
+
+const RPM_EQUAL: &[(&str, &str)] = &[
+    ("1.0-1", "0:1.0-1"),
+    ("1.01-1", "1.1-1"),
+    ("1.0-1", "1_0-1"),
+    ("1..0-1", "1.0-1"),
+    ("2.0.1a-1", "2.0.1a-1"),
+];
+
+#[test]
+fn rpm_versions_order_as_rpm_orders_them() {
+    let cases = check_chain("rpm", RPM_CHAIN, |a, b| Some(rpm_evr(a, b)));
+    check_equal("rpm", RPM_EQUAL, |a, b| Some(rpm_evr(a, b)));
+    assert!(cases + RPM_EQUAL.len() >= 50, "{cases}");
+    // rpmvercmp itself, on rpm's test-suite pairs.
+    for (a, b, want) in [
+        ("1.0", "1.0", Equal),
+        ("1.0", "2.0", Less),
+        ("2.0.1", "2.0.1a", Less),
+        ("5.5p1", "5.5p2", Less),
+        ("5.5p10", "5.5p1", Greater),
+        ("10xyz", "10.1xyz", Less),
+        ("xyz10", "xyz10.1", Less),
+        ("a", "b", Less),
+        ("1.0a", "1.0", Greater),
+        ("6.0.rc1", "6.0", Greater),
+        ("10b2", "10a1", Greater),
+        ("1b.fc17", "1.fc17", Less),
+        ("1.0~rc1", "1.0~rc1~git123", Greater),
+        ("1.0^", "1.0", Greater),
+        ("1.0^git1", "1.0~git1", Greater),
+        ("1.0^git1~pre", "1.0^git1", Less),
+    ] {
+        assert_eq!(rpmvercmp(a, b), want, "rpmvercmp({a}, {b})");
+    }
+    // The second implementation: rpm's own comparison, every pair of the chain and the
+    // equality rows, in one `rpm --eval`.
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for (i, a) in RPM_CHAIN.iter().enumerate() {
+        for b in &RPM_CHAIN[i..] {
+            pairs.push((a, b));
+            pairs.push((b, a));
+        }
+    }
+    pairs.extend(RPM_EQUAL.iter().copied());
+    let lua: String = pairs
+        .iter()
+        .map(|(a, b)| format!("print(rpm.vercmp('{a}', '{b}') .. ',')\n"))
+        .collect();
+    let output = match std::process::Command::new("rpm")
+        .arg("--eval")
+        .arg(format!("%{{lua:\n{lua}}}"))
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            panic!(
+                "rpm is not installed: it is the second implementation here (scripts/test installs it)"
+            )
+        }
+        Err(error) => panic!("rpm: {error}"),
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let theirs: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(theirs.len(), pairs.len(), "{text}");
+    for ((a, b), theirs) in pairs.iter().zip(theirs) {
+        let ours = match rpm_evr(a, b) {
+            Less => "-1",
+            Equal => "0",
+            Greater => "1",
+        };
+        assert_eq!(ours, theirs, "rpm.vercmp({a}, {b})");
     }
 }

@@ -219,6 +219,25 @@ pub enum FieldId {
     TsKind,
     TsMessage,
     TsCount,
+    ImageDigest,
+    ImageDigestSource,
+    VulnId,
+    VulnAliases,
+    VulnSeverity,
+    VulnCvss,
+    VulnEcosystem,
+    VulnPackage,
+    VulnVersion,
+    VulnFixedVersion,
+    VulnPurl,
+    VulnLocation,
+    VulnInUse,
+    VulnInUseReason,
+    SecretKind,
+    SecretFingerprint,
+    SecretPath,
+    SecretLine,
+    SecretVariable,
 }
 
 /// One row of the catalogue.
@@ -1022,6 +1041,158 @@ static CATALOGUE: &[FieldDef] = &[
         None,
         Internal,
         "Count attached to an internal event."
+    ),
+    f!(
+        "image.digest",
+        ImageDigest,
+        String,
+        None,
+        Internal,
+        "The digest of the image an image finding is about: ECS's image digest, else `content:sha256:…` of its package databases (image_vulnerability, image_secret, image_sbom, image_inventory)."
+    ),
+    f!(
+        "image.digest_source",
+        ImageDigestSource,
+        String,
+        None,
+        Internal,
+        "Where `image.digest` came from: `ecs` or `content`."
+    ),
+    f!(
+        "vuln.id",
+        VulnId,
+        String,
+        None,
+        Internal,
+        "The OSV advisory id of an image_vulnerability (DSA-5764-1, GHSA-…, GO-…)."
+    ),
+    f!(
+        "vuln.aliases",
+        VulnAliases,
+        String,
+        None,
+        Internal,
+        "The advisory's aliases (CVE and GHSA ids), comma-separated."
+    ),
+    f!(
+        "vuln.severity",
+        VulnSeverity,
+        String,
+        None,
+        Internal,
+        "critical, high, medium, low or none (CVSS v3 base score of the record), else the database's label, else unknown."
+    ),
+    f!(
+        "vuln.cvss",
+        VulnCvss,
+        String,
+        None,
+        Internal,
+        "The CVSS v3 base score computed from the record's vector (e.g. 9.8); absent without a vector."
+    ),
+    f!(
+        "vuln.ecosystem",
+        VulnEcosystem,
+        String,
+        None,
+        Internal,
+        "The package's ecosystem as OSV names it (Debian, Alpine, PyPI, npm, Maven, Go, crates.io)."
+    ),
+    f!(
+        "vuln.package",
+        VulnPackage,
+        String,
+        None,
+        Internal,
+        "The vulnerable package (Maven `group:artifact`, npm `@scope/name`)."
+    ),
+    f!(
+        "vuln.version",
+        VulnVersion,
+        String,
+        None,
+        Internal,
+        "The installed version."
+    ),
+    f!(
+        "vuln.fixed_version",
+        VulnFixedVersion,
+        String,
+        None,
+        Internal,
+        "The smallest fixed version above the installed one; empty when the advisory has none."
+    ),
+    f!(
+        "vuln.purl",
+        VulnPurl,
+        String,
+        None,
+        Internal,
+        "The package URL of the installed package."
+    ),
+    f!(
+        "vuln.location",
+        VulnLocation,
+        String,
+        None,
+        Internal,
+        "Where the package was found in the image (its database, metadata directory, jar or binary)."
+    ),
+    f!(
+        "vuln.in_use",
+        VulnInUse,
+        String,
+        None,
+        Internal,
+        "yes (a running process of the image maps or runs one of the package's files), no (every process was read, none does) or unknown (say why in vuln.in_use_reason)."
+    ),
+    f!(
+        "vuln.in_use_reason",
+        VulnInUseReason,
+        String,
+        None,
+        Internal,
+        "The evidence for vuln.in_use (pid and path) or why it is unknown."
+    ),
+    f!(
+        "secret.kind",
+        SecretKind,
+        String,
+        None,
+        Internal,
+        "The kind of credential of an image_secret or env_secret (aws_credentials, private_key, github_token, ...)."
+    ),
+    f!(
+        "secret.fingerprint",
+        SecretFingerprint,
+        String,
+        None,
+        Internal,
+        "sha256: and 16 hex digits of the SHA-256 of the credential: the same secret has the same fingerprint; never the value."
+    ),
+    f!(
+        "secret.path",
+        SecretPath,
+        String,
+        None,
+        Internal,
+        "The file of an image_secret, as a path inside the container."
+    ),
+    f!(
+        "secret.line",
+        SecretLine,
+        Int,
+        None,
+        Internal,
+        "The line of an image_secret in its file."
+    ),
+    f!(
+        "secret.variable",
+        SecretVariable,
+        String,
+        None,
+        Internal,
+        "The environment variable of an env_secret."
     ),
 ];
 

@@ -556,6 +556,37 @@ pub(crate) fn extract<'a>(field: &FieldRef, ev: &'a Event) -> Option<Val<'a>> {
             .as_ref()
             .and_then(|i| i.count)
             .map(|c| Val::Int(i64::try_from(c).unwrap_or(i64::MAX))),
+        F::ImageDigest => image_arg(ev, "image.digest", false),
+        F::ImageDigestSource => image_arg(ev, "image.digest_source", false),
+        F::VulnId => image_arg(ev, "vuln.id", false),
+        F::VulnAliases => image_arg(ev, "vuln.aliases", false),
+        F::VulnSeverity => image_arg(ev, "vuln.severity", false),
+        F::VulnCvss => image_arg(ev, "vuln.cvss", false),
+        F::VulnEcosystem => image_arg(ev, "vuln.ecosystem", false),
+        F::VulnPackage => image_arg(ev, "vuln.package", false),
+        F::VulnVersion => image_arg(ev, "vuln.version", false),
+        F::VulnFixedVersion => image_arg(ev, "vuln.fixed_version", false),
+        F::VulnPurl => image_arg(ev, "vuln.purl", false),
+        F::VulnLocation => image_arg(ev, "vuln.location", false),
+        F::VulnInUse => image_arg(ev, "vuln.in_use", false),
+        F::VulnInUseReason => image_arg(ev, "vuln.in_use_reason", false),
+        F::SecretKind => image_arg(ev, "secret.kind", false),
+        F::SecretFingerprint => image_arg(ev, "secret.fingerprint", false),
+        F::SecretPath => image_arg(ev, "secret.path", false),
+        F::SecretLine => image_arg(ev, "secret.line", true),
+        F::SecretVariable => image_arg(ev, "secret.variable", false),
+    }
+}
+
+/// A detail of an image collector event (`image.*`, `vuln.*`, `secret.*`): the `evt.args` entry
+/// of that name on a `tasksentry` event, as text or as a number.
+fn image_arg<'a>(ev: &'a Event, name: &str, number: bool) -> Option<Val<'a>> {
+    ev.internal.as_ref()?;
+    let value = ev.evt.arg(name)?;
+    if number {
+        value.parse::<i64>().ok().map(Val::Int)
+    } else {
+        Some(Val::Str(Cow::Borrowed(value)))
     }
 }
 
