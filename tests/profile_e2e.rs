@@ -9,8 +9,10 @@
 //!   `rules validate --strict` without a warning; the build is byte-identical for the same
 //!   inputs in another order; `--min-tasks 2` leaves out the third task's attack;
 //! - with that profile loaded after the defaults (`--rule-matching all`), the same benign
-//!   workload in a fourth task raises no profile alert, and each of nine deviations raises the
-//!   right one, and so does the attack replayed;
+//!   workload in a fourth task raises no profile alert, and each of eleven deviations raises
+//!   the right one (among them a known program run by a new parent, and a connection accepted
+//!   on a port the web server never accepted on from its peer), and so does the attack
+//!   replayed;
 //! - offline, as in CI (`rules test`): a learning task's recording replayed through the profile
 //!   that learnt it raises no profile alert, and the rerun's recording raises the same profile
 //!   alerts as the live monitor did; `profile diff` names the attack `--min-tasks 2` left out.
@@ -44,6 +46,7 @@ while [ $i -lt 12 ]; do
   i=$((i + 1))
 done
 (sleep 1; printf 'GET / HTTP/1.0\r\n\r\n') | /bin/nc 198.51.100.1 18081 > /dev/null
+(sleep 1; printf 'GET /health HTTP/1.0\r\n\r\n') | /bin/nc 198.51.100.1 8080 > /dev/null
 true"#;
 
 const HEALTH_CHECK: &str = r#"
@@ -428,7 +431,10 @@ fn a_profile_learnt_in_tasks_is_quiet_on_the_same_workload_and_alerts_on_deviati
             "(sleep 1; printf 'GET / HTTP/1.0\\r\\n\\r\\n') | /bin/nc 198.51.100.1 18082 > /dev/null; true",
         ])
         .unwrap();
-    let listener = web.spawn(&["/bin/nc", "-l", "-p", "4445"]).unwrap();
+    // Its input stays open, so that it holds the connection it accepts (below).
+    let listener = web
+        .spawn(&["/bin/sh", "-c", "sleep 30 | /bin/nc -l -p 4445 > /dev/null"])
+        .unwrap();
     worker
         .run_ok(&["/bin/sh", "-c", "echo loot > /var/tmp/stash"])
         .unwrap();
@@ -440,6 +446,22 @@ fn a_profile_learnt_in_tasks_is_quiet_on_the_same_workload_and_alerts_on_deviati
         ])
         .unwrap();
     worker.run_ok(&["/bin/cat", "/etc/shadow"]).unwrap();
+    // A program the health check always runs (wget), run by a parent it never had.
+    health
+        .run_ok(&[
+            "/bin/sh",
+            "-c",
+            "cp /bin/busybox /tmp/busybox && /tmp/busybox sh -c 'sleep 1; /bin/wget -q -O- http://localhost:8080/health; true' > /dev/null",
+        ])
+        .unwrap();
+    // The web server's peer on a port it never accepted on (the listener above).
+    worker
+        .run_ok(&[
+            "/bin/sh",
+            "-c",
+            "(sleep 1; echo hello; sleep 2) | /bin/nc 198.51.100.1 4445 > /dev/null; true",
+        ])
+        .unwrap();
     // The attack one task did while learning, replayed.
     worker
         .run_ok(&[
@@ -500,6 +522,16 @@ fn a_profile_learnt_in_tasks_is_quiet_on_the_same_workload_and_alerts_on_deviati
             "Connection never seen from this container (worker)",
             "fd.sport",
             json!(ATTACK_PORT),
+        ),
+        (
+            "Program never seen in this container (health)",
+            "proc.pexepath",
+            json!("/tmp/busybox"),
+        ),
+        (
+            "Inbound connection never seen in this container (web)",
+            "fd.sport",
+            json!(4445),
         ),
     ];
     let deadline = Instant::now() + TIMEOUT;

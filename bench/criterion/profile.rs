@@ -209,8 +209,6 @@ fn table(set: &RuleSet) {
 }
 
 fn busy_workload() {
-    let before = LIVE.load(Ordering::Relaxed);
-    let mut learner = Learner::new(Limits::default());
     let programs: Vec<Event> = (0..200)
         .map(|p| {
             exec(
@@ -222,6 +220,9 @@ fn busy_workload() {
     let destinations: Vec<Event> = (0..50u16)
         .map(|d| connect(&format!("10.0.{}.{}", d / 10, 10 + d % 10), 443 + d % 5))
         .collect();
+    // What the learner holds, not the workload's events built above.
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut learner = Learner::new(Limits::default());
     let start = thread_cpu_time();
     // Ten minutes: 600 seconds of 1,000 execs and 500 connections each.
     for second in 0..600usize {
@@ -250,11 +251,13 @@ fn busy_workload() {
         .collect();
     println!(
         "busy workload, 10 minutes (600,000 execs over 200 programs, 300,000 connections to 50 \
-         destinations): {} entries, {:.0} KiB of heap held by the learner (cap: {} entries per \
-         container), learnt in {:.2} s CPU ({:.0} ns/event); snapshot: {} part(s), {:.1} KiB, \
-         largest line {:.1} KiB (CloudWatch's limit: 256 KiB)",
+         destinations): {} entries, {:.0} KiB of heap held by the learner (its own estimate, \
+         as the snapshot log reports it: {:.0} KiB; cap: {} entries per container), learnt in \
+         {:.2} s CPU ({:.0} ns/event); snapshot: {} part(s), {:.1} KiB, largest line {:.1} KiB \
+         (CloudWatch's limit: 256 KiB)",
         learner.entries(),
         held as f64 / 1024.0,
+        learner.memory_bytes() as f64 / 1024.0,
         Limits::default().max_entries,
         spent.as_secs_f64(),
         spent.as_nanos() as f64 / 900_000.0,
@@ -282,12 +285,37 @@ fn busy_workload() {
         .collect();
     println!(
         "cap: 10,000 distinct programs in one container: {} entries held, overflow {:?}, {:.0} KiB \
-         of heap; snapshot {} part(s), largest line {:.1} KiB",
+         of heap (estimate {:.0} KiB); snapshot {} part(s), largest line {:.1} KiB",
         capped.entries(),
         capped.summaries()[0].overflow,
         held as f64 / 1024.0,
+        capped.memory_bytes() as f64 / 1024.0,
         lines.len(),
         lines.iter().map(String::len).max().unwrap_or(0) as f64 / 1024.0,
+    );
+}
+
+/// The largest a container's aggregate gets at the default limits: 1,024 programs whose
+/// executable, name and parent are each cut at 256 bytes, against the stated cap.
+fn worst_case() {
+    let before = LIVE.load(Ordering::Relaxed);
+    let mut learner = Learner::new(Limits::default());
+    let long = |n: usize, tag: &str| format!("/{tag}-{n:06}/{}", "x".repeat(400));
+    for n in 0..2 * Limits::default().max_entries {
+        let mut event = exec(&long(n, "exe"), &long(n, "name"));
+        if let Some(proc) = event.proc.as_mut() {
+            proc.ancestors[0].exepath = Some(long(n, "parent"));
+        }
+        learner.observe(&event);
+    }
+    let held = LIVE.load(Ordering::Relaxed) - before;
+    println!(
+        "worst case: {} entries of 256-byte texts in one container: {:.0} KiB of heap (estimate \
+         {:.0} KiB; stated cap {} KiB per container)",
+        learner.entries(),
+        held as f64 / 1024.0,
+        learner.memory_bytes() as f64 / 1024.0,
+        tasksentry::profile::learner::CONTAINER_MEMORY_CAP / 1024,
     );
 }
 
@@ -297,6 +325,7 @@ fn main() {
     if !args.iter().any(|a| a == "--list" || a == "--test") {
         table(&set);
         busy_workload();
+        worst_case();
     }
     let mut criterion = Criterion::default()
         .configure_from_args()

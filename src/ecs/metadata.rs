@@ -10,6 +10,7 @@
 //! container's cgroup path and on EC2 the 64-hex Docker id.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -78,6 +79,10 @@ pub struct ContainerMetadata {
     /// `Ports`: the container's `portMappings` from the task definition, when the endpoint
     /// lists them (`None` when the document has no `Ports`).
     pub(crate) ports: Option<Vec<PortMapping>>,
+    /// The DNS resolvers of the container's networks (`Networks[].DomainNameServers`), else
+    /// each network's subnet base + 2 (`Networks[].IPv4SubnetCIDRBlock`), the address the VPC
+    /// reserves in every subnet for its resolver.
+    pub(crate) resolvers: Vec<IpAddr>,
 }
 
 impl ContainerMetadata {
@@ -151,6 +156,19 @@ impl TaskMetadata {
             let lower = container_id.to_ascii_lowercase();
             self.containers.get(&lower)
         })
+    }
+
+    /// The VPC DNS resolvers the task's containers use (see [`ContainerMetadata`]'s
+    /// `resolvers`), sorted, without repeats.
+    pub fn vpc_resolvers(&self) -> Vec<IpAddr> {
+        let mut resolvers: Vec<IpAddr> = self
+            .containers
+            .values()
+            .flat_map(|c| c.resolvers.iter().copied())
+            .collect();
+        resolvers.sort();
+        resolvers.dedup();
+        resolvers
     }
 
     /// The number of containers the document listed (with a `DockerId`).
@@ -297,6 +315,38 @@ struct RawContainer {
     labels: Option<BTreeMap<String, Value>>,
     #[serde(rename = "Ports", default, deserialize_with = "lenient")]
     ports: Option<Vec<Value>>,
+    #[serde(rename = "Networks", default, deserialize_with = "lenient")]
+    networks: Option<Vec<Value>>,
+}
+
+/// A network's resolvers: its `DomainNameServers` (IPv4 and IPv6 addresses), else the base of
+/// its `IPv4SubnetCIDRBlock` plus two.
+fn network_resolvers(network: &Value) -> Vec<IpAddr> {
+    let named: Vec<IpAddr> = network
+        .get("DomainNameServers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str()?.trim().parse().ok())
+        .collect();
+    if !named.is_empty() {
+        return named;
+    }
+    let Some((base, prefix)) = network
+        .get("IPv4SubnetCIDRBlock")
+        .and_then(Value::as_str)
+        .and_then(|cidr| cidr.trim().split_once('/'))
+    else {
+        return Vec::new();
+    };
+    match (base.parse::<Ipv4Addr>(), prefix.parse::<u8>()) {
+        (Ok(base), Ok(prefix)) if prefix <= 30 => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            let network = u32::from(base) & mask;
+            vec![IpAddr::V4(Ipv4Addr::from(network.wrapping_add(2)))]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// One entry of a container's `Ports` (`ContainerPort`, `Protocol`; `HostPort` and `HostIp`
@@ -351,6 +401,12 @@ impl RawContainer {
             ports: self
                 .ports
                 .map(|ports| ports.iter().filter_map(port_mapping).collect()),
+            resolvers: self
+                .networks
+                .iter()
+                .flatten()
+                .flat_map(network_resolvers)
+                .collect(),
         })
     }
 }
@@ -654,6 +710,36 @@ mod tests {
             );
             assert!(ContainerMetadata::from_json(body).is_err());
         }
+    }
+
+    #[test]
+    fn the_vpc_resolvers_are_the_networks_dns_servers_else_the_subnet_base_plus_two() {
+        let task =
+            TaskMetadata::from_json(include_bytes!("testdata/task-fargate.json")).expect("valid");
+        // The app container names its resolver, the sidecar only its subnet (10.20.3.0/24).
+        assert_eq!(
+            task.vpc_resolvers(),
+            [
+                "10.20.0.2".parse::<IpAddr>().expect("ip"),
+                "10.20.3.2".parse().expect("ip")
+            ]
+        );
+        let doc = |networks: &str| {
+            TaskMetadata::from_json(
+                format!(r#"{{"Containers": [{{"DockerId": "a", "Networks": {networks}}}]}}"#)
+                    .as_bytes(),
+            )
+            .expect("valid")
+            .vpc_resolvers()
+        };
+        assert_eq!(
+            doc(r#"[{"IPv4SubnetCIDRBlock": "172.31.77.130/25"}]"#),
+            ["172.31.77.130".parse::<IpAddr>().expect("ip")]
+        );
+        assert!(doc(r#"[{"IPv4SubnetCIDRBlock": "bogus"}]"#).is_empty());
+        assert!(doc(r#"[{"IPv4SubnetCIDRBlock": "10.0.0.0/32"}]"#).is_empty());
+        assert!(doc(r#""not a list""#).is_empty());
+        assert!(doc("[]").is_empty());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use super::learner::{Entry, cidr, directory};
+use super::learner::{Entry, FIXED_ENDPOINTS, cidr, directory, endpoint_description};
 use super::snapshot::Snapshot;
 use crate::event::Timestamp;
 
@@ -41,6 +41,8 @@ pub struct MergedContainer {
     pub last_seen: Option<Timestamp>,
     /// Overflow by kind, summed over tasks: the profile is incomplete for these kinds.
     pub overflow: BTreeMap<String, u64>,
+    /// Named endpoints among the destinations, with every address they stood for.
+    pub endpoints: BTreeMap<String, BTreeSet<String>>,
     /// What was seen in enough tasks.
     pub entries: BTreeMap<Entry, Seen>,
     /// Entries left out for being seen in fewer than `min_tasks` tasks.
@@ -88,6 +90,13 @@ pub fn merge(snapshots: &[Snapshot], min_tasks: usize) -> Profile {
         merged.last_seen = max_time(merged.last_seen, snapshot.profile.last_seen);
         for (kind, n) in &snapshot.profile.overflow {
             *merged.overflow.entry(kind.clone()).or_default() += n;
+        }
+        for (name, addresses) in &snapshot.profile.endpoints {
+            merged
+                .endpoints
+                .entry(name.clone())
+                .or_default()
+                .extend(addresses.iter().cloned());
         }
         for counted in &snapshot.profile.entries {
             let seen = merged.entries.entry(counted.entry.clone()).or_default();
@@ -312,6 +321,54 @@ fn address_macro(groups: &BTreeMap<(&str, u16), Vec<&str>>, net_field: &str) -> 
         .join("\n or ")
 }
 
+/// The named AWS and ECS endpoints a container connected to: a comment saying what each is,
+/// a list of its addresses (the fixed one, or every one it stood for in the tasks), and the
+/// clauses of the destinations macro that allow them by protocol and port.
+fn named_endpoints(
+    out: &mut String,
+    slug: &str,
+    container: &MergedContainer,
+    used: &BTreeMap<(&str, u16), Vec<&str>>,
+) -> Vec<String> {
+    let names: BTreeSet<&str> = used.values().flatten().copied().collect();
+    let mut lists: BTreeMap<&str, String> = BTreeMap::new();
+    for name in names {
+        let mut addresses: BTreeSet<String> = container
+            .endpoints
+            .get(name)
+            .map(|a| a.iter().map(|a| as_net(a)).collect())
+            .unwrap_or_default();
+        if let Some((ip, _, _)) = FIXED_ENDPOINTS.iter().find(|(_, n, _)| *n == name) {
+            addresses.insert(format!("{ip}/32"));
+        }
+        if addresses.is_empty() {
+            continue;
+        }
+        let list_name = format!("profile_{slug}_{}", slug_part(name));
+        let _ = writeln!(
+            out,
+            "# Endpoint {name}: {} ({})",
+            endpoint_description(name).unwrap_or("?"),
+            addresses.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+        let items: Vec<&str> = addresses.iter().map(String::as_str).collect();
+        list(out, &list_name, &items);
+        lists.insert(name, list_name);
+    }
+    let mut clauses = Vec::new();
+    for ((proto, port), names) in used {
+        for name in names {
+            if let Some(list_name) = lists.get(name) {
+                clauses.push(format!(
+                    "(fd.l4proto = {} and fd.sport = {port} and fd.snet in ({list_name}))",
+                    quoted(proto)
+                ));
+            }
+        }
+    }
+    clauses
+}
+
 fn time_text(time: Option<Timestamp>) -> String {
     time.map_or_else(|| "?".to_owned(), |t| t.to_string())
 }
@@ -433,11 +490,14 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
     out.push('\n');
     let in_container = format!("container.name = {}", quoted(name));
     let overflowed = |kind: &str| container.overflow.contains_key(kind);
-    // Programs: executable -> names.
+    // Programs: executable -> names; (executable, name) -> parents' executables (`None`: run
+    // without a known parent, as the container's first process is).
     let mut programs: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut parents: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut parents_of: BTreeMap<(&str, &str), BTreeSet<Option<&str>>> = BTreeMap::new();
     let mut listeners: BTreeMap<&str, BTreeSet<u16>> = BTreeMap::new();
     let mut outbound: BTreeMap<(&str, u16), Vec<&str>> = BTreeMap::new();
+    let mut named_outbound: BTreeMap<(&str, u16), Vec<&str>> = BTreeMap::new();
     let mut inbound: BTreeMap<(&str, u16), Vec<&str>> = BTreeMap::new();
     let mut written_dirs: Vec<&str> = Vec::new();
     let mut written_files: Vec<&str> = Vec::new();
@@ -449,9 +509,16 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
                 if let Some(parent) = parent {
                     parents.entry(exe).or_default().insert(parent);
                 }
+                parents_of
+                    .entry((exe, name))
+                    .or_default()
+                    .insert(parent.as_deref());
             }
             Entry::Listen { proto, port } => {
                 listeners.entry(proto).or_default().insert(*port);
+            }
+            Entry::Connect { proto, port, dest } if endpoint_description(dest).is_some() => {
+                named_outbound.entry((proto, *port)).or_default().push(dest)
             }
             Entry::Connect { proto, port, dest } => {
                 outbound.entry((proto, *port)).or_default().push(dest)
@@ -513,12 +580,31 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
                     }
                 );
             }
-            let condition = programs
+            // One clause per executable and set of parents, naming the processes it ran as
+            // with those parents. A process whose parent is unknown (it ended before it was
+            // read) passes the parent check: that is no evidence of a new parent; and a program
+            // only ever seen without a known parent (the entrypoint, or a parent that ended
+            // first) has no parent check.
+            let mut clauses: BTreeMap<(&str, &BTreeSet<Option<&str>>), Vec<&str>> = BTreeMap::new();
+            for ((exe, name), seen_parents) in &parents_of {
+                clauses.entry((exe, seen_parents)).or_default().push(name);
+            }
+            let condition = clauses
                 .iter()
-                .map(|(exe, names)| {
+                .map(|((exe, seen_parents), names)| {
                     let names: Vec<String> = names.iter().map(|n| quoted(n)).collect();
+                    let known: Vec<String> =
+                        seen_parents.iter().flatten().map(|p| quoted(p)).collect();
+                    let parent = if known.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " and (not proc.pexepath exists or proc.pexepath in ({}))",
+                            known.join(", ")
+                        )
+                    };
                     format!(
-                        "(proc.exepath = {} and proc.name in ({}))",
+                        "(proc.exepath = {} and proc.name in ({}){parent})",
                         quoted(exe),
                         names.join(", ")
                     )
@@ -537,8 +623,8 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
             &RuleText {
                 name: format!("Program never seen in this container ({name})"),
                 desc: format!(
-                    "A program (executable and process name) that container {name} never ran while \
-                     its profile was learnt."
+                    "A program (executable and process name) that container {name} never ran, or \
+                     never ran from that parent executable, while its profile was learnt."
                 ),
                 condition: format!(
                     "evt.type = execve and {in_container} and proc.exepath exists{seen}"
@@ -590,13 +676,19 @@ fn render_container(out: &mut String, name: &str, slug: &str, container: &Merged
         );
     }
     if !overflowed("connect") {
-        let seen = if outbound.is_empty() {
+        let named = named_endpoints(out, slug, container, &named_outbound);
+        let seen = if outbound.is_empty() && named.is_empty() {
             String::new()
         } else {
+            let mut clauses = Vec::new();
+            if !outbound.is_empty() {
+                clauses.push(address_macro(&outbound, "fd.snet"));
+            }
+            clauses.extend(named);
             macro_def(
                 out,
                 &format!("profile_{slug}_destinations"),
-                &address_macro(&outbound, "fd.snet"),
+                &clauses.join("\n or "),
             );
             format!("\nand not profile_{slug}_destinations")
         };
@@ -773,6 +865,8 @@ mod tests {
                 first_seen: Some(Timestamp(1_000_000_000)),
                 last_seen: Some(Timestamp(2_000_000_000)),
                 events: 10,
+                memory_bytes: 0,
+                endpoints: BTreeMap::new(),
                 overflow: BTreeMap::new(),
                 entries: entries
                     .into_iter()
@@ -940,6 +1034,171 @@ mod tests {
         ] {
             assert!(names.contains(&rule), "{rule} missing: {names:?}");
         }
+    }
+
+    /// The profile rules an execve of `web` matches.
+    fn program_alerts(text: &str, exe: &str, name: &str, parent: Option<&str>) -> Vec<String> {
+        use crate::event::{Ancestor, Collector, Container, Event, EventType, Process};
+        let mut event = Event::new(EventType::Execve, Collector::Procscan);
+        event.container = Some(Box::new(Container {
+            id: "c1".into(),
+            name: Some("web".into()),
+            ..Container::default()
+        }));
+        event.proc = Some(Box::new(Process {
+            pid: 7,
+            name: name.into(),
+            exepath: Some(exe.into()),
+            ancestors: parent
+                .map(|p| Ancestor {
+                    pid: 1,
+                    name: "parent".into(),
+                    exe: None,
+                    exepath: Some(p.into()),
+                    args: Vec::new(),
+                })
+                .into_iter()
+                .collect(),
+            ..Process::default()
+        }));
+        profile_alerts(text, &event)
+    }
+
+    /// The profile rules (loaded after the defaults, every rule matching) an event matches.
+    fn profile_alerts(text: &str, event: &crate::event::Event) -> Vec<String> {
+        let mut sources = crate::rules::defaults::default_sources();
+        sources.push(crate::rules::RuleSource {
+            name: "profile.yaml".into(),
+            text: text.to_owned(),
+        });
+        let ruleset = crate::rules::load(
+            &sources,
+            &crate::rules::LoadOptions {
+                rule_matching: crate::rules::RuleMatching::All,
+                strict: true,
+            },
+        )
+        .ruleset
+        .expect("loads");
+        let mut out = Vec::new();
+        ruleset.evaluate(event, &mut out);
+        out.iter()
+            .map(|m| m.rule.name.clone())
+            .filter(|n| n.contains("never seen"))
+            .collect()
+    }
+
+    #[test]
+    fn a_known_program_run_by_a_new_parent_is_a_new_program() {
+        let with_parent = |exe: &str, name: &str, parent: Option<&str>| Entry::Exec {
+            exe: exe.into(),
+            name: name.into(),
+            parent: parent.map(str::to_owned),
+        };
+        let text = render(&merge(
+            &[snapshot(
+                "a",
+                "web",
+                vec![
+                    (with_parent("/usr/bin/node", "node", None), 1),
+                    (
+                        with_parent("/usr/bin/curl", "curl", Some("/usr/bin/node")),
+                        4,
+                    ),
+                    (
+                        with_parent("/usr/bin/curl", "curl", Some("/usr/bin/env")),
+                        1,
+                    ),
+                ],
+            )],
+            1,
+        ));
+        let new_program = ["Program never seen in this container (web)".to_owned()];
+        // Learnt parents, or a parent not known (it ended first): nothing new.
+        for parent in [Some("/usr/bin/node"), Some("/usr/bin/env"), None] {
+            assert!(
+                program_alerts(&text, "/usr/bin/curl", "curl", parent).is_empty(),
+                "{parent:?}\n{text}"
+            );
+        }
+        // The same program run by a parent it never had.
+        assert_eq!(
+            program_alerts(&text, "/usr/bin/curl", "curl", Some("/usr/bin/python3")),
+            new_program,
+            "{text}"
+        );
+        // A program only seen without a parent (the entrypoint) is not judged by its parent.
+        assert!(program_alerts(&text, "/usr/bin/node", "node", Some("/usr/bin/env")).is_empty());
+        assert_eq!(
+            program_alerts(&text, "/usr/bin/wget", "wget", Some("/usr/bin/node")),
+            new_program
+        );
+    }
+
+    #[test]
+    fn named_endpoints_are_allowed_by_name_over_tasks_of_different_subnets() {
+        let to = |proto: &str, port: u16, dest: &str| Entry::Connect {
+            proto: proto.into(),
+            port,
+            dest: dest.into(),
+        };
+        let task = |id: &str, resolver: &str| {
+            let mut snapshot = snapshot(
+                id,
+                "web",
+                vec![
+                    (to("udp", 53, "vpc-resolver"), 9),
+                    (to("tcp", 80, "ecs-agent"), 2),
+                ],
+            );
+            snapshot.profile.endpoints = BTreeMap::from([
+                ("vpc-resolver".to_owned(), vec![resolver.to_owned()]),
+                ("ecs-agent".to_owned(), vec!["169.254.170.2".to_owned()]),
+            ]);
+            snapshot
+        };
+        let profile = merge(&[task("a", "10.20.0.2"), task("b", "10.30.0.2")], 2);
+        assert_eq!(profile.containers["web"].entries.len(), 2, "{profile:?}");
+        let text = render(&profile);
+        assert!(
+            text.contains("# Endpoint vpc-resolver: the VPC's DNS resolver"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "- list: profile_web_vpc_resolver\n  items: [10.20.0.2/32, 10.30.0.2/32]"
+            ),
+            "{text}"
+        );
+        let alerts = |proto: &str, ip: &str, port: u16| connect_alerts(&text, proto, ip, port);
+        assert!(alerts("udp", "10.30.0.2", 53).is_empty(), "{text}");
+        assert!(alerts("udp", "10.20.0.2", 53).is_empty());
+        assert!(alerts("tcp", "169.254.170.2", 80).is_empty());
+        let new = ["Connection never seen from this container (web)".to_owned()];
+        assert_eq!(alerts("udp", "10.30.0.9", 53), new);
+        assert_eq!(alerts("tcp", "10.30.0.2", 53), new);
+        assert_eq!(alerts("tcp", "169.254.169.254", 80), new);
+    }
+
+    /// The profile rules a connection from `web` matches.
+    fn connect_alerts(text: &str, proto: &str, ip: &str, port: u16) -> Vec<String> {
+        use crate::event::{Collector, Container, Event, EventType, Fd};
+        let mut event = Event::new(EventType::Connect, Collector::Sockets);
+        event.container = Some(Box::new(Container {
+            id: "c1".into(),
+            name: Some("web".into()),
+            ..Container::default()
+        }));
+        event.fd = Some(Box::new(Fd {
+            l4proto: Some(proto.into()),
+            cip: "10.20.3.57".parse().ok(),
+            cport: Some(40000),
+            sip: ip.parse().ok(),
+            sport: Some(port),
+            local_is_client: Some(true),
+            ..Fd::default()
+        }));
+        profile_alerts(text, &event)
     }
 
     #[test]

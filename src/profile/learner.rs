@@ -11,13 +11,15 @@
 //! - listening ports (`fd.l4proto`, `fd.sport`);
 //! - outbound destinations: remote port and address, the address aggregated to its /24 (IPv4) or
 //!   /64 (IPv6) once more than [`Limits::addrs_per_net`] addresses of that network were seen on
-//!   that port; loopback is never outbound and is not learnt;
+//!   that port; loopback is never outbound and is not learnt; the AWS and ECS endpoints
+//!   ([`FIXED_ENDPOINTS`], and the VPC resolver once [`Learner::name_endpoint`] names it) are
+//!   learnt by name, with the addresses each stood for;
 //! - inbound peers by local port, aggregated the same way;
 //! - files written (opened for writing, created, deleted, renamed, chmod, mkdir), aggregated to
 //!   their directory once more than [`Limits::files_per_dir`] files of it were written;
 //! - files read (the watch set reports reads of sensitive paths only).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -54,7 +56,8 @@ pub enum Entry {
         proto: String,
         /// `fd.rport`.
         port: u16,
-        /// `fd.rip`, or the CIDR it was aggregated to.
+        /// `fd.rip`, or the CIDR it was aggregated to, or the name of an AWS or ECS endpoint
+        /// ([`FIXED_ENDPOINTS`], [`VPC_RESOLVER`]) whose addresses the snapshot lists.
         dest: String,
     },
     /// An inbound connection.
@@ -83,6 +86,10 @@ pub enum Entry {
 
 fn is_false(value: &bool) -> bool {
     !*value
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl Entry {
@@ -117,6 +124,11 @@ pub struct Limits {
     pub max_text: usize,
 }
 
+/// The most heap one container's aggregate takes at the default [`Limits`] (1,024 entries,
+/// texts cut at 256 bytes), every entry as large as it can be: the memory cap stated in
+/// `docs/service-owners.md` (tested in `the_memory_estimate_stays_below_the_stated_cap`).
+pub const CONTAINER_MEMORY_CAP: usize = 3 * 1024 * 1024;
+
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
@@ -129,6 +141,43 @@ impl Default for Limits {
         }
     }
 }
+
+/// The AWS and ECS endpoints a task reaches at fixed link-local addresses, with their names
+/// as destinations of a profile and what they are.
+pub const FIXED_ENDPOINTS: [(Ipv4Addr, &str, &str); 3] = [
+    (
+        Ipv4Addr::new(169, 254, 170, 2),
+        "ecs-agent",
+        "ECS agent: task metadata and task role credentials",
+    ),
+    (
+        Ipv4Addr::new(169, 254, 169, 254),
+        "imds",
+        "EC2 instance metadata service (IMDS)",
+    ),
+    (
+        Ipv4Addr::new(169, 254, 169, 253),
+        "amazon-dns",
+        "Amazon DNS server (link-local)",
+    ),
+];
+
+/// The name of the VPC's DNS resolver(s) (from the task metadata) as a destination.
+pub const VPC_RESOLVER: &str = "vpc-resolver";
+
+/// What a named endpoint is, for the profile's comments.
+pub fn endpoint_description(name: &str) -> Option<&'static str> {
+    if name == VPC_RESOLVER {
+        return Some("the VPC's DNS resolver (Route 53 Resolver), from the task metadata");
+    }
+    FIXED_ENDPOINTS
+        .iter()
+        .find(|(_, n, _)| *n == name)
+        .map(|(_, _, description)| *description)
+}
+
+/// Most named endpoints a learner keeps (the fixed ones and a few resolvers).
+const MAX_ENDPOINTS: usize = 16;
 
 /// An address set being learnt: the addresses of one network on one port and direction, until
 /// there are too many and the network stands for them.
@@ -155,6 +204,27 @@ fn fingerprint(build: &KeyedFxBuild, tag: u64, parts: &[&str]) -> u64 {
         part.hash(&mut hasher);
     }
     hasher.finish()
+}
+
+/// An IPv4 remote address's exact key packed in a word, never 0: direction, protocol code,
+/// port, address. `None` for IPv6 and protocols without a code.
+fn packed_v4(direction: u8, code: u8, port: u16, remote: IpAddr) -> Option<u64> {
+    match remote {
+        IpAddr::V4(v4) if code != 0 => Some(
+            1 << 63
+                | u64::from(direction) << 58
+                | u64::from(code) << 48
+                | u64::from(port) << 32
+                | u64::from(u32::from(v4)),
+        ),
+        _ => None,
+    }
+}
+
+/// The place of a packed key in the direct-mapped address cache (256 places). Unkeyed: a
+/// workload aiming at it only makes it miss, and a miss takes the keyed map.
+fn packed_place(packed: u64) -> usize {
+    (packed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
 }
 
 const TAG_EXEC: u64 = 1;
@@ -188,8 +258,13 @@ pub struct ContainerProfile {
     /// byte. Entries it holds are checked like those of `fast`.
     recent: Vec<(u64, u32)>,
     addresses: HashMap<AddrKey, u32, KeyedFxBuild>,
+    /// A direct-mapped cache in front of `addresses` for IPv4 keys: (packed key, slot). Emptied
+    /// when a network collapse frees the slots of its addresses.
+    recent_addrs: Vec<(u64, u32)>,
     nets: HashMap<NetKey, Spread<IpAddr>>,
     dirs: HashMap<String, Spread<String>>,
+    /// Named endpoints this container connected to, with the addresses seen.
+    named: BTreeMap<String, BTreeSet<IpAddr>>,
     overflow: BTreeMap<&'static str, u64>,
 }
 
@@ -210,6 +285,14 @@ pub struct ContainerSummary {
     /// Events learnt.
     #[serde(default)]
     pub events: u64,
+    /// The heap the learner held for this container when the snapshot was taken, in bytes (an
+    /// estimate from its tables' capacities and texts); 0 when unknown.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub memory_bytes: u64,
+    /// The named endpoints among the destinations (`ecs-agent`, `vpc-resolver`, ...), with
+    /// the addresses they stood for in this task.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, Vec<String>>,
     /// New entries not learnt because the container's cap was reached, by kind: the profile
     /// is incomplete for those kinds ("profile overflow").
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -239,6 +322,9 @@ pub struct Learner {
     unnamed: u64,
     /// Events of containers beyond `max_containers`, not learnt.
     containers_overflow: u64,
+    /// Addresses learnt by name, not as addresses: [`FIXED_ENDPOINTS`] and what
+    /// [`Learner::name_endpoint`] added.
+    endpoints: Vec<(IpAddr, String)>,
 }
 
 /// Cuts `text` to at most `max` bytes at a character boundary.
@@ -305,7 +391,22 @@ impl Learner {
     pub fn new(limits: Limits) -> Learner {
         Learner {
             limits,
+            endpoints: FIXED_ENDPOINTS
+                .iter()
+                .map(|(ip, name, _)| (IpAddr::V4(*ip), (*name).to_owned()))
+                .collect(),
             ..Learner::default()
+        }
+    }
+
+    /// Learns connections to `ip` as connections to the endpoint `name` (the VPC resolver the
+    /// task metadata names): the profile allows the name, whatever its address in another
+    /// task. At most 16 endpoints; an address already named keeps its name. Connections learnt
+    /// before keep their address.
+    pub fn name_endpoint(&mut self, ip: IpAddr, name: &str) {
+        let ip = canonical(ip);
+        if self.endpoints.len() < MAX_ENDPOINTS && !self.endpoints.iter().any(|(a, _)| *a == ip) {
+            self.endpoints.push((ip, name.to_owned()));
         }
     }
 
@@ -351,6 +452,7 @@ impl Learner {
                 return;
             }
         };
+        let endpoints = &self.endpoints;
         let Some((_, profile)) = self.containers.get_mut(position) else {
             return;
         };
@@ -372,7 +474,7 @@ impl Learner {
                 .digests
                 .push(cut(digest, limits.max_text).to_owned());
         }
-        profile.learn(event, &limits);
+        profile.learn(event, &limits, endpoints);
     }
 
     /// The learnt profiles, one per container, sorted by name, entries sorted.
@@ -400,9 +502,98 @@ impl Learner {
     pub fn entries(&self) -> usize {
         self.containers.iter().map(|(_, p)| p.index.len()).sum()
     }
+
+    /// The heap the learner holds, in bytes: an estimate from the capacities of its tables and
+    /// the lengths of the texts they hold (checked against a counting allocator in
+    /// `bench/criterion/profile.rs`). Bounded by the caps: [`Limits::max_containers`] times
+    /// [`ContainerProfile::memory_bytes`] at [`Limits::max_entries`] entries of
+    /// [`Limits::max_text`] bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.containers.capacity() * size_of::<(String, ContainerProfile)>()
+            + self
+                .containers
+                .iter()
+                .map(|(name, p)| name.capacity() + p.memory_bytes())
+                .sum::<usize>()
+    }
+}
+
+/// The heap a hash table of `capacity` items of `item` bytes takes (hashbrown: buckets a power
+/// of two at most 7/8 full, one control byte per bucket).
+fn table_bytes(capacity: usize, item: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = (capacity * 8 / 7).next_power_of_two();
+    buckets * (item + 1) + 16
+}
+
+/// The heap an entry's texts take.
+fn entry_text_bytes(entry: &Entry) -> usize {
+    match entry {
+        Entry::Exec { exe, name, parent } => {
+            exe.capacity() + name.capacity() + parent.as_ref().map_or(0, String::capacity)
+        }
+        Entry::Listen { proto, .. } => proto.capacity(),
+        Entry::Connect { proto, dest, .. } => proto.capacity() + dest.capacity(),
+        Entry::Inbound { proto, peer, .. } => proto.capacity() + peer.capacity(),
+        Entry::Write { path, .. } | Entry::Read { path } => path.capacity(),
+    }
 }
 
 impl ContainerProfile {
+    /// The heap this container's aggregate takes, in bytes (an estimate, see
+    /// [`Learner::memory_bytes`]).
+    pub fn memory_bytes(&self) -> usize {
+        let slots = self.slots.capacity() * size_of::<Option<(Entry, u64)>>()
+            + self
+                .slots
+                .iter()
+                .flatten()
+                .map(|(entry, _)| entry_text_bytes(entry))
+                .sum::<usize>();
+        // The exact index holds a second copy of every entry.
+        let index = table_bytes(self.index.capacity(), size_of::<(Entry, u32)>())
+            + self.index.keys().map(entry_text_bytes).sum::<usize>();
+        let nets = table_bytes(self.nets.capacity(), size_of::<(NetKey, Spread<IpAddr>)>())
+            + self
+                .nets
+                .iter()
+                .map(|(key, spread)| {
+                    key.1.capacity() + spread.members.capacity() * size_of::<IpAddr>()
+                })
+                .sum::<usize>();
+        let dirs = table_bytes(self.dirs.capacity(), size_of::<(String, Spread<String>)>())
+            + self
+                .dirs
+                .iter()
+                .map(|(dir, spread)| {
+                    dir.capacity()
+                        + spread.members.capacity() * size_of::<String>()
+                        + spread.members.iter().map(String::capacity).sum::<usize>()
+                })
+                .sum::<usize>();
+        let named = self
+            .named
+            .keys()
+            .map(|name| name.capacity() + 64)
+            .sum::<usize>();
+        slots
+            + index
+            + nets
+            + dirs
+            + named
+            + self.free.capacity() * size_of::<u32>()
+            + table_bytes(self.fast.capacity(), size_of::<(u64, u32)>())
+            + self.recent.capacity() * size_of::<(u64, u32)>()
+            + self.recent_addrs.capacity() * size_of::<(u64, u32)>()
+            + table_bytes(self.addresses.capacity(), size_of::<(AddrKey, u32)>())
+            + self.digests.capacity() * size_of::<String>()
+            + self.digests.iter().map(String::capacity).sum::<usize>()
+            // A B-tree of at most six kinds: one node.
+            + if self.overflow.is_empty() { 0 } else { 11 * size_of::<(&str, u64)>() + 16 }
+    }
+
     /// Counts `n` more of the entry in slot `slot` when it is what `matches` says.
     fn hit(&mut self, slot: Option<u32>, matches: impl Fn(&Entry) -> bool) -> bool {
         let Some(slot) = slot else {
@@ -446,12 +637,22 @@ impl ContainerProfile {
         }
     }
 
+    /// Remembers the slot of a packed IPv4 key in the direct-mapped address cache.
+    fn remember_addr(&mut self, packed: u64, slot: u32) {
+        if self.recent_addrs.is_empty() {
+            self.recent_addrs = vec![(0, u32::MAX); 256];
+        }
+        if let Some(place) = self.recent_addrs.get_mut(packed_place(packed)) {
+            *place = (packed, slot);
+        }
+    }
+
     /// Bounds a fast map: at most four keys per entry the container may hold.
     fn fast_room(len: usize, limits: &Limits) -> bool {
         len < limits.max_entries.saturating_mul(4)
     }
 
-    fn learn(&mut self, event: &Event, limits: &Limits) {
+    fn learn(&mut self, event: &Event, limits: &Limits, endpoints: &[(IpAddr, String)]) {
         match event.evt_type() {
             EventType::Execve => {
                 let Some(proc) = event.proc.as_deref() else {
@@ -536,21 +737,56 @@ impl ContainerProfile {
                 let remote = canonical(remote);
                 let code = proto_code(proto);
                 let key: AddrKey = (u8::from(!outbound), code, port, remote);
+                let packed = packed_v4(u8::from(!outbound), code, port, remote);
+                if let Some(packed) = packed
+                    && let Some(&(cached, slot)) = self.recent_addrs.get(packed_place(packed))
+                    && cached == packed
+                    && self.hit(Some(slot), |_| true)
+                {
+                    return;
+                }
                 if code != 0 {
                     let slot = self.addresses.get(&key).copied();
                     if self.hit(slot, |_| true) {
+                        if let (Some(packed), Some(slot)) = (packed, slot) {
+                            self.remember_addr(packed, slot);
+                        }
                         return;
                     }
                 }
                 if remote.is_loopback() || remote.is_unspecified() {
                     return;
                 }
-                let slot = self.learn_address(outbound, cut(proto, 16), port, remote, limits);
+                let named = endpoints
+                    .iter()
+                    .find(|(ip, _)| *ip == remote)
+                    .filter(|_| outbound);
+                let slot = match named {
+                    Some((ip, name)) => {
+                        let slot = self.bump(
+                            Entry::Connect {
+                                proto: cut(proto, 16).to_owned(),
+                                port,
+                                dest: name.clone(),
+                            },
+                            1,
+                            limits,
+                        );
+                        if slot.is_some() {
+                            self.named.entry(name.clone()).or_default().insert(*ip);
+                        }
+                        slot
+                    }
+                    None => self.learn_address(outbound, cut(proto, 16), port, remote, limits),
+                };
                 if code != 0
                     && let Some(slot) = slot
                     && Self::fast_room(self.addresses.len(), limits)
                 {
                     self.addresses.insert(key, slot);
+                    if let Some(packed) = packed {
+                        self.remember_addr(packed, slot);
+                    }
                 }
             }
             EventType::Open => {
@@ -676,7 +912,9 @@ impl ContainerProfile {
                 slot
             }
             Some(_) => {
-                // One address too many: the network stands for all of them.
+                // One address too many: the network stands for all of them. The cache of
+                // addresses may point at the slots freed below.
+                self.recent_addrs.fill((0, u32::MAX));
                 let members = self
                     .nets
                     .get_mut(&key)
@@ -820,6 +1058,12 @@ impl ContainerProfile {
             first_seen: self.first_seen,
             last_seen: self.last_seen,
             events: self.events,
+            memory_bytes: self.memory_bytes() as u64,
+            endpoints: self
+                .named
+                .iter()
+                .map(|(name, ips)| (name.clone(), ips.iter().map(IpAddr::to_string).collect()))
+                .collect(),
             overflow: self
                 .overflow
                 .iter()
@@ -1095,6 +1339,91 @@ mod tests {
         learner.observe(&host);
         assert_eq!(learner.entries(), 0);
         assert_eq!(learner.unnamed(), 1);
+    }
+
+    #[test]
+    fn ecs_and_aws_endpoints_are_learnt_by_name() {
+        let mut learner = Learner::new(Limits::default());
+        learner.observe(&connect("app", "169.254.170.2", 80));
+        learner.observe(&connect("app", "::ffff:169.254.170.2", 80));
+        learner.observe(&connect("app", "169.254.169.254", 80));
+        // The resolver before the task metadata named it: an address.
+        learner.observe(&connect("app", "10.20.0.2", 53));
+        learner.name_endpoint("10.20.0.2".parse().expect("ip"), VPC_RESOLVER);
+        learner.name_endpoint("10.20.0.2".parse().expect("ip"), "other");
+        let mut dns = connect("app", "10.20.0.2", 53);
+        if let Some(fd) = dns.fd.as_mut() {
+            fd.l4proto = Some("udp".into());
+        }
+        learner.observe(&dns);
+        let to = |proto: &str, port: u16, dest: &str| Entry::Connect {
+            proto: proto.into(),
+            port,
+            dest: dest.into(),
+        };
+        assert_eq!(
+            entries(&learner, "app"),
+            vec![
+                (to("tcp", 53, "10.20.0.2"), 1),
+                (to("tcp", 80, "ecs-agent"), 2),
+                (to("tcp", 80, "imds"), 1),
+                (to("udp", 53, VPC_RESOLVER), 1),
+            ]
+        );
+        let summary = &learner.summaries()[0];
+        assert_eq!(
+            summary.endpoints,
+            BTreeMap::from([
+                ("ecs-agent".to_owned(), vec!["169.254.170.2".to_owned()]),
+                ("imds".to_owned(), vec!["169.254.169.254".to_owned()]),
+                (VPC_RESOLVER.to_owned(), vec!["10.20.0.2".to_owned()]),
+            ])
+        );
+        assert!(endpoint_description("ecs-agent").is_some());
+        assert!(endpoint_description("10.20.0.2").is_none());
+    }
+
+    #[test]
+    fn the_memory_estimate_stays_below_the_stated_cap() {
+        let limits = Limits::default();
+        let mut learner = Learner::new(limits);
+        let long = |n: usize, tag: &str| {
+            let mut text = format!("/{tag}-{n:06}/");
+            text.push_str(&"x".repeat(400));
+            text
+        };
+        let empty = learner.memory_bytes();
+        // Twice the cap of the largest entries there are: programs with an executable, name
+        // and parent each cut at 256 bytes, and files written in directories of their own.
+        for n in 0..limits.max_entries {
+            learner.observe(&exec(
+                "busy",
+                &long(n, "exe"),
+                &long(n, "name"),
+                Some(&long(n, "parent")),
+            ));
+            learner.observe(&write("busy", &format!("{}/f", long(n, "dir"))));
+        }
+        assert_eq!(learner.entries(), limits.max_entries);
+        let full = learner.memory_bytes();
+        assert!(full > empty + limits.max_entries * 3 * 200, "{full}");
+        assert!(
+            full <= CONTAINER_MEMORY_CAP,
+            "{full} bytes for one container, above the stated cap"
+        );
+        // Repeats cost nothing more.
+        for n in 0..limits.max_entries {
+            learner.observe(&exec(
+                "busy",
+                &long(n, "exe"),
+                &long(n, "name"),
+                Some(&long(n, "parent")),
+            ));
+        }
+        assert_eq!(learner.memory_bytes(), full);
+        // The snapshot says what the container holds.
+        let shipped = learner.summaries()[0].memory_bytes as usize;
+        assert!(shipped > full / 2 && shipped <= full, "{shipped} of {full}");
     }
 
     #[test]

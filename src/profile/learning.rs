@@ -8,8 +8,9 @@
 
 use std::time::Duration;
 
-use super::learner::{Learner, Limits};
+use super::learner::{Learner, Limits, VPC_RESOLVER};
 use super::snapshot::{MAX_PART_BYTES, Reason, SnapshotHeader, snapshot_events};
+use crate::ecs::enrich::TaskView;
 use crate::engine::{Processor, Record};
 use crate::event::{Event, Timestamp};
 
@@ -38,6 +39,8 @@ pub struct Learning {
     next: Timestamp,
     seq: u64,
     active: bool,
+    /// The task metadata, read (never waited for) until it names the VPC's resolvers.
+    task_view: Option<TaskView>,
 }
 
 fn after(time: Timestamp, duration: Duration) -> Timestamp {
@@ -69,7 +72,29 @@ impl Learning {
             next: after(start, settings.interval),
             seq: 0,
             active: true,
+            task_view: None,
         }
+    }
+
+    /// Reads the task metadata the engine reads, for the VPC resolvers' addresses: connections
+    /// to them are learnt as `vpc-resolver`, the same name in every task whatever its subnet.
+    pub(crate) fn with_task_view(mut self, view: Option<TaskView>) -> Learning {
+        self.task_view = view;
+        self
+    }
+
+    /// Names the VPC resolvers once the task metadata is known (then stops looking).
+    fn name_resolvers(&mut self) {
+        let Some(view) = self.task_view.as_mut() else {
+            return;
+        };
+        let Some(task) = view.current() else {
+            return;
+        };
+        for ip in task.vpc_resolvers() {
+            self.learner.name_endpoint(ip, VPC_RESOLVER);
+        }
+        self.task_view = None;
     }
 
     fn snapshot(&mut self, time: Timestamp, reason: Reason, out: &mut Vec<Record>) {
@@ -83,12 +108,29 @@ impl Learning {
             window_start: self.start,
             time,
         };
-        let events: Vec<Event> = self
-            .learner
-            .summaries()
+        let summaries = self.learner.summaries();
+        let events: Vec<Event> = summaries
             .iter()
             .flat_map(|summary| snapshot_events(summary, &header, MAX_PART_BYTES))
             .collect();
+        // As a line of `--emit events` output (alerts lines are the same event in another
+        // shape); CloudWatch's event limit is 256 KiB.
+        let largest_part = events
+            .iter()
+            .map(|e| e.to_json_line().len())
+            .max()
+            .unwrap_or(0);
+        tracing::info!(
+            seq = self.seq,
+            reason = ?reason,
+            containers = summaries.len(),
+            entries = self.learner.entries(),
+            overflow = summaries.iter().flat_map(|s| s.overflow.values()).sum::<u64>(),
+            learner_bytes = self.learner.memory_bytes(),
+            parts = events.len(),
+            largest_line_bytes = largest_part,
+            "Profile snapshot taken."
+        );
         for event in &events {
             self.inner.process(event, out);
         }
@@ -129,6 +171,7 @@ impl Processor for Learning {
 
     fn tick(&mut self, now: Timestamp, out: &mut Vec<Record>) {
         if self.active {
+            self.name_resolvers();
             if now >= self.until {
                 self.end(now, Reason::WindowEnd, out);
             } else if now >= self.next {

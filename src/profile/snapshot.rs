@@ -159,6 +159,8 @@ fn summary_header(summary: &ContainerSummary) -> ContainerSummary {
         first_seen: summary.first_seen,
         last_seen: summary.last_seen,
         events: summary.events,
+        memory_bytes: summary.memory_bytes,
+        endpoints: summary.endpoints.clone(),
         overflow: summary.overflow.clone(),
         entries: Vec::new(),
     }

@@ -84,17 +84,20 @@ pub(super) fn build(
         Some(window) => {
             let start = Timestamp::now();
             tracing::info!(window = ?window, interval = ?config.learn_interval, suppress = config.learn_suppress, "Learning the workload's profile.");
-            Box::new(Learning::new(
-                processor,
-                LearnSettings {
-                    window,
-                    interval: config.learn_interval,
-                    suppress: config.learn_suppress,
-                    limits: Limits::default(),
-                },
-                start,
-                format!("{:x}-{}", start.0, std::process::id()),
-            ))
+            Box::new(
+                Learning::new(
+                    processor,
+                    LearnSettings {
+                        window,
+                        interval: config.learn_interval,
+                        suppress: config.learn_suppress,
+                        limits: Limits::default(),
+                    },
+                    start,
+                    format!("{:x}-{}", start.0, std::process::id()),
+                )
+                .with_task_view(ecs.task_view()),
+            )
         }
         None => processor,
     })

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tasksentry::sink::cloudwatch::CloudWatchSettings;
 
 pub use moto::Moto;
-pub use proxy::{Fault, FaultProxy, Plan, ProxyCounters};
+pub use proxy::{Fault, FaultProxy, Plan, ProxyCounters, PutSize};
 
 /// The region and credentials every test uses against moto.
 pub(crate) const REGION: &str = "eu-west-1";

@@ -47,6 +47,19 @@ pub struct ProxyCounters {
     /// Every request's operation (`X-Amz-Target` without the `Logs_20140328.` prefix) and the
     /// fault it got, in arrival order.
     pub operations: Mutex<Vec<(String, Fault)>>,
+    /// Every PutLogEvents request's size, in arrival order.
+    pub put_sizes: Mutex<Vec<PutSize>>,
+}
+
+/// The size of one PutLogEvents request as CloudWatch Logs counts it against its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutSize {
+    /// Events in the batch.
+    pub events: usize,
+    /// The batch size: every message's UTF-8 bytes plus 26 bytes per event (limit 1,048,576).
+    pub batch_bytes: usize,
+    /// The largest message's UTF-8 bytes (limit 256 KiB).
+    pub largest_event: usize,
 }
 
 /// How the proxy picks faults.
@@ -204,10 +217,23 @@ async fn handle(
     let is_put = operation == "PutLogEvents";
     let events = if is_put {
         counters.puts.fetch_add(1, Ordering::Relaxed);
-        serde_json::from_slice::<serde_json::Value>(&body)
+        let messages: Vec<usize> = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
-            .and_then(|v| v["logEvents"].as_array().map(Vec::len))
-            .unwrap_or(0) as u64
+            .and_then(|v| {
+                v["logEvents"].as_array().map(|events| {
+                    events
+                        .iter()
+                        .map(|e| e["message"].as_str().map_or(0, str::len))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        counters.put_sizes.lock().unwrap().push(PutSize {
+            events: messages.len(),
+            batch_bytes: messages.iter().map(|n| n + 26).sum(),
+            largest_event: messages.iter().copied().max().unwrap_or(0),
+        });
+        messages.len() as u64
     } else {
         0
     };
