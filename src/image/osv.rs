@@ -158,25 +158,10 @@ impl VulnDb {
                     continue;
                 }
             };
-            let name = entry.name().to_owned();
-            if !name.ends_with(".json") {
-                continue;
-            }
-            if entry.size() > MAX_RECORD_BYTES {
-                db.note(format!(
-                    "{}!/{name}: above {MAX_RECORD_BYTES} bytes",
-                    path.display()
-                ));
-                continue;
-            }
-            let mut bytes = Vec::new();
-            if let Err(error) =
-                std::io::Read::read_to_end(&mut (&mut entry).take(MAX_RECORD_BYTES), &mut bytes)
-            {
+            let (name, size) = (entry.name().to_owned(), entry.size());
+            if let Err(error) = db.add_entry(path, &name, size, &mut entry) {
                 db.note(format!("{}!/{name}: {error}", path.display()));
-                continue;
             }
-            db.add_bytes(&bytes, &format!("{}!/{name}", path.display()));
         }
         db.shrink();
         Ok(db)
@@ -189,24 +174,37 @@ impl VulnDb {
         mut db: VulnDb,
     ) -> zip::result::ZipResult<VulnDb> {
         while let Some(mut entry) = zip::read::read_zipfile_from_stream(&mut reader)? {
-            let name = entry.name().to_owned();
-            if !name.ends_with(".json") {
-                continue;
-            }
-            if entry.size() > MAX_RECORD_BYTES {
-                db.note(format!(
-                    "{}!/{name}: above {MAX_RECORD_BYTES} bytes",
-                    path.display()
-                ));
-                continue;
-            }
-            let mut bytes = Vec::new();
-            (&mut entry)
-                .take(MAX_RECORD_BYTES)
-                .read_to_end(&mut bytes)?;
-            db.add_bytes(&bytes, &format!("{}!/{name}", path.display()));
+            let (name, size) = (entry.name().to_owned(), entry.size());
+            // A read error ends the stream (the reader cannot skip past it).
+            db.add_entry(path, &name, size, &mut entry)?;
         }
         Ok(db)
+    }
+
+    /// One entry of the archive at `path`: a `*.json` entry within [`MAX_RECORD_BYTES`] is read
+    /// (never past the cap, whatever its header claims) and added; others are skipped, an
+    /// oversized one with a note. A read error is the caller's to handle.
+    fn add_entry(
+        &mut self,
+        path: &Path,
+        name: &str,
+        size: u64,
+        entry: impl Read,
+    ) -> std::io::Result<()> {
+        if !name.ends_with(".json") {
+            return Ok(());
+        }
+        if size > MAX_RECORD_BYTES {
+            self.note(format!(
+                "{}!/{name}: above {MAX_RECORD_BYTES} bytes",
+                path.display()
+            ));
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        entry.take(MAX_RECORD_BYTES).read_to_end(&mut bytes)?;
+        self.add_bytes(&bytes, &format!("{}!/{name}", path.display()));
+        Ok(())
     }
 
     fn add_bytes(&mut self, bytes: &[u8], location: &str) {
