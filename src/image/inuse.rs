@@ -37,32 +37,18 @@ pub fn maps_paths(maps: &str) -> Vec<String> {
 /// container paths of `root`. A process that vanished, or whose maps cannot be read, adds
 /// nothing.
 pub fn used_paths(proc: &Path, pids: &[i32], root: &Root) -> UsedPaths {
-    let mut used = UsedPaths::new();
-    let base = root
-        .base()
-        .to_string_lossy()
-        .trim_end_matches('/')
-        .to_owned();
-    let inside = |path: &str| -> String {
-        match path.strip_prefix(&base) {
-            Some(rest) if !base.is_empty() && rest.starts_with('/') => rest.to_owned(),
-            _ => path.to_owned(),
-        }
-    };
-    for &pid in pids {
+    let views = pids.iter().filter_map(|&pid| {
         let dir = proc.join(pid.to_string());
-        if let Ok(maps) = std::fs::read_to_string(dir.join("maps")) {
-            for path in maps_paths(&maps) {
-                used.entry(inside(&path)).or_insert(pid);
-            }
-        }
-        if let Ok(exe) = std::fs::read_link(dir.join("exe")) {
-            let exe = exe.to_string_lossy();
-            let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
-            used.entry(inside(exe)).or_insert(pid);
-        }
-    }
-    used
+        let maps = std::fs::read_to_string(dir.join("maps")).ok();
+        let exe = std::fs::read_link(dir.join("exe"))
+            .ok()
+            .map(|exe| exe.to_string_lossy().into_owned());
+        (maps.is_some() || exe.is_some()).then(|| {
+            let maps = maps.unwrap_or_default();
+            (pid, ProcView::Read { maps, exe })
+        })
+    });
+    Usage::gather(views, root).used
 }
 
 /// What reading one process's `/proc/PID/maps` and `/proc/PID/exe` gave.
