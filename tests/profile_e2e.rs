@@ -21,10 +21,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::netns::HttpServer;
+use support::profile::is_profile_alert;
 use support::sidecar::{EcsMetadata, TASK_DOC};
 use support::{Container, EmulatedTask, Monitor, MonitorSpec};
 
@@ -210,12 +211,6 @@ fn build(inputs: &[&Path], out: &Path, min_tasks: usize) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     std::fs::read_to_string(out).unwrap()
-}
-
-fn is_profile_alert(alert: &Value) -> bool {
-    alert["tags"]
-        .as_array()
-        .is_some_and(|tags| tags.iter().any(|t| t == "profile"))
 }
 
 #[test]
@@ -534,33 +529,7 @@ fn a_profile_learnt_in_tasks_is_quiet_on_the_same_workload_and_alerts_on_deviati
             json!(4445),
         ),
     ];
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let alerts = mon.events();
-        let missing: Vec<&Check> = expected
-            .iter()
-            .filter(|(rule, field, value)| {
-                !alerts
-                    .iter()
-                    .any(|a| a["rule"] == *rule && a["output_fields"][*field] == *value)
-            })
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "profile alerts missing: {missing:?}\nprofile alerts:\n{}\nprofile:\n{text}\nstderr:\n{}",
-            alerts
-                .iter()
-                .filter(|a| is_profile_alert(a))
-                .map(Value::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-            mon.stderr_so_far()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    support::profile::wait_for_profile_alerts(&mon, &expected, &text, TIMEOUT);
     drop(listener);
     drop(httpd);
 

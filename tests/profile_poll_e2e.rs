@@ -16,10 +16,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::netns::HttpServer;
+use support::profile::is_profile_alert;
 use support::sidecar::{EcsMetadata, task_document};
 use support::{CapSet, Container, ContainerProcess, ContainerSpec, EmulatedTask, Monitor};
 use support::{MonitorSpec, User};
@@ -140,12 +141,6 @@ fn stop(mut mon: Monitor) -> Vec<String> {
     mon.lines_so_far()
 }
 
-fn is_profile_alert(alert: &Value) -> bool {
-    alert["tags"]
-        .as_array()
-        .is_some_and(|tags| tags.iter().any(|t| t == "profile"))
-}
-
 fn build(inputs: &[PathBuf], out: &Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_tasksentry"))
         .args(["profile", "build"])
@@ -249,33 +244,7 @@ fn in_poll_mode_under_fargate_capabilities_a_profile_is_quiet_on_the_workload_an
             json!("/home/app/.cache/sleep"),
         ),
     ];
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let alerts = mon.events();
-        let missing: Vec<&Check> = expected
-            .iter()
-            .filter(|(rule, field, value)| {
-                !alerts
-                    .iter()
-                    .any(|a| a["rule"] == *rule && a["output_fields"][*field] == *value)
-            })
-            .collect();
-        if missing.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "profile alerts missing: {missing:?}\nprofile alerts:\n{}\nprofile:\n{text}\nstderr:\n{}",
-            alerts
-                .iter()
-                .filter(|a| is_profile_alert(a))
-                .map(Value::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-            mon.stderr_so_far()
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    support::profile::wait_for_profile_alerts(&mon, &expected, &text, TIMEOUT);
     // The alerts name the app user's processes.
     let alerts = mon.events();
     let program = alerts

@@ -32,6 +32,7 @@ pub mod falco;
 pub mod filter;
 mod monitor;
 pub mod netns;
+pub mod profile;
 pub mod programs;
 pub mod rules;
 pub mod sidecar;
