@@ -41,7 +41,10 @@
 //! Everything else (user names, container lookups, ancestry, building events) is queued and
 //! done between stops: pending stops are reaped and resumed between pieces of that work (every
 //! 30 µs of it at most).
-//! Events are handed to the engine in batches, at most [`FLUSH_INTERVAL`] late, so the engine
+//! The queue of that work is bounded ([`MAX_WORK`]): when it is full, stops are left pending
+//! (the tracees wait) until the work is done.
+//! Events are handed to the engine in batches, at most [`FLUSH_INTERVAL`] late (also while
+//! stops keep coming: the batch is looked at between pieces of work), so the engine
 //! is woken once per batch rather than per event; after a quiet spell (no batch handed over
 //! for that long) a batch without a withdrawable `clone` goes out at once. A
 //! fork that execs before its `clone` event was handed over is reported by its `execve` alone
@@ -94,6 +97,16 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A batch this large is handed over at once.
 const MAX_BATCH: usize = 512;
+
+/// Most pieces of work (see [`Work`]) queued behind the stops. When the tracees stop faster
+/// than the tracer can finish their work (a sustained exec rate above what this thread gets of
+/// the CPU), no more stops are reaped until the queue is below this again: the tracees wait
+/// in their stops, as they would for a slower tracer, instead of the queue (and the events it
+/// will become) growing without bound. About 2 MiB and a few tens of milliseconds of work.
+const MAX_WORK: usize = 1024;
+
+/// Longest run of work before the loop takes seize requests, purges and flushes again.
+const WORK_SLICE: Duration = Duration::from_millis(10);
 
 /// Settings of the tracer.
 #[derive(Debug, Clone)]
@@ -177,39 +190,60 @@ pub(crate) fn spawn_tracer(
                 .and_then(|t| t.rsplit('/').next().and_then(|tid| tid.parse().ok()))
                 .unwrap_or(self_ns_pid);
             link.set_tracer_pid(self_tid);
-            let mut tracer = Tracer {
-                frozen: FrozenReader::new(
-                    config.proc_root.clone(),
-                    config.env_allowlist.clone(),
-                    config.max_cmdline_bytes,
-                ),
-                drift: config.drift,
-                exec_signal: config.exec_signal,
-                proc_root: config.proc_root,
-                clock,
+            let mut tracer = Tracer::new(
+                config,
                 link,
                 tables,
-                users: UserDbCache::new(Duration::from_secs(1)),
-                tracees: HashMap::new(),
-                unclassified: HashMap::new(),
-                multithreaded: HashSet::new(),
-                idents: HashMap::new(),
-                procs: HashMap::new(),
-                conflicts: HashSet::new(),
-                self_pids: [self_pid, self_ns_pid, self_tid],
-                buf: Vec::with_capacity(8192),
-                work: VecDeque::new(),
-                batch: Vec::new(),
-                batch_since: None,
-                last_flush: Instant::now(),
-                last_reap: Instant::now(),
-                clone_slots: HashMap::new(),
-                sender: DropCountingSender::new(tx, Collector::Tracer),
-                closed: false,
-                last_warning: LogLimit::default(),
-            };
+                DropCountingSender::new(tx, Collector::Tracer),
+                [self_pid, self_ns_pid, self_tid],
+                clock,
+            );
             tracer.run(&shutdown);
         })
+}
+
+impl Tracer {
+    /// A tracer with nothing traced yet (`spawn_tracer` runs it on its own thread).
+    fn new(
+        config: TracerConfig,
+        link: TracerLink,
+        tables: SharedTables,
+        sender: DropCountingSender,
+        self_pids: [i32; 3],
+        clock: Clock,
+    ) -> Tracer {
+        Tracer {
+            frozen: FrozenReader::new(
+                config.proc_root.clone(),
+                config.env_allowlist.clone(),
+                config.max_cmdline_bytes,
+            ),
+            drift: config.drift,
+            exec_signal: config.exec_signal,
+            proc_root: config.proc_root,
+            clock,
+            link,
+            tables,
+            users: UserDbCache::new(Duration::from_secs(1)),
+            tracees: HashMap::new(),
+            unclassified: HashMap::new(),
+            multithreaded: HashSet::new(),
+            idents: HashMap::new(),
+            procs: HashMap::new(),
+            conflicts: HashSet::new(),
+            self_pids,
+            buf: Vec::with_capacity(8192),
+            work: VecDeque::new(),
+            batch: Vec::new(),
+            batch_since: None,
+            last_flush: Instant::now(),
+            last_reap: Instant::now(),
+            clone_slots: HashMap::new(),
+            sender,
+            closed: false,
+            last_warning: LogLimit::default(),
+        }
+    }
 }
 
 /// One traced thread.
@@ -371,18 +405,9 @@ impl Tracer {
             self.classify();
             self.do_work();
             let now = Instant::now();
-            // Due: the oldest event waited FLUSH_INTERVAL, or the batch is full, or nothing
-            // was handed over for FLUSH_INTERVAL and no `clone` in the batch may still be
-            // withdrawn by its exec (a lone exec after a quiet spell goes out at once).
-            if self
-                .batch_since
-                .is_some_and(|since| now.saturating_duration_since(since) >= FLUSH_INTERVAL)
-                || self.batch.len() >= MAX_BATCH
-                || (self.batch_since.is_some()
-                    && self.clone_slots.is_empty()
-                    && now.saturating_duration_since(self.last_flush) >= FLUSH_INTERVAL)
-            {
-                self.flush_batch();
+            self.flush_if_due(now);
+            if self.closed {
+                return;
             }
             if now.saturating_duration_since(last_purge) >= Duration::from_secs(1) {
                 self.link.purge(now);
@@ -396,8 +421,28 @@ impl Tracer {
         self.flush_batch();
     }
 
-    /// Until the batch is due, else the safety-net period (ms).
+    /// Hands the batch over when it is due: the oldest event waited [`FLUSH_INTERVAL`], or
+    /// the batch is full, or nothing was handed over for that long and no `clone` in the batch
+    /// may still be withdrawn by its exec (a lone exec after a quiet spell goes out at once).
+    fn flush_if_due(&mut self, now: Instant) {
+        if self
+            .batch_since
+            .is_some_and(|since| now.saturating_duration_since(since) >= FLUSH_INTERVAL)
+            || self.batch.len() >= MAX_BATCH
+            || (self.batch_since.is_some()
+                && self.clone_slots.is_empty()
+                && now.saturating_duration_since(self.last_flush) >= FLUSH_INTERVAL)
+        {
+            self.flush_batch();
+        }
+    }
+
+    /// Until the batch is due, else the safety-net period (ms); 0 while work is left over from
+    /// a full slice (see [`WORK_SLICE`]).
     fn poll_timeout(&self) -> u16 {
+        if !self.work.is_empty() {
+            return 0;
+        }
         match self.batch_since {
             Some(since) => {
                 let due = FLUSH_INTERVAL.saturating_sub(since.elapsed());
@@ -449,6 +494,87 @@ impl Tracer {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::*;
+    use crate::event::EventType;
+
+    fn tracer() -> (Tracer, std::sync::mpsc::Receiver<Event>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+        let config = TracerConfig::default();
+        let clock = Clock::read(&config.proc_root);
+        let tracer = Tracer::new(
+            config,
+            TracerLink::new().unwrap(),
+            SharedTables::default(),
+            DropCountingSender::new(tx, Collector::Tracer),
+            [-1; 3],
+            clock,
+        );
+        (tracer, rx)
+    }
+
+    fn queue_exits(tracer: &mut Tracer, count: i32) {
+        for pid in 0..count {
+            tracer.work.push_back(Work::Exit {
+                // Pids no process has: each piece is bookkeeping only.
+                pid: 10_000_000 + pid,
+                exit_code: Some(0),
+                time: Timestamp::now(),
+            });
+        }
+    }
+
+    /// While stops keep coming, the work queue may never be empty: the batch must still go
+    /// out when it is due, and the loop must get its turn (seize requests, purges).
+    #[test]
+    fn a_due_batch_goes_out_while_work_is_left_and_work_yields_after_a_slice() {
+        let (mut tracer, rx) = tracer();
+        for _ in 0..3 {
+            tracer.push_event(Event::new(EventType::Execve, Collector::Tracer));
+        }
+        tracer.batch_since = Some(Instant::now() - FLUSH_INTERVAL * 2);
+        // Far more than a slice's worth of work.
+        queue_exits(&mut tracer, 2_000_000);
+        let started = Instant::now();
+        tracer.do_work();
+        let took = started.elapsed();
+        assert_eq!(rx.try_iter().count(), 3, "the due batch was handed over");
+        assert!(tracer.batch.is_empty());
+        assert!(
+            !tracer.work.is_empty(),
+            "the slice ended with work left ({took:?})"
+        );
+        assert!(took >= WORK_SLICE);
+    }
+
+    /// A full work queue leaves stops pending: the tracees wait, the queue does not grow.
+    #[test]
+    fn a_full_work_queue_leaves_statuses_pending_until_it_has_room() {
+        let (mut tracer, _rx) = tracer();
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let state = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.trim_start().chars().next())
+                })
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while state() != Some('Z') {
+            assert!(Instant::now() < deadline, "the child never exited");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        queue_exits(&mut tracer, i32::try_from(MAX_WORK).unwrap());
+        tracer.reap();
+        assert_eq!(state(), Some('Z'), "its status was left pending");
+        assert_eq!(tracer.work.len(), MAX_WORK);
+        tracer.work.clear();
+        tracer.reap();
+        assert_eq!(state(), None, "with room, its status was taken");
+        drop(child);
+    }
+
     #[test]
     fn mode_setting_defaults_to_poll_and_layers() {
         use crate::config::{Config, FileConfig, Mode, Overrides};

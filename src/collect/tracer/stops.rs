@@ -15,7 +15,7 @@ use super::frozen::{Frozen, Memory};
 use super::ptrace::{
     Status, decode, is_stop_signal, listen, resume, shell_status, trace_options, wait_any,
 };
-use super::{Ident, Known, Tracee, Tracer, Work};
+use super::{Ident, Known, MAX_WORK, Tracee, Tracer, Work};
 use crate::collect::proc::{bare_process, read_stat};
 use crate::collect::shared::ScannedImage;
 use crate::collect::shared::tracer_link::Held;
@@ -27,6 +27,11 @@ impl Tracer {
     /// is queued in `work`.
     pub(super) fn reap(&mut self) {
         loop {
+            if self.work.len() >= MAX_WORK {
+                // Backpressure: the stops wait until the work queued for earlier ones is done.
+                self.last_reap = Instant::now();
+                return;
+            }
             match wait_any() {
                 Ok(Some((pid, raw))) => {
                     if let Some(status) = decode(raw) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::frozen::Frozen;
-use super::{Ident, Known, PendingClone, Slot, Tracer, Work};
+use super::{Ident, Known, PendingClone, Slot, Tracer, WORK_SLICE, Work};
 use crate::collect::proc::{ImageFiles, build_process};
 use crate::collect::shared::Tables;
 use crate::collect::shared::drift::drift_fact;
@@ -18,12 +18,15 @@ use crate::event::{Ancestor, Collector, Event, EventType, Process, Timestamp};
 const REAP_SPACING: Duration = Duration::from_micros(30);
 
 impl Tracer {
-    /// Everything queued by the hot path, in order: bookkeeping and events.
+    /// What the hot path queued, in order: bookkeeping and events, for at most
+    /// [`WORK_SLICE`]; the batch is handed over whenever it is due meanwhile.
     pub(super) fn do_work(&mut self) {
+        let started = Instant::now();
         while let Some(work) = self.work.pop_front() {
             // Stops that arrived meanwhile are resumed between pieces of work, once
             // `REAP_SPACING` has passed since the last look: a tracee waits for at most about
             // that much enrichment, and a run of quick pieces costs no empty `waitpid` each.
+            // (`reap` leaves them pending while the queue is full.)
             if self.last_reap.elapsed() >= REAP_SPACING {
                 self.reap();
             }
@@ -44,6 +47,12 @@ impl Tracer {
                     exit_code,
                     time,
                 } => self.on_process_exit(pid, exit_code, time),
+            }
+            // While stops keep coming the queue may never empty: events still go out on time.
+            let now = Instant::now();
+            self.flush_if_due(now);
+            if self.closed || now.saturating_duration_since(started) >= WORK_SLICE {
+                return;
             }
         }
     }
