@@ -166,8 +166,9 @@ pub struct SocketTracker {
     gen_: u64,
     stats: SocketStats,
     pids: Vec<i32>,
-    /// The previous poll's entries, in dump order.
-    last_entries: Vec<SockEntry>,
+    /// The previous poll's dump: its length and digest (see `SocketTracker::digest`).
+    last_dump: Option<(usize, u64)>,
+    dump_key: std::hash::RandomState,
     /// The tracer's view of execs and forks (trace mode), fresher than `Tables`.
     images: Option<ExecImages>,
     /// Per owner pid: what its `/proc` entry showed when its socket was found (see
@@ -237,13 +238,12 @@ pub(crate) fn spawn_sockets(
             tracker.set_exec_images(tables.exec_images());
             let mut sender = DropCountingSender::new(tx, Collector::Sockets);
             let mut unattributed = UnattributedReporter::default();
-            let mut entries = Vec::new();
             let mut out = Vec::new();
             while !shutdown.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                source.poll(&mut entries, tracker.has_pending());
+                let entries = source.poll(tracker.has_pending());
                 let snapshot = tables.snapshot();
-                tracker.poll(&entries, &snapshot, &mut out);
+                tracker.poll(entries, &snapshot, &mut out);
                 drop(snapshot);
                 out.extend(unattributed.report(
                     tracker.stats().unattributed,

@@ -153,16 +153,31 @@ impl DiagSocket {
     /// with the older `TCPDIAG_GETSOCK` request and `AF_UNSPEC` (a `SOCK_DIAG_BY_FAMILY`
     /// request names one family, and each walks every TCP socket of the namespace).
     pub(crate) fn dump_tcp_all(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
-        self.dump_tcp_states(DUMP_STATES, out)
+        self.dump_tcp_states(DUMP_STATES, out, |_| true)
+    }
+
+    /// Like [`DiagSocket::dump_tcp_all`], keeping only the entries `keep` accepts (as they are
+    /// parsed: the others never take room in `out`).
+    pub(crate) fn dump_tcp_all_kept(
+        &mut self,
+        out: &mut Vec<SockEntry>,
+        keep: impl FnMut(&SockEntry) -> bool,
+    ) -> Result<(), DiagError> {
+        self.dump_tcp_states(DUMP_STATES, out, keep)
     }
 
     /// Like [`DiagSocket::dump_tcp_all`], listening sockets only: the kernel then walks only
     /// its (small) listening hash table, not the established one.
     pub(crate) fn dump_tcp_listeners(&mut self, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
-        self.dump_tcp_states(1 << crate::procfs::net::tcp_state::LISTEN, out)
+        self.dump_tcp_states(1 << crate::procfs::net::tcp_state::LISTEN, out, |_| true)
     }
 
-    fn dump_tcp_states(&mut self, states: u32, out: &mut Vec<SockEntry>) -> Result<(), DiagError> {
+    fn dump_tcp_states(
+        &mut self,
+        states: u32,
+        out: &mut Vec<SockEntry>,
+        mut keep: impl FnMut(&SockEntry) -> bool,
+    ) -> Result<(), DiagError> {
         let what = "tcp+tcp6";
         // struct inet_diag_req: family, src_len, dst_len, ext, sockid (48), states, dbs.
         let mut body = [0u8; 60];
@@ -171,7 +186,13 @@ impl DiagSocket {
         self.request_type(what, TCPDIAG_GETSOCK, &body)?;
         self.receive(
             what,
-            |payload, out: &mut Vec<SockEntry>| parse_inet_record(payload, Proto::Tcp, out),
+            |payload, out: &mut Vec<SockEntry>| {
+                let before = out.len();
+                parse_inet_record(payload, Proto::Tcp, out);
+                if out.get(before).is_some_and(|entry| !keep(entry)) {
+                    out.truncate(before);
+                }
+            },
             out,
         )
     }

@@ -3,6 +3,8 @@
 //! namespace's TCP open counters moved.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use tracing::warn;
 
 use super::netlink;
 use crate::collect::proc::KeptFile;
+use crate::fasthash::KeyedFxBuild;
 use crate::procfs::net::{self as procnet, Family, Proto, SockEntry, tcp_state};
 
 /// Longest time [`SocketSource::poll`] reuses TCP connections from its last full dump: a
@@ -32,6 +35,79 @@ pub struct SourceStats {
     pub quiet_polls: u64,
 }
 
+/// The `TIME_WAIT` connections of the last full TCP dump, so that [`SocketSource::poll`]
+/// hands each one on once.
+///
+/// Under a steady stream of short connections the kernel holds tens of thousands of them (each
+/// for 60 s: 500 connections a second leave 30,000), and every copy of the table (this
+/// source's last result and TCP cache, the tracker's last dump and known sockets) held them
+/// all, poll after poll, although nothing about them changes until they go: about 300 bytes
+/// each, 40 MiB in all at that rate. A `TIME_WAIT` entry is now handed on by the first full
+/// dump that shows it (a connection opened and closed between two polls is seen only so; one
+/// seen before, established, is already known to the tracker, which then forgets it like any
+/// socket gone) and afterwards only remembered here, by a 16-byte key: exact for IPv4
+/// (addresses and ports), a keyed 128-bit SipHash digest of them for IPv6.
+#[derive(Debug, Default)]
+struct TimeWaits {
+    /// Keys of the `TIME_WAIT` entries of the last complete full dump.
+    previous: HashSet<u128, KeyedFxBuild>,
+    /// Those of the dump in progress.
+    current: HashSet<u128, KeyedFxBuild>,
+    /// The keys of the IPv6 digest's two halves (random per process).
+    v6: (RandomState, RandomState),
+}
+
+impl TimeWaits {
+    /// Bit 127 set: an IPv6 digest (an IPv4 key uses bits 0-95 only).
+    const V6: u128 = 1 << 127;
+
+    fn key(&self, e: &SockEntry) -> u128 {
+        match (e.local, e.remote) {
+            (IpAddr::V4(local), IpAddr::V4(remote)) => {
+                u128::from(u32::from(local)) << 64
+                    | u128::from(e.lport) << 48
+                    | u128::from(u32::from(remote)) << 16
+                    | u128::from(e.rport)
+            }
+            _ => {
+                let tuple = (e.local, e.lport, e.remote, e.rport);
+                let high = self.v6.0.hash_one(tuple);
+                let low = self.v6.1.hash_one(tuple);
+                Self::V6 | u128::from(high) << 64 | u128::from(low)
+            }
+        }
+    }
+
+    /// Whether the dump in progress hands `e` on: anything but a `TCP` `TIME_WAIT`, and a
+    /// `TIME_WAIT` the last full dump did not show.
+    fn keep(&mut self, e: &SockEntry) -> bool {
+        if e.proto != Proto::Tcp || e.state != tcp_state::TIME_WAIT {
+            return true;
+        }
+        let key = self.key(e);
+        self.current.insert(key);
+        !self.previous.contains(&key)
+    }
+
+    /// The dump in progress is complete: the next is compared with it. Room held after a
+    /// burst is given back once the sets are mostly empty.
+    fn finish(&mut self) {
+        std::mem::swap(&mut self.previous, &mut self.current);
+        self.current.clear();
+        let wanted = self.previous.len().max(1024);
+        if self.current.capacity() > 4 * wanted {
+            self.current.shrink_to(wanted);
+            self.previous.shrink_to(wanted);
+        }
+    }
+
+    /// The dump in progress failed: what it saw is forgotten (the next one compares with the
+    /// last complete one).
+    fn abandon(&mut self) {
+        self.current.clear();
+    }
+}
+
 /// Reads the socket tables of the monitor's network namespace.
 #[derive(Debug)]
 pub struct SocketSource {
@@ -40,8 +116,15 @@ pub struct SocketSource {
     /// Tables for which `sock_diag` failed and `/proc/net` is used instead.
     text_fallback: HashSet<&'static str>,
     text: String,
-    /// TCP sockets other than listeners from the last full dump, in dump order.
-    tcp_cache: Vec<SockEntry>,
+    /// What [`SocketSource::poll`] returns, laid out as: the TCP sockets other than listeners
+    /// of the last full TCP dump (the first `tcp_len`), then the TCP listeners, UDP, raw and
+    /// packet sockets of the last dump. A listener-only dump replaces what follows the first
+    /// part; a quiet poll returns it unchanged. (One copy of the table: there used to be a
+    /// copy of each part besides the result, and the caller's result.)
+    entries: Vec<SockEntry>,
+    tcp_len: usize,
+    /// The listeners of a full TCP dump, set aside while it is read.
+    listeners: Vec<SockEntry>,
     /// `ActiveOpens` and `PassiveOpens` read before the last full TCP dump.
     tcp_opens: Option<(u64, u64)>,
     /// When the last full one-walk TCP dump was made.
@@ -50,7 +133,8 @@ pub struct SocketSource {
     /// before the last poll that dumped, when it was, and what it returned.
     last_counts: Option<(Vec<u64>, (u64, u64))>,
     last_dump: Option<Instant>,
-    last_out: Vec<SockEntry>,
+    /// What [`SocketSource::poll`]'s full TCP dumps hand on of the `TIME_WAIT` connections.
+    time_waits: TimeWaits,
     /// `net/snmp`, `net/sockstat` and `net/sockstat6` of this thread's namespace, kept open.
     snmp: KeptFile,
     sockstat: [KeptFile; 2],
@@ -83,12 +167,14 @@ impl SocketSource {
             diag,
             text_fallback: HashSet::new(),
             text: String::new(),
-            tcp_cache: Vec::new(),
+            entries: Vec::new(),
+            tcp_len: 0,
+            listeners: Vec::new(),
             tcp_opens: None,
             last_full_tcp: None,
             last_counts: None,
             last_dump: None,
-            last_out: Vec::new(),
+            time_waits: TimeWaits::default(),
             snmp: KeptFile::new(net_dir.join("snmp")),
             sockstat: [
                 KeptFile::new(net_dir.join("sockstat")),
@@ -125,8 +211,10 @@ impl SocketSource {
     /// poll. (A socket closed and another opened between two polls leaves the counts equal:
     /// the new one is seen by the next dump, at most [`QUIET_PERIOD`] later, if it still
     /// exists; the TCP open counters still catch every new connection at once.)
-    pub fn poll(&mut self, out: &mut Vec<SockEntry>, force_full_tcp: bool) {
-        out.clear();
+    ///
+    /// A `TIME_WAIT` connection is in the result of the first full TCP dump that shows it only
+    /// (see [`TimeWaits`]): the tracker has it from then on.
+    pub fn poll(&mut self, force_full_tcp: bool) -> &[SockEntry] {
         let counts = self.read_socket_counts();
         let opens = self.read_tcp_opens();
         let now = Instant::now();
@@ -138,15 +226,13 @@ impl SocketSource {
                 .last_dump
                 .is_some_and(|at| now.saturating_duration_since(at) < QUIET_PERIOD)
         {
-            out.extend_from_slice(&self.last_out);
             self.stats.quiet_polls += 1;
-            return;
+            return &self.entries;
         }
-        self.dump(out, opens, force_full_tcp);
+        self.dump(opens, force_full_tcp);
         self.last_counts = read;
         self.last_dump = Some(now);
-        self.last_out.clear();
-        self.last_out.extend_from_slice(out);
+        &self.entries
     }
 
     /// The socket counts of this thread's network namespace: `sockets: used` and the `inuse`
@@ -167,33 +253,76 @@ impl SocketSource {
         Some(counts)
     }
 
-    fn dump(&mut self, out: &mut Vec<SockEntry>, opens: Option<(u64, u64)>, force_full_tcp: bool) {
+    fn dump(&mut self, opens: Option<(u64, u64)>, force_full_tcp: bool) {
         let recent = self
             .last_full_tcp
             .is_some_and(|at| at.elapsed() < FULL_TCP_PERIOD);
         if !force_full_tcp && recent && opens.is_some() && opens == self.tcp_opens {
+            self.entries.truncate(self.tcp_len);
             if let Some(diag) = self.diag.as_mut()
                 && !self.text_fallback.contains("tcp+tcp6")
-                && diag.dump_tcp_listeners(out).is_ok()
+                && diag.dump_tcp_listeners(&mut self.entries).is_ok()
             {
-                out.extend_from_slice(&self.tcp_cache);
                 self.stats.listener_only_dumps += 1;
-                self.collect_rest(out);
+                let mut entries = std::mem::take(&mut self.entries);
+                self.collect_rest(&mut entries);
+                self.entries = entries;
                 return;
             }
-            out.clear();
         }
         self.tcp_opens = opens;
         self.stats.full_tcp_dumps += 1;
-        if self.collect_tcp(out) {
-            self.tcp_cache.clear();
-            self.tcp_cache
-                .extend(out.iter().filter(|e| e.state != tcp_state::LISTEN).copied());
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.clear();
+        if self.dump_tcp_once(&mut entries) {
             self.last_full_tcp = Some(Instant::now());
         } else {
             self.last_full_tcp = None;
         }
-        self.collect_rest(out);
+        self.collect_rest(&mut entries);
+        self.entries = entries;
+    }
+
+    /// A full TCP dump for [`SocketSource::poll`] into the empty `entries`: connections first
+    /// (each `TIME_WAIT` once, see [`TimeWaits`]), then listeners; `tcp_len` is where the
+    /// listeners start. Returns whether it came from the one-walk `sock_diag` dump (only then
+    /// may the next polls re-dump the listeners alone).
+    fn dump_tcp_once(&mut self, entries: &mut Vec<SockEntry>) -> bool {
+        if let Some(diag) = self.diag.as_mut()
+            && !self.text_fallback.contains("tcp+tcp6")
+        {
+            let time_waits = &mut self.time_waits;
+            let listeners = &mut self.listeners;
+            listeners.clear();
+            let result = diag.dump_tcp_all_kept(entries, |entry| {
+                if entry.state == tcp_state::LISTEN {
+                    listeners.push(*entry);
+                    return false;
+                }
+                time_waits.keep(entry)
+            });
+            match result {
+                Ok(()) => {
+                    self.time_waits.finish();
+                    self.tcp_len = entries.len();
+                    entries.append(&mut self.listeners);
+                    return true;
+                }
+                Err(error) => {
+                    entries.clear();
+                    self.time_waits.abandon();
+                    warn!(%error, "one-walk TCP dump failed; dumping each family");
+                    self.text_fallback.insert("tcp+tcp6");
+                }
+            }
+        }
+        self.collect_inet(Family::V4, Proto::Tcp, "tcp", entries);
+        self.collect_inet(Family::V6, Proto::Tcp, "tcp6", entries);
+        let time_waits = &mut self.time_waits;
+        entries.retain(|entry| time_waits.keep(entry));
+        self.time_waits.finish();
+        self.tcp_len = 0;
+        false
     }
 
     /// Counters of [`SocketSource::poll`].
@@ -209,15 +338,14 @@ impl SocketSource {
         procnet::tcp_opens(&self.text)
     }
 
-    /// Appends the TCP sockets of both families. Returns whether they came from the one-walk
-    /// `sock_diag` dump.
-    fn collect_tcp(&mut self, out: &mut Vec<SockEntry>) -> bool {
+    /// Appends the TCP sockets of both families, all of them.
+    fn collect_tcp(&mut self, out: &mut Vec<SockEntry>) {
         if let Some(diag) = self.diag.as_mut()
             && !self.text_fallback.contains("tcp+tcp6")
         {
             let before = out.len();
             match diag.dump_tcp_all(out) {
-                Ok(()) => return true,
+                Ok(()) => return,
                 Err(error) => {
                     out.truncate(before);
                     warn!(%error, "one-walk TCP dump failed; dumping each family");
@@ -227,10 +355,8 @@ impl SocketSource {
         }
         self.collect_inet(Family::V4, Proto::Tcp, "tcp", out);
         self.collect_inet(Family::V6, Proto::Tcp, "tcp6", out);
-        false
     }
 
-    /// Appends the UDP, raw and packet sockets.
     fn collect_rest(&mut self, out: &mut Vec<SockEntry>) {
         self.collect_inet(Family::V4, Proto::Udp, "udp", out);
         self.collect_inet(Family::V6, Proto::Udp, "udp6", out);

@@ -932,21 +932,21 @@ fn an_idle_namespace_is_not_dumped_and_a_new_socket_ends_the_quiet_at_once() {
     in_private_netns(|| {
         use std::net::UdpSocket;
         let mut source = SocketSource::new(Path::new("/proc"), true);
-        let mut out = Vec::new();
+        let mut out: Vec<SockEntry>;
         let first = UdpSocket::bind("0.0.0.0:5301").unwrap();
-        source.poll(&mut out, false);
+        out = source.poll(false).to_vec();
         assert!(out.iter().any(|e| e.lport == 5301), "{out:#?}");
-        source.poll(&mut out, false);
-        source.poll(&mut out, false);
+        source.poll(false);
+        out = source.poll(false).to_vec();
         assert_eq!(source.stats().quiet_polls, 2, "idle polls dump nothing");
         assert!(out.iter().any(|e| e.lport == 5301));
         // A new socket moves the namespace's counts: dumped and seen by the next poll.
         let second = UdpSocket::bind("0.0.0.0:5302").unwrap();
-        source.poll(&mut out, false);
+        out = source.poll(false).to_vec();
         assert_eq!(source.stats().quiet_polls, 2);
         assert!(out.iter().any(|e| e.lport == 5302), "{out:#?}");
         // The tracker waiting for something forces a dump.
-        source.poll(&mut out, true);
+        source.poll(true);
         assert_eq!(source.stats().quiet_polls, 2);
         // One closed and one opened between two polls leave the counts equal: the new one
         // is seen by the dump that ends the quiet period, at most QUIET_PERIOD later.
@@ -954,7 +954,7 @@ fn an_idle_namespace_is_not_dumped_and_a_new_socket_ends_the_quiet_at_once() {
         let third = UdpSocket::bind("0.0.0.0:5303").unwrap();
         let deadline = Instant::now() + super::source::QUIET_PERIOD * 3;
         loop {
-            source.poll(&mut out, false);
+            out = source.poll(false).to_vec();
             if out.iter().any(|e| e.lport == 5303) {
                 break;
             }
@@ -971,19 +971,19 @@ fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() 
     in_private_netns(|| {
         use std::net::{TcpListener, TcpStream};
         let mut source = SocketSource::new(Path::new("/proc"), true);
-        let mut out = Vec::new();
+        let mut out: Vec<SockEntry>;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (server, _) = listener.accept().unwrap();
-        source.poll(&mut out, false);
+        out = source.poll(false).to_vec();
         assert_eq!(source.stats().full_tcp_dumps, 1);
         let full = out.clone();
         assert_eq!(full.len(), 3, "listener and both ends: {full:#?}");
 
         // Nothing came or went: no socket count moved, nothing is dumped, the result is the
         // same.
-        source.poll(&mut out, false);
+        out = source.poll(false).to_vec();
         assert_eq!(source.stats().quiet_polls, 1);
         assert_eq!(source.stats().full_tcp_dumps, 1);
         assert_eq!(out, full);
@@ -991,7 +991,7 @@ fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() 
         // dumped, and it is seen.
         let second = TcpListener::bind("127.0.0.1:0").unwrap();
         let second_port = second.local_addr().unwrap().port();
-        source.poll(&mut out, false);
+        out = source.poll(false).to_vec();
         assert_eq!(source.stats().listener_only_dumps, 1);
         assert_eq!(source.stats().full_tcp_dumps, 1);
         assert!(
@@ -999,14 +999,14 @@ fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() 
                 .any(|e| e.state == tcp_state::LISTEN && e.lport == second_port)
         );
         // Forced (the tracker waits for something): a full dump.
-        source.poll(&mut out, true);
+        source.poll(true);
         assert_eq!(source.stats().full_tcp_dumps, 2);
 
         // A connection opened (and even closed) since: a full dump shows it.
         let short = TcpStream::connect(("127.0.0.1", second_port)).unwrap();
         let short_port = short.local_addr().unwrap().port();
         drop(short);
-        source.poll(&mut out, false);
+        out = source.poll(false).to_vec();
         assert_eq!(source.stats().full_tcp_dumps, 3);
         assert!(
             out.iter()
@@ -1014,6 +1014,82 @@ fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() 
             "{out:#?}"
         );
         drop((client, server));
+    });
+}
+
+#[test]
+fn a_time_wait_connection_is_handed_on_by_the_first_full_dump_only() {
+    in_private_netns(|| {
+        use std::net::{TcpListener, TcpStream};
+        // Both ways of reading the tables: `sock_diag` and the `/proc/net` text.
+        for netlink in [true, false] {
+            // The text tables of this thread's namespace (`/proc/net` is the main thread's).
+            let root = if netlink {
+                "/proc"
+            } else {
+                "/proc/thread-self"
+            };
+            let mut source = SocketSource::new(Path::new(root), netlink);
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let client_port = client.local_addr().unwrap().port();
+            let (server, _) = listener.accept().unwrap();
+            // The client closes first, then the server: the client's end waits in TIME_WAIT.
+            drop(client);
+            std::thread::sleep(Duration::from_millis(20));
+            drop(server);
+            let is_time_wait = |e: &SockEntry| {
+                e.state == tcp_state::TIME_WAIT && e.lport == client_port && e.rport == port
+            };
+            let mut all = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !all.iter().any(is_time_wait) {
+                assert!(Instant::now() < deadline, "no TIME_WAIT: {all:#?}");
+                std::thread::sleep(Duration::from_millis(10));
+                source.collect(&mut all);
+            }
+            let first = source.poll(true).to_vec();
+            assert!(
+                first.iter().any(is_time_wait),
+                "netlink {netlink}: the first full dump hands it on: {first:#?}"
+            );
+            // The listener is still handed on by every dump; the TIME_WAIT entry is not.
+            for _ in 0..2 {
+                let next = source.poll(true).to_vec();
+                assert!(
+                    !next.iter().any(is_time_wait),
+                    "netlink {netlink}: handed on again: {next:#?}"
+                );
+                assert!(
+                    next.iter()
+                        .any(|e| e.state == tcp_state::LISTEN && e.lport == port),
+                    "{next:#?}"
+                );
+            }
+            // The kernel still holds it: only the source's result leaves it out.
+            source.collect(&mut all);
+            assert!(all.iter().any(is_time_wait), "{all:#?}");
+            // A new short connection ending in TIME_WAIT beside it is handed on.
+            let again = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let again_port = again.local_addr().unwrap().port();
+            let (again_server, _) = listener.accept().unwrap();
+            drop(again);
+            std::thread::sleep(Duration::from_millis(20));
+            drop(again_server);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let next = source.poll(false).to_vec();
+                if next.iter().any(|e| {
+                    e.state == tcp_state::TIME_WAIT && e.lport == again_port && e.rport == port
+                }) {
+                    assert!(!next.iter().any(is_time_wait), "{next:#?}");
+                    break;
+                }
+                assert!(Instant::now() < deadline, "never handed on: {next:#?}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
     });
 }
 
