@@ -87,12 +87,20 @@ pub mod tcp_state {
     pub const SYN_SENT: u8 = 2;
     /// `TCP_SYN_RECV`.
     pub const SYN_RECV: u8 = 3;
+    /// `TCP_FIN_WAIT1`.
+    pub const FIN_WAIT1: u8 = 4;
+    /// `TCP_FIN_WAIT2`.
+    pub const FIN_WAIT2: u8 = 5;
     /// `TCP_TIME_WAIT`.
     pub const TIME_WAIT: u8 = 6;
     /// `TCP_CLOSE` (also an unconnected UDP socket).
     pub const CLOSE: u8 = 7;
+    /// `TCP_LAST_ACK`.
+    pub const LAST_ACK: u8 = 9;
     /// `TCP_LISTEN`.
     pub const LISTEN: u8 = 10;
+    /// `TCP_CLOSING`.
+    pub const CLOSING: u8 = 11;
     /// `TCP_NEW_SYN_RECV` (request sockets).
     pub const NEW_SYN_RECV: u8 = 12;
 }

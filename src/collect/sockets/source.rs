@@ -35,21 +35,23 @@ pub struct SourceStats {
     pub quiet_polls: u64,
 }
 
-/// The `TIME_WAIT` connections of the last full TCP dump, so that [`SocketSource::poll`]
-/// hands each one on once.
+/// The closed connections of the last full TCP dump that the kernel still holds without a
+/// process (no inode: `TIME_WAIT`, and `FIN_WAIT1`, `FIN_WAIT2`, `CLOSING`, `LAST_ACK` once
+/// their socket was closed), so that [`SocketSource::poll`] hands each one on once.
 ///
-/// Under a steady stream of short connections the kernel holds tens of thousands of them (each
-/// for 60 s: 500 connections a second leave 30,000), and every copy of the table (this
-/// source's last result and TCP cache, the tracker's last dump and known sockets) held them
-/// all, poll after poll, although nothing about them changes until they go: about 300 bytes
-/// each, 40 MiB in all at that rate. A `TIME_WAIT` entry is now handed on by the first full
-/// dump that shows it (a connection opened and closed between two polls is seen only so; one
-/// seen before, established, is already known to the tracker, which then forgets it like any
-/// socket gone) and afterwards only remembered here, by a 16-byte key: exact for IPv4
-/// (addresses and ports), a keyed 128-bit SipHash digest of them for IPv6.
+/// Under a steady stream of short connections the kernel holds tens of thousands of them (a
+/// `TIME_WAIT` lasts 60 s: 500 connections a second leave 30,000), and every copy of the table
+/// (this source's last result and TCP cache, the tracker's last dump and known sockets) held
+/// them all, poll after poll, although nothing about them changes until they go: about 300
+/// bytes each, 40 MiB at that rate. Such a connection is now handed on by the first full dump
+/// that shows it closed (one opened and closed between two polls is seen only so; one seen
+/// before, established, is already known to the tracker, which then forgets it like any socket
+/// gone) and afterwards only remembered here, by a 16-byte key of its addresses and ports
+/// (whatever closing state it moves to): exact for IPv4, a keyed 128-bit SipHash digest of
+/// them for IPv6.
 #[derive(Debug, Default)]
-struct TimeWaits {
-    /// Keys of the `TIME_WAIT` entries of the last complete full dump.
+struct ClosedConnections {
+    /// Keys of the closed connections of the last complete full dump.
     previous: HashSet<u128, KeyedFxBuild>,
     /// Those of the dump in progress.
     current: HashSet<u128, KeyedFxBuild>,
@@ -57,7 +59,7 @@ struct TimeWaits {
     v6: (RandomState, RandomState),
 }
 
-impl TimeWaits {
+impl ClosedConnections {
     /// Bit 127 set: an IPv6 digest (an IPv4 key uses bits 0-95 only).
     const V6: u128 = 1 << 127;
 
@@ -78,10 +80,20 @@ impl TimeWaits {
         }
     }
 
-    /// Whether the dump in progress hands `e` on: anything but a `TCP` `TIME_WAIT`, and a
-    /// `TIME_WAIT` the last full dump did not show.
+    /// Whether the dump in progress hands `e` on: anything but a closed TCP connection
+    /// without a process, and one the last full dump did not show.
     fn keep(&mut self, e: &SockEntry) -> bool {
-        if e.proto != Proto::Tcp || e.state != tcp_state::TIME_WAIT {
+        let closed = e.proto == Proto::Tcp
+            && e.inode == 0
+            && matches!(
+                e.state,
+                tcp_state::TIME_WAIT
+                    | tcp_state::FIN_WAIT1
+                    | tcp_state::FIN_WAIT2
+                    | tcp_state::CLOSING
+                    | tcp_state::LAST_ACK
+            );
+        if !closed {
             return true;
         }
         let key = self.key(e);
@@ -133,8 +145,8 @@ pub struct SocketSource {
     /// before the last poll that dumped, when it was, and what it returned.
     last_counts: Option<(Vec<u64>, (u64, u64))>,
     last_dump: Option<Instant>,
-    /// What [`SocketSource::poll`]'s full TCP dumps hand on of the `TIME_WAIT` connections.
-    time_waits: TimeWaits,
+    /// What [`SocketSource::poll`]'s full TCP dumps hand on of the closed connections.
+    closed: ClosedConnections,
     /// `net/snmp`, `net/sockstat` and `net/sockstat6` of this thread's namespace, kept open.
     snmp: KeptFile,
     sockstat: [KeptFile; 2],
@@ -174,7 +186,7 @@ impl SocketSource {
             last_full_tcp: None,
             last_counts: None,
             last_dump: None,
-            time_waits: TimeWaits::default(),
+            closed: ClosedConnections::default(),
             snmp: KeptFile::new(net_dir.join("snmp")),
             sockstat: [
                 KeptFile::new(net_dir.join("sockstat")),
@@ -212,8 +224,9 @@ impl SocketSource {
     /// the new one is seen by the next dump, at most [`QUIET_PERIOD`] later, if it still
     /// exists; the TCP open counters still catch every new connection at once.)
     ///
-    /// A `TIME_WAIT` connection is in the result of the first full TCP dump that shows it only
-    /// (see [`TimeWaits`]): the tracker has it from then on.
+    /// A closed connection the kernel holds without a process (`TIME_WAIT`, ...) is in the
+    /// result of the first full TCP dump that shows it only (see [`ClosedConnections`]): the tracker
+    /// has it from then on.
     pub fn poll(&mut self, force_full_tcp: bool) -> &[SockEntry] {
         let counts = self.read_socket_counts();
         let opens = self.read_tcp_opens();
@@ -284,14 +297,14 @@ impl SocketSource {
     }
 
     /// A full TCP dump for [`SocketSource::poll`] into the empty `entries`: connections first
-    /// (each `TIME_WAIT` once, see [`TimeWaits`]), then listeners; `tcp_len` is where the
+    /// (each closed one once, see [`ClosedConnections`]), then listeners; `tcp_len` is where the
     /// listeners start. Returns whether it came from the one-walk `sock_diag` dump (only then
     /// may the next polls re-dump the listeners alone).
     fn dump_tcp_once(&mut self, entries: &mut Vec<SockEntry>) -> bool {
         if let Some(diag) = self.diag.as_mut()
             && !self.text_fallback.contains("tcp+tcp6")
         {
-            let time_waits = &mut self.time_waits;
+            let closed = &mut self.closed;
             let listeners = &mut self.listeners;
             listeners.clear();
             let result = diag.dump_tcp_all_kept(entries, |entry| {
@@ -299,18 +312,18 @@ impl SocketSource {
                     listeners.push(*entry);
                     return false;
                 }
-                time_waits.keep(entry)
+                closed.keep(entry)
             });
             match result {
                 Ok(()) => {
-                    self.time_waits.finish();
+                    self.closed.finish();
                     self.tcp_len = entries.len();
                     entries.append(&mut self.listeners);
                     return true;
                 }
                 Err(error) => {
                     entries.clear();
-                    self.time_waits.abandon();
+                    self.closed.abandon();
                     warn!(%error, "one-walk TCP dump failed; dumping each family");
                     self.text_fallback.insert("tcp+tcp6");
                 }
@@ -318,9 +331,9 @@ impl SocketSource {
         }
         self.collect_inet(Family::V4, Proto::Tcp, "tcp", entries);
         self.collect_inet(Family::V6, Proto::Tcp, "tcp6", entries);
-        let time_waits = &mut self.time_waits;
-        entries.retain(|entry| time_waits.keep(entry));
-        self.time_waits.finish();
+        let closed = &mut self.closed;
+        entries.retain(|entry| closed.keep(entry));
+        self.closed.finish();
         self.tcp_len = 0;
         false
     }

@@ -1018,47 +1018,53 @@ fn the_tcp_connection_table_is_dumped_again_only_when_a_connection_was_opened() 
 }
 
 #[test]
-fn a_time_wait_connection_is_handed_on_by_the_first_full_dump_only() {
+fn a_closed_connection_is_handed_on_by_the_first_full_dump_only() {
     in_private_netns(|| {
         use std::net::{TcpListener, TcpStream};
         // Both ways of reading the tables: `sock_diag` and the `/proc/net` text.
         for netlink in [true, false] {
             // The text tables of this thread's namespace (`/proc/net` is the main thread's).
-            let root = if netlink {
-                "/proc"
-            } else {
-                "/proc/thread-self"
-            };
+            let root = if netlink { "/proc" } else { "/proc/thread-self" };
             let mut source = SocketSource::new(Path::new(root), netlink);
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
             let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
             let client_port = client.local_addr().unwrap().port();
             let (server, _) = listener.accept().unwrap();
-            // The client closes first, then the server: the client's end waits in TIME_WAIT.
-            drop(client);
-            std::thread::sleep(Duration::from_millis(20));
-            drop(server);
-            let is_time_wait = |e: &SockEntry| {
-                e.state == tcp_state::TIME_WAIT && e.lport == client_port && e.rport == port
+            let client_in = |state: u8| {
+                move |e: &SockEntry| e.state == state && e.lport == client_port && e.rport == port
             };
-            let mut all = Vec::new();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !all.iter().any(is_time_wait) {
-                assert!(Instant::now() < deadline, "no TIME_WAIT: {all:#?}");
-                std::thread::sleep(Duration::from_millis(10));
-                source.collect(&mut all);
-            }
+            let wait_for_kernel = |source: &mut SocketSource, state: u8| {
+                let mut all = Vec::new();
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !all.iter().any(client_in(state)) {
+                    assert!(Instant::now() < deadline, "never in state {state}: {all:#?}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    source.collect(&mut all);
+                }
+            };
+            source.poll(true);
+            // The client closes first: its end waits in FIN_WAIT2, without a process.
+            drop(client);
+            wait_for_kernel(&mut source, tcp_state::FIN_WAIT2);
             let first = source.poll(true).to_vec();
             assert!(
-                first.iter().any(is_time_wait),
+                first.iter().any(client_in(tcp_state::FIN_WAIT2)),
                 "netlink {netlink}: the first full dump hands it on: {first:#?}"
             );
-            // The listener is still handed on by every dump; the TIME_WAIT entry is not.
+            let next = source.poll(true).to_vec();
+            assert!(
+                !next.iter().any(|e| e.lport == client_port),
+                "netlink {netlink}: handed on again: {next:#?}"
+            );
+            // The server closes: the client's end moves to TIME_WAIT, the same connection.
+            drop(server);
+            wait_for_kernel(&mut source, tcp_state::TIME_WAIT);
+            // The listener is still handed on by every dump; the closed connection is not.
             for _ in 0..2 {
                 let next = source.poll(true).to_vec();
                 assert!(
-                    !next.iter().any(is_time_wait),
+                    !next.iter().any(|e| e.lport == client_port),
                     "netlink {netlink}: handed on again: {next:#?}"
                 );
                 assert!(
@@ -1068,9 +1074,10 @@ fn a_time_wait_connection_is_handed_on_by_the_first_full_dump_only() {
                 );
             }
             // The kernel still holds it: only the source's result leaves it out.
+            let mut all = Vec::new();
             source.collect(&mut all);
-            assert!(all.iter().any(is_time_wait), "{all:#?}");
-            // A new short connection ending in TIME_WAIT beside it is handed on.
+            assert!(all.iter().any(client_in(tcp_state::TIME_WAIT)), "{all:#?}");
+            // A new short connection, closed between two polls, is handed on.
             let again = TcpStream::connect(("127.0.0.1", port)).unwrap();
             let again_port = again.local_addr().unwrap().port();
             let (again_server, _) = listener.accept().unwrap();
@@ -1083,7 +1090,7 @@ fn a_time_wait_connection_is_handed_on_by_the_first_full_dump_only() {
                 if next.iter().any(|e| {
                     e.state == tcp_state::TIME_WAIT && e.lport == again_port && e.rport == port
                 }) {
-                    assert!(!next.iter().any(is_time_wait), "{next:#?}");
+                    assert!(!next.iter().any(|e| e.lport == client_port), "{next:#?}");
                     break;
                 }
                 assert!(Instant::now() < deadline, "never handed on: {next:#?}");
