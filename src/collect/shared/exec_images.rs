@@ -27,11 +27,19 @@ struct FreshEntry {
     exited_at: Option<Instant>,
 }
 
+/// Most exited processes whose image is kept (the most recent exits). Their images serve
+/// the collectors that found such a process alive moments before it exited (the sockets
+/// collector naming a socket's owner, within its owner wait); under a storm of short
+/// processes (1,000 execs a second) the grace alone would keep ten thousand images, each with
+/// its command line, environment and ancestors (about 1.5 KiB). 4,096 keep four seconds of
+/// such a storm, and the whole grace of anything slower than 400 exits a second.
+pub(crate) const MAX_EXITED: usize = 4096;
+
 /// The tracer's overlay on the process table (trace mode): the image each traced process
 /// runs since its last exec, recorded at the exec stop, and the pids forked moments ago that
 /// have not exec'd yet. Keyed by pid; an exec image counts only for the process with its
 /// start time, so a recycled pid never borrows it. Exited processes stay for the grace period
-/// given to [`ExecImages::purge`]. Cheap to clone (one shared map behind a mutex: one short
+/// given to [`ExecImages::purge`], the most recent [`MAX_EXITED`] of them at most. Cheap to clone (one shared map behind a mutex: one short
 /// lock per exec, fork and exit, and per lookup).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ExecImages {
@@ -84,13 +92,21 @@ impl ExecImages {
         }
     }
 
-    /// Drops what exited longer than `grace` ago; returns how many entries are left.
+    /// Drops what exited longer than `grace` ago, and the oldest exited beyond
+    /// [`MAX_EXITED`]; returns how many entries are left.
     pub(crate) fn purge(&self, now: Instant, grace: Duration) -> usize {
         let mut map = self.map();
         map.retain(|_, e| {
             e.exited_at
                 .is_none_or(|at| now.saturating_duration_since(at) < grace)
         });
+        let mut exited: Vec<Instant> = map.values().filter_map(|e| e.exited_at).collect();
+        if exited.len() > MAX_EXITED {
+            let drop = exited.len() - MAX_EXITED;
+            let (_, cutoff, _) = exited.select_nth_unstable(drop);
+            let cutoff = *cutoff;
+            map.retain(|_, e| e.exited_at.is_none_or(|at| at >= cutoff));
+        }
         map.len()
     }
 
@@ -194,5 +210,42 @@ mod tests {
             0
         );
         assert!(images.image(key(20, 7)).is_none());
+    }
+
+    #[test]
+    fn a_storm_of_short_processes_keeps_only_the_most_recent_exited_images() {
+        let images = SharedTables::default().exec_images();
+        let t0 = Instant::now();
+        let storm = 3 * MAX_EXITED;
+        for n in 0..storm {
+            let pid = 1000 + i32::try_from(n).unwrap();
+            images.record_exec(
+                Arc::new(Process {
+                    pid,
+                    start_ticks: 1,
+                    ..Process::default()
+                }),
+                "app".into(),
+            );
+            images.record_exit(pid, t0 + Duration::from_micros(n as u64));
+        }
+        // A process still running is never dropped, however old.
+        images.record_exec(
+            Arc::new(Process {
+                pid: 7,
+                start_ticks: 1,
+                ..Process::default()
+            }),
+            "app".into(),
+        );
+        let left = images.purge(t0 + Duration::from_millis(100), Duration::from_secs(10));
+        assert_eq!(left, MAX_EXITED + 1);
+        assert!(images.image(key(7, 1)).is_some());
+        let newest = 1000 + i32::try_from(storm - 1).unwrap();
+        let oldest_kept = 1000 + i32::try_from(storm - MAX_EXITED).unwrap();
+        assert!(images.image(key(newest, 1)).is_some());
+        assert!(images.image(key(oldest_kept, 1)).is_some());
+        assert!(images.image(key(oldest_kept - 1, 1)).is_none());
+        assert!(images.image(key(1000, 1)).is_none());
     }
 }

@@ -1024,7 +1024,11 @@ fn a_closed_connection_is_handed_on_by_the_first_full_dump_only() {
         // Both ways of reading the tables: `sock_diag` and the `/proc/net` text.
         for netlink in [true, false] {
             // The text tables of this thread's namespace (`/proc/net` is the main thread's).
-            let root = if netlink { "/proc" } else { "/proc/thread-self" };
+            let root = if netlink {
+                "/proc"
+            } else {
+                "/proc/thread-self"
+            };
             let mut source = SocketSource::new(Path::new(root), netlink);
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
@@ -1038,7 +1042,10 @@ fn a_closed_connection_is_handed_on_by_the_first_full_dump_only() {
                 let mut all = Vec::new();
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while !all.iter().any(client_in(state)) {
-                    assert!(Instant::now() < deadline, "never in state {state}: {all:#?}");
+                    assert!(
+                        Instant::now() < deadline,
+                        "never in state {state}: {all:#?}"
+                    );
                     std::thread::sleep(Duration::from_millis(10));
                     source.collect(&mut all);
                 }
