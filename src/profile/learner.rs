@@ -276,6 +276,25 @@ const TAG_READ: u64 = 4;
 const TAG_EXEC_NAME: u64 = 5;
 const TAG_EXEC_PARENT: u64 = 6;
 
+/// An exec's place in the cache and fingerprint. The three texts are fingerprinted
+/// independently, then combined; the place needs only the first two, which are read before the
+/// parent's (one more pointer away in the event).
+#[inline(always)]
+fn exec_fingerprint(keys: &TextKeys, exe: &str, name: &str, parent: Option<&str>) -> (u64, u64) {
+    let place = keys.text(exe, TAG_EXEC) ^ keys.text(name, TAG_EXEC_NAME);
+    let parent = parent.map_or(0, |p| keys.text(p, TAG_EXEC_PARENT));
+    (place, keys.combine(place, parent))
+}
+
+/// Sets of [`ContainerProfile`]'s `recent` cache.
+const RECENT_SETS: usize = 128;
+
+/// The set of `recent` a place key picks: its top bits.
+#[inline(always)]
+fn recent_set(place: u64) -> usize {
+    (place >> (64 - RECENT_SETS.trailing_zeros())) as usize
+}
+
 /// Protocols with an exact fast path.
 #[inline]
 fn proto_code(proto: &str) -> u8 {
@@ -302,9 +321,11 @@ pub struct ContainerProfile {
     free: Vec<u32>,
     index: HashMap<Entry, u32>,
     fast: HashMap<u64, u32, KeyedFxBuild>,
-    /// A direct-mapped cache in front of `fast`: (fingerprint, slot), by the fingerprint's top
-    /// byte. Entries it holds are checked like those of `fast`.
-    recent: Vec<(u64, u32)>,
+    /// A cache in front of `fast`: 128 sets of two (fingerprint, slot), the most recent first,
+    /// a set chosen by the top bits of a place key (the fingerprint, or for an exec the
+    /// fingerprint of its executable and name alone, known before the parent's). Entries it
+    /// holds are checked like those of `fast`.
+    recent: Vec<[(u64, u32); 2]>,
     addresses: HashMap<AddrKey, u32, KeyedFxBuild>,
     /// A direct-mapped cache in front of `addresses` for IPv4 keys: (packed key, slot). Emptied
     /// when a network collapse frees the slots of its addresses.
@@ -537,8 +558,8 @@ impl Learner {
         profile.last_seen = profile.last_seen.max(time);
         // A container's image does not change within a task: its digest is looked at until
         // known, then every 1,024th event.
-        if let Some(digest) = container.image_digest.as_deref()
-            && (profile.digests.is_empty() || profile.events % 1024 == 0)
+        if (profile.digests.is_empty() || profile.events % 1024 == 0)
+            && let Some(digest) = container.image_digest.as_deref()
             && profile.digests.len() < limits.max_digests
             && !profile
                 .digests
@@ -660,7 +681,7 @@ impl ContainerProfile {
             + named
             + self.free.capacity() * size_of::<u32>()
             + table_bytes(self.fast.capacity(), size_of::<(u64, u32)>())
-            + self.recent.capacity() * size_of::<(u64, u32)>()
+            + self.recent.capacity() * size_of::<[(u64, u32); 2]>()
             + self.recent_addrs.capacity() * size_of::<(u64, u32)>()
             + table_bytes(self.addresses.capacity(), size_of::<(AddrKey, u32)>())
             + self.digests.capacity() * size_of::<String>()
@@ -684,40 +705,50 @@ impl ContainerProfile {
         }
     }
 
-    /// The slot a fingerprint was last seen with, if any (to be checked by the caller).
+    /// The slot a fingerprint was last seen with, if any (to be checked by the caller), looked
+    /// for in the set of `recent` that `place` picks, then in `fast`.
     #[inline(always)]
-    fn find(&mut self, fp: u64) -> Option<u32> {
-        if let Some(&(cached, slot)) = self.recent.get((fp >> 56) as usize)
-            && cached == fp
-            && slot != u32::MAX
-        {
-            return Some(slot);
+    fn find(&mut self, place: u64, fp: u64) -> Option<u32> {
+        if let Some(&[(fp0, slot0), (fp1, slot1)]) = self.recent.get(recent_set(place)) {
+            if fp0 == fp && slot0 != u32::MAX {
+                return Some(slot0);
+            }
+            if fp1 == fp && slot1 != u32::MAX {
+                return Some(slot1);
+            }
         }
-        self.find_in_map(fp)
+        self.find_in_map(place, fp)
     }
 
-    /// [`ContainerProfile::find`] past the direct-mapped cache: the keyed map, whose answer
-    /// the cache then keeps.
+    /// [`ContainerProfile::find`] past `recent`: the keyed map, whose answer `recent` then
+    /// keeps.
     #[inline(never)]
-    fn find_in_map(&mut self, fp: u64) -> Option<u32> {
-        if self.recent.is_empty() {
-            self.recent = vec![(0, u32::MAX); 256];
-        }
+    fn find_in_map(&mut self, place: u64, fp: u64) -> Option<u32> {
         let slot = self.fast.get(&fp).copied()?;
-        if let Some(place) = self.recent.get_mut((fp >> 56) as usize) {
-            *place = (fp, slot);
-        }
+        self.cache(place, fp, slot);
         Some(slot)
     }
 
+    /// Puts a fingerprint's slot first in its set of `recent`; the other place keeps the most
+    /// recent other fingerprint of the set.
+    fn cache(&mut self, place: u64, fp: u64, slot: u32) {
+        if self.recent.is_empty() {
+            self.recent = vec![[(0, u32::MAX); 2]; RECENT_SETS];
+        }
+        if let Some(set) = self.recent.get_mut(recent_set(place)) {
+            if set[0].0 != fp {
+                set[1] = set[0];
+            }
+            set[0] = (fp, slot);
+        }
+    }
+
     /// Remembers the slot of a fingerprint (in `fast` while there is room, and in `recent`).
-    fn remember(&mut self, fp: u64, slot: u32, limits: &Limits) {
+    fn remember(&mut self, place: u64, fp: u64, slot: u32, limits: &Limits) {
         if Self::fast_room(self.fast.len(), limits) {
             self.fast.insert(fp, slot);
         }
-        if let Some(place) = self.recent.get_mut((fp >> 56) as usize) {
-            *place = (fp, slot);
-        }
+        self.cache(place, fp, slot);
     }
 
     /// Remembers the slot of a packed IPv4 key in the direct-mapped address cache.
@@ -751,14 +782,8 @@ impl ContainerProfile {
                     .first()
                     .and_then(|a| a.exepath.as_deref())
                     .map(|p| cut(p, limits.max_text));
-                // The three texts are fingerprinted independently, then combined.
-                let keys = self.keys;
-                let fp = keys.combine(
-                    keys.text(exe, TAG_EXEC),
-                    keys.text(name, TAG_EXEC_NAME)
-                        ^ parent.map_or(0, |p| keys.text(p, TAG_EXEC_PARENT)),
-                );
-                let slot = self.find(fp);
+                let (place, fp) = exec_fingerprint(&self.keys, exe, name, parent);
+                let slot = self.find(place, fp);
                 let known = self.hit(slot, |entry| {
                     matches!(entry, Entry::Exec { exe: e, name: n, parent: p }
                         if same(e, exe) && same(n, name) && same_option(p.as_deref(), parent))
@@ -772,7 +797,7 @@ impl ContainerProfile {
                     parent: parent.filter(|p| printable(p)).map(str::to_owned),
                 };
                 if let Some(slot) = self.bump(entry, 1, limits) {
-                    self.remember(fp, slot, limits);
+                    self.remember(place, fp, slot, limits);
                 }
             }
             EventType::Listen => {
@@ -786,7 +811,7 @@ impl ContainerProfile {
                 let fp = self
                     .keys
                     .combine(self.keys.text(proto, TAG_LISTEN), u64::from(port));
-                let slot = self.find(fp);
+                let slot = self.find(fp, fp);
                 if self.hit(slot, |entry| {
                     matches!(entry, Entry::Listen { proto: p, port: n } if p == proto && *n == port)
                 }) {
@@ -797,7 +822,7 @@ impl ContainerProfile {
                     port,
                 };
                 if let Some(slot) = self.bump(entry, 1, limits) {
-                    self.remember(fp, slot, limits);
+                    self.remember(fp, fp, slot, limits);
                 }
             }
             EventType::Connect | EventType::Accept => {
@@ -884,7 +909,7 @@ impl ContainerProfile {
                 } else if fd.open_read == Some(true) {
                     let path = cut(path, limits.max_text);
                     let fp = self.keys.text(path, TAG_READ);
-                    let slot = self.find(fp);
+                    let slot = self.find(fp, fp);
                     if self.hit(
                         slot,
                         |entry| matches!(entry, Entry::Read { path: p } if same(p, path)),
@@ -896,7 +921,7 @@ impl ContainerProfile {
                         path: path.to_owned(),
                     };
                     if let Some(slot) = self.bump(entry, 1, limits) {
-                        self.remember(fp, slot, limits);
+                        self.remember(fp, fp, slot, limits);
                     }
                 }
             }
@@ -1045,7 +1070,7 @@ impl ContainerProfile {
     fn learn_write(&mut self, path: &str, limits: &Limits) {
         let path = cut(path, limits.max_text);
         let fp = self.keys.text(path, TAG_WRITE);
-        let slot = self.find(fp);
+        let slot = self.find(fp, fp);
         if self.hit(slot, |entry| match entry {
             Entry::Write {
                 path: p,
@@ -1061,7 +1086,7 @@ impl ContainerProfile {
         }
         let slot = self.learn_write_slow(path, limits);
         if let Some(slot) = slot {
-            self.remember(fp, slot, limits);
+            self.remember(fp, fp, slot, limits);
         }
     }
 
@@ -1550,13 +1575,11 @@ mod tests {
     }
 
     /// Keys under which every text of 8 to 16 bytes ending in `bin/tool` fingerprints to 0
-    /// (its last word cancels the key it is xored with, and the product is 0), and so does an
-    /// exec of such a program named `tool` without a parent, like a write of such a path.
+    /// (its last word cancels the key it is xored with, and the product is 0), and so does
+    /// every exec without a parent (the last key is 0), like a write of such a path.
     fn colliding_keys() -> TextKeys {
         let k1 = u64::from_le_bytes(*b"bin/tool");
-        let mut keys = [0x1234_5678_9abc_def1, k1, 7, 11, 13, 0];
-        keys[5] = TextKeys::with_keys(keys).text("tool", TAG_EXEC_NAME);
-        TextKeys::with_keys(keys)
+        TextKeys::with_keys([0x1234_5678_9abc_def1, k1, 7, 11, 13, 0])
     }
 
     fn learner_with(keys: TextKeys, limits: Limits) -> Learner {
@@ -1585,11 +1608,10 @@ mod tests {
             assert_eq!(keys.text(a, TAG_EXEC), keys.text(b, TAG_EXEC));
             assert_eq!(keys.text(a, TAG_WRITE), 0);
         }
-        let exec_fp = keys.combine(
-            keys.text("/usr/bin/tool", TAG_EXEC),
-            keys.text("tool", TAG_EXEC_NAME),
-        );
-        assert_eq!(exec_fp, 0, "an exec and a write share a fingerprint");
+        let (usr, _) = exec_fingerprint(&keys, "/usr/bin/tool", "tool", None);
+        let (opt, fp) = exec_fingerprint(&keys, "/opt/bin/tool", "tool", None);
+        assert_eq!(usr, opt, "the same place in the cache");
+        assert_eq!(fp, 0, "an exec and a write share a fingerprint");
         let mut learner = learner_with(keys, Limits::default());
         let events = [
             exec("w", "/usr/bin/tool", "tool", None),
@@ -1638,13 +1660,29 @@ mod tests {
         assert_eq!(learner.summaries()[0].events, 5 + 4 + 3 + 2 + 1 + 2);
     }
 
+    #[test]
+    fn programs_sharing_a_place_in_the_cache_are_each_counted() {
+        // One executable and name run by three parents: one place in the cache (a set of two),
+        // three fingerprints.
+        let mut learner = Learner::new(Limits::default());
+        let parents = ["/bin/sh", "/usr/local/bin/node", "/usr/sbin/cron"];
+        for round in 0..4 {
+            for parent in parents {
+                learner.observe(&exec("w", "/bin/busybox", "sh", Some(parent)));
+            }
+            learner.observe(&exec("w", "/bin/busybox", "sh", Some(parents[round % 3])));
+        }
+        let counts: Vec<u64> = entries(&learner, "w").iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, [6, 5, 5]);
+    }
+
     proptest::proptest! {
         /// Whatever the fingerprints, the same events make the same profile: a learner whose
         /// fast paths collide all the time learns what one with random keys learns, through
         /// directory and network collapses, reused slots and the cap.
         #[test]
         fn fingerprint_collisions_never_change_what_is_learnt(
-            picks in proptest::collection::vec(0usize..16, 0..200),
+            picks in proptest::collection::vec(0usize..18, 0..200),
             max_entries in 3usize..12,
         ) {
             let limits = Limits {
@@ -1659,6 +1697,8 @@ mod tests {
                 exec("w", "/bin/tool", "tool", None),
                 exec("w", "/usr/bin/tool", "tool", Some("/usr/bin/tool")),
                 exec("w", "/usr/bin/tool", "tool", Some("/opt/bin/tool")),
+                exec("w", "/usr/bin/tool", "tool", Some("/usr/local/bin/node")),
+                exec("w", "/usr/bin/tool", "tool", Some("/usr/local/bin/python3")),
                 exec("v", "/usr/bin/tool", "tool", None),
                 write("w", "/usr/bin/tool"),
                 write("w", "/usr/bin/x/bin/tool"),
