@@ -606,6 +606,12 @@ impl Learner {
     /// [`Limits::max_text`] bytes.
     pub fn memory_bytes(&self) -> usize {
         self.containers.capacity() * size_of::<(String, ContainerProfile)>()
+            + self.endpoints.capacity() * size_of::<(IpAddr, String)>()
+            + self
+                .endpoints
+                .iter()
+                .map(|(_, name)| name.capacity())
+                .sum::<usize>()
             + self
                 .containers
                 .iter()
