@@ -1667,6 +1667,26 @@ mod tests {
     }
 
     #[test]
+    fn the_inlined_comparison_is_string_equality() {
+        for len in 0..=40 {
+            let text: String = (0..len)
+                .map(|n| char::from(b'a' + (n % 26) as u8))
+                .collect();
+            assert!(same(&text, &text.clone()), "{len}");
+            assert!(!same(&text, &format!("{text}a")), "{len} and one more");
+            for at in 0..len {
+                let mut changed = text.clone().into_bytes();
+                changed[at] = b'Z';
+                let changed = String::from_utf8(changed).expect("ascii");
+                assert!(!same(&text, &changed), "byte {at} of {len}");
+            }
+        }
+        assert!(same_option(None, None));
+        assert!(!same_option(Some(""), None));
+        assert!(!same_option(None, Some("/bin/sh")));
+    }
+
+    #[test]
     fn programs_sharing_a_place_in_the_cache_are_each_counted() {
         // One executable and name run by three parents: one place in the cache (a set of two),
         // three fingerprints.
