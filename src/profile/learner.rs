@@ -20,13 +20,12 @@
 //! - files read (the watch set reports reads of sensitive paths only).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventType, Timestamp};
-use crate::fasthash::KeyedFxBuild;
+use crate::fasthash::{KeyedFxBuild, TextKeys};
 
 /// One thing a container was seen doing. The order (variant, then fields) is the order of
 /// snapshots and profiles.
@@ -193,21 +192,62 @@ type NetKey = (u8, String, u16, IpAddr);
 /// Exact key of one remote address: direction, protocol code (1 tcp, 2 udp), port, address.
 type AddrKey = (u8, u8, u16, IpAddr);
 
-/// The fingerprint of borrowed texts under a tag, for the fast paths. A collision is
-/// harmless: a fingerprint only finds a slot whose entry is then compared with the event, and a
-/// mismatch takes the exact (slow) path. Each text is hashed with its terminator, so "ab","c"
-/// and "a","bc" differ.
-fn fingerprint(build: &KeyedFxBuild, tag: u64, parts: &[&str]) -> u64 {
-    let mut hasher = build.build_hasher();
-    hasher.write_u64(tag);
-    for part in parts {
-        part.hash(&mut hasher);
+/// `a == b` for the texts of the fast paths, inlined: a path or name of a few words compares in
+/// a few loads, where a call to `memcmp` costs more than the comparison.
+#[inline(always)]
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let len = a.len();
+    if len != b.len() {
+        return false;
     }
-    hasher.finish()
+    if len > 32 {
+        return a == b;
+    }
+    // Two overlapping loads from each end cover the text.
+    if let (Some(a0), Some(a1), Some(b0), Some(b1)) = (
+        a.first_chunk::<16>(),
+        a.last_chunk::<16>(),
+        b.first_chunk::<16>(),
+        b.last_chunk::<16>(),
+    ) {
+        return a0 == b0 && a1 == b1;
+    }
+    if let (Some(a0), Some(a1), Some(b0), Some(b1)) = (
+        a.first_chunk::<8>(),
+        a.last_chunk::<8>(),
+        b.first_chunk::<8>(),
+        b.last_chunk::<8>(),
+    ) {
+        return u64::from_ne_bytes(*a0) == u64::from_ne_bytes(*b0)
+            && u64::from_ne_bytes(*a1) == u64::from_ne_bytes(*b1);
+    }
+    if let (Some(a0), Some(a1), Some(b0), Some(b1)) = (
+        a.first_chunk::<4>(),
+        a.last_chunk::<4>(),
+        b.first_chunk::<4>(),
+        b.last_chunk::<4>(),
+    ) {
+        return u32::from_ne_bytes(*a0) == u32::from_ne_bytes(*b0)
+            && u32::from_ne_bytes(*a1) == u32::from_ne_bytes(*b1);
+    }
+    // At most three bytes: the first, middle and last are all of them.
+    a.first() == b.first() && a.get(len / 2) == b.get(len / 2) && a.last() == b.last()
+}
+
+/// `a == b` for an entry's optional text and the event's.
+#[inline(always)]
+fn same_option(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => same(a, b),
+        (None, None) => true,
+        _ => false,
+    }
 }
 
 /// An IPv4 remote address's exact key packed in a word, never 0: direction, protocol code,
 /// port, address. `None` for IPv6 and protocols without a code.
+#[inline]
 fn packed_v4(direction: u8, code: u8, port: u16, remote: IpAddr) -> Option<u64> {
     match remote {
         IpAddr::V4(v4) if code != 0 => Some(
@@ -223,16 +263,40 @@ fn packed_v4(direction: u8, code: u8, port: u16, remote: IpAddr) -> Option<u64> 
 
 /// The place of a packed key in the direct-mapped address cache (256 places). Unkeyed: a
 /// workload aiming at it only makes it miss, and a miss takes the keyed map.
+#[inline]
 fn packed_place(packed: u64) -> usize {
     (packed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
 }
 
+// What a text fingerprint stands for (`TextKeys::text`'s tag).
 const TAG_EXEC: u64 = 1;
 const TAG_LISTEN: u64 = 2;
 const TAG_WRITE: u64 = 3;
 const TAG_READ: u64 = 4;
+const TAG_EXEC_NAME: u64 = 5;
+const TAG_EXEC_PARENT: u64 = 6;
+
+/// An exec's place in the cache and fingerprint. The three texts are fingerprinted
+/// independently, then combined; the place needs only the first two, which are read before the
+/// parent's (one more pointer away in the event).
+#[inline(always)]
+fn exec_fingerprint(keys: &TextKeys, exe: &str, name: &str, parent: Option<&str>) -> (u64, u64) {
+    let place = keys.text(exe, TAG_EXEC) ^ keys.text(name, TAG_EXEC_NAME);
+    let parent = parent.map_or(0, |p| keys.text(p, TAG_EXEC_PARENT));
+    (place, keys.combine(place, parent))
+}
+
+/// Sets of [`ContainerProfile`]'s `recent` cache.
+const RECENT_SETS: usize = 128;
+
+/// The set of `recent` a place key picks: its top bits.
+#[inline(always)]
+fn recent_set(place: u64) -> usize {
+    (place >> (64 - RECENT_SETS.trailing_zeros())) as usize
+}
 
 /// Protocols with an exact fast path.
+#[inline]
 fn proto_code(proto: &str) -> u8 {
     match proto {
         "tcp" => 1,
@@ -244,19 +308,24 @@ fn proto_code(proto: &str) -> u8 {
 /// What one container was seen doing. Entries live in slots (counted), found by an exact index
 /// (the slow path, which allocates the entry) or, for entries seen before, by fast maps keyed
 /// by what the event holds, without allocating.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ContainerProfile {
     digests: Vec<String>,
-    first_seen: Option<Timestamp>,
-    last_seen: Option<Timestamp>,
+    /// The earliest and latest event time; meaningful once `events` is not 0.
+    first_seen: Timestamp,
+    last_seen: Timestamp,
     events: u64,
+    /// The keys of the fingerprints of `fast` and `recent`.
+    keys: TextKeys,
     slots: Vec<Option<(Entry, u64)>>,
     free: Vec<u32>,
     index: HashMap<Entry, u32>,
     fast: HashMap<u64, u32, KeyedFxBuild>,
-    /// A direct-mapped cache in front of `fast`: (fingerprint, slot), by the fingerprint's top
-    /// byte. Entries it holds are checked like those of `fast`.
-    recent: Vec<(u64, u32)>,
+    /// A cache in front of `fast`: 128 sets of two (fingerprint, slot), the most recent first,
+    /// a set chosen by the top bits of a place key (the fingerprint, or for an exec the
+    /// fingerprint of its executable and name alone, known before the parent's). Entries it
+    /// holds are checked like those of `fast`.
+    recent: Vec<[(u64, u32); 2]>,
     addresses: HashMap<AddrKey, u32, KeyedFxBuild>,
     /// A direct-mapped cache in front of `addresses` for IPv4 keys: (packed key, slot). Emptied
     /// when a network collapse frees the slots of its addresses.
@@ -266,6 +335,30 @@ pub struct ContainerProfile {
     /// Named endpoints this container connected to, with the addresses seen.
     named: BTreeMap<String, BTreeSet<IpAddr>>,
     overflow: BTreeMap<&'static str, u64>,
+}
+
+impl ContainerProfile {
+    /// An empty aggregate whose fast paths fingerprint texts with `keys`.
+    fn new(keys: TextKeys) -> ContainerProfile {
+        ContainerProfile {
+            digests: Vec::new(),
+            first_seen: Timestamp(u64::MAX),
+            last_seen: Timestamp(0),
+            events: 0,
+            keys,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            fast: HashMap::default(),
+            recent: Vec::new(),
+            addresses: HashMap::default(),
+            recent_addrs: Vec::new(),
+            nets: HashMap::new(),
+            dirs: HashMap::new(),
+            named: BTreeMap::new(),
+            overflow: BTreeMap::new(),
+        }
+    }
 }
 
 /// A learnt aggregate of every container, as a snapshot gives it: entries sorted, with counts.
@@ -325,6 +418,8 @@ pub struct Learner {
     /// Addresses learnt by name, not as addresses: [`FIXED_ENDPOINTS`] and what
     /// [`Learner::name_endpoint`] added.
     endpoints: Vec<(IpAddr, String)>,
+    /// The keys of every container's fingerprints (per process, random).
+    keys: TextKeys,
 }
 
 /// Cuts `text` to at most `max` bytes at a character boundary.
@@ -340,6 +435,7 @@ fn cut(text: &str, max: usize) -> &str {
 }
 
 /// The IPv4 form of an IPv4-mapped IPv6 address.
+#[inline]
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -440,11 +536,11 @@ impl Learner {
             return;
         };
         let limits = self.limits;
-        let position = match self.containers.iter().position(|(n, _)| n == name) {
+        let position = match self.containers.iter().position(|(n, _)| same(n, name)) {
             Some(position) => position,
             None if self.containers.len() < limits.max_containers => {
                 self.containers
-                    .push((name.to_owned(), ContainerProfile::default()));
+                    .push((name.to_owned(), ContainerProfile::new(self.keys)));
                 self.containers.len() - 1
             }
             None => {
@@ -458,12 +554,12 @@ impl Learner {
         };
         profile.events += 1;
         let time = event.evt.time;
-        profile.first_seen = Some(profile.first_seen.map_or(time, |t| t.min(time)));
-        profile.last_seen = Some(profile.last_seen.map_or(time, |t| t.max(time)));
+        profile.first_seen = profile.first_seen.min(time);
+        profile.last_seen = profile.last_seen.max(time);
         // A container's image does not change within a task: its digest is looked at until
         // known, then every 1,024th event.
-        if let Some(digest) = container.image_digest.as_deref()
-            && (profile.digests.is_empty() || profile.events % 1024 == 0)
+        if (profile.digests.is_empty() || profile.events % 1024 == 0)
+            && let Some(digest) = container.image_digest.as_deref()
             && profile.digests.len() < limits.max_digests
             && !profile
                 .digests
@@ -510,6 +606,12 @@ impl Learner {
     /// [`Limits::max_text`] bytes.
     pub fn memory_bytes(&self) -> usize {
         self.containers.capacity() * size_of::<(String, ContainerProfile)>()
+            + self.endpoints.capacity() * size_of::<(IpAddr, String)>()
+            + self
+                .endpoints
+                .iter()
+                .map(|(_, name)| name.capacity())
+                .sum::<usize>()
             + self
                 .containers
                 .iter()
@@ -585,7 +687,7 @@ impl ContainerProfile {
             + named
             + self.free.capacity() * size_of::<u32>()
             + table_bytes(self.fast.capacity(), size_of::<(u64, u32)>())
-            + self.recent.capacity() * size_of::<(u64, u32)>()
+            + self.recent.capacity() * size_of::<[(u64, u32); 2]>()
             + self.recent_addrs.capacity() * size_of::<(u64, u32)>()
             + table_bytes(self.addresses.capacity(), size_of::<(AddrKey, u32)>())
             + self.digests.capacity() * size_of::<String>()
@@ -595,6 +697,7 @@ impl ContainerProfile {
     }
 
     /// Counts `n` more of the entry in slot `slot` when it is what `matches` says.
+    #[inline]
     fn hit(&mut self, slot: Option<u32>, matches: impl Fn(&Entry) -> bool) -> bool {
         let Some(slot) = slot else {
             return false;
@@ -608,33 +711,50 @@ impl ContainerProfile {
         }
     }
 
-    /// The slot a fingerprint was last seen with, if any (to be checked by the caller).
-    fn find(&mut self, fp: u64) -> Option<u32> {
-        if self.recent.is_empty() {
-            self.recent = vec![(0, u32::MAX); 256];
+    /// The slot a fingerprint was last seen with, if any (to be checked by the caller), looked
+    /// for in the set of `recent` that `place` picks, then in `fast`.
+    #[inline(always)]
+    fn find(&mut self, place: u64, fp: u64) -> Option<u32> {
+        if let Some(&[(fp0, slot0), (fp1, slot1)]) = self.recent.get(recent_set(place)) {
+            if fp0 == fp && slot0 != u32::MAX {
+                return Some(slot0);
+            }
+            if fp1 == fp && slot1 != u32::MAX {
+                return Some(slot1);
+            }
         }
-        let index = (fp >> 56) as usize;
-        if let Some(&(cached, slot)) = self.recent.get(index)
-            && cached == fp
-            && slot != u32::MAX
-        {
-            return Some(slot);
-        }
+        self.find_in_map(place, fp)
+    }
+
+    /// [`ContainerProfile::find`] past `recent`: the keyed map, whose answer `recent` then
+    /// keeps.
+    #[inline(never)]
+    fn find_in_map(&mut self, place: u64, fp: u64) -> Option<u32> {
         let slot = self.fast.get(&fp).copied()?;
-        if let Some(place) = self.recent.get_mut(index) {
-            *place = (fp, slot);
-        }
+        self.cache(place, fp, slot);
         Some(slot)
     }
 
+    /// Puts a fingerprint's slot first in its set of `recent`; the other place keeps the most
+    /// recent other fingerprint of the set.
+    fn cache(&mut self, place: u64, fp: u64, slot: u32) {
+        if self.recent.is_empty() {
+            self.recent = vec![[(0, u32::MAX); 2]; RECENT_SETS];
+        }
+        if let Some(set) = self.recent.get_mut(recent_set(place)) {
+            if set[0].0 != fp {
+                set[1] = set[0];
+            }
+            set[0] = (fp, slot);
+        }
+    }
+
     /// Remembers the slot of a fingerprint (in `fast` while there is room, and in `recent`).
-    fn remember(&mut self, fp: u64, slot: u32, limits: &Limits) {
+    fn remember(&mut self, place: u64, fp: u64, slot: u32, limits: &Limits) {
         if Self::fast_room(self.fast.len(), limits) {
             self.fast.insert(fp, slot);
         }
-        if let Some(place) = self.recent.get_mut((fp >> 56) as usize) {
-            *place = (fp, slot);
-        }
+        self.cache(place, fp, slot);
     }
 
     /// Remembers the slot of a packed IPv4 key in the direct-mapped address cache.
@@ -668,15 +788,11 @@ impl ContainerProfile {
                     .first()
                     .and_then(|a| a.exepath.as_deref())
                     .map(|p| cut(p, limits.max_text));
-                let fp = fingerprint(
-                    self.fast.hasher(),
-                    TAG_EXEC,
-                    &[exe, name, parent.unwrap_or("\u{0}")],
-                );
-                let slot = self.find(fp);
+                let (place, fp) = exec_fingerprint(&self.keys, exe, name, parent);
+                let slot = self.find(place, fp);
                 let known = self.hit(slot, |entry| {
                     matches!(entry, Entry::Exec { exe: e, name: n, parent: p }
-                        if e == exe && n == name && p.as_deref() == parent)
+                        if same(e, exe) && same(n, name) && same_option(p.as_deref(), parent))
                 });
                 if known || !printable(exe) || !printable(name) {
                     return;
@@ -687,7 +803,7 @@ impl ContainerProfile {
                     parent: parent.filter(|p| printable(p)).map(str::to_owned),
                 };
                 if let Some(slot) = self.bump(entry, 1, limits) {
-                    self.remember(fp, slot, limits);
+                    self.remember(place, fp, slot, limits);
                 }
             }
             EventType::Listen => {
@@ -698,12 +814,10 @@ impl ContainerProfile {
                     return;
                 };
                 let proto = cut(proto, 16);
-                let fp = fingerprint(
-                    self.fast.hasher(),
-                    TAG_LISTEN + (u64::from(port) << 8),
-                    &[proto],
-                );
-                let slot = self.find(fp);
+                let fp = self
+                    .keys
+                    .combine(self.keys.text(proto, TAG_LISTEN), u64::from(port));
+                let slot = self.find(fp, fp);
                 if self.hit(slot, |entry| {
                     matches!(entry, Entry::Listen { proto: p, port: n } if p == proto && *n == port)
                 }) {
@@ -714,7 +828,7 @@ impl ContainerProfile {
                     port,
                 };
                 if let Some(slot) = self.bump(entry, 1, limits) {
-                    self.remember(fp, slot, limits);
+                    self.remember(fp, fp, slot, limits);
                 }
             }
             EventType::Connect | EventType::Accept => {
@@ -800,11 +914,11 @@ impl ContainerProfile {
                     self.learn_write(path, limits);
                 } else if fd.open_read == Some(true) {
                     let path = cut(path, limits.max_text);
-                    let fp = fingerprint(self.fast.hasher(), TAG_READ, &[path]);
-                    let slot = self.find(fp);
+                    let fp = self.keys.text(path, TAG_READ);
+                    let slot = self.find(fp, fp);
                     if self.hit(
                         slot,
-                        |entry| matches!(entry, Entry::Read { path: p } if p == path),
+                        |entry| matches!(entry, Entry::Read { path: p } if same(p, path)),
                     ) || !printable(path)
                     {
                         return;
@@ -813,7 +927,7 @@ impl ContainerProfile {
                         path: path.to_owned(),
                     };
                     if let Some(slot) = self.bump(entry, 1, limits) {
-                        self.remember(fp, slot, limits);
+                        self.remember(fp, fp, slot, limits);
                     }
                 }
             }
@@ -961,14 +1075,14 @@ impl ContainerProfile {
 
     fn learn_write(&mut self, path: &str, limits: &Limits) {
         let path = cut(path, limits.max_text);
-        let fp = fingerprint(self.fast.hasher(), TAG_WRITE, &[path]);
-        let slot = self.find(fp);
+        let fp = self.keys.text(path, TAG_WRITE);
+        let slot = self.find(fp, fp);
         if self.hit(slot, |entry| match entry {
             Entry::Write {
                 path: p,
                 dir: false,
-            } => p == path,
-            Entry::Write { path: p, dir: true } => p == directory(path),
+            } => same(p, path),
+            Entry::Write { path: p, dir: true } => same(p, directory(path)),
             _ => false,
         }) {
             return;
@@ -978,7 +1092,7 @@ impl ContainerProfile {
         }
         let slot = self.learn_write_slow(path, limits);
         if let Some(slot) = slot {
-            self.remember(fp, slot, limits);
+            self.remember(fp, fp, slot, limits);
         }
     }
 
@@ -1055,8 +1169,8 @@ impl ContainerProfile {
         ContainerSummary {
             container: name.to_owned(),
             image_digests: digests,
-            first_seen: self.first_seen,
-            last_seen: self.last_seen,
+            first_seen: (self.events > 0).then_some(self.first_seen),
+            last_seen: (self.events > 0).then_some(self.last_seen),
             events: self.events,
             memory_bytes: self.memory_bytes() as u64,
             endpoints: self
@@ -1454,5 +1568,182 @@ mod tests {
         // 200 programs, and 5 networks of 10 addresses each on one port.
         assert_eq!(learner.entries(), 205);
         assert!(learner.entries() <= Limits::default().max_entries);
+    }
+
+    /// A read of `path` (the watch set's sensitive paths).
+    fn read(name: &str, path: &str) -> Event {
+        let mut event = write(name, path);
+        if let Some(fd) = event.fd.as_mut() {
+            fd.open_write = None;
+            fd.open_read = Some(true);
+        }
+        event
+    }
+
+    /// Keys under which every text of 8 to 16 bytes ending in `bin/tool` fingerprints to 0
+    /// (its last word cancels the key it is xored with, and the product is 0), and so does
+    /// every exec without a parent (the last key is 0), like a write of such a path.
+    fn colliding_keys() -> TextKeys {
+        let k1 = u64::from_le_bytes(*b"bin/tool");
+        TextKeys::with_keys([0x1234_5678_9abc_def1, k1, 7, 11, 13, 0])
+    }
+
+    fn learner_with(keys: TextKeys, limits: Limits) -> Learner {
+        Learner {
+            keys,
+            ..Learner::new(limits)
+        }
+    }
+
+    /// The summaries without the memory estimate (which depends on how full the fast maps are).
+    fn learnt(learner: &Learner) -> Vec<ContainerSummary> {
+        let mut summaries = learner.summaries();
+        for summary in &mut summaries {
+            summary.memory_bytes = 0;
+        }
+        summaries
+    }
+
+    #[test]
+    fn events_whose_fingerprints_collide_are_each_learnt_exactly() {
+        let keys = colliding_keys();
+        for (a, b) in [
+            ("/usr/bin/tool", "/opt/bin/tool"),
+            ("/usr/bin/tool", "/bin/tool"),
+        ] {
+            assert_eq!(keys.text(a, TAG_EXEC), keys.text(b, TAG_EXEC));
+            assert_eq!(keys.text(a, TAG_WRITE), 0);
+        }
+        let (usr, _) = exec_fingerprint(&keys, "/usr/bin/tool", "tool", None);
+        let (opt, fp) = exec_fingerprint(&keys, "/opt/bin/tool", "tool", None);
+        assert_eq!(usr, opt, "the same place in the cache");
+        assert_eq!(fp, 0, "an exec and a write share a fingerprint");
+        let mut learner = learner_with(keys, Limits::default());
+        let events = [
+            exec("w", "/usr/bin/tool", "tool", None),
+            exec("w", "/opt/bin/tool", "tool", None),
+            write("w", "/usr/bin/tool"),
+            exec("w", "/bin/tool", "tool", None),
+            write("w", "/opt/bin/tool"),
+            read("w", "/usr/bin/tool"),
+        ];
+        // Each in turn, so that every event finds the slot of another behind its fingerprint.
+        for round in 0..5 {
+            for (n, event) in events.iter().enumerate() {
+                if n <= round {
+                    learner.observe(event);
+                }
+            }
+        }
+        let program = |exe: &str| Entry::Exec {
+            exe: exe.into(),
+            name: "tool".into(),
+            parent: None,
+        };
+        let file = |path: &str| Entry::Write {
+            path: path.into(),
+            dir: false,
+        };
+        assert_eq!(
+            entries(&learner, "w"),
+            vec![
+                (program("/bin/tool"), 2),
+                (program("/opt/bin/tool"), 4),
+                (program("/usr/bin/tool"), 5),
+                (file("/opt/bin/tool"), 1),
+                (file("/usr/bin/tool"), 3),
+            ]
+        );
+        // The read is past the fifth round: not seen. Now it is, twice.
+        learner.observe(&events[5]);
+        learner.observe(&events[5]);
+        assert!(entries(&learner, "w").contains(&(
+            Entry::Read {
+                path: "/usr/bin/tool".into()
+            },
+            2
+        )));
+        assert_eq!(learner.summaries()[0].events, 5 + 4 + 3 + 2 + 1 + 2);
+    }
+
+    #[test]
+    fn the_inlined_comparison_is_string_equality() {
+        for len in 0..=40 {
+            let text: String = (0..len)
+                .map(|n| char::from(b'a' + (n % 26) as u8))
+                .collect();
+            assert!(same(&text, &text.clone()), "{len}");
+            assert!(!same(&text, &format!("{text}a")), "{len} and one more");
+            for at in 0..len {
+                let mut changed = text.clone().into_bytes();
+                changed[at] = b'Z';
+                let changed = String::from_utf8(changed).expect("ascii");
+                assert!(!same(&text, &changed), "byte {at} of {len}");
+            }
+        }
+        assert!(same_option(None, None));
+        assert!(!same_option(Some(""), None));
+        assert!(!same_option(None, Some("/bin/sh")));
+    }
+
+    #[test]
+    fn programs_sharing_a_place_in_the_cache_are_each_counted() {
+        // One executable and name run by three parents: one place in the cache (a set of two),
+        // three fingerprints.
+        let mut learner = Learner::new(Limits::default());
+        let parents = ["/bin/sh", "/usr/local/bin/node", "/usr/sbin/cron"];
+        for round in 0..4 {
+            for parent in parents {
+                learner.observe(&exec("w", "/bin/busybox", "sh", Some(parent)));
+            }
+            learner.observe(&exec("w", "/bin/busybox", "sh", Some(parents[round % 3])));
+        }
+        let counts: Vec<u64> = entries(&learner, "w").iter().map(|(_, n)| *n).collect();
+        assert_eq!(counts, [6, 5, 5]);
+    }
+
+    proptest::proptest! {
+        /// Whatever the fingerprints, the same events make the same profile: a learner whose
+        /// fast paths collide all the time learns what one with random keys learns, through
+        /// directory and network collapses, reused slots and the cap.
+        #[test]
+        fn fingerprint_collisions_never_change_what_is_learnt(
+            picks in proptest::collection::vec(0usize..18, 0..200),
+            max_entries in 3usize..12,
+        ) {
+            let limits = Limits {
+                max_entries,
+                files_per_dir: 2,
+                addrs_per_net: 2,
+                ..Limits::default()
+            };
+            let events = [
+                exec("w", "/usr/bin/tool", "tool", None),
+                exec("w", "/opt/bin/tool", "tool", None),
+                exec("w", "/bin/tool", "tool", None),
+                exec("w", "/usr/bin/tool", "tool", Some("/usr/bin/tool")),
+                exec("w", "/usr/bin/tool", "tool", Some("/opt/bin/tool")),
+                exec("w", "/usr/bin/tool", "tool", Some("/usr/local/bin/node")),
+                exec("w", "/usr/bin/tool", "tool", Some("/usr/local/bin/python3")),
+                exec("v", "/usr/bin/tool", "tool", None),
+                write("w", "/usr/bin/tool"),
+                write("w", "/usr/bin/x/bin/tool"),
+                write("w", "/opt/bin/tool"),
+                write("w", "/opt/bin/other"),
+                write("w", "/opt/bin/third"),
+                read("w", "/usr/bin/tool"),
+                read("w", "/opt/bin/tool"),
+                connect("w", "198.51.100.1", 443),
+                connect("w", "198.51.100.2", 443),
+                connect("w", "198.51.100.3", 443),
+            ];
+            let mut colliding = learner_with(colliding_keys(), limits);
+            let mut random = Learner::new(limits);
+            for pick in picks {
+                colliding.observe(&events[pick]);
+                random.observe(&events[pick]);
+            }
+            proptest::prop_assert_eq!(learnt(&colliding), learnt(&random));
+        }
     }
 }
