@@ -100,9 +100,11 @@ impl ExecImages {
             e.exited_at
                 .is_none_or(|at| now.saturating_duration_since(at) < grace)
         });
-        let mut exited: Vec<Instant> = map.values().filter_map(|e| e.exited_at).collect();
-        if exited.len() > MAX_EXITED {
-            let drop = exited.len() - MAX_EXITED;
+        // Counted first: the times are gathered only when there are too many (a storm).
+        let count = map.values().filter(|e| e.exited_at.is_some()).count();
+        if count > MAX_EXITED {
+            let mut exited: Vec<Instant> = map.values().filter_map(|e| e.exited_at).collect();
+            let drop = count - MAX_EXITED;
             let (_, cutoff, _) = exited.select_nth_unstable(drop);
             let cutoff = *cutoff;
             map.retain(|_, e| e.exited_at.is_none_or(|at| at >= cutoff));
