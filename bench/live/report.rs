@@ -59,6 +59,11 @@ struct Args {
     /// Rounds of the idle part; each round measures every idle binary once, in rotating order.
     #[arg(long, default_value_t = 5)]
     idle_rounds: u32,
+    /// How each idle binary is in the page cache when it starts: `cold` (dropped from the
+    /// cache, so its code comes in as a fresh task's does, by the faults of the exec) or `read`
+    /// (dropped, then read whole from start to end, as `cat` or a copy leaves it).
+    #[arg(long, default_value = "cold", value_parser = ["cold", "read"])]
+    idle_page_cache: String,
 }
 
 /// Who watches the workload.
@@ -183,7 +188,14 @@ fn run(args: Args) -> Result<()> {
         } else {
             args.idle_rounds.max(1)
         };
-        idle(&task, &app, &binaries, rounds, args.quick)?;
+        idle(
+            &task,
+            &app,
+            &binaries,
+            rounds,
+            &args.idle_page_cache,
+            args.quick,
+        )?;
     }
     Ok(())
 }
@@ -399,43 +411,51 @@ fn resources(
 struct IdleSample {
     /// % of one core per thread name (the supervisor's threads as `supervisor`).
     threads: std::collections::BTreeMap<String, f64>,
-    /// KiB: (VmRSS, RssAnon, Pss) of the supervisor and of the worker.
-    supervisor: (u64, u64, u64),
-    worker: (u64, u64, u64),
+    /// KiB: (VmRSS, RssAnon, Pss, RssFile) of the supervisor and of the worker.
+    supervisor: (u64, u64, u64, u64),
+    worker: (u64, u64, u64, u64),
 }
 
-/// utime + stime (clock ticks) per (pid, thread name) of a process tree.
-fn thread_ticks(root: i32) -> std::collections::BTreeMap<(i32, String), u64> {
+/// On-CPU time in nanoseconds (`schedstat`'s first field, exact where the tick counts of
+/// `stat` are 10 ms grains) per (pid, thread name) of a process tree.
+fn thread_cpu_ns(root: i32) -> std::collections::BTreeMap<(i32, String), u64> {
     let mut out = std::collections::BTreeMap::new();
     for pid in tree(root) {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
         };
         for task in tasks.flatten() {
-            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            let Some(ns) = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+            else {
                 continue;
             };
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            let Some(rest) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = fields
-                .get(11)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-                + fields
-                    .get(12)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            *out.entry((pid, comm.trim().to_string())).or_insert(0) += ticks;
+            *out.entry((pid, comm.trim().to_string())).or_insert(0) += ns;
         }
     }
     out
 }
 
-/// (VmRSS, RssAnon, Pss) in KiB of one process.
-fn process_memory_kib(pid: i32) -> (u64, u64, u64) {
+/// Drops `path`'s clean, unmapped pages from the page cache; with `read`, then reads the file
+/// whole from start to end.
+fn set_page_cache(path: &std::path::Path, read: bool) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    // SAFETY: posix_fadvise only advises the kernel about the page cache of this open file.
+    let rc =
+        unsafe { nix::libc::posix_fadvise(file.as_raw_fd(), 0, 0, nix::libc::POSIX_FADV_DONTNEED) };
+    anyhow::ensure!(rc == 0, "posix_fadvise {}: error {rc}", path.display());
+    if read {
+        std::io::copy(&mut &file, &mut std::io::sink())
+            .with_context(|| format!("read {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// (VmRSS, RssAnon, Pss, RssFile) in KiB of one process.
+fn process_memory_kib(pid: i32) -> (u64, u64, u64, u64) {
     let field = |text: &str, name: &str| {
         text.lines()
             .find(|l| l.starts_with(name))
@@ -449,18 +469,23 @@ fn process_memory_kib(pid: i32) -> (u64, u64, u64) {
         field(&status, "VmRSS:"),
         field(&status, "RssAnon:"),
         field(&rollup, "Pss:"),
+        field(&status, "RssFile:"),
     )
 }
 
 /// The idle cost of each binary, side by side: the app container holds 100 sleeping processes;
 /// each round starts every binary in turn (rotating the order) as the sidecar with default
 /// settings, waits out the start-up (25 s: the first memory trims run at 3 s and 20 s) and
-/// measures 30 s.
+/// measures 30 s. Before it starts, each binary is put in the page cache state `page_cache`
+/// names (`cold` or `read`, see `--idle-page-cache`): how much of its code stays resident
+/// depends on it (on kernels that keep a sequentially read file in large folios and map a
+/// faulting folio whole), so every binary of a run starts from the same state.
 fn idle(
     task: &EmulatedTask,
     app: &Container,
     binaries: &[(String, PathBuf)],
     rounds: u32,
+    page_cache: &str,
     quick: bool,
 ) -> Result<()> {
     let processes = 100;
@@ -476,32 +501,31 @@ fn idle(
     ])?;
     std::thread::sleep(Duration::from_secs(2));
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } as f64;
     let mut samples: Vec<Vec<IdleSample>> = binaries.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds as usize {
         for offset in 0..binaries.len() {
             let index = (round + offset) % binaries.len();
             let (label, path) = &binaries[index];
+            set_page_cache(path, page_cache == "read")?;
             let mon = start_observer(task, Observer::Poll, path, None, "alerts")?;
             std::thread::sleep(warmup);
             let supervisor = mon.host_pid();
-            let before = thread_ticks(supervisor);
+            let before = thread_cpu_ns(supervisor);
             let began = Instant::now();
             std::thread::sleep(window);
-            let after = thread_ticks(supervisor);
+            let after = thread_cpu_ns(supervisor);
             let elapsed = began.elapsed().as_secs_f64();
             let worker = tree(supervisor).into_iter().find(|&p| p != supervisor);
             let mut threads = std::collections::BTreeMap::new();
-            for ((pid, comm), ticks) in &after {
-                let delta = ticks
-                    .saturating_sub(before.get(&(*pid, comm.clone())).copied().unwrap_or(*ticks));
+            for ((pid, comm), ns) in &after {
+                let delta =
+                    ns.saturating_sub(before.get(&(*pid, comm.clone())).copied().unwrap_or(*ns));
                 let name = if *pid == supervisor {
                     "supervisor".to_string()
                 } else {
                     comm.clone()
                 };
-                *threads.entry(name).or_insert(0.0) += 100.0 * delta as f64 / hz / elapsed;
+                *threads.entry(name).or_insert(0.0) += 100.0 * delta as f64 / 1e9 / elapsed;
             }
             let sample = IdleSample {
                 threads,
@@ -531,15 +555,21 @@ fn idle(
     println!("\n## Idle cost\n");
     println!(
         "The app container holds {processes} sleeping processes; the monitor runs with default \
-         settings (poll mode, inotify triggers on, `--emit alerts`). CPU is utime + stime of every \
-         thread of the supervisor and its worker over {} s after a {} s start-up, as a share of one \
-         core; memory is read at the end of the window. RSS (what `ps` and most dashboards show) \
+         settings (poll mode, inotify triggers on, `--emit alerts`). CPU is the on-CPU time \
+         (`schedstat`) of every thread of the supervisor and its worker over {} s after a {} s \
+         start-up, as a share of one core; memory is read at the end of the window. Page cache: \
+         `{page_cache}` (each binary {} before it starts). RSS (what `ps` and most dashboards show) \
          counts the pages both processes share twice; PSS splits them and is the two processes' \
          real footprint. {rounds} round(s), binaries alternating in rotating order; medians. \
          Target: at most 0.5 % of a core and 16 MiB RSS for both processes together. Load \
          average {} before, {} after.\n",
         window.as_secs(),
         warmup.as_secs(),
+        if page_cache == "read" {
+            "dropped from the page cache, then read whole"
+        } else {
+            "dropped from the page cache, so that its code comes in by the exec's faults"
+        },
         load_before
             .split_whitespace()
             .take(3)
@@ -552,18 +582,19 @@ fn idle(
             .join(" "),
     );
     println!(
-        "| binary | CPU (% of one core) | RSS supervisor (MiB) | RSS worker (MiB) | RSS both (MiB) | PSS both (MiB) | anonymous (MiB) |"
+        "| binary | CPU (% of one core) | RSS supervisor (MiB) | RSS worker (MiB) | RSS both (MiB) | PSS both (MiB) | anonymous (MiB) | file-backed (MiB) |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for ((label, _), s) in binaries.iter().zip(&samples) {
         println!(
-            "| {label} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            "| {label} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             median(s.iter().map(|x| x.threads.values().sum()).collect()),
             median(s.iter().map(|x| mib(x.supervisor.0)).collect()),
             median(s.iter().map(|x| mib(x.worker.0)).collect()),
             median(s.iter().map(|x| mib(x.supervisor.0 + x.worker.0)).collect()),
             median(s.iter().map(|x| mib(x.supervisor.2 + x.worker.2)).collect()),
             median(s.iter().map(|x| mib(x.supervisor.1 + x.worker.1)).collect()),
+            median(s.iter().map(|x| mib(x.supervisor.3 + x.worker.3)).collect()),
         );
     }
     let names: BTreeSet<&String> = samples
