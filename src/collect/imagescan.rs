@@ -59,6 +59,10 @@ pub(crate) struct ImageScanConfig {
 /// Looks for an ECS digest this many times (one per poll) before hashing the image's content.
 const ECS_DIGEST_TRIES: u32 = 3;
 
+/// How often a sleeping scanner looks at `shutdown` (between its rounds it only sleeps: each
+/// wake-up costs an idle monitor CPU, and a stop waits at most this long for this thread).
+const STOP_CHECK: Duration = Duration::from_millis(500);
+
 /// Starts the image collector on its own OS thread. It ends when `shutdown` is set or the
 /// engine's receiver is gone.
 pub(crate) fn spawn_imagescan(
@@ -214,7 +218,8 @@ impl Scanner {
         self.shutdown.load(Ordering::Relaxed)
     }
 
-    /// Sleeps until `until`, looking at `shutdown`; false when the monitor stops.
+    /// Sleeps until `until`, looking at `shutdown` every [`STOP_CHECK`]; false when the
+    /// monitor stops.
     fn sleep_until(&self, until: Instant) -> bool {
         while Instant::now() < until {
             if self.stopping() {
@@ -223,7 +228,7 @@ impl Scanner {
             std::thread::sleep(
                 until
                     .saturating_duration_since(Instant::now())
-                    .min(Duration::from_millis(100)),
+                    .min(STOP_CHECK),
             );
         }
         !self.stopping()

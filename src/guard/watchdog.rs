@@ -395,8 +395,13 @@ pub(crate) fn is_stopped(status: &str) -> bool {
 
 /// The `TracerPid` of a `status` file; `None` if unreadable.
 pub(crate) fn tracer_pid(status: &Path) -> Option<i32> {
-    let text = std::fs::read_to_string(status).ok()?;
-    text.lines()
+    tracer_pid_in(&std::fs::read_to_string(status).ok()?)
+}
+
+/// The `TracerPid` of a `status` text.
+fn tracer_pid_in(status: &str) -> Option<i32> {
+    status
+        .lines()
         .find_map(|line| line.strip_prefix("TracerPid:"))
         .and_then(|value| value.trim().parse().ok())
 }
@@ -619,8 +624,14 @@ fn run_watchdog(watchdog: Watchdog) {
                 }
                 known_tracer = tracer;
             }
-            if let (Some(status), Some(supervisor)) = (&supervisor_status, supervisor) {
-                if std::fs::read_to_string(status).is_ok_and(|text| is_stopped(&text)) {
+            // One read of the supervisor's status for both checks.
+            if let (Some(status), Some(supervisor)) = (
+                supervisor_status
+                    .as_ref()
+                    .and_then(|path| std::fs::read_to_string(path).ok()),
+                supervisor,
+            ) {
+                if is_stopped(&status) {
                     let resumed = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(supervisor),
                         Signal::SIGCONT,
@@ -629,7 +640,7 @@ fn run_watchdog(watchdog: Watchdog) {
                     tracing::warn!(supervisor, resumed, "TaskSentry's supervisor was stopped.");
                     let _ = events.send(supervisor_stopped_event(supervisor, resumed));
                 }
-                if let Some(tracer) = tracer_pid(status) {
+                if let Some(tracer) = tracer_pid_in(&status) {
                     if tracer != 0 && tracer != known_supervisor_tracer {
                         tracing::warn!(
                             tracer,

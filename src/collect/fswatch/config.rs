@@ -621,7 +621,8 @@ pub struct FsWatchConfig {
     pub attribution_refresh: Duration,
     /// At most this many processes of a container are read per index rebuild.
     pub attribution_max_processes: usize,
-    /// How often the container table is checked for new and gone containers.
+    /// The shortest time between two syncs with procscan's container table, which the thread
+    /// follows as it is published; how often it is looked at when it cannot subscribe.
     pub container_poll: Duration,
     /// After a queue overflow, files changed since shortly before it are reported; at most
     /// this many per container and rescan.

@@ -6,7 +6,10 @@
 //! resolving every path inside that root (see `resolve.rs`). Watches follow new subdirectories
 //! of recursive specs, and a pattern whose path does not exist yet (`/root/.ssh`,
 //! `/var/spool/cron`) gets a creation watch on its deepest existing parent so it is picked up
-//! when it appears. Containers that go lose their watches.
+//! when it appears. Containers that go lose their watches. The thread follows procscan's tables
+//! as they are published ([`SharedTables::subscribe`]: at most one sync per `container_poll`),
+//! and syncs at least every second for a root that changed without an exec; an idle watcher
+//! sleeps in `poll` (waking at most every 500 ms, to see a stop).
 //!
 //! Events (`evt.type`, `fd.name` inside the container, `container`): `creat`, `mkdir`,
 //! `unlinkat`, `renameat` (`IN_MOVED_FROM`/`IN_MOVED_TO` paired by cookie; an unpaired half
@@ -55,6 +58,7 @@ use tracing::{info, warn};
 use super::access::Access;
 use super::sender::DropCountingSender;
 use super::shared::log_limit::LogLimit;
+use super::shared::table::Published;
 use super::shared::{SharedTables, Tables};
 use super::visibility::is_own_root;
 use crate::event::{Collector, Container, Event, Timestamp};
@@ -362,6 +366,9 @@ pub(crate) fn spawn_fswatch(
 /// The longest time between two container syncs while procscan's tables do not change.
 const FULL_SYNC_EVERY: Duration = Duration::from_secs(1);
 
+/// The longest sleep of the loop: how soon it sees `shutdown`.
+const MAX_SLEEP: Duration = Duration::from_millis(500);
+
 fn run_loop(
     mut watcher: FsWatcher,
     tables: SharedTables,
@@ -370,8 +377,18 @@ fn run_loop(
 ) {
     let mut sender = DropCountingSender::new(tx, Collector::Fswatch);
     let mut out = Vec::new();
+    // Told of each snapshot procscan publishes, the loop syncs at once and otherwise sleeps;
+    // without the subscription it looks for a new snapshot every `container_poll`.
+    let mut published = match tables.subscribe() {
+        Ok(published) => Some(published),
+        Err(error) => {
+            warn!(%error, "cannot subscribe to procscan's tables; looking for changes every container_poll");
+            None
+        }
+    };
     let mut next_sync = Instant::now();
     let mut next_full_sync = Instant::now();
+    let mut last_sync = Instant::now();
     let mut synced: Option<Arc<Tables>> = None;
     while !shutdown.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -383,25 +400,48 @@ fn run_loop(
             if now >= next_full_sync || !synced.as_ref().is_some_and(|s| Arc::ptr_eq(s, &snapshot))
             {
                 watcher.sync_containers(&snapshot, &mut out);
-                next_full_sync = Instant::now() + FULL_SYNC_EVERY;
+                last_sync = Instant::now();
+                next_full_sync = last_sync + FULL_SYNC_EVERY;
                 synced = Some(snapshot);
             }
-            next_sync = Instant::now() + watcher.config.container_poll;
+            next_sync = if published.is_some() {
+                next_full_sync
+            } else {
+                Instant::now() + watcher.config.container_poll
+            };
         }
         // Sleep until the next container sync or pending flush, whichever is first (an idle
-        // watcher wakes only for the syncs), or until inotify has events.
+        // watcher wakes only for the full syncs), or until inotify has events or procscan
+        // published new tables.
         let until = watcher
             .next_due()
             .map_or(next_sync, |due| due.min(next_sync));
-        let wait = until.saturating_duration_since(Instant::now());
+        let wait = until
+            .saturating_duration_since(Instant::now())
+            .min(MAX_SLEEP);
         let millis = u16::try_from(wait.as_micros().div_ceil(1000).max(1)).unwrap_or(u16::MAX);
-        let readable = {
-            let mut fds = [nix::poll::PollFd::new(
-                watcher.fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
-            matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)), Ok(n) if n > 0)
+        let (readable, republished) = {
+            let inotify = nix::poll::PollFd::new(watcher.fd(), nix::poll::PollFlags::POLLIN);
+            let mut fds = match &published {
+                Some(p) => vec![
+                    inotify,
+                    nix::poll::PollFd::new(p.fd(), nix::poll::PollFlags::POLLIN),
+                ],
+                None => vec![inotify],
+            };
+            let ready = matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)), Ok(n) if n > 0);
+            let is_ready = |fd: Option<&nix::poll::PollFd>| {
+                ready
+                    && fd
+                        .and_then(|fd| fd.revents())
+                        .is_some_and(|r| !r.is_empty())
+            };
+            (is_ready(fds.first()), is_ready(fds.get(1)))
         };
+        // At most one sync per `container_poll`, however often procscan publishes.
+        if republished && published.as_mut().is_some_and(Published::take) {
+            next_sync = next_sync.min(last_sync + watcher.config.container_poll);
+        }
         if readable
             && let Err(error) = watcher.read_events(&mut out)
             && watcher.last_warning.ready()

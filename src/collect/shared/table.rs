@@ -22,10 +22,16 @@
 //! saw exec but procscan has not read yet (its scans lag behind under load) is named from the
 //! overlay alone: the image keeps its container and its ancestors as of the exec. The overlay
 //! also knows which pids were forked moments ago and have not exec'd yet.
+//!
+//! A reader that acts on every new snapshot (fswatch, which follows the containers) can
+//! [`SharedTables::subscribe`]: it gets a socket that becomes readable whenever a snapshot is
+//! published, so it can sleep in `poll` instead of waking to look for a new one.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::exec_images::ExecImages;
@@ -453,6 +459,38 @@ impl Tables {
 pub struct SharedTables {
     inner: Arc<RwLock<Arc<Tables>>>,
     images: ExecImages,
+    /// The writing ends of the subscribers' sockets (see [`SharedTables::subscribe`]).
+    subscribers: Arc<Mutex<Vec<UnixStream>>>,
+}
+
+/// The reading end of a [`SharedTables::subscribe`]: readable after a publish.
+#[derive(Debug)]
+pub(crate) struct Published {
+    socket: UnixStream,
+}
+
+impl Published {
+    /// The descriptor to `poll` for readability.
+    pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.socket)
+    }
+
+    /// Takes the pending notices; true when there was at least one (a snapshot was published
+    /// since the last call).
+    pub(crate) fn take(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        let mut any = false;
+        while let Ok(n) = self.socket.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            any = true;
+            if n < buf.len() {
+                break;
+            }
+        }
+        any
+    }
 }
 
 impl SharedTables {
@@ -464,10 +502,33 @@ impl SharedTables {
             .clone()
     }
 
-    /// Publishes a new snapshot (the scanner does this).
+    /// Publishes a new snapshot (the scanner does this), and tells the subscribers.
     pub(crate) fn publish(&self, tables: Tables) {
         let tables = Arc::new(tables);
         *self.inner.write().unwrap_or_else(PoisonError::into_inner) = tables;
+        let mut subscribers = self
+            .subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // One byte each; a full socket already holds an unread notice (WouldBlock), and a
+        // subscriber that is gone (its end dropped) is forgotten.
+        subscribers.retain_mut(|socket| match socket.write(&[1]) {
+            Ok(_) => true,
+            Err(error) => error.kind() == std::io::ErrorKind::WouldBlock,
+        });
+    }
+
+    /// A socket that becomes readable whenever a snapshot is published from now on (both
+    /// ends non-blocking). Dropping it unsubscribes.
+    pub(crate) fn subscribe(&self) -> std::io::Result<Published> {
+        let (reader, writer) = UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(writer);
+        Ok(Published { socket: reader })
     }
 
     /// The overlay of images the tracer saw exec (empty in poll mode).
@@ -675,5 +736,33 @@ mod tests {
         assert_eq!(held.processes.len(), 1);
         assert_eq!(shared.snapshot().processes.len(), 2);
         assert!(shared.snapshot().lookup_pid(6).is_some());
+    }
+
+    #[test]
+    fn a_subscriber_is_told_of_each_publish_without_ever_blocking_the_publisher() {
+        let shared = SharedTables::default();
+        let mut first = shared.subscribe().unwrap();
+        assert!(!first.take(), "nothing published yet");
+        shared.publish(Tables::default());
+        assert!(first.take());
+        assert!(!first.take(), "one publish is one notice");
+        // A subscriber that never reads fills its socket: the publisher goes on.
+        for _ in 0..100_000 {
+            shared.publish(Tables::default());
+        }
+        assert!(first.take());
+        let second = shared.subscribe().unwrap();
+        assert_eq!(shared.subscribers.lock().unwrap().len(), 2);
+        drop(second);
+        shared.publish(Tables::default());
+        assert_eq!(
+            shared.subscribers.lock().unwrap().len(),
+            1,
+            "a dropped subscriber is forgotten"
+        );
+        assert!(first.take());
+        // A clone of the handle publishes to the same subscribers.
+        shared.clone().publish(Tables::default());
+        assert!(first.take());
     }
 }
