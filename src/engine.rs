@@ -34,6 +34,11 @@ use crate::telemetry::Telemetry;
 /// second rather than 20.
 pub(crate) const TICK: Duration = Duration::from_millis(200);
 
+/// How long the engine waits for an event when nothing time-driven is pending (every
+/// processor and the restart carry-over say [`Processor::idle`]): an idle monitor's engine
+/// wakes once a second instead of five times.
+pub(crate) const IDLE_WAIT: Duration = Duration::from_secs(1);
+
 /// One output record: the typed form every output receives. The line is shared, not copied
 /// per output, and carries its time and priority beside it, so that no output parses the JSON
 /// it was handed.
@@ -89,6 +94,13 @@ pub trait Processor: Send {
     /// Called about every [`TICK`] with the wall-clock time, events or not: time-driven
     /// output (aggregation summaries) goes to `out`.
     fn tick(&mut self, _now: Timestamp, _out: &mut Vec<Record>) {}
+
+    /// Whether [`Processor::tick`] has nothing to do until the next event (no aggregation
+    /// window open, no suppression to report): the engine then waits up to [`IDLE_WAIT`]
+    /// instead of [`TICK`]. The default says no.
+    fn idle(&self) -> bool {
+        false
+    }
 
     /// Called once at the end: everything held back goes to `out`.
     fn flush(&mut self, _out: &mut Vec<Record>) {}
@@ -275,7 +287,12 @@ pub(crate) fn run_engine_enriched(
                 }
             }
         }
-        let received = match events.recv_timeout(TICK) {
+        let wait = if unreported_drops == 0 && processor.idle() && reported.idle() {
+            IDLE_WAIT
+        } else {
+            TICK
+        };
+        let received = match events.recv_timeout(wait) {
             Ok(event) => Some(event),
             Err(RecvTimeoutError::Timeout) => {
                 if shutdown.load(Ordering::Relaxed) {

@@ -247,6 +247,11 @@ impl Aggregator {
         out.push(alert);
     }
 
+    /// No window is open: [`Aggregator::advance`] has nothing to close until the next alert.
+    pub(crate) fn idle(&self) -> bool {
+        self.next_due.is_none()
+    }
+
     /// Closes every window that ended by `now` (or by the latest time seen, if later) and
     /// appends their summaries to `out`, oldest first.
     pub(crate) fn advance(&mut self, now: Timestamp, out: &mut Vec<Alert>) {

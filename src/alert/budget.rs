@@ -167,6 +167,11 @@ impl Budget {
         reports
     }
 
+    /// Nothing suppressed is waiting to be reported.
+    pub(crate) fn idle(&self) -> bool {
+        self.tally.is_empty()
+    }
+
     /// Occurrences currently suppressed and not yet reported.
     #[cfg(test)]
     pub(crate) fn unreported(&self) -> u64 {

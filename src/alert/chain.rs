@@ -247,6 +247,10 @@ impl Processor for EmitAlerts {
         self.report_suppressions(reports, out);
     }
 
+    fn idle(&self) -> bool {
+        self.alerts.is_empty() && self.aggregator.idle() && self.budget.idle()
+    }
+
     fn flush(&mut self, out: &mut Vec<Record>) {
         self.aggregator.flush(&mut self.alerts);
         self.ship(out);

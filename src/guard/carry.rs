@@ -388,6 +388,12 @@ impl Reported {
         }
     }
 
+    /// Whether [`Reported::tick`] has nothing to do until something is reported: no
+    /// inheritance window open, nothing unwritten.
+    pub(crate) fn idle(&self) -> bool {
+        self.inherited_until.is_none() && (self.file.is_none() || !self.dirty)
+    }
+
     /// Writes the file when something changed and the last write is old enough; ends the
     /// inheritance window. Call regularly (the engine's tick).
     pub(crate) fn tick(&mut self, now: Instant) {
@@ -557,11 +563,18 @@ mod tests {
         assert_eq!(reader.read().expect("ok").len(), 1, "too soon");
         reported.tick(start + WRITE_EVERY);
         assert_eq!(reader.read().expect("ok").len(), 2);
+        // Idle (the engine may wait longer) only once everything admitted is written.
+        assert!(reported.idle());
+        reported.admit(&listen(3, 3));
+        assert!(!reported.idle(), "an unwritten change needs the next ticks");
+        reported.tick(start + WRITE_EVERY * 2);
+        assert!(reported.idle());
     }
 
     #[test]
     fn the_socket_memory_is_bounded() {
         let mut reported = Reported::new(None, HashSet::from([0]));
+        assert!(!reported.idle(), "an inheritance window is open");
         for port in 0..(MAX_SOCKETS + 10) {
             reported.admit(&listen(
                 u16::try_from(port % 60000).expect("port"),
