@@ -385,9 +385,23 @@ impl ProcScanner {
                 .last_listing
                 .is_some_and(|at| now.saturating_duration_since(at) < FULL_SCAN_EVERY);
         if quiet {
+            // Only the known processes that are due can produce anything (no pid was
+            // allocated, so none is new or recycled): they are picked from `track` by the same
+            // test as below, without visiting the others' table entries.
             self.pids.clear();
-            self.pids
-                .extend(self.tables.processes.live().map(|(key, _)| key.pid));
+            let processes = &self.tables.processes;
+            let (young_window, recheck) = (self.config.young_window, self.config.recheck_period);
+            self.pids.extend(
+                self.track
+                    .iter()
+                    .filter(|(key, track)| {
+                        (now.saturating_duration_since(track.first_seen) < young_window
+                            || now.saturating_duration_since(track.last_check) >= recheck
+                            || track.unsettled.is_some())
+                            && processes.live_start(key.pid) == Some(key.start_ticks)
+                    })
+                    .map(|(key, _)| key.pid),
+            );
             self.stats.quiet_scans += 1;
         } else if let Err(error) = list_pids(&root, &mut self.pids) {
             if self.last_warning.ready() {
@@ -408,7 +422,9 @@ impl ProcScanner {
         let mut exits: Vec<ProcKey> = Vec::new();
         self.seen.clear();
         for &pid in &self.pids {
-            self.seen.insert(pid);
+            if !quiet {
+                self.seen.insert(pid);
+            }
             let Some(start) = self.tables.processes.live_start(pid) else {
                 if let Some(stat) = read_stat(&root, pid, &mut self.buf) {
                     candidates.push(stat);

@@ -490,6 +490,38 @@ fn scans_without_a_new_pid_skip_the_listing_yet_see_execs_new_processes_and_exit
 }
 
 #[test]
+fn a_quiet_scan_re_reads_an_old_process_once_it_is_due_and_not_before() {
+    let fake = FakeProc::new();
+    let root = fake.container_root("c", PASSWD);
+    fake.add(&spec(90, 0, 10, "init", &["init"], "7777777777"), &root);
+    fake.add(&spec(91, 90, 11, "app", &["app"], "7777777777"), &root);
+    fake.set_last_pid(91);
+    let recheck = Duration::from_millis(300);
+    let mut scanner = ProcScanner::new(ProcScanConfig {
+        young_window: Duration::ZERO,
+        recheck_period: recheck,
+        ..config(fake.root())
+    })
+    .unwrap();
+    assert_eq!(of_type(&scan(&mut scanner), EventType::Execve).len(), 2);
+    let checks = scanner.stats().stat_checks;
+    // Old (past the young window) and just read: a quiet scan re-reads nothing.
+    let mut execed = spec(91, 90, 11, "python3", &["python3", "app.py"], "7777777777");
+    execed.layout = 9999;
+    fake.add(&execed, &root);
+    assert!(scan(&mut scanner).is_empty());
+    assert_eq!(scanner.stats().stat_checks, checks, "nothing was due");
+    assert_eq!(scanner.stats().quiet_scans, 1);
+    // Once the recheck period has passed, the quiet scan re-reads both and sees the exec in
+    // place that no pid announced.
+    std::thread::sleep(recheck);
+    let events = scan(&mut scanner);
+    assert_eq!(scanner.stats().quiet_scans, 2);
+    assert_eq!(scanner.stats().stat_checks, checks + 2);
+    assert_eq!(execs_of(&events, 91).len(), 1, "{events:?}");
+}
+
+#[test]
 fn unreadable_and_half_written_entries_are_skipped() {
     let fake = FakeProc::new();
     let root = fake.container_root("c", PASSWD);
