@@ -54,8 +54,13 @@ pub(crate) const HANDLED: [Signal; 4] = [
     Signal::SIGCONT,
 ];
 
-/// A watchdog loop iteration takes about 200 ms; a SIGCONT after a gap longer than this
-/// between two iterations means the monitor was stopped.
+/// How long one watchdog iteration waits for a signal. Signals end the wait at once; the
+/// timeout only paces the once-a-second checks (tracers, the supervisor, rule files), so an
+/// idle monitor's watchdog wakes twice a second.
+const WAIT: Duration = Duration::from_millis(500);
+
+/// A watchdog loop iteration takes at most about [`WAIT`]; a SIGCONT after a gap longer than
+/// this between two iterations means the monitor was stopped.
 pub(crate) const STOP_GAP: Duration = Duration::from_secs(1);
 
 /// The watchdog could not be set up.
@@ -561,9 +566,9 @@ fn run_watchdog(watchdog: Watchdog) {
         let top = Instant::now();
         let gap = top.saturating_duration_since(previous_top);
         previous_top = top;
-        // The first signal is waited for (at most 200 ms); the others already pending are
+        // The first signal is waited for (at most WAIT); the others already pending are
         // taken in the same iteration.
-        let mut wait = Duration::from_millis(200);
+        let mut wait = WAIT;
         while let Some(info) = take_signal(&handled, wait) {
             wait = Duration::ZERO;
             {
