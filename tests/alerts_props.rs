@@ -71,8 +71,9 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
     )
 }
 
-/// Plays the steps; returns the records and the number of events that match the rule.
-fn play(steps: &[Step], settings: AlertSettings) -> (Vec<Value>, u64) {
+/// Plays the steps on a fresh processor; returns it with its records so far, the time of the
+/// last step and the number of events that match the rule.
+fn replay(steps: &[Step], settings: AlertSettings) -> (EmitAlerts, Vec<Record>, u64, u64) {
     let mut processor = EmitAlerts::with_settings(ruleset(), "h".into(), settings);
     let mut out: Vec<Record> = Vec::new();
     let mut now = 1_000_000_000_000u64;
@@ -91,6 +92,13 @@ fn play(steps: &[Step], settings: AlertSettings) -> (Vec<Value>, u64) {
         let pid = i32::try_from(i).expect("small");
         processor.process(&exec(program, arg, pid, now), &mut out);
     }
+    (processor, out, now, matching)
+}
+
+/// Plays the steps and flushes; returns the records and the number of events that match the
+/// rule.
+fn play(steps: &[Step], settings: AlertSettings) -> (Vec<Value>, u64) {
+    let (mut processor, mut out, _, matching) = replay(steps, settings);
     processor.flush(&mut out);
     let alerts = out
         .iter()
@@ -277,23 +285,10 @@ proptest! {
     }
 }
 
-/// Plays `steps` on a fresh processor and says whether it is idle at the end, and whether a
-/// tick an hour later then produces nothing.
+/// Plays `steps` on a fresh processor and says whether it is idle at the end, and if so how
+/// many records a tick an hour later produces.
 fn idle_after(steps: &[Step], settings: AlertSettings) -> (bool, usize) {
-    let mut processor = EmitAlerts::with_settings(ruleset(), "h".into(), settings);
-    let mut out: Vec<Record> = Vec::new();
-    let mut now = 1_000_000_000_000u64;
-    for (i, step) in steps.iter().enumerate() {
-        now += step.delay_ms * 1_000_000;
-        if step.tick {
-            processor.tick(Timestamp(now), &mut out);
-            continue;
-        }
-        let program = ["xmrig", "minerd", "ls"][step.program];
-        let arg = ["-a", "-b", "-c"][step.arg];
-        let pid = i32::try_from(i).expect("small");
-        processor.process(&exec(program, arg, pid, now), &mut out);
-    }
+    let (mut processor, mut out, now, _) = replay(steps, settings);
     if !processor.idle() {
         return (false, 0);
     }
