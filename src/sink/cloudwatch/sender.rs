@@ -111,9 +111,14 @@ impl Sender {
             if now >= next_flush {
                 next_flush = now + interval;
             }
+            // Read before taking: the intake sets `intake_done` after its last record is in
+            // the buffer, so an empty take after seeing it set means nothing is left. (Read
+            // after the take, it could be set by an intake that filled the buffer in between,
+            // and the sender would end with those records still buffered.)
+            let intake_done = self.shared.intake_done.load(Ordering::Acquire);
             let items = self.shared.buffer().take_batch();
             if items.is_empty() {
-                if draining && self.shared.intake_done.load(Ordering::Acquire) {
+                if draining && intake_done {
                     return;
                 }
                 if draining {
