@@ -208,6 +208,16 @@ struct Track {
     unsettled: Option<Unsettled>,
 }
 
+impl Track {
+    /// Whether a scan at `now` re-reads the process whatever the pid allocation says: it is
+    /// young (an exec usually follows a fork), due for its periodic recheck, or unsettled.
+    fn due(&self, now: Instant, config: &ProcScanConfig) -> bool {
+        now.saturating_duration_since(self.first_seen) < config.young_window
+            || now.saturating_duration_since(self.last_check) >= config.recheck_period
+            || self.unsettled.is_some()
+    }
+}
+
 /// The procscan core. Single-threaded; call [`ProcScanner::scan`] repeatedly.
 #[derive(Debug)]
 pub struct ProcScanner {
@@ -386,18 +396,15 @@ impl ProcScanner {
                 .is_some_and(|at| now.saturating_duration_since(at) < FULL_SCAN_EVERY);
         if quiet {
             // Only the known processes that are due can produce anything (no pid was
-            // allocated, so none is new or recycled): they are picked from `track` by the same
-            // test as below, without visiting the others' table entries.
+            // allocated, so none is new or recycled): they are picked from `track` by
+            // `Track::due`, as below, without visiting the others' table entries.
             self.pids.clear();
-            let processes = &self.tables.processes;
-            let (young_window, recheck) = (self.config.young_window, self.config.recheck_period);
+            let (processes, config) = (&self.tables.processes, &self.config);
             self.pids.extend(
                 self.track
                     .iter()
                     .filter(|(key, track)| {
-                        (now.saturating_duration_since(track.first_seen) < young_window
-                            || now.saturating_duration_since(track.last_check) >= recheck
-                            || track.unsettled.is_some())
+                        track.due(now, config)
                             && processes.live_start(key.pid) == Some(key.start_ticks)
                     })
                     .map(|(key, _)| key.pid),
@@ -438,10 +445,8 @@ impl ProcScanner {
             let Some(track) = self.track.get_mut(&key) else {
                 continue;
             };
-            let young = now.saturating_duration_since(track.first_seen) < self.config.young_window;
-            let due = now.saturating_duration_since(track.last_check) >= self.config.recheck_period;
             let unsettled = track.unsettled.is_some();
-            if !(young || due || unsettled || alloc.contains(pid)) {
+            if !(track.due(now, &self.config) || alloc.contains(pid)) {
                 continue;
             }
             track.last_check = now;
