@@ -10,16 +10,21 @@
 //! Which field is read when (syscalls in brackets):
 //!
 //! 1. Frozen, before `PTRACE_CONT`:
-//!    - `stat` [`openat`, `read`, `close`]: the name (`proc.name`), parent, start time,
-//!      terminal, session, group, and the addresses of the argument and environment areas;
-//!    - the command line (`proc.exe`, `proc.args`, `proc.cmdline`) from memory
-//!      [`process_vm_readv`];
+//!    - the stack pointer [`ptrace(PTRACE_GETREGSET)`] and the top of the stack, up to 16 KiB
+//!      [`process_vm_readv`]: where the arguments, the environment and the executed file
+//!      name are (see [`super::stack`]), and for most processes their bytes too;
+//!    - the command line (`proc.exe`, `proc.args`, `proc.cmdline`): from those bytes, or
+//!      [`process_vm_readv`] of its area when it is longer than what was read;
 //!    - the `exe` link (`proc.exepath`) [`readlinkat`] and the `stat` of what it points at
 //!      [`newfstatat`]: device and inode (the drift identity behind
 //!      `proc.exe_written_after_start`), ctime and mtime;
 //!    - only for a process whose container is unknown: `cgroup` and `loginuid`.
 //! 2. Resumed, right after `PTRACE_CONT`, before anything is reaped:
-//!    - the environment (`proc.env`) from memory [`process_vm_readv`];
+//!    - `stat` [`openat`, `read`, `close`]: the name (`proc.name`), parent, start time,
+//!      terminal, session, group; a process found exited (a zombie) has only `status` left
+//!      to read;
+//!    - the environment (`proc.env`): from the stack bytes read while frozen, or
+//!      [`process_vm_readv`] of its area;
 //!    - descriptors 0-2 (`proc.stdin_type`, ...) [three `readlinkat`, one `newfstatat` per
 //!      distinct file];
 //!    - the working directory (`proc.cwd`) [`readlinkat`];
@@ -32,30 +37,34 @@
 //!    container, ancestry (`proc.pname`, `proc.aname[n]`), the drift fact, the event.
 //!
 //! - **Frozen** ([`FrozenReader::read_frozen`]): only what the rules need about the exec
-//!   itself: the image's name, command line and executable. At an exec stop
-//!   ([`Memory::Exec`]) the command line is read straight from the process's memory, between
-//!   the addresses `stat` gives, with one `process_vm_readv` instead of opening `cmdline`: no
-//!   instruction of the new image has run, so the area holds exactly what the kernel laid out,
-//!   which is what the file would show (on any error the file is read). `stat` is read here
-//!   because the name must be the one of this image even if the process execs again at once,
-//!   and because it gives the addresses. The executable's identity is read here too: a
-//!   dropped binary that exits at once must still be recognised as one.
+//!   itself: its command line and executable. At an exec stop ([`Memory::Exec`]) no
+//!   instruction of the new image has run, so the stack holds exactly what the kernel laid
+//!   out, which is what `cmdline` and `environ` would show; its layout gives the same areas
+//!   as `stat`'s `arg_start`..`env_end` (a unit test compares them at real exec stops). When
+//!   the stack cannot be read that way (another architecture, a 32-bit process, tables past
+//!   16 KiB), `stat` is read while frozen for the areas, and on any error the files are read.
+//!   The executable's identity is read here: a dropped binary that exits at once must still
+//!   be recognised as one.
 //! - **Resumed** ([`FrozenReader::read_resumed`], right after `PTRACE_CONT` and before the
-//!   tracer reaps anything): the environment (from memory at the address read while frozen; a
-//!   process rarely rewrites its environment strings in its first microseconds, and the file is
-//!   read if the memory cannot be), descriptors 0-2, the working directory, and `status`, the
-//!   most expensive file of `/proc` to generate. A process that exits within microseconds of
-//!   its exec is a zombie by then: `status` stays readable (a traced zombie is visible to its
-//!   tracer only, so it cannot be reaped by its parent before the tracer has read it), but it
-//!   has no memory, descriptors or working directory left, so those fields are absent from its
-//!   event (the failed read of its memory says so, and only `status` is read then). What the
-//!   process did in the few microseconds since it was resumed is what it shows (a privilege
-//!   drop right after exec shows as dropped). If it has exec'd again meanwhile (its `exe` link
-//!   no longer the one read while frozen: it is then stopped at its next exec stop, which only
+//!   tracer reaps anything): `stat` (the name, start time and the rest do not change in
+//!   those microseconds but by a second exec, caught below), the environment when it was not
+//!   in the stack bytes (a process rarely rewrites its environment strings in its first
+//!   microseconds, and the file is read if the memory cannot be), descriptors 0-2, the
+//!   working directory, and `status`, the most expensive file of `/proc` to generate. A
+//!   process that exits within microseconds of its exec is a zombie by then: `stat` and
+//!   `status` stay readable (a traced zombie is visible to its tracer only, so it cannot be
+//!   reaped by its parent before the tracer has read it), but it has no memory, descriptors or
+//!   working directory left, so those fields are absent from its event (its `stat` state, or
+//!   the failed read of its memory, says so, and nothing else is read then). What the process
+//!   did in the few microseconds since it was resumed is what it shows (a privilege drop
+//!   right after exec shows as dropped). If it has exec'd again meanwhile (its `exe` link no
+//!   longer the one read while frozen: it is then stopped at its next exec stop, which only
 //!   this thread can resume), everything read after resuming belongs to the next image and is
-//!   dropped as not observed ([`Frozen::crossed_exec`]). The trade: a process stopped at its
-//!   exec waits for seven `/proc` syscalls instead of thirteen, and one that exits within
-//!   microseconds is reported without environment, descriptors or working directory.
+//!   dropped as not observed ([`Frozen::crossed_exec`]), but for `stat`, whose name is put
+//!   back to the one this exec gave (the last component of the file name on its stack, cut
+//!   to 15 bytes as the kernel cuts it). The trade: a process stopped at its exec waits for
+//!   five syscalls (four without a `/proc` file to generate) instead of thirteen, and one
+//!   that exits within microseconds is reported without descriptors or working directory.
 //!
 //! Left out on purpose, because the tracer knows them otherwise: the cgroup (a process stays in
 //! its parent's container; it is read only for a process whose container is unknown), the
@@ -75,6 +84,8 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, fstatat};
 use nix::unistd::read;
 
+use super::ptrace::stack_pointer;
+use super::stack;
 use crate::collect::proc::{MAX_CGROUP_BYTES, MAX_ENVIRON_BYTES, file_time, std_fd_of};
 use crate::event::{FdKind, StdFd, Timestamp};
 use crate::procfs::{
@@ -89,8 +100,8 @@ const MAX_LINK_BYTES: usize = 4096;
 /// One process as read at its exec stop.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Frozen {
-    /// Read while frozen: the name of the image (`comm`), parent, start time, terminal,
-    /// session and group as of the exec.
+    /// The name of the image (`comm`), parent, start time, terminal, session and group as of
+    /// the exec: read right after resuming, or while frozen when the stack gave no areas.
     pub stat: Stat,
     /// Read after resuming; all `None` when [`Frozen::crossed_exec`].
     pub status: Status,
@@ -113,8 +124,10 @@ pub(super) struct Frozen {
     /// The process had exec'd again by the time the resumed part was read: those values
     /// describe the next image and are not reported for this one.
     pub(crate) crossed_exec: bool,
-    /// Where the environment is in the process's memory (from `stat`, at an exec stop only).
+    /// Where the environment is in the process's memory (at an exec stop only).
     env_area: Option<[u64; 2]>,
+    /// `stat` is still to be read (after resuming): the areas came from the stack.
+    stat_deferred: bool,
 }
 
 /// `/proc/<pid>` of one process, open for the duration of one exec stop.
@@ -135,6 +148,12 @@ pub(super) struct FrozenReader {
     link: Vec<u8>,
     /// `<proc_root>/<pid>`, rebuilt per process.
     path: PathBuf,
+    /// The top of the stack of the last process read at its exec stop ([`stack`]): `snap_len`
+    /// bytes from `snap_base` of process `snap_pid` (0 bytes when the last read was not one).
+    snap: Vec<u8>,
+    snap_base: u64,
+    snap_len: usize,
+    snap_pid: i32,
 }
 
 impl FrozenReader {
@@ -154,6 +173,10 @@ impl FrozenReader {
             buf: vec![0; size],
             link: vec![0; MAX_LINK_BYTES + 1],
             path: PathBuf::new(),
+            snap: vec![0; stack::SNAPSHOT_BYTES],
+            snap_base: 0,
+            snap_len: 0,
+            snap_pid: 0,
         }
     }
 
@@ -234,19 +257,43 @@ impl FrozenReader {
         with_loginuid: bool,
     ) -> Option<Frozen> {
         let mut out = Frozen::default();
-        let (n, _) = self.read_file(dir, c"stat", MAX_SMALL_BYTES)?;
-        out.stat = parse_stat(&self.buf[..n])?;
-        let areas = match memory {
-            Memory::Exec => parse_stat_areas(&self.buf[..n]),
+        self.snap_len = 0;
+        let layout = match memory {
+            Memory::Exec => self.read_exec_stack(dir.pid),
             Memory::Files => None,
         };
+        let areas = match layout {
+            // `stat` waits until the process runs again.
+            Some(layout) => {
+                out.stat_deferred = true;
+                Some([layout.args, layout.env])
+            }
+            None => {
+                let (n, _) = self.read_file(dir, c"stat", MAX_SMALL_BYTES)?;
+                out.stat = parse_stat(&self.buf[..n])?;
+                match memory {
+                    Memory::Exec => parse_stat_areas(&self.buf[..n]),
+                    Memory::Files => None,
+                }
+            }
+        };
         out.env_area = areas.map(|[_, env]| env);
-        let cmdline =
-            areas.and_then(|[args, _]| self.read_memory(dir.pid, args, self.max_cmdline_bytes));
-        if let Some((n, truncated)) =
-            cmdline.or_else(|| self.read_file(dir, c"cmdline", self.max_cmdline_bytes))
-        {
-            out.cmdline = parse_cmdline(&self.buf[..n], truncated);
+        let snapshot = areas.and_then(|[args, _]| {
+            let bytes = stack::slice(self.snap_base, &self.snap[..self.snap_len], args)?;
+            let cut = bytes.len().min(self.max_cmdline_bytes);
+            Some(parse_cmdline(&bytes[..cut], bytes.len() > cut))
+        });
+        match snapshot {
+            Some(cmdline) => out.cmdline = cmdline,
+            None => {
+                let cmdline = areas
+                    .and_then(|[args, _]| self.read_memory(dir.pid, args, self.max_cmdline_bytes));
+                if let Some((n, truncated)) =
+                    cmdline.or_else(|| self.read_file(dir, c"cmdline", self.max_cmdline_bytes))
+                {
+                    out.cmdline = parse_cmdline(&self.buf[..n], truncated);
+                }
+            }
         }
         out.exe = self.read_link(dir, c"exe").ok();
         if out.exe.is_some()
@@ -265,6 +312,25 @@ impl FrozenReader {
             out.loginuid = parse_loginuid(&String::from_utf8_lossy(&self.buf[..n]));
         }
         Some(out)
+    }
+
+    /// The areas of a process stopped at its exec stop, from its stack pointer and one read of
+    /// the top of its stack (kept in `snap` for the command line, the environment and the
+    /// name). `None` when that does not work out (see [`stack`]): the caller reads `stat`.
+    fn read_exec_stack(&mut self, pid: i32) -> Option<stack::ExecStack> {
+        let sp = stack_pointer(pid)?;
+        let n = stack::read_from(pid, sp, &mut self.snap).ok()?;
+        let layout = stack::parse(sp, &self.snap[..n])?;
+        (self.snap_base, self.snap_len, self.snap_pid) = (sp, n, pid);
+        Some(layout)
+    }
+
+    /// The bytes of `area` of `pid` when the last stack read holds them whole.
+    fn snapshot_area(&self, pid: i32, area: [u64; 2]) -> Option<&[u8]> {
+        if self.snap_pid != pid {
+            return None;
+        }
+        stack::slice(self.snap_base, &self.snap[..self.snap_len], area)
     }
 
     /// Reads at most `limit` bytes of the memory area `[start, end)` of `pid` into the buffer
@@ -317,6 +383,23 @@ impl FrozenReader {
     /// environment, descriptors 0-2, the working directory and `status`, in that order (see
     /// the module documentation).
     pub(super) fn read_resumed(&mut self, dir: &ProcDir, out: &mut Frozen) {
+        if out.stat_deferred {
+            self.read_deferred_stat(dir, out);
+            // Read with the stack while frozen, exactly as the exec laid it out.
+            if let Some(bytes) = out
+                .env_area
+                .and_then(|env| self.snapshot_area(dir.pid, env))
+            {
+                let cut = bytes.len().min(MAX_ENVIRON_BYTES);
+                out.env = parse_environ(&bytes[..cut], &self.env_allowlist);
+                out.env_area = None;
+            }
+            if out.stat.state == 'Z' {
+                // Exited already: see below.
+                self.read_status(dir, out);
+                return;
+            }
+        }
         let environ = match out.env_area {
             Some(env) => match self.read_memory_raw(dir.pid, env, MAX_ENVIRON_BYTES) {
                 Ok(read) => Some(read),
@@ -324,18 +407,20 @@ impl FrozenReader {
                 // environment, descriptors and working directory are gone with it; only
                 // `status` remains to be read.
                 Err(Errno::ESRCH) => {
-                    if let Some((n, _)) = self.read_file(dir, c"status", MAX_SMALL_BYTES) {
-                        out.status = parse_status(&String::from_utf8_lossy(&self.buf[..n]));
-                    }
+                    self.read_status(dir, out);
                     return;
                 }
                 Err(_) => None,
             },
             None => None,
         };
-        if let Some((n, _)) = environ.or_else(|| self.read_file(dir, c"environ", MAX_ENVIRON_BYTES))
-        {
-            out.env = parse_environ(&self.buf[..n], &self.env_allowlist);
+        // Unless the environment came with the stack (then `env_area` was cleared).
+        if out.env_area.is_some() || !out.stat_deferred {
+            if let Some((n, _)) =
+                environ.or_else(|| self.read_file(dir, c"environ", MAX_ENVIRON_BYTES))
+            {
+                out.env = parse_environ(&self.buf[..n], &self.env_allowlist);
+            }
         }
         const NAMES: [&CStr; 3] = [c"fd/0", c"fd/1", c"fd/2"];
         // Descriptors 0-2 mostly point at one and the same file (a terminal, /dev/null): the
@@ -347,9 +432,7 @@ impl FrozenReader {
         }
         out.fds = fds;
         out.cwd = self.read_link(dir, c"cwd").ok();
-        if let Some((n, _)) = self.read_file(dir, c"status", MAX_SMALL_BYTES) {
-            out.status = parse_status(&String::from_utf8_lossy(&self.buf[..n]));
-        }
+        self.read_status(dir, out);
         // Exec'd again since it was frozen? Then it now shows another image (a zombie has no
         // `exe` link, and cannot have exec'd again unobserved): what was read since it was
         // resumed is dropped as not observed. A process that exec'd again is held at its next
@@ -361,11 +444,48 @@ impl FrozenReader {
             && now != *frozen_exe
         {
             out.crossed_exec = true;
+            if out.stat_deferred {
+                // `stat` shows the next image's name; this one's is the one its exec gave it.
+                out.stat.comm = self.exec_comm(dir.pid).unwrap_or_default();
+            }
             out.status = Status::default();
             out.env = Vec::new();
             out.fds = Default::default();
             out.cwd = None;
         }
+    }
+
+    fn read_status(&mut self, dir: &ProcDir, out: &mut Frozen) {
+        if let Some((n, _)) = self.read_file(dir, c"status", MAX_SMALL_BYTES) {
+            out.status = parse_status(&String::from_utf8_lossy(&self.buf[..n]));
+        }
+    }
+
+    /// `stat` of a process whose areas came from its stack: read now that it runs again. The
+    /// name, parent, start time, terminal, session and group do not change in the
+    /// microseconds since (a second exec is caught by the check at the end of
+    /// [`FrozenReader::read_resumed`], which then puts back the name of this image). A traced
+    /// process cannot be reaped before this thread has waited for it, so `stat` is there; if
+    /// it is not, the name still comes from the exec.
+    fn read_deferred_stat(&mut self, dir: &ProcDir, out: &mut Frozen) {
+        let stat = self
+            .read_file(dir, c"stat", MAX_SMALL_BYTES)
+            .and_then(|(n, _)| parse_stat(&self.buf[..n]));
+        out.stat = stat.unwrap_or_else(|| Stat {
+            pid: dir.pid,
+            comm: self.exec_comm(dir.pid).unwrap_or_default(),
+            ..Stat::default()
+        });
+    }
+
+    /// The name (`comm`) the last exec of `pid` gave it, from the stack read at its exec stop.
+    fn exec_comm(&self, pid: i32) -> Option<String> {
+        if self.snap_pid != pid {
+            return None;
+        }
+        let bytes = &self.snap[..self.snap_len];
+        let layout = stack::parse(self.snap_base, bytes)?;
+        stack::comm_of(self.snap_base, bytes, layout.execfn)
     }
 
     /// Reads `pid` whole (frozen and resumed parts back to back, as when the process need not
@@ -697,6 +817,129 @@ mod tests {
             ]
         );
         assert_eq!(memory.stat.comm, "busybox");
+    }
+
+    /// `program args` started under `PTRACE_TRACEME` with a small environment, stopped at the
+    /// `SIGTRAP` that follows its exec (the same point as an exec event stop).
+    fn at_exec_stop(program: &str, args: &[&str]) -> (std::process::Child, i32) {
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", "/bin")
+            .env("SECRET", "not kept")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null());
+        // SAFETY: the closure runs in the child between fork and exec and only makes one
+        // async-signal-safe system call.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::ptrace::traceme().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        let child = command.spawn().unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+        assert!(matches!(
+            status,
+            nix::sys::wait::WaitStatus::Stopped(_, nix::sys::signal::SIGTRAP)
+        ));
+        (child, pid)
+    }
+
+    fn cont(pid: i32) {
+        nix::sys::ptrace::cont(nix::unistd::Pid::from_raw(pid), None).unwrap();
+    }
+
+    fn state(pid: i32) -> char {
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).unwrap();
+        parse_stat(&stat).unwrap().state
+    }
+
+    #[test]
+    fn at_an_exec_stop_only_the_stack_and_executable_are_read_before_resuming() {
+        let (mut child, pid) = at_exec_stop("/bin/busybox", &["sh", "-c", "read x", "a b"]);
+        let allow = vec!["PATH".to_string()];
+        let mut reader = FrozenReader::new(PathBuf::from("/proc"), allow, 1024);
+        let dir = reader.open(pid).unwrap();
+        let mut read = reader
+            .read_frozen(&dir, Memory::Exec, false, false)
+            .unwrap();
+        // The areas came from the stack: `stat` is left for after resuming.
+        assert!(read.stat_deferred);
+        assert_eq!(read.stat.comm, "");
+        assert_eq!(read.cmdline.argv0.as_deref(), Some("/bin/busybox"));
+        assert_eq!(read.cmdline.args, ["sh", "-c", "read x", "a b"]);
+        assert!(read.exe.as_deref().unwrap().ends_with("/busybox"));
+        cont(pid);
+        reader.read_resumed(&dir, &mut read);
+        assert!(!read.crossed_exec);
+        assert_eq!(read.stat.comm, "busybox");
+        assert_eq!(read.stat.ppid, i32::try_from(std::process::id()).unwrap());
+        assert!(read.stat.starttime > 0);
+        assert_eq!(read.env, [("PATH".to_string(), "/bin".to_string())]);
+        assert_eq!(read.status.euid, Some(nix::unistd::geteuid().as_raw()));
+        assert_eq!(read.fds[0].as_ref().unwrap().kind, FdKind::Pipe);
+        assert!(read.cwd.is_some());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn a_process_that_exits_at_once_keeps_its_name_environment_and_credentials() {
+        let (mut child, pid) = at_exec_stop("/bin/true", &[]);
+        let allow = vec!["PATH".to_string()];
+        let mut reader = FrozenReader::new(PathBuf::from("/proc"), allow, 1024);
+        let dir = reader.open(pid).unwrap();
+        let mut read = reader
+            .read_frozen(&dir, Memory::Exec, false, false)
+            .unwrap();
+        cont(pid);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while state(pid) != 'Z' {
+            assert!(std::time::Instant::now() < deadline, "it never exited");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        reader.read_resumed(&dir, &mut read);
+        child.wait().unwrap();
+        assert_eq!(read.stat.comm, "true");
+        assert_eq!(read.stat.state, 'Z');
+        // Read with the stack at the exec, so not lost with the process's memory.
+        assert_eq!(read.env, [("PATH".to_string(), "/bin".to_string())]);
+        assert_eq!(read.status.euid, Some(nix::unistd::geteuid().as_raw()));
+        // Gone with the process: unknown, not "closed".
+        assert_eq!(read.fds, [None, None, None]);
+        assert_eq!(read.cwd, None);
+    }
+
+    #[test]
+    fn a_second_exec_before_the_resumed_reads_keeps_the_first_images_name() {
+        let (mut child, pid) =
+            at_exec_stop("/bin/busybox", &["sh", "-c", "exec /bin/sleep 5", "x"]);
+        let mut reader = FrozenReader::new(PathBuf::from("/proc"), Vec::new(), 1024);
+        let dir = reader.open(pid).unwrap();
+        let mut read = reader
+            .read_frozen(&dir, Memory::Exec, false, false)
+            .unwrap();
+        cont(pid);
+        // Its next exec stop is pending (only this thread could resume it).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !stop_pending(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "it never exec'd again"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        reader.read_resumed(&dir, &mut read);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(read.crossed_exec);
+        assert_eq!(read.stat.comm, "busybox");
+        assert_eq!(read.cmdline.args, ["sh", "-c", "exec /bin/sleep 5", "x"]);
+        assert!(read.status.euid.is_none() && read.cwd.is_none());
     }
 
     #[test]

@@ -34,10 +34,10 @@
 //! resumed right after `waitpid` (and `PTRACE_GETEVENTMSG` for a fork); so is the first stop of
 //! a new child, even when it arrives before its parent's fork event (nothing is read about it
 //! before resuming it; see [`Tracer::classify`]). At an exec stop only what the rules need
-//! about the exec itself is read while it is frozen (see [`frozen`]: `stat`, the command line
-//! from its memory, the `exe` link and the identity of the file, through one `/proc/<pid>`
-//! descriptor); it is resumed, and the environment, descriptors 0-2, `cwd` and `status` are
-//! read right after, before anything is reaped.
+//! about the exec itself is read while it is frozen (see [`frozen`]: the command line, from
+//! the top of its stack found with its stack pointer, the `exe` link and the identity of the
+//! file, through one `/proc/<pid>` descriptor); it is resumed, and `stat`, the environment,
+//! descriptors 0-2, `cwd` and `status` are read right after, before anything is reaped.
 //! Everything else (user names, container lookups, ancestry, building events) is queued and
 //! done between stops: pending stops are reaped and resumed between pieces of that work (every
 //! 30 µs of it at most).
@@ -54,11 +54,12 @@
 //! counted and reported as `tasksentry`/`events_dropped`.
 //!
 //! Files: this one holds the thread's loop and batching; `stops.rs` the hot path (statuses,
-//! seizing), `frozen.rs` the reads at an exec stop, `work.rs` what is done between stops,
+//! seizing), `frozen.rs` the reads at an exec stop, `stack.rs` the layout of the stack there, `work.rs` what is done between stops,
 //! `ptrace.rs` the raw ptrace calls; the link to procscan is `shared/tracer_link.rs`.
 
 mod frozen;
 mod ptrace;
+mod stack;
 mod stops;
 mod work;
 

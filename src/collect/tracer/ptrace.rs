@@ -93,6 +93,46 @@ pub(super) fn listen(pid: i32) -> Result<(), Errno> {
     if rc < 0 { Err(Errno::last()) } else { Ok(()) }
 }
 
+/// The stack pointer of a stopped tracee (`PTRACE_GETREGSET` with `NT_PRSTATUS`, which both
+/// x86-64 and arm64 have). `None` when the call fails, on another architecture, or for a
+/// tracee whose register set is not this architecture's (a 32-bit process on a 64-bit kernel
+/// gives a shorter set): the caller then reads `/proc` instead.
+pub(super) fn stack_pointer(pid: i32) -> Option<u64> {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        // SAFETY: an all-zero `user_regs_struct` is a valid value of this plain C struct.
+        let mut regs: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::user_regs_struct>();
+        let mut iov = libc::iovec {
+            iov_base: (&raw mut regs).cast(),
+            iov_len: size,
+        };
+        // SAFETY: `iov` describes `regs`, writable and alive for the duration of the call; the
+        // kernel writes at most `iov_len` bytes and sets `iov_len` to what it wrote.
+        let rc = unsafe {
+            libc::ptrace(
+                libc::PTRACE_GETREGSET,
+                pid,
+                libc::NT_PRSTATUS as usize as *mut libc::c_void,
+                (&raw mut iov).cast::<libc::c_void>(),
+            )
+        };
+        if rc < 0 || iov.iov_len != size {
+            return None;
+        }
+        #[cfg(target_arch = "x86_64")]
+        let sp = regs.rsp;
+        #[cfg(target_arch = "aarch64")]
+        let sp = regs.sp;
+        Some(sp)
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
 pub(super) fn is_stop_signal(sig: i32) -> bool {
     sig == libc::SIGSTOP || sig == libc::SIGTSTP || sig == libc::SIGTTIN || sig == libc::SIGTTOU
 }

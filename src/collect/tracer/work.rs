@@ -122,7 +122,7 @@ impl Tracer {
         {
             *entry = Slot::Withdrawn;
         }
-        // As of the exec: `stat` is read while frozen.
+        // As of the exec (`stat` is read right after resuming; see `frozen`).
         let mut process = Process {
             pid,
             ..build_process(
