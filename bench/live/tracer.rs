@@ -72,6 +72,16 @@ struct Args {
     /// Only the fork-exec loop.
     #[arg(long)]
     fork_only: bool,
+    /// How long each process of the fork-exec loop lives (ms; `sleeper MS`). With 0 a process
+    /// exits microseconds after its exec, so everything the tracer reads about it after
+    /// resuming it is on its parent's critical path (the parent waits for it, and a traced
+    /// process is reaped by its tracer first); the targets are set on that worst case.
+    #[arg(long, default_value_t = 0)]
+    lifetime: u32,
+    /// An extra flag for the `tasksentry` arm's `run` only (repeatable), to measure what a
+    /// setting costs against the `before` arm: say `--flag=--triggers=false`.
+    #[arg(long = "flag", allow_hyphen_values = true)]
+    flags: Vec<String>,
 }
 
 /// The gate every workload script starts with: opening a FIFO for reading blocks until the
@@ -326,14 +336,16 @@ struct Monitored {
     worker: i32,
 }
 
-fn monitored(binary: &std::path::Path, emit: &str) -> Result<Monitored> {
+fn monitored(binary: &std::path::Path, emit: &str, flags: &[String]) -> Result<Monitored> {
     let binary = std::fs::canonicalize(binary)
         .with_context(|| format!("monitor binary {}", binary.display()))?;
     let task = EmulatedTask::new()?;
     let app = task.add_container("app")?;
     app.install_program("sleeper")?;
     app.install_program("spawner")?;
-    let mut spec = MonitorSpec::new(&["run", "--emit", emit, "--mode", "trace"]);
+    let mut args = vec!["run", "--emit", emit, "--mode", "trace"];
+    args.extend(flags.iter().map(String::as_str));
+    let mut spec = MonitorSpec::new(&args);
     spec.program = Some(binary);
     let monitor = task.start_monitor_with(spec)?;
     // Let the monitor finish starting (rules, first /proc scan) so that its start-up CPU is
@@ -356,9 +368,9 @@ fn run(args: Args) -> Result<bool> {
     let app_u = task_u.add_container("app")?;
     app_u.install_program("sleeper")?;
     app_u.install_program("spawner")?;
-    let mut task_t = monitored(&args.monitor, &args.emit)?;
+    let mut task_t = monitored(&args.monitor, &args.emit, &args.flags)?;
     let mut task_b = match &args.before {
-        Some(path) => Some(monitored(path, &args.emit)?),
+        Some(path) => Some(monitored(path, &args.emit, &[])?),
         None => None,
     };
     let mut arms = vec![Arm::Untraced, Arm::Mintracer, Arm::Tasksentry];
@@ -368,7 +380,10 @@ fn run(args: Args) -> Result<bool> {
     let load_before = loadavg();
     let mut workloads: Vec<(&str, String)> = vec![(
         "fork-exec loop",
-        format!("exec spawner {} 0 0 bench >/dev/null", args.forks),
+        format!(
+            "exec spawner {} {} 0 bench >/dev/null",
+            args.forks, args.lifetime
+        ),
     )];
     if !args.fork_only {
         workloads.push((
@@ -543,6 +558,20 @@ fn run(args: Args) -> Result<bool> {
                      us), target <= {MAX_CPU_PER_FORK_US:.0} us: {c}",
                     arm.name(),
                     per_fork(1)
+                ));
+                // The same gap in time: per round, this arm's wall minus mintracer's (the same
+                // round, so the same machine weather), per fork-exec.
+                let added: Vec<f64> = samples[w][a]
+                    .iter()
+                    .zip(&samples[w][1])
+                    .map(|(t, m)| (t.wall - m.wall) * 1e6 / f64::from(args.forks.max(1)))
+                    .collect();
+                let (med, min, max) = stats(&added);
+                verdicts.push(format!(
+                    "{name}: {} wall per fork-exec beyond mintracer's: {med:+.0} us \
+                     [{min:+.0}..{max:+.0}] (processes living {} ms)",
+                    arm.name(),
+                    args.lifetime
                 ));
             }
         }
