@@ -633,7 +633,7 @@ fn breakdown(name: &str, arm: Arm, runs: &[Sample], forks: u32) -> Vec<String> {
 fn proc_read_costs(samples: usize) -> Result<()> {
     const READS: [(&str, &str); 9] = [
         ("/proc/<pid> lookup", ""),
-        ("stat (frozen)", "stat"),
+        ("stat (resumed)", "stat"),
         ("exe link (frozen)", "exe"),
         ("exe identity (frozen)", "exe!"),
         ("fd/0 (resumed)", "fd/0"),
