@@ -19,7 +19,9 @@
 //!   over the measuring window after a warm-up) and RSS (sum of VmRSS, and the peak VmHWM).
 //! - **Idle cost**: 100 sleeping processes, default settings; CPU per thread of the supervisor
 //!   and its worker over 30 s after a 25 s start-up, RSS, PSS and anonymous memory; several
-//!   binaries (`--idle-binary LABEL=PATH`, repeated) side by side, alternating (`bench/idle`).
+//!   binaries (`--idle-binary LABEL=PATH`, repeated) side by side, alternating (`bench/idle`);
+//!   with `--idle-caps fargate` or `both`, also (or only) with Fargate's default capabilities
+//!   against an app that runs as a non-root `USER`.
 //!
 //! Needs root, like the integration tests. Example:
 //! `bench_report --monitor target/release/tasksentry [--quick]`.
@@ -64,6 +66,12 @@ struct Args {
     /// (dropped, then read whole from start to end, as `cat` or a copy leaves it).
     #[arg(long, default_value = "cold", value_parser = ["cold", "read"])]
     idle_page_cache: String,
+    /// Where the idle part runs: `root` (the monitor with every capability, the app's
+    /// processes as root), `fargate` (the monitor with Fargate's default capabilities and no
+    /// more, the app's processes as its image's non-root `USER`, uid 1000) or `both` (each
+    /// binary in both ways, side by side, with the same non-root app).
+    #[arg(long, default_value = "root", value_parser = ["root", "fargate", "both"])]
+    idle_caps: String,
 }
 
 /// Who watches the workload.
@@ -188,14 +196,56 @@ fn run(args: Args) -> Result<()> {
         } else {
             args.idle_rounds.max(1)
         };
-        idle(
-            &task,
-            &app,
-            &binaries,
-            rounds,
-            &args.idle_page_cache,
-            args.quick,
-        )?;
+        let fargate = support::CapSet::fargate_default();
+        let arms: Vec<IdleArm> = binaries
+            .into_iter()
+            .flat_map(|(label, path)| {
+                let root = IdleArm {
+                    label: label.clone(),
+                    path: path.clone(),
+                    caps: None,
+                };
+                let limited = IdleArm {
+                    label: format!("{label}, Fargate caps"),
+                    path,
+                    caps: Some(fargate),
+                };
+                match args.idle_caps.as_str() {
+                    "root" => vec![root],
+                    "fargate" => vec![limited],
+                    _ => vec![root, limited],
+                }
+            })
+            .collect();
+        if args.idle_caps == "root" {
+            idle(
+                &task,
+                &app,
+                None,
+                &arms,
+                rounds,
+                &args.idle_page_cache,
+                args.quick,
+            )?;
+        } else {
+            // A task of its own whose app image has `USER app`, as in tests/fargate_caps.rs.
+            let user = support::User::new("app", 1000);
+            let task_f = EmulatedTask::new()?;
+            let app_f = task_f.add_container_with(
+                "app",
+                support::ContainerSpec::with_users(vec![user.clone()]).with_user(user.clone()),
+            )?;
+            app_f.install_program("sleeper")?;
+            idle(
+                &task_f,
+                &app_f,
+                Some(user.uid),
+                &arms,
+                rounds,
+                &args.idle_page_cache,
+                args.quick,
+            )?;
+        }
     }
     Ok(())
 }
@@ -480,10 +530,20 @@ fn process_memory_kib(pid: i32) -> (u64, u64, u64, u64) {
 /// names (`cold` or `read`, see `--idle-page-cache`): how much of its code stays resident
 /// depends on it (on kernels that keep a sequentially read file in large folios and map a
 /// faulting folio whole), so every binary of a run starts from the same state.
+/// One arm of the idle part: a binary, and the capabilities it runs with (`None`: all).
+struct IdleArm {
+    label: String,
+    path: PathBuf,
+    caps: Option<support::CapSet>,
+}
+
+/// The idle part: `arms` side by side, alternating, with 100 sleeping processes in `app`
+/// (run as `app_uid`, else root).
 fn idle(
     task: &EmulatedTask,
     app: &Container,
-    binaries: &[(String, PathBuf)],
+    app_uid: Option<u32>,
+    arms: &[IdleArm],
     rounds: u32,
     page_cache: &str,
     quick: bool,
@@ -492,22 +552,22 @@ fn idle(
     let warmup = Duration::from_secs(if quick { 22 } else { 25 });
     let window = Duration::from_secs(if quick { 5 } else { 30 });
     let holder = support::marker("idle");
-    let mut sleepers = app.spawn(&[
-        "sh",
-        "-c",
-        &format!(
-            "i=0; while [ $i -lt {processes} ]; do sleeper 3600000 {holder} & i=$((i+1)); done; wait"
-        ),
-    ])?;
+    let script = format!(
+        "i=0; while [ $i -lt {processes} ]; do sleeper 3600000 {holder} & i=$((i+1)); done; wait"
+    );
+    let mut sleepers = match app_uid {
+        Some(uid) => app.spawn_as(uid, &["sh", "-c", &script])?,
+        None => app.spawn(&["sh", "-c", &script])?,
+    };
     std::thread::sleep(Duration::from_secs(2));
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut samples: Vec<Vec<IdleSample>> = binaries.iter().map(|_| Vec::new()).collect();
+    let mut samples: Vec<Vec<IdleSample>> = arms.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds as usize {
-        for offset in 0..binaries.len() {
-            let index = (round + offset) % binaries.len();
-            let (label, path) = &binaries[index];
+        for offset in 0..arms.len() {
+            let index = (round + offset) % arms.len();
+            let IdleArm { label, path, caps } = &arms[index];
             set_page_cache(path, page_cache == "read")?;
-            let mon = start_observer(task, Observer::Poll, path, None, "alerts")?;
+            let mon = start_observer_with(task, Observer::Poll, path, None, "alerts", *caps)?;
             std::thread::sleep(warmup);
             let supervisor = mon.host_pid();
             let before = thread_cpu_ns(supervisor);
@@ -561,7 +621,7 @@ fn idle(
          `{page_cache}` (each binary {} before it starts). RSS (what `ps` and most dashboards show) \
          counts the pages both processes share twice; PSS splits them and is the two processes' \
          real footprint. {rounds} round(s), binaries alternating in rotating order; medians. \
-         Target: at most 0.5 % of a core and 16 MiB RSS for both processes together. Load \
+         Target: at most 0.5 % of a core and 16 MiB RSS for both processes together.{} Load \
          average {} before, {} after.\n",
         window.as_secs(),
         warmup.as_secs(),
@@ -569,6 +629,15 @@ fn idle(
             "dropped from the page cache, then read whole"
         } else {
             "dropped from the page cache, so that its code comes in by the exec's faults"
+        },
+        match app_uid {
+            Some(uid) => format!(
+                " The app's processes run as uid {uid} (its image's `USER`); the arms marked \
+                 \"Fargate caps\" run the monitor as root with exactly Fargate's default \
+                 capabilities (Docker's default set: no `SYS_PTRACE`, no `DAC_READ_SEARCH`), \
+                 the others with every capability."
+            ),
+            None => " The app's processes and the monitor run as root.".to_string(),
         },
         load_before
             .split_whitespace()
@@ -585,7 +654,7 @@ fn idle(
         "| binary | CPU (% of one core) | RSS supervisor (MiB) | RSS worker (MiB) | RSS both (MiB) | PSS both (MiB) | anonymous (MiB) | file-backed (MiB) |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for ((label, _), s) in binaries.iter().zip(&samples) {
+    for (IdleArm { label, .. }, s) in arms.iter().zip(&samples) {
         println!(
             "| {label} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
             median(s.iter().map(|x| x.threads.values().sum()).collect()),
@@ -605,13 +674,12 @@ fn idle(
     println!("\nCPU by thread (% of one core, median):\n");
     println!(
         "| thread | {} |",
-        binaries
-            .iter()
-            .map(|(l, _)| l.as_str())
+        arms.iter()
+            .map(|arm| arm.label.as_str())
             .collect::<Vec<_>>()
             .join(" | ")
     );
-    println!("|---|{}", "---|".repeat(binaries.len()));
+    println!("|---|{}", "---|".repeat(arms.len()));
     for name in names {
         let cells: Vec<String> = samples
             .iter()
@@ -639,6 +707,18 @@ fn start_observer(
     pspy: Option<&std::path::Path>,
     emit: &str,
 ) -> Result<Monitor> {
+    start_observer_with(task, observer, monitor, pspy, emit, None)
+}
+
+/// [`start_observer`] with exactly the capabilities `caps` (`None`: all of the caller's).
+fn start_observer_with(
+    task: &EmulatedTask,
+    observer: Observer,
+    monitor: &std::path::Path,
+    pspy: Option<&std::path::Path>,
+    emit: &str,
+    caps: Option<support::CapSet>,
+) -> Result<Monitor> {
     let spec = match observer {
         Observer::Poll | Observer::Trace => {
             let mode = if observer == Observer::Poll {
@@ -658,6 +738,8 @@ fn start_observer(
             spec
         }
     };
+    let mut spec = spec;
+    spec.capabilities = caps;
     task.start_monitor_with(spec)
 }
 
