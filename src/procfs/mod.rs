@@ -17,6 +17,7 @@
 
 pub mod cgroup;
 pub mod cmdline;
+pub mod exec_stack;
 pub mod links;
 pub mod net;
 pub mod stat;
@@ -27,6 +28,7 @@ pub(crate) use cgroup::HOST_ID;
 pub use cgroup::{CgroupInfo, ecs_container_id, parse_cgroup};
 pub(crate) use cmdline::DEFAULT_ENV_ALLOWLIST;
 pub use cmdline::{Cmdline, parse_cmdline, parse_environ};
+pub use exec_stack::{ExecStack, exec_comm, parse_exec_stack, stack_slice};
 pub(crate) use links::{classify_fd, classify_fd_mode, socket_inode};
 pub use links::{parse_exe_link, parse_ns_link};
 pub use stat::{Stat, parse_stat};

@@ -279,7 +279,8 @@ impl FrozenReader {
         };
         out.env_area = areas.map(|[_, env]| env);
         let snapshot = areas.and_then(|[args, _]| {
-            let bytes = stack::slice(self.snap_base, &self.snap[..self.snap_len], args)?;
+            let bytes =
+                crate::procfs::stack_slice(self.snap_base, &self.snap[..self.snap_len], args)?;
             let cut = bytes.len().min(self.max_cmdline_bytes);
             Some(parse_cmdline(&bytes[..cut], bytes.len() > cut))
         });
@@ -316,11 +317,11 @@ impl FrozenReader {
 
     /// The areas of a process stopped at its exec stop, from its stack pointer and one read of
     /// the top of its stack (kept in `snap` for the command line, the environment and the
-    /// name). `None` when that does not work out (see [`stack`]): the caller reads `stat`.
-    fn read_exec_stack(&mut self, pid: i32) -> Option<stack::ExecStack> {
+    /// name). `None` when that does not work out (see [`crate::procfs::exec_stack`]): the caller reads `stat`.
+    fn read_exec_stack(&mut self, pid: i32) -> Option<crate::procfs::ExecStack> {
         let sp = stack_pointer(pid)?;
         let n = stack::read_from(pid, sp, &mut self.snap).ok()?;
-        let layout = stack::parse(sp, &self.snap[..n])?;
+        let layout = crate::procfs::parse_exec_stack(sp, &self.snap[..n])?;
         (self.snap_base, self.snap_len, self.snap_pid) = (sp, n, pid);
         Some(layout)
     }
@@ -330,7 +331,7 @@ impl FrozenReader {
         if self.snap_pid != pid {
             return None;
         }
-        stack::slice(self.snap_base, &self.snap[..self.snap_len], area)
+        crate::procfs::stack_slice(self.snap_base, &self.snap[..self.snap_len], area)
     }
 
     /// Reads at most `limit` bytes of the memory area `[start, end)` of `pid` into the buffer
@@ -484,8 +485,8 @@ impl FrozenReader {
             return None;
         }
         let bytes = &self.snap[..self.snap_len];
-        let layout = stack::parse(self.snap_base, bytes)?;
-        stack::comm_of(self.snap_base, bytes, layout.execfn)
+        let layout = crate::procfs::parse_exec_stack(self.snap_base, bytes)?;
+        crate::procfs::exec_comm(self.snap_base, bytes, layout.execfn)
     }
 
     /// Reads `pid` whole (frozen and resumed parts back to back, as when the process need not
