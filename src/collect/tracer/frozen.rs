@@ -823,6 +823,11 @@ mod tests {
     /// `program args` started under `PTRACE_TRACEME` with a small environment, stopped at the
     /// `SIGTRAP` that follows its exec (the same point as an exec event stop).
     fn at_exec_stop(program: &str, args: &[&str]) -> (std::process::Child, i32) {
+        at_exec_stop_with(program, args, 0)
+    }
+
+    /// [`at_exec_stop`] with `extra` more environment variables (`V0=0`, `V1=1`, ...).
+    fn at_exec_stop_with(program: &str, args: &[&str], extra: usize) -> (std::process::Child, i32) {
         use std::os::unix::process::CommandExt;
         let mut command = std::process::Command::new(program);
         command
@@ -832,6 +837,9 @@ mod tests {
             .env("SECRET", "not kept")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null());
+        for i in 0..extra {
+            command.env(format!("V{i}"), i.to_string());
+        }
         // SAFETY: the closure runs in the child between fork and exec and only makes one
         // async-signal-safe system call.
         unsafe {
@@ -886,6 +894,40 @@ mod tests {
         assert!(read.cwd.is_some());
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// Pointer tables longer than the stack read (3000 environment variables: 24 KiB of
+    /// `envp`): the areas come from `stat`, read while frozen as before, and the command line
+    /// and environment are still right.
+    #[test]
+    fn tables_past_the_stack_read_fall_back_to_stat() {
+        let (mut child, pid) = at_exec_stop_with("/bin/busybox", &["sh", "-c", "read x"], 3000);
+        let allow = vec!["PATH".to_string(), "V2999".to_string()];
+        let mut reader = FrozenReader::new(PathBuf::from("/proc"), allow, 1024);
+        let dir = reader.open(pid).unwrap();
+        let mut read = reader
+            .read_frozen(&dir, Memory::Exec, false, false)
+            .unwrap();
+        assert!(
+            !read.stat_deferred,
+            "the stack read could not hold the tables"
+        );
+        assert_eq!(read.stat.comm, "busybox");
+        assert_eq!(read.cmdline.args, ["sh", "-c", "read x"]);
+        cont(pid);
+        reader.read_resumed(&dir, &mut read);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut env = read.env.clone();
+        env.sort();
+        assert_eq!(
+            env,
+            [
+                ("PATH".to_string(), "/bin".to_string()),
+                ("V2999".to_string(), "2999".to_string())
+            ]
+        );
+        assert!(read.status.euid.is_some());
     }
 
     #[test]
