@@ -657,14 +657,7 @@ mod tests {
         let pid = i32::try_from(child.id()).unwrap();
         assert!(!stop_pending(pid), "a running child has no stop pending");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGSTOP).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !stop_pending(pid) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the stop never showed"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_for("the stop never showed", || stop_pending(pid));
         // Still there: WNOWAIT left the status in place.
         assert!(stop_pending(pid));
         let status = nix::sys::wait::waitpid(
@@ -700,14 +693,9 @@ mod tests {
         let pid = i32::try_from(child.id()).unwrap();
         // `spawn` returns once the exec has replaced the memory map, a moment before the
         // kernel renames the process.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap() != "sleep\n" {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the child never became sleep"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_for("the child never became sleep", || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap() == "sleep\n"
+        });
         let mut reader = FrozenReader::new(PathBuf::from("/proc"), Vec::new(), 1024);
         let read = reader.read(pid, false, false);
         child.kill().unwrap();
@@ -753,14 +741,11 @@ mod tests {
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
         // `spawn` can return before the new image's arguments are in place.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !std::fs::read(format!("/proc/{pid}/cmdline"))
-            .unwrap()
-            .ends_with(format!("{long}\0").as_bytes())
-        {
-            assert!(std::time::Instant::now() < deadline, "the shell never ran");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_for("the shell never ran", || {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .unwrap()
+                .ends_with(format!("{long}\0").as_bytes())
+        });
         (child, pid)
     }
 
@@ -858,6 +843,15 @@ mod tests {
         (child, pid)
     }
 
+    /// Waits (at most 5 s) until `done`, failing the test with `what` otherwise.
+    fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     fn cont(pid: i32) {
         nix::sys::ptrace::cont(nix::unistd::Pid::from_raw(pid), None).unwrap();
     }
@@ -940,11 +934,7 @@ mod tests {
             .read_frozen(&dir, Memory::Exec, false, false)
             .unwrap();
         cont(pid);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while state(pid) != 'Z' {
-            assert!(std::time::Instant::now() < deadline, "it never exited");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_for("it never exited", || state(pid) == 'Z');
         reader.read_resumed(&dir, &mut read);
         child.wait().unwrap();
         assert_eq!(read.stat.comm, "true");
@@ -968,14 +958,7 @@ mod tests {
             .unwrap();
         cont(pid);
         // Its next exec stop is pending (only this thread could resume it).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while !stop_pending(pid) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "it never exec'd again"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_for("it never exec'd again", || stop_pending(pid));
         reader.read_resumed(&dir, &mut read);
         child.kill().unwrap();
         child.wait().unwrap();
