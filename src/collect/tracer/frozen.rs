@@ -149,11 +149,13 @@ pub(super) struct FrozenReader {
     /// `<proc_root>/<pid>`, rebuilt per process.
     path: PathBuf,
     /// The top of the stack of the last process read at its exec stop ([`stack`]): `snap_len`
-    /// bytes from `snap_base` of process `snap_pid` (0 bytes when the last read was not one).
+    /// bytes from `snap_base` of process `snap_pid`, laid out as `snap_layout` says (`None`
+    /// when the last read was not one).
     snap: Vec<u8>,
     snap_base: u64,
     snap_len: usize,
     snap_pid: i32,
+    snap_layout: Option<crate::procfs::ExecStack>,
 }
 
 impl FrozenReader {
@@ -177,6 +179,7 @@ impl FrozenReader {
             snap_base: 0,
             snap_len: 0,
             snap_pid: 0,
+            snap_layout: None,
         }
     }
 
@@ -257,7 +260,7 @@ impl FrozenReader {
         with_loginuid: bool,
     ) -> Option<Frozen> {
         let mut out = Frozen::default();
-        self.snap_len = 0;
+        self.snap_layout = None;
         let layout = match memory {
             Memory::Exec => self.read_exec_stack(dir.pid),
             Memory::Files => None,
@@ -279,8 +282,7 @@ impl FrozenReader {
         };
         out.env_area = areas.map(|[_, env]| env);
         let snapshot = areas.and_then(|[args, _]| {
-            let bytes =
-                crate::procfs::stack_slice(self.snap_base, &self.snap[..self.snap_len], args)?;
+            let bytes = self.snapshot_area(dir.pid, args)?;
             let cut = bytes.len().min(self.max_cmdline_bytes);
             Some(parse_cmdline(&bytes[..cut], bytes.len() > cut))
         });
@@ -323,12 +325,13 @@ impl FrozenReader {
         let n = stack::read_from(pid, sp, &mut self.snap).ok()?;
         let layout = crate::procfs::parse_exec_stack(sp, &self.snap[..n])?;
         (self.snap_base, self.snap_len, self.snap_pid) = (sp, n, pid);
+        self.snap_layout = Some(layout);
         Some(layout)
     }
 
     /// The bytes of `area` of `pid` when the last stack read holds them whole.
     fn snapshot_area(&self, pid: i32, area: [u64; 2]) -> Option<&[u8]> {
-        if self.snap_pid != pid {
+        if self.snap_pid != pid || self.snap_layout.is_none() {
             return None;
         }
         crate::procfs::stack_slice(self.snap_base, &self.snap[..self.snap_len], area)
@@ -386,37 +389,39 @@ impl FrozenReader {
     pub(super) fn read_resumed(&mut self, dir: &ProcDir, out: &mut Frozen) {
         if out.stat_deferred {
             self.read_deferred_stat(dir, out);
-            // Read with the stack while frozen, exactly as the exec laid it out.
-            if let Some(bytes) = out
-                .env_area
-                .and_then(|env| self.snapshot_area(dir.pid, env))
-            {
-                let cut = bytes.len().min(MAX_ENVIRON_BYTES);
-                out.env = parse_environ(&bytes[..cut], &self.env_allowlist);
-                out.env_area = None;
-            }
-            if out.stat.state == 'Z' {
-                // Exited already: see below.
-                self.read_status(dir, out);
-                return;
-            }
         }
-        let environ = match out.env_area {
-            Some(env) => match self.read_memory_raw(dir.pid, env, MAX_ENVIRON_BYTES) {
-                Ok(read) => Some(read),
-                // No memory left: the process has exited already (a zombie). Its
-                // environment, descriptors and working directory are gone with it; only
-                // `status` remains to be read.
-                Err(Errno::ESRCH) => {
-                    self.read_status(dir, out);
-                    return;
-                }
-                Err(_) => None,
-            },
-            None => None,
-        };
-        // Unless the environment came with the stack (then `env_area` was cleared).
-        if out.env_area.is_some() || !out.stat_deferred {
+        // The environment read with the stack while frozen, exactly as the exec laid it out.
+        let from_stack = out
+            .env_area
+            .and_then(|env| self.snapshot_area(dir.pid, env))
+            .map(|bytes| {
+                let cut = bytes.len().min(MAX_ENVIRON_BYTES);
+                parse_environ(&bytes[..cut], &self.env_allowlist)
+            });
+        let env_read = from_stack.is_some();
+        if let Some(env) = from_stack {
+            out.env = env;
+        }
+        if out.stat_deferred && out.stat.state == 'Z' {
+            // Exited already: see below.
+            self.read_status(dir, out);
+            return;
+        }
+        if !env_read {
+            let environ = match out.env_area {
+                Some(env) => match self.read_memory_raw(dir.pid, env, MAX_ENVIRON_BYTES) {
+                    Ok(read) => Some(read),
+                    // No memory left: the process has exited already (a zombie). Its
+                    // environment, descriptors and working directory are gone with it; only
+                    // `status` remains to be read.
+                    Err(Errno::ESRCH) => {
+                        self.read_status(dir, out);
+                        return;
+                    }
+                    Err(_) => None,
+                },
+                None => None,
+            };
             if let Some((n, _)) =
                 environ.or_else(|| self.read_file(dir, c"environ", MAX_ENVIRON_BYTES))
             {
@@ -481,12 +486,8 @@ impl FrozenReader {
 
     /// The name (`comm`) the last exec of `pid` gave it, from the stack read at its exec stop.
     fn exec_comm(&self, pid: i32) -> Option<String> {
-        if self.snap_pid != pid {
-            return None;
-        }
-        let bytes = &self.snap[..self.snap_len];
-        let layout = crate::procfs::parse_exec_stack(self.snap_base, bytes)?;
-        crate::procfs::exec_comm(self.snap_base, bytes, layout.execfn)
+        let layout = self.snap_layout.filter(|_| self.snap_pid == pid)?;
+        crate::procfs::exec_comm(self.snap_base, &self.snap[..self.snap_len], layout.execfn)
     }
 
     /// Reads `pid` whole (frozen and resumed parts back to back, as when the process need not
@@ -813,7 +814,6 @@ mod tests {
 
     /// [`at_exec_stop`] with `extra` more environment variables (`V0=0`, `V1=1`, ...).
     fn at_exec_stop_with(program: &str, args: &[&str], extra: usize) -> (std::process::Child, i32) {
-        use std::os::unix::process::CommandExt;
         let mut command = std::process::Command::new(program);
         command
             .args(args)
@@ -825,22 +825,7 @@ mod tests {
         for i in 0..extra {
             command.env(format!("V{i}"), i.to_string());
         }
-        // SAFETY: the closure runs in the child between fork and exec and only makes one
-        // async-signal-safe system call.
-        unsafe {
-            command.pre_exec(|| {
-                nix::sys::ptrace::traceme().map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
-        let child = command.spawn().unwrap();
-        let pid = i32::try_from(child.id()).unwrap();
-        let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
-        assert!(matches!(
-            status,
-            nix::sys::wait::WaitStatus::Stopped(_, nix::sys::signal::SIGTRAP)
-        ));
-        (child, pid)
+        super::super::ptrace::spawn_at_exec_stop(&mut command)
     }
 
     /// Waits (at most 5 s) until `done`, failing the test with `what` otherwise.

@@ -146,6 +146,33 @@ pub(super) fn shell_status(status: Status) -> Option<i32> {
     }
 }
 
+/// Spawns `command` traced by the calling thread (`PTRACE_TRACEME`) and waits for the
+/// `SIGTRAP` that follows its exec: the same point as an exec event stop, for tests of what
+/// is read there.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(super) fn spawn_at_exec_stop(
+    command: &mut std::process::Command,
+) -> (std::process::Child, i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only makes one
+    // async-signal-safe system call.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::ptrace::traceme().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
+    let pid = i32::try_from(child.id()).unwrap();
+    let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
+    assert!(matches!(
+        status,
+        nix::sys::wait::WaitStatus::Stopped(_, nix::sys::signal::SIGTRAP)
+    ));
+    (child, pid)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -59,9 +59,9 @@ pub(super) fn read_from(pid: i32, sp: u64, buf: &mut [u8]) -> Result<usize, Errn
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::ptrace::{spawn_at_exec_stop, stack_pointer};
     use super::*;
     use crate::procfs::{exec_comm, parse_exec_stack, parse_stat_areas, stack_slice};
-    use std::os::unix::process::CommandExt;
 
     /// A real process at its exec stop: the areas are the ones `stat` gives, the strings are
     /// `cmdline` and `environ`, and the name is `comm`.
@@ -80,23 +80,8 @@ mod tests {
                 .env("PATH", "/bin")
                 .env("BIG", env)
                 .stdin(std::process::Stdio::piped());
-            // SAFETY: the closure runs in the child between fork and exec and only makes one
-            // async-signal-safe system call.
-            unsafe {
-                command.pre_exec(|| {
-                    nix::sys::ptrace::traceme().map_err(std::io::Error::from)?;
-                    Ok(())
-                });
-            }
-            let mut child = command.spawn().unwrap();
-            let pid = i32::try_from(child.id()).unwrap();
-            // The legacy SIGTRAP after a traced exec: the same point as the exec event stop.
-            let status = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None).unwrap();
-            assert!(matches!(
-                status,
-                nix::sys::wait::WaitStatus::Stopped(_, nix::sys::signal::SIGTRAP)
-            ));
-            let sp = super::super::ptrace::stack_pointer(pid).unwrap();
+            let (mut child, pid) = spawn_at_exec_stop(&mut command);
+            let sp = stack_pointer(pid).unwrap();
             let mut buf = vec![0u8; SNAPSHOT_BYTES];
             let n = read_from(pid, sp, &mut buf).unwrap();
             assert!(n > 0);
