@@ -131,7 +131,7 @@ fn run(args: Args) -> Result<()> {
     let wants = |part: &str| args.only.iter().any(|p| p == part);
     for &observer in observers.iter().filter(|_| wants("capture")) {
         eprintln!("capture: {}", observer.label());
-        let mon = start_observer(&task, observer, &monitor, pspy.as_deref(), "events")?;
+        let mon = start_observer(&task, observer, &monitor, pspy.as_deref(), "events", None)?;
         wait_until_observing(&mon, &app, observer)?;
         let mut rows = Vec::new();
         for &lifetime in &lifetimes {
@@ -327,7 +327,7 @@ fn latency(
     println!("| action | rule | mode | p50 (ms) | p99 (ms) | max (ms) | alerts/samples |");
     println!("|---|---|---|---|---|---|---|");
     for observer in [Observer::Poll, Observer::Trace] {
-        let mon = start_observer(task, observer, monitor, None, "alerts")?;
+        let mon = start_observer(task, observer, monitor, None, "alerts", None)?;
         std::thread::sleep(Duration::from_millis(1500));
         for (action, label) in [
             ("exec", "shell started by a program"),
@@ -417,7 +417,7 @@ fn resources(
         std::thread::sleep(Duration::from_secs(2));
         for observer in [Observer::Poll, Observer::Trace] {
             for rate in [0u32, 10, 100] {
-                let mon = start_observer(task, observer, monitor, None, "alerts")?;
+                let mon = start_observer(task, observer, monitor, None, "alerts", None)?;
                 std::thread::sleep(Duration::from_secs(3));
                 let mut load = if rate > 0 {
                     Some(app.spawn(&[
@@ -523,13 +523,6 @@ fn process_memory_kib(pid: i32) -> (u64, u64, u64, u64) {
     )
 }
 
-/// The idle cost of each binary, side by side: the app container holds 100 sleeping processes;
-/// each round starts every binary in turn (rotating the order) as the sidecar with default
-/// settings, waits out the start-up (25 s: the first memory trims run at 3 s and 20 s) and
-/// measures 30 s. Before it starts, each binary is put in the page cache state `page_cache`
-/// names (`cold` or `read`, see `--idle-page-cache`): how much of its code stays resident
-/// depends on it (on kernels that keep a sequentially read file in large folios and map a
-/// faulting folio whole), so every binary of a run starts from the same state.
 /// One arm of the idle part: a binary, and the capabilities it runs with (`None`: all).
 struct IdleArm {
     label: String,
@@ -537,8 +530,14 @@ struct IdleArm {
     caps: Option<support::CapSet>,
 }
 
-/// The idle part: `arms` side by side, alternating, with 100 sleeping processes in `app`
-/// (run as `app_uid`, else root).
+/// The idle cost of each arm, side by side: the app container holds 100 sleeping processes
+/// (run as `app_uid`, else root); each round starts every arm's binary in turn (rotating the
+/// order) as the sidecar with default settings and the arm's capabilities, waits out the
+/// start-up (25 s: the first memory trims run at 3 s and 20 s) and measures 30 s. Before it
+/// starts, each binary is put in the page cache state `page_cache` names (`cold` or `read`,
+/// see `--idle-page-cache`): how much of its code stays resident depends on it (on kernels
+/// that keep a sequentially read file in large folios and map a faulting folio whole), so
+/// every binary of a run starts from the same state.
 fn idle(
     task: &EmulatedTask,
     app: &Container,
@@ -567,7 +566,7 @@ fn idle(
             let index = (round + offset) % arms.len();
             let IdleArm { label, path, caps } = &arms[index];
             set_page_cache(path, page_cache == "read")?;
-            let mon = start_observer_with(task, Observer::Poll, path, None, "alerts", *caps)?;
+            let mon = start_observer(task, Observer::Poll, path, None, "alerts", *caps)?;
             std::thread::sleep(warmup);
             let supervisor = mon.host_pid();
             let before = thread_cpu_ns(supervisor);
@@ -699,19 +698,9 @@ fn idle(
     Ok(())
 }
 
-/// Starts an observer as the task's sidecar.
+/// Starts an observer as the task's sidecar, with exactly the capabilities `caps` (`None`: all
+/// of the caller's).
 fn start_observer(
-    task: &EmulatedTask,
-    observer: Observer,
-    monitor: &std::path::Path,
-    pspy: Option<&std::path::Path>,
-    emit: &str,
-) -> Result<Monitor> {
-    start_observer_with(task, observer, monitor, pspy, emit, None)
-}
-
-/// [`start_observer`] with exactly the capabilities `caps` (`None`: all of the caller's).
-fn start_observer_with(
     task: &EmulatedTask,
     observer: Observer,
     monitor: &std::path::Path,
@@ -719,7 +708,7 @@ fn start_observer_with(
     emit: &str,
     caps: Option<support::CapSet>,
 ) -> Result<Monitor> {
-    let spec = match observer {
+    let mut spec = match observer {
         Observer::Poll | Observer::Trace => {
             let mode = if observer == Observer::Poll {
                 "poll"
@@ -738,7 +727,6 @@ fn start_observer_with(
             spec
         }
     };
-    let mut spec = spec;
     spec.capabilities = caps;
     task.start_monitor_with(spec)
 }

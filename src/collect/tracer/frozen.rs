@@ -837,6 +837,17 @@ mod tests {
         }
     }
 
+    /// A reader keeping `allow`, and what it reads of `pid` frozen at its exec stop.
+    fn read_at_exec_stop(pid: i32, allow: &[&str]) -> (FrozenReader, ProcDir, Frozen) {
+        let allow = allow.iter().map(|name| name.to_string()).collect();
+        let mut reader = FrozenReader::new(PathBuf::from("/proc"), allow, 1024);
+        let dir = reader.open(pid).unwrap();
+        let read = reader
+            .read_frozen(&dir, Memory::Exec, false, false)
+            .unwrap();
+        (reader, dir, read)
+    }
+
     fn cont(pid: i32) {
         nix::sys::ptrace::cont(nix::unistd::Pid::from_raw(pid), None).unwrap();
     }
@@ -849,12 +860,7 @@ mod tests {
     #[test]
     fn at_an_exec_stop_only_the_stack_and_executable_are_read_before_resuming() {
         let (mut child, pid) = at_exec_stop("/bin/busybox", &["sh", "-c", "read x", "a b"]);
-        let allow = vec!["PATH".to_string()];
-        let mut reader = FrozenReader::new(PathBuf::from("/proc"), allow, 1024);
-        let dir = reader.open(pid).unwrap();
-        let mut read = reader
-            .read_frozen(&dir, Memory::Exec, false, false)
-            .unwrap();
+        let (mut reader, dir, mut read) = read_at_exec_stop(pid, &["PATH"]);
         // The areas came from the stack: `stat` is left for after resuming.
         assert!(read.stat_deferred);
         assert_eq!(read.stat.comm, "");
@@ -881,12 +887,7 @@ mod tests {
     #[test]
     fn tables_past_the_stack_read_fall_back_to_stat() {
         let (mut child, pid) = at_exec_stop_with("/bin/busybox", &["sh", "-c", "read x"], 3000);
-        let allow = vec!["PATH".to_string(), "V2999".to_string()];
-        let mut reader = FrozenReader::new(PathBuf::from("/proc"), allow, 1024);
-        let dir = reader.open(pid).unwrap();
-        let mut read = reader
-            .read_frozen(&dir, Memory::Exec, false, false)
-            .unwrap();
+        let (mut reader, dir, mut read) = read_at_exec_stop(pid, &["PATH", "V2999"]);
         assert!(
             !read.stat_deferred,
             "the stack read could not hold the tables"
@@ -912,12 +913,7 @@ mod tests {
     #[test]
     fn a_process_that_exits_at_once_keeps_its_name_environment_and_credentials() {
         let (mut child, pid) = at_exec_stop("/bin/true", &[]);
-        let allow = vec!["PATH".to_string()];
-        let mut reader = FrozenReader::new(PathBuf::from("/proc"), allow, 1024);
-        let dir = reader.open(pid).unwrap();
-        let mut read = reader
-            .read_frozen(&dir, Memory::Exec, false, false)
-            .unwrap();
+        let (mut reader, dir, mut read) = read_at_exec_stop(pid, &["PATH"]);
         cont(pid);
         wait_for("it never exited", || state(pid) == 'Z');
         reader.read_resumed(&dir, &mut read);
@@ -936,11 +932,7 @@ mod tests {
     fn a_second_exec_before_the_resumed_reads_keeps_the_first_images_name() {
         let (mut child, pid) =
             at_exec_stop("/bin/busybox", &["sh", "-c", "exec /bin/sleep 5", "x"]);
-        let mut reader = FrozenReader::new(PathBuf::from("/proc"), Vec::new(), 1024);
-        let dir = reader.open(pid).unwrap();
-        let mut read = reader
-            .read_frozen(&dir, Memory::Exec, false, false)
-            .unwrap();
+        let (mut reader, dir, mut read) = read_at_exec_stop(pid, &[]);
         cont(pid);
         // Its next exec stop is pending (only this thread could resume it).
         wait_for("it never exec'd again", || stop_pending(pid));
